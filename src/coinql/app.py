@@ -1,0 +1,179 @@
+"""The Starlette application: GraphQL over HTTP and WebSocket, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import orjson
+import structlog
+from cross_web import HTTPException as StrawberryHTTPException
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from coinql.migrations import ensure_current
+from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
+from coinql.realtime.hub import Hub
+from coinql.realtime.jobs import JobQueue
+from coinql.resolvers.context import Context, Services
+from coinql.schema import build_schema
+from coinql.settings import Settings
+from coinql.store.db import create_engine, create_session_factory, ping
+
+log = structlog.get_logger("coinql.app")
+READINESS_TIMEOUT_SECONDS = 2.0
+ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+class CoinqlGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with coinql's context, orjson encoding and JSON HTTP errors."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive=receive))
+        except StrawberryHTTPException as error:
+            response = _error_response(error.status_code, error.reason)
+        await response(scope, receive, send)
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> Context:
+        return Context(services=request.app.state.services, request=request, response=response)
+
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: WebSocket clients expect text frames.
+        return orjson.dumps(data, option=ORJSON_OPTIONS).decode()
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+
+def _error_response(status_code: int, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message}]}, status_code=status_code)
+
+
+async def _check(component: Callable[[], Awaitable[None]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(component(), READINESS_TIMEOUT_SECONDS)
+    except Exception as error:
+        return {"status": "down", "error": f"{type(error).__name__}: {error}"[:300]}
+    return {"status": "up", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def live(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Each component's state; 503 when a required one is down."""
+    services: Services = request.app.state.services
+    components: dict[str, dict[str, Any]] = {
+        "database": {
+            "kind": services.engine.dialect.name,
+            **await _check(lambda: ping(services.engine)),
+        }
+    }
+    if services.hub.kind == "redis":
+        components["redis"] = await _check(services.hub.ping)
+    for name, state in services.background.items():
+        components[name] = {"status": state}
+    for name, component in components.items():
+        services.metrics.component_up.labels(name).set(component["status"] == "up")
+    healthy = all(component["status"] != "down" for component in components.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "components": components},
+        status_code=200 if healthy else 503,
+    )
+
+
+async def metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    return _error_response(error.status_code, error.detail)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the service for these settings; the lifespan opens and closes its resources."""
+    configure_logging(settings)
+    schema = build_schema(production=settings.production)
+    graphql = CoinqlGraphQL(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        multipart_uploads_enabled=True,
+        allowed_origins=settings.cors_origins,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            engine = create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            await ensure_current(engine)
+            hub = Hub(settings.redis_url)
+            await hub.connect()
+            stack.push_async_callback(hub.disconnect)
+            jobs = JobQueue(settings.redis_url)
+            await jobs.start()
+            stack.push_async_callback(jobs.stop)
+            app.state.services = Services(
+                settings=settings,
+                engine=engine,
+                sessions=create_session_factory(engine),
+                hub=hub,
+                jobs=jobs,
+                metrics=Metrics(),
+                secret_key=settings.resolved_secret_key(),
+            )
+            log.info(
+                "started",
+                database=engine.dialect.name,
+                broadcast=hub.kind,
+                job_queue=jobs.kind,
+                env=settings.env.value,
+            )
+            yield
+        log.info("stopped")
+
+    middleware = [Middleware(RequestIdMiddleware)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id", "retry-after"],
+            )
+        )
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/health/live", live),
+            Route("/health/ready", ready),
+            Route("/metrics", metrics),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )

@@ -1,0 +1,128 @@
+"""The `coinql` command: serve, migrate, export-schema, create-user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from coinql.settings import Settings
+
+DEFAULT_SCHEMA_PATH = Path("schema.graphql")
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from coinql.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from coinql.migrations import upgrade
+
+    upgrade(settings.database_url, args.revision)
+    print(f"database at {args.revision}: {settings.database_kind}")
+    return 0
+
+
+def _export_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from coinql.schema import export_sdl
+
+    sdl = export_sdl()
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        Path(args.output).write_text(sdl)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Repeat password: "):
+        raise SystemExit("coinql: the passwords differ")
+    return password
+
+
+def _create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from coinql.domain.errors import UserError
+
+    password = _read_password(args)
+    try:
+        email = asyncio.run(_add_user(settings, args.email, password, admin=args.admin))
+    except UserError as error:
+        print(f"coinql: {error.message}", file=sys.stderr)
+        return 1
+    print(f"created {'admin' if args.admin else 'user'} {email}")
+    return 0
+
+
+async def _add_user(settings: Settings, email: str, password: str, *, admin: bool) -> str:
+    from coinql.migrations import ensure_current
+    from coinql.resolvers.auth import create_user
+    from coinql.store.db import create_engine, create_session_factory
+
+    engine = create_engine(settings.database_url)
+    try:
+        await ensure_current(engine)
+        async with create_session_factory(engine)() as session, session.begin():
+            user = await create_user(
+                session, email=email, password=password, is_admin=admin, now=datetime.now(UTC)
+            )
+            return user.email
+    finally:
+        await engine.dispose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coinql", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API (GraphiQL at /graphql)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(handler=_migrate)
+
+    export = commands.add_parser("export-schema", help="write the schema as SDL")
+    export.add_argument("--output", "-o", default=str(DEFAULT_SCHEMA_PATH), help="- for stdout")
+    export.set_defaults(handler=_export_schema)
+
+    create_user = commands.add_parser("create-user", help="add a user (or an admin)")
+    create_user.add_argument("email")
+    create_user.add_argument("--admin", action="store_true", help="may change shared data")
+    create_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    create_user.set_defaults(handler=_create_user)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    return int(args.handler(settings, args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

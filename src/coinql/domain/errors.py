@@ -1,0 +1,51 @@
+"""Expected failures: a user's mistake, not a bug.
+
+The schema layer maps each of these to a GraphQL error type of a mutation's result union, so
+clients receive them as data. Anything else that escapes a resolver is a bug and is masked.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Base of every expected failure; `message` is shown to the client as is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(UserError):
+    """An argument is malformed or out of range; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class WeakPassword(InvalidInput):
+    """The password does not meet the policy."""
+
+    def __init__(self, message: str, *, min_length: int) -> None:
+        super().__init__("password", message)
+        self.min_length = min_length
+
+
+class EmailTaken(UserError):
+    """An account already uses this email."""
+
+
+class InvalidCredentials(UserError):
+    """Login failed. Said the same way for an unknown email and a wrong password."""
+
+
+class InvalidToken(UserError):
+    """A token is malformed, forged, expired, revoked or already used."""
+
+
+class NotAuthenticated(UserError):
+    """The operation needs a signed-in user."""
+
+
+class NotFound(UserError):
+    """The thing does not exist, or belongs to someone else (the two look alike on purpose)."""

@@ -1,0 +1,1 @@
+"""Live data: the broadcast hub that subscriptions read from, and the job queue."""

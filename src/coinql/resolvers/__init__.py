@@ -1,0 +1,1 @@
+"""Thin resolvers: read arguments, load through the store, call domain."""

@@ -1,0 +1,142 @@
+"""Registration, login, token refresh and logout."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.domain import auth
+from coinql.domain.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidInput,
+    InvalidToken,
+    NotAuthenticated,
+)
+from coinql.resolvers.context import Context, Services
+from coinql.store import auth as auth_store
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    user: auth_store.User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+async def _issue(
+    services: Services, session: AsyncSession, *, user: auth_store.User, family_id: uuid.UUID
+) -> IssuedTokens:
+    now = services.now()
+    settings = services.settings
+    refresh_token = auth.new_refresh_token()
+    await auth_store.add_refresh_token(
+        session,
+        user_id=user.id,
+        family_id=family_id,
+        token_hash=auth.refresh_token_digest(refresh_token),
+        now=now,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+    )
+    access_token = auth.issue_access_token(
+        services.secret_key,
+        user_id=user.id,
+        session_id=family_id,
+        now=now,
+        ttl=timedelta(seconds=settings.access_token_ttl_seconds),
+    )
+    return IssuedTokens(user, access_token, refresh_token, settings.access_token_ttl_seconds)
+
+
+async def create_user(
+    session: AsyncSession, *, email: str, password: str, is_admin: bool, now: datetime
+) -> auth_store.User:
+    """Validate and add a user; `EmailTaken`, `InvalidInput` or `WeakPassword` otherwise."""
+    normalized = auth.normalize_email(email)
+    auth.check_password_policy(password)
+    if await auth_store.get_user_by_email(session, email=normalized) is not None:
+        raise EmailTaken("an account with this email already exists")
+    return await auth_store.add_user(
+        session,
+        email=normalized,
+        password_hash=auth.hash_password(password),
+        is_admin=is_admin,
+        now=now,
+    )
+
+
+async def register(context: Context, *, email: str, password: str) -> IssuedTokens:
+    services = context.services
+    async with services.transaction() as session:
+        user = await create_user(
+            session, email=email, password=password, is_admin=False, now=services.now()
+        )
+        return await _issue(services, session, user=user, family_id=uuid.uuid4())
+
+
+async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
+    """Sign in; the same `InvalidCredentials` for an unknown email and a wrong password."""
+    services = context.services
+    try:
+        normalized = auth.normalize_email(email)
+    except InvalidInput:
+        normalized = ""
+    async with services.transaction() as session:
+        user = await auth_store.get_user_by_email(session, email=normalized) if normalized else None
+        # Verify against a dummy hash for unknown emails so both failures take as long.
+        valid = auth.verify_password(
+            user.password_hash if user else auth.DUMMY_PASSWORD_HASH, password
+        )
+        if user is None or not valid:
+            raise InvalidCredentials("email or password is incorrect")
+        if auth.password_needs_rehash(user.password_hash):
+            user.password_hash = auth.hash_password(password)
+        return await _issue(services, session, user=user, family_id=uuid.uuid4())
+
+
+async def refresh(context: Context, *, refresh_token: str) -> IssuedTokens:
+    """Rotate a refresh token. Reusing a rotated one revokes its whole family.
+
+    The revocation must survive the error returned to the caller, so the reuse branch commits
+    its own transaction before raising.
+    """
+    services = context.services
+    now = services.now()
+    digest = auth.refresh_token_digest(refresh_token)
+    async with services.transaction() as session:
+        token = await auth_store.get_refresh_token_for_update(session, token_hash=digest)
+        if token is None or token.revoked_at is not None or token.expires_at <= now:
+            raise InvalidToken("refresh token is invalid, expired or revoked")
+        if token.used_at is None:
+            token.used_at = now
+            user = await auth_store.get_user(session, user_id=token.user_id)
+            if user is None:
+                raise InvalidToken("refresh token is invalid, expired or revoked")
+            return await _issue(services, session, user=user, family_id=token.family_id)
+        await auth_store.revoke_family(session, family_id=token.family_id, now=now)
+    raise InvalidToken(
+        "refresh token was already used; every session of this login has been revoked"
+    )
+
+
+async def logout(context: Context, *, refresh_token: str) -> bool:
+    """Revoke the login session of a refresh token; False when the token is unknown."""
+    services = context.services
+    digest = auth.refresh_token_digest(refresh_token)
+    async with services.transaction() as session:
+        token = await auth_store.get_refresh_token_for_update(session, token_hash=digest)
+        if token is None or token.revoked_at is not None:
+            return False
+        await auth_store.revoke_family(session, family_id=token.family_id, now=services.now())
+        return True
+
+
+async def require_user(context: Context) -> auth_store.User:
+    user = await context.user()
+    if user is None:
+        raise NotAuthenticated("sign in first: send 'Authorization: Bearer <access token>'")
+    return user

@@ -1,0 +1,99 @@
+"""What every resolver gets: the app's services and, per request, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from coinql import __version__
+from coinql.domain.auth import read_access_token
+from coinql.domain.errors import InvalidToken
+from coinql.observability import Metrics
+from coinql.realtime.hub import Hub
+from coinql.realtime.jobs import JobQueue
+from coinql.settings import Settings
+from coinql.store import auth as auth_store
+
+
+@dataclass
+class Services:
+    """The long-lived parts of one app, created and closed by its lifespan."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    hub: Hub
+    jobs: JobQueue
+    metrics: Metrics
+    secret_key: str
+    version: str = __version__
+    background: dict[str, str] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            yield session
+
+
+@dataclass
+class Context:
+    """Per request (or per WebSocket connection): the caller and the services."""
+
+    services: Services
+    request: Request | WebSocket
+    response: Response | WebSocket | None = None
+    connection_params: dict[str, Any] | None = None
+    _user: auth_store.User | None = None
+    _user_loaded: bool = False
+
+    def bearer_token(self) -> str | None:
+        """The access token from the Authorization header, or from connection_init's payload."""
+        header = self.request.headers.get("authorization")
+        if header is None and self.connection_params:
+            value = self.connection_params.get("Authorization") or self.connection_params.get(
+                "authorization"
+            )
+            header = value if isinstance(value, str) else None
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidToken("the Authorization header must be 'Bearer <access token>'")
+        return token.strip()
+
+    async def user(self) -> auth_store.User | None:
+        """The signed-in user, or None when anonymous; `InvalidToken` for a bad token.
+
+        A token stays valid only while its login session has not been logged out or revoked.
+        """
+        if self._user_loaded:
+            return self._user
+        token = self.bearer_token()
+        user = None
+        if token is not None:
+            claims = read_access_token(self.services.secret_key, token, now=self.services.now())
+            async with self.services.reader() as session:
+                user = await auth_store.get_user(session, user_id=claims.user_id)
+                active = await auth_store.is_family_active(session, family_id=claims.session_id)
+            if user is None or not active:
+                raise InvalidToken("access token is invalid or expired")
+        self._user, self._user_loaded = user, True
+        return user

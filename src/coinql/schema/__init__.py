@@ -1,0 +1,42 @@
+"""The GraphQL schema: root types merged from one class per area."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from coinql.schema.errors import exception_handlers
+from coinql.schema.extensions import OperationMetrics, mask_unexpected_errors
+from coinql.schema.scalars import SCALAR_MAP
+from coinql.schema.server import AuthMutation, ServerQuery
+
+Query = merge_types("Query", (ServerQuery,))
+Mutation = merge_types("Mutation", (AuthMutation,))
+
+
+@cache
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    """The schema, built once per mode and process."""
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [OperationMetrics]
+    if production:
+        extensions.append(mask_unexpected_errors)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        exception_handlers=exception_handlers(),
+    )
+
+
+def export_sdl() -> str:
+    """The schema as SDL, as kept in `schema.graphql` at the repository root."""
+    return build_schema().as_str() + "\n"
+
+
+__all__ = ["build_schema", "export_sdl"]

@@ -1,0 +1,102 @@
+"""Error types of mutation result unions, and the handlers that turn domain errors into them.
+
+A resolver raises a `coinql.domain.errors.UserError`; where the field's result union lists the
+matching GraphQL type, strawberry's exception handlers return it as data. Elsewhere (a query,
+or a union that does not list it) the error reaches `errors` with its message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import strawberry
+from strawberry.types import Info
+from strawberry.types.field import StrawberryField
+
+from coinql.domain import errors
+
+
+@strawberry.interface(description="Every expected failure implements Error.")
+class Error:
+    message: str
+
+
+@strawberry.type(description="An argument is malformed or out of range.")
+class InvalidInput(Error):
+    field: str = strawberry.field(description="The argument at fault, e.g. `email`.")
+
+    @classmethod
+    def from_exception(cls, error: errors.InvalidInput) -> Self:
+        return cls(message=error.message, field=error.field)
+
+
+@strawberry.type(description="The password does not meet the policy.")
+class WeakPassword(Error):
+    field: str
+    min_length: int
+
+    @classmethod
+    def from_exception(cls, error: errors.WeakPassword) -> Self:
+        return cls(message=error.message, field=error.field, min_length=error.min_length)
+
+
+@strawberry.type(description="An account already uses this email.")
+class EmailTaken(Error):
+    @classmethod
+    def from_exception(cls, error: errors.EmailTaken) -> Self:
+        return cls(message=error.message)
+
+
+@strawberry.type(description="Email or password is incorrect (deliberately not saying which).")
+class InvalidCredentials(Error):
+    @classmethod
+    def from_exception(cls, error: errors.InvalidCredentials) -> Self:
+        return cls(message=error.message)
+
+
+@strawberry.type(description="A token is malformed, forged, expired, revoked or already used.")
+class InvalidToken(Error):
+    @classmethod
+    def from_exception(cls, error: errors.InvalidToken) -> Self:
+        return cls(message=error.message)
+
+
+@strawberry.type(description="The operation needs a signed-in user.")
+class NotAuthenticated(Error):
+    @classmethod
+    def from_exception(cls, error: errors.NotAuthenticated) -> Self:
+        return cls(message=error.message)
+
+
+@strawberry.type(description="Not found, or not yours: the two are indistinguishable on purpose.")
+class NotFound(Error):
+    @classmethod
+    def from_exception(cls, error: errors.NotFound) -> Self:
+        return cls(message=error.message)
+
+
+class UserErrorHandler(strawberry.ExceptionHandler):  # type: ignore[type-arg]
+    """Convert one domain error class into its GraphQL error type."""
+
+    def __init__(self, exception_type: type[errors.UserError], error_type: Any) -> None:
+        self.exception_type = exception_type
+        self.error_type = error_type
+
+    def handle(self, exception: Any, *, field: StrawberryField, info: Info) -> Any:
+        return self.error_type.from_exception(exception)
+
+
+# Most specific first: the first handler whose exception type matches wins.
+ERROR_TYPES: list[tuple[type[errors.UserError], Any]] = [
+    (errors.WeakPassword, WeakPassword),
+    (errors.InvalidInput, InvalidInput),
+    (errors.EmailTaken, EmailTaken),
+    (errors.InvalidCredentials, InvalidCredentials),
+    (errors.InvalidToken, InvalidToken),
+    (errors.NotAuthenticated, NotAuthenticated),
+    (errors.NotFound, NotFound),
+]
+
+
+def exception_handlers() -> list[UserErrorHandler]:
+    return [UserErrorHandler(exception, error_type) for exception, error_type in ERROR_TYPES]

@@ -1,0 +1,107 @@
+"""Configuration, read from the environment once, by whoever builds the app.
+
+Nothing here runs at import time: `Settings()` is called by the CLI (or a test) and handed to
+`create_app`, so tests build apps with their own settings instead of patching globals.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SECRET_KEY_MIN_LENGTH = 32
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variables carry the `COINQL_` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="COINQL_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite+aiosqlite:///./coinql.db"
+    redis_url: str | None = None
+    secret_key: str | None = None
+    secret_key_file: Path = Path(".coinql-secret")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_format: LogFormat | None = None
+    log_level: str = "INFO"
+    source: str = "demo"
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    graphiql: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_origins(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("cors_origins"), str):
+            raw = data["cors_origins"]
+            data["cors_origins"] = [origin.strip() for origin in raw.split(",") if origin.strip()]
+        return data
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Self:
+        if self.env is Environment.PRODUCTION:
+            if not self.secret_key:
+                raise ValueError("COINQL_SECRET_KEY is required when COINQL_ENV=production")
+            if len(self.secret_key) < SECRET_KEY_MIN_LENGTH:
+                raise ValueError(
+                    f"COINQL_SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters"
+                )
+        if self.redis_url == "":
+            self.redis_url = None
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.JSON if self.production else LogFormat.CONSOLE
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return (not self.production) if self.graphiql is None else self.graphiql
+
+    @property
+    def database_kind(self) -> str:
+        """`sqlite` or `postgresql`, from the URL's dialect."""
+        return self.database_url.split(":", 1)[0].split("+", 1)[0]
+
+    def resolved_secret_key(self) -> str:
+        """The signing key: configured, or in development generated once and kept in a file.
+
+        The file is created with mode 0600 so that only its owner can read it.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.secret_key_file
+        if path.exists():
+            key = path.read_text().strip()
+            if len(key) >= SECRET_KEY_MIN_LENGTH:
+                return key
+        key = secrets.token_urlsafe(48)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(key)
+        os.chmod(path, 0o600)
+        return key

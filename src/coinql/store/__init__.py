@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables and async queries. Functions here never commit."""

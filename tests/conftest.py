@@ -1,0 +1,249 @@
+"""Fixtures: backends (SQLite + memory always; PostgreSQL + Redis when configured), the app,
+one typed GraphQL client, the contract's operations, and a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+
+from coinql.app import create_app
+from coinql.migrations import upgrade
+from coinql.settings import Settings
+from coinql.store.db import create_engine
+from coinql.store.tables import metadata
+from tests.client import GraphQLClient
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("COINQL_SHARED_DIR", ROOT.parent / "shared"))
+CONTRACT_DIR = SHARED / "contract"
+COINS_DIR = SHARED / "data" / "coins-daily"
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-signing"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    database_url: str
+    redis_url: str | None
+
+
+def _pg_url() -> str | None:
+    return os.environ.get("COINQL_TEST_DATABASE_URL") or None
+
+
+def _redis_url() -> str | None:
+    return os.environ.get("COINQL_TEST_REDIS_URL") or None
+
+
+def _service_problem() -> str | None:
+    """Why PostgreSQL + Redis tests cannot run, or None when they can."""
+    pg, redis_url = _pg_url(), _redis_url()
+    if not pg or not redis_url:
+        return "COINQL_TEST_DATABASE_URL and COINQL_TEST_REDIS_URL are not both set"
+    for url, default_port in ((pg, 5432), (redis_url, 6379)):
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or default_port
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+        except OSError as error:
+            return f"cannot reach {host}:{port}: {error}"
+    return None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    problem = _service_problem()
+    return "backends: sqlite+memory" + (
+        f"; postgresql+redis not run ({problem})" if problem else "; postgresql+redis"
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    problem = _service_problem()
+    if IN_CI and problem:
+        pytest.exit(f"CI=true but PostgreSQL/Redis tests cannot run: {problem}", returncode=1)
+
+
+def available_backends() -> list[str]:
+    return ["sqlite"] if _service_problem() else ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; each test gets a copy, which is much faster than migrating."""
+    path = tmp_path_factory.mktemp("template") / "coinql.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """The test database, dropped and migrated once per session."""
+    url = make_url(_pg_url() or "")
+    name = url.database or "coinql_test"
+    admin_url = url.set(database="postgres").render_as_string(hide_password=False)
+
+    async def recreate() -> None:
+        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    database_url = url.render_as_string(hide_password=False)
+    # Requested from inside the event loop of the first test that needs it: run the blocking
+    # setup (which starts loops of its own) in a worker thread.
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        executor.submit(asyncio.run, recreate()).result()
+        executor.submit(upgrade, database_url).result()
+    yield database_url
+
+
+async def _truncate_postgres(database_url: str) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+async def _flush_redis(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+
+
+@pytest.fixture(params=available_backends())
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> AsyncIterator[Backend]:
+    """Each test that uses it runs on SQLite + memory, then on PostgreSQL + Redis."""
+    if request.param == "sqlite":
+        path = tmp_path / "coinql.db"
+        shutil.copy(sqlite_template, path)
+        yield Backend("sqlite", f"sqlite+aiosqlite:///{path}", None)
+        return
+    database_url = request.getfixturevalue("postgres_database")
+    redis_url = _redis_url()
+    assert redis_url is not None
+    await _truncate_postgres(database_url)
+    await _flush_redis(redis_url)
+    yield Backend("postgres", database_url, redis_url)
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    return make_settings(backend, tmp_path)
+
+
+def make_settings(backend: Backend, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": backend.database_url,
+        "redis_url": backend.redis_url,
+        "secret_key": TEST_SECRET,
+        "secret_key_file": tmp_path / "secret",
+        "source": "none",
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://coinql.test") as http:
+        yield GraphQLClient(http, CONTRACT_DIR)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    ws_url: str
+    process: subprocess.Popen[bytes]
+
+
+def start_server(settings: Settings, *, port: int | None = None) -> Server:
+    """`coinql serve` in a subprocess with these settings; returns once it is live."""
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "COINQL_DATABASE_URL": settings.database_url,
+        "COINQL_REDIS_URL": settings.redis_url or "",
+        "COINQL_SECRET_KEY": settings.secret_key or TEST_SECRET,
+        "COINQL_SOURCE": settings.source,
+        "COINQL_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coinql.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            assert process.stderr is not None
+            stderr = process.stderr.read().decode()
+            process.stderr.close()
+            raise RuntimeError(f"server exited with {process.returncode}:\n{stderr}")
+        try:
+            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                return Server(url, f"ws://127.0.0.1:{port}/graphql", process)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop_server(Server(url, "", process))
+    raise RuntimeError("server did not become live within 30 s")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    if server.process.stderr is not None:
+        server.process.stderr.close()
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[Server]:
+    running = start_server(settings)
+    try:
+        yield running
+    finally:
+        stop_server(running)

@@ -1,0 +1,97 @@
+"""The service around the schema: health, readiness, metrics, startup checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+
+from coinql.app import create_app
+from coinql.migrations import DatabaseBehind
+from coinql.store.db import create_engine
+from tests.client import GraphQLClient
+from tests.conftest import Backend, make_settings
+
+
+async def test_live(client: GraphQLClient) -> None:
+    response = await client.http.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_reports_each_component(client: GraphQLClient, backend: Backend) -> None:
+    response = await client.http.get("/health/ready")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["components"]["database"]["status"] == "up"
+    assert body["components"]["database"]["kind"] == (
+        "sqlite" if backend.name == "sqlite" else "postgresql"
+    )
+    assert ("redis" in body["components"]) == (backend.redis_url is not None)
+
+
+async def test_ready_is_503_when_the_database_is_down(
+    client: GraphQLClient, app: Starlette
+) -> None:
+    services = app.state.services
+    healthy_engine = services.engine
+    services.engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/unreachable")
+    try:
+        response = await client.http.get("/health/ready")
+    finally:
+        await services.engine.dispose()
+        services.engine = healthy_engine
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["components"]["database"]["status"] == "down"
+    assert body["components"]["database"]["error"]
+
+
+async def test_metrics_count_operations_by_name_and_outcome(client: GraphQLClient) -> None:
+    await client.contract("server", "ServerInfo")
+    await client.contract("server", "Me", token="forged")
+    lines = set((await client.http.get("/metrics")).text.splitlines())
+    assert (
+        'coinql_graphql_operations_total{operation="ServerInfo",outcome="success",type="query"} 1.0'
+        in lines
+    )
+    assert (
+        'coinql_graphql_operations_total{operation="Me",outcome="error",type="query"} 1.0' in lines
+    )
+    assert (
+        'coinql_graphql_operation_duration_seconds_count{operation="ServerInfo",type="query"} 1.0'
+        in lines
+    )
+
+
+async def test_refuses_to_start_on_a_database_that_is_behind(tmp_path: Path) -> None:
+    empty = Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", None)
+    app = create_app(make_settings(empty, tmp_path))
+    with pytest.raises(DatabaseBehind, match="coinql migrate"):
+        async with app.router.lifespan_context(app):
+            pass  # pragma: no cover - startup must fail before this runs
+
+
+async def test_cors_preflight_allows_configured_origins(backend: Backend, tmp_path: Path) -> None:
+    import httpx
+
+    app = create_app(make_settings(backend, tmp_path, cors_origins="https://app.example"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            allowed = await http.options(
+                "/graphql",
+                headers={
+                    "Origin": "https://app.example",
+                    "Access-Control-Request-Method": "POST",
+                },
+            )
+            denied = await http.options(
+                "/graphql",
+                headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+            )
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in denied.headers

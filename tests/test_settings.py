@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from coinql.settings import LogFormat, Settings
+
+
+def test_development_secret_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
+    settings = Settings(secret_key_file=tmp_path / "secret")
+    key = settings.resolved_secret_key()
+    assert len(key) >= 32
+    assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600
+    assert Settings(secret_key_file=tmp_path / "secret").resolved_secret_key() == key
+
+
+def test_production_requires_a_secret_key() -> None:
+    with pytest.raises(ValidationError, match="COINQL_SECRET_KEY is required"):
+        Settings(env="production", secret_key=None)
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(env="production", secret_key="short")
+
+
+def test_environment_is_read_when_settings_are_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COINQL_DATABASE_URL", "postgresql+asyncpg://db/x")
+    monkeypatch.setenv("COINQL_REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("COINQL_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("COINQL_ENV", "production")
+    monkeypatch.setenv("COINQL_SECRET_KEY", "k" * 40)
+    settings = Settings()
+    assert settings.database_kind == "postgresql"
+    assert settings.redis_url == "redis://cache:6379/0"
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.effective_log_format is LogFormat.JSON
+    assert settings.graphiql_enabled is False
+
+
+def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "REDIS_URL", "ENV", "SOURCE"):
+        monkeypatch.delenv(f"COINQL_{name}", raising=False)
+    settings = Settings()
+    assert settings.database_url == "sqlite+aiosqlite:///./coinql.db"
+    assert settings.redis_url is None
+    assert settings.source == "demo"
+    assert settings.effective_log_format is LogFormat.CONSOLE
+    assert settings.graphiql_enabled is True
