@@ -76,6 +76,12 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if not CONTRACT_DIR.is_dir():
+        pytest.exit(
+            f"the client contract is missing: expected {CONTRACT_DIR} (shared/ beside the"
+            " repository, or COINQL_SHARED_DIR)",
+            returncode=1,
+        )
     problem = _service_problem()
     if IN_CI and problem:
         pytest.exit(f"CI=true but PostgreSQL/Redis tests cannot run: {problem}", returncode=1)

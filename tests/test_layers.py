@@ -13,7 +13,7 @@ LAYERS = ("schema", "resolvers", "domain", "store", "realtime", "migrations")
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "store": {"domain"},
-    "realtime": {"domain", "settings"},
+    "realtime": {"domain", "store", "settings"},
     "resolvers": {"domain", "store", "realtime", "settings", "observability"},
     "schema": {"resolvers", "domain", "store", "observability"},
     "migrations": {"store", "settings"},

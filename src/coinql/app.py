@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import httpx
 import orjson
 import structlog
 from cross_web import HTTPException as StrawberryHTTPException
@@ -23,14 +24,26 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from coinql.domain.candles import DAY_MS
+from coinql.domain.demo import generate_demo_market
 from coinql.migrations import ensure_current
 from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
 from coinql.realtime.hub import Hub
+from coinql.realtime.ingestion import IngestionScheduler
 from coinql.realtime.jobs import JobQueue
 from coinql.resolvers.context import Context, Services
 from coinql.schema import build_schema
 from coinql.settings import Settings
+from coinql.store import ingestion as ingestion_store
+from coinql.store import market as market_store
 from coinql.store.db import create_engine, create_session_factory, ping
+from coinql.store.exchange import (
+    CoinGeckoMarketCaps,
+    ExchangeAdapter,
+    ExchangeClient,
+    MarketCapProvider,
+    create_exchange,
+)
 
 log = structlog.get_logger("coinql.app")
 READINESS_TIMEOUT_SECONDS = 2.0
@@ -76,6 +89,32 @@ async def _check(component: Callable[[], Awaitable[None]]) -> dict[str, Any]:
     return {"status": "up", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
 
 
+async def _ingestion_health(services: Services) -> dict[str, Any]:
+    """Ingestion is "degraded" (not down: stored data still serves) while any job fails."""
+    async with services.reader() as session:
+        states = await ingestion_store.list_states(session)
+    now = services.now()
+    stalled = [
+        {
+            "symbol": state.symbol,
+            "interval": state.interval,
+            "consecutiveFailures": state.consecutive_failures,
+            "stalledBySeconds": int(
+                (now - (state.last_success_at or state.failing_since or now)).total_seconds()
+            ),
+            "lastError": state.last_error,
+        }
+        for state in states
+        if state.consecutive_failures
+    ]
+    return {
+        "status": "degraded" if stalled else "up",
+        "role": services.background.get("ingestion", "starting"),
+        "jobs": len(states),
+        "stalled": stalled,
+    }
+
+
 async def live(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -92,7 +131,10 @@ async def ready(request: Request) -> Response:
     if services.hub.kind == "redis":
         components["redis"] = await _check(services.hub.ping)
     for name, state in services.background.items():
-        components[name] = {"status": state}
+        if name != "ingestion":
+            components[name] = {"status": state}
+    if services.exchange is not None:
+        components["ingestion"] = await _ingestion_health(services)
     for name, component in components.items():
         services.metrics.component_up.labels(name).set(component["status"] == "up")
     healthy = all(component["status"] != "down" for component in components.values())
@@ -112,8 +154,57 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return _error_response(error.status_code, error.detail)
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the service for these settings; the lifespan opens and closes its resources."""
+async def load_demo_if_empty(services: Services) -> None:
+    """On an empty store, the seeded demo market (marked dataSource "demo" everywhere)."""
+    async with services.transaction() as session:
+        if await market_store.has_assets(session):
+            return
+        today = int(services.now().timestamp() * 1000) // DAY_MS * DAY_MS
+        added = await market_store.save_demo_market(
+            session, assets=generate_demo_market(end_day_ms=today), now=services.now()
+        )
+    log.info("demo market loaded", candles=added, note="synthetic data, not market prices")
+
+
+def start_ingestion(
+    services: Services,
+    client: ExchangeClient,
+    market_caps: MarketCapProvider | None,
+) -> IngestionScheduler:
+    settings = services.settings
+    adapter = ExchangeAdapter(client, quote=settings.exchange_quote)
+    services.exchange = adapter
+
+    def on_status(role: str) -> None:
+        services.background["ingestion"] = role
+
+    scheduler = IngestionScheduler(
+        engine=services.engine,
+        sessions=services.sessions,
+        adapter=adapter,
+        symbols=settings.exchange_symbols,
+        intervals=settings.exchange_intervals,
+        poll_seconds=settings.ingest_poll_seconds,
+        history_days=settings.ingest_history_days,
+        market_caps=market_caps,
+        on_status=on_status,
+    )
+    services.background["ingestion"] = "starting"
+    scheduler.start()
+    return scheduler
+
+
+def create_app(
+    settings: Settings,
+    *,
+    exchange_client: ExchangeClient | None = None,
+    market_caps: MarketCapProvider | None = None,
+) -> Starlette:
+    """Build the service for these settings; the lifespan opens and closes its resources.
+
+    `exchange_client` and `market_caps` replace the real ccxt client and CoinGecko provider
+    (tests pass objects with the same interface; nothing here reaches the network for them).
+    """
     configure_logging(settings)
     schema = build_schema(production=settings.production)
     graphql = CoinqlGraphQL(
@@ -144,12 +235,26 @@ def create_app(settings: Settings) -> Starlette:
                 metrics=Metrics(),
                 secret_key=settings.resolved_secret_key(),
             )
+            services = app.state.services
+            if settings.source == "demo":
+                await load_demo_if_empty(services)
+            elif settings.exchange_id is not None:
+                client = exchange_client or create_exchange(settings.exchange_id)
+                stack.push_async_callback(client.close)
+                provider = market_caps
+                if provider is None and settings.market_cap_provider == "coingecko":
+                    http = httpx.AsyncClient()
+                    stack.push_async_callback(http.aclose)
+                    provider = CoinGeckoMarketCaps(http)
+                scheduler = start_ingestion(services, client, provider)
+                stack.push_async_callback(scheduler.stop)
             log.info(
                 "started",
                 database=engine.dialect.name,
                 broadcast=hub.kind,
                 job_queue=jobs.kind,
                 env=settings.env.value,
+                source=settings.source,
             )
             yield
         log.info("stopped")

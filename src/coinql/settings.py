@@ -15,6 +15,8 @@ from typing import Annotated, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from coinql.domain.candles import Interval
+
 SECRET_KEY_MIN_LENGTH = 32
 
 
@@ -42,16 +44,29 @@ class Settings(BaseSettings):
     log_format: LogFormat | None = None
     log_level: str = "INFO"
     source: str = "demo"
+    exchange_symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["BTC", "ETH", "BNB", "SOL", "XRP", "ADA", "DOGE", "LTC"]
+    )
+    exchange_intervals: Annotated[list[Interval], NoDecode] = Field(
+        default_factory=lambda: [Interval.D1, Interval.H1]
+    )
+    exchange_quote: str = "USDT"
+    ingest_poll_seconds: float = 60.0
+    ingest_history_days: int = 365
+    market_cap_provider: str = "coingecko"
+    import_max_bytes: int = 100 * 1024 * 1024
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     graphiql: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
-    def _split_origins(cls, data: object) -> object:
-        if isinstance(data, dict) and isinstance(data.get("cors_origins"), str):
-            raw = data["cors_origins"]
-            data["cors_origins"] = [origin.strip() for origin in raw.split(",") if origin.strip()]
+    def _split_lists(cls, data: object) -> object:
+        """Comma-separated environment values become lists."""
+        if isinstance(data, dict):
+            for name in ("cors_origins", "exchange_symbols", "exchange_intervals"):
+                if isinstance(data.get(name), str):
+                    data[name] = [item.strip() for item in data[name].split(",") if item.strip()]
         return data
 
     @model_validator(mode="after")
@@ -80,6 +95,11 @@ class Settings(BaseSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return (not self.production) if self.graphiql is None else self.graphiql
+
+    @property
+    def exchange_id(self) -> str | None:
+        """The exchange to ingest from, or None for the demo and import-only sources."""
+        return None if self.source in ("demo", "none") else self.source
 
     @property
     def database_kind(self) -> str:

@@ -47,5 +47,9 @@ class NotAuthenticated(UserError):
     """The operation needs a signed-in user."""
 
 
+class Forbidden(UserError):
+    """The caller is signed in but may not do this (e.g. only admins change market data)."""
+
+
 class NotFound(UserError):
     """The thing does not exist, or belongs to someone else (the two look alike on purpose)."""

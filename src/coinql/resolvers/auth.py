@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from coinql.domain import auth
 from coinql.domain.errors import (
     EmailTaken,
+    Forbidden,
     InvalidCredentials,
     InvalidInput,
     InvalidToken,
@@ -139,4 +140,11 @@ async def require_user(context: Context) -> auth_store.User:
     user = await context.user()
     if user is None:
         raise NotAuthenticated("sign in first: send 'Authorization: Bearer <access token>'")
+    return user
+
+
+async def require_admin(context: Context) -> auth_store.User:
+    user = await require_user(context)
+    if not user.is_admin:
+        raise Forbidden("only admins may change shared market data")
     return user

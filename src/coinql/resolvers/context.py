@@ -22,6 +22,7 @@ from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
 from coinql.settings import Settings
 from coinql.store import auth as auth_store
+from coinql.store.exchange import ExchangeAdapter
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Services:
     jobs: JobQueue
     metrics: Metrics
     secret_key: str
+    exchange: ExchangeAdapter | None = None
     version: str = __version__
     background: dict[str, str] = field(default_factory=dict)
 
@@ -61,6 +63,7 @@ class Context:
     request: Request | WebSocket
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
     _user: auth_store.User | None = None
     _user_loaded: bool = False
 

@@ -10,13 +10,15 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from coinql.schema import market
 from coinql.schema.errors import exception_handlers
 from coinql.schema.extensions import OperationMetrics, mask_unexpected_errors
+from coinql.schema.market import MarketMutation, MarketQuery
 from coinql.schema.scalars import SCALAR_MAP
 from coinql.schema.server import AuthMutation, ServerQuery
 
-Query = merge_types("Query", (ServerQuery,))
-Mutation = merge_types("Mutation", (AuthMutation,))
+Query = merge_types("Query", (ServerQuery, MarketQuery))
+Mutation = merge_types("Mutation", (AuthMutation, MarketMutation))
 
 
 @cache
@@ -30,7 +32,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        exception_handlers=exception_handlers(),
+        exception_handlers=exception_handlers(market.ERROR_TYPES),
     )
 
 

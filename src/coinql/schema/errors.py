@@ -7,6 +7,7 @@ or a union that does not list it) the error reaches `errors` with its message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Self
 
 import strawberry
@@ -68,6 +69,13 @@ class NotAuthenticated(Error):
         return cls(message=error.message)
 
 
+@strawberry.type(description="Signed in, but not allowed to do this.")
+class Forbidden(Error):
+    @classmethod
+    def from_exception(cls, error: errors.Forbidden) -> Self:
+        return cls(message=error.message)
+
+
 @strawberry.type(description="Not found, or not yours: the two are indistinguishable on purpose.")
 class NotFound(Error):
     @classmethod
@@ -94,9 +102,14 @@ ERROR_TYPES: list[tuple[type[errors.UserError], Any]] = [
     (errors.InvalidCredentials, InvalidCredentials),
     (errors.InvalidToken, InvalidToken),
     (errors.NotAuthenticated, NotAuthenticated),
+    (errors.Forbidden, Forbidden),
     (errors.NotFound, NotFound),
 ]
 
 
-def exception_handlers() -> list[UserErrorHandler]:
-    return [UserErrorHandler(exception, error_type) for exception, error_type in ERROR_TYPES]
+def exception_handlers(
+    *areas: Sequence[tuple[type[errors.UserError], Any]],
+) -> list[UserErrorHandler]:
+    """Handlers for the common error types and each area's own, area types first."""
+    pairs = [pair for area in areas for pair in area] + ERROR_TYPES
+    return [UserErrorHandler(exception, error_type) for exception, error_type in pairs]

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, NewType
+from typing import TYPE_CHECKING, Any, NewType
 
 import numpy as np
 import strawberry
@@ -82,8 +82,12 @@ def _parse_float(item: object) -> float:
     return float(item)
 
 
-TimestampArray = NewType("TimestampArray", object)
-FloatArray = NewType("FloatArray", object)
+if TYPE_CHECKING:  # any array-like is accepted; the scalar map converts it
+    TimestampArray = Any
+    FloatArray = Any
+else:
+    TimestampArray = NewType("TimestampArray", object)
+    FloatArray = NewType("FloatArray", object)
 
 SCALAR_MAP: dict[object, ScalarDefinition] = {
     datetime: strawberry.scalar(

@@ -5,7 +5,18 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from coinql.store.auth import RefreshToken, User
+from coinql.store.candles import Candle
+from coinql.store.ingestion import IngestionState
+from coinql.store.market import Asset, Market
 
 metadata = SQLModel.metadata
 
-__all__ = ["RefreshToken", "User", "metadata"]
+__all__ = [
+    "Asset",
+    "Candle",
+    "IngestionState",
+    "Market",
+    "RefreshToken",
+    "User",
+    "metadata",
+]

@@ -1,0 +1,389 @@
+"""Candle files: detect the format, parse exactly, validate every line.
+
+Three formats are read:
+
+- the daily market-cap format `SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap`,
+  whose `Date` is the close of a UTC day in `M/DD/YY HH:MM` or `YYYY-MM-DD HH:MM:SS` and whose
+  `Volume` is in the quote currency (US dollars);
+- Binance kline CSV (12 columns, with or without a header; open time in ms or µs);
+- a generic OHLCV CSV with a header naming a time column (ISO 8601, or epoch s or ms) and
+  open, high, low, close, optionally volume and quote_volume.
+
+Numbers are converted with Python's correctly rounded float parsing, so an imported close is
+bit for bit the float of the file's text. Line numbers count the header as line 1.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+from coinql.domain.candles import DAY_MS, Candles, Interval, validate
+from coinql.domain.errors import InvalidInput, UserError
+from coinql.domain.typing import AnyArray, FloatArray, IntArray
+
+MAX_LISTED_PROBLEMS = 100
+DAILY_COLUMNS = [
+    "SNo",
+    "Name",
+    "Symbol",
+    "Date",
+    "High",
+    "Low",
+    "Open",
+    "Close",
+    "Volume",
+    "Marketcap",
+]
+BINANCE_COLUMNS = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+]
+TIME_COLUMNS = ("time", "timestamp", "date", "datetime", "open_time", "opentime")
+DAILY_DATE_FORMATS = ("%m/%d/%y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+class CsvFormat(StrEnum):
+    DAILY_MARKET_CAP = "daily-market-cap"
+    BINANCE_KLINES = "binance-klines"
+    GENERIC_OHLCV = "generic-ohlcv"
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    line: int
+    message: str
+
+
+class ImportRejected(UserError):
+    """The file has problems; nothing was written. `problems` lists them by line."""
+
+    def __init__(self, problems: list[LineProblem], total: int | None = None) -> None:
+        total = len(problems) if total is None else total
+        listed = problems[:MAX_LISTED_PROBLEMS]
+        suffix = f"; the first {len(listed)} are listed" if total > len(listed) else ""
+        noun = "problem" if total == 1 else "problems"
+        super().__init__(f"file rejected: {total} {noun}{suffix}; nothing was written")
+        self.problems = listed
+        self.total = total
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """A valid file's candles; `market_caps` has one value per candle (NaN when unknown)."""
+
+    format: CsvFormat
+    symbol: str
+    name: str | None
+    interval: Interval
+    candles: Candles
+    market_caps: FloatArray
+    rows_read: int
+
+
+def parse_candle_file(
+    data: bytes, *, symbol: str | None = None, interval: Interval | None = None
+) -> ParsedFile:
+    """Parse and validate a whole file; raise `ImportRejected` listing every bad line."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ImportRejected([LineProblem(1, f"file is not UTF-8 text: {error.reason}")]) from None
+    first_line = text.split("\n", 1)[0].strip()
+    if not first_line:
+        raise ImportRejected([LineProblem(1, "file is empty or starts with a blank line")])
+    header = [cell.strip() for cell in first_line.split(",")]
+    if header == DAILY_COLUMNS:
+        return _parse_daily(text, symbol=symbol, interval=interval)
+    if _looks_like_binance(header):
+        return _parse_binance(
+            text, header_present=header[0] == "open_time", symbol=symbol, interval=interval
+        )
+    return _parse_generic(text, header, symbol=symbol, interval=interval)
+
+
+def _read(text: str, *, header: bool, names: list[str] | None = None) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            header=0 if header else None,
+            names=names,
+            skipinitialspace=True,
+            engine="c",
+        )
+    except pd.errors.ParserError as error:
+        # "Error tokenizing data. C error: Expected 10 fields in line 5, saw 11"
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+        if match is None:
+            raise ImportRejected([LineProblem(1, f"not a CSV file: {error}")]) from None
+        expected, line, seen = (int(group) for group in match.groups())
+        raise ImportRejected(
+            [LineProblem(line, f"expected {expected} fields, found {seen}")]
+        ) from None
+
+
+class _Lines:
+    """Collects problems with file line numbers for data row indexes."""
+
+    def __init__(self, first_data_line: int) -> None:
+        self.first = first_data_line
+        self.problems: list[LineProblem] = []
+
+    def add(self, row: int, message: str) -> None:
+        self.problems.append(LineProblem(self.first + row, message))
+
+    def add_many(self, rows: AnyArray, message: str) -> None:
+        for row in np.flatnonzero(rows):
+            self.add(int(row), message)
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            self.problems.sort(key=lambda problem: problem.line)
+            raise ImportRejected(self.problems)
+
+
+def _floats(column: pd.Series, name: str, lines: _Lines, *, required: bool = True) -> FloatArray:
+    """Exact float conversion of a text column, reporting unparseable cells by line."""
+    values = column.to_numpy(dtype=object)
+    blank = np.array([not str(value).strip() for value in values], dtype=bool)
+    result = np.full(values.shape[0], np.nan)
+    try:
+        result[~blank] = np.asarray(values[~blank], dtype=str).astype(np.float64)
+    except ValueError:
+        for row in np.flatnonzero(~blank):
+            try:
+                result[row] = float(values[row])
+            except ValueError:
+                lines.add(int(row), f"{name} {str(values[row])[:40]!r} is not a number")
+    if required:
+        lines.add_many(blank, f"{name} is empty")
+    bad = np.isinf(result) | (~blank & np.isnan(result))
+    lines.add_many(bad & ~blank, f"{name} must be a finite number")
+    return result
+
+
+def _blank_rows(frame: pd.DataFrame, lines: _Lines) -> AnyArray:
+    blank = (frame.apply(lambda column: column.str.strip() == "") | frame.isna()).all(axis=1)
+    mask: AnyArray = blank.to_numpy()
+    lines.add_many(mask, "blank line")
+    return mask
+
+
+def _check_candles(candles: Candles, interval: Interval, lines: _Lines) -> None:
+    for problem in validate(candles, interval):
+        lines.add(problem.row, problem.message)
+
+
+def _settle_symbol(given: str | None, from_file: str | None) -> str:
+    """The symbol argument, checked against the file's own when it names one."""
+    if given and from_file and given.strip().upper() != from_file.upper():
+        raise InvalidInput(
+            "symbol", f"symbol {given!r} was given but the file is for {from_file!r}"
+        )
+    chosen = (given or from_file or "").strip().upper()
+    if not chosen:
+        raise InvalidInput("symbol", "this file does not name its symbol: give symbol")
+    return chosen
+
+
+def _parse_daily(text: str, *, symbol: str | None, interval: Interval | None) -> ParsedFile:
+    if interval is not None and interval is not Interval.D1:
+        raise InvalidInput("interval", f"this file holds D1 candles, not {interval.value}")
+    frame = _read(text, header=True)
+    lines = _Lines(first_data_line=2)
+    blank = _blank_rows(frame, lines)
+    frame = frame.fillna("")
+    file_symbols = frame["Symbol"].str.strip().str.upper()
+    first_symbol = next((value for value in file_symbols[~blank] if value), None)
+    chosen = _settle_symbol(symbol, first_symbol)
+    lines.add_many((~blank & (file_symbols != chosen)).to_numpy(), f"Symbol differs from {chosen}")
+    names = [value.strip() for value in frame["Name"][~blank] if value.strip()]
+    dates = _daily_open_times(frame["Date"], lines)
+    close = _floats(frame["Close"], "Close", lines)
+    candles = Candles(
+        timestamps=dates,
+        open=_floats(frame["Open"], "Open", lines),
+        high=_floats(frame["High"], "High", lines),
+        low=_floats(frame["Low"], "Low", lines),
+        close=close,
+        volume=np.full(close.shape[0], np.nan),  # the file's volume is in dollars, not coins
+        quote_volume=_floats(frame["Volume"], "Volume", lines),
+    )
+    market_caps = _floats(frame["Marketcap"], "Marketcap", lines, required=False)
+    if not lines.problems:
+        _check_candles(candles, Interval.D1, lines)
+    lines.raise_if_any()
+    return ParsedFile(
+        CsvFormat.DAILY_MARKET_CAP,
+        chosen,
+        names[0] if names else None,
+        Interval.D1,
+        candles,
+        market_caps,
+        rows_read=len(frame),
+    )
+
+
+def _daily_open_times(column: pd.Series, lines: _Lines) -> IntArray:
+    """Open times of the days whose close `Date` names (23:59 of a UTC day -> 00:00)."""
+    text = column.str.strip()
+    parsed = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]")
+    for date_format in DAILY_DATE_FORMATS:
+        missing = parsed.isna()
+        if not missing.any():
+            break
+        parsed[missing] = pd.to_datetime(text[missing], format=date_format, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    for row in np.flatnonzero(bad):
+        lines.add(int(row), f"Date {text.iloc[row][:40]!r} is not a date (M/DD/YY HH:MM or ISO)")
+    millis = np.zeros(len(column), dtype=np.int64)
+    millis[~bad] = parsed[~bad].to_numpy().astype("datetime64[ms]").astype(np.int64)
+    return (millis // DAY_MS) * DAY_MS
+
+
+def _looks_like_binance(header: list[str]) -> bool:
+    if header == BINANCE_COLUMNS:
+        return True
+    if len(header) != len(BINANCE_COLUMNS):
+        return False
+    return all(cell.replace(".", "", 1).isdigit() for cell in header[:6])
+
+
+def _epoch_millis(values: FloatArray) -> IntArray:
+    """Epoch seconds, milliseconds or microseconds to milliseconds, judged by magnitude."""
+    finite = values[np.isfinite(values)]
+    largest = float(np.max(np.abs(finite))) if finite.size else 0.0
+    scale = 1000.0 if largest < 1e11 else (1.0 if largest < 1e14 else 1e-3)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(values), np.round(values * scale), 0).astype(np.int64)
+
+
+def _settle_interval(given: Interval | None, timestamps: IntArray) -> Interval:
+    """The interval argument, or the file's most common spacing when that is an interval."""
+    if given is not None:
+        return given
+    steps = np.diff(np.unique(timestamps))
+    if steps.size:
+        values, counts = np.unique(steps, return_counts=True)
+        common = int(values[np.argmax(counts)])
+        for interval in Interval:
+            if interval.milliseconds == common:
+                return interval
+    raise InvalidInput("interval", "cannot tell the interval from the file: give interval")
+
+
+def _parse_binance(
+    text: str, *, header_present: bool, symbol: str | None, interval: Interval | None
+) -> ParsedFile:
+    chosen = _settle_symbol(symbol, None)
+    frame = _read(text, header=header_present, names=None if header_present else BINANCE_COLUMNS)
+    lines = _Lines(first_data_line=2 if header_present else 1)
+    blank = _blank_rows(frame, lines)
+    frame = frame.fillna("")
+    timestamps = _epoch_millis(_floats(frame["open_time"], "open_time", lines))
+    candles = Candles(
+        timestamps=timestamps,
+        open=_floats(frame["open"], "open", lines),
+        high=_floats(frame["high"], "high", lines),
+        low=_floats(frame["low"], "low", lines),
+        close=_floats(frame["close"], "close", lines),
+        volume=_floats(frame["volume"], "volume", lines),
+        quote_volume=_floats(frame["quote_volume"], "quote_volume", lines),
+    )
+    resolved = _settle_interval(interval, timestamps[~blank])
+    if not lines.problems:
+        _check_candles(candles, resolved, lines)
+    lines.raise_if_any()
+    return ParsedFile(
+        CsvFormat.BINANCE_KLINES,
+        chosen,
+        None,
+        resolved,
+        candles,
+        np.full(len(candles), np.nan),
+        rows_read=len(frame),
+    )
+
+
+def _parse_generic(
+    text: str, header: list[str], *, symbol: str | None, interval: Interval | None
+) -> ParsedFile:
+    lowered = [cell.lower() for cell in header]
+    lines = _Lines(first_data_line=2)
+    time_column = next((header[i] for i, cell in enumerate(lowered) if cell in TIME_COLUMNS), None)
+    missing = [name for name in ("open", "high", "low", "close") if name not in lowered]
+    if time_column is None or missing:
+        needed = ([] if time_column else ["a time column (time, timestamp or date)"]) + missing
+        raise ImportRejected(
+            [LineProblem(1, f"unknown format: the header lacks {', '.join(needed)}")]
+        )
+    chosen = _settle_symbol(symbol, None)
+    frame = _read(text, header=True)
+    frame.columns = [str(column).strip().lower() for column in frame.columns]
+    blank = _blank_rows(frame, lines)
+    frame = frame.fillna("")
+    timestamps = _generic_times(frame[time_column.lower()], lines)
+    row_count = len(frame)
+    optional = {
+        name: _floats(frame[name], name, lines, required=False)
+        if name in frame.columns
+        else np.full(row_count, np.nan)
+        for name in ("volume", "quote_volume")
+    }
+    candles = Candles(
+        timestamps=timestamps,
+        open=_floats(frame["open"], "open", lines),
+        high=_floats(frame["high"], "high", lines),
+        low=_floats(frame["low"], "low", lines),
+        close=_floats(frame["close"], "close", lines),
+        volume=optional["volume"],
+        quote_volume=optional["quote_volume"],
+    )
+    resolved = _settle_interval(interval, timestamps[~blank])
+    if not lines.problems:
+        _check_candles(candles, resolved, lines)
+    lines.raise_if_any()
+    return ParsedFile(
+        CsvFormat.GENERIC_OHLCV,
+        chosen,
+        None,
+        resolved,
+        candles,
+        np.full(row_count, np.nan),
+        rows_read=row_count,
+    )
+
+
+def _generic_times(column: pd.Series, lines: _Lines) -> IntArray:
+    """ISO 8601 (naive means UTC) or epoch seconds / milliseconds."""
+    text = column.str.strip()
+    numeric = text.str.fullmatch(r"\d+(\.\d+)?")
+    if numeric.all():
+        return _epoch_millis(text.astype(np.float64).to_numpy())
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    for row in np.flatnonzero(bad):
+        lines.add(int(row), f"time {text.iloc[row][:40]!r} is not ISO 8601 or epoch s/ms")
+    millis = np.zeros(len(column), dtype=np.int64)
+    millis[~bad] = (
+        parsed[~bad].dt.tz_convert(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+    )
+    return millis

@@ -1,0 +1,18 @@
+"""Array aliases shared by the domain modules."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+"""Float64 values; NaN marks a missing or undefined value."""
+
+IntArray: TypeAlias = npt.NDArray[np.int64]
+"""Int64 values, e.g. epoch milliseconds (UTC)."""
+
+BoolArray: TypeAlias = npt.NDArray[np.bool_]
+
+AnyArray: TypeAlias = npt.NDArray[Any]

@@ -1,0 +1,226 @@
+"""Keeping candles fresh from an exchange: one ingestion pass, gap backfill, and the scheduler.
+
+Only one process ingests at a time: the scheduler runs while it holds the leader lock
+(a PostgreSQL advisory lock, or a lock file beside the SQLite database). Replicas that do not
+hold it stand by and try again, so a replacement takes over when the leader stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.domain.candles import Interval, find_gaps
+from coinql.store import candles as candle_store
+from coinql.store import ingestion as ingestion_store
+from coinql.store import market as market_store
+from coinql.store.exchange import ExchangeAdapter, MarketCapProvider
+
+log = structlog.get_logger("coinql.ingestion")
+DEFAULT_HISTORY_DAYS = 365
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillReport:
+    gaps_found: int
+    gaps_fixed: int
+    candles_added: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def ingest(
+    sessions: async_sessionmaker[AsyncSession],
+    adapter: ExchangeAdapter,
+    *,
+    symbol: str,
+    interval: Interval,
+    since: int,
+    until: int | None = None,
+) -> int:
+    """Fetch closed candles in [since, until] and store the new ones; returns how many."""
+    candles = await adapter.fetch_candles(symbol, interval, since=since, until=until)
+    async with sessions() as session, session.begin():
+        saved = await market_store.save_candles(
+            session,
+            symbol=symbol,
+            name=None,
+            data_source=adapter.exchange_id,
+            exchange=adapter.exchange_id,
+            pair=adapter.pair(symbol),
+            interval=interval,
+            candles=candles,
+            now=_now(),
+        )
+    return saved.added
+
+
+async def backfill(
+    sessions: async_sessionmaker[AsyncSession],
+    adapter: ExchangeAdapter,
+    *,
+    symbol: str,
+    interval: Interval,
+    start: int,
+    end: int,
+) -> BackfillReport:
+    """Find the missing candles of [start, end] on this exchange's market and fetch them."""
+    pair = adapter.pair(symbol)
+
+    async def gaps() -> list[tuple[int, int]]:
+        async with sessions() as session:
+            market = await market_store.find_market(
+                session, symbol=symbol, exchange=adapter.exchange_id, pair=pair
+            )
+            present = (
+                await candle_store.open_times(
+                    session, market_id=market.id, interval=interval, start=start, end=end
+                )
+                if market is not None and market.id is not None
+                else np.empty(0, dtype=np.int64)
+            )
+        return [(gap.start, gap.end) for gap in find_gaps(present, interval, start, end)]
+
+    found = await gaps()
+    added = 0
+    for gap_start, gap_end in found:
+        added += await ingest(
+            sessions, adapter, symbol=symbol, interval=interval, since=gap_start, until=gap_end
+        )
+    remaining = set(await gaps())
+    fixed = sum(1 for gap in found if gap not in remaining)
+    return BackfillReport(gaps_found=len(found), gaps_fixed=fixed, candles_added=added)
+
+
+class IngestionScheduler:
+    """Polls the exchange for each (symbol, interval) and records how each job is doing."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        adapter: ExchangeAdapter,
+        symbols: Sequence[str],
+        intervals: Sequence[Interval],
+        poll_seconds: float = 60.0,
+        history_days: int = DEFAULT_HISTORY_DAYS,
+        market_caps: MarketCapProvider | None = None,
+        on_status: Callable[[str], None] = lambda status: None,
+    ) -> None:
+        self.sessions = sessions
+        self.adapter = adapter
+        self.jobs = [(symbol.upper(), interval) for symbol in symbols for interval in intervals]
+        self.poll_seconds = poll_seconds
+        self.history_days = history_days
+        self.market_caps = market_caps
+        self.lock = ingestion_store.LeaderLock(engine)
+        self.on_status = on_status
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="coinql-ingestion")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.lock.release()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            if await self.lock.try_acquire():
+                self.on_status("leader")
+                await self.run_once()
+            else:
+                self.on_status("standby")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
+
+    async def run_once(self) -> None:
+        """One pass over every job: fetch what is newer than the newest stored candle."""
+        for symbol, interval in self.jobs:
+            await self._run_job(symbol, interval)
+        if self.market_caps is not None:
+            await self._refresh_market_caps(self.market_caps)
+
+    async def _refresh_market_caps(self, provider: MarketCapProvider) -> None:
+        symbols = sorted({symbol for symbol, _ in self.jobs})
+        try:
+            caps = await provider.fetch(symbols)
+        except Exception as error:  # a missing cap is not worth stopping ingestion for
+            log.warning("market caps unavailable", error=f"{type(error).__name__}: {error}")
+            return
+        async with self.sessions() as session, session.begin():
+            for symbol, cap in caps.items():
+                asset = await market_store.get_asset(session, symbol=symbol)
+                if asset is not None:
+                    asset.market_cap = cap.market_cap
+                    asset.circulating_supply = cap.circulating_supply
+
+    async def _since(self, symbol: str, interval: Interval) -> int:
+        """Just after the newest stored candle, or `history_days` back for a new market."""
+        async with self.sessions() as session:
+            market = await market_store.find_market(
+                session,
+                symbol=symbol,
+                exchange=self.adapter.exchange_id,
+                pair=self.adapter.pair(symbol),
+            )
+            if market is not None and market.id is not None:
+                newest = await candle_store.read_candles(
+                    session, market_id=market.id, interval=interval, limit=1
+                )
+                if len(newest):
+                    return int(newest.timestamps[0]) + interval.milliseconds
+        start = int(_now().timestamp() * 1000) - self.history_days * 86_400_000
+        return int(interval.floor(np.asarray([start], dtype=np.int64))[0])
+
+    async def _run_job(self, symbol: str, interval: Interval) -> None:
+        exchange = self.adapter.exchange_id
+        try:
+            added = await ingest(
+                self.sessions,
+                self.adapter,
+                symbol=symbol,
+                interval=interval,
+                since=await self._since(symbol, interval),
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning(
+                "ingestion failed", symbol=symbol, interval=interval.value, error=str(error)
+            )
+            async with self.sessions() as session, session.begin():
+                await ingestion_store.record_failure(
+                    session,
+                    exchange=exchange,
+                    symbol=symbol,
+                    interval=interval.value,
+                    now=_now(),
+                    error=f"{type(error).__name__}: {error}",
+                )
+            return
+        async with self.sessions() as session, session.begin():
+            await ingestion_store.record_success(
+                session,
+                exchange=exchange,
+                symbol=symbol,
+                interval=interval.value,
+                now=_now(),
+                added=added,
+            )

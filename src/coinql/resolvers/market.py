@@ -1,0 +1,300 @@
+"""Universe, candles, returns, imports, gaps, backfill and ingestion status."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.domain import candles as candle_domain
+from coinql.domain.candles import Candles, Gap, Interval, ReturnKind, ReturnsMatrix
+from coinql.domain.errors import InvalidInput, NotFound
+from coinql.domain.imports import ParsedFile, parse_candle_file
+from coinql.realtime.ingestion import BackfillReport
+from coinql.realtime.ingestion import backfill as run_backfill
+from coinql.resolvers.auth import require_admin
+from coinql.resolvers.context import Context
+from coinql.store import candles as candle_store
+from coinql.store import ingestion as ingestion_store
+from coinql.store import market as market_store
+from coinql.store.market import Asset, AssetFilter, AssetOrder
+
+MAX_PAGE = 500
+IMPORT_SOURCE = "import"
+
+
+def to_millis(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind != "offset" or not value.isdigit():
+            raise ValueError(cursor)
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("after", "after is not a cursor returned by this API") from None
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPage:
+    assets: list[Asset]
+    offset: int
+    has_next_page: bool
+    total_count: int
+
+
+async def list_assets(
+    context: Context,
+    *,
+    first: int,
+    after: str | None,
+    order: AssetOrder,
+    where: AssetFilter,
+) -> AssetPage:
+    if not 0 < first <= MAX_PAGE:
+        raise InvalidInput("first", f"first must be between 1 and {MAX_PAGE}")
+    offset = decode_cursor(after) + 1 if after else 0
+    async with context.services.reader() as session:
+        rows = await market_store.list_assets(
+            session, order=order, where=where, offset=offset, limit=first + 1
+        )
+        total = await market_store.count_assets(session, where=where)
+    return AssetPage(rows[:first], offset, len(rows) > first, total)
+
+
+async def get_asset(context: Context, *, symbol: str) -> Asset | None:
+    async with context.services.reader() as session:
+        return await market_store.get_asset(session, symbol=symbol)
+
+
+async def universe(
+    context: Context, *, top: int, by: AssetOrder, exclude_stablecoins: bool
+) -> list[Asset]:
+    """The top `top` assets by market cap or volume, without stablecoins unless asked."""
+    if not 0 < top <= MAX_PAGE:
+        raise InvalidInput("top", f"top must be between 1 and {MAX_PAGE}")
+    where = AssetFilter(stablecoin=False if exclude_stablecoins else None)
+    async with context.services.reader() as session:
+        return await market_store.list_assets(session, order=by, where=where, offset=0, limit=top)
+
+
+async def rank(context: Context, asset: Asset) -> int | None:
+    """Rank by market cap; the ranking is read once per request."""
+    ranks = context.cache.get("market_cap_ranks")
+    if ranks is None:
+        async with context.services.reader() as session:
+            ranks = await market_store.market_cap_ranks(session)
+        context.cache["market_cap_ranks"] = ranks
+    return ranks.get(asset.id) if asset.id is not None else None
+
+
+async def candles_for(
+    context: Context,
+    *,
+    asset: Asset,
+    interval: Interval,
+    start: int | None,
+    end: int | None,
+) -> Candles:
+    """The asset's candles; aggregated from a smaller stored interval when `interval` is not
+    stored itself."""
+    assert asset.id is not None
+    async with context.services.reader() as session:
+        markets = (await market_store.markets_of(session, asset_ids=[asset.id]))[asset.id]
+        market = market_store.primary_market(asset, markets)
+        if market is None or market.id is None:
+            return Candles.empty()
+        stored = await candle_store.read_candles(
+            session, market_id=market.id, interval=interval, start=start, end=end
+        )
+        if len(stored):
+            return stored
+        available = await candle_store.stored_intervals(session, market_id=market.id)
+        for source in candle_domain.source_intervals(interval):
+            if source in available:
+                # Widen to whole target buckets so that the first and last are complete.
+                lower = (
+                    None if start is None else int(interval.floor(np.asarray([start], np.int64))[0])
+                )
+                upper = None if end is None else end + interval.milliseconds - 1
+                finer = await candle_store.read_candles(
+                    session, market_id=market.id, interval=source, start=lower, end=upper
+                )
+                return candle_domain.aggregate(finer, source, interval).between(start, end)
+    return Candles.empty()
+
+
+async def candles_by_symbol(
+    context: Context, *, symbol: str, interval: Interval, start: int | None, end: int | None
+) -> Candles:
+    asset = await get_asset(context, symbol=symbol)
+    if asset is None:
+        raise NotFound(f"no asset {symbol.upper()!r}")
+    return await candles_for(context, asset=asset, interval=interval, start=start, end=end)
+
+
+async def returns_matrix(
+    context: Context,
+    *,
+    symbols: Sequence[str],
+    interval: Interval,
+    start: int | None,
+    end: int | None,
+    kind: ReturnKind,
+) -> ReturnsMatrix:
+    if not symbols:
+        raise InvalidInput("symbols", "give at least one symbol")
+    upper = [symbol.upper() for symbol in symbols]
+    if len(set(upper)) != len(upper):
+        raise InvalidInput("symbols", "symbols must not repeat")
+    async with context.services.reader() as session:
+        assets = await market_store.get_assets(session, symbols=upper)
+    unknown = [symbol for symbol in upper if symbol not in assets]
+    if unknown:
+        raise InvalidInput("symbols", f"unknown symbols: {', '.join(unknown)}")
+    closes = []
+    for symbol in upper:
+        series = await candles_for(
+            context, asset=assets[symbol], interval=interval, start=start, end=end
+        )
+        closes.append((series.timestamps, series.close))
+    return candle_domain.returns_matrix(upper, closes, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    symbol: str
+    interval: Interval
+    format: str
+    rows_read: int
+    candles_written: int
+    first: int | None
+    last: int | None
+
+
+async def import_file(
+    context: Context, *, data: bytes, symbol: str | None, interval: Interval | None
+) -> ImportReport:
+    """Validate a whole file and store its candles in one transaction (admins only)."""
+    await require_admin(context)
+    services = context.services
+    return await import_bytes(
+        services.sessions,
+        data=data,
+        symbol=symbol,
+        interval=interval,
+        max_bytes=services.settings.import_max_bytes,
+        now=services.now(),
+    )
+
+
+async def import_bytes(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    data: bytes,
+    symbol: str | None,
+    interval: Interval | None,
+    max_bytes: int,
+    now: datetime,
+) -> ImportReport:
+    """Parse, validate, then write in one transaction: a rejected file writes nothing."""
+    if len(data) > max_bytes:
+        raise InvalidInput(
+            "file",
+            f"file is {len(data):,} bytes; the limit is {max_bytes:,} (COINQL_IMPORT_MAX_BYTES)",
+        )
+    parsed = parse_candle_file(data, symbol=symbol, interval=interval)
+    async with sessions() as session, session.begin():
+        saved = await _save_import(session, parsed, now=now)
+    return ImportReport(
+        parsed.symbol,
+        parsed.interval,
+        parsed.format.value,
+        parsed.rows_read,
+        saved,
+        int(parsed.candles.timestamps[0]) if len(parsed.candles) else None,
+        int(parsed.candles.timestamps[-1]) if len(parsed.candles) else None,
+    )
+
+
+async def _save_import(session: AsyncSession, parsed: ParsedFile, *, now: datetime) -> int:
+    caps = parsed.market_caps
+    last_cap = caps[np.isfinite(caps)][-1:] if caps.size else caps
+    supply = (
+        float(last_cap[0] / parsed.candles.close[np.isfinite(caps)][-1]) if last_cap.size else None
+    )
+    saved = await market_store.save_candles(
+        session,
+        symbol=parsed.symbol,
+        name=parsed.name,
+        data_source=IMPORT_SOURCE,
+        exchange=IMPORT_SOURCE,
+        pair=f"{parsed.symbol}/USD",
+        interval=parsed.interval,
+        candles=parsed.candles,
+        now=now,
+        market_caps=caps,
+        circulating_supply=supply,
+    )
+    return saved.added
+
+
+async def data_gaps(
+    context: Context, *, symbol: str, interval: Interval, start: int | None, end: int | None
+) -> list[Gap]:
+    """Missing candles of the asset's primary market between its first and last candle (or
+    within [start, end] when given)."""
+    asset = await get_asset(context, symbol=symbol)
+    if asset is None or asset.id is None:
+        raise NotFound(f"no asset {symbol.upper()!r}")
+    async with context.services.reader() as session:
+        markets = (await market_store.markets_of(session, asset_ids=[asset.id]))[asset.id]
+        market = market_store.primary_market(asset, markets)
+        if market is None or market.id is None:
+            return []
+        present = await candle_store.open_times(
+            session, market_id=market.id, interval=interval, start=start, end=end
+        )
+    return candle_domain.find_gaps(present, interval, start, end)
+
+
+async def backfill(
+    context: Context, *, symbol: str, interval: Interval, start: int, end: int
+) -> BackfillReport:
+    """Fetch the missing candles of [start, end] from the configured exchange (admins only)."""
+    await require_admin(context)
+    if end < start:
+        raise InvalidInput("end", "end must not be before start")
+    adapter = context.services.exchange
+    if adapter is None:
+        raise InvalidInput(
+            "symbol",
+            "no exchange is configured (COINQL_SOURCE is demo or none): nothing to backfill from",
+        )
+    return await run_backfill(
+        context.services.sessions,
+        adapter,
+        symbol=symbol.upper(),
+        interval=interval,
+        start=start,
+        end=end,
+    )
+
+
+async def ingestion_status(context: Context) -> list[ingestion_store.IngestionState]:
+    async with context.services.reader() as session:
+        return await ingestion_store.list_states(session)
+
+
+__all__ = ["AssetPage", "BackfillReport", "ImportReport"]  # BackfillReport for the schema

@@ -1,0 +1,443 @@
+"""Universe, candles, returns, imports, data gaps, backfill and ingestion status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Self
+
+import strawberry
+from strawberry import relay
+from strawberry.file_uploads import Upload
+from strawberry.types import Info
+
+from coinql.domain import imports
+from coinql.domain.candles import Candles, Gap, Interval, ReturnKind
+from coinql.resolvers import market as market_resolvers
+from coinql.resolvers.context import Context
+from coinql.resolvers.market import to_millis
+from coinql.schema.errors import Error, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.scalars import FloatArray, TimestampArray, finite
+from coinql.store import ingestion as ingestion_store
+from coinql.store import market as market_store
+from coinql.store.market import AssetOrder
+
+# The domain's enums, registered as GraphQL enums of the same names.
+strawberry.enum(Interval, description="Candle intervals.")
+strawberry.enum(ReturnKind, description="SIMPLE: p1/p0 - 1. LOG: ln(p1/p0).")
+strawberry.enum(AssetOrder)
+
+
+def from_millis(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
+
+
+@strawberry.type(description="Packed candles: parallel arrays, one entry per candle.")
+class CandleSeries:
+    interval: Interval
+    count: int
+    timestamps: TimestampArray = strawberry.field(description="Open times, epoch ms (UTC).")
+    open: FloatArray
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
+    volume: FloatArray = strawberry.field(
+        description="Base-asset volume (coins); null where the source gives only quote volume."
+    )
+    quote_volume: FloatArray = strawberry.field(
+        description="Quote-currency volume (USD/USDT); null where the source has none."
+    )
+
+    @classmethod
+    def from_model(cls, candles: Candles, interval: Interval) -> Self:
+        return cls(
+            interval=interval,
+            count=len(candles),
+            timestamps=candles.timestamps,
+            open=candles.open,
+            high=candles.high,
+            low=candles.low,
+            close=candles.close,
+            volume=candles.volume,
+            quote_volume=candles.quote_volume,
+        )
+
+
+@strawberry.type(description='A coin of the universe. Demo assets have dataSource "demo".')
+class Asset(relay.Node):
+    symbol: relay.NodeID[str]
+    name: str
+    stablecoin: bool
+    data_source: str = strawberry.field(
+        description='"demo" (synthetic, not market prices), "import", or an exchange id.'
+    )
+    market_cap: float | None = strawberry.field(description="In USD.")
+    circulating_supply: float | None
+    last_price: float | None
+    last_price_at: datetime | None = strawberry.field(
+        description="Open time of the candle whose close is lastPrice."
+    )
+    change_24h: float | None = strawberry.field(
+        name="change24h", description="Fractional change of lastPrice over 24 hours."
+    )
+    volume_24h: float | None = strawberry.field(
+        name="volume24h", description="Quote volume over the last 24 hours, in USD."
+    )
+    model: strawberry.Private[market_store.Asset]
+
+    @classmethod
+    def from_model(cls, asset: market_store.Asset) -> Self:
+        return cls(
+            symbol=asset.symbol,
+            name=asset.name,
+            stablecoin=asset.stablecoin,
+            data_source=asset.data_source,
+            market_cap=finite(asset.market_cap),
+            circulating_supply=finite(asset.circulating_supply),
+            last_price=finite(asset.last_price),
+            last_price_at=from_millis(asset.last_price_at),
+            change_24h=finite(asset.change_24h),
+            volume_24h=finite(asset.quote_volume_24h),
+            model=asset,
+        )
+
+    @strawberry.field(description="Rank by market cap, 1 = largest.")
+    async def rank(self, info: Info[Context, None]) -> int | None:
+        return await market_resolvers.rank(info.context, self.model)
+
+    @strawberry.field(description="Candles with open time in [start, end].")
+    async def candles(
+        self,
+        info: Info[Context, None],
+        interval: Interval = Interval.D1,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> CandleSeries:
+        series = await market_resolvers.candles_for(
+            info.context,
+            asset=self.model,
+            interval=interval,
+            start=to_millis(start),
+            end=to_millis(end),
+        )
+        return CandleSeries.from_model(series, interval)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        found = []
+        for symbol in node_ids:
+            asset = await market_resolvers.get_asset(info.context, symbol=symbol)
+            found.append(cls.from_model(asset) if asset else None)
+        return found
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class AssetEdge:
+    node: Asset
+    cursor: str
+
+
+@strawberry.type
+class AssetConnection:
+    edges: list[AssetEdge]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def from_model(cls, page: market_resolvers.AssetPage) -> Self:
+        edges = [
+            AssetEdge(node=Asset.from_model(asset), cursor=market_resolvers.encode_cursor(offset))
+            for offset, asset in enumerate(page.assets, start=page.offset)
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.offset > 0,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.input
+class AssetFilter:
+    symbols: list[str] | None = None
+    stablecoin: bool | None = None
+    search: str | None = strawberry.field(default=None, description="In symbol or name.")
+    data_source: str | None = None
+
+    def to_model(self) -> market_store.AssetFilter:
+        return market_store.AssetFilter(
+            symbols=self.symbols,
+            stablecoin=self.stablecoin,
+            search=self.search,
+            data_source=self.data_source,
+        )
+
+
+@strawberry.type(description="Returns on the timestamps all symbols share (an inner join).")
+class ReturnsMatrix:
+    symbols: list[str]
+    timestamps: TimestampArray = strawberry.field(
+        description="The later open time of each pair of closes."
+    )
+    values: list[FloatArray] = strawberry.field(description="One series per symbol, in order.")
+
+
+@strawberry.type
+class ImportReport:
+    symbol: str
+    interval: Interval
+    format: str
+    rows_read: int
+    candles_written: int = strawberry.field(description="New candles; existing ones are kept.")
+    first: datetime | None
+    last: datetime | None
+
+    @classmethod
+    def from_model(cls, report: market_resolvers.ImportReport) -> Self:
+        return cls(
+            symbol=report.symbol,
+            interval=report.interval,
+            format=report.format,
+            rows_read=report.rows_read,
+            candles_written=report.candles_written,
+            first=from_millis(report.first),
+            last=from_millis(report.last),
+        )
+
+
+@strawberry.type
+class LineProblem:
+    line: int = strawberry.field(description="Line in the file; the header is line 1.")
+    message: str
+
+
+@strawberry.type(description="The file has problems; nothing was written.")
+class ImportRejected(Error):
+    problems: list[LineProblem]
+    total_problems: int
+
+    @classmethod
+    def from_exception(cls, error: imports.ImportRejected) -> Self:
+        return cls(
+            message=error.message,
+            problems=[LineProblem(line=p.line, message=p.message) for p in error.problems],
+            total_problems=error.total,
+        )
+
+
+@strawberry.type
+class DataGap:
+    start: datetime = strawberry.field(description="Open time of the first missing candle.")
+    end: datetime = strawberry.field(description="Open time of the last missing candle.")
+    missing_candles: int
+
+    @classmethod
+    def from_model(cls, gap: Gap) -> Self:
+        start, end = from_millis(gap.start), from_millis(gap.end)
+        assert start is not None and end is not None
+        return cls(start=start, end=end, missing_candles=gap.missing)
+
+
+@strawberry.type
+class BackfillReport:
+    symbol: str
+    interval: Interval
+    gaps_found: int
+    gaps_fixed: int
+    candles_added: int
+
+    @classmethod
+    def from_model(
+        cls, symbol: str, interval: Interval, report: market_resolvers.BackfillReport
+    ) -> Self:
+        return cls(
+            symbol=symbol.upper(),
+            interval=interval,
+            gaps_found=report.gaps_found,
+            gaps_fixed=report.gaps_fixed,
+            candles_added=report.candles_added,
+        )
+
+
+@strawberry.type(description="How one ingestion job (exchange, symbol, interval) is doing.")
+class IngestionStatus:
+    exchange: str
+    symbol: str
+    interval: str
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    stalled_by_seconds: int = strawberry.field(
+        description="0 while healthy; else seconds since the last success (or first failure)."
+    )
+    candles_added: int
+
+    @classmethod
+    def from_model(cls, state: ingestion_store.IngestionState, now: datetime) -> Self:
+        stalled = 0
+        if state.consecutive_failures:
+            since = state.last_success_at or state.failing_since or now
+            stalled = max(0, int((now - since).total_seconds()))
+        return cls(
+            exchange=state.exchange,
+            symbol=state.symbol,
+            interval=state.interval,
+            last_attempt_at=state.last_attempt_at,
+            last_success_at=state.last_success_at,
+            last_error=state.last_error,
+            consecutive_failures=state.consecutive_failures,
+            stalled_by_seconds=stalled,
+            candles_added=state.candles_added,
+        )
+
+
+ImportCandlesResult = Annotated[
+    ImportReport | ImportRejected | InvalidInput | NotAuthenticated | Forbidden,
+    strawberry.union("ImportCandlesResult"),
+]
+BackfillResult = Annotated[
+    BackfillReport | InvalidInput | NotAuthenticated | Forbidden | NotFound,
+    strawberry.union("BackfillResult"),
+]
+
+
+@strawberry.type
+class MarketQuery:
+    @strawberry.field(description="The universe as a connection.")
+    async def assets(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: AssetOrder = AssetOrder.MARKET_CAP_DESC,
+        filter: AssetFilter | None = None,
+    ) -> AssetConnection:
+        page = await market_resolvers.list_assets(
+            info.context,
+            first=first,
+            after=after,
+            order=order_by,
+            where=filter.to_model() if filter else market_store.AssetFilter(),
+        )
+        return AssetConnection.from_model(page)
+
+    @strawberry.field(description="One asset by symbol; null when unknown.")
+    async def asset(self, info: Info[Context, None], symbol: str) -> Asset | None:
+        found = await market_resolvers.get_asset(info.context, symbol=symbol)
+        return Asset.from_model(found) if found else None
+
+    @strawberry.field(description="A universe rule: the top N by market cap or volume.")
+    async def universe(
+        self,
+        info: Info[Context, None],
+        top: int = 10,
+        by: AssetOrder = AssetOrder.MARKET_CAP_DESC,
+        exclude_stablecoins: bool = True,
+    ) -> list[Asset]:
+        assets = await market_resolvers.universe(
+            info.context, top=top, by=by, exclude_stablecoins=exclude_stablecoins
+        )
+        return [Asset.from_model(asset) for asset in assets]
+
+    @strawberry.field(description="Aligned returns of several symbols: the input of risk.")
+    async def returns_matrix(
+        self,
+        info: Info[Context, None],
+        symbols: list[str],
+        interval: Interval = Interval.D1,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        kind: ReturnKind = ReturnKind.SIMPLE,
+    ) -> ReturnsMatrix:
+        matrix = await market_resolvers.returns_matrix(
+            info.context,
+            symbols=symbols,
+            interval=interval,
+            start=to_millis(start),
+            end=to_millis(end),
+            kind=kind,
+        )
+        return ReturnsMatrix(
+            symbols=matrix.symbols,
+            timestamps=matrix.timestamps,
+            values=[matrix.values[:, column] for column in range(len(matrix.symbols))],
+        )
+
+    @strawberry.field(description="Runs of missing candles of an asset.")
+    async def data_gaps(
+        self,
+        info: Info[Context, None],
+        symbol: str,
+        interval: Interval = Interval.D1,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[DataGap]:
+        gaps = await market_resolvers.data_gaps(
+            info.context,
+            symbol=symbol,
+            interval=interval,
+            start=to_millis(start),
+            end=to_millis(end),
+        )
+        return [DataGap.from_model(gap) for gap in gaps]
+
+    @strawberry.field(description="Every ingestion job's state.")
+    async def ingestion_status(self, info: Info[Context, None]) -> list[IngestionStatus]:
+        states = await market_resolvers.ingestion_status(info.context)
+        now = info.context.services.now()
+        return [IngestionStatus.from_model(state, now) for state in states]
+
+
+@strawberry.type
+class MarketMutation:
+    @strawberry.mutation(description="Import candles from a CSV file (admins). All or nothing.")
+    async def import_candles(
+        self,
+        info: Info[Context, None],
+        file: Upload,
+        symbol: str | None = None,
+        interval: Interval | None = None,
+    ) -> ImportCandlesResult:
+        # Read one byte past the limit so that an oversized file is refused, not truncated.
+        limit = info.context.services.settings.import_max_bytes
+        data = await file.read(limit + 1)  # type: ignore[attr-defined]
+        report = await market_resolvers.import_file(
+            info.context, data=data, symbol=symbol, interval=interval
+        )
+        return ImportReport.from_model(report)
+
+    @strawberry.mutation(description="Fetch missing candles from the exchange (admins).")
+    async def backfill(
+        self,
+        info: Info[Context, None],
+        symbol: str,
+        start: datetime,
+        end: datetime,
+        interval: Interval = Interval.D1,
+    ) -> BackfillResult:
+        report = await market_resolvers.backfill(
+            info.context,
+            symbol=symbol,
+            interval=interval,
+            start=int(start.timestamp() * 1000),
+            end=int(end.timestamp() * 1000),
+        )
+        return BackfillReport.from_model(symbol, interval, report)
+
+
+ERROR_TYPES = [(imports.ImportRejected, ImportRejected)]
