@@ -57,10 +57,13 @@ class CoinqlGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive=receive)
         try:
-            response = await self.run(Request(scope, receive=receive))
+            response = await self.run(request)
         except StrawberryHTTPException as error:
             response = _error_response(error.status_code, error.reason)
+        finally:
+            await request.close()  # uploaded files, even those no resolver read
         await response(scope, receive, send)
 
     async def get_context(

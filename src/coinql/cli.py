@@ -91,6 +91,98 @@ async def _add_user(settings: Settings, email: str, password: str, *, admin: boo
         await engine.dispose()
 
 
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    """Import each file in its own transaction; exit 1 if any was rejected."""
+    return asyncio.run(_import_files(settings, args))
+
+
+async def _import_files(settings: Settings, args: argparse.Namespace) -> int:
+    from coinql.domain.candles import Interval
+    from coinql.domain.errors import UserError
+    from coinql.domain.imports import ImportRejected
+    from coinql.migrations import ensure_current
+    from coinql.resolvers.market import import_bytes
+    from coinql.store.db import create_engine, create_session_factory
+
+    interval = Interval(args.interval) if args.interval else None
+    engine = create_engine(settings.database_url)
+    failed = 0
+    try:
+        await ensure_current(engine)
+        sessions = create_session_factory(engine)
+        for path in args.files:
+            try:
+                report = await import_bytes(
+                    sessions,
+                    data=Path(path).read_bytes(),
+                    symbol=args.symbol,
+                    interval=interval,
+                    max_bytes=settings.import_max_bytes,
+                    now=datetime.now(UTC),
+                )
+            except ImportRejected as rejected:
+                failed += 1
+                print(f"{path}: {rejected.message}", file=sys.stderr)
+                for problem in rejected.problems:
+                    print(f"  line {problem.line}: {problem.message}", file=sys.stderr)
+                continue
+            except (UserError, OSError) as error:
+                failed += 1
+                print(f"{path}: {getattr(error, 'message', error)}", file=sys.stderr)
+                continue
+            print(
+                f"{path}: {report.symbol} {report.interval.value} ({report.format}):"
+                f" {report.rows_read} rows read, {report.candles_written} candles written"
+            )
+    finally:
+        await engine.dispose()
+    return 1 if failed else 0
+
+
+def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_backfill_range(settings, args))
+
+
+async def _backfill_range(settings: Settings, args: argparse.Namespace) -> int:
+    from coinql.domain.candles import Interval
+    from coinql.migrations import ensure_current
+    from coinql.realtime.ingestion import backfill
+    from coinql.store.db import create_engine, create_session_factory
+    from coinql.store.exchange import ExchangeAdapter, create_exchange
+
+    exchange_id = args.exchange or settings.exchange_id
+    if exchange_id is None:
+        print("coinql: give --exchange or set COINQL_SOURCE to an exchange id", file=sys.stderr)
+        return 2
+    engine = create_engine(settings.database_url)
+    client = create_exchange(exchange_id)
+    try:
+        await ensure_current(engine)
+        report = await backfill(
+            create_session_factory(engine),
+            ExchangeAdapter(client, quote=settings.exchange_quote),
+            symbol=args.symbol.upper(),
+            interval=Interval(args.interval),
+            start=_millis(args.start),
+            end=_millis(args.end),
+        )
+    finally:
+        await client.close()
+        await engine.dispose()
+    print(
+        f"{args.symbol.upper()} {args.interval}: {report.gaps_found} gaps found,"
+        f" {report.gaps_fixed} fixed, {report.candles_added} candles added"
+    )
+    return 0
+
+
+def _millis(text: str) -> int:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coinql", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     create_user.set_defaults(handler=_create_user)
+
+    intervals = ["M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1"]
+    import_ = commands.add_parser("import", help="import candle CSV files (all or nothing each)")
+    import_.add_argument("files", nargs="+")
+    import_.add_argument("--symbol", help="when the file does not name it")
+    import_.add_argument("--interval", choices=intervals, help="when the file does not tell")
+    import_.set_defaults(handler=_import)
+
+    backfill = commands.add_parser("backfill", help="fetch missing candles from an exchange")
+    backfill.add_argument("symbol")
+    backfill.add_argument("interval", choices=intervals)
+    backfill.add_argument("--start", required=True, help="ISO 8601; naive means UTC")
+    backfill.add_argument("--end", required=True)
+    backfill.add_argument("--exchange", help="ccxt exchange id (default: COINQL_SOURCE)")
+    backfill.set_defaults(handler=_backfill)
     return parser
 
 

@@ -146,9 +146,11 @@ class _Lines:
     def __init__(self, first_data_line: int) -> None:
         self.first = first_data_line
         self.problems: list[LineProblem] = []
+        self.blank: set[int] = set()  # blank lines get one problem, not one per column
 
     def add(self, row: int, message: str) -> None:
-        self.problems.append(LineProblem(self.first + row, message))
+        if row not in self.blank:
+            self.problems.append(LineProblem(self.first + row, message))
 
     def add_many(self, rows: AnyArray, message: str) -> None:
         for row in np.flatnonzero(rows):
@@ -165,6 +167,7 @@ def _floats(column: pd.Series, name: str, lines: _Lines, *, required: bool = Tru
     values = column.to_numpy(dtype=object)
     blank = np.array([not str(value).strip() for value in values], dtype=bool)
     result = np.full(values.shape[0], np.nan)
+    unparsed = np.zeros(values.shape[0], dtype=bool)
     try:
         result[~blank] = np.asarray(values[~blank], dtype=str).astype(np.float64)
     except ValueError:
@@ -172,11 +175,11 @@ def _floats(column: pd.Series, name: str, lines: _Lines, *, required: bool = Tru
             try:
                 result[row] = float(values[row])
             except ValueError:
+                unparsed[row] = True
                 lines.add(int(row), f"{name} {str(values[row])[:40]!r} is not a number")
     if required:
         lines.add_many(blank, f"{name} is empty")
-    bad = np.isinf(result) | (~blank & np.isnan(result))
-    lines.add_many(bad & ~blank, f"{name} must be a finite number")
+    lines.add_many(~blank & ~unparsed & ~np.isfinite(result), f"{name} must be a finite number")
     return result
 
 
@@ -184,6 +187,7 @@ def _blank_rows(frame: pd.DataFrame, lines: _Lines) -> AnyArray:
     blank = (frame.apply(lambda column: column.str.strip() == "") | frame.isna()).all(axis=1)
     mask: AnyArray = blank.to_numpy()
     lines.add_many(mask, "blank line")
+    lines.blank.update(int(row) for row in np.flatnonzero(mask))
     return mask
 
 

@@ -17,6 +17,7 @@ from coinql.resolvers import market as market_resolvers
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import to_millis
 from coinql.schema.errors import Error, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.permissions import IsAdmin
 from coinql.schema.scalars import FloatArray, TimestampArray, finite
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
@@ -65,7 +66,7 @@ class CandleSeries:
 
 @strawberry.type(description='A coin of the universe. Demo assets have dataSource "demo".')
 class Asset(relay.Node):
-    symbol: relay.NodeID[str]
+    symbol: str
     name: str
     stablecoin: bool
     data_source: str = strawberry.field(
@@ -121,6 +122,10 @@ class Asset(relay.Node):
             end=to_millis(end),
         )
         return CandleSeries.from_model(series, interval)
+
+    @classmethod
+    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
+        return root.symbol
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -405,7 +410,10 @@ class MarketQuery:
 
 @strawberry.type
 class MarketMutation:
-    @strawberry.mutation(description="Import candles from a CSV file (admins). All or nothing.")
+    @strawberry.mutation(
+        description="Import candles from a CSV file (admins). All or nothing.",
+        permission_classes=[IsAdmin],
+    )
     async def import_candles(
         self,
         info: Info[Context, None],
@@ -421,7 +429,10 @@ class MarketMutation:
         )
         return ImportReport.from_model(report)
 
-    @strawberry.mutation(description="Fetch missing candles from the exchange (admins).")
+    @strawberry.mutation(
+        description="Fetch missing candles from the exchange (admins).",
+        permission_classes=[IsAdmin],
+    )
     async def backfill(
         self,
         info: Info[Context, None],

@@ -55,11 +55,11 @@ def parse_decimal(value: object) -> Decimal:
 
 
 def serialize_timestamps(value: np.ndarray[Any, Any] | Sequence[int]) -> Any:
-    return np.asarray(value, dtype=np.int64)
+    return np.ascontiguousarray(value, dtype=np.int64)
 
 
 def serialize_floats(value: np.ndarray[Any, Any] | Sequence[float | None]) -> Any:
-    return np.asarray(value, dtype=np.float64)
+    return np.ascontiguousarray(value, dtype=np.float64)
 
 
 def _parse_list(kind: str, value: object, convert: Any) -> list[Any]:

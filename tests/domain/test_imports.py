@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from coinql.domain.candles import DAY_MS, Interval
+from coinql.domain.errors import InvalidInput
+from coinql.domain.imports import CsvFormat, ImportRejected, parse_candle_file
+from tests.conftest import COINS_DIR
+
+DAILY_HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap\n"
+REAL_FILES = sorted(COINS_DIR.glob("coin_*.csv"))
+
+
+def test_the_six_real_files_are_there() -> None:
+    assert len(REAL_FILES) == 6
+
+
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda path: path.stem)
+def test_real_daily_files_parse_exactly(path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(path, Path)
+    parsed = parse_candle_file(path.read_bytes())
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert parsed.format is CsvFormat.DAILY_MARKET_CAP
+    assert parsed.interval is Interval.D1
+    assert parsed.symbol == rows[0]["Symbol"]
+    assert parsed.name == rows[0]["Name"]
+    assert parsed.rows_read == len(rows)
+    # Bit for bit the floats of the file's text.
+    assert parsed.candles.close.tolist() == [float(row["Close"]) for row in rows]
+    assert parsed.candles.quote_volume.tolist() == [float(row["Volume"]) for row in rows]
+    assert np.isnan(parsed.candles.volume).all()  # the file's volume is dollars, not coins
+    assert parsed.market_caps.tolist() == [float(row["Marketcap"]) for row in rows]
+    # "7/05/21 23:59" and "2021-07-05 23:59:59" both close the day that opens at midnight.
+    last = datetime.fromtimestamp(parsed.candles.timestamps[-1] / 1000, UTC)
+    assert (last.year, last.month, last.day, last.hour) == (2021, 7, 6, 0)
+    assert np.all(np.diff(parsed.candles.timestamps) == DAY_MS)
+
+
+def daily(rows: list[str]) -> bytes:
+    return (DAILY_HEADER + "".join(row + "\n" for row in rows)).encode()
+
+
+GOOD = [
+    "1,Bitcoin,BTC,1/01/17 23:59,1003.08,958.69,963.65,998.32,147775008,16050407461",
+    "2,Bitcoin,BTC,1/02/17 23:59,1031.39,996.70,998.61,1021.75,222184992,16429024775",
+    "3,Bitcoin,BTC,1/03/17 23:59,1044.07,1021.59,1021.59,1043.83,185168000,16786368910",
+]
+
+
+def rejected(data: bytes, **kwargs: object) -> ImportRejected:
+    with pytest.raises(ImportRejected) as raised:
+        parse_candle_file(data, **kwargs)  # type: ignore[arg-type]
+    return raised.value
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "message"),
+    [
+        (
+            "4,Bitcoin,BTC,1/04/17 23:59,1159.42,1044.40,1044.40,1300.0,1,1",
+            "high is below open or close",
+        ),
+        (
+            "4,Bitcoin,BTC,1/04/17 23:59,1159.42,1044.40,1044.40,abc,1,1",
+            "Close 'abc' is not a number",
+        ),
+        (
+            "4,Bitcoin,BTC,1/03/17 23:59,1159.42,1044.40,1044.40,1100,1,1",
+            "duplicate timestamp (same as the previous row)",
+        ),
+        (
+            "4,Bitcoin,BTC,1/02/17 23:59,1159.42,1044.40,1044.40,1100,1,1",
+            "timestamp is earlier than the previous row's",
+        ),
+        (
+            "4,Bitcoin,BTC,13/45/17 23:59,1159.42,1044.40,1044.40,1100,1,1",
+            "Date '13/45/17 23:59' is not a date (M/DD/YY HH:MM or ISO)",
+        ),
+        ("4,Bitcoin,BTC,1/04/17 23:59,1159.42,-1,1044.40,1100,1,1", "low must be positive"),
+        ("4,Bitcoin,BTC,1/04/17 23:59,1159.42,1044.40,1044.40,,1,1", "Close is empty"),
+        ("4,Bitcoin,ETH,1/04/17 23:59,1159.42,1044.40,1044.40,1100,1,1", "Symbol differs from BTC"),
+        (
+            "4,Bitcoin,BTC,1/04/17 23:59,1159.42,1044.40,1044.40,inf,1,1",
+            "Close must be a finite number",
+        ),
+    ],
+)
+def test_a_bad_row_is_named_by_its_line(bad_row: str, message: str) -> None:
+    error = rejected(daily([*GOOD, bad_row]))
+    assert [(p.line, p.message) for p in error.problems] == [(5, message)]
+    assert error.message == "file rejected: 1 problem; nothing was written"
+
+
+def test_a_row_with_extra_fields_is_named_by_its_line() -> None:
+    error = rejected(daily([*GOOD, "4,Bitcoin,BTC,1/04/17 23:59,1,1,1,1,1,1,EXTRA"]))
+    assert [(p.line, p.message) for p in error.problems] == [(5, "expected 10 fields, found 11")]
+
+
+def test_blank_line_in_the_middle_is_a_problem() -> None:
+    error = rejected(daily([GOOD[0], "", GOOD[1]]))
+    assert [(p.line, p.message) for p in error.problems] == [(3, "blank line")]
+
+
+def test_many_problems_are_capped_but_counted() -> None:
+    rows = [f"{i},Bitcoin,BTC,1/01/17 23:59,x,1,1,1,1,1" for i in range(150)]
+    error = rejected(daily(rows))
+    assert error.total >= 150
+    assert len(error.problems) == 100
+    assert "the first 100 are listed" in error.message
+
+
+def test_symbol_argument_must_match_the_file() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_candle_file(daily(GOOD), symbol="ETH")
+    assert raised.value.field == "symbol"
+    assert parse_candle_file(daily(GOOD), symbol="btc").symbol == "BTC"
+
+
+def test_daily_file_refuses_another_interval() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_candle_file(daily(GOOD), interval=Interval.H1)
+    assert raised.value.field == "interval"
+
+
+BINANCE_ROWS = [
+    "1609459200000,28923.63,29031.34,28690.17,28995.13,2311.81,1609462799999,66768830.34,58389,1215.08,35085979.05,0",
+    "1609462800000,28995.13,29470.00,28960.35,29409.99,3416.11,1609466399999,99725932.71,79945,1858.22,54255818.33,0",
+    "1609466400000,29410.00,29465.26,29120.03,29194.65,2355.91,1609469999999,68887911.07,59312,1065.12,31149418.19,0",
+]
+
+
+def test_binance_klines_without_header() -> None:
+    parsed = parse_candle_file(("\n".join(BINANCE_ROWS) + "\n").encode(), symbol="BTC")
+    assert parsed.format is CsvFormat.BINANCE_KLINES
+    assert parsed.interval is Interval.H1  # inferred from the spacing
+    assert parsed.candles.timestamps[0] == 1609459200000
+    assert parsed.candles.volume.tolist() == [2311.81, 3416.11, 2355.91]
+    assert parsed.candles.quote_volume[0] == 66768830.34
+
+
+def test_binance_klines_in_microseconds_with_header() -> None:
+    header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
+    rows = [row.replace("000,", "000000,", 1) for row in BINANCE_ROWS]
+    parsed = parse_candle_file((header + "\n".join(rows)).encode(), symbol="BTC")
+    assert parsed.candles.timestamps[0] == 1609459200000
+
+
+def test_binance_needs_a_symbol() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_candle_file("\n".join(BINANCE_ROWS).encode())
+    assert raised.value.field == "symbol"
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        ["2021-01-01T00:00:00Z", "2021-01-02T00:00:00Z", "2021-01-03T00:00:00+00:00"],
+        ["2021-01-01", "2021-01-02", "2021-01-03"],
+        ["1609459200", "1609545600", "1609632000"],
+        ["1609459200000", "1609545600000", "1609632000000"],
+    ],
+)
+def test_generic_ohlcv_time_formats(times: list[str]) -> None:
+    text = "timestamp,open,high,low,close,volume\n" + "".join(
+        f"{time},10,12,9,11,100\n" for time in times
+    )
+    parsed = parse_candle_file(text.encode(), symbol="eth")
+    assert parsed.format is CsvFormat.GENERIC_OHLCV
+    assert parsed.symbol == "ETH"
+    assert parsed.interval is Interval.D1
+    assert parsed.candles.timestamps.tolist() == [1609459200000 + i * DAY_MS for i in range(3)]
+    assert np.isnan(parsed.candles.quote_volume).all()
+
+
+def test_generic_unknown_header_is_rejected_on_line_one() -> None:
+    error = rejected(b"when,price\n1,2\n", symbol="X")
+    assert error.problems[0].line == 1
+    assert "time column" in error.problems[0].message
+
+
+def test_an_interval_that_cannot_be_inferred_must_be_given() -> None:
+    text = b"time,open,high,low,close\n0,1,1,1,1\n7000,1,1,1,1\n"
+    with pytest.raises(InvalidInput):
+        parse_candle_file(text, symbol="X")
+
+
+def test_non_utf8_is_rejected() -> None:
+    assert rejected(b"\xff\xfe\x00garbage").problems[0].line == 1

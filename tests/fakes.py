@@ -1,0 +1,87 @@
+"""Stand-ins with ccxt's exchange interface and CoinGecko's provider interface, returning
+ccxt-shaped data. No network: what the production path gets from real exchanges, these give."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import ccxt
+
+from coinql.domain.candles import DAY_MS
+from coinql.store.exchange import MarketCap
+
+TIMEFRAME_MS = {"1m": 60_000, "1h": 3_600_000, "1d": DAY_MS}
+
+
+def ohlcv_rows(
+    start: int, count: int, step: int = DAY_MS, base: float = 100.0
+) -> list[list[float]]:
+    """`count` ccxt OHLCV rows [timestamp, open, high, low, close, volume] from `start`."""
+    rows = []
+    price = base
+    for i in range(count):
+        close = price * (1.01 if i % 3 else 0.985)
+        rows.append(
+            [
+                start + i * step,
+                price,
+                max(price, close) * 1.01,
+                min(price, close) * 0.99,
+                close,
+                10.0 + i,
+            ]
+        )
+        price = close
+    return rows
+
+
+@dataclass
+class FakeExchange:
+    """`fetch_ohlcv` over stored rows: pages of at most `max_page`, each page repeating the last
+    row of the previous one (as exchanges do when `since` is that row's time), `failures` raised
+    first, `BadSymbol` for an unknown pair."""
+
+    rows: dict[tuple[str, str], list[list[float]]]
+    id: str = "fakex"
+    max_page: int = 500
+    failures: list[Exception] = field(default_factory=list)
+    always_fail: Exception | None = None
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    closed: bool = False
+
+    async def fetch_ohlcv(
+        self,
+        symbol: str,
+        timeframe: str = "1m",
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> list[list[float]]:
+        self.calls.append(
+            {"symbol": symbol, "timeframe": timeframe, "since": since, "limit": limit}
+        )
+        if self.always_fail is not None:
+            raise self.always_fail
+        if self.failures:
+            raise self.failures.pop(0)
+        if (symbol, timeframe) not in self.rows:
+            raise ccxt.BadSymbol(f"{self.id} does not have market symbol {symbol}")
+        rows = sorted(self.rows[(symbol, timeframe)], key=lambda row: row[0])
+        step = TIMEFRAME_MS[timeframe]
+        start = (since or 0) - step  # overlap one candle with the previous page
+        page = [list(row) for row in rows if row[0] >= start]
+        return page[: min(limit or self.max_page, self.max_page)]
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeMarketCaps:
+    caps: dict[str, MarketCap]
+    calls: int = 0
+
+    async def fetch(self, symbols: list[str]) -> dict[str, MarketCap]:
+        self.calls += 1
+        return {symbol: self.caps[symbol] for symbol in symbols if symbol in self.caps}
