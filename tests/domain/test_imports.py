@@ -8,7 +8,7 @@ import pytest
 
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.domain.errors import InvalidInput
-from coinql.domain.imports import CsvFormat, ImportRejected, parse_candle_file
+from coinql.domain.imports import BINANCE_COLUMNS, CsvFormat, ImportRejected, parse_candle_file
 from tests.conftest import COINS_DIR
 
 DAILY_HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap\n"
@@ -146,7 +146,7 @@ def test_binance_klines_without_header() -> None:
 
 
 def test_binance_klines_in_microseconds_with_header() -> None:
-    header = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n"
+    header = ",".join(BINANCE_COLUMNS) + "\n"
     rows = [row.replace("000,", "000000,", 1) for row in BINANCE_ROWS]
     parsed = parse_candle_file((header + "\n".join(rows)).encode(), symbol="BTC")
     assert parsed.candles.timestamps[0] == 1609459200000
