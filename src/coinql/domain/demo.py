@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from coinql.domain.candles import DAY_MS, Candles, Interval, aggregate
 from coinql.domain.demo_params import DEMO_PARAMS
@@ -51,21 +50,21 @@ def generate_demo_market(
     params: list[dict[str, Any]] = DEMO_PARAMS["assets"]
     n_assets = len(params)
     regimes = _regime_path(rng, days)
+    # A multivariate Student-t: correlated normals over one shared chi-square mixing variable,
+    # so that crashes hit every asset on the same day and the correlation is kept exactly.
+    tail = float(np.mean([asset["tail_index"] for asset in params]))
     correlated = (
         rng.standard_normal((days, n_assets))
         @ np.linalg.cholesky(np.asarray(DEMO_PARAMS["correlation"])).T
     )
+    mixing = np.sqrt(rng.chisquare(tail, days) / tail)[:, None]
+    shocks = correlated / mixing * np.sqrt((tail - 2) / tail)
     first_day = end_day_ms - (days - 1) * DAY_MS
     day_opens = first_day + np.arange(days, dtype=np.int64) * DAY_MS
     assets = []
     for column, asset in enumerate(params):
-        tail = float(asset["tail_index"])
-        # Gaussian copula to Student-t marginals with unit variance.
-        shocks = stats.t.ppf(stats.norm.cdf(correlated[:, column]), tail) * np.sqrt(
-            (tail - 2) / tail
-        )
         volatility = np.asarray(asset["volatility"])[regimes]
-        log_returns = float(asset["drift"]) + volatility * shocks
+        log_returns = float(asset["drift"]) + volatility * shocks[:, column]
         daily, hourly = _candles(
             rng,
             day_opens,

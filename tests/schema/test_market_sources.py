@@ -1,0 +1,213 @@
+"""Market data sources through the app: the demo default and an exchange (ccxt-shaped fake)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import ccxt
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from coinql.app import create_app
+from coinql.cli import main
+from coinql.domain.candles import DAY_MS
+from coinql.store.exchange import MarketCap
+from tests.client import GraphQLClient
+from tests.conftest import COINS_DIR, CONTRACT_DIR, Backend, make_settings
+from tests.fakes import FakeExchange, FakeMarketCaps, ohlcv_rows
+from tests.schema.test_market import make_user
+
+TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS
+START = TODAY - 30 * DAY_MS
+
+
+@asynccontextmanager
+async def running(app: Starlette) -> AsyncIterator[GraphQLClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://coinql.test") as http:
+            yield GraphQLClient(http, CONTRACT_DIR)
+
+
+@pytest.fixture
+async def demo(backend: Backend, tmp_path: Path) -> AsyncIterator[GraphQLClient]:
+    async with running(create_app(make_settings(backend, tmp_path, source="demo"))) as client:
+        yield client
+
+
+async def test_demo_market_is_loaded_and_labelled(demo: GraphQLClient) -> None:
+    info = (await demo.contract("server", "ServerInfo")).ok()["serverInfo"]
+    assert info["dataSource"] == "demo"
+    response = await demo.execute(
+        "{ assets(first: 20) { totalCount edges { node { symbol dataSource stablecoin lastPrice"
+        " candles(interval: H1) { count } } } } }"
+    )
+    assets = response.ok()["assets"]
+    assert assets["totalCount"] >= 8
+    nodes = [edge["node"] for edge in assets["edges"]]
+    assert {node["dataSource"] for node in nodes} == {"demo"}
+    assert {node["symbol"] for node in nodes if node["stablecoin"]} == {"USDT", "USDC"}
+    assert all(node["candles"]["count"] == 21 * 24 for node in nodes)
+    universe = await demo.execute("{ universe(top: 3) { symbol stablecoin } }")
+    assert [a["stablecoin"] for a in universe.ok()["universe"]] == [False] * 3
+    candles = await demo.contract("market", "Candles", {"symbol": "BTC"})
+    assert candles.ok()["asset"]["candles"]["count"] == 4 * 365
+
+
+@pytest.fixture
+def exchange() -> FakeExchange:
+    return FakeExchange(
+        {
+            ("BTC/USDT", "1d"): ohlcv_rows(START, 30),
+            ("ETH/USDT", "1d"): ohlcv_rows(START, 30, base=10.0),
+        }
+    )
+
+
+@asynccontextmanager
+async def exchange_app(
+    backend: Backend, tmp_path: Path, exchange: FakeExchange
+) -> AsyncIterator[tuple[Starlette, GraphQLClient]]:
+    settings = make_settings(
+        backend,
+        tmp_path,
+        source="fakex",
+        exchange_symbols="BTC,ETH",
+        exchange_intervals="D1",
+        ingest_history_days=30,
+        ingest_poll_seconds=3600,
+    )
+    caps = FakeMarketCaps({"BTC": MarketCap("BTC", 6e11, 1.9e7)})
+    app = create_app(settings, exchange_client=exchange, market_caps=caps)
+    async with running(app) as client:
+        yield app, client
+
+
+async def wait_for_ingestion(client: GraphQLClient, jobs: int) -> list[dict[str, object]]:
+    for _ in range(100):
+        statuses = (await client.contract("market", "IngestionStatus")).ok()["ingestionStatus"]
+        if len(statuses) == jobs and all(s["lastSuccessAt"] or s["lastError"] for s in statuses):
+            return list(statuses)
+        await asyncio.sleep(0.05)
+    raise AssertionError("ingestion did not run")
+
+
+async def test_exchange_ingestion_runs_and_reports(
+    backend: Backend, tmp_path: Path, exchange: FakeExchange
+) -> None:
+    async with exchange_app(backend, tmp_path, exchange) as (_app, client):
+        statuses = await wait_for_ingestion(client, jobs=2)
+        assert {(s["exchange"], s["symbol"], s["interval"]) for s in statuses} == {
+            ("fakex", "BTC", "D1"),
+            ("fakex", "ETH", "D1"),
+        }
+        assert all(s["consecutiveFailures"] == 0 and s["stalledBySeconds"] == 0 for s in statuses)
+        info = (await client.contract("server", "ServerInfo")).ok()["serverInfo"]
+        assert info["dataSource"] == "fakex"
+        btc = await client.execute(
+            '{ asset(symbol: "BTC") { dataSource marketCap candles { count close } } }'
+        )
+        asset = btc.ok()["asset"]
+        assert asset["dataSource"] == "fakex" and asset["candles"]["count"] == 30
+        assert asset["candles"]["close"] == [row[4] for row in ohlcv_rows(START, 30)]
+        ready = (await client.http.get("/health/ready")).json()
+        assert ready["components"]["ingestion"]["status"] == "up"
+        assert ready["components"]["ingestion"]["role"] == "leader"
+    assert exchange.closed
+
+
+async def test_a_failing_exchange_shows_as_stalled(
+    backend: Backend, tmp_path: Path, exchange: FakeExchange
+) -> None:
+    exchange.always_fail = ccxt.ExchangeNotAvailable("503 Service Unavailable")
+    async with exchange_app(backend, tmp_path, exchange) as (app, client):
+        # Backoff sleeps are real here: make them instant for the test.
+        app.state.services.exchange.backoff.base_seconds = 0
+        statuses = await wait_for_ingestion(client, jobs=2)
+        assert all(s["consecutiveFailures"] >= 1 for s in statuses)
+        assert all("ExchangeNotAvailable" in str(s["lastError"]) for s in statuses)
+        response = await client.http.get("/health/ready")
+        assert response.status_code == 200  # stored data still serves
+        ingestion = response.json()["components"]["ingestion"]
+        assert ingestion["status"] == "degraded"
+        assert {job["symbol"] for job in ingestion["stalled"]} == {"BTC", "ETH"}
+
+
+async def test_backfill_mutation_fills_a_gap(
+    backend: Backend, tmp_path: Path, exchange: FakeExchange
+) -> None:
+    rows = exchange.rows[("BTC/USDT", "1d")]
+    exchange.rows[("BTC/USDT", "1d")] = [row for row in rows if row[0] != START + 5 * DAY_MS]
+    async with exchange_app(backend, tmp_path, exchange) as (app, client):
+        await wait_for_ingestion(client, jobs=2)
+        gaps = (await client.contract("market", "DataGaps", {"symbol": "BTC"})).ok()["dataGaps"]
+        assert [gap["missingCandles"] for gap in gaps] == [1]
+        exchange.rows[("BTC/USDT", "1d")] = rows
+        admin = await make_user(app, client, "root@example.com", admin=True)
+        mutation = (
+            'mutation($s: DateTime!, $e: DateTime!) { backfill(symbol: "BTC", interval: D1,'
+            " start: $s, end: $e) { __typename ... on BackfillReport { gapsFound gapsFixed"
+            " candlesAdded } ... on Error { message } } }"
+        )
+        variables = {"s": gaps[0]["start"], "e": gaps[0]["end"]}
+        anonymous = await client.execute(mutation, variables)
+        assert anonymous.ok()["backfill"]["__typename"] == "NotAuthenticated"
+        report = (await client.execute(mutation, variables, token=admin)).ok()["backfill"]
+        assert report == {
+            "__typename": "BackfillReport",
+            "gapsFound": 1,
+            "gapsFixed": 1,
+            "candlesAdded": 1,
+        }
+        assert (await client.contract("market", "DataGaps", {"symbol": "BTC"})).ok() == {
+            "dataGaps": []
+        }
+
+
+async def test_backfill_without_an_exchange_says_so(app: Starlette, client: GraphQLClient) -> None:
+    admin = await make_user(app, client, "root@example.com", admin=True)
+    response = await client.execute(
+        'mutation { backfill(symbol: "BTC", start: "2021-01-01T00:00:00Z",'
+        ' end: "2021-01-02T00:00:00Z") { __typename ... on Error { message } } }',
+        token=admin,
+    )
+    result = response.ok()["backfill"]
+    assert result["__typename"] == "InvalidInput"
+    assert "no exchange is configured" in result["message"]
+
+
+async def test_cli_import_reports_and_fails_on_a_rejected_file(
+    backend: Backend,
+    client: GraphQLClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("COINQL_DATABASE_URL", backend.database_url)
+    bad = tmp_path / "bad.csv"
+    lines = (COINS_DIR / "coin_Dogecoin.csv").read_text().splitlines()
+    lines[3] = lines[3].replace("DOGE,", "DOGE,not a date", 1)
+    bad.write_text("\n".join(lines))
+    good = COINS_DIR / "coin_Litecoin.csv"
+    code = await asyncio.to_thread(main, ["import", str(good), str(bad)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "LTC D1 (daily-market-cap): 1648 rows read, 1648 candles written" in captured.out
+    assert "line 4: Date 'not a date1/03/17 23:59' is not a date" in captured.err
+    listed = await client.execute("{ assets { edges { node { symbol } } } }")
+    assert [e["node"]["symbol"] for e in listed.ok()["assets"]["edges"]] == ["LTC"]
+
+
+def test_cli_import_unknown_file_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    monkeypatch.setenv("COINQL_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    from coinql.migrations import upgrade
+
+    upgrade(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    assert main(["import", str(tmp_path / "missing.csv")]) == 1
