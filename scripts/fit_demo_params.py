@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pprint
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def main(data_dir: Path) -> None:
     )
     turbulent = rolling > np.median(rolling)
     transitions = np.zeros((2, 2))
-    for before, after in zip(turbulent[:-1], turbulent[1:], strict=True):
+    for before, after in pairwise(turbulent):
         transitions[int(before), int(after)] += 1
     transitions /= transitions.sum(axis=1, keepdims=True)
 

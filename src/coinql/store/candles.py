@@ -69,10 +69,15 @@ async def read_candles(
     rows = (await session.exec(statement)).all()
     if not rows:
         return Candles.empty()
-    table = np.array(rows, dtype=np.float64)
     if limit is not None:
-        table = table[::-1]
-    return Candles(table[:, 0].astype(np.int64), *(table[:, i].copy() for i in range(1, 7)))
+        rows = rows[::-1]
+    # Column by column: numpy converts a tuple of floats (None -> NaN) ~40x faster than it
+    # iterates Row objects.
+    columns = list(zip(*rows, strict=True))
+    return Candles(
+        np.array(columns[0], dtype=np.int64),
+        *(np.array(column, dtype=np.float64) for column in columns[1:]),
+    )
 
 
 async def open_times(
