@@ -121,6 +121,9 @@ async def test_universe_ranks_the_imported_assets_by_market_cap(
     assert btc["lastPrice"] == float(file_rows("BTC")[-1]["Close"])
     assert btc["marketCap"] == pytest.approx(float(file_rows("BTC")[-1]["Marketcap"]), rel=1e-12)
     assert universe["pageInfo"]["hasNextPage"] is False
+    btc_candles = await client.contract("market", "Candles", {"symbol": "BTC"})
+    closes = btc_candles.ok()["asset"]["candles"]["close"]
+    assert closes == [float(row["Close"]) for row in file_rows("BTC")]
 
     first_page = await client.execute(
         "{ assets(first: 2) { edges { node { symbol } } pageInfo { hasNextPage endCursor } } }"
