@@ -11,13 +11,14 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from coinql.schema import market
+from coinql.schema.analytics import AnalyticsQuery
 from coinql.schema.errors import exception_handlers
 from coinql.schema.extensions import OperationMetrics, mask_unexpected_errors
 from coinql.schema.market import MarketMutation, MarketQuery
 from coinql.schema.scalars import SCALAR_MAP
 from coinql.schema.server import AuthMutation, ServerQuery
 
-Query = merge_types("Query", (ServerQuery, MarketQuery))
+Query = merge_types("Query", (ServerQuery, MarketQuery, AnalyticsQuery))
 Mutation = merge_types("Mutation", (AuthMutation, MarketMutation))
 
 

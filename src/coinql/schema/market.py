@@ -12,21 +12,24 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from coinql.domain import imports
-from coinql.domain.candles import Candles, Gap, Interval, ReturnKind
+from coinql.domain.candles import Candles, Gap
+from coinql.resolvers import analytics as analytics_resolvers
 from coinql.resolvers import market as market_resolvers
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import to_millis
+from coinql.schema.analytics import (
+    REGIME_LEGEND,
+    IndicatorSet,
+    IndicatorSpec,
+    Performance,
+    compute_indicator,
+)
+from coinql.schema.enums import AssetOrder, Interval, ReturnKind
 from coinql.schema.errors import Error, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from coinql.schema.permissions import IsAdmin
 from coinql.schema.scalars import FloatArray, TimestampArray, finite
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
-from coinql.store.market import AssetOrder
-
-# The domain's enums, registered as GraphQL enums of the same names.
-strawberry.enum(Interval, description="Candle intervals.")
-strawberry.enum(ReturnKind, description="SIMPLE: p1/p0 - 1. LOG: ln(p1/p0).")
-strawberry.enum(AssetOrder)
 
 
 def from_millis(value: int | None) -> datetime | None:
@@ -122,6 +125,50 @@ class Asset(relay.Node):
             end=to_millis(end),
         )
         return CandleSeries.from_model(series, interval)
+
+    @strawberry.field(description="Tear sheet of the asset's returns over [start, end].")
+    async def performance(
+        self,
+        info: Info[Context, None],
+        interval: Interval = Interval.D1,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        risk_free_rate: float = 0.0,
+        periods_per_year: float | None = None,
+    ) -> Performance:
+        stream = await analytics_resolvers.asset_stream(
+            info.context,
+            symbol=self.symbol,
+            interval=interval,
+            start=to_millis(start),
+            end=to_millis(end),
+            risk_free_rate=risk_free_rate,
+            periods_per_year=periods_per_year,
+        )
+        return Performance.from_model(stream)
+
+    @strawberry.field(description="Indicators aligned on the candles, e.g. [{ema: {window: 20}}].")
+    async def indicators(
+        self,
+        info: Info[Context, None],
+        specs: list[IndicatorSpec],
+        interval: Interval = Interval.D1,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> IndicatorSet:
+        candles = await market_resolvers.candles_for(
+            info.context,
+            asset=self.model,
+            interval=interval,
+            start=to_millis(start),
+            end=to_millis(end),
+        )
+        series = [
+            item
+            for spec in specs
+            for item in compute_indicator(spec, candles, interval.periods_per_year)
+        ]
+        return IndicatorSet(timestamps=candles.timestamps, series=series, legend=REGIME_LEGEND)
 
     @classmethod
     def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:

@@ -121,8 +121,9 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
 }
 
 
-def finite(value: float | None) -> float | None:
-    """A Float field's value: None for NaN, infinities and None, else the float."""
+def finite(value: Any) -> float | None:
+    """A Float field's value: None for NaN, infinities and None, else the float (numpy
+    scalars and 0-d arrays included)."""
     if value is None:
         return None
     as_float = float(value)

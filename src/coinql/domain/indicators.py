@@ -1,0 +1,211 @@
+"""Indicators and features over candles, shared by analytics and the backtest engine.
+
+Every function returns arrays aligned on its input (shape (n,)), NaN until enough history
+exists: no value ever uses a later bar, so a backtest can read them without look-ahead.
+Recursive smoothers are computed with `scipy.signal.lfilter`, not a Python loop over bars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from scipy.signal import lfilter
+
+from coinql.domain.typing import FloatArray
+
+
+def _windows(values: FloatArray, window: int) -> FloatArray:
+    return np.lib.stride_tricks.sliding_window_view(values, window)
+
+
+def _check_window(window: int) -> None:
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+
+
+def sma(values: FloatArray, window: int) -> FloatArray:
+    """Simple moving average of the last `window` values."""
+    _check_window(window)
+    out = np.full(values.shape[0], np.nan)
+    if values.shape[0] >= window:
+        cumulative = np.cumsum(np.concatenate([[0.0], values]))
+        out[window - 1 :] = (cumulative[window:] - cumulative[:-window]) / window
+    return out
+
+
+def _recursive(values: FloatArray, alpha: float, seed_window: int) -> FloatArray:
+    """y[t] = alpha * x[t] + (1 - alpha) * y[t-1], seeded with the mean of the first
+    `seed_window` values at index seed_window - 1."""
+    out = np.full(values.shape[0], np.nan)
+    if values.shape[0] < seed_window:
+        return out
+    seed = float(np.mean(values[:seed_window]))
+    rest = values[seed_window:]
+    filtered, _ = lfilter([alpha], [1.0, alpha - 1.0], rest, zi=[(1.0 - alpha) * seed])
+    out[seed_window - 1] = seed
+    out[seed_window:] = filtered
+    return out
+
+
+def ema(values: FloatArray, window: int) -> FloatArray:
+    """Exponential moving average, alpha = 2 / (window + 1), seeded with the SMA of the first
+    `window` values (the common charting convention)."""
+    _check_window(window)
+    return _recursive(values, 2.0 / (window + 1.0), window)
+
+
+def rsi(closes: FloatArray, window: int = 14) -> FloatArray:
+    """Wilder's relative strength index in [0, 100]."""
+    _check_window(window)
+    out = np.full(closes.shape[0], np.nan)
+    if closes.shape[0] <= window:
+        return out
+    change = np.diff(closes)
+    gains = _recursive(np.maximum(change, 0.0), 1.0 / window, window)
+    losses = _recursive(np.maximum(-change, 0.0), 1.0 / window, window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(losses == 0, 100.0, 100.0 - 100.0 / (1.0 + gains / losses))
+    value[(gains == 0) & (losses == 0)] = 50.0
+    out[1:] = np.where(np.isnan(gains), np.nan, value)
+    return out
+
+
+def true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
+    previous = np.concatenate([[np.nan], close[:-1]])
+    ranges = np.column_stack([high - low, np.abs(high - previous), np.abs(low - previous)])
+    return np.nanmax(ranges, axis=1)
+
+
+def atr(high: FloatArray, low: FloatArray, close: FloatArray, window: int = 14) -> FloatArray:
+    """Wilder's average true range."""
+    _check_window(window)
+    return _recursive(true_range(high, low, close), 1.0 / window, window)
+
+
+@dataclass(frozen=True, slots=True)
+class Bands:
+    lower: FloatArray
+    middle: FloatArray
+    upper: FloatArray
+
+
+def bollinger(values: FloatArray, window: int = 20, width: float = 2.0) -> Bands:
+    """SMA +/- width population standard deviations (ddof 0, as charting tools use)."""
+    _check_window(window)
+    middle = sma(values, window)
+    spread = np.full(values.shape[0], np.nan)
+    if values.shape[0] >= window:
+        spread[window - 1 :] = np.std(_windows(values, window), axis=-1)
+    return Bands(middle - width * spread, middle, middle + width * spread)
+
+
+def zscore(values: FloatArray, window: int) -> FloatArray:
+    """(x - rolling mean) / rolling sample std (ddof 1), NaN where the std is zero."""
+    _check_window(window)
+    out = np.full(values.shape[0], np.nan)
+    if window >= 2 and values.shape[0] >= window:
+        frames = _windows(values, window)
+        std = np.std(frames, axis=-1, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[window - 1 :] = np.where(
+                std > 0, (values[window - 1 :] - frames.mean(axis=-1)) / std, np.nan
+            )
+    return out
+
+
+def vwap(
+    high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray, window: int
+) -> FloatArray:
+    """Rolling volume-weighted average of the typical price (high + low + close) / 3."""
+    _check_window(window)
+    typical = (high + low + close) / 3.0
+    weighted = sma(typical * volume, window)
+    total = sma(volume, window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, weighted / total, np.nan)
+
+
+def log_returns(closes: FloatArray) -> FloatArray:
+    out = np.full(closes.shape[0], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[1:] = np.log(closes[1:] / closes[:-1])
+    return out
+
+
+def realized_volatility(closes: FloatArray, window: int, periods_per_year: float) -> FloatArray:
+    """Annualised sample std (ddof 1) of the last `window` log returns."""
+    _check_window(window)
+    returns = log_returns(closes)
+    out = np.full(closes.shape[0], np.nan)
+    if window >= 2 and closes.shape[0] > window:
+        out[window:] = np.std(_windows(returns[1:], window), axis=-1, ddof=1) * np.sqrt(
+            periods_per_year
+        )
+    return out
+
+
+def vol_of_vol(
+    closes: FloatArray, window: int, periods_per_year: float, outer_window: int | None = None
+) -> FloatArray:
+    """Sample std of the realized volatility over `outer_window` (default `window`) bars."""
+    outer = outer_window or window
+    volatility = realized_volatility(closes, window, periods_per_year)
+    out = np.full(closes.shape[0], np.nan)
+    start = window + outer - 1
+    if outer >= 2 and closes.shape[0] > start:
+        out[start:] = np.std(_windows(volatility[window:], outer), axis=-1, ddof=1)
+    return out
+
+
+class VolatilityRegime(IntEnum):
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+
+
+class TrendRegime(IntEnum):
+    DOWN = -1
+    SIDEWAYS = 0
+    UP = 1
+
+
+def volatility_regime(
+    closes: FloatArray, window: int, periods_per_year: float, lookback: int = 365
+) -> FloatArray:
+    """LOW / NORMAL / HIGH: realized volatility below its trailing 33rd percentile, between,
+    or above the 67th, over the last `lookback` bars (only past bars, so no look-ahead)."""
+    volatility = realized_volatility(closes, window, periods_per_year)
+    out = np.full(closes.shape[0], np.nan)
+    start = window + lookback - 1
+    if closes.shape[0] <= start:
+        return out
+    history = _windows(volatility[window:], lookback)
+    low, high = np.percentile(history, [100 / 3, 200 / 3], axis=-1)
+    current = volatility[start:]
+    out[start:] = np.where(
+        current < low,
+        VolatilityRegime.LOW,
+        np.where(current > high, VolatilityRegime.HIGH, VolatilityRegime.NORMAL),
+    )
+    return out
+
+
+def trend_regime(closes: FloatArray, window: int, band: float = 0.02) -> FloatArray:
+    """UP when the close is more than `band` above its SMA and the SMA rose over the window,
+    DOWN when more than `band` below and the SMA fell, else SIDEWAYS."""
+    average = sma(closes, window)
+    out = np.full(closes.shape[0], np.nan)
+    if closes.shape[0] < 2 * window:
+        return out
+    slope = np.full(closes.shape[0], np.nan)
+    slope[window:] = average[window:] - average[:-window]
+    with np.errstate(invalid="ignore"):
+        up = (closes > average * (1 + band)) & (slope > 0)
+        down = (closes < average * (1 - band)) & (slope < 0)
+    known = ~np.isnan(slope)
+    out[known] = np.where(
+        up, TrendRegime.UP, np.where(down, TrendRegime.DOWN, TrendRegime.SIDEWAYS)
+    )[known]
+    return out
