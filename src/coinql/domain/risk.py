@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from coinql.domain import performance
 from coinql.domain.typing import FloatArray, IntArray
 
 CORNISH_FISHER_GRID = 2_000
@@ -44,13 +45,25 @@ def _cornish_fisher_z(z: Any, skew: float, excess_kurtosis: float) -> Any:
     )
 
 
+_VALIDITY_GRID = stats.norm.ppf(np.linspace(1e-4, 0.5, 400))
+
+
+def cornish_fisher_valid(skew: float, excess_kurtosis: float) -> bool:
+    """Whether the expansion is increasing over the lower half of the distribution. Outside
+    that domain (very large skew or kurtosis) its quantiles are not quantiles at all, and a
+    "VaR" from it can even be a gain, so coinql reports it as undefined instead."""
+    return bool(np.all(np.diff(_cornish_fisher_z(_VALIDITY_GRID, skew, excess_kurtosis)) > 0))
+
+
 def _moments(values: FloatArray) -> tuple[float, float, float, float]:
-    """Mean, sample std (ddof 1), and the bias-adjusted skew and excess kurtosis."""
+    """Mean, sample std (ddof 1), and the bias-adjusted skew and excess kurtosis (taken as 0
+    when they are undefined, e.g. for constant returns, where the std is 0 anyway)."""
+    skew, kurtosis = float(performance.skew(values)), float(performance.kurtosis(values))
     return (
         float(np.mean(values)),
         float(np.std(values, ddof=1)),
-        float(stats.skew(values, bias=False)),
-        float(stats.kurtosis(values, bias=False)),
+        0.0 if np.isnan(skew) else skew,
+        0.0 if np.isnan(kurtosis) else kurtosis,
     )
 
 
@@ -60,7 +73,8 @@ def value_at_risk(returns: FloatArray, level: float, method: VarMethod) -> float
     HISTORICAL: the (1 - level) percentile of the returns, linearly interpolated.
     GAUSSIAN: mean + z * std with z the normal (1 - level) quantile.
     CORNISH_FISHER: the same with z adjusted for the sample's skew and excess kurtosis.
-    NaN with fewer than 2 observations (4 for Cornish-Fisher).
+    NaN with fewer than 2 observations (4 for Cornish-Fisher), and for Cornish-Fisher when the
+    skew and kurtosis are outside the expansion's domain of validity.
     """
     tail = _check_level(level)
     values = _clean(returns)
@@ -71,7 +85,7 @@ def value_at_risk(returns: FloatArray, level: float, method: VarMethod) -> float
     mean, std, skew, kurtosis = _moments(values)
     z = stats.norm.ppf(tail)
     if method is VarMethod.CORNISH_FISHER:
-        if values.size < 4:
+        if values.size < 4 or not cornish_fisher_valid(skew, kurtosis):
             return np.nan
         z = _cornish_fisher_z(z, skew, kurtosis)
     return float(-(mean + z * std))
@@ -95,7 +109,7 @@ def expected_shortfall(returns: FloatArray, level: float, method: VarMethod) -> 
     if method is VarMethod.GAUSSIAN:
         z = stats.norm.ppf(tail)
         return float(std * stats.norm.pdf(z) / tail - mean)
-    if values.size < 4:
+    if values.size < 4 or not cornish_fisher_valid(skew, kurtosis):
         return np.nan
     # Midpoints of the tail probabilities: the mean quantile over (0, 1 - level).
     probabilities = (np.arange(CORNISH_FISHER_GRID) + 0.5) / CORNISH_FISHER_GRID * tail
@@ -286,3 +300,19 @@ def beta_shock(returns: FloatArray, weights: FloatArray, *, anchor: int, shock: 
         return np.nan
     betas = (factor @ (rows - rows.mean(axis=0))) / rows.shape[0] / variance
     return float(weights @ (betas * shock))
+
+
+def undefined_reasons(returns: FloatArray) -> dict[str, str]:
+    """Why tail-risk measures of 1-D `returns` are undefined, by method name."""
+    values = _clean(returns)
+    if values.size < 2:
+        return {method.value: "needs at least 2 observations" for method in VarMethod}
+    if values.size < 4:
+        return {VarMethod.CORNISH_FISHER.value: "needs at least 4 observations"}
+    _, _, skew, kurtosis = _moments(values)
+    if not cornish_fisher_valid(skew, kurtosis):
+        return {
+            VarMethod.CORNISH_FISHER.value: f"skew {skew:.2f} and excess kurtosis {kurtosis:.2f}"
+            " are outside the Cornish-Fisher expansion's domain of validity"
+        }
+    return {}

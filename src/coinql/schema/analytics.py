@@ -280,12 +280,12 @@ class Performance:
             down_capture=finite(found.down_capture),
         )
 
-    @strawberry.field(description="Why each null metric is undefined.")
+    @strawberry.field(
+        description="Why each null metric is undefined; VaR methods are named as in VarMethod."
+    )
     def undefined(self) -> list[UndefinedMetric]:
-        return [
-            UndefinedMetric(metric=metric, reason=reason)
-            for metric, reason in pf.undefined_reasons(self._r).items()
-        ]
+        reasons = {**pf.undefined_reasons(self._r), **risk.undefined_reasons(self._r)}
+        return [UndefinedMetric(metric=metric, reason=reason) for metric, reason in reasons.items()]
 
 
 @strawberry.type

@@ -1,0 +1,170 @@
+"""Risk engines against scikit-learn, numpy's SVD, empyrical and quantstats."""
+
+from __future__ import annotations
+
+import warnings
+
+import empyrical as ep
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.covariance import LedoitWolf
+
+from coinql.domain import risk
+from coinql.domain.risk import CovarianceMethod, VarMethod
+from tests.domain.coins import NAMES, aligned_returns, daily_returns
+
+SYMBOLS = list(NAMES)
+
+
+@pytest.mark.parametrize("symbol", SYMBOLS)
+@pytest.mark.parametrize("level", [0.9, 0.95, 0.99])
+def test_historical_var_and_es_match_empyrical(symbol: str, level: float) -> None:
+    r = daily_returns(symbol)
+    assert risk.value_at_risk(r, level, VarMethod.HISTORICAL) == pytest.approx(
+        -ep.value_at_risk(r, cutoff=1 - level), rel=1e-12
+    )
+    assert risk.expected_shortfall(r, level, VarMethod.HISTORICAL) == pytest.approx(
+        -ep.conditional_value_at_risk(r, cutoff=1 - level), rel=1e-12
+    )
+
+
+def test_quantstats_var_is_parametric_and_signed() -> None:
+    """quantstats' value_at_risk is the Gaussian one, returned as a (negative) return:
+    it equals minus coinql's GAUSSIAN VaR, not the HISTORICAL one coinql defaults to."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import quantstats as qs
+    r = daily_returns("BTC")
+    series = pd.Series(r, index=pd.date_range("2017-01-02", periods=r.size, freq="D"))
+    theirs = qs.stats.value_at_risk(series, confidence=0.99)
+    assert risk.value_at_risk(r, 0.99, VarMethod.GAUSSIAN) == pytest.approx(-theirs, rel=1e-9)
+    assert risk.value_at_risk(r, 0.99, VarMethod.HISTORICAL) != pytest.approx(-theirs, rel=0.05)
+    assert risk.expected_shortfall(r, 0.99, VarMethod.GAUSSIAN) == pytest.approx(
+        -qs.stats.cvar(series, confidence=0.99), rel=1e-9
+    )
+
+
+def test_cornish_fisher_reduces_to_gaussian_without_skew_or_kurtosis() -> None:
+    rng = np.random.default_rng(0)
+    # A symmetric, mesokurtic sample: antithetic normal draws rescaled to kurtosis 0.
+    half = rng.standard_normal(50_000)
+    r = np.concatenate([half, -half]) * 0.01
+    gaussian = risk.value_at_risk(r, 0.99, VarMethod.GAUSSIAN)
+    cornish = risk.value_at_risk(r, 0.99, VarMethod.CORNISH_FISHER)
+    # The sample's excess kurtosis is only near 0 (about +/-0.03), hence 1 %.
+    assert cornish == pytest.approx(gaussian, rel=1e-2)
+    fat = daily_returns("BTC")  # a fat left tail: Cornish-Fisher sees a larger loss
+    assert risk.value_at_risk(fat, 0.99, VarMethod.CORNISH_FISHER) > risk.value_at_risk(
+        fat, 0.99, VarMethod.GAUSSIAN
+    )
+
+
+def test_cornish_fisher_outside_its_domain_is_undefined() -> None:
+    wild = daily_returns("DOGE")  # the 2021 pump: skew and kurtosis far outside the domain
+    assert np.isnan(risk.value_at_risk(wild, 0.99, VarMethod.CORNISH_FISHER))
+    assert np.isnan(risk.expected_shortfall(wild, 0.99, VarMethod.CORNISH_FISHER))
+    assert np.isfinite(risk.value_at_risk(wild, 0.99, VarMethod.GAUSSIAN))
+
+
+def test_gaussian_expected_shortfall_closed_form() -> None:
+    from scipy import stats
+
+    r = daily_returns("ETH")
+    mu, sigma = r.mean(), r.std(ddof=1)
+    expected = sigma * stats.norm.pdf(stats.norm.ppf(0.05)) / 0.05 - mu
+    assert risk.expected_shortfall(r, 0.95, VarMethod.GAUSSIAN) == pytest.approx(expected)
+
+
+def test_ledoit_wolf_matches_scikit_learn() -> None:
+    _, r = aligned_returns(SYMBOLS)
+    ours, shrinkage = risk.ledoit_wolf_covariance(r)
+    theirs = LedoitWolf().fit(r)
+    np.testing.assert_allclose(ours, theirs.covariance_, rtol=1e-10)
+    assert shrinkage == pytest.approx(theirs.shrinkage_, rel=1e-10)
+
+
+def test_sample_covariance_matches_numpy() -> None:
+    _, r = aligned_returns(SYMBOLS)
+    np.testing.assert_allclose(risk.sample_covariance(r), np.cov(r, rowvar=False), rtol=1e-12)
+
+
+def test_ewma_covariance_matches_pandas() -> None:
+    _, r = aligned_returns(["BTC", "ETH"])
+    frame = pd.DataFrame(r)
+    theirs = frame.ewm(alpha=1 - 0.94, adjust=True).cov(bias=True).iloc[-2:].to_numpy()
+    np.testing.assert_allclose(risk.ewma_covariance(r, 0.94), theirs, rtol=1e-9)
+
+
+def test_pca_matches_numpy_svd_up_to_sign() -> None:
+    _, r = aligned_returns(SYMBOLS)
+    found = risk.pca(r, 3)
+    centered = r - r.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centered, full_matrices=False)
+    np.testing.assert_allclose(
+        found.explained_variance_ratio, (singular**2 / np.sum(singular**2))[:3], rtol=1e-12
+    )
+    for row in range(3):
+        np.testing.assert_allclose(np.abs(found.loadings[row]), np.abs(vt[row]), rtol=1e-10)
+        assert found.loadings[row][np.argmax(np.abs(found.loadings[row]))] > 0
+    # Crypto moves together: the first component loads every coin with the same sign.
+    assert np.all(found.loadings[0] > 0)
+
+
+@pytest.mark.parametrize("method", list(CovarianceMethod))
+def test_risk_contributions_sum_to_volatility(method: CovarianceMethod) -> None:
+    _, r = aligned_returns(["BTC", "ETH", "LTC", "DOGE"])
+    weights = np.array([0.4, 0.3, 0.2, 0.1])
+    found = risk.basket_risk(weights, risk.covariance(r, method), 365)
+    assert found.contributions.sum() == pytest.approx(found.volatility, rel=1e-12)
+    basket = r @ weights
+    if method is CovarianceMethod.SAMPLE:
+        assert found.volatility == pytest.approx(basket.std(ddof=1) * np.sqrt(365), rel=1e-12)
+    assert found.diversification_ratio > 1  # imperfect correlation diversifies
+
+
+def test_stress_scenarios_replay_the_worst_window() -> None:
+    timestamps, r = aligned_returns(["BTC", "ETH"])
+    closes = np.vstack([np.ones(2), np.cumprod(1 + r, axis=0)])
+    stamps = np.concatenate([[timestamps[0]], timestamps])
+    weights = np.array([0.5, 0.5])
+    scenarios = risk.historical_scenarios(stamps, closes, weights, anchor=0, windows=(30,))
+    (worst,) = scenarios
+    btc_moves = closes[30:, 0] / closes[:-30, 0] - 1
+    assert btc_moves.min() < -0.4  # the March 2020 crash is in the data
+    start = int(np.argmin(btc_moves))
+    moves = closes[start + 30] / closes[start] - 1
+    assert worst.basket_return == pytest.approx(weights @ moves)
+    shock = risk.beta_shock(r, weights, anchor=0, shock=-0.3)
+    eth_beta = np.cov(r[:, 1], r[:, 0], ddof=0)[0, 1] / np.var(r[:, 0])
+    assert shock == pytest.approx(0.5 * -0.3 + 0.5 * eth_beta * -0.3, rel=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    arrays(np.float64, st.integers(10, 300), elements=st.floats(-0.5, 0.5, allow_subnormal=False)),
+    st.sampled_from(list(VarMethod)),
+)
+def test_var_is_monotone_in_the_level(r: np.ndarray, method: VarMethod) -> None:
+    if np.std(r) == 0:
+        return
+    levels = [0.9, 0.95, 0.975, 0.99]
+    values = [risk.value_at_risk(r, level, method) for level in levels]
+    if np.isnan(values).any():
+        assert method is VarMethod.CORNISH_FISHER  # outside its domain: undefined, not wrong
+        return
+    assert all(a <= b + 1e-12 for a, b in zip(values, values[1:], strict=False))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    arrays(np.float64, (60, 3), elements=st.floats(-0.2, 0.2, allow_subnormal=False)),
+    arrays(np.float64, 3, elements=st.floats(0.01, 1)),
+)
+def test_contributions_always_sum_to_volatility(r: np.ndarray, weights: np.ndarray) -> None:
+    found = risk.basket_risk(weights, risk.sample_covariance(r), 365)
+    if found.volatility > 1e-9:
+        assert found.contributions.sum() == pytest.approx(found.volatility, rel=1e-9)

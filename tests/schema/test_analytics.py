@@ -1,0 +1,210 @@
+"""The operations of ../shared/contract/analytics.graphql on the six real series."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import empyrical as ep
+import numpy as np
+import pytest
+from sklearn.covariance import LedoitWolf
+
+from coinql.domain import performance as pf
+from tests.client import GraphQLClient
+from tests.domain.coins import aligned_returns, parsed
+from tests.schema.test_market import admin, import_real_files  # noqa: F401 - fixture
+
+VARIABLES = {"symbol": "BTC", "start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
+START_MS, END_MS = 1514764800000, 1625011200000
+
+
+@pytest.fixture
+async def loaded(client: GraphQLClient, admin: str) -> GraphQLClient:  # noqa: F811
+    await import_real_files(client, admin)
+    return client
+
+
+def window_returns(symbol: str) -> np.ndarray:
+    candles = parsed(symbol).candles.between(START_MS, END_MS)
+    return candles.close[1:] / candles.close[:-1] - 1
+
+
+def no_nan_or_infinity(value: Any) -> None:
+    if isinstance(value, float):
+        assert np.isfinite(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            no_nan_or_infinity(item)
+    elif isinstance(value, list):
+        for item in value:
+            no_nan_or_infinity(item)
+
+
+async def test_asset_performance(loaded: GraphQLClient) -> None:
+    response = await loaded.contract("analytics", "AssetPerformance", VARIABLES)
+    perf = response.ok()["asset"]["performance"]
+    no_nan_or_infinity({k: v for k, v in perf.items() if k not in ("rolling", "calendar")})
+    r = window_returns("BTC")
+    assert perf["periodsPerYear"] == 365
+    assert perf["observations"] == r.size
+    assert perf["totalReturn"] == pytest.approx(ep.cum_returns_final(r), rel=1e-9)
+    assert perf["cagr"] == pytest.approx(ep.annual_return(r, annualization=365), rel=1e-9)
+    assert perf["volatility"] == pytest.approx(ep.annual_volatility(r, annualization=365), rel=1e-9)
+    assert perf["sharpe"] == pytest.approx(ep.sharpe_ratio(r, annualization=365), rel=1e-9)
+    assert perf["sortino"] == pytest.approx(ep.sortino_ratio(r, annualization=365), rel=1e-9)
+    assert perf["maxDrawdown"] == pytest.approx(-ep.max_drawdown(r), rel=1e-9)
+    assert perf["valueAtRisk"] == pytest.approx(-ep.value_at_risk(r, 0.05), rel=1e-9)
+    assert perf["expectedShortfall"] == pytest.approx(
+        -ep.conditional_value_at_risk(r, 0.05), rel=1e-9
+    )
+    assert perf["parametricVar"] > 0 and perf["cornishFisherVar"] > perf["parametricVar"]
+    assert len(perf["drawdowns"]) == 3
+    deepest = perf["drawdowns"][0]
+    assert deepest["depth"] == pytest.approx(perf["maxDrawdown"])
+    assert deepest["peak"] < deepest["trough"]
+    years = [row["year"] for row in perf["calendar"]]
+    assert years == [2018, 2019, 2020, 2021]
+    assert len(perf["calendar"][0]["months"]) == 12
+    assert len(perf["equity"]["values"]) == r.size
+    assert perf["equity"]["values"][-1] == pytest.approx(1 + perf["totalReturn"], rel=1e-12)
+    assert min(perf["drawdownSeries"]["values"]) == pytest.approx(-perf["maxDrawdown"])
+    rolling = perf["rolling"]["values"]
+    assert rolling[:29] == [None] * 29 and rolling[29] == pytest.approx(
+        np.std(r[:30], ddof=1) * np.sqrt(365)
+    )
+    eth = window_returns("ETH")
+    bench = perf["benchmark"]
+    alpha, beta = ep.alpha_beta(r, eth, annualization=365)
+    assert bench["beta"] == pytest.approx(beta, rel=1e-9)
+    assert bench["alpha"] == pytest.approx(alpha, rel=1e-9)
+    assert bench["correlation"] == pytest.approx(np.corrcoef(r, eth)[0, 1], rel=1e-9)
+
+
+async def test_calendar_year_totals_compound_the_months(loaded: GraphQLClient) -> None:
+    response = await loaded.execute(
+        'query { asset(symbol: "ETH") { performance(start: "2019-12-31T00:00:00Z",'
+        ' end: "2020-12-31T00:00:00Z") { calendar { year months total } totalReturn } } }'
+    )
+    perf = response.ok()["asset"]["performance"]
+    (year,) = perf["calendar"]
+    assert year["year"] == 2020
+    assert year["total"] == pytest.approx(np.prod(1 + np.array(year["months"])) - 1, rel=1e-12)
+    assert year["total"] == pytest.approx(perf["totalReturn"], rel=1e-12)
+
+
+async def test_selecting_only_sharpe_computes_nothing_heavy(
+    loaded: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: dict[str, int] = {}
+
+    def counted(name: str) -> None:
+        original = getattr(pf, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(pf, name, wrapper)
+
+    for name in ("drawdown_periods", "calendar", "rolling", "drawdown", "sharpe"):
+        counted(name)
+    only_sharpe = '{ asset(symbol: "BTC") { performance { sharpe } } }'
+    assert (await loaded.execute(only_sharpe)).ok()["asset"]["performance"]["sharpe"] > 0
+    assert calls == {"sharpe": 1}
+    full = await loaded.contract("analytics", "AssetPerformance", VARIABLES)
+    assert full.ok()
+    assert calls["drawdown_periods"] == 1 and calls["calendar"] == 1
+
+
+async def test_risk_report(loaded: GraphQLClient) -> None:
+    variables = {"start": VARIABLES["start"], "end": VARIABLES["end"]}
+    report = (await loaded.contract("analytics", "RiskReport", variables)).ok()["riskReport"]
+    no_nan_or_infinity(report)
+    symbols = ["BTC", "ETH", "LTC", "DOGE"]
+    timestamps, r = aligned_returns(symbols)
+    keep = (timestamps >= START_MS + 86_400_000) & (timestamps <= END_MS)
+    r = r[keep]
+    weights = np.array([0.4, 0.3, 0.2, 0.1])
+    cov = LedoitWolf().fit(r).covariance_ * 365
+    volatility = float(np.sqrt(weights @ cov @ weights))
+    assert report["volatility"] == pytest.approx(volatility, rel=1e-9)
+    contributions = report["contributions"]
+    assert [c["symbol"] for c in contributions] == symbols
+    assert sum(c["riskContribution"] for c in contributions) == pytest.approx(volatility)
+    assert report["valueAtRisk"] == pytest.approx(-np.percentile(r @ weights, 1), rel=1e-9)
+    assert report["expectedShortfall"] >= report["valueAtRisk"]
+    assert report["diversificationRatio"] > 1
+    matrix = np.array(report["correlation"]["matrix"])
+    np.testing.assert_allclose(np.diag(matrix), 1.0)
+    np.testing.assert_allclose(matrix, matrix.T)
+    names = [s["scenario"] for s in report["stress"]]
+    assert "BTC worst 30-period move" in names and "BTC -30%, others through their beta" in names
+    assert all(s["portfolioReturn"] < 0 for s in report["stress"])
+
+
+async def test_pca(loaded: GraphQLClient) -> None:
+    variables = {"start": VARIABLES["start"], "end": VARIABLES["end"]}
+    found = (await loaded.contract("analytics", "Pca", variables)).ok()["pca"]
+    ratio = found["explainedVarianceRatio"]
+    assert len(ratio) == 3 and ratio == sorted(ratio, reverse=True) and sum(ratio) < 1
+    assert [row["symbol"] for row in found["loadings"]] == [
+        "BTC",
+        "ETH",
+        "BNB",
+        "ADA",
+        "DOGE",
+        "LTC",
+    ]
+    assert all(row["values"][0] > 0 for row in found["loadings"])  # the market factor
+
+
+async def test_indicators_one_of_specs(loaded: GraphQLClient) -> None:
+    response = await loaded.execute(
+        '{ asset(symbol: "BTC") { indicators(start: "2021-01-01T00:00:00Z",'
+        " specs: [{ema: {window: 20}}, {bollinger: {window: 20}}, {rsi: {window: 14}},"
+        " {trendRegime: {window: 20}}]) { timestamps series { name values } legend } } }"
+    )
+    found = response.ok()["asset"]["indicators"]
+    names = [series["name"] for series in found["series"]]
+    assert names == [
+        "ema(20)",
+        "bollinger(20,2).lower",
+        "bollinger(20,2).middle",
+        "bollinger(20,2).upper",
+        "rsi(14)",
+        "trendRegime(20)",
+    ]
+    assert all(len(series["values"]) == len(found["timestamps"]) for series in found["series"])
+    assert "trendRegime 1 = UP" in found["legend"]
+    two_at_once = await loaded.execute(
+        '{ asset(symbol: "BTC") { indicators(specs: [{ema: {window: 2}, sma: {window: 2}}])'
+        " { timestamps } } }"
+    )
+    assert "exactly one" in two_at_once.errors[0]["message"].lower()
+
+
+async def test_undefined_metrics_are_null_with_a_reason(loaded: GraphQLClient) -> None:
+    response = await loaded.execute(
+        '{ asset(symbol: "BTC") { performance(start: "2021-01-01T00:00:00Z",'
+        ' end: "2021-01-02T00:00:00Z") { observations volatility sharpe totalReturn'
+        " undefined { metric reason } } } }"
+    )
+    perf = response.ok()["asset"]["performance"]
+    assert perf["observations"] == 1
+    assert perf["volatility"] is None and perf["sharpe"] is None
+    assert perf["totalReturn"] is not None
+    reasons = {item["metric"]: item["reason"] for item in perf["undefined"]}
+    assert reasons["sharpe"] == "needs at least 2 observations, has 1"
+
+
+async def test_bad_analytics_input_names_the_argument(loaded: GraphQLClient) -> None:
+    wrong_weights = await loaded.execute(
+        '{ riskReport(symbols: ["BTC", "ETH"], weights: [1.0]) { volatility } }'
+    )
+    assert wrong_weights.errors[0]["message"] == "give one weight per symbol"
+    bad_level = await loaded.execute(
+        '{ asset(symbol: "BTC") { performance { valueAtRisk(level: 95) } } }'
+    )
+    assert "level" in bad_level.errors[0]["message"]
+    unknown = await loaded.execute('{ pca(symbols: ["BTC", "NOPE"]) { symbols } }')
+    assert unknown.errors[0]["message"] == "unknown symbols: NOPE"
