@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from itertools import pairwise
 
 import empyrical as ep
 import numpy as np
@@ -156,7 +157,7 @@ def test_var_is_monotone_in_the_level(r: np.ndarray, method: VarMethod) -> None:
     if np.isnan(values).any():
         assert method is VarMethod.CORNISH_FISHER  # outside its domain: undefined, not wrong
         return
-    assert all(a <= b + 1e-12 for a, b in zip(values, values[1:], strict=False))
+    assert all(a <= b + 1e-12 for a, b in pairwise(values))
 
 
 @settings(max_examples=100, deadline=None)
