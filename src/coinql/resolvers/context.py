@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -20,6 +21,7 @@ from coinql.domain.errors import InvalidToken
 from coinql.observability import Metrics
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
+from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
 from coinql.store import auth as auth_store
 from coinql.store.exchange import ExchangeAdapter
@@ -66,6 +68,12 @@ class Context:
     cache: dict[str, Any] = field(default_factory=dict)
     _user: auth_store.User | None = None
     _user_loaded: bool = False
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        """Per request; a WebSocket connection's context lives as long as the connection, so
+        subscriptions read through the store, not these caches."""
+        return Loaders(self.services.sessions)
 
     def bearer_token(self) -> str | None:
         """The access token from the Authorization header, or from connection_init's payload."""

@@ -13,19 +13,28 @@ from strawberry.tools import merge_types
 from coinql.schema import market
 from coinql.schema.analytics import AnalyticsQuery
 from coinql.schema.errors import exception_handlers
-from coinql.schema.extensions import OperationMetrics, mask_unexpected_errors
+from coinql.schema.extensions import OperationMetrics, UserErrorCodes, mask_unexpected_errors
 from coinql.schema.market import MarketMutation, MarketQuery
+from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
 from coinql.schema.scalars import SCALAR_MAP
 from coinql.schema.server import AuthMutation, ServerQuery
+from coinql.schema.strategies import StrategyMutation, StrategyQuery
 
-Query = merge_types("Query", (ServerQuery, MarketQuery, AnalyticsQuery))
-Mutation = merge_types("Mutation", (AuthMutation, MarketMutation))
+Query = merge_types(
+    "Query", (ServerQuery, MarketQuery, AnalyticsQuery, PortfolioQuery, StrategyQuery)
+)
+Mutation = merge_types(
+    "Mutation", (AuthMutation, MarketMutation, PortfolioMutation, StrategyMutation)
+)
 
 
 @cache
 def build_schema(*, production: bool = False) -> strawberry.Schema:
     """The schema, built once per mode and process."""
-    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [OperationMetrics]
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        OperationMetrics,
+        UserErrorCodes,
+    ]
     if production:
         extensions.append(mask_unexpected_errors)
     return strawberry.Schema(

@@ -29,6 +29,37 @@ class OperationMetrics(SchemaExtension):
         )
 
 
+class UserErrorCodes(SchemaExtension):
+    """Give expected failures that reach `errors` (in queries) a typed code: the domain error's
+    class name, and the field or constraint it names, in `extensions`."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [_with_code(error) for error in result.errors]
+
+
+def _with_code(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if not isinstance(original, UserError):
+        return error
+    extensions: dict[str, object] = {"code": type(original).__name__}
+    for attribute in ("field", "constraint"):
+        if hasattr(original, attribute):
+            extensions[attribute] = getattr(original, attribute)
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=original,
+        extensions={**(error.extensions or {}), **extensions},
+    )
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """True for errors raised by bugs; validation errors and `UserError`s are the client's."""
     original = error.original_error

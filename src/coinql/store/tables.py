@@ -8,6 +8,7 @@ from coinql.store.auth import RefreshToken, User
 from coinql.store.candles import Candle
 from coinql.store.ingestion import IngestionState
 from coinql.store.market import Asset, Market
+from coinql.store.portfolio import LedgerEntry, Portfolio, Strategy
 
 metadata = SQLModel.metadata
 
@@ -15,8 +16,11 @@ __all__ = [
     "Asset",
     "Candle",
     "IngestionState",
+    "LedgerEntry",
     "Market",
+    "Portfolio",
     "RefreshToken",
+    "Strategy",
     "User",
     "metadata",
 ]

@@ -1,0 +1,384 @@
+"""A portfolio ledger in exact decimals: positions, cost basis (FIFO or average) and PnL.
+
+Rules:
+- DEPOSIT / WITHDRAW move cash in the base currency; FEE is a standalone cash fee, a realized
+  loss.
+- BUY pays quantity x price + fee from cash; the fee is part of the lot's cost.
+- SELL receives quantity x price - fee; realized PnL = those net proceeds - the cost of the
+  units sold (FIFO: oldest lots first; AVERAGE: at the running average cost).
+- TRANSFER_IN adds units at a cost basis of `price` per unit (no cash moves); TRANSFER_OUT
+  removes units at their cost (no PnL).
+- A transaction that would sell or move out more than is held, or take cash below zero, is
+  refused, naming the transaction.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+import numpy as np
+
+from coinql.domain.errors import InvalidInput
+from coinql.domain.typing import FloatArray, IntArray
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+
+
+class TransactionKind(StrEnum):
+    DEPOSIT = "DEPOSIT"
+    WITHDRAW = "WITHDRAW"
+    BUY = "BUY"
+    SELL = "SELL"
+    FEE = "FEE"
+    TRANSFER_IN = "TRANSFER_IN"
+    TRANSFER_OUT = "TRANSFER_OUT"
+
+
+class CostBasis(StrEnum):
+    FIFO = "FIFO"
+    AVERAGE = "AVERAGE"
+
+
+CASH_KINDS = {TransactionKind.DEPOSIT, TransactionKind.WITHDRAW, TransactionKind.FEE}
+PRICED_KINDS = {TransactionKind.BUY, TransactionKind.SELL, TransactionKind.TRANSFER_IN}
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    kind: TransactionKind
+    asset: str
+    quantity: Decimal
+    time: datetime
+    price: Decimal | None = None
+    fee: Decimal = ZERO
+
+
+@dataclass(slots=True)
+class Lot:
+    quantity: Decimal
+    unit_cost: Decimal  # including the buy fee spread over the lot's units
+
+
+@dataclass(slots=True)
+class Holding:
+    asset: str
+    lots: deque[Lot] = field(default_factory=deque)
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+
+    @property
+    def quantity(self) -> Decimal:
+        return sum((lot.quantity for lot in self.lots), ZERO)
+
+    @property
+    def cost_basis(self) -> Decimal:
+        return sum((lot.quantity * lot.unit_cost for lot in self.lots), ZERO)
+
+    @property
+    def average_cost(self) -> Decimal | None:
+        quantity = self.quantity
+        return self.cost_basis / quantity if quantity else None
+
+
+@dataclass(slots=True)
+class LedgerState:
+    base_currency: str
+    method: CostBasis
+    cash: Decimal = ZERO
+    holdings: dict[str, Holding] = field(default_factory=dict)
+    fees_paid: Decimal = ZERO
+    standalone_fees: Decimal = ZERO
+    net_deposits: Decimal = ZERO
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        return sum((h.realized_pnl for h in self.holdings.values()), ZERO) - self.standalone_fees
+
+
+class LedgerError(InvalidInput):
+    """A transaction the ledger refuses; `index` is its position in the submitted batch,
+    `field_name` the offending field and `detail` what is wrong with it."""
+
+    def __init__(self, index: int | None, field_name: str, detail: str) -> None:
+        where = f"transactions[{index}].{field_name}" if index is not None else field_name
+        super().__init__(where, f"{where} {detail}")
+        self.index = index
+        self.field_name = field_name
+        self.detail = detail
+
+    def at(self, index: int) -> LedgerError:
+        return LedgerError(index, self.field_name, self.detail)
+
+
+def validate(transaction: Transaction, *, base_currency: str, now: datetime) -> None:
+    """Checks that need no ledger state; raises `LedgerError` with index None."""
+    if transaction.time > now:
+        raise LedgerError(None, "time", "is in the future")
+    if transaction.quantity <= 0:
+        raise LedgerError(None, "quantity", "must be positive")
+    if transaction.fee < 0:
+        raise LedgerError(None, "fee", "must not be negative")
+    is_base = transaction.asset == base_currency
+    if transaction.kind in CASH_KINDS and not is_base:
+        raise LedgerError(
+            None, "asset", f"{transaction.kind.value} moves cash: asset must be {base_currency}"
+        )
+    if transaction.kind not in CASH_KINDS and is_base:
+        raise LedgerError(
+            None, "asset", f"{transaction.kind.value} needs a coin, not the base currency"
+        )
+    if transaction.kind in PRICED_KINDS and (transaction.price is None or transaction.price <= 0):
+        raise LedgerError(None, "price", f"{transaction.kind.value} needs a positive price")
+
+
+def apply(state: LedgerState, transaction: Transaction) -> None:
+    """Apply one transaction; raise `LedgerError` (index None) if it cannot happen."""
+    kind, quantity = transaction.kind, transaction.quantity
+    if kind is TransactionKind.DEPOSIT:
+        state.cash += quantity
+        state.net_deposits += quantity
+        return
+    if kind in (TransactionKind.WITHDRAW, TransactionKind.FEE):
+        if quantity > state.cash:
+            raise LedgerError(None, "quantity", f"is more than the cash held ({state.cash})")
+        state.cash -= quantity
+        if kind is TransactionKind.WITHDRAW:
+            state.net_deposits -= quantity
+        else:
+            state.standalone_fees += quantity
+            state.fees_paid += quantity
+        return
+    holding = state.holdings.setdefault(transaction.asset, Holding(transaction.asset))
+    price = transaction.price or ZERO
+    fee = transaction.fee
+    if kind is TransactionKind.BUY:
+        cost = quantity * price + fee
+        if cost > state.cash:
+            raise LedgerError(
+                None, "quantity", f"costs {cost}, more than the cash held ({state.cash})"
+            )
+        state.cash -= cost
+        _add_lot(state, holding, Lot(quantity, cost / quantity))
+        holding.fees += fee
+        state.fees_paid += fee
+    elif kind is TransactionKind.TRANSFER_IN:
+        _add_lot(state, holding, Lot(quantity, price))
+    else:  # SELL, TRANSFER_OUT
+        held = holding.quantity
+        if quantity > held:
+            raise LedgerError(None, "quantity", f"is more than the {held} {transaction.asset} held")
+        cost = _remove_units(state, holding, quantity)
+        if kind is TransactionKind.SELL:
+            proceeds = quantity * price - fee
+            if proceeds < 0 and -proceeds > state.cash:
+                raise LedgerError(None, "fee", "exceeds the proceeds and the cash held")
+            state.cash += proceeds
+            holding.realized_pnl += proceeds - cost
+            holding.fees += fee
+            state.fees_paid += fee
+
+
+def _add_lot(state: LedgerState, holding: Holding, lot: Lot) -> None:
+    if state.method is CostBasis.AVERAGE and holding.lots:
+        quantity = holding.quantity + lot.quantity
+        cost = holding.cost_basis + lot.quantity * lot.unit_cost
+        holding.lots = deque([Lot(quantity, cost / quantity)])
+    else:
+        holding.lots.append(lot)
+
+
+def _remove_units(state: LedgerState, holding: Holding, quantity: Decimal) -> Decimal:
+    """Take units out of the lots (oldest first; one lot under AVERAGE); return their cost."""
+    remaining, cost = quantity, ZERO
+    while remaining > 0:
+        lot = holding.lots[0]
+        taken = min(lot.quantity, remaining)
+        cost += taken * lot.unit_cost
+        lot.quantity -= taken
+        remaining -= taken
+        if lot.quantity == 0:
+            holding.lots.popleft()
+    return cost
+
+
+def replay(
+    transactions: Sequence[Transaction],
+    *,
+    base_currency: str,
+    method: CostBasis,
+    first_new: int | None = None,
+) -> LedgerState:
+    """The ledger after `transactions` in time order (ties keep their given order).
+
+    `first_new` is the index in `transactions` of the first transaction of a batch being
+    added; an error on one of those names its position in the batch.
+    """
+    state = LedgerState(base_currency=base_currency, method=method)
+    order = sorted(range(len(transactions)), key=lambda i: transactions[i].time)
+    for i in order:
+        try:
+            apply(state, transactions[i])
+        except LedgerError as error:
+            if first_new is not None and i >= first_new:
+                raise error.at(i - first_new) from None
+            # An earlier transaction no longer balances because a new one was dated before it.
+            raise LedgerError(
+                None,
+                "transactions",
+                f"would make the recorded {transactions[i].kind.value} at"
+                f" {transactions[i].time.isoformat()} invalid: its {error.field_name}"
+                f" {error.detail}",
+            ) from None
+    return state
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    asset: str
+    quantity: Decimal
+    average_cost: Decimal | None
+    cost_basis: Decimal
+    last_price: Decimal | None
+    market_value: Decimal | None
+    unrealized_pnl: Decimal | None
+    realized_pnl: Decimal
+    fees: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Valuation:
+    cash: Decimal
+    positions: list[Position]
+    value: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    net_deposits: Decimal
+    fees_paid: Decimal
+
+    def weight(self, position: Position) -> float | None:
+        if position.market_value is None or self.value == 0:
+            return None
+        return float(position.market_value / self.value)
+
+
+def value(state: LedgerState, prices: dict[str, Decimal]) -> Valuation:
+    """Positions at the given prices; an asset without a price has no market value and is
+    left out of the total (and its unrealized PnL is unknown)."""
+    positions = []
+    for asset, holding in sorted(state.holdings.items()):
+        quantity = holding.quantity
+        price = prices.get(asset)
+        market_value = quantity * price if price is not None else None
+        unrealized = market_value - holding.cost_basis if market_value is not None else None
+        positions.append(
+            Position(
+                asset=asset,
+                quantity=quantity,
+                average_cost=holding.average_cost,
+                cost_basis=holding.cost_basis,
+                last_price=price,
+                market_value=market_value,
+                unrealized_pnl=unrealized,
+                realized_pnl=holding.realized_pnl,
+                fees=holding.fees,
+            )
+        )
+    held = [p for p in positions if p.quantity > 0]
+    total = state.cash + sum((p.market_value for p in held if p.market_value is not None), ZERO)
+    unrealized = sum((p.unrealized_pnl for p in held if p.unrealized_pnl is not None), ZERO)
+    return Valuation(
+        cash=state.cash,
+        positions=positions,
+        value=total,
+        realized_pnl=state.realized_pnl,
+        unrealized_pnl=unrealized,
+        net_deposits=state.net_deposits,
+        fees_paid=state.fees_paid,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ValueHistory:
+    """Net asset value at each close, and the time-weighted returns between closes.
+
+    timestamps : shape (n_days,), open times of the candles whose closes value the book
+    values : shape (n_days,), NAV in the base currency after that day's transactions
+    returns : shape (n_days,), time-weighted: (NAV_t - flows_t) / NAV_{t-1} - 1; NaN on the
+        first day and after a day with no capital
+    """
+
+    timestamps: IntArray
+    values: FloatArray
+    flows: FloatArray
+    returns: FloatArray
+
+
+def value_history(
+    transactions: Sequence[Transaction],
+    *,
+    base_currency: str,
+    assets: Sequence[str],
+    timestamps: IntArray,
+    closes: FloatArray,
+) -> ValueHistory:
+    """Daily (or per-interval) NAV from the ledger and closes of shape (n, len(assets)).
+
+    A transaction counts in the period whose candle contains it. Deposits, withdrawals and
+    transfers (valued at their `price`) are external flows, removed from the returns, so
+    money moving in or out never shows as performance.
+    """
+    n, index = timestamps.shape[0], {asset: i for i, asset in enumerate(assets)}
+    quantity_change = np.zeros((n, len(assets)))
+    cash_change = np.zeros(n)
+    flows = np.zeros(n)
+    positions = (
+        np.searchsorted(timestamps, [int(t.time.timestamp() * 1000) for t in transactions], "right")
+        - 1
+    )
+    for slot, tx in zip(positions, transactions, strict=True):  # one pass over the ledger
+        day = max(int(slot), 0)
+        quantity, price, fee = float(tx.quantity), float(tx.price or 0), float(tx.fee)
+        if tx.kind is TransactionKind.DEPOSIT:
+            cash_change[day] += quantity
+            flows[day] += quantity
+        elif tx.kind is TransactionKind.WITHDRAW:
+            cash_change[day] -= quantity
+            flows[day] -= quantity
+        elif tx.kind is TransactionKind.FEE:
+            cash_change[day] -= quantity
+        elif tx.kind is TransactionKind.BUY:
+            quantity_change[day, index[tx.asset]] += quantity
+            cash_change[day] -= quantity * price + fee
+        elif tx.kind is TransactionKind.SELL:
+            quantity_change[day, index[tx.asset]] -= quantity
+            cash_change[day] += quantity * price - fee
+        elif tx.kind is TransactionKind.TRANSFER_IN:
+            quantity_change[day, index[tx.asset]] += quantity
+            flows[day] += quantity * price
+        else:
+            quantity_change[day, index[tx.asset]] -= quantity
+            flows[day] -= quantity * price
+    holdings = np.cumsum(quantity_change, axis=0)
+    prices = _forward_fill(closes)
+    held_value = np.nansum(np.where(holdings != 0, holdings * prices, 0.0), axis=1)
+    values = np.cumsum(cash_change) + held_value
+    returns = np.full(n, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns[1:] = np.where(
+            values[:-1] > 0, (values[1:] - flows[1:]) / values[:-1] - 1.0, np.nan
+        )
+    return ValueHistory(timestamps, values, flows, returns)
+
+
+def _forward_fill(closes: FloatArray) -> FloatArray:
+    """Carry the last known close over missing ones (column-wise), vectorized."""
+    known = ~np.isnan(closes)
+    last = np.where(known, np.arange(closes.shape[0])[:, None], 0)
+    np.maximum.accumulate(last, axis=0, out=last)
+    return np.take_along_axis(closes, last, axis=0)

@@ -1,0 +1,356 @@
+"""Portfolio optimization: mean-variance, risk parity, HRP and the simple allocations.
+
+Inputs are annualised: `mu` of shape (n_assets,) (arithmetic mean return x P) and `cov` of
+shape (n_assets, n_assets) (per-period covariance x P). Weights sum to 1 and respect the
+constraints; an impossible constraint set raises `Infeasible`, naming the constraint.
+
+Mean-variance problems are solved with SLSQP. MAX_SHARPE uses the convex reformulation of
+Cornuejols and Tutuncu (as PyPortfolioOpt does): minimise y'Sy subject to (mu - rf)'y = 1,
+then w = y / sum(y), so the solver never sees the non-convex ratio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+from scipy.cluster.hierarchy import leaves_list, linkage
+from scipy.optimize import minimize
+from scipy.spatial.distance import squareform
+
+from coinql.domain.errors import UserError
+from coinql.domain.typing import FloatArray
+
+TOLERANCE = 1e-12
+MAX_ITERATIONS = 1_000
+
+
+class Objective(StrEnum):
+    MIN_VOLATILITY = "MIN_VOLATILITY"
+    MAX_SHARPE = "MAX_SHARPE"
+    TARGET_RETURN = "TARGET_RETURN"
+    TARGET_VOLATILITY = "TARGET_VOLATILITY"
+    RISK_PARITY = "RISK_PARITY"
+    HRP = "HRP"
+    EQUAL_WEIGHT = "EQUAL_WEIGHT"
+    INVERSE_VOLATILITY = "INVERSE_VOLATILITY"
+    MARKET_CAP = "MARKET_CAP"
+
+
+class Infeasible(UserError):
+    """No weights satisfy the constraints; `constraint` names the one at fault."""
+
+    def __init__(self, constraint: str, message: str) -> None:
+        super().__init__(message)
+        self.constraint = constraint
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    members: tuple[int, ...]
+    max_weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    min_weight: float = 0.0
+    max_weight: float = 1.0
+    groups: tuple[Group, ...] = field(default_factory=tuple)
+
+    @property
+    def long_only(self) -> bool:
+        return self.min_weight >= 0
+
+
+def check_feasible(constraints: Constraints, n_assets: int) -> None:
+    """Raise `Infeasible` for bounds or group caps that no weights summing to 1 can meet."""
+    low, high = constraints.min_weight, constraints.max_weight
+    if low > high:
+        raise Infeasible("minWeight", f"minWeight {low} is above maxWeight {high}")
+    if high * n_assets < 1 - 1e-9:
+        raise Infeasible(
+            "maxWeight",
+            f"maxWeight {high} x {n_assets} assets < 1: the weights cannot sum to 1",
+        )
+    if low * n_assets > 1 + 1e-9:
+        raise Infeasible(
+            "minWeight",
+            f"minWeight {low} x {n_assets} assets > 1: the weights cannot sum to 1",
+        )
+    capped = np.zeros(n_assets)
+    for group in constraints.groups:
+        if group.max_weight < low * len(group.members) - 1e-9:
+            raise Infeasible(
+                f"groups.{group.name}",
+                f"group {group.name} is capped at {group.max_weight} but its"
+                f" {len(group.members)} assets need at least {low * len(group.members)}",
+            )
+        capped[list(group.members)] = 1
+    # Capacity: each asset can take at most its bound, each group at most its cap.
+    capacity = high * (n_assets - int(capped.sum()))
+    for group in constraints.groups:
+        capacity += min(group.max_weight, high * len(group.members))
+    if capacity < 1 - 1e-9:
+        raise Infeasible(
+            "groups", "the group caps and maxWeight together leave less than 100 % to allocate"
+        )
+
+
+def _linear_constraints(constraints: Constraints) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = [{"type": "eq", "fun": lambda w: np.sum(w) - 1.0}]
+    for group in constraints.groups:
+        members = list(group.members)
+        found.append(
+            {"type": "ineq", "fun": lambda w, m=members, cap=group.max_weight: cap - np.sum(w[m])}
+        )
+    return found
+
+
+def _solve(
+    objective: object,
+    n_assets: int,
+    constraints: Constraints,
+    extra: Sequence[dict[str, object]] = (),
+    start: FloatArray | None = None,
+) -> FloatArray:
+    bounds = [(constraints.min_weight, constraints.max_weight)] * n_assets
+    x0 = start if start is not None else np.full(n_assets, 1.0 / n_assets)
+    result = minimize(
+        objective,
+        np.clip(x0, constraints.min_weight, constraints.max_weight),
+        method="SLSQP",
+        bounds=bounds,
+        constraints=[*_linear_constraints(constraints), *extra],
+        options={"ftol": TOLERANCE, "maxiter": MAX_ITERATIONS},
+    )
+    if not result.success:
+        raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
+    return _clean(result.x, constraints)
+
+
+def _clean(weights: FloatArray, constraints: Constraints) -> FloatArray:
+    """Clip solver noise at the bounds and renormalise to sum to exactly 1."""
+    clipped = np.clip(weights, constraints.min_weight, constraints.max_weight)
+    clipped[np.abs(clipped) < 1e-10] = 0.0
+    return clipped / clipped.sum()
+
+
+def min_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
+    check_feasible(constraints, cov.shape[0])
+    return _solve(lambda w: w @ cov @ w, cov.shape[0], constraints)
+
+
+def max_sharpe(
+    mu: FloatArray, cov: FloatArray, constraints: Constraints, risk_free: float = 0.0
+) -> FloatArray:
+    n = cov.shape[0]
+    check_feasible(constraints, n)
+    excess = mu - risk_free
+    if np.all(excess <= 0):
+        raise Infeasible("riskFreeRate", "no asset's expected return exceeds the risk-free rate")
+    # Variables (y, kappa): w = y / kappa with sum(y) = kappa and bounds scaled by kappa.
+    low, high = constraints.min_weight, constraints.max_weight
+
+    def objective(x: FloatArray) -> float:
+        y = x[:n]
+        return float(y @ cov @ y)
+
+    scaled: list[dict[str, object]] = [
+        {"type": "eq", "fun": lambda x: excess @ x[:n] - 1.0},
+        {"type": "eq", "fun": lambda x: np.sum(x[:n]) - x[n]},
+        {"type": "ineq", "fun": lambda x: x[:n] - low * x[n]},
+        {"type": "ineq", "fun": lambda x: high * x[n] - x[:n]},
+    ]
+    for group in constraints.groups:
+        members = list(group.members)
+        scaled.append(
+            {
+                "type": "ineq",
+                "fun": lambda x, m=members, cap=group.max_weight: cap * x[n] - np.sum(x[m]),
+            }
+        )
+    start_w = _solve(lambda w: -(excess @ w) / np.sqrt(w @ cov @ w), n, constraints)
+    kappa0 = 1.0 / max(float(excess @ start_w), 1e-12)
+    result = minimize(
+        objective,
+        np.concatenate([start_w * kappa0, [kappa0]]),
+        method="SLSQP",
+        bounds=[(None, None)] * n + [(0.0, None)],
+        constraints=scaled,
+        options={"ftol": 1e-15, "maxiter": MAX_ITERATIONS},
+    )
+    if not result.success or result.x[n] <= 0:
+        raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
+    return _clean(result.x[:n] / result.x[n], constraints)
+
+
+def efficient_return(
+    mu: FloatArray, cov: FloatArray, target: float, constraints: Constraints
+) -> FloatArray:
+    """Minimum volatility for an expected return of at least `target` (as PyPortfolioOpt's
+    `efficient_return`)."""
+    n = cov.shape[0]
+    check_feasible(constraints, n)
+    highest = float(np.max(mu)) if constraints.long_only else np.inf
+    if target > highest + 1e-12:
+        raise Infeasible(
+            "targetReturn", f"targetReturn {target} is above the highest expected return {highest}"
+        )
+    return _solve(
+        lambda w: w @ cov @ w, n, constraints, [{"type": "ineq", "fun": lambda w: mu @ w - target}]
+    )
+
+
+def efficient_risk(
+    mu: FloatArray, cov: FloatArray, target: float, constraints: Constraints
+) -> FloatArray:
+    """Maximum expected return for a volatility of at most `target`."""
+    n = cov.shape[0]
+    check_feasible(constraints, n)
+    lowest = float(
+        np.sqrt(min_volatility(cov, constraints) @ cov @ min_volatility(cov, constraints))
+    )
+    if target < lowest - 1e-9:
+        raise Infeasible(
+            "targetVolatility",
+            f"targetVolatility {target} is below the lowest achievable volatility {lowest}",
+        )
+    return _solve(
+        lambda w: -(mu @ w),
+        n,
+        constraints,
+        [{"type": "ineq", "fun": lambda w: target**2 - w @ cov @ w}],
+    )
+
+
+def risk_parity(cov: FloatArray, constraints: Constraints) -> FloatArray:
+    """Equal risk contributions. Without binding bounds this is the unique long-only solution
+    of min 0.5 y'Sy - sum(log y) / n, normalised; with bounds, the contributions are made as
+    equal as the bounds allow."""
+    n = cov.shape[0]
+    check_feasible(constraints, n)
+    result = minimize(
+        lambda y: 0.5 * y @ cov @ y - np.sum(np.log(y)) / n,
+        np.full(n, 1.0 / np.sqrt(np.mean(np.diag(cov)))),
+        jac=lambda y: cov @ y - 1.0 / (n * y),
+        method="L-BFGS-B",
+        bounds=[(1e-12, None)] * n,
+        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": MAX_ITERATIONS},
+    )
+    weights = result.x / result.x.sum()
+    if (
+        np.all(weights >= constraints.min_weight - 1e-9)
+        and np.all(weights <= constraints.max_weight + 1e-9)
+        and not constraints.groups
+    ):
+        return _clean(weights, constraints)
+
+    def spread(w: FloatArray) -> float:
+        contributions = w * (cov @ w)
+        return float(np.sum((contributions - contributions.mean()) ** 2)) * 1e6
+
+    return _solve(spread, n, constraints, start=weights)
+
+
+def hrp(cov: FloatArray, constraints: Constraints) -> FloatArray:
+    """Hierarchical risk parity (Lopez de Prado, 2016): single-linkage clustering on the
+    correlation distance sqrt((1 - rho) / 2), quasi-diagonal order, recursive bisection with
+    inverse-variance weights inside each half."""
+    n = cov.shape[0]
+    check_feasible(constraints, n)
+    std = np.sqrt(np.diag(cov))
+    correlation = np.clip(cov / np.outer(std, std), -1.0, 1.0)
+    distance = np.sqrt(np.clip((1.0 - correlation) / 2.0, 0.0, None))
+    np.fill_diagonal(distance, 0.0)
+    order = leaves_list(linkage(squareform(distance, checks=False), method="single"))
+    weights = np.ones(n)
+    clusters = [list(order)]
+    while clusters:
+        clusters = [
+            part
+            for cluster in clusters
+            if len(cluster) > 1
+            for part in (cluster[: len(cluster) // 2], cluster[len(cluster) // 2 :])
+        ]
+        for left, right in zip(clusters[::2], clusters[1::2], strict=True):
+            left_var, right_var = _cluster_variance(cov, left), _cluster_variance(cov, right)
+            alpha = 1.0 - left_var / (left_var + right_var)
+            weights[left] *= alpha
+            weights[right] *= 1.0 - alpha
+    return _bounded(weights, constraints)
+
+
+def _cluster_variance(cov: FloatArray, members: list[int]) -> float:
+    block = cov[np.ix_(members, members)]
+    inverse = 1.0 / np.diag(block)
+    weights = inverse / inverse.sum()
+    return float(weights @ block @ weights)
+
+
+def inverse_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
+    check_feasible(constraints, cov.shape[0])
+    inverse = 1.0 / np.sqrt(np.diag(cov))
+    return _bounded(inverse / inverse.sum(), constraints)
+
+
+def equal_weight(n_assets: int, constraints: Constraints) -> FloatArray:
+    check_feasible(constraints, n_assets)
+    return _bounded(np.full(n_assets, 1.0 / n_assets), constraints)
+
+
+def market_cap_weight(market_caps: FloatArray, constraints: Constraints) -> FloatArray:
+    check_feasible(constraints, market_caps.shape[0])
+    if np.any(~np.isfinite(market_caps)) or np.any(market_caps <= 0):
+        raise Infeasible("symbols", "MARKET_CAP needs a known, positive market cap for every asset")
+    return _bounded(market_caps / market_caps.sum(), constraints)
+
+
+def _bounded(weights: FloatArray, constraints: Constraints) -> FloatArray:
+    """Closest weights (least squares) to a heuristic allocation that meet the constraints;
+    the allocation itself when it already does."""
+    if (
+        np.all(weights >= constraints.min_weight - 1e-12)
+        and np.all(weights <= constraints.max_weight + 1e-12)
+        and all(weights[list(g.members)].sum() <= g.max_weight + 1e-12 for g in constraints.groups)
+    ):
+        return weights
+    return _solve(
+        lambda w: np.sum((w - weights) ** 2), weights.shape[0], constraints, start=weights
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    weights: FloatArray
+    expected_return: float
+    volatility: float
+    sharpe: float
+    risk_contributions: FloatArray
+
+
+def describe(weights: FloatArray, mu: FloatArray, cov: FloatArray, risk_free: float) -> Portfolio:
+    volatility = float(np.sqrt(max(float(weights @ cov @ weights), 0.0)))
+    expected = float(mu @ weights)
+    contributions = (
+        weights * (cov @ weights) / volatility if volatility > 0 else np.zeros_like(weights)
+    )
+    sharpe = (expected - risk_free) / volatility if volatility > 0 else np.nan
+    return Portfolio(weights, expected, volatility, sharpe, contributions)
+
+
+def frontier(
+    mu: FloatArray, cov: FloatArray, constraints: Constraints, points: int
+) -> list[FloatArray]:
+    """`points` efficient portfolios, from the minimum-volatility one to the highest return
+    reachable under the constraints, equally spaced in expected return."""
+    lowest = min_volatility(cov, constraints)
+    highest = _solve(lambda w: -(mu @ w), cov.shape[0], constraints)
+    targets = np.linspace(float(mu @ lowest), float(mu @ highest), points)
+    portfolios = [lowest]
+    for target in targets[1:-1]:
+        portfolios.append(efficient_return(mu, cov, float(target), constraints))
+    portfolios.append(highest)
+    return portfolios

@@ -1,0 +1,518 @@
+"""Portfolios, positions, PnL, transactions, value history, rebalancing and optimization."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Self
+
+import strawberry
+from strawberry import relay
+from strawberry.file_uploads import Upload
+from strawberry.types import Info
+
+from coinql.domain import optimize as opt
+from coinql.domain.errors import InvalidInput as InvalidInputError
+from coinql.domain.errors import NotFound as NotFoundError
+from coinql.domain.ledger import Valuation
+from coinql.resolvers import optimize as optimize_resolvers
+from coinql.resolvers import portfolio as portfolio_resolvers
+from coinql.resolvers.context import Context
+from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
+from coinql.schema.analytics import Performance, Series
+from coinql.schema.enums import CostBasis, CovarianceMethod, Interval, Objective, TransactionKind
+from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.market import ImportRejected, PageInfo
+from coinql.schema.permissions import IsAuthenticated
+from coinql.store import portfolio as portfolio_store
+
+
+def decode_id(value: str | relay.GlobalID, type_name: str) -> uuid.UUID:
+    """The UUID inside a global id of `type_name`; `NotFound` for anything else."""
+    try:
+        global_id = value if isinstance(value, relay.GlobalID) else relay.GlobalID.from_id(value)
+        if global_id.type_name != type_name:
+            raise ValueError(global_id.type_name)
+        return uuid.UUID(global_id.node_id)
+    except ValueError:
+        raise NotFoundError(f"no {type_name.lower()} {value}") from None
+
+
+@strawberry.type
+class Position:
+    symbol: str
+    quantity: Decimal
+    average_cost: Decimal | None = strawberry.field(description="Cost per unit, buy fees included.")
+    cost_basis: Decimal
+    last_price: Decimal | None
+    market_value: Decimal | None
+    unrealized_pnl: Decimal | None
+    realized_pnl: Decimal = strawberry.field(description="Net of buy and sell fees.")
+    fees: Decimal
+    weight: float | None = strawberry.field(description="Market value / portfolio value.")
+
+
+@strawberry.type
+class LedgerTransaction:
+    kind: TransactionKind
+    asset: str
+    quantity: Decimal
+    price: Decimal | None
+    fee: Decimal
+    time: datetime
+    note: str | None
+
+    @classmethod
+    def from_model(cls, entry: portfolio_store.LedgerEntry) -> Self:
+        return cls(
+            kind=TransactionKind(entry.kind),
+            asset=entry.asset,
+            quantity=entry.quantity,
+            price=entry.price,
+            fee=entry.fee,
+            time=entry.time,
+            note=entry.note,
+        )
+
+
+@strawberry.type(description="A user's portfolio. Amounts are exact decimals in baseCurrency.")
+class Portfolio(relay.Node):
+    name: str
+    base_currency: str
+    cost_basis: CostBasis
+    created_at: datetime
+    model: strawberry.Private[portfolio_store.Portfolio]
+    cache: strawberry.Private[dict[str, Any]]
+
+    @classmethod
+    def from_model(cls, portfolio: portfolio_store.Portfolio) -> Self:
+        return cls(
+            name=portfolio.name,
+            base_currency=portfolio.base_currency,
+            cost_basis=CostBasis(portfolio.cost_basis),
+            created_at=portfolio.created_at,
+            model=portfolio,
+            cache={},
+        )
+
+    @classmethod
+    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
+        return str(root.model.id)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        user = await info.context.user()
+        if user is None:
+            return [None for _ in node_ids]
+        found: list[Self | None] = []
+        for node_id in node_ids:
+            try:
+                portfolio = await portfolio_resolvers.get_portfolio(
+                    info.context, portfolio_id=uuid.UUID(node_id)
+                )
+            except (ValueError, NotFoundError):
+                found.append(None)
+                continue
+            found.append(cls.from_model(portfolio))
+        return found
+
+    async def _valuation(self, info: Info[Context, None]) -> Valuation:
+        if "valuation" not in self.cache:
+            self.cache["valuation"] = await portfolio_resolvers.valuation(info.context, self.model)
+        valuation: Valuation = self.cache["valuation"]
+        return valuation
+
+    @strawberry.field(description="Cash plus positions at their last prices.")
+    async def value(self, info: Info[Context, None]) -> Decimal:
+        return (await self._valuation(info)).value
+
+    @strawberry.field
+    async def cash(self, info: Info[Context, None]) -> Decimal:
+        return (await self._valuation(info)).cash
+
+    @strawberry.field(description="Of every sale, net of fees; standalone fees count as losses.")
+    async def realized_pnl(self, info: Info[Context, None]) -> Decimal:
+        return (await self._valuation(info)).realized_pnl
+
+    @strawberry.field
+    async def unrealized_pnl(self, info: Info[Context, None]) -> Decimal:
+        return (await self._valuation(info)).unrealized_pnl
+
+    @strawberry.field(description="Deposits minus withdrawals.")
+    async def net_deposits(self, info: Info[Context, None]) -> Decimal:
+        return (await self._valuation(info)).net_deposits
+
+    @strawberry.field
+    async def fees_paid(self, info: Info[Context, None]) -> Decimal:
+        return (await self._valuation(info)).fees_paid
+
+    @strawberry.field(description="Open positions (closed ones with closed=true).")
+    async def positions(self, info: Info[Context, None], closed: bool = False) -> list[Position]:
+        valuation = await self._valuation(info)
+        return [
+            Position(
+                symbol=p.asset,
+                quantity=p.quantity,
+                average_cost=p.average_cost,
+                cost_basis=p.cost_basis,
+                last_price=p.last_price,
+                market_value=p.market_value,
+                unrealized_pnl=p.unrealized_pnl,
+                realized_pnl=p.realized_pnl,
+                fees=p.fees,
+                weight=valuation.weight(p),
+            )
+            for p in valuation.positions
+            if (p.quantity > 0) or closed
+        ]
+
+    @strawberry.field(description="The ledger, in time order.")
+    async def transactions(self, info: Info[Context, None]) -> list[LedgerTransaction]:
+        entries = await info.context.loaders.entries.load(self.model.id)
+        return [LedgerTransaction.from_model(entry) for entry in entries]
+
+    @strawberry.field(description="NAV at each close since the first transaction (floats).")
+    async def value_history(
+        self, info: Info[Context, None], interval: Interval = Interval.D1
+    ) -> Series:
+        found = await portfolio_resolvers.value_history(info.context, self.model, interval)
+        return Series(timestamps=found.history.timestamps, values=found.history.values)
+
+    @strawberry.field(description="Tear sheet of the time-weighted returns (flows excluded).")
+    async def performance(
+        self,
+        info: Info[Context, None],
+        interval: Interval = Interval.D1,
+        risk_free_rate: float = 0.0,
+        periods_per_year: float | None = None,
+    ) -> Performance:
+        stream = await portfolio_resolvers.return_stream(
+            info.context,
+            self.model,
+            interval=interval,
+            risk_free_rate=risk_free_rate,
+            periods_per_year=periods_per_year,
+        )
+        return Performance.from_model(stream)
+
+
+@strawberry.type
+class PortfolioEdge:
+    node: Portfolio
+    cursor: str
+
+
+@strawberry.type
+class PortfolioConnection:
+    edges: list[PortfolioEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.input
+class CreatePortfolioInput:
+    name: str
+    base_currency: str = "USDT"
+    cost_basis: CostBasis = CostBasis.FIFO
+
+
+@strawberry.input
+class TransactionInput:
+    kind: TransactionKind
+    asset: str = strawberry.field(description="A coin, or the base currency for cash.")
+    quantity: Decimal
+    time: datetime
+    price: Decimal | None = strawberry.field(default=None, description="Per unit, base currency.")
+    fee: Decimal | None = strawberry.field(default=None, description="In the base currency.")
+    note: str | None = None
+
+    def to_model(self) -> portfolio_resolvers.TransactionInput:
+        return portfolio_resolvers.TransactionInput(
+            kind=self.kind,
+            asset=self.asset,
+            quantity=self.quantity,
+            time=self.time,
+            price=self.price,
+            fee=self.fee,
+            note=self.note,
+        )
+
+
+@strawberry.type
+class Deleted:
+    id: strawberry.ID
+
+
+@strawberry.input
+class TargetWeight:
+    symbol: str
+    weight: float
+
+
+@strawberry.type
+class Trade:
+    symbol: str
+    side: str = strawberry.field(description="BUY or SELL.")
+    quantity: Decimal
+    price: Decimal
+    value: Decimal
+    estimated_fee: Decimal
+    current_weight: float
+    target_weight: float
+
+
+@strawberry.type(description="Trades from the current positions to target weights; sells first.")
+class RebalancePlan:
+    portfolio_value: Decimal
+    trades: list[Trade]
+    estimated_fees: Decimal
+
+
+@strawberry.type
+class Weight:
+    symbol: str
+    weight: float
+
+
+@strawberry.type
+class RiskShare:
+    symbol: str
+    contribution: float = strawberry.field(description="Sums to volatility.")
+
+
+@strawberry.type(description="Annualised: mu = mean return x P, volatility from cov x P.")
+class OptimizationResult:
+    weights: list[Weight]
+    expected_return: float
+    volatility: float
+    sharpe: float | None
+    risk_contributions: list[RiskShare]
+    observations: int
+
+    @classmethod
+    def from_model(cls, symbols: list[str], found: opt.Portfolio, observations: int) -> Self:
+        return cls(
+            weights=[
+                Weight(symbol=s, weight=float(w))
+                for s, w in zip(symbols, found.weights, strict=True)
+            ],
+            expected_return=found.expected_return,
+            volatility=found.volatility,
+            sharpe=None if found.sharpe != found.sharpe else found.sharpe,
+            risk_contributions=[
+                RiskShare(symbol=s, contribution=float(c))
+                for s, c in zip(symbols, found.risk_contributions, strict=True)
+            ],
+            observations=observations,
+        )
+
+
+@strawberry.input
+class GroupCapInput:
+    name: str
+    symbols: list[str]
+    max_weight: float
+
+
+@strawberry.input
+class ConstraintsInput:
+    min_weight: float = 0.0
+    max_weight: float = 1.0
+    long_only: bool = True
+    groups: list[GroupCapInput] | None = None
+
+
+@strawberry.input
+class OptimizeInput:
+    symbols: list[str]
+    objective: Objective = Objective.MAX_SHARPE
+    interval: Interval = Interval.D1
+    start: datetime | None = None
+    end: datetime | None = None
+    covariance: CovarianceMethod = CovarianceMethod.SAMPLE
+    ewma_decay: float = 0.94
+    risk_free_rate: float = strawberry.field(default=0.0, description="Annual.")
+    target_return: float | None = None
+    target_volatility: float | None = None
+    constraints: ConstraintsInput | None = None
+
+    def to_model(self) -> optimize_resolvers.OptimizeRequest:
+        limits = self.constraints or ConstraintsInput()
+        return optimize_resolvers.OptimizeRequest(
+            symbols=[symbol.upper() for symbol in self.symbols],
+            objective=self.objective,
+            interval=self.interval,
+            start=to_millis(self.start),
+            end=to_millis(self.end),
+            covariance=self.covariance,
+            ewma_decay=self.ewma_decay,
+            risk_free_rate=self.risk_free_rate,
+            target_return=self.target_return,
+            target_volatility=self.target_volatility,
+            min_weight=limits.min_weight,
+            max_weight=limits.max_weight,
+            long_only=limits.long_only,
+            groups=[
+                optimize_resolvers.GroupCap(g.name, g.symbols, g.max_weight)
+                for g in limits.groups or []
+            ],
+        )
+
+
+CreatePortfolioResult = Annotated[
+    Portfolio | InvalidInput | NotAuthenticated, strawberry.union("CreatePortfolioResult")
+]
+PortfolioChangeResult = Annotated[
+    Portfolio | InvalidInput | NotFound | NotAuthenticated | ImportRejected,
+    strawberry.union("PortfolioChangeResult"),
+]
+DeleteResult = Annotated[Deleted | NotFound | NotAuthenticated, strawberry.union("DeleteResult")]
+
+
+@strawberry.type
+class PortfolioQuery:
+    @strawberry.field(description="The caller's portfolios.", permission_classes=[IsAuthenticated])
+    async def portfolios(
+        self, info: Info[Context, None], first: int = 50, after: str | None = None
+    ) -> PortfolioConnection:
+        offset = decode_cursor(after) + 1 if after else 0
+        page = await portfolio_resolvers.list_portfolios(info.context, first=first, offset=offset)
+        edges = [
+            PortfolioEdge(node=Portfolio.from_model(p), cursor=encode_cursor(index))
+            for index, p in enumerate(page.portfolios, start=page.offset)
+        ]
+        return PortfolioConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.offset > 0,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=page.total_count,
+        )
+
+    @strawberry.field(
+        description="One of the caller's portfolios; null if absent or someone else's.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def portfolio(self, info: Info[Context, None], id: strawberry.ID) -> Portfolio | None:
+        try:
+            found = await portfolio_resolvers.get_portfolio(
+                info.context, portfolio_id=decode_id(id, "Portfolio")
+            )
+        except NotFoundError:
+            return None
+        return Portfolio.from_model(found)
+
+    @strawberry.field(
+        description="Trades to reach target weights (the rest stays in cash).",
+        permission_classes=[IsAuthenticated],
+    )
+    async def rebalance(
+        self,
+        info: Info[Context, None],
+        portfolio_id: strawberry.ID,
+        target_weights: list[TargetWeight],
+        min_trade_value: Decimal = Decimal(0),
+        fee_bps: Decimal = Decimal(10),
+    ) -> RebalancePlan:
+        valuation, trades = await portfolio_resolvers.rebalance(
+            info.context,
+            portfolio_id=decode_id(portfolio_id, "Portfolio"),
+            targets={t.symbol.upper(): t.weight for t in target_weights},
+            min_trade_value=min_trade_value,
+            fee_bps=fee_bps,
+        )
+        return RebalancePlan(
+            portfolio_value=valuation.value,
+            trades=[
+                Trade(
+                    symbol=t.symbol,
+                    side=t.side,
+                    quantity=t.quantity,
+                    price=t.price,
+                    value=t.value,
+                    estimated_fee=t.estimated_fee,
+                    current_weight=t.current_weight,
+                    target_weight=t.target_weight,
+                )
+                for t in trades
+            ],
+            estimated_fees=sum((t.estimated_fee for t in trades), Decimal(0)),
+        )
+
+    @strawberry.field(description="Target weights for an objective under constraints.")
+    async def optimize(self, info: Info[Context, None], input: OptimizeInput) -> OptimizationResult:
+        found = await optimize_resolvers.optimize(info.context, input.to_model())
+        return OptimizationResult.from_model(found.symbols, found.portfolios[0], found.observations)
+
+    @strawberry.field(description="Efficient portfolios from minimum volatility to maximum return.")
+    async def efficient_frontier(
+        self, info: Info[Context, None], input: OptimizeInput, points: int = 20
+    ) -> list[OptimizationResult]:
+        found = await optimize_resolvers.frontier(info.context, input.to_model(), points)
+        return [
+            OptimizationResult.from_model(found.symbols, p, found.observations)
+            for p in found.portfolios
+        ]
+
+
+@strawberry.type
+class PortfolioMutation:
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def create_portfolio(
+        self, info: Info[Context, None], input: CreatePortfolioInput
+    ) -> CreatePortfolioResult:
+        created = await portfolio_resolvers.create_portfolio(
+            info.context,
+            name=input.name,
+            base_currency=input.base_currency,
+            cost_basis=input.cost_basis,
+        )
+        return Portfolio.from_model(created)
+
+    @strawberry.mutation(
+        description="Add transactions; all or none. Errors name the transaction.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def add_transactions(
+        self,
+        info: Info[Context, None],
+        portfolio_id: strawberry.ID,
+        transactions: list[TransactionInput],
+    ) -> PortfolioChangeResult:
+        updated = await portfolio_resolvers.add_transactions(
+            info.context,
+            portfolio_id=decode_id(portfolio_id, "Portfolio"),
+            inputs=[item.to_model() for item in transactions],
+        )
+        return Portfolio.from_model(updated)
+
+    @strawberry.mutation(
+        description="Add transactions from CSV: kind,asset,quantity,price,fee,time[,note].",
+        permission_classes=[IsAuthenticated],
+    )
+    async def import_transactions(
+        self, info: Info[Context, None], portfolio_id: strawberry.ID, file: Upload
+    ) -> PortfolioChangeResult:
+        limit = info.context.services.settings.import_max_bytes
+        data = await file.read(limit + 1)  # type: ignore[attr-defined]
+        if len(data) > limit:
+            raise InvalidInputError("file", f"file is larger than the limit of {limit:,} bytes")
+        inputs = portfolio_resolvers.parse_transactions_csv(data)
+        updated = await portfolio_resolvers.add_transactions(
+            info.context, portfolio_id=decode_id(portfolio_id, "Portfolio"), inputs=inputs
+        )
+        return Portfolio.from_model(updated)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def delete_portfolio(self, info: Info[Context, None], id: strawberry.ID) -> DeleteResult:
+        await portfolio_resolvers.delete_portfolio(
+            info.context, portfolio_id=decode_id(id, "Portfolio")
+        )
+        return Deleted(id=id)

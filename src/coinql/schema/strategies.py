@@ -1,0 +1,212 @@
+"""Saved strategies: signal strategies and allocation strategies, validated."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from coinql.domain.errors import NotFound as NotFoundError
+from coinql.domain.strategies import AllocationConstraints
+from coinql.resolvers import optimize as strategy_resolvers
+from coinql.resolvers.context import Context
+from coinql.schema.enums import Rebalance
+from coinql.schema.errors import InvalidInput, NotAuthenticated
+from coinql.schema.permissions import IsAuthenticated
+from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
+from coinql.store import portfolio as portfolio_store
+
+
+@strawberry.input
+class CrossInput:
+    fast: int
+    slow: int
+
+
+@strawberry.input
+class RsiReversionInput:
+    window: int = 14
+    lower: float = 30.0
+    upper: float = 70.0
+
+
+@strawberry.input
+class DonchianInput:
+    entry: int = 20
+    exit: int = 10
+
+
+@strawberry.input
+class MomentumInput:
+    lookback: int
+    threshold: float = 0.0
+
+
+@strawberry.input
+class AllocationInput:
+    lookback: int = strawberry.field(default=90, description="Periods of history to estimate on.")
+
+
+@strawberry.input(
+    one_of=True, description="Exactly one strategy, e.g. {smaCross: {fast: 20, slow: 50}}."
+)
+class StrategyKindInput:
+    sma_cross: CrossInput | None = strawberry.UNSET
+    ema_cross: CrossInput | None = strawberry.UNSET
+    rsi_reversion: RsiReversionInput | None = strawberry.UNSET
+    donchian_breakout: DonchianInput | None = strawberry.UNSET
+    momentum: MomentumInput | None = strawberry.UNSET
+    equal_weight: AllocationInput | None = strawberry.UNSET
+    market_cap_weight: AllocationInput | None = strawberry.UNSET
+    inverse_volatility: AllocationInput | None = strawberry.UNSET
+    min_volatility: AllocationInput | None = strawberry.UNSET
+    max_sharpe: AllocationInput | None = strawberry.UNSET
+    risk_parity: AllocationInput | None = strawberry.UNSET
+    hierarchical_risk_parity: AllocationInput | None = strawberry.UNSET
+
+    def chosen(self) -> tuple[str, dict[str, Any]]:
+        for name, value in vars(self).items():
+            if value is not None and value is not strawberry.UNSET:
+                camel = "".join(
+                    part if i == 0 else part.title() for i, part in enumerate(name.split("_"))
+                )
+                return camel, dict(vars(value))
+        raise AssertionError("@oneOf guarantees one option")  # pragma: no cover
+
+
+@strawberry.input
+class AllocationConstraintsInput:
+    min_weight: float = 0.0
+    max_weight: float = 1.0
+    long_only: bool = True
+    max_assets: int | None = None
+    turnover_cap: float | None = strawberry.field(
+        default=None, description="Largest one-way turnover per rebalance, a fraction."
+    )
+
+
+@strawberry.input
+class StrategyInput:
+    name: str
+    kind: StrategyKindInput
+    symbols: list[str] | None = None
+    universe_top: int | None = strawberry.field(
+        default=None, description="Or the top N by market cap at each rebalance."
+    )
+    constraints: AllocationConstraintsInput | None = None
+    rebalance: Rebalance | None = None
+
+
+@strawberry.type(description="A saved strategy; `definition` is its validated specification.")
+class Strategy(relay.Node):
+    name: str
+    family: str = strawberry.field(description='"signal" or "allocation".')
+    kind: str
+    definition: JSON
+    created_at: datetime
+    model: strawberry.Private[portfolio_store.Strategy]
+
+    @classmethod
+    def from_model(cls, strategy: portfolio_store.Strategy) -> Self:
+        return cls(
+            name=strategy.name,
+            family=strategy.family,
+            kind=str(strategy.spec["kind"]),
+            definition=JSON(strategy.spec),
+            created_at=strategy.created_at,
+            model=strategy,
+        )
+
+    @classmethod
+    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
+        return str(root.model.id)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        if await info.context.user() is None:
+            return [None for _ in node_ids]
+        found: list[Self | None] = []
+        for node_id in node_ids:
+            try:
+                strategy = await strategy_resolvers.get_strategy(
+                    info.context, strategy_id=uuid.UUID(node_id)
+                )
+            except (ValueError, NotFoundError):
+                found.append(None)
+                continue
+            found.append(cls.from_model(strategy))
+        return found
+
+
+CreateStrategyResult = Annotated[
+    Strategy | InvalidInput | NotAuthenticated, strawberry.union("CreateStrategyResult")
+]
+
+
+@strawberry.type
+class StrategyQuery:
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def strategies(
+        self, info: Info[Context, None], first: int = 50, offset: int = 0
+    ) -> list[Strategy]:
+        found = await strategy_resolvers.list_strategies(info.context, first=first, offset=offset)
+        return [Strategy.from_model(strategy) for strategy in found]
+
+    @strawberry.field(
+        description="One of the caller's strategies; null if absent or someone else's.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def strategy(self, info: Info[Context, None], id: strawberry.ID) -> Strategy | None:
+        try:
+            found = await strategy_resolvers.get_strategy(
+                info.context, strategy_id=decode_id(id, "Strategy")
+            )
+        except NotFoundError:
+            return None
+        return Strategy.from_model(found)
+
+
+@strawberry.type
+class StrategyMutation:
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def create_strategy(
+        self, info: Info[Context, None], input: StrategyInput
+    ) -> CreateStrategyResult:
+        kind, params = input.kind.chosen()
+        limits = input.constraints
+        created = await strategy_resolvers.create_strategy(
+            info.context,
+            strategy_resolvers.StrategyInput(
+                name=input.name,
+                kind=kind,
+                params=params,
+                symbols=input.symbols or [],
+                universe_top=input.universe_top,
+                constraints=AllocationConstraints(
+                    limits.min_weight,
+                    limits.max_weight,
+                    limits.long_only,
+                    limits.max_assets,
+                    limits.turnover_cap,
+                )
+                if limits
+                else None,
+                rebalance=input.rebalance,
+            ),
+        )
+        return Strategy.from_model(created)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def delete_strategy(self, info: Info[Context, None], id: strawberry.ID) -> DeleteResult:
+        await strategy_resolvers.delete_strategy(
+            info.context, strategy_id=decode_id(id, "Strategy")
+        )
+        return Deleted(id=id)

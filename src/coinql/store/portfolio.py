@@ -1,0 +1,195 @@
+"""Portfolios, their transactions, and saved strategies. Every read is scoped to an owner:
+someone else's portfolio looks exactly like one that does not exist. Nothing here commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, func
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.store.db import DecimalType, UTCDateTime
+
+
+class Portfolio(SQLModel, table=True):
+    __tablename__ = "portfolios"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str = Field(max_length=100)
+    base_currency: str = Field(max_length=20)
+    cost_basis: str = Field(max_length=10, default="FIFO")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One transaction. `seq` keeps the order of transactions that share a time."""
+
+    __tablename__ = "transactions"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    portfolio_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey("portfolios.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    seq: int
+    kind: str = Field(max_length=20)
+    asset: str = Field(max_length=20)
+    quantity: Decimal = Field(sa_column=Column(DecimalType, nullable=False))
+    price: Decimal | None = Field(default=None, sa_column=Column(DecimalType, nullable=True))
+    fee: Decimal = Field(sa_column=Column(DecimalType, nullable=False))
+    time: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    note: str | None = Field(default=None, max_length=200)
+
+
+class Strategy(SQLModel, table=True):
+    __tablename__ = "strategies"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    name: str = Field(max_length=100)
+    family: str = Field(max_length=20)  # "signal" or "allocation"
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+async def add_portfolio(
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    name: str,
+    base_currency: str,
+    cost_basis: str,
+    now: datetime,
+) -> Portfolio:
+    portfolio = Portfolio(
+        owner_id=owner_id,
+        name=name,
+        base_currency=base_currency,
+        cost_basis=cost_basis,
+        created_at=now,
+    )
+    session.add(portfolio)
+    await session.flush()
+    return portfolio
+
+
+async def get_portfolio(
+    session: AsyncSession, *, owner_id: uuid.UUID, portfolio_id: uuid.UUID
+) -> Portfolio | None:
+    statement = select(Portfolio).where(
+        Portfolio.id == portfolio_id, Portfolio.owner_id == owner_id
+    )
+    return (await session.exec(statement)).first()
+
+
+async def get_portfolios(
+    session: AsyncSession, *, owner_id: uuid.UUID, portfolio_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Portfolio]:
+    statement = select(Portfolio).where(
+        col(Portfolio.id).in_(portfolio_ids), Portfolio.owner_id == owner_id
+    )
+    return {portfolio.id: portfolio for portfolio in (await session.exec(statement)).all()}
+
+
+async def list_portfolios(
+    session: AsyncSession, *, owner_id: uuid.UUID, offset: int, limit: int
+) -> list[Portfolio]:
+    statement = (
+        select(Portfolio)
+        .where(Portfolio.owner_id == owner_id)
+        .order_by(col(Portfolio.created_at), col(Portfolio.id))
+        .offset(offset)
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def count_portfolios(session: AsyncSession, *, owner_id: uuid.UUID) -> int:
+    statement = select(func.count()).select_from(Portfolio).where(Portfolio.owner_id == owner_id)
+    return int((await session.exec(statement)).one())
+
+
+async def delete_portfolio(session: AsyncSession, *, portfolio: Portfolio) -> None:
+    await session.delete(portfolio)
+    await session.flush()
+
+
+async def entries_of(
+    session: AsyncSession, *, portfolio_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[LedgerEntry]]:
+    """Every transaction of these portfolios in one statement, in ledger order."""
+    statement = (
+        select(LedgerEntry)
+        .where(col(LedgerEntry.portfolio_id).in_(portfolio_ids))
+        .order_by(col(LedgerEntry.time), col(LedgerEntry.seq))
+    )
+    found: dict[uuid.UUID, list[LedgerEntry]] = {portfolio_id: [] for portfolio_id in portfolio_ids}
+    for entry in (await session.exec(statement)).all():
+        found[entry.portfolio_id].append(entry)
+    return found
+
+
+async def next_seq(session: AsyncSession, *, portfolio_id: uuid.UUID) -> int:
+    statement = select(func.coalesce(func.max(LedgerEntry.seq), 0)).where(
+        LedgerEntry.portfolio_id == portfolio_id
+    )
+    return int((await session.exec(statement)).one()) + 1
+
+
+async def add_entries(session: AsyncSession, *, entries: Sequence[LedgerEntry]) -> None:
+    session.add_all(entries)
+    await session.flush()
+
+
+async def add_strategy(
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    name: str,
+    family: str,
+    spec: dict[str, Any],
+    now: datetime,
+) -> Strategy:
+    strategy = Strategy(
+        owner_id=owner_id, name=name, family=family, spec=spec, created_at=now, updated_at=now
+    )
+    session.add(strategy)
+    await session.flush()
+    return strategy
+
+
+async def get_strategy(
+    session: AsyncSession, *, owner_id: uuid.UUID, strategy_id: uuid.UUID
+) -> Strategy | None:
+    statement = select(Strategy).where(Strategy.id == strategy_id, Strategy.owner_id == owner_id)
+    return (await session.exec(statement)).first()
+
+
+async def list_strategies(
+    session: AsyncSession, *, owner_id: uuid.UUID, offset: int, limit: int
+) -> list[Strategy]:
+    statement = (
+        select(Strategy)
+        .where(Strategy.owner_id == owner_id)
+        .order_by(col(Strategy.created_at), col(Strategy.id))
+        .offset(offset)
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def delete_strategy(session: AsyncSession, *, strategy: Strategy) -> None:
+    await session.delete(strategy)
+    await session.flush()
