@@ -249,10 +249,11 @@ def risk_parity(cov: FloatArray, constraints: Constraints) -> FloatArray:
         return _clean(weights, constraints)
 
     def spread(w: FloatArray) -> float:
-        contributions = w * (cov @ w)
-        return float(np.sum((contributions - contributions.mean()) ** 2)) * 1e6
+        """Squared distance of the risk shares from equal shares (scale-free)."""
+        shares = w * (cov @ w) / (w @ cov @ w)
+        return float(np.sum((shares - 1.0 / n) ** 2))
 
-    return _solve(spread, n, constraints, start=weights)
+    return _solve(spread, n, constraints, start=_bounded(weights, constraints))
 
 
 def hrp(cov: FloatArray, constraints: Constraints) -> FloatArray:

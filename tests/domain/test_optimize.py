@@ -1,0 +1,180 @@
+"""The optimizer against PyPortfolioOpt (mean-variance) and skfolio (risk parity, HRP)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coinql.domain import optimize as opt
+from tests.domain.coins import aligned_returns
+
+SYMBOLS = ["BTC", "ETH", "BNB", "ADA", "DOGE", "LTC"]
+_, RETURNS = aligned_returns(SYMBOLS)
+MU = RETURNS.mean(axis=0) * 365
+COV = np.cov(RETURNS, rowvar=False) * 365
+BOUNDED = opt.Constraints(0.0, 0.5)
+TOLERANCE = 1e-4
+
+
+def pypfopt_frontier():  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pypfopt import EfficientFrontier
+    return EfficientFrontier(MU, COV, weight_bounds=(0.0, 0.5))
+
+
+def weights_of(frontier) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return np.array(list(frontier.clean_weights(rounding=None).values()))
+
+
+def test_max_sharpe_matches_pypfopt() -> None:
+    theirs = pypfopt_frontier()
+    theirs.max_sharpe(risk_free_rate=0.02)
+    ours = opt.max_sharpe(MU, COV, BOUNDED, 0.02)
+    np.testing.assert_allclose(ours, weights_of(theirs), atol=TOLERANCE)
+
+
+def test_min_volatility_matches_pypfopt() -> None:
+    theirs = pypfopt_frontier()
+    theirs.min_volatility()
+    np.testing.assert_allclose(opt.min_volatility(COV, BOUNDED), weights_of(theirs), atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("target", [1.2, 1.5, 1.8])
+def test_efficient_return_matches_pypfopt(target: float) -> None:
+    theirs = pypfopt_frontier()
+    theirs.efficient_return(target)
+    np.testing.assert_allclose(
+        opt.efficient_return(MU, COV, target, BOUNDED), weights_of(theirs), atol=TOLERANCE
+    )
+
+
+def test_efficient_risk_matches_pypfopt() -> None:
+    theirs = pypfopt_frontier()
+    theirs.efficient_risk(0.95)
+    np.testing.assert_allclose(
+        opt.efficient_risk(MU, COV, 0.95, BOUNDED), weights_of(theirs), atol=TOLERANCE
+    )
+
+
+def test_frontier_is_ordered_and_efficient() -> None:
+    portfolios = [opt.describe(w, MU, COV, 0.0) for w in opt.frontier(MU, COV, BOUNDED, 10)]
+    returns = [p.expected_return for p in portfolios]
+    vols = [p.volatility for p in portfolios]
+    assert returns == sorted(returns) and vols == sorted(vols)
+    # Each point is PyPortfolioOpt's efficient portfolio for its return.
+    for p in portfolios[1:-1]:
+        theirs = pypfopt_frontier()
+        theirs.efficient_return(p.expected_return)
+        np.testing.assert_allclose(p.weights, weights_of(theirs), atol=TOLERANCE)
+
+
+def skfolio():  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import skfolio.cluster
+        import skfolio.moments
+        import skfolio.optimization
+        import skfolio.prior
+        import skfolio.seriation
+    return skfolio
+
+
+def test_risk_parity_matches_skfolio() -> None:
+    sk = skfolio()
+    prior = sk.prior.EmpiricalPrior(covariance_estimator=sk.moments.EmpiricalCovariance())
+    theirs = sk.optimization.RiskBudgeting(prior_estimator=prior).fit(RETURNS).weights_
+    ours = opt.risk_parity(np.cov(RETURNS, rowvar=False), opt.Constraints())
+    np.testing.assert_allclose(ours, theirs, atol=TOLERANCE)
+    contributions = ours * (COV @ ours)
+    np.testing.assert_allclose(contributions, contributions.mean(), rtol=1e-6)
+
+
+def test_hrp_matches_skfolio_with_the_original_papers_choices() -> None:
+    """Single linkage and no optimal leaf ordering, as Lopez de Prado (2016) and coinql;
+    skfolio's defaults (Ward linkage, optimal ordering) give other weights by design."""
+    sk = skfolio()
+    prior = sk.prior.EmpiricalPrior(covariance_estimator=sk.moments.EmpiricalCovariance())
+    seriation = sk.seriation.HierarchicalSeriation(
+        hierarchical_clustering_estimator=sk.cluster.HierarchicalClustering(
+            linkage_method=sk.cluster.LinkageMethod.SINGLE
+        ),
+        optimal_ordering=False,
+    )
+    theirs = (
+        sk.optimization.HierarchicalRiskParity(seriation_estimator=seriation, prior_estimator=prior)
+        .fit(RETURNS)
+        .weights_
+    )
+    ours = opt.hrp(np.cov(RETURNS, rowvar=False), opt.Constraints())
+    np.testing.assert_allclose(ours, theirs, atol=TOLERANCE)
+
+
+def test_simple_allocations() -> None:
+    np.testing.assert_allclose(opt.equal_weight(4, opt.Constraints()), 0.25)
+    inverse = 1 / np.sqrt(np.diag(COV))
+    np.testing.assert_allclose(
+        opt.inverse_volatility(COV, opt.Constraints()), inverse / inverse.sum()
+    )
+    caps = np.array([600.0, 250.0, 50.0, 40.0, 30.0, 10.0])
+    capped = opt.market_cap_weight(caps, BOUNDED)
+    assert capped.max() <= 0.5 + 1e-9 and capped.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("constraints", "named"),
+    [
+        (opt.Constraints(0.0, 0.1), "maxWeight"),
+        (opt.Constraints(0.2, 1.0), "minWeight"),
+        (opt.Constraints(0.5, 0.4), "minWeight"),
+        (opt.Constraints(0.0, 0.5, (opt.Group("coins", (0, 1, 2, 3, 4, 5), 0.5),)), "groups"),
+    ],
+)
+def test_infeasible_constraints_are_named(constraints: opt.Constraints, named: str) -> None:
+    with pytest.raises(opt.Infeasible) as raised:
+        opt.max_sharpe(MU, COV, constraints)
+    assert raised.value.constraint == named
+
+
+def test_unreachable_targets_are_named() -> None:
+    with pytest.raises(opt.Infeasible) as raised:
+        opt.efficient_return(MU, COV, 50.0, BOUNDED)
+    assert raised.value.constraint == "targetReturn"
+    with pytest.raises(opt.Infeasible) as raised:
+        opt.efficient_risk(MU, COV, 0.01, BOUNDED)
+    assert raised.value.constraint == "targetVolatility"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.floats(0.0, 0.15),
+    st.floats(0.3, 1.0),
+    st.sampled_from(
+        ["min_volatility", "max_sharpe", "risk_parity", "hrp", "inverse_volatility", "equal"]
+    ),
+    st.floats(0.3, 0.9),
+)
+def test_every_objective_respects_the_constraints(
+    low: float, high: float, objective: str, group_cap: float
+) -> None:
+    group = opt.Group("alts", (3, 4, 5), group_cap)
+    constraints = opt.Constraints(low, high, (group,))
+    try:
+        opt.check_feasible(constraints, 6)
+    except opt.Infeasible:
+        return
+    weights = {
+        "min_volatility": lambda: opt.min_volatility(COV, constraints),
+        "max_sharpe": lambda: opt.max_sharpe(MU, COV, constraints),
+        "risk_parity": lambda: opt.risk_parity(COV, constraints),
+        "hrp": lambda: opt.hrp(COV, constraints),
+        "inverse_volatility": lambda: opt.inverse_volatility(COV, constraints),
+        "equal": lambda: opt.equal_weight(6, constraints),
+    }[objective]()
+    assert weights.sum() == pytest.approx(1.0, abs=1e-9)
+    assert np.all(weights >= low - 1e-6) and np.all(weights <= high + 1e-6)
+    assert weights[[3, 4, 5]].sum() <= group_cap + 1e-6
