@@ -17,7 +17,7 @@ from enum import StrEnum
 
 import numpy as np
 from scipy.cluster.hierarchy import leaves_list, linkage
-from scipy.optimize import minimize
+from scipy.optimize import linprog, minimize
 from scipy.spatial.distance import squareform
 
 from coinql.domain.errors import UserError
@@ -118,17 +118,37 @@ def _solve(
 ) -> FloatArray:
     bounds = [(constraints.min_weight, constraints.max_weight)] * n_assets
     x0 = start if start is not None else np.full(n_assets, 1.0 / n_assets)
+    every = [*_linear_constraints(constraints), *extra]
     result = minimize(
         objective,
         np.clip(x0, constraints.min_weight, constraints.max_weight),
         method="SLSQP",
         bounds=bounds,
-        constraints=[*_linear_constraints(constraints), *extra],
+        constraints=every,
         options={"ftol": TOLERANCE, "maxiter": MAX_ITERATIONS},
     )
-    if not result.success:
+    # SLSQP can stop with "positive directional derivative" at an optimum it cannot improve
+    # within its tolerance; a feasible answer then is the answer.
+    if not (result.success or _feasible(result.x, constraints, every)):
         raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
     return _clean(result.x, constraints)
+
+
+def _feasible(
+    weights: FloatArray, constraints: Constraints, every: Sequence[dict[str, object]]
+) -> bool:
+    slack = 1e-7
+    if np.any(weights < constraints.min_weight - slack) or np.any(
+        weights > constraints.max_weight + slack
+    ):
+        return False
+    for constraint in every:
+        value = np.atleast_1d(constraint["fun"](weights))  # type: ignore[operator]
+        if constraint["type"] == "eq" and np.any(np.abs(value) > slack):
+            return False
+        if constraint["type"] == "ineq" and np.any(value < -slack):
+            return False
+    return True
 
 
 def _clean(weights: FloatArray, constraints: Constraints) -> FloatArray:
@@ -194,8 +214,8 @@ def efficient_return(
     `efficient_return`)."""
     n = cov.shape[0]
     check_feasible(constraints, n)
-    highest = float(np.max(mu)) if constraints.long_only else np.inf
-    if target > highest + 1e-12:
+    highest = float(mu @ max_return(mu, constraints))
+    if target > highest + 1e-9:
         raise Infeasible(
             "targetReturn", f"targetReturn {target} is above the highest expected return {highest}"
         )
@@ -323,6 +343,28 @@ def _bounded(weights: FloatArray, constraints: Constraints) -> FloatArray:
     )
 
 
+def max_return(mu: FloatArray, constraints: Constraints) -> FloatArray:
+    """The highest expected return under the constraints: a linear program, solved exactly."""
+    n = mu.shape[0]
+    check_feasible(constraints, n)
+    caps = [(list(g.members), g.max_weight) for g in constraints.groups]
+    a_ub = np.zeros((len(caps), n))
+    for row, (members, _) in enumerate(caps):
+        a_ub[row, members] = 1.0
+    result = linprog(
+        -mu,
+        A_ub=a_ub if caps else None,
+        b_ub=[cap for _, cap in caps] if caps else None,
+        A_eq=np.ones((1, n)),
+        b_eq=[1.0],
+        bounds=[(constraints.min_weight, constraints.max_weight)] * n,
+        method="highs",
+    )
+    if not result.success:
+        raise Infeasible("constraints", f"no weights meet the constraints: {result.message}")
+    return _clean(result.x, constraints)
+
+
 @dataclass(frozen=True, slots=True)
 class Portfolio:
     weights: FloatArray
@@ -348,7 +390,7 @@ def frontier(
     """`points` efficient portfolios, from the minimum-volatility one to the highest return
     reachable under the constraints, equally spaced in expected return."""
     lowest = min_volatility(cov, constraints)
-    highest = _solve(lambda w: -(mu @ w), cov.shape[0], constraints)
+    highest = max_return(mu, constraints)
     targets = np.linspace(float(mu @ lowest), float(mu @ highest), points)
     portfolios = [lowest]
     for target in targets[1:-1]:

@@ -201,7 +201,8 @@ async def add_transactions(
                 for index, (tx, item) in enumerate(zip(batch, inputs, strict=True))
             ],
         )
-    context.loaders.entries.clear(portfolio.id)
+    # Later fields of this request must see the new transactions.
+    context.loaders.entries.clear_all()
     return portfolio
 
 
