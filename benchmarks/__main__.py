@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import platform
 
-from benchmarks import analytics, market
+from benchmarks import analytics, market, portfolio
 from benchmarks.common import Figure, print_table
 
-SUITES = {"market": market.run, "analytics": analytics.run}
+SUITES = {"market": market.run, "analytics": analytics.run, "portfolio": portfolio.run}
 
 
 def main() -> None:

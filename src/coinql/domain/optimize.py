@@ -11,9 +11,10 @@ then w = y / sum(y), so the solver never sees the non-convex ratio.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from scipy.cluster.hierarchy import leaves_list, linkage
@@ -99,12 +100,21 @@ def check_feasible(constraints: Constraints, n_assets: int) -> None:
         )
 
 
-def _linear_constraints(constraints: Constraints) -> list[dict[str, object]]:
-    found: list[dict[str, object]] = [{"type": "eq", "fun": lambda w: np.sum(w) - 1.0}]
+def _linear_constraints(constraints: Constraints, n_assets: int) -> list[dict[str, object]]:
+    """Weights sum to 1 and each group stays under its cap, with their (constant) gradients."""
+    found: list[dict[str, object]] = [
+        {"type": "eq", "fun": lambda w: np.sum(w) - 1.0, "jac": lambda w: np.ones_like(w)}
+    ]
     for group in constraints.groups:
         members = list(group.members)
+        gradient = np.zeros(n_assets)
+        gradient[members] = -1.0
         found.append(
-            {"type": "ineq", "fun": lambda w, m=members, cap=group.max_weight: cap - np.sum(w[m])}
+            {
+                "type": "ineq",
+                "fun": lambda w, m=members, cap=group.max_weight: cap - np.sum(w[m]),
+                "jac": lambda w, g=gradient: g,
+            }
         )
     return found
 
@@ -115,13 +125,15 @@ def _solve(
     constraints: Constraints,
     extra: Sequence[dict[str, object]] = (),
     start: FloatArray | None = None,
+    gradient: object = None,
 ) -> FloatArray:
     bounds = [(constraints.min_weight, constraints.max_weight)] * n_assets
     x0 = start if start is not None else np.full(n_assets, 1.0 / n_assets)
-    every = [*_linear_constraints(constraints), *extra]
+    every = [*_linear_constraints(constraints, n_assets), *extra]
     result = minimize(
         objective,
         np.clip(x0, constraints.min_weight, constraints.max_weight),
+        jac=gradient,
         method="SLSQP",
         bounds=bounds,
         constraints=every,
@@ -158,9 +170,15 @@ def _clean(weights: FloatArray, constraints: Constraints) -> FloatArray:
     return clipped / clipped.sum()
 
 
+def _variance(cov: FloatArray) -> tuple[Callable[[FloatArray], Any], Callable[[FloatArray], Any]]:
+    """The portfolio variance w'Sw and its gradient 2Sw."""
+    return (lambda w: w @ cov @ w), (lambda w: 2.0 * cov @ w)
+
+
 def min_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
     check_feasible(constraints, cov.shape[0])
-    return _solve(lambda w: w @ cov @ w, cov.shape[0], constraints)
+    variance, gradient = _variance(cov)
+    return _solve(variance, cov.shape[0], constraints, gradient=gradient)
 
 
 def max_sharpe(
@@ -175,36 +193,73 @@ def max_sharpe(
     low, high = constraints.min_weight, constraints.max_weight
 
     def objective(x: FloatArray) -> float:
-        y = x[:n]
-        return float(y @ cov @ y)
+        return float(x[:n] @ cov @ x[:n])
 
+    def gradient(x: FloatArray) -> FloatArray:
+        return np.concatenate([2.0 * cov @ x[:n], [0.0]])
+
+    lower_jacobian = np.hstack([np.eye(n), -low * np.ones((n, 1))])
+    upper_jacobian = np.hstack([-np.eye(n), high * np.ones((n, 1))])
     scaled: list[dict[str, object]] = [
-        {"type": "eq", "fun": lambda x: excess @ x[:n] - 1.0},
-        {"type": "eq", "fun": lambda x: np.sum(x[:n]) - x[n]},
-        {"type": "ineq", "fun": lambda x: x[:n] - low * x[n]},
-        {"type": "ineq", "fun": lambda x: high * x[n] - x[:n]},
+        {
+            "type": "eq",
+            "fun": lambda x: excess @ x[:n] - 1.0,
+            "jac": lambda x: np.concatenate([excess, [0.0]]),
+        },
+        {
+            "type": "eq",
+            "fun": lambda x: np.sum(x[:n]) - x[n],
+            "jac": lambda x: np.concatenate([np.ones(n), [-1.0]]),
+        },
+        {
+            "type": "ineq",
+            "fun": lambda x: x[:n] - low * x[n],
+            "jac": lambda x: lower_jacobian,
+        },
+        {
+            "type": "ineq",
+            "fun": lambda x: high * x[n] - x[:n],
+            "jac": lambda x: upper_jacobian,
+        },
     ]
     for group in constraints.groups:
         members = list(group.members)
+        row = np.zeros(n + 1)
+        row[members] = -1.0
+        row[n] = group.max_weight
         scaled.append(
             {
                 "type": "ineq",
                 "fun": lambda x, m=members, cap=group.max_weight: cap * x[n] - np.sum(x[m]),
+                "jac": lambda x, r=row: r,
             }
         )
-    start_w = _solve(lambda w: -(excess @ w) / np.sqrt(w @ cov @ w), n, constraints)
+    # Start from the feasible equal-weight book scaled onto the constraint (mu - rf)'y = 1.
+    start_w = _bounded(np.full(n, 1.0 / n), constraints)
     kappa0 = 1.0 / max(float(excess @ start_w), 1e-12)
     result = minimize(
         objective,
         np.concatenate([start_w * kappa0, [kappa0]]),
+        jac=gradient,
         method="SLSQP",
         bounds=[(None, None)] * n + [(0.0, None)],
         constraints=scaled,
         options={"ftol": 1e-15, "maxiter": MAX_ITERATIONS},
     )
-    if not result.success or result.x[n] <= 0:
+    if result.x[n] <= 0 or not (result.success or _feasible_scaled(result.x, scaled)):
         raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
     return _clean(result.x[:n] / result.x[n], constraints)
+
+
+def _feasible_scaled(x: FloatArray, every: Sequence[dict[str, object]]) -> bool:
+    for constraint in every:
+        value = np.atleast_1d(constraint["fun"](x))  # type: ignore[operator]
+        limit = 1e-7 * max(1.0, float(x[-1]))
+        if constraint["type"] == "eq" and np.any(np.abs(value) > limit):
+            return False
+        if constraint["type"] == "ineq" and np.any(value < -limit):
+            return False
+    return True
 
 
 def efficient_return(
@@ -219,8 +274,13 @@ def efficient_return(
         raise Infeasible(
             "targetReturn", f"targetReturn {target} is above the highest expected return {highest}"
         )
+    variance, gradient = _variance(cov)
     return _solve(
-        lambda w: w @ cov @ w, n, constraints, [{"type": "ineq", "fun": lambda w: mu @ w - target}]
+        variance,
+        n,
+        constraints,
+        [{"type": "ineq", "fun": lambda w: mu @ w - target, "jac": lambda w: mu}],
+        gradient=gradient,
     )
 
 
@@ -242,7 +302,14 @@ def efficient_risk(
         lambda w: -(mu @ w),
         n,
         constraints,
-        [{"type": "ineq", "fun": lambda w: target**2 - w @ cov @ w}],
+        [
+            {
+                "type": "ineq",
+                "fun": lambda w: target**2 - w @ cov @ w,
+                "jac": lambda w: -2.0 * cov @ w,
+            }
+        ],
+        gradient=lambda w: -mu,
     )
 
 
