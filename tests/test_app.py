@@ -95,3 +95,25 @@ async def test_cors_preflight_allows_configured_origins(backend: Backend, tmp_pa
             )
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_json_logs_carry_the_request_id(
+    backend: Backend, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import httpx
+
+    settings = make_settings(backend, tmp_path, log_format="json", log_level="INFO")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get("/health/live", headers={"X-Request-ID": "trace-42"})
+    assert response.headers["x-request-id"] == "trace-42"
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.strip()]
+    request_lines = [line for line in lines if line.get("event") == "request"]
+    assert request_lines and request_lines[0]["request_id"] == "trace-42"
+    assert request_lines[0]["path"] == "/health/live" and request_lines[0]["status"] == 200
+    started = [line for line in lines if line.get("event") == "started"]
+    assert started and started[0]["level"] == "info"

@@ -116,8 +116,10 @@ async def test_create_strategy(market: GraphQLClient) -> None:
     created = (await market.contract("portfolio", "CreateStrategy", token=token)).ok()
     assert created["createStrategy"]["__typename"] == "Strategy"
     assert created["createStrategy"]["name"] == "BTC trend"
-    listed = await market.execute("{ strategies { name kind family definition } }", token=token)
-    (strategy,) = listed.ok()["strategies"]
+    listed = await market.execute(
+        "{ strategies { edges { node { name kind family definition } } } }", token=token
+    )
+    (strategy,) = [edge["node"] for edge in listed.ok()["strategies"]["edges"]]
     assert strategy["kind"] == "smaCross" and strategy["family"] == "signal"
     assert strategy["definition"]["params"] == {"fast": 20, "slow": 50}
     bad = await market.execute(
@@ -242,8 +244,10 @@ async def test_two_users_cannot_see_or_touch_each_others_portfolios(market: Grap
         "query($id: ID!) { node(id: $id) { id } }", {"id": ada_portfolio}, token=bob
     )
     assert node.ok() == {"node": None}
-    listed = await market.execute("{ portfolios { totalCount } strategies { id } }", token=bob)
-    assert listed.ok() == {"portfolios": {"totalCount": 0}, "strategies": []}
+    listed = await market.execute(
+        "{ portfolios { totalCount } strategies { edges { node { id } } } }", token=bob
+    )
+    assert listed.ok() == {"portfolios": {"totalCount": 0}, "strategies": {"edges": []}}
     changed = await market.contract("portfolio", "AddTransactions", variables, token=bob)
     assert changed.ok()["addTransactions"]["__typename"] == "NotFound"
     deleted = await market.execute(

@@ -211,7 +211,7 @@ async def get_strategy(context: Context, *, strategy_id: uuid.UUID) -> Strategy:
 
 
 async def list_strategies(context: Context, *, first: int, offset: int) -> list[Strategy]:
-    if not 0 < first <= 500:
+    if not 0 < first <= 501:  # the connection asks for one more to see if there is a next
         raise InvalidInput("first", "first must be between 1 and 500")
     owner = (await require_user(context)).id
     async with context.services.reader() as session:

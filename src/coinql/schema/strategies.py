@@ -16,8 +16,10 @@ from coinql.domain.errors import NotFound as NotFoundError
 from coinql.domain.strategies import AllocationConstraints
 from coinql.resolvers import optimize as strategy_resolvers
 from coinql.resolvers.context import Context
+from coinql.resolvers.market import decode_cursor, encode_cursor
 from coinql.schema.enums import Rebalance
 from coinql.schema.errors import InvalidInput, NotAuthenticated
+from coinql.schema.market import PageInfo
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
 from coinql.store import portfolio as portfolio_store
@@ -152,13 +154,40 @@ CreateStrategyResult = Annotated[
 
 
 @strawberry.type
+class StrategyEdge:
+    node: Strategy
+    cursor: str
+
+
+@strawberry.type
+class StrategyConnection:
+    edges: list[StrategyEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
 class StrategyQuery:
-    @strawberry.field(permission_classes=[IsAuthenticated])
+    @strawberry.field(description="The caller's strategies.", permission_classes=[IsAuthenticated])
     async def strategies(
-        self, info: Info[Context, None], first: int = 50, offset: int = 0
-    ) -> list[Strategy]:
-        found = await strategy_resolvers.list_strategies(info.context, first=first, offset=offset)
-        return [Strategy.from_model(strategy) for strategy in found]
+        self, info: Info[Context, None], first: int = 50, after: str | None = None
+    ) -> StrategyConnection:
+        offset = decode_cursor(after) + 1 if after else 0
+        found = await strategy_resolvers.list_strategies(
+            info.context, first=first + 1, offset=offset
+        )
+        edges = [
+            StrategyEdge(node=Strategy.from_model(strategy), cursor=encode_cursor(index))
+            for index, strategy in enumerate(found[:first], start=offset)
+        ]
+        return StrategyConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(found) > first,
+                has_previous_page=offset > 0,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
 
     @strawberry.field(
         description="One of the caller's strategies; null if absent or someone else's.",
