@@ -1,0 +1,418 @@
+"""The backtest engine for signal strategies: signals, fills, sizing, stops, trades, equity.
+
+Conventions:
+- Signals are computed from bar t's close and its past only. With `FillPrice.CLOSE` the order
+  fills at bar t's close; with `NEXT_OPEN` (the default) at bar t+1's open, so a signal can
+  never trade on a price it has not seen.
+- `smaCross` enters when SMA(fast) crosses above SMA(slow) (fast below on an earlier bar, above
+  now) and exits when it crosses below: crossings only, as vectorbt's
+  `ma_crossed_above` / `ma_crossed_below`.
+- ALL_IN sizing buys as much as the equity allows after fees: units = equity / (price x
+  (1 + fee)); FIXED_FRACTION uses a fraction of equity; VOLATILITY_TARGET scales the notional by
+  target / realised volatility (capped by `max_leverage`).
+- Fees are `fee_bps` of the traded notional, on entry and on exit. Slippage moves each fill
+  against the trade by `slippage_bps` of the price plus `slippage_range` x (high - low).
+- Stop-loss and take-profit are checked on each bar after the entry fill against its low and
+  high; a bar that opens beyond the level fills at its open, otherwise at the level.
+
+The engine loops over trades (a few hundred), never over bars: everything inside a trade is a
+vectorized slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from coinql.domain import indicators as ind
+from coinql.domain.candles import Candles
+from coinql.domain.errors import UserError
+from coinql.domain.strategies import SignalKind, StrategySpec
+from coinql.domain.typing import BoolArray, FloatArray, IntArray
+
+
+class FillPrice(StrEnum):
+    CLOSE = "CLOSE"
+    NEXT_OPEN = "NEXT_OPEN"
+
+
+class Sizing(StrEnum):
+    ALL_IN = "ALL_IN"
+    FIXED_FRACTION = "FIXED_FRACTION"
+    VOLATILITY_TARGET = "VOLATILITY_TARGET"
+
+
+class Direction(StrEnum):
+    LONG_ONLY = "LONG_ONLY"
+    LONG_SHORT = "LONG_SHORT"
+
+
+class ExitReason(StrEnum):
+    SIGNAL = "SIGNAL"
+    STOP_LOSS = "STOP_LOSS"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    END = "END"
+
+
+class InsufficientData(UserError):
+    """Too few candles for the strategy's lookback; says what is needed and what exists."""
+
+    def __init__(
+        self,
+        *,
+        required: int,
+        received: int,
+        lookback: int,
+        first: int | None,
+        last: int | None,
+        suggested_start: int | None,
+    ) -> None:
+        super().__init__(
+            f"needs at least {required} candles (a lookback of {lookback} plus room to trade),"
+            f" received {received}"
+        )
+        self.required, self.received, self.lookback = required, received, lookback
+        self.first, self.last, self.suggested_start = first, last, suggested_start
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    initial_capital: float = 10_000.0
+    fee_bps: float = 0.0
+    slippage_bps: float = 0.0
+    slippage_range: float = 0.0
+    fill: FillPrice = FillPrice.NEXT_OPEN
+    direction: Direction = Direction.LONG_ONLY
+    sizing: Sizing = Sizing.ALL_IN
+    fraction: float = 1.0
+    volatility_target: float = 0.5
+    volatility_window: int = 30
+    max_leverage: float = 1.0
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    periods_per_year: float = 365.0
+
+    @property
+    def fee(self) -> float:
+        return self.fee_bps / 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """Indexes are bars; `side` is +1 long or -1 short; prices include slippage."""
+
+    side: int
+    entry_bar: int
+    exit_bar: int
+    entry_price: float
+    exit_price: float
+    quantity: float
+    pnl: float
+    return_pct: float
+    fees: float
+    mae: float
+    mfe: float
+    exit_reason: ExitReason
+
+    @property
+    def duration(self) -> int:
+        return self.exit_bar - self.entry_bar
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    """equity : shape (n_bars,), after each bar's close; position : units held (signed)."""
+
+    equity: FloatArray
+    position: FloatArray
+    trades: list[Trade] = field(default_factory=list)
+
+    @property
+    def returns(self) -> FloatArray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.diff(self.equity) / self.equity[:-1]
+
+    @property
+    def exposure(self) -> float:
+        """The share of bars with a position."""
+        return float(np.mean(self.position != 0)) if self.position.size else 0.0
+
+
+def lookback(spec: StrategySpec) -> int:
+    params = spec.params
+    kind = SignalKind(spec.kind)
+    if kind in (SignalKind.SMA_CROSS, SignalKind.EMA_CROSS):
+        return int(params["slow"])
+    if kind is SignalKind.RSI_REVERSION:
+        return int(params["window"]) + 1
+    if kind is SignalKind.DONCHIAN_BREAKOUT:
+        return max(int(params["entry"]), int(params["exit"])) + 1
+    return int(params["lookback"]) + 1
+
+
+def crossed_above(first: FloatArray, second: FloatArray) -> BoolArray:
+    """True on the first bar of each run where `first` > `second`, provided `first` was below
+    `second` at some earlier bar with no NaN in between: vectorbt's `crossed_above` rule (an
+    equal bar ends a run but does not forget that the series was below)."""
+    index = np.arange(first.size)
+    with np.errstate(invalid="ignore"):
+        above, below = first > second, first < second
+    missing = np.isnan(first) | np.isnan(second)
+    last_below = np.maximum.accumulate(np.where(below, index, -1))
+    last_missing = np.maximum.accumulate(np.where(missing, index, -1))
+    starts_run = above & ~np.concatenate([[False], above[:-1]])
+    return starts_run & (last_below > last_missing)
+
+
+def signals(spec: StrategySpec, candles: Candles) -> tuple[BoolArray, BoolArray]:
+    """(enter long, exit long) for each bar, from closes up to and including that bar."""
+    close, high, low = candles.close, candles.high, candles.low
+    params = spec.params
+    kind = SignalKind(spec.kind)
+    if kind in (SignalKind.SMA_CROSS, SignalKind.EMA_CROSS):
+        average = ind.sma if kind is SignalKind.SMA_CROSS else ind.ema
+        fast, slow = average(close, int(params["fast"])), average(close, int(params["slow"]))
+        return crossed_above(fast, slow), crossed_above(slow, fast)
+    if kind is SignalKind.RSI_REVERSION:
+        value = ind.rsi(close, int(params["window"]))
+        lower = np.full(close.size, float(params["lower"]))
+        upper = np.full(close.size, float(params["upper"]))
+        return crossed_above(lower, value), crossed_above(value, upper)
+    if kind is SignalKind.DONCHIAN_BREAKOUT:
+        entry, exit_window = int(params["entry"]), int(params["exit"])
+        upper = np.full(close.size, np.nan)
+        lower = np.full(close.size, np.nan)
+        upper[entry:] = np.max(np.lib.stride_tricks.sliding_window_view(high, entry)[:-1], axis=-1)
+        lower[exit_window:] = np.min(
+            np.lib.stride_tricks.sliding_window_view(low, exit_window)[:-1], axis=-1
+        )
+        with np.errstate(invalid="ignore"):
+            return close > upper, close < lower
+    window = int(params["lookback"])
+    momentum = np.full(close.size, np.nan)
+    momentum[window:] = close[window:] / close[:-window] - 1
+    threshold = np.full(close.size, float(params["threshold"]))
+    return crossed_above(momentum, threshold), crossed_above(threshold, momentum)
+
+
+def run(spec: StrategySpec, candles: Candles, config: BacktestConfig) -> BacktestResult:
+    """Backtest one symbol. Raises `InsufficientData` when the lookback does not fit."""
+    n = len(candles)
+    needed = lookback(spec)
+    required = needed + 2
+    if n < required:
+        first = int(candles.timestamps[0]) if n else None
+        last = int(candles.timestamps[-1]) if n else None
+        step = int(np.median(np.diff(candles.timestamps))) if n > 1 else None
+        suggested = (
+            int(candles.timestamps[-1]) - (required + needed) * step
+            if step is not None and last is not None
+            else None
+        )
+        raise InsufficientData(
+            required=required,
+            received=n,
+            lookback=needed,
+            first=first,
+            last=last,
+            suggested_start=suggested,
+        )
+    enter, leave = signals(spec, candles)
+    return simulate(candles, enter, leave, config)
+
+
+def _fill_price(candles: Candles, bar: int, side: int, config: BacktestConfig) -> float:
+    """The price paid (side +1) or received (side -1) at `bar`, slippage included."""
+    raw = float(candles.open[bar] if config.fill is FillPrice.NEXT_OPEN else candles.close[bar])
+    spread = raw * config.slippage_bps / 10_000 + config.slippage_range * float(
+        candles.high[bar] - candles.low[bar]
+    )
+    return raw + side * spread
+
+
+def _next(bars: IntArray, at: int) -> int | None:
+    """The first of the sorted `bars` at or after `at`."""
+    found = int(np.searchsorted(bars, at))
+    return int(bars[found]) if found < bars.size else None
+
+
+def simulate(
+    candles: Candles, enter: BoolArray, leave: BoolArray, config: BacktestConfig
+) -> BacktestResult:
+    """Trades and equity from entry and exit signals (see the module's conventions)."""
+    n = len(candles)
+    close = candles.close
+    delay = 1 if config.fill is FillPrice.NEXT_OPEN else 0
+    long_short = config.direction is Direction.LONG_SHORT
+    # The bars where each signal fills: its own close, or the next bar's open.
+    enter_bars = np.flatnonzero(enter[: n - delay]) + delay
+    leave_bars = np.flatnonzero(leave[: n - delay]) + delay
+    volatility = (
+        ind.realized_volatility(close, config.volatility_window, config.periods_per_year)
+        if config.sizing is Sizing.VOLATILITY_TARGET
+        else None
+    )
+    equity = np.empty(n)
+    position = np.zeros(n)
+    trades: list[Trade] = []
+    cash, bar = float(config.initial_capital), 0
+    while bar < n:  # one iteration per trade
+        long_at = _next(enter_bars, bar)
+        short_at = _next(leave_bars, bar) if long_short else None
+        candidates = [at for at in (long_at, short_at) if at is not None]
+        if not candidates or cash <= 0:
+            break
+        start = min(candidates)
+        side = 1 if start == long_at else -1
+        equity[bar:start] = cash
+        trade = _trade(
+            candles,
+            start,
+            side,
+            cash,
+            config,
+            volatility,
+            delay,
+            exits=leave_bars if side == 1 else enter_bars,
+        )
+        span = slice(start, trade.exit_bar + 1)
+        marked = close[span].copy()
+        marked[-1] = trade.exit_price
+        entry_fee = trade.quantity * trade.entry_price * config.fee
+        equity[span] = cash - entry_fee + side * trade.quantity * (marked - trade.entry_price)
+        equity[trade.exit_bar] -= trade.fees - entry_fee
+        closed = trade.exit_reason is not ExitReason.END
+        position[start : trade.exit_bar + (0 if closed else 1)] = side * trade.quantity
+        trades.append(trade)
+        cash = float(equity[trade.exit_bar])
+        if not closed:
+            return BacktestResult(equity, position, trades)
+        # A long/short book reverses on the bar of a signal exit; otherwise it moves on.
+        reverses = long_short and trade.exit_reason is ExitReason.SIGNAL
+        bar = trade.exit_bar if reverses else trade.exit_bar + 1
+    equity[bar:] = cash
+    return BacktestResult(equity, position, trades)
+
+
+def _trade(
+    candles: Candles,
+    start: int,
+    side: int,
+    cash: float,
+    config: BacktestConfig,
+    volatility: FloatArray | None,
+    delay: int,
+    *,
+    exits: IntArray,
+) -> Trade:
+    """One trade from its entry fill to its exit: an opposite signal, a stop, or the end."""
+    n, fee = len(candles), config.fee
+    price = _fill_price(candles, start, side, config)
+    if config.sizing is Sizing.ALL_IN:
+        quantity = cash / (price * (1 + fee))
+    else:
+        quantity = _notional(cash, config, volatility, start - delay) / price
+    signal_exit = _next(exits, start + 1)
+    last = signal_exit if signal_exit is not None else n - 1
+    reason = ExitReason.SIGNAL if signal_exit is not None else ExitReason.END
+    end, exit_price, reason = _stops(candles, start, last, side, price, config, reason)
+    if reason is ExitReason.SIGNAL:
+        exit_price = _fill_price(candles, end, -side, config)
+    elif reason is ExitReason.END:
+        exit_price = float(candles.close[end])  # still open: marked at the last close
+    exit_fee = 0.0 if reason is ExitReason.END else quantity * exit_price * fee
+    entry_fee = quantity * price * fee
+    pnl = side * quantity * (exit_price - price) - entry_fee - exit_fee
+    span = slice(start, end + 1)
+    excursions = side * (np.concatenate([candles.low[span], candles.high[span]]) - price) / price
+    return Trade(
+        side=side,
+        entry_bar=start,
+        exit_bar=end,
+        entry_price=price,
+        exit_price=exit_price,
+        quantity=quantity,
+        pnl=pnl,
+        return_pct=pnl / (quantity * price) if quantity else 0.0,
+        fees=entry_fee + exit_fee,
+        mae=float(np.min(excursions)),
+        mfe=float(np.max(excursions)),
+        exit_reason=reason,
+    )
+
+
+def _notional(
+    cash: float, config: BacktestConfig, volatility: FloatArray | None, signal_bar: int
+) -> float:
+    if config.sizing is Sizing.FIXED_FRACTION:
+        return cash * config.fraction
+    if config.sizing is Sizing.VOLATILITY_TARGET:
+        assert volatility is not None
+        current = volatility[max(signal_bar, 0)]
+        scale = (
+            config.max_leverage
+            if not np.isfinite(current) or current <= 0
+            else min(config.max_leverage, config.volatility_target / current)
+        )
+        return cash * scale
+    return cash
+
+
+def _stops(
+    candles: Candles,
+    start: int,
+    end: int,
+    side: int,
+    entry: float,
+    config: BacktestConfig,
+    reason: ExitReason,
+) -> tuple[int, float, ExitReason]:
+    """The first bar after the entry where a stop-loss or take-profit level is touched."""
+    if config.stop_loss is None and config.take_profit is None:
+        return end, np.nan, reason
+    bars = slice(start + 1, end + 1)
+    low, high, opening = candles.low[bars], candles.high[bars], candles.open[bars]
+    hits = []
+    if config.stop_loss is not None:
+        level = entry * (1 - side * config.stop_loss)
+        touched = low <= level if side == 1 else high >= level
+        hits.append((touched, level, ExitReason.STOP_LOSS))
+    if config.take_profit is not None:
+        level = entry * (1 + side * config.take_profit)
+        touched = high >= level if side == 1 else low <= level
+        hits.append((touched, level, ExitReason.TAKE_PROFIT))
+    best = (end, np.nan, reason)
+    for touched, level, why in hits:  # at most two
+        if touched.any():
+            offset = int(np.argmax(touched))
+            bar = start + 1 + offset
+            gapped = (opening[offset] - level) * side * (
+                -1 if why is ExitReason.STOP_LOSS else 1
+            ) > 0
+            price = float(opening[offset]) if gapped else float(level)
+            if bar < best[0] or (bar == best[0] and why is ExitReason.STOP_LOSS):
+                best = (bar, price, why)
+    return best
+
+
+def trade_table(trades: list[Trade], timestamps: IntArray) -> list[dict[str, object]]:
+    return [
+        {
+            "side": trade.side,
+            "entry_time": int(timestamps[trade.entry_bar]),
+            "exit_time": int(timestamps[trade.exit_bar]),
+            "entry_price": trade.entry_price,
+            "exit_price": trade.exit_price,
+            "quantity": trade.quantity,
+            "pnl": trade.pnl,
+            "return_pct": trade.return_pct,
+            "fees": trade.fees,
+            "mae": trade.mae,
+            "mfe": trade.mfe,
+            "exit_reason": trade.exit_reason.value,
+            "duration": trade.duration,
+        }
+        for trade in trades
+    ]
