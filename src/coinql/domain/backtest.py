@@ -383,18 +383,18 @@ def _stops(
         level = entry * (1 + side * config.take_profit)
         touched = high >= level if side == 1 else low <= level
         hits.append((touched, level, ExitReason.TAKE_PROFIT))
-    best = (end, np.nan, reason)
-    for touched, level, why in hits:  # at most two
+    found: list[tuple[int, int, float, ExitReason]] = []
+    for priority, (touched, level, why) in enumerate(hits):  # stop-loss first on a tie
         if touched.any():
             offset = int(np.argmax(touched))
-            bar = start + 1 + offset
-            gapped = (opening[offset] - level) * side * (
-                -1 if why is ExitReason.STOP_LOSS else 1
-            ) > 0
+            against = -1 if why is ExitReason.STOP_LOSS else 1
+            gapped = (opening[offset] - level) * side * against > 0
             price = float(opening[offset]) if gapped else float(level)
-            if bar < best[0] or (bar == best[0] and why is ExitReason.STOP_LOSS):
-                best = (bar, price, why)
-    return best
+            found.append((start + 1 + offset, priority, price, why))
+    if not found:
+        return end, np.nan, reason
+    bar, _, price, why = min(found)
+    return bar, price, why
 
 
 def trade_table(trades: list[Trade], timestamps: IntArray) -> list[dict[str, object]]:
