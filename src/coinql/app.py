@@ -226,13 +226,18 @@ def create_app(
             hub = Hub(settings.redis_url)
             await hub.connect()
             stack.push_async_callback(hub.disconnect)
-            jobs = JobQueue(settings.redis_url)
-            await jobs.start()
+            sessions = create_session_factory(engine)
+            jobs = JobQueue(
+                settings.redis_url,
+                stale_seconds=settings.job_stale_seconds,
+                sweep_seconds=settings.job_sweep_seconds,
+            )
+            await jobs.start(sessions=sessions, hub=hub)
             stack.push_async_callback(jobs.stop)
             app.state.services = Services(
                 settings=settings,
                 engine=engine,
-                sessions=create_session_factory(engine),
+                sessions=sessions,
                 hub=hub,
                 jobs=jobs,
                 metrics=Metrics(),

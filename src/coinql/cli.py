@@ -183,6 +183,21 @@ def _millis(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    """An arq worker running coinql's jobs from Redis (COINQL_REDIS_URL)."""
+    if not settings.redis_url:
+        print("coinql: the worker needs COINQL_REDIS_URL", file=sys.stderr)
+        return 2
+    from arq.worker import run_worker
+
+    from coinql.observability import configure_logging
+    from coinql.realtime.worker import worker_settings
+
+    configure_logging(settings)
+    run_worker(worker_settings(settings))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coinql", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--end", required=True)
     backfill.add_argument("--exchange", help="ccxt exchange id (default: COINQL_SOURCE)")
     backfill.set_defaults(handler=_backfill)
+
+    worker = commands.add_parser("worker", help="run jobs from Redis (arq)")
+    worker.set_defaults(handler=_worker)
     return parser
 
 

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     ingest_history_days: int = 365
     market_cap_provider: str = "coingecko"
     import_max_bytes: int = 100 * 1024 * 1024
+    job_stale_seconds: float = 30.0
+    job_sweep_seconds: float = 10.0
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     graphiql: bool | None = None

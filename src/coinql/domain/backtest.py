@@ -21,12 +21,13 @@ vectorized slice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
 
 from coinql.domain import indicators as ind
+from coinql.domain import performance as pf
 from coinql.domain.candles import Candles
 from coinql.domain.errors import UserError
 from coinql.domain.strategies import SignalKind, StrategySpec
@@ -416,3 +417,88 @@ def trade_table(trades: list[Trade], timestamps: IntArray) -> list[dict[str, obj
         }
         for trade in trades
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class BookResult:
+    """A signal strategy over several symbols, each with an equal share of the capital, on
+    the timestamps they all share. equity : shape (n_bars,)."""
+
+    timestamps: IntArray
+    equity: FloatArray
+    exposure: float
+    trades: list[tuple[str, Trade]]
+    regimes: dict[str, FloatArray]
+
+
+def run_book(spec: StrategySpec, candles: dict[str, Candles], config: BacktestConfig) -> BookResult:
+    symbols = list(candles)
+    common = candles[symbols[0]].timestamps
+    for symbol in symbols[1:]:
+        common = np.intersect1d(common, candles[symbol].timestamps)
+    share = replace(config, initial_capital=config.initial_capital / len(symbols))
+    equity = np.zeros(common.size)
+    exposure = np.zeros(common.size)
+    trades: list[tuple[str, Trade]] = []
+    for symbol in symbols:
+        series = candles[symbol]
+        aligned = series.select(np.searchsorted(series.timestamps, common))
+        result = run(spec, aligned, share)
+        equity += result.equity
+        exposure += (result.position != 0) / len(symbols)
+        trades.extend((symbol, trade) for trade in result.trades)
+    trades.sort(key=lambda item: item[1].entry_bar)
+    first = candles[symbols[0]]
+    aligned_first = first.select(np.searchsorted(first.timestamps, common))
+    regimes = {
+        "volatility": ind.volatility_regime(
+            aligned_first.close,
+            30,
+            config.periods_per_year,
+            lookback=min(365, max(30, common.size // 3)),
+        ),
+        "trend": ind.trend_regime(aligned_first.close, 50),
+    }
+    return BookResult(common, equity, float(exposure.mean()), trades, regimes)
+
+
+def summary(book: BookResult, periods_per_year: float) -> dict[str, object]:
+    """Headline metrics of a book, and the same by volatility and trend regime."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.diff(book.equity) / book.equity[:-1]
+    wins = sum(1 for _, trade in book.trades if trade.pnl > 0)
+    traded = sum(
+        trade.quantity * (trade.entry_price + trade.exit_price) for _, trade in book.trades
+    )
+    mean_equity = float(np.mean(book.equity)) if book.equity.size else 0.0
+    years = max(returns.size / periods_per_year, 1e-12)
+
+    def finite(value: object) -> float | None:
+        number = float(value)  # type: ignore[arg-type]
+        return number if np.isfinite(number) else None
+
+    metrics: dict[str, object] = {
+        "total_return": finite(pf.total_return(returns)),
+        "cagr": finite(pf.cagr(returns, periods_per_year)),
+        "volatility": finite(pf.volatility(returns, periods_per_year)),
+        "sharpe": finite(pf.sharpe(returns, periods_per_year)),
+        "sortino": finite(pf.sortino(returns, periods_per_year)),
+        "calmar": finite(pf.calmar(returns, periods_per_year)),
+        "max_drawdown": finite(pf.max_drawdown(returns)),
+        "trade_count": len(book.trades),
+        "win_rate": wins / len(book.trades) if book.trades else None,
+        "exposure": book.exposure,
+        "turnover": traded / mean_equity / years if mean_equity > 0 else None,
+    }
+    by_regime: dict[str, dict[str, object]] = {}
+    for family, labels in book.regimes.items():
+        for label in np.unique(labels[1:][~np.isnan(labels[1:])]):
+            mask = labels[1:] == label
+            chosen = returns[mask]
+            by_regime[f"{family}:{int(label)}"] = {
+                "periods": int(mask.sum()),
+                "total_return": finite(pf.total_return(chosen)),
+                "sharpe": finite(pf.sharpe(chosen, periods_per_year)),
+            }
+    metrics["by_regime"] = by_regime
+    return metrics

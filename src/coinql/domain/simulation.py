@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def simulate(returns: FloatArray, config: SimulationConfig) -> SimulationResult:
     rng = np.random.default_rng(config.seed)
     drawdowns, under_water, finals = [], [], []
     ruined = liquidated = 0
-    band_samples: list[FloatArray] = []
+    band_samples: list[Any] = []
     for first in range(0, config.paths, CHUNK_PATHS):
         count = min(CHUNK_PATHS, config.paths - first)
         path_returns = block_bootstrap(clean, count, config.horizon, config.block_length, rng)

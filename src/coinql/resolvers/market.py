@@ -106,32 +106,10 @@ async def candles_for(
     start: int | None,
     end: int | None,
 ) -> Candles:
-    """The asset's candles; aggregated from a smaller stored interval when `interval` is not
-    stored itself."""
-    assert asset.id is not None
     async with context.services.reader() as session:
-        markets = (await market_store.markets_of(session, asset_ids=[asset.id]))[asset.id]
-        market = market_store.primary_market(asset, markets)
-        if market is None or market.id is None:
-            return Candles.empty()
-        stored = await candle_store.read_candles(
-            session, market_id=market.id, interval=interval, start=start, end=end
+        return await market_store.load_candles(
+            session, asset=asset, interval=interval, start=start, end=end
         )
-        if len(stored):
-            return stored
-        available = await candle_store.stored_intervals(session, market_id=market.id)
-        for source in candle_domain.source_intervals(interval):
-            if source in available:
-                # Widen to whole target buckets so that the first and last are complete.
-                lower = (
-                    None if start is None else int(interval.floor(np.asarray([start], np.int64))[0])
-                )
-                upper = None if end is None else end + interval.milliseconds - 1
-                finer = await candle_store.read_candles(
-                    session, market_id=market.id, interval=source, start=lower, end=upper
-                )
-                return candle_domain.aggregate(finer, source, interval).between(start, end)
-    return Candles.empty()
 
 
 async def candles_by_symbol(

@@ -13,9 +13,9 @@ from sqlalchemy import BigInteger, Column, Float, ForeignKey, UniqueConstraint, 
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.domain.candles import Candles, Interval
+from coinql.domain.candles import Candles, Interval, aggregate, source_intervals
 from coinql.domain.demo import DemoAsset
-from coinql.store.candles import latest_quote, stored_intervals, write_candles
+from coinql.store.candles import latest_quote, read_candles, stored_intervals, write_candles
 from coinql.store.db import UTCDateTime
 
 
@@ -312,3 +312,35 @@ async def find_market(
     if pair is not None:
         statement = statement.where(Market.pair == pair)
     return (await session.exec(statement)).first()
+
+
+async def load_candles(
+    session: AsyncSession,
+    *,
+    asset: Asset,
+    interval: Interval,
+    start: int | None,
+    end: int | None,
+) -> Candles:
+    """The asset's candles from its primary market; aggregated from the largest smaller
+    stored interval when `interval` itself is not stored."""
+    assert asset.id is not None
+    market = primary_market(asset, (await markets_of(session, asset_ids=[asset.id]))[asset.id])
+    if market is None or market.id is None:
+        return Candles.empty()
+    stored = await read_candles(
+        session, market_id=market.id, interval=interval, start=start, end=end
+    )
+    if len(stored):
+        return stored
+    available = await stored_intervals(session, market_id=market.id)
+    for source in source_intervals(interval):
+        if source in available:
+            # Widen to whole target buckets so that the first and last are complete.
+            lower = None if start is None else int(interval.floor(np.asarray([start]))[0])
+            upper = None if end is None else end + interval.milliseconds - 1
+            finer = await read_candles(
+                session, market_id=market.id, interval=source, start=lower, end=upper
+            )
+            return aggregate(finer, source, interval).between(start, end)
+    return Candles.empty()

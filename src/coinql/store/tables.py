@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 from coinql.store.auth import RefreshToken, User
 from coinql.store.candles import Candle
 from coinql.store.ingestion import IngestionState
+from coinql.store.jobs import BacktestRun, Job, SimulationRun
 from coinql.store.market import Asset, Market
 from coinql.store.portfolio import LedgerEntry, Portfolio, Strategy
 
@@ -14,12 +15,15 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "Asset",
+    "BacktestRun",
     "Candle",
     "IngestionState",
+    "Job",
     "LedgerEntry",
     "Market",
     "Portfolio",
     "RefreshToken",
+    "SimulationRun",
     "Strategy",
     "User",
     "metadata",

@@ -1,0 +1,272 @@
+"""Jobs and the run registry: backtest and simulation results. Nothing here commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, func, update
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.store.db import UTCDateTime
+
+
+class JobStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    INTERRUPTED = "INTERRUPTED"
+
+    @property
+    def final(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobKind(StrEnum):
+    BACKTEST = "BACKTEST"
+    SIMULATION = "SIMULATION"
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    kind: str = Field(max_length=20)
+    status: str = Field(max_length=12, index=True)
+    progress: float = Field(default=0.0)
+    stage: str = Field(default="queued", max_length=100)
+    error: str | None = Field(default=None, max_length=2000)
+    input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    result_id: uuid.UUID | None = Field(default=None)
+    runner: str | None = Field(default=None, max_length=80)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    heartbeat_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime, nullable=True)
+    )
+
+
+class BacktestRun(SQLModel, table=True):
+    """A finished backtest: its canonical input and hash, metrics, equity and trades."""
+
+    __tablename__ = "backtest_runs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    job_id: uuid.UUID | None = Field(default=None)
+    name: str = Field(max_length=100)
+    input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    input_hash: str = Field(max_length=64, index=True)
+    metrics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    timestamps: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    equity: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    trades: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    code_version: str = Field(max_length=80)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class SimulationRun(SQLModel, table=True):
+    __tablename__ = "simulation_runs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    job_id: uuid.UUID | None = Field(default=None)
+    input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    statistics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    bands: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    band_timestamps: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+async def add_job(
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    kind: JobKind,
+    job_input: dict[str, Any],
+    now: datetime,
+) -> Job:
+    job = Job(
+        owner_id=owner_id,
+        kind=kind.value,
+        status=JobStatus.QUEUED.value,
+        input=job_input,
+        created_at=now,
+    )
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def get_job(
+    session: AsyncSession, *, job_id: uuid.UUID, owner_id: uuid.UUID | None = None
+) -> Job | None:
+    statement = select(Job).where(Job.id == job_id)
+    if owner_id is not None:
+        statement = statement.where(Job.owner_id == owner_id)
+    return (await session.exec(statement)).first()
+
+
+async def list_jobs(
+    session: AsyncSession, *, owner_id: uuid.UUID, status: JobStatus | None, limit: int
+) -> list[Job]:
+    statement = select(Job).where(Job.owner_id == owner_id)
+    if status is not None:
+        statement = statement.where(Job.status == status.value)
+    statement = statement.order_by(col(Job.created_at).desc()).limit(limit)
+    return list((await session.exec(statement)).all())
+
+
+async def claim(session: AsyncSession, *, job_id: uuid.UUID, runner: str, now: datetime) -> bool:
+    """QUEUED -> RUNNING for this runner; False if another took it or it was cancelled."""
+    result = await session.exec(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.status) == JobStatus.QUEUED.value)
+        .values(
+            status=JobStatus.RUNNING.value,
+            runner=runner,
+            started_at=now,
+            heartbeat_at=now,
+            stage="starting",
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def set_progress(
+    session: AsyncSession, *, job_id: uuid.UUID, progress: float, stage: str, now: datetime
+) -> bool:
+    """Record progress of a RUNNING job; False if it is no longer running (cancelled)."""
+    result = await session.exec(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.status) == JobStatus.RUNNING.value)
+        .values(progress=progress, stage=stage, heartbeat_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def finish(
+    session: AsyncSession,
+    *,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    now: datetime,
+    error: str | None = None,
+    result_id: uuid.UUID | None = None,
+    only_from: Sequence[JobStatus] = (JobStatus.QUEUED, JobStatus.RUNNING),
+) -> bool:
+    values: dict[str, Any] = {
+        "status": status.value,
+        "finished_at": now,
+        "error": error[:2000] if error else None,
+        "stage": status.value.lower(),
+    }
+    if status is JobStatus.SUCCEEDED:
+        values.update(progress=1.0, result_id=result_id)
+    result = await session.exec(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.status).in_([s.value for s in only_from]))
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
+async def stale_running(session: AsyncSession, *, older_than: datetime) -> list[Job]:
+    statement = select(Job).where(
+        Job.status == JobStatus.RUNNING.value, col(Job.heartbeat_at) < older_than
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def unfinished_of_runner(session: AsyncSession, *, runner_prefix: str) -> list[Job]:
+    statement = select(Job).where(
+        col(Job.status).in_([JobStatus.RUNNING.value]), col(Job.runner).startswith(runner_prefix)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def queued(session: AsyncSession) -> list[Job]:
+    statement = (
+        select(Job).where(Job.status == JobStatus.QUEUED.value).order_by(col(Job.created_at))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def add_backtest_run(session: AsyncSession, *, run: BacktestRun) -> BacktestRun:
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def get_backtest_run(
+    session: AsyncSession, *, run_id: uuid.UUID, owner_id: uuid.UUID
+) -> BacktestRun | None:
+    statement = select(BacktestRun).where(
+        BacktestRun.id == run_id, BacktestRun.owner_id == owner_id
+    )
+    return (await session.exec(statement)).first()
+
+
+async def get_backtest_runs(
+    session: AsyncSession, *, run_ids: Sequence[uuid.UUID], owner_id: uuid.UUID
+) -> dict[uuid.UUID, BacktestRun]:
+    statement = select(BacktestRun).where(
+        col(BacktestRun.id).in_(run_ids), BacktestRun.owner_id == owner_id
+    )
+    return {run.id: run for run in (await session.exec(statement)).all()}
+
+
+async def list_backtest_runs(
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    offset: int,
+    limit: int,
+    name_contains: str | None = None,
+    input_hash: str | None = None,
+) -> list[BacktestRun]:
+    statement = select(BacktestRun).where(BacktestRun.owner_id == owner_id)
+    if name_contains:
+        statement = statement.where(func.lower(BacktestRun.name).like(f"%{name_contains.lower()}%"))
+    if input_hash:
+        statement = statement.where(BacktestRun.input_hash == input_hash)
+    statement = (
+        statement.order_by(col(BacktestRun.created_at).desc(), col(BacktestRun.id))
+        .offset(offset)
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def delete_backtest_run(session: AsyncSession, *, run: BacktestRun) -> None:
+    await session.delete(run)
+    await session.flush()
+
+
+async def add_simulation_run(session: AsyncSession, *, run: SimulationRun) -> SimulationRun:
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def get_simulation_run(
+    session: AsyncSession, *, run_id: uuid.UUID, owner_id: uuid.UUID
+) -> SimulationRun | None:
+    statement = select(SimulationRun).where(
+        SimulationRun.id == run_id, SimulationRun.owner_id == owner_id
+    )
+    return (await session.exec(statement)).first()
