@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,20 @@ class BacktestConfig:
     @property
     def fee(self) -> float:
         return self.fee_bps / 10_000
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            name: value.value if isinstance(value, StrEnum) else value
+            for name, value in ((name, getattr(self, name)) for name in self.__slots__)
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BacktestConfig:
+        enums = {"fill": FillPrice, "direction": Direction, "sizing": Sizing}
+        values = {
+            name: enums[name](value) if name in enums else value for name, value in data.items()
+        }
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

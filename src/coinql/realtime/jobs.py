@@ -22,6 +22,7 @@ import socket
 import subprocess
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
@@ -176,7 +177,7 @@ class JobRunner:
 
     async def _backtest(self, job: job_store.Job) -> Any:
         spec = StrategySpec.from_json(job.input["strategy"])
-        config = backtest.BacktestConfig(**job.input["config"])
+        config = backtest.BacktestConfig.from_json(job.input["config"])
         interval = Interval(job.input["interval"])
         await self.progress(job.id, 0.05, "loading candles")
         candles = {}
@@ -360,7 +361,15 @@ class JobQueue:
 
     async def run_in_pool(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, function, *args)
+        try:
+            return await loop.run_in_executor(self.pool, function, *args)
+        except BrokenProcessPool:
+            # A worker process died (killed, out of memory): this job fails, the next one
+            # gets a fresh pool.
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            raise
 
     async def stop(self) -> None:
         if self._sweeper is not None:

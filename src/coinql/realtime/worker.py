@@ -9,10 +9,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from arq.connections import RedisSettings
+from arq.worker import func
 
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import ARQ_FUNCTION, JobRunner
 from coinql.settings import Settings
+from coinql.store import tables  # noqa: F401 - every table, so foreign keys resolve
 from coinql.store.db import create_engine, create_session_factory
 
 T = TypeVar("T")
@@ -48,10 +50,8 @@ def worker_settings(settings: Settings) -> type:
 
         await ctx["runner"].run(uuid.UUID(job_id))
 
-    run_job.__name__ = ARQ_FUNCTION
-
     class WorkerSettings:
-        functions = (run_job,)
+        functions = (func(run_job, name=ARQ_FUNCTION),)
         redis_settings = RedisSettings.from_dsn(settings.redis_url)  # type: ignore[arg-type]
         on_startup = startup
         on_shutdown = shutdown

@@ -10,8 +10,9 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from coinql.schema import market
+from coinql.schema import backtest, market
 from coinql.schema.analytics import AnalyticsQuery
+from coinql.schema.backtest import BacktestMutation, BacktestQuery
 from coinql.schema.errors import exception_handlers
 from coinql.schema.extensions import OperationMetrics, UserErrorCodes, mask_unexpected_errors
 from coinql.schema.market import MarketMutation, MarketQuery
@@ -21,10 +22,12 @@ from coinql.schema.server import AuthMutation, ServerQuery
 from coinql.schema.strategies import StrategyMutation, StrategyQuery
 
 Query = merge_types(
-    "Query", (ServerQuery, MarketQuery, AnalyticsQuery, PortfolioQuery, StrategyQuery)
+    "Query",
+    (ServerQuery, MarketQuery, AnalyticsQuery, PortfolioQuery, StrategyQuery, BacktestQuery),
 )
 Mutation = merge_types(
-    "Mutation", (AuthMutation, MarketMutation, PortfolioMutation, StrategyMutation)
+    "Mutation",
+    (AuthMutation, MarketMutation, PortfolioMutation, StrategyMutation, BacktestMutation),
 )
 
 
@@ -42,7 +45,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
-        exception_handlers=exception_handlers(market.ERROR_TYPES),
+        exception_handlers=exception_handlers(market.ERROR_TYPES, backtest.ERROR_TYPES),
     )
 
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import strawberry
 
+from coinql.domain.backtest import Direction, ExitReason, FillPrice, Sizing
 from coinql.domain.candles import Interval, ReturnKind
 from coinql.domain.ledger import CostBasis, TransactionKind
 from coinql.domain.optimize import Objective
 from coinql.domain.performance import RollingMetric
 from coinql.domain.risk import CovarianceMethod, VarMethod
+from coinql.domain.simulation import SimulationMethod
 from coinql.domain.strategies import Rebalance
+from coinql.store.jobs import JobKind, JobStatus
 from coinql.store.market import AssetOrder
 
 strawberry.enum(Interval, description="Candle intervals.")
@@ -25,16 +28,30 @@ strawberry.enum(TransactionKind, description="What a ledger transaction does.")
 strawberry.enum(CostBasis, description="How sold units are costed: oldest lots first, or average.")
 strawberry.enum(Objective, description="What the optimizer optimizes.")
 strawberry.enum(Rebalance, description="How often an allocation strategy rebalances.")
+strawberry.enum(FillPrice, description="CLOSE: the signal bar's close; NEXT_OPEN: the next open.")
+strawberry.enum(Direction, description="Long only, or long and short.")
+strawberry.enum(Sizing, description="How much each entry buys.")
+strawberry.enum(ExitReason, description="Why a trade ended (END: still open at the last bar).")
+strawberry.enum(SimulationMethod, description="How Monte Carlo paths are drawn.")
+strawberry.enum(JobKind, description="What a job computes.")
+strawberry.enum(JobStatus, description="Where a job is; the last four are final.")
 
 __all__ = [
     "AssetOrder",
     "CostBasis",
     "CovarianceMethod",
+    "Direction",
+    "ExitReason",
+    "FillPrice",
     "Interval",
+    "JobKind",
+    "JobStatus",
     "Objective",
     "Rebalance",
     "ReturnKind",
     "RollingMetric",
+    "SimulationMethod",
+    "Sizing",
     "TransactionKind",
     "VarMethod",
 ]

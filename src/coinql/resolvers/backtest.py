@@ -1,0 +1,292 @@
+"""Backtest and simulation jobs, and the run registry. Every read is scoped to the caller."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from coinql.domain import backtest, simulation
+from coinql.domain.candles import Interval
+from coinql.domain.errors import InvalidInput, NotFound
+from coinql.domain.strategies import StrategySpec
+from coinql.resolvers.auth import require_user
+from coinql.resolvers.context import Context
+from coinql.resolvers.optimize import StrategyInput, get_strategy, validate_strategy
+from coinql.resolvers.portfolio import get_portfolio, return_stream
+from coinql.store import jobs as job_store
+from coinql.store import market as market_store
+from coinql.store.jobs import BacktestRun, Job, JobKind, JobStatus, SimulationRun
+
+MAX_SYMBOLS = 20
+MAX_PATHS = 100_000
+MAX_HORIZON = 3_650
+
+
+@dataclass(frozen=True)
+class BacktestRequest:
+    symbols: list[str]
+    interval: Interval
+    start: int | None
+    end: int | None
+    config: backtest.BacktestConfig
+    strategy: StrategyInput | None = None
+    strategy_id: uuid.UUID | None = None
+    name: str | None = None
+
+
+async def _spec(context: Context, request: BacktestRequest) -> StrategySpec:
+    if (request.strategy is None) == (request.strategy_id is None):
+        raise InvalidInput("strategy", "give either strategy or strategyId")
+    if request.strategy_id is not None:
+        saved = await get_strategy(context, strategy_id=request.strategy_id)
+        spec = StrategySpec.from_json(saved.spec)
+    else:
+        assert request.strategy is not None
+        spec = validate_strategy(request.strategy)
+    if spec.family != "signal":
+        raise InvalidInput(
+            "strategy",
+            "backtests run signal strategies; allocation strategies are not backtested yet",
+        )
+    return spec
+
+
+def _check_config(config: backtest.BacktestConfig) -> None:
+    checks = [
+        (config.initial_capital > 0, "initialCapital", "must be positive"),
+        (0 <= config.fee_bps <= 1_000, "feeBps", "must be between 0 and 1000"),
+        (0 <= config.slippage_bps <= 1_000, "slippageBps", "must be between 0 and 1000"),
+        (0 <= config.slippage_range <= 1, "slippageRange", "is a fraction of the bar's range"),
+        (0 < config.fraction <= 1, "fraction", "must be in (0, 1]"),
+        (0 < config.volatility_target <= 5, "volatilityTarget", "is an annual fraction"),
+        (0 < config.max_leverage <= 10, "maxLeverage", "must be in (0, 10]"),
+        (config.stop_loss is None or 0 < config.stop_loss < 1, "stopLoss", "is a fraction"),
+        (config.take_profit is None or config.take_profit > 0, "takeProfit", "is a fraction"),
+    ]
+    for ok, name, detail in checks:
+        if not ok:
+            raise InvalidInput(name, f"{name} {detail}")
+
+
+async def run_backtest(context: Context, request: BacktestRequest) -> Job:
+    """Validate, check that the data suffices (InsufficientData otherwise), queue the job."""
+    owner = (await require_user(context)).id
+    symbols = [symbol.strip().upper() for symbol in request.symbols]
+    if not 0 < len(symbols) <= MAX_SYMBOLS or len(set(symbols)) != len(symbols):
+        raise InvalidInput("symbols", f"give 1 to {MAX_SYMBOLS} distinct symbols")
+    _check_config(request.config)
+    spec = await _spec(context, request)
+    needed = backtest.lookback(spec) + 2
+    async with context.services.reader() as session:
+        assets = await market_store.get_assets(session, symbols=symbols)
+        unknown = [symbol for symbol in symbols if symbol not in assets]
+        if unknown:
+            raise InvalidInput("symbols", f"unknown symbols: {', '.join(unknown)}")
+        for symbol in symbols:
+            candles = await market_store.load_candles(
+                session,
+                asset=assets[symbol],
+                interval=request.interval,
+                start=request.start,
+                end=request.end,
+            )
+            if len(candles) < needed:
+                everything = await market_store.load_candles(
+                    session, asset=assets[symbol], interval=request.interval, start=None, end=None
+                )
+                raise _insufficient(request, needed, len(candles), everything.timestamps)
+    job_input = {
+        "symbols": symbols,
+        "interval": request.interval.value,
+        "start": request.start,
+        "end": request.end,
+        "strategy": spec.to_json(),
+        "config": request.config.to_json(),
+        "name": (request.name or spec.kind)[:100],
+    }
+    async with context.services.transaction() as session:
+        job = await job_store.add_job(
+            session,
+            owner_id=owner,
+            kind=JobKind.BACKTEST,
+            job_input=job_input,
+            now=context.services.now(),
+        )
+    await context.services.jobs.enqueue(job.id)
+    return job
+
+
+def _insufficient(
+    request: BacktestRequest, needed: int, received: int, available: Any
+) -> backtest.InsufficientData:
+    """What is wrong, and a start that would give the lookback room (when the data has it)."""
+    first = int(available[0]) if available.size else None
+    last = int(available[-1]) if available.size else None
+    suggested = None
+    if available.size >= needed and last is not None and first is not None:
+        end = request.end if request.end is not None else last
+        suggested = max(first, end - (needed + 30) * request.interval.milliseconds)
+    return backtest.InsufficientData(
+        required=needed,
+        received=received,
+        lookback=needed - 2,
+        first=first,
+        last=last,
+        suggested_start=suggested,
+    )
+
+
+@dataclass(frozen=True)
+class SimulationRequest:
+    backtest_run_id: uuid.UUID | None
+    portfolio_id: uuid.UUID | None
+    config: simulation.SimulationConfig
+    method: simulation.SimulationMethod = simulation.SimulationMethod.BLOCK_BOOTSTRAP
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def run_simulation(context: Context, request: SimulationRequest) -> Job:
+    owner = (await require_user(context)).id
+    config = request.config
+    if not 1 <= config.paths <= MAX_PATHS:
+        raise InvalidInput("paths", f"paths must be between 1 and {MAX_PATHS:,}")
+    if not 1 <= config.horizon <= MAX_HORIZON:
+        raise InvalidInput("horizon", f"horizon must be between 1 and {MAX_HORIZON}")
+    if not 1 <= config.block_length <= config.horizon:
+        raise InvalidInput("blockLength", "blockLength must be between 1 and the horizon")
+    if (request.backtest_run_id is None) == (request.portfolio_id is None):
+        raise InvalidInput("source", "give either backtestRunId or portfolioId")
+    if request.backtest_run_id is not None:
+        run = await get_backtest_run(context, run_id=request.backtest_run_id)
+        stamps = np.frombuffer(run.timestamps, dtype=np.int64)
+        equity = np.frombuffer(run.equity, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            returns = np.diff(equity) / equity[:-1]
+        step = Interval(run.input["interval"]).milliseconds
+        source = {"backtest_run_id": str(run.id)}
+    else:
+        assert request.portfolio_id is not None
+        portfolio = await get_portfolio(context, portfolio_id=request.portfolio_id)
+        stream = await return_stream(
+            context, portfolio, interval=Interval.D1, risk_free_rate=0.0, periods_per_year=None
+        )
+        stamps, returns, step = stream.timestamps, stream.returns, Interval.D1.milliseconds
+        source = {"portfolio_id": str(portfolio.id)}
+    clean = returns[np.isfinite(returns)]
+    if clean.size < max(2, config.block_length):
+        raise InvalidInput(
+            "source", f"the source has {clean.size} returns; at least {config.block_length} needed"
+        )
+    job_input = {
+        "source": source,
+        "method": request.method.value,
+        "config": {
+            "paths": config.paths,
+            "horizon": config.horizon,
+            "block_length": config.block_length,
+            "seed": config.seed,
+            "ruin_threshold": config.ruin_threshold,
+            "leverage": config.leverage,
+            "liquidation_threshold": config.liquidation_threshold,
+            "volatility_scaling": config.volatility_scaling,
+        },
+        "returns": clean.tolist(),
+        "last_timestamp": int(stamps[-1]) if stamps.size else 0,
+        "step_ms": step,
+    }
+    async with context.services.transaction() as session:
+        job = await job_store.add_job(
+            session,
+            owner_id=owner,
+            kind=JobKind.SIMULATION,
+            job_input=job_input,
+            now=context.services.now(),
+        )
+    await context.services.jobs.enqueue(job.id)
+    return job
+
+
+async def get_job(context: Context, *, job_id: uuid.UUID) -> Job | None:
+    owner = (await require_user(context)).id
+    async with context.services.reader() as session:
+        return await job_store.get_job(session, job_id=job_id, owner_id=owner)
+
+
+async def list_jobs(context: Context, *, status: JobStatus | None, first: int) -> list[Job]:
+    if not 0 < first <= 500:
+        raise InvalidInput("first", "first must be between 1 and 500")
+    owner = (await require_user(context)).id
+    async with context.services.reader() as session:
+        return await job_store.list_jobs(session, owner_id=owner, status=status, limit=first)
+
+
+async def cancel_job(context: Context, *, job_id: uuid.UUID) -> Job:
+    """Cancel a queued or running job; a finished one is returned as it is."""
+    owner = (await require_user(context)).id
+    async with context.services.transaction() as session:
+        job = await job_store.get_job(session, job_id=job_id, owner_id=owner)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        await job_store.finish(
+            session, job_id=job_id, status=JobStatus.CANCELLED, now=context.services.now()
+        )
+    async with context.services.reader() as session:
+        found = await job_store.get_job(session, job_id=job_id, owner_id=owner)
+    assert found is not None
+    return found
+
+
+async def get_backtest_run(context: Context, *, run_id: uuid.UUID) -> BacktestRun:
+    owner = (await require_user(context)).id
+    async with context.services.reader() as session:
+        run = await job_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
+    if run is None:
+        raise NotFound(f"no backtest run {run_id}")
+    return run
+
+
+async def get_simulation_run(context: Context, *, run_id: uuid.UUID) -> SimulationRun | None:
+    owner = (await require_user(context)).id
+    async with context.services.reader() as session:
+        return await job_store.get_simulation_run(session, run_id=run_id, owner_id=owner)
+
+
+async def list_backtest_runs(
+    context: Context, *, first: int, offset: int, name_contains: str | None, input_hash: str | None
+) -> list[BacktestRun]:
+    if not 0 < first <= 501:
+        raise InvalidInput("first", "first must be between 1 and 500")
+    owner = (await require_user(context)).id
+    async with context.services.reader() as session:
+        return await job_store.list_backtest_runs(
+            session,
+            owner_id=owner,
+            offset=offset,
+            limit=first,
+            name_contains=name_contains,
+            input_hash=input_hash,
+        )
+
+
+async def compare_backtests(context: Context, *, run_ids: list[uuid.UUID]) -> list[BacktestRun]:
+    if not 1 <= len(run_ids) <= 50:
+        raise InvalidInput("ids", "compare 1 to 50 runs")
+    owner = (await require_user(context)).id
+    async with context.services.reader() as session:
+        found = await job_store.get_backtest_runs(session, run_ids=run_ids, owner_id=owner)
+    missing = [str(run_id) for run_id in run_ids if run_id not in found]
+    if missing:
+        raise NotFound(f"no backtest runs {', '.join(missing)}")
+    return [found[run_id] for run_id in run_ids]
+
+
+async def delete_backtest_run(context: Context, *, run_id: uuid.UUID) -> None:
+    owner = (await require_user(context)).id
+    async with context.services.transaction() as session:
+        run = await job_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
+        if run is None:
+            raise NotFound(f"no backtest run {run_id}")
+        await job_store.delete_backtest_run(session, run=run)

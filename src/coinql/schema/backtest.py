@@ -1,0 +1,625 @@
+"""Backtests and simulations as jobs, and the run registry."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Self
+
+import numpy as np
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from coinql.domain import backtest, simulation
+from coinql.domain.errors import InvalidInput as InvalidInputError
+from coinql.domain.errors import NotFound as NotFoundError
+from coinql.resolvers import backtest as backtest_resolvers
+from coinql.resolvers.analytics import ReturnStream
+from coinql.resolvers.context import Context
+from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
+from coinql.resolvers.optimize import StrategyInput
+from coinql.schema.analytics import Performance, Series
+from coinql.schema.enums import (
+    Direction,
+    ExitReason,
+    FillPrice,
+    Interval,
+    JobKind,
+    JobStatus,
+    SimulationMethod,
+    Sizing,
+)
+from coinql.schema.errors import Error, InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.market import PageInfo
+from coinql.schema.permissions import IsAuthenticated
+from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
+from coinql.schema.scalars import FloatArray, TimestampArray, finite
+from coinql.schema.strategies import StrategyKindInput
+from coinql.store import jobs as job_store
+
+
+def _time(millis: int | None) -> datetime | None:
+    return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
+
+
+@strawberry.type(description="Too few candles for the strategy: what is needed and what exists.")
+class InsufficientData(Error):
+    required: int
+    received: int
+    lookback: int
+    first: datetime | None = strawberry.field(description="The first candle available.")
+    last: datetime | None
+    suggested_start: datetime | None = strawberry.field(
+        description="A start that leaves room for the lookback, when the data has it."
+    )
+
+    @classmethod
+    def from_exception(cls, error: backtest.InsufficientData) -> Self:
+        return cls(
+            message=error.message,
+            required=error.required,
+            received=error.received,
+            lookback=error.lookback,
+            first=_time(error.first),
+            last=_time(error.last),
+            suggested_start=_time(error.suggested_start),
+        )
+
+
+@strawberry.type
+class RegimeStats:
+    regime: str = strawberry.field(description='e.g. "volatility:2" (HIGH) or "trend:1" (UP).')
+    periods: int
+    total_return: float | None
+    sharpe: float | None
+
+
+@strawberry.type(description="Headline metrics; conventions as in Performance.")
+class BacktestMetrics:
+    total_return: float | None
+    cagr: float | None
+    volatility: float | None
+    sharpe: float | None
+    sortino: float | None
+    calmar: float | None
+    max_drawdown: float | None
+    trade_count: int
+    win_rate: float | None = strawberry.field(description="Share of trades with a profit.")
+    exposure: float = strawberry.field(description="Share of bars with a position.")
+    turnover: float | None = strawberry.field(description="Traded notional / mean equity / year.")
+    by_regime: list[RegimeStats]
+
+    @classmethod
+    def from_model(cls, metrics: dict[str, Any]) -> Self:
+        return cls(
+            total_return=finite(metrics.get("total_return")),
+            cagr=finite(metrics.get("cagr")),
+            volatility=finite(metrics.get("volatility")),
+            sharpe=finite(metrics.get("sharpe")),
+            sortino=finite(metrics.get("sortino")),
+            calmar=finite(metrics.get("calmar")),
+            max_drawdown=finite(metrics.get("max_drawdown")),
+            trade_count=int(metrics.get("trade_count", 0)),
+            win_rate=finite(metrics.get("win_rate")),
+            exposure=float(metrics.get("exposure", 0.0)),
+            turnover=finite(metrics.get("turnover")),
+            by_regime=[
+                RegimeStats(
+                    regime=name,
+                    periods=int(stats["periods"]),
+                    total_return=finite(stats.get("total_return")),
+                    sharpe=finite(stats.get("sharpe")),
+                )
+                for name, stats in sorted(metrics.get("by_regime", {}).items())
+            ],
+        )
+
+
+@strawberry.type
+class BacktestTrade:
+    symbol: str
+    side: str = strawberry.field(description="LONG or SHORT.")
+    entry_time: datetime
+    exit_time: datetime
+    entry_price: float
+    exit_price: float
+    quantity: float
+    pnl: float = strawberry.field(description="Net of both fees.")
+    return_pct: float
+    fees: float
+    mae: float = strawberry.field(description="Maximum adverse excursion, a fraction.")
+    mfe: float = strawberry.field(description="Maximum favourable excursion, a fraction.")
+    duration_periods: int
+    exit_reason: ExitReason
+
+    @classmethod
+    def from_model(cls, row: dict[str, Any]) -> Self:
+        return cls(
+            symbol=row["symbol"],
+            side="LONG" if row["side"] == 1 else "SHORT",
+            entry_time=datetime.fromtimestamp(row["entry_time"] / 1000, UTC),
+            exit_time=datetime.fromtimestamp(row["exit_time"] / 1000, UTC),
+            entry_price=row["entry_price"],
+            exit_price=row["exit_price"],
+            quantity=row["quantity"],
+            pnl=row["pnl"],
+            return_pct=row["return_pct"],
+            fees=row["fees"],
+            mae=row["mae"],
+            mfe=row["mfe"],
+            duration_periods=row["duration"],
+            exit_reason=ExitReason(row["exit_reason"]),
+        )
+
+
+@strawberry.type(description="A finished backtest in the registry.")
+class BacktestRun(relay.Node):
+    name: str
+    created_at: datetime
+    code_version: str
+    input_hash: str = strawberry.field(description="SHA-256 of the canonical input.")
+    input: JSON
+    model: strawberry.Private[job_store.BacktestRun]
+
+    @classmethod
+    def from_model(cls, run: job_store.BacktestRun) -> Self:
+        return cls(
+            name=run.name,
+            created_at=run.created_at,
+            code_version=run.code_version,
+            input_hash=run.input_hash,
+            input=JSON(run.input),
+            model=run,
+        )
+
+    @classmethod
+    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
+        return str(root.model.id)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        if await info.context.user() is None:
+            return [None for _ in node_ids]
+        found: list[Self | None] = []
+        for node_id in node_ids:
+            try:
+                run = await backtest_resolvers.get_backtest_run(
+                    info.context, run_id=uuid.UUID(node_id)
+                )
+            except (ValueError, NotFoundError):
+                found.append(None)
+                continue
+            found.append(cls.from_model(run))
+        return found
+
+    @property
+    def _timestamps(self) -> Any:
+        return np.frombuffer(self.model.timestamps, dtype=np.int64)
+
+    @property
+    def _equity(self) -> Any:
+        return np.frombuffer(self.model.equity, dtype=np.float64)
+
+    @strawberry.field
+    def metrics(self) -> BacktestMetrics:
+        return BacktestMetrics.from_model(self.model.metrics)
+
+    @strawberry.field(description="Equity after each bar's close.")
+    def equity(self) -> Series:
+        return Series(timestamps=self._timestamps, values=self._equity)
+
+    @strawberry.field(description="Trades in entry order.")
+    def trades(self, first: int = 100, offset: int = 0) -> list[BacktestTrade]:
+        if not 0 < first <= 10_000 or offset < 0:
+            raise InvalidInputError("first", "first must be between 1 and 10000")
+        return [BacktestTrade.from_model(row) for row in self.model.trades[offset : offset + first]]
+
+    @strawberry.field(description="The full tear sheet of the equity curve.")
+    def performance(self, risk_free_rate: float = 0.0) -> Performance:
+        equity = self._equity
+        with np.errstate(divide="ignore", invalid="ignore"):
+            returns = np.diff(equity) / equity[:-1]
+        interval = Interval(self.model.input["interval"])
+        stream = ReturnStream(
+            label=self.model.name,
+            interval=interval,
+            timestamps=self._timestamps[1:],
+            returns=returns,
+            periods_per_year=float(self.model.input["config"]["periods_per_year"]),
+            risk_free_rate=risk_free_rate,
+        )
+        return Performance.from_model(stream)
+
+
+@strawberry.type
+class DrawdownPercentiles:
+    p5: float
+    p50: float
+    p95: float
+
+
+@strawberry.type
+class TimeUnderWater:
+    p50: float
+    p95: float
+
+
+@strawberry.type(description="Percentile bands of equity (starting at 1) at each step.")
+class Bands:
+    timestamps: TimestampArray
+    p5: FloatArray
+    p25: FloatArray
+    p50: FloatArray
+    p75: FloatArray
+    p95: FloatArray
+
+
+@strawberry.type(description="Monte Carlo stress of a return stream.")
+class SimulationRun(relay.Node):
+    created_at: datetime
+    input: JSON
+    model: strawberry.Private[job_store.SimulationRun]
+
+    @classmethod
+    def from_model(cls, run: job_store.SimulationRun) -> Self:
+        return cls(created_at=run.created_at, input=JSON(run.input), model=run)
+
+    @classmethod
+    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
+        return str(root.model.id)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        if await info.context.user() is None:
+            return [None for _ in node_ids]
+        found: list[Self | None] = []
+        for node_id in node_ids:
+            try:
+                run = await backtest_resolvers.get_simulation_run(
+                    info.context, run_id=uuid.UUID(node_id)
+                )
+            except ValueError:
+                run = None
+            found.append(cls.from_model(run) if run else None)
+        return found
+
+    @strawberry.field(description="Percentiles of each path's maximum drawdown.")
+    def max_drawdown_percentiles(self) -> DrawdownPercentiles:
+        values = self.model.statistics["max_drawdown_percentiles"]
+        return DrawdownPercentiles(p5=values["5"], p50=values["50"], p95=values["95"])
+
+    @strawberry.field(description="Mean loss of the worst 1 % of horizon returns.")
+    def expected_shortfall_99(self) -> float | None:
+        return finite(self.model.statistics["expected_shortfall_99"])
+
+    @strawberry.field(description="Share of paths whose equity fell below the ruin threshold.")
+    def ruin_probability(self) -> float:
+        return float(self.model.statistics["ruin_probability"])
+
+    @strawberry.field(description="With leverage: share of paths liquidated.")
+    def liquidation_probability(self) -> float:
+        return float(self.model.statistics["liquidation_probability"])
+
+    @strawberry.field(description="Steps spent below a previous peak, percentiles over paths.")
+    def time_under_water_percentiles(self) -> TimeUnderWater:
+        values = self.model.statistics["time_under_water_percentiles"]
+        return TimeUnderWater(p50=values["50"], p95=values["95"])
+
+    @strawberry.field
+    def final_return_percentiles(self) -> DrawdownPercentiles:
+        values = self.model.statistics["final_return_percentiles"]
+        return DrawdownPercentiles(p5=values["5"], p50=values["50"], p95=values["95"])
+
+    @strawberry.field
+    def bands(self) -> Bands:
+        bands = np.frombuffer(self.model.bands, dtype=np.float64).reshape(5, -1)
+        stamps = np.frombuffer(self.model.band_timestamps, dtype=np.int64)
+        return Bands(
+            timestamps=stamps, p5=bands[0], p25=bands[1], p50=bands[2], p75=bands[3], p95=bands[4]
+        )
+
+
+JobResult = Annotated[BacktestRun | SimulationRun, strawberry.union("JobResult")]
+
+
+@strawberry.type(description="Work running in the background. Progress is also a subscription.")
+class Job(relay.Node):
+    kind: JobKind
+    status: JobStatus
+    progress: float = strawberry.field(description="0..1")
+    stage: str
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    model: strawberry.Private[job_store.Job]
+
+    @classmethod
+    def from_model(cls, job: job_store.Job) -> Self:
+        return cls(
+            kind=JobKind(job.kind),
+            status=JobStatus(job.status),
+            progress=job.progress,
+            stage=job.stage,
+            error=job.error,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            model=job,
+        )
+
+    @classmethod
+    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
+        return str(root.model.id)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        if await info.context.user() is None:
+            return [None for _ in node_ids]
+        found: list[Self | None] = []
+        for node_id in node_ids:
+            try:
+                job = await backtest_resolvers.get_job(info.context, job_id=uuid.UUID(node_id))
+            except ValueError:
+                job = None
+            found.append(cls.from_model(job) if job else None)
+        return found
+
+    @strawberry.field(description="The run it produced, once SUCCEEDED.")
+    async def result(self, info: Info[Context, None]) -> JobResult | None:
+        result_id = self.model.result_id
+        if result_id is None:
+            return None
+        if self.model.kind == job_store.JobKind.BACKTEST.value:
+            run = await backtest_resolvers.get_backtest_run(info.context, run_id=result_id)
+            return BacktestRun.from_model(run)
+        simulated = await backtest_resolvers.get_simulation_run(info.context, run_id=result_id)
+        return SimulationRun.from_model(simulated) if simulated else None
+
+
+@strawberry.input
+class BacktestInput:
+    symbols: list[str] = strawberry.field(description="Equal shares of the capital each.")
+    interval: Interval = Interval.D1
+    start: datetime | None = None
+    end: datetime | None = None
+    strategy: StrategyKindInput | None = None
+    strategy_id: strawberry.ID | None = strawberry.field(default=None, description="A saved one.")
+    name: str | None = None
+    initial_capital: float = 10_000.0
+    fee_bps: float = 0.0
+    slippage_bps: float = 0.0
+    slippage_range: float = strawberry.field(
+        default=0.0, description="Extra slippage as a fraction of the bar's high - low."
+    )
+    fill_price: FillPrice = FillPrice.NEXT_OPEN
+    direction: Direction = Direction.LONG_ONLY
+    sizing: Sizing = Sizing.ALL_IN
+    fraction: float = strawberry.field(default=1.0, description="For FIXED_FRACTION.")
+    volatility_target: float = strawberry.field(default=0.5, description="For VOLATILITY_TARGET.")
+    max_leverage: float = 1.0
+    stop_loss: float | None = strawberry.field(default=None, description="A fraction, e.g. 0.1.")
+    take_profit: float | None = None
+
+    def to_model(self) -> backtest_resolvers.BacktestRequest:
+        strategy = None
+        if self.strategy is not None:
+            kind, params = self.strategy.chosen()
+            strategy = StrategyInput(name=self.name or kind, kind=kind, params=params)
+        return backtest_resolvers.BacktestRequest(
+            symbols=self.symbols,
+            interval=self.interval,
+            start=to_millis(self.start),
+            end=to_millis(self.end),
+            strategy=strategy,
+            strategy_id=decode_id(self.strategy_id, "Strategy") if self.strategy_id else None,
+            name=self.name,
+            config=backtest.BacktestConfig(
+                initial_capital=self.initial_capital,
+                fee_bps=self.fee_bps,
+                slippage_bps=self.slippage_bps,
+                slippage_range=self.slippage_range,
+                fill=self.fill_price,
+                direction=self.direction,
+                sizing=self.sizing,
+                fraction=self.fraction,
+                volatility_target=self.volatility_target,
+                max_leverage=self.max_leverage,
+                stop_loss=self.stop_loss,
+                take_profit=self.take_profit,
+                periods_per_year=self.interval.periods_per_year,
+            ),
+        )
+
+
+@strawberry.input(one_of=True)
+class SimulationSource:
+    backtest_run_id: strawberry.ID | None = strawberry.UNSET
+    portfolio_id: strawberry.ID | None = strawberry.UNSET
+
+
+@strawberry.input
+class SimulationInput:
+    source: SimulationSource
+    method: SimulationMethod = SimulationMethod.BLOCK_BOOTSTRAP
+    paths: int = 5_000
+    horizon: int = 365
+    block_length: int = 10
+    seed: int = 0
+    ruin_threshold: float = strawberry.field(default=0.5, description="Of the starting equity.")
+    leverage: float = 1.0
+    liquidation_threshold: float = 0.0
+    volatility_scaling: bool = strawberry.field(
+        default=False, description="Scale returns to the recent volatility (r x s_now / s)."
+    )
+
+    def to_model(self) -> backtest_resolvers.SimulationRequest:
+        run = self.source.backtest_run_id
+        portfolio = self.source.portfolio_id
+        return backtest_resolvers.SimulationRequest(
+            backtest_run_id=decode_id(run, "BacktestRun") if run else None,
+            portfolio_id=decode_id(portfolio, "Portfolio") if portfolio else None,
+            method=self.method,
+            config=simulation.SimulationConfig(
+                paths=self.paths,
+                horizon=self.horizon,
+                block_length=self.block_length,
+                seed=self.seed,
+                ruin_threshold=self.ruin_threshold,
+                leverage=self.leverage,
+                liquidation_threshold=self.liquidation_threshold,
+                volatility_scaling=self.volatility_scaling,
+            ),
+        )
+
+
+@strawberry.type
+class BacktestRunEdge:
+    node: BacktestRun
+    cursor: str
+
+
+@strawberry.type
+class BacktestRunConnection:
+    edges: list[BacktestRunEdge]
+    page_info: PageInfo
+
+
+@strawberry.input
+class BacktestRunFilter:
+    name_contains: str | None = None
+    input_hash: str | None = None
+
+
+RunBacktestResult = Annotated[
+    Job | InvalidInput | InsufficientData | NotFound | NotAuthenticated,
+    strawberry.union("RunBacktestResult"),
+]
+RunSimulationResult = Annotated[
+    Job | InvalidInput | NotFound | NotAuthenticated, strawberry.union("RunSimulationResult")
+]
+CancelJobResult = Annotated[Job | NotFound | NotAuthenticated, strawberry.union("CancelJobResult")]
+
+
+@strawberry.type
+class BacktestQuery:
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def job(self, info: Info[Context, None], id: strawberry.ID) -> Job | None:
+        try:
+            job_id = decode_id(id, "Job")
+        except NotFoundError:
+            return None
+        found = await backtest_resolvers.get_job(info.context, job_id=job_id)
+        return Job.from_model(found) if found else None
+
+    @strawberry.field(
+        description="The caller's jobs, newest first.", permission_classes=[IsAuthenticated]
+    )
+    async def jobs(
+        self, info: Info[Context, None], status: JobStatus | None = None, first: int = 20
+    ) -> list[Job]:
+        found = await backtest_resolvers.list_jobs(info.context, status=status, first=first)
+        return [Job.from_model(job) for job in found]
+
+    @strawberry.field(
+        description="The run registry, newest first.", permission_classes=[IsAuthenticated]
+    )
+    async def backtest_runs(
+        self,
+        info: Info[Context, None],
+        first: int = 20,
+        after: str | None = None,
+        filter: BacktestRunFilter | None = None,
+    ) -> BacktestRunConnection:
+        offset = decode_cursor(after) + 1 if after else 0
+        found = await backtest_resolvers.list_backtest_runs(
+            info.context,
+            first=first + 1,
+            offset=offset,
+            name_contains=filter.name_contains if filter else None,
+            input_hash=filter.input_hash if filter else None,
+        )
+        edges = [
+            BacktestRunEdge(node=BacktestRun.from_model(run), cursor=encode_cursor(index))
+            for index, run in enumerate(found[:first], start=offset)
+        ]
+        return BacktestRunConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(found) > first,
+                has_previous_page=offset > 0,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def backtest_run(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> BacktestRun | None:
+        try:
+            run = await backtest_resolvers.get_backtest_run(
+                info.context, run_id=decode_id(id, "BacktestRun")
+            )
+        except NotFoundError:
+            return None
+        return BacktestRun.from_model(run)
+
+    @strawberry.field(
+        description="Runs side by side, in the order asked.", permission_classes=[IsAuthenticated]
+    )
+    async def compare_backtests(
+        self, info: Info[Context, None], ids: list[strawberry.ID]
+    ) -> list[BacktestRun]:
+        runs = await backtest_resolvers.compare_backtests(
+            info.context, run_ids=[decode_id(run_id, "BacktestRun") for run_id in ids]
+        )
+        return [BacktestRun.from_model(run) for run in runs]
+
+
+@strawberry.type
+class BacktestMutation:
+    @strawberry.mutation(
+        description="Queue a backtest; follow it with job(id) or the jobProgress subscription.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def run_backtest(
+        self, info: Info[Context, None], input: BacktestInput
+    ) -> RunBacktestResult:
+        job = await backtest_resolvers.run_backtest(info.context, input.to_model())
+        return Job.from_model(job)
+
+    @strawberry.mutation(
+        description="Queue a Monte Carlo stress run.", permission_classes=[IsAuthenticated]
+    )
+    async def run_simulation(
+        self, info: Info[Context, None], input: SimulationInput
+    ) -> RunSimulationResult:
+        job = await backtest_resolvers.run_simulation(info.context, input.to_model())
+        return Job.from_model(job)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def cancel_job(self, info: Info[Context, None], id: strawberry.ID) -> CancelJobResult:
+        job = await backtest_resolvers.cancel_job(info.context, job_id=decode_id(id, "Job"))
+        return Job.from_model(job)
+
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
+    async def delete_backtest_run(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> DeleteResult:
+        await backtest_resolvers.delete_backtest_run(
+            info.context, run_id=decode_id(id, "BacktestRun")
+        )
+        return Deleted(id=id)
+
+
+ERROR_TYPES = [(backtest.InsufficientData, InsufficientData)]

@@ -1,0 +1,234 @@
+"""The operations of ../shared/contract/backtest.graphql: jobs on the process pool (SQLite) or
+on a `coinql worker` through Redis (PostgreSQL), the registry, cancellation and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from starlette.applications import Starlette
+
+from coinql.domain import backtest as bt
+from coinql.domain.strategies import StrategySpec
+from coinql.settings import Settings
+from tests.client import GraphQLClient
+from tests.conftest import Backend, make_settings
+from tests.domain.coins import parsed
+from tests.schema.test_market import admin, import_real_files  # noqa: F401 - fixture
+
+WINDOW = {"start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
+START_MS, END_MS = 1514764800000, 1625011200000
+
+
+def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "COINQL_DATABASE_URL": settings.database_url,
+        "COINQL_REDIS_URL": settings.redis_url or "",
+        "COINQL_SECRET_KEY": settings.secret_key or "",
+        "COINQL_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "coinql.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Any) -> Settings:
+    # Quick failure detection for the killed-worker test.
+    return make_settings(backend, tmp_path, job_stale_seconds=3, job_sweep_seconds=0.5)
+
+
+@pytest.fixture
+def worker(backend: Backend, settings: Settings) -> Iterator[subprocess.Popen[bytes] | None]:
+    """With Redis, jobs run in a `coinql worker` subprocess, as in a deployment."""
+    if backend.redis_url is None:
+        yield None
+        return
+    process = start_worker(settings)
+    yield process
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture
+async def trader(
+    client: GraphQLClient,
+    admin: str,  # noqa: F811
+    worker: subprocess.Popen[bytes] | None,
+) -> GraphQLClient:
+    await import_real_files(client, admin)
+    client.token = (await client.sign_up("quant@example.com"))["accessToken"]
+    return client
+
+
+async def wait_for(client: GraphQLClient, job_id: str, *, final: bool = True) -> dict[str, Any]:
+    for _ in range(600):
+        job = (await client.contract("backtest", "JobResult", {"jobId": job_id})).ok()["job"]
+        if job["status"] not in ("QUEUED", "RUNNING") or (not final and job["status"] == "RUNNING"):
+            return dict(job)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+async def run_contract_backtest(client: GraphQLClient) -> dict[str, Any]:
+    queued = (await client.contract("backtest", "RunBacktest", WINDOW)).ok()["runBacktest"]
+    assert queued["__typename"] == "Job", queued
+    assert queued["kind"] == "BACKTEST" and queued["status"] in ("QUEUED", "RUNNING")
+    return await wait_for(client, queued["id"])
+
+
+async def test_backtest_job_equals_the_engine(trader: GraphQLClient) -> None:
+    job = await run_contract_backtest(trader)
+    assert job["status"] == "SUCCEEDED", job["error"]
+    assert job["progress"] == 1.0 and job["error"] is None
+    run = job["result"]
+    assert run["__typename"] == "BacktestRun"
+    candles = parsed("BTC").candles.between(START_MS, END_MS)
+    expected = bt.run(
+        StrategySpec("smaCross", {"fast": 10, "slow": 30}),
+        candles,
+        bt.BacktestConfig(initial_capital=10_000, fee_bps=10, fill=bt.FillPrice.CLOSE),
+    )
+    assert run["equity"]["values"] == pytest.approx(expected.equity.tolist(), rel=1e-12)
+    assert run["equity"]["timestamps"] == candles.timestamps.tolist()
+    metrics = run["metrics"]
+    assert metrics["tradeCount"] == len(expected.trades)
+    assert metrics["totalReturn"] == pytest.approx(expected.equity[-1] / 10_000 - 1, rel=1e-12)
+    assert metrics["exposure"] == pytest.approx(expected.exposure)
+    assert 0 <= metrics["winRate"] <= 1 and metrics["maxDrawdown"] > 0
+    trades = run["trades"]
+    assert len(trades) == 5
+    first = expected.trades[0]
+    assert trades[0]["entryPrice"] == pytest.approx(first.entry_price)
+    assert trades[0]["pnl"] == pytest.approx(first.pnl)
+    assert trades[0]["fees"] == pytest.approx(first.fees)
+    assert trades[0]["symbol"] == "BTC"
+
+
+async def test_simulation_registry_and_seeding(trader: GraphQLClient) -> None:
+    backtest_job = await run_contract_backtest(trader)
+    run_id = backtest_job["result"]["id"]
+    results = []
+    for _ in range(2):
+        queued = (await trader.contract("backtest", "RunSimulation", {"runId": run_id})).ok()
+        job_id = queued["runSimulation"]["id"]
+        await wait_for(trader, job_id)
+        found = (await trader.contract("backtest", "SimulationResult", {"jobId": job_id})).ok()
+        assert found["job"]["status"] == "SUCCEEDED", found
+        results.append(found["job"]["result"])
+    first, second = results
+    assert first == second  # same input, same seed, same numbers
+    percentiles = first["maxDrawdownPercentiles"]
+    assert 0 < percentiles["p5"] <= percentiles["p50"] <= percentiles["p95"] <= 1
+    assert 0 <= first["ruinProbability"] <= 1
+    bands = first["bands"]
+    assert len(bands["timestamps"]) == 366 and bands["p5"][0] == 1.0
+    assert all(a <= b for a, b in zip(bands["p5"], bands["p95"], strict=True))
+    registry = (await trader.contract("backtest", "Registry")).ok()["backtestRuns"]["edges"]
+    assert [edge["node"]["id"] for edge in registry] == [run_id]
+    assert registry[0]["node"]["codeVersion"].startswith("0.1.0")
+
+
+async def test_insufficient_data_is_typed(trader: GraphQLClient) -> None:
+    response = await trader.execute(
+        'mutation { runBacktest(input: {symbols: ["BTC"], start: "2021-06-01T00:00:00Z",'
+        ' end: "2021-06-20T00:00:00Z", strategy: {smaCross: {fast: 10, slow: 30}}}) {'
+        " __typename ... on InsufficientData { message required received lookback first last"
+        " suggestedStart } } }"
+    )
+    found = response.ok()["runBacktest"]
+    assert found["__typename"] == "InsufficientData"
+    assert (found["required"], found["received"], found["lookback"]) == (32, 20, 30)
+    assert found["first"] == "2017-01-01T00:00:00Z" and found["last"] == "2021-07-06T00:00:00Z"
+    assert found["suggestedStart"] < "2021-06-01"
+
+
+async def test_cancel_a_running_job(trader: GraphQLClient) -> None:
+    backtest_job = await run_contract_backtest(trader)
+    heavy = await trader.execute(
+        "mutation($r: ID!) { runSimulation(input: {source: {backtestRunId: $r},"
+        " paths: 100000, horizon: 3650, blockLength: 20}) { ... on Job { id } } }",
+        {"r": backtest_job["result"]["id"]},
+    )
+    job_id = heavy.ok()["runSimulation"]["id"]
+    cancelled = (await trader.contract("backtest", "Cancel", {"jobId": job_id})).ok()
+    assert cancelled["cancelJob"] == {"__typename": "Job", "id": job_id, "status": "CANCELLED"}
+    await asyncio.sleep(0.5)
+    job = (await trader.contract("backtest", "JobResult", {"jobId": job_id})).ok()["job"]
+    assert job["status"] == "CANCELLED" and job["result"] is None
+
+
+async def test_jobs_are_private(trader: GraphQLClient) -> None:
+    backtest_job = await run_contract_backtest(trader)
+    other = (await trader.sign_up("other@example.com"))["accessToken"]
+    job_id, run_id = backtest_job["id"], backtest_job["result"]["id"]
+    seen = await trader.contract("backtest", "JobResult", {"jobId": job_id}, token=other)
+    assert seen.ok() == {"job": None}
+    cancel = await trader.contract("backtest", "Cancel", {"jobId": job_id}, token=other)
+    assert cancel.ok()["cancelJob"]["__typename"] == "NotFound"
+    runs = await trader.contract("backtest", "Registry", token=other)
+    assert runs.ok() == {"backtestRuns": {"edges": []}}
+    simulate = await trader.contract("backtest", "RunSimulation", {"runId": run_id}, token=other)
+    assert simulate.ok()["runSimulation"]["__typename"] == "NotFound"
+
+
+async def test_a_killed_worker_leaves_the_job_failed(
+    app: Starlette, trader: GraphQLClient, worker: subprocess.Popen[bytes] | None
+) -> None:
+    """With Redis the `coinql worker` process is killed and the sweeper fails its job; in
+    process, the pool's worker process is killed and the body fails the job at once."""
+    backtest_job = await run_contract_backtest(trader)
+    heavy = await trader.execute(
+        "mutation($r: ID!) { runSimulation(input: {source: {backtestRunId: $r},"
+        " paths: 100000, horizon: 3650, blockLength: 20}) { ... on Job { id } } }",
+        {"r": backtest_job["result"]["id"]},
+    )
+    job_id = heavy.ok()["runSimulation"]["id"]
+    running = await wait_for(trader, job_id, final=False)
+    assert running["status"] == "RUNNING"
+    await asyncio.sleep(0.5)  # into the heavy step
+    if worker is not None:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        expected = "no heartbeat"
+    else:
+        for pid in list(app.state.services.jobs.pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        expected = "BrokenProcessPool"
+    job = await wait_for(trader, job_id)
+    assert job["status"] == "FAILED"
+    assert expected in job["error"]
+    # The queue recovers: the next job runs.
+    again = await run_contract_backtest(trader) if worker is None else None
+    assert again is None or again["status"] == "SUCCEEDED"
+
+
+async def test_restart_interrupts_running_jobs(
+    app: Starlette, trader: GraphQLClient, backend: Backend, settings: Settings
+) -> None:
+    if backend.redis_url is not None:
+        return  # jobs there belong to workers, which the sweeper watches (test above)
+    backtest_job = await run_contract_backtest(trader)
+    heavy = await trader.execute(
+        "mutation($r: ID!) { runSimulation(input: {source: {backtestRunId: $r},"
+        " paths: 100000, horizon: 3650, blockLength: 20}) { ... on Job { id } } }",
+        {"r": backtest_job["result"]["id"]},
+    )
+    job_id = heavy.ok()["runSimulation"]["id"]
+    await wait_for(trader, job_id, final=False)
+    await app.state.services.jobs.stop()  # what a shutdown does
+    job = (await trader.contract("backtest", "JobResult", {"jobId": job_id})).ok()["job"]
+    assert job["status"] == "INTERRUPTED", job
+    assert np.isfinite(job["progress"])
