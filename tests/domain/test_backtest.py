@@ -169,3 +169,22 @@ def test_insufficient_data_says_what_is_needed() -> None:
     assert error.first == candles.timestamps[0] and error.last == candles.timestamps[-1]
     assert error.suggested_start is not None and error.suggested_start < error.first
     assert "needs at least 32 candles" in error.message
+
+
+@pytest.mark.parametrize("fill", list(bt.FillPrice))
+def test_the_vectorized_path_equals_the_general_one(fill: bt.FillPrice) -> None:
+    """All-in long-only books take a vectorized path; a stop that can never trigger sends the
+    same book through the general path, which must agree."""
+    candles = parsed("ETH").candles
+    fast = bt.run(SMA, candles, bt.BacktestConfig(fee_bps=10, slippage_bps=5, fill=fill))
+    general = bt.run(
+        SMA, candles, bt.BacktestConfig(fee_bps=10, slippage_bps=5, fill=fill, stop_loss=0.999999)
+    )
+    np.testing.assert_allclose(fast.equity, general.equity, rtol=1e-12)
+    np.testing.assert_allclose(fast.position, general.position, rtol=1e-12)
+    assert len(fast.trades) == len(general.trades)
+    for ours, theirs in zip(fast.trades, general.trades, strict=True):
+        assert ours.exit_reason == theirs.exit_reason
+        assert (ours.entry_bar, ours.exit_bar) == (theirs.entry_bar, theirs.exit_bar)
+        for name in ("entry_price", "exit_price", "quantity", "pnl", "fees", "mae", "mfe"):
+            assert getattr(ours, name) == pytest.approx(getattr(theirs, name), rel=1e-12)

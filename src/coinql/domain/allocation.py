@@ -1,0 +1,163 @@
+"""Backtests of allocation strategies: a multi-asset book with shared cash, rebalanced on a
+schedule to weights computed from past data only.
+
+At each rebalance bar t (the first bar of each week, month or quarter, UTC), the weights come
+from the `lookback` returns that end at t's close; trades fill at t's close with `fee_bps` on
+the traded notional. `universe_top` keeps the N symbols with the largest quote volume over the
+lookback (volume, because a history of market caps is not stored; it needs no look-ahead).
+`max_assets` keeps the N largest weights; `turnover_cap` scales the move from current to target
+weights so that one-way turnover stays under the cap. Between rebalances the units are held
+and the weights drift with prices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from coinql.domain import optimize as opt
+from coinql.domain.candles import Candles
+from coinql.domain.errors import InvalidInput
+from coinql.domain.strategies import AllocationConstraints, AllocationKind, Rebalance, StrategySpec
+from coinql.domain.typing import BoolArray, FloatArray, IntArray
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationResult:
+    """equity : (n_bars,); weights : (n_bars, n_symbols) held after each bar's close."""
+
+    symbols: list[str]
+    timestamps: IntArray
+    equity: FloatArray
+    weights: FloatArray
+    rebalance_bars: IntArray
+    turnover: FloatArray  # one-way turnover at each rebalance
+    fees: float
+
+
+def rebalance_bars(timestamps: IntArray, schedule: Rebalance) -> BoolArray:
+    """True on the first bar of each period of the schedule."""
+    days = timestamps.astype("datetime64[ms]").astype("datetime64[D]")
+    if schedule is Rebalance.DAILY:
+        period = days.astype(np.int64)
+    elif schedule is Rebalance.WEEKLY:
+        period = (days.astype(np.int64) + 3) // 7  # weeks starting on Monday
+    else:
+        months = days.astype("datetime64[M]").astype(np.int64)
+        period = months if schedule is Rebalance.MONTHLY else months // 3
+    return np.concatenate([[True], period[1:] != period[:-1]])
+
+
+def target_weights(
+    kind: AllocationKind,
+    returns: FloatArray,
+    caps: FloatArray,
+    constraints: AllocationConstraints,
+    periods_per_year: float,
+) -> FloatArray:
+    """Weights for one rebalance from past returns of shape (lookback, n_assets)."""
+    n = returns.shape[1]
+    limits = opt.Constraints(constraints.min_weight, constraints.max_weight)
+    usable = returns[~np.isnan(returns).any(axis=1)]
+    if kind is AllocationKind.EQUAL_WEIGHT or usable.shape[0] < 3:
+        return opt.equal_weight(n, limits)
+    if kind is AllocationKind.MARKET_CAP_WEIGHT:
+        return opt.market_cap_weight(caps, limits)
+    cov = np.atleast_2d(np.cov(usable, rowvar=False)) * periods_per_year
+    cov = cov + np.eye(n) * 1e-12  # a constant series must not make it singular
+    if kind is AllocationKind.INVERSE_VOLATILITY:
+        return opt.inverse_volatility(cov, limits)
+    if kind is AllocationKind.MIN_VOLATILITY:
+        return opt.min_volatility(cov, limits)
+    if kind is AllocationKind.MAX_SHARPE:
+        try:
+            return opt.max_sharpe(usable.mean(axis=0) * periods_per_year, cov, limits)
+        except opt.Infeasible:
+            return opt.min_volatility(cov, limits)  # nothing beats cash: the least risky book
+    if kind is AllocationKind.RISK_PARITY:
+        return opt.risk_parity(cov, limits)
+    return opt.hrp(cov, limits)
+
+
+def run_allocation(
+    spec: StrategySpec,
+    candles: dict[str, Candles],
+    *,
+    initial_capital: float,
+    fee_bps: float,
+    periods_per_year: float,
+    supply: dict[str, float] | None = None,
+) -> AllocationResult:
+    """Simulate the book on the timestamps all symbols share."""
+    if spec.constraints is None or spec.rebalance is None:
+        raise InvalidInput("strategy", "allocation strategies need constraints and a rebalance")
+    symbols = list(candles)
+    common = candles[symbols[0]].timestamps
+    for symbol in symbols[1:]:
+        common = np.intersect1d(common, candles[symbol].timestamps)
+    lookback = int(spec.params.get("lookback", 90))
+    if common.size < lookback + 2:
+        raise InvalidInput(
+            "start", f"needs {lookback + 2} common candles for a lookback of {lookback}"
+        )
+    aligned = {s: c.select(np.searchsorted(c.timestamps, common)) for s, c in candles.items()}
+    close = np.column_stack([aligned[s].close for s in symbols])
+    volume = np.column_stack([np.nan_to_num(aligned[s].quote_volume, nan=0.0) for s in symbols])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.vstack([np.full(len(symbols), np.nan), close[1:] / close[:-1] - 1])
+    schedule = rebalance_bars(common, spec.rebalance)
+    schedule[:lookback] = False  # the first weights need a full lookback
+    kind = AllocationKind(spec.kind)
+    fee = fee_bps / 10_000
+    n = common.size
+    equity = np.empty(n)
+    weights = np.zeros((n, len(symbols)))
+    units = np.zeros(len(symbols))
+    cash = float(initial_capital)
+    turnovers, paid, last = [], 0.0, 0
+    bars = np.flatnonzero(schedule)
+    for bar in bars:  # one iteration per rebalance
+        value_path = cash + close[last:bar] @ units
+        equity[last:bar] = value_path
+        weights[last:bar] = (close[last:bar] * units) / value_path[:, None]
+        value = cash + float(close[bar] @ units)
+        current = close[bar] * units / value
+        window = slice(bar - lookback + 1, bar + 1)
+        chosen = np.arange(len(symbols))
+        if spec.universe_top is not None:
+            chosen = np.argsort(-volume[window].sum(axis=0), kind="stable")[: spec.universe_top]
+        caps = close[bar, chosen] * np.array(
+            [(supply or {}).get(symbols[i], np.nan) for i in chosen]
+        )
+        target = np.zeros(len(symbols))
+        target[chosen] = target_weights(
+            kind, returns[window][:, chosen], caps, spec.constraints, periods_per_year
+        )
+        limit = spec.constraints.max_assets
+        if limit is not None and np.count_nonzero(target) > limit:
+            smallest = np.argsort(target)[: len(symbols) - limit]
+            target[smallest] = 0.0  # keep the largest `limit` weights
+            target /= target.sum()
+        move = target - current
+        # One-way turnover counts cash as a position: from all cash to fully invested is 1.
+        one_way = float((np.abs(move).sum() + abs(move.sum())) / 2)
+        cap = spec.constraints.turnover_cap
+        if cap is not None and one_way > cap:
+            move *= cap / one_way
+            one_way = cap
+        traded = float(np.abs(move).sum()) * value
+        cost = traded * fee
+        paid += cost
+        value_after = value - cost
+        new_weights = current + move
+        units = new_weights * value_after / close[bar]
+        cash = value_after * (1 - float(new_weights.sum()))
+        turnovers.append(one_way)
+        equity[bar] = cash + float(close[bar] @ units)
+        weights[bar] = close[bar] * units / equity[bar]
+        last = int(bar) + 1
+    tail = cash + close[last:] @ units
+    equity[last:] = tail
+    weights[last:] = (close[last:] * units) / tail[:, None]
+    return AllocationResult(symbols, common, equity, weights, bars, np.asarray(turnovers), paid)

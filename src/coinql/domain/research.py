@@ -1,0 +1,236 @@
+"""Research on signal strategies: parameter sweeps and walk-forward validation.
+
+A sweep runs every combination of a grid of parameters on the same candles and reports a
+metrics table and the best combination by a chosen metric. Indicators are computed once per
+distinct window and shared by every combination that uses it, and each combination takes the
+engine's vectorized path when its configuration allows.
+
+Walk-forward validation splits the candles into successive train/test windows (rolling:
+a fixed-length train window that slides; anchored: a train window that always starts at the
+first candle), picks the best parameters on each train window, runs them on the following test
+window, and reports in-sample against out-of-sample metrics and their decay (OOS / IS).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from coinql.domain import backtest as bt
+from coinql.domain import indicators as ind
+from coinql.domain import performance as pf
+from coinql.domain.candles import Candles
+from coinql.domain.errors import InvalidInput
+from coinql.domain.strategies import SignalKind, StrategySpec, validate_signal
+
+MAX_COMBINATIONS = 5_000
+METRICS = ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", "trade_count")
+
+
+class SplitMode(StrEnum):
+    ROLLING = "ROLLING"
+    ANCHORED = "ANCHORED"
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRow:
+    params: dict[str, Any]
+    metrics: dict[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    metric: str
+    rows: list[SweepRow]
+    best: SweepRow | None
+
+
+def combinations(kind: str, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every valid combination of the grid (e.g. fast < slow), validated like a strategy."""
+    if not grid or any(not values for values in grid.values()):
+        raise InvalidInput("grid", "give at least one value for each parameter")
+    names = sorted(grid)
+    total = int(np.prod([len(grid[name]) for name in names]))
+    if total > MAX_COMBINATIONS:
+        raise InvalidInput("grid", f"{total} combinations; at most {MAX_COMBINATIONS}")
+    valid = []
+    for values in itertools.product(*(grid[name] for name in names)):
+        params = dict(zip(names, values, strict=True))
+        try:
+            valid.append(validate_signal(SignalKind(kind), params))
+        except InvalidInput:
+            continue  # e.g. fast >= slow: not a strategy, skipped
+    if not valid:
+        raise InvalidInput("grid", "no combination of the grid is a valid strategy")
+    return valid
+
+
+def _metrics(result: bt.BacktestResult, periods_per_year: float) -> dict[str, float | None]:
+    returns = result.returns
+
+    def finite(value: Any) -> float | None:
+        number = float(value)
+        return number if np.isfinite(number) else None
+
+    return {
+        "total_return": finite(result.equity[-1] / result.equity[0] - 1),
+        "sharpe": finite(pf.sharpe(returns, periods_per_year)),
+        "sortino": finite(pf.sortino(returns, periods_per_year)),
+        "calmar": finite(pf.calmar(returns, periods_per_year)),
+        "max_drawdown": finite(pf.max_drawdown(returns)),
+        "trade_count": float(len(result.trades)),
+    }
+
+
+class _Averages:
+    """Moving averages by (kind, window), computed once per sweep."""
+
+    def __init__(self, close: Any) -> None:
+        self.close = close
+        self.cache: dict[tuple[str, int], Any] = {}
+
+    def get(self, kind: str, window: int) -> Any:
+        key = (kind, window)
+        if key not in self.cache:
+            function: Callable[[Any, int], Any] = ind.sma if kind == "sma" else ind.ema
+            self.cache[key] = function(self.close, window)
+        return self.cache[key]
+
+
+def _signals(kind: str, params: dict[str, Any], candles: Candles, averages: _Averages) -> Any:
+    if kind in (SignalKind.SMA_CROSS.value, SignalKind.EMA_CROSS.value):
+        family = "sma" if kind == SignalKind.SMA_CROSS.value else "ema"
+        fast = averages.get(family, int(params["fast"]))
+        slow = averages.get(family, int(params["slow"]))
+        return bt.crossed_above(fast, slow), bt.crossed_above(slow, fast)
+    return bt.signals(StrategySpec(kind, params), candles)
+
+
+def sweep(
+    kind: str,
+    grid: dict[str, list[Any]],
+    candles: Candles,
+    config: bt.BacktestConfig,
+    metric: str = "sharpe",
+    progress: Callable[[float], None] | None = None,
+) -> SweepResult:
+    """Backtest every combination; the best maximises `metric` (minimises max_drawdown)."""
+    if metric not in METRICS:
+        raise InvalidInput("metric", f"metric must be one of {', '.join(METRICS)}")
+    params_list = combinations(kind, grid)
+    averages = _Averages(candles.close)
+    rows = []
+    for index, params in enumerate(params_list):
+        needed = bt.lookback(StrategySpec(kind, params)) + 2
+        if len(candles) < needed:
+            rows.append(SweepRow(params, dict.fromkeys(METRICS)))
+            continue
+        enter, leave = _signals(kind, params, candles, averages)
+        result = bt.simulate(candles, enter, leave, config)
+        rows.append(SweepRow(params, _metrics(result, config.periods_per_year)))
+        if progress is not None and index % 50 == 0:
+            progress(index / len(params_list))
+    return SweepResult(metric, rows, best_row(rows, metric))
+
+
+def best_row(rows: list[SweepRow], metric: str) -> SweepRow | None:
+    scored = [row for row in rows if row.metrics.get(metric) is not None]
+    if not scored:
+        return None
+    sign = -1.0 if metric == "max_drawdown" else 1.0
+    return max(scored, key=lambda row: sign * float(row.metrics[metric] or 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    train: tuple[int, int]  # bar indexes [start, end)
+    test: tuple[int, int]
+
+
+def splits(n: int, *, train: int, test: int, mode: SplitMode) -> list[Split]:
+    if train < 2 or test < 2:
+        raise InvalidInput("trainBars", "train and test windows need at least 2 bars each")
+    if train + test > n:
+        raise InvalidInput(
+            "trainBars", f"train ({train}) + test ({test}) bars exceed the {n} candles"
+        )
+    found = []
+    start = 0
+    while start + train + test <= n:
+        train_start = 0 if mode is SplitMode.ANCHORED else start
+        found.append(Split((train_start, start + train), (start + train, start + train + test)))
+        start += test
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class WalkForwardSplit:
+    split: Split
+    params: dict[str, Any]
+    in_sample: dict[str, float | None]
+    out_of_sample: dict[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class WalkForwardResult:
+    metric: str
+    splits: list[WalkForwardSplit] = field(default_factory=list)
+
+    @property
+    def decay(self) -> float | None:
+        """Mean out-of-sample metric over mean in-sample metric."""
+        ins = [
+            s.in_sample[self.metric] for s in self.splits if s.in_sample[self.metric] is not None
+        ]
+        outs = [
+            s.out_of_sample[self.metric]
+            for s in self.splits
+            if s.out_of_sample[self.metric] is not None
+        ]
+        if not ins or not outs or np.mean(ins) == 0:  # type: ignore[arg-type]
+            return None
+        return float(np.mean(outs) / np.mean(ins))  # type: ignore[arg-type]
+
+
+def walk_forward(
+    kind: str,
+    grid: dict[str, list[Any]],
+    candles: Candles,
+    config: bt.BacktestConfig,
+    *,
+    train: int,
+    test: int,
+    mode: SplitMode,
+    metric: str = "sharpe",
+    progress: Callable[[float], None] | None = None,
+) -> WalkForwardResult:
+    """Optimise on each train window, evaluate out of sample on the next test window. The test
+    run sees the train window's bars too, as warm-up for its indicators, but only trades and
+    counts returns inside the test window."""
+    windows = splits(len(candles), train=train, test=test, mode=mode)
+    results = []
+    for index, window in enumerate(windows):
+        train_candles = candles.select(np.arange(*window.train))
+        found = sweep(kind, grid, train_candles, config, metric)
+        if found.best is None:
+            continue
+        params = found.best.params
+        warm = candles.select(np.arange(window.train[0], window.test[1]))
+        enter, leave = bt.signals(StrategySpec(kind, params), warm)
+        offset = window.test[0] - window.train[0]
+        tested = bt.simulate(
+            warm.select(np.arange(offset, len(warm))), enter[offset:], leave[offset:], config
+        )
+        results.append(
+            WalkForwardSplit(
+                window, params, found.best.metrics, _metrics(tested, config.periods_per_year)
+            )
+        )
+        if progress is not None:
+            progress((index + 1) / len(windows))
+    return WalkForwardResult(metric, results)
