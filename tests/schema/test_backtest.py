@@ -232,3 +232,71 @@ async def test_restart_interrupts_running_jobs(
     job = (await trader.contract("backtest", "JobResult", {"jobId": job_id})).ok()["job"]
     assert job["status"] == "INTERRUPTED", job
     assert np.isfinite(job["progress"])
+
+
+async def test_sweep_and_walk_forward_jobs(trader: GraphQLClient) -> None:
+    grid = '[{name: "fast", values: [5, 10, 20]}, {name: "slow", values: [30, 50]}]'
+    sweep = await trader.execute(
+        f'mutation {{ runSweep(input: {{symbol: "BTC", strategy: "smaCross", grid: {grid},'
+        " feeBps: 10, fillPrice: CLOSE}) { __typename ... on Job { id kind } } }"
+    )
+    job = sweep.ok()["runSweep"]
+    assert job["kind"] == "SWEEP"
+    await wait_for(trader, job["id"])
+    found = await trader.execute(
+        "query($id: ID!) { job(id: $id) { status result { ... on SweepRun { metric"
+        " rows { params metrics { sharpe tradeCount } } best { params metrics { sharpe } } } } } }",
+        {"id": job["id"]},
+    )
+    result = found.ok()["job"]["result"]
+    assert len(result["rows"]) == 6
+    best = max(result["rows"], key=lambda row: row["metrics"]["sharpe"])
+    assert result["best"]["params"] == best["params"]
+    # Each row is the engine's own backtest of those parameters.
+    params = result["rows"][0]["params"]
+    expected = bt.run(
+        StrategySpec("smaCross", params),
+        parsed("BTC").candles,
+        bt.BacktestConfig(fee_bps=10, fill=bt.FillPrice.CLOSE),
+    )
+    assert result["rows"][0]["metrics"]["tradeCount"] == len(expected.trades)
+
+    walk = await trader.execute(
+        f'mutation {{ runWalkForward(input: {{symbol: "BTC", strategy: "smaCross", grid: {grid},'
+        " trainBars: 365, testBars: 180, mode: ANCHORED}) { ... on Job { id kind } } }"
+    )
+    walk_job = walk.ok()["runWalkForward"]
+    assert walk_job["kind"] == "WALK_FORWARD"
+    await wait_for(trader, walk_job["id"])
+    walked = await trader.execute(
+        "query($id: ID!) { job(id: $id) { result { ... on WalkForwardRun { decay splits {"
+        " trainStart trainEnd testStart testEnd params inSample { sharpe }"
+        " outOfSample { sharpe } } } } } }",
+        {"id": walk_job["id"]},
+    )
+    splits = walked.ok()["job"]["result"]["splits"]
+    assert len(splits) == (1648 - 365) // 180
+    assert all(s["trainStart"] == "2017-01-01T00:00:00Z" for s in splits)  # anchored
+    assert all(s["trainEnd"] < s["testStart"] for s in splits)
+
+
+async def test_allocation_backtest_with_benchmark(trader: GraphQLClient) -> None:
+    response = await trader.execute(
+        'mutation { runBacktest(input: {symbols: ["BTC", "ETH", "LTC", "DOGE"],'
+        " strategy: {riskParity: {lookback: 60}}, feeBps: 10}) { ... on Job { id } } }"
+    )
+    job_id = response.ok()["runBacktest"]["id"]
+    job = await wait_for(trader, job_id)
+    assert job["status"] == "SUCCEEDED", job["error"]
+    found = await trader.execute(
+        "query($id: ID!) { job(id: $id) { result { ... on BacktestRun { metrics { totalReturn"
+        " exposure turnover tradeCount } benchmark { symbol totalReturn }"
+        " positions { symbol values } equity { values } } } } }",
+        {"id": job_id},
+    )
+    run = found.ok()["job"]["result"]
+    assert run["benchmark"]["symbol"] == "BTC" and run["benchmark"]["totalReturn"] > 0
+    assert [p["symbol"] for p in run["positions"]] == ["BTC", "ETH", "LTC", "DOGE"]
+    weights = np.array([p["values"] for p in run["positions"]])
+    assert np.all(weights[:, -1] >= 0) and weights[:, -1].sum() == pytest.approx(1.0, abs=1e-6)
+    assert run["metrics"]["exposure"] > 0.9 and run["metrics"]["turnover"] > 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coinql.domain import optimize as opt
+from coinql.domain import performance as pf
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
 from coinql.domain.strategies import AllocationConstraints, AllocationKind, Rebalance, StrategySpec
@@ -161,3 +162,37 @@ def run_allocation(
     equity[last:] = tail
     weights[last:] = (close[last:] * units) / tail[:, None]
     return AllocationResult(symbols, common, equity, weights, bars, np.asarray(turnovers), paid)
+
+
+def performance_summary(returns: FloatArray, periods_per_year: float) -> dict[str, float | None]:
+    """The headline metrics of a return stream, undefined ones as None."""
+
+    def finite(value: object) -> float | None:
+        number = float(value)  # type: ignore[arg-type]
+        return number if np.isfinite(number) else None
+
+    return {
+        "total_return": finite(pf.total_return(returns)),
+        "cagr": finite(pf.cagr(returns, periods_per_year)),
+        "volatility": finite(pf.volatility(returns, periods_per_year)),
+        "sharpe": finite(pf.sharpe(returns, periods_per_year)),
+        "sortino": finite(pf.sortino(returns, periods_per_year)),
+        "calmar": finite(pf.calmar(returns, periods_per_year)),
+        "max_drawdown": finite(pf.max_drawdown(returns)),
+    }
+
+
+def allocation_summary(result: AllocationResult, periods_per_year: float) -> dict[str, object]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.diff(result.equity) / result.equity[:-1]
+    years = max(returns.size / periods_per_year, 1e-12)
+    return {
+        **performance_summary(returns, periods_per_year),
+        "trade_count": 0,
+        "rebalances": int(result.rebalance_bars.size),
+        "win_rate": None,
+        "exposure": float(np.mean(result.weights.sum(axis=1))),
+        "turnover": float(result.turnover.sum() / years),
+        "fees": result.fees,
+        "by_regime": {},
+    }

@@ -532,6 +532,7 @@ class BookResult:
 
     timestamps: IntArray
     equity: FloatArray
+    positions: FloatArray  # (n_bars, n_symbols), signed units
     exposure: float
     trades: list[tuple[str, Trade]]
     regimes: dict[str, FloatArray]
@@ -545,13 +546,15 @@ def run_book(spec: StrategySpec, candles: dict[str, Candles], config: BacktestCo
     share = replace(config, initial_capital=config.initial_capital / len(symbols))
     equity = np.zeros(common.size)
     exposure = np.zeros(common.size)
+    positions = np.zeros((common.size, len(symbols)))
     trades: list[tuple[str, Trade]] = []
-    for symbol in symbols:
+    for column, symbol in enumerate(symbols):
         series = candles[symbol]
         aligned = series.select(np.searchsorted(series.timestamps, common))
         result = run(spec, aligned, share)
         equity += result.equity
         exposure += (result.position != 0) / len(symbols)
+        positions[:, column] = result.position
         trades.extend((symbol, trade) for trade in result.trades)
     trades.sort(key=lambda item: item[1].entry_bar)
     first = candles[symbols[0]]
@@ -565,7 +568,7 @@ def run_book(spec: StrategySpec, candles: dict[str, Candles], config: BacktestCo
         ),
         "trend": ind.trend_regime(aligned_first.close, 50),
     }
-    return BookResult(common, equity, float(exposure.mean()), trades, regimes)
+    return BookResult(common, equity, positions, float(exposure.mean()), trades, regimes)
 
 
 def summary(book: BookResult, periods_per_year: float) -> dict[str, object]:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,7 +38,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql import __version__
-from coinql.domain import backtest, simulation
+from coinql.domain import backtest, research, simulation
+from coinql.domain.allocation import allocation_summary, performance_summary, run_allocation
 from coinql.domain.candles import Interval
 from coinql.domain.strategies import StrategySpec
 from coinql.realtime.hub import Hub
@@ -143,8 +145,10 @@ class JobRunner:
         try:
             if job.kind == JobKind.BACKTEST.value:
                 result_id = await self._backtest(job)
-            else:
+            elif job.kind == JobKind.SIMULATION.value:
                 result_id = await self._simulation(job)
+            else:
+                result_id = await self._study(job)
         except Cancelled:
             await self._publish(job_id, JobStatus.CANCELLED, job.progress, "cancelled")
             return
@@ -175,14 +179,11 @@ class JobRunner:
                 job_id, status, 1.0 if status is JobStatus.SUCCEEDED else 0.0, status.value.lower()
             )
 
-    async def _backtest(self, job: job_store.Job) -> Any:
-        spec = StrategySpec.from_json(job.input["strategy"])
-        config = backtest.BacktestConfig.from_json(job.input["config"])
+    async def _load(self, job: job_store.Job, symbols: list[str]) -> dict[str, Any]:
         interval = Interval(job.input["interval"])
-        await self.progress(job.id, 0.05, "loading candles")
         candles = {}
         async with self.sessions() as session:
-            for symbol in job.input["symbols"]:
+            for symbol in symbols:
                 asset = await market_store.get_asset(session, symbol=symbol)
                 if asset is None:
                     raise LookupError(f"asset {symbol} is no longer in the universe")
@@ -193,17 +194,48 @@ class JobRunner:
                     start=job.input.get("start"),
                     end=job.input.get("end"),
                 )
-        book = await self.heavy(job.id, 0.2, "simulating", backtest.run_book, spec, candles, config)
-        metrics = backtest.summary(book, config.periods_per_year)
-        await self.progress(job.id, 0.9, "storing")
-        trades = [
-            {"symbol": symbol, **row}
-            for symbol, row in zip(
-                [symbol for symbol, _ in book.trades],
-                backtest.trade_table([trade for _, trade in book.trades], book.timestamps),
-                strict=True,
+        return candles
+
+    async def _backtest(self, job: job_store.Job) -> Any:
+        spec = StrategySpec.from_json(job.input["strategy"])
+        config = backtest.BacktestConfig.from_json(job.input["config"])
+        await self.progress(job.id, 0.05, "loading candles")
+        symbols = list(job.input["symbols"])
+        candles = await self._load(job, symbols)
+        if spec.family == "signal":
+            book = await self.heavy(
+                job.id, 0.2, "simulating", backtest.run_book, spec, candles, config
             )
-        ]
+            metrics = backtest.summary(book, config.periods_per_year)
+            timestamps, equity, positions = book.timestamps, book.equity, book.positions
+            trades = [
+                {"symbol": symbol, **row}
+                for symbol, row in zip(
+                    [symbol for symbol, _ in book.trades],
+                    backtest.trade_table([trade for _, trade in book.trades], book.timestamps),
+                    strict=True,
+                )
+            ]
+        else:
+            found = await self.heavy(
+                job.id,
+                0.2,
+                "rebalancing",
+                partial(
+                    run_allocation,
+                    initial_capital=config.initial_capital,
+                    fee_bps=config.fee_bps,
+                    periods_per_year=config.periods_per_year,
+                    supply=job.input.get("supply") or {},
+                ),
+                spec,
+                candles,
+            )
+            metrics = allocation_summary(found, config.periods_per_year)
+            timestamps, equity, positions = found.timestamps, found.equity, found.weights
+            trades = []
+        metrics["benchmark"] = await self._benchmark(job, timestamps, config.periods_per_year)
+        await self.progress(job.id, 0.9, "storing")
         async with self.sessions() as session, session.begin():
             run = await job_store.add_backtest_run(
                 session,
@@ -214,10 +246,93 @@ class JobRunner:
                     input=job.input,
                     input_hash=canonical_hash(job.input),
                     metrics=metrics,
-                    timestamps=book.timestamps.astype(np.int64).tobytes(),
-                    equity=book.equity.astype(np.float64).tobytes(),
+                    timestamps=timestamps.astype(np.int64).tobytes(),
+                    equity=equity.astype(np.float64).tobytes(),
+                    positions=np.ascontiguousarray(positions, dtype=np.float64).tobytes(),
                     trades=trades,
                     code_version=self.version,
+                    created_at=datetime.now(UTC),
+                ),
+            )
+        return run.id
+
+    async def _benchmark(
+        self, job: job_store.Job, timestamps: Any, periods_per_year: float
+    ) -> dict[str, Any] | None:
+        """Buy and hold of the benchmark symbol (BTC) over the same bars, when it is stored."""
+        symbol = str(job.input.get("benchmark") or "BTC")
+        try:
+            candles = (await self._load(job, [symbol]))[symbol]
+        except LookupError:
+            return None
+        common = np.intersect1d(candles.timestamps, timestamps)
+        if common.size < 2:
+            return None
+        close = candles.close[np.searchsorted(candles.timestamps, common)]
+        return {
+            "symbol": symbol,
+            **performance_summary(close[1:] / close[:-1] - 1, periods_per_year),
+        }
+
+    async def _study(self, job: job_store.Job) -> Any:
+        config = backtest.BacktestConfig.from_json(job.input["config"])
+        symbol = str(job.input["symbols"][0])
+        await self.progress(job.id, 0.05, "loading candles")
+        candles = (await self._load(job, [symbol]))[symbol]
+        kind, grid, metric = job.input["kind"], job.input["grid"], job.input["metric"]
+        if job.kind == JobKind.SWEEP.value:
+            swept = await self.heavy(
+                job.id, 0.1, "sweeping", research.sweep, kind, grid, candles, config, metric
+            )
+            result: dict[str, Any] = {
+                "metric": metric,
+                "rows": [{"params": row.params, "metrics": row.metrics} for row in swept.rows],
+                "best": {"params": swept.best.params, "metrics": swept.best.metrics}
+                if swept.best
+                else None,
+            }
+        else:
+            walked = await self.heavy(
+                job.id,
+                0.1,
+                "walking forward",
+                partial(
+                    research.walk_forward,
+                    train=int(job.input["train_bars"]),
+                    test=int(job.input["test_bars"]),
+                    mode=research.SplitMode(job.input["mode"]),
+                    metric=metric,
+                ),
+                kind,
+                grid,
+                candles,
+                config,
+            )
+            stamps = candles.timestamps
+            result = {
+                "metric": metric,
+                "decay": walked.decay,
+                "splits": [
+                    {
+                        "train": [int(stamps[s.split.train[0]]), int(stamps[s.split.train[1] - 1])],
+                        "test": [int(stamps[s.split.test[0]]), int(stamps[s.split.test[1] - 1])],
+                        "params": s.params,
+                        "in_sample": s.in_sample,
+                        "out_of_sample": s.out_of_sample,
+                    }
+                    for s in walked.splits
+                ],
+            }
+        await self.progress(job.id, 0.9, "storing")
+        async with self.sessions() as session, session.begin():
+            run = await job_store.add_study_run(
+                session,
+                run=job_store.StudyRun(
+                    owner_id=job.owner_id,
+                    job_id=job.id,
+                    kind=job.kind,
+                    input=job.input,
+                    result=result,
                     created_at=datetime.now(UTC),
                 ),
             )

@@ -8,17 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from coinql.domain import backtest, simulation
+from coinql.domain import backtest, research, simulation
 from coinql.domain.candles import Interval
 from coinql.domain.errors import InvalidInput, NotFound
-from coinql.domain.strategies import StrategySpec
+from coinql.domain.strategies import SignalKind, StrategySpec
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.optimize import StrategyInput, get_strategy, validate_strategy
 from coinql.resolvers.portfolio import get_portfolio, return_stream
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
-from coinql.store.jobs import BacktestRun, Job, JobKind, JobStatus, SimulationRun
+from coinql.store.jobs import BacktestRun, Job, JobKind, JobStatus, SimulationRun, StudyRun
 
 MAX_SYMBOLS = 20
 MAX_PATHS = 100_000
@@ -46,12 +46,13 @@ async def _spec(context: Context, request: BacktestRequest) -> StrategySpec:
     else:
         assert request.strategy is not None
         spec = validate_strategy(request.strategy)
-    if spec.family != "signal":
-        raise InvalidInput(
-            "strategy",
-            "backtests run signal strategies; allocation strategies are not backtested yet",
-        )
     return spec
+
+
+def _lookback(spec: StrategySpec) -> int:
+    if spec.family == "signal":
+        return backtest.lookback(spec)
+    return int(spec.params.get("lookback", 90))
 
 
 def _check_config(config: backtest.BacktestConfig) -> None:
@@ -79,7 +80,7 @@ async def run_backtest(context: Context, request: BacktestRequest) -> Job:
         raise InvalidInput("symbols", f"give 1 to {MAX_SYMBOLS} distinct symbols")
     _check_config(request.config)
     spec = await _spec(context, request)
-    needed = backtest.lookback(spec) + 2
+    needed = _lookback(spec) + 2
     async with context.services.reader() as session:
         assets = await market_store.get_assets(session, symbols=symbols)
         unknown = [symbol for symbol in symbols if symbol not in assets]
@@ -106,6 +107,11 @@ async def run_backtest(context: Context, request: BacktestRequest) -> Job:
         "strategy": spec.to_json(),
         "config": request.config.to_json(),
         "name": (request.name or spec.kind)[:100],
+        "supply": {
+            symbol: asset.circulating_supply
+            for symbol, asset in assets.items()
+            if asset.circulating_supply
+        },
     }
     async with context.services.transaction() as session:
         job = await job_store.add_job(
@@ -137,6 +143,87 @@ def _insufficient(
         last=last,
         suggested_start=suggested,
     )
+
+
+@dataclass(frozen=True)
+class StudyRequest:
+    symbol: str
+    interval: Interval
+    start: int | None
+    end: int | None
+    kind: str
+    grid: dict[str, list[float]]
+    metric: str
+    config: backtest.BacktestConfig
+    walk_forward: bool = False
+    train_bars: int = 365
+    test_bars: int = 90
+    mode: research.SplitMode = research.SplitMode.ROLLING
+
+
+async def run_study(context: Context, request: StudyRequest) -> Job:
+    """Queue a parameter sweep, or a walk-forward validation, of a signal strategy."""
+    owner = (await require_user(context)).id
+    _check_config(request.config)
+    if request.kind not in SignalKind._value2member_map_:
+        raise InvalidInput("strategy", f"strategy must be one of {', '.join(SignalKind)}")
+    if request.metric not in research.METRICS:
+        raise InvalidInput("metric", f"metric must be one of {', '.join(research.METRICS)}")
+    grid = {
+        name: [int(v) if float(v).is_integer() else v for v in values]
+        for name, values in request.grid.items()
+    }
+    combinations = research.combinations(request.kind, grid)
+    symbol = request.symbol.strip().upper()
+    async with context.services.reader() as session:
+        asset = await market_store.get_asset(session, symbol=symbol)
+        if asset is None:
+            raise InvalidInput("symbol", f"unknown symbol {symbol}")
+        candles = await market_store.load_candles(
+            session, asset=asset, interval=request.interval, start=request.start, end=request.end
+        )
+    longest = max(backtest.lookback(StrategySpec(request.kind, params)) for params in combinations)
+    needed = (request.train_bars + request.test_bars) if request.walk_forward else longest + 2
+    if len(candles) < needed:
+        raise _insufficient(
+            BacktestRequest([symbol], request.interval, request.start, request.end, request.config),
+            needed,
+            len(candles),
+            candles.timestamps,
+        )
+    if request.walk_forward:
+        research.splits(
+            len(candles), train=request.train_bars, test=request.test_bars, mode=request.mode
+        )
+    job_input = {
+        "symbols": [symbol],
+        "interval": request.interval.value,
+        "start": request.start,
+        "end": request.end,
+        "kind": request.kind,
+        "grid": grid,
+        "metric": request.metric,
+        "config": request.config.to_json(),
+        "train_bars": request.train_bars,
+        "test_bars": request.test_bars,
+        "mode": request.mode.value,
+    }
+    async with context.services.transaction() as session:
+        job = await job_store.add_job(
+            session,
+            owner_id=owner,
+            kind=JobKind.WALK_FORWARD if request.walk_forward else JobKind.SWEEP,
+            job_input=job_input,
+            now=context.services.now(),
+        )
+    await context.services.jobs.enqueue(job.id)
+    return job
+
+
+async def get_study_run(context: Context, *, run_id: uuid.UUID) -> StudyRun | None:
+    owner = (await require_user(context)).id
+    async with context.services.reader() as session:
+        return await job_store.get_study_run(session, run_id=run_id, owner_id=owner)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from coinql.schema.enums import (
     JobStatus,
     SimulationMethod,
     Sizing,
+    SplitMode,
 )
 from coinql.schema.errors import Error, InvalidInput, NotAuthenticated, NotFound
 from coinql.schema.market import PageInfo
@@ -155,6 +156,23 @@ class BacktestTrade:
         )
 
 
+@strawberry.type
+class PositionSeries:
+    symbol: str
+    timestamps: TimestampArray
+    values: FloatArray
+
+
+@strawberry.type
+class BenchmarkSummary:
+    symbol: str
+    total_return: float | None
+    cagr: float | None
+    sharpe: float | None
+    max_drawdown: float | None
+    volatility: float | None
+
+
 @strawberry.type(description="A finished backtest in the registry.")
 class BacktestRun(relay.Node):
     name: str
@@ -212,6 +230,33 @@ class BacktestRun(relay.Node):
     @strawberry.field(description="Equity after each bar's close.")
     def equity(self) -> Series:
         return Series(timestamps=self._timestamps, values=self._equity)
+
+    @strawberry.field(
+        description="Per symbol: units held (signal books) or weights (allocation books)."
+    )
+    def positions(self) -> list[PositionSeries]:
+        if self.model.positions is None:
+            return []
+        symbols = list(self.model.input["symbols"])
+        table = np.frombuffer(self.model.positions, dtype=np.float64).reshape(-1, len(symbols))
+        return [
+            PositionSeries(symbol=symbol, timestamps=self._timestamps, values=table[:, column])
+            for column, symbol in enumerate(symbols)
+        ]
+
+    @strawberry.field(description="Buy and hold of the benchmark (BTC) over the same bars.")
+    def benchmark(self) -> BenchmarkSummary | None:
+        found = self.model.metrics.get("benchmark")
+        if not found:
+            return None
+        return BenchmarkSummary(
+            symbol=found["symbol"],
+            total_return=finite(found.get("total_return")),
+            cagr=finite(found.get("cagr")),
+            sharpe=finite(found.get("sharpe")),
+            max_drawdown=finite(found.get("max_drawdown")),
+            volatility=finite(found.get("volatility")),
+        )
 
     @strawberry.field(description="Trades in entry order.")
     def trades(self, first: int = 100, offset: int = 0) -> list[BacktestTrade]:
@@ -326,7 +371,110 @@ class SimulationRun(relay.Node):
         )
 
 
-JobResult = Annotated[BacktestRun | SimulationRun, strawberry.union("JobResult")]
+@strawberry.type
+class StudyMetrics:
+    total_return: float | None
+    sharpe: float | None
+    sortino: float | None
+    calmar: float | None
+    max_drawdown: float | None
+    trade_count: int | None
+
+    @classmethod
+    def from_model(cls, metrics: dict[str, Any]) -> Self:
+        count = metrics.get("trade_count")
+        return cls(
+            total_return=finite(metrics.get("total_return")),
+            sharpe=finite(metrics.get("sharpe")),
+            sortino=finite(metrics.get("sortino")),
+            calmar=finite(metrics.get("calmar")),
+            max_drawdown=finite(metrics.get("max_drawdown")),
+            trade_count=None if count is None else int(count),
+        )
+
+
+@strawberry.type
+class SweepRow:
+    params: JSON
+    metrics: StudyMetrics
+
+
+@strawberry.type(description="Every combination of a parameter grid, and the best one.")
+class SweepRun(relay.Node):
+    metric: str
+    rows: list[SweepRow]
+    best: SweepRow | None
+    model: strawberry.Private[job_store.StudyRun]
+
+    @classmethod
+    def from_model(cls, run: job_store.StudyRun) -> Self:
+        def row(item: dict[str, Any]) -> SweepRow:
+            return SweepRow(
+                params=JSON(item["params"]), metrics=StudyMetrics.from_model(item["metrics"])
+            )
+
+        best = run.result.get("best")
+        return cls(
+            metric=run.result["metric"],
+            rows=[row(item) for item in run.result["rows"]],
+            best=row(best) if best else None,
+            model=run,
+        )
+
+    @classmethod
+    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
+        return str(root.model.id)
+
+
+@strawberry.type
+class WalkForwardSplit:
+    train_start: datetime
+    train_end: datetime
+    test_start: datetime
+    test_end: datetime
+    params: JSON = strawberry.field(description="The best on the train window.")
+    in_sample: StudyMetrics
+    out_of_sample: StudyMetrics
+
+
+@strawberry.type(description="Optimised in sample, evaluated out of sample, window by window.")
+class WalkForwardRun(relay.Node):
+    metric: str
+    decay: float | None = strawberry.field(description="Mean OOS metric / mean IS metric.")
+    splits: list[WalkForwardSplit]
+    model: strawberry.Private[job_store.StudyRun]
+
+    @classmethod
+    def from_model(cls, run: job_store.StudyRun) -> Self:
+        def moment(millis: int) -> datetime:
+            return datetime.fromtimestamp(millis / 1000, UTC)
+
+        return cls(
+            metric=run.result["metric"],
+            decay=finite(run.result.get("decay")),
+            splits=[
+                WalkForwardSplit(
+                    train_start=moment(item["train"][0]),
+                    train_end=moment(item["train"][1]),
+                    test_start=moment(item["test"][0]),
+                    test_end=moment(item["test"][1]),
+                    params=JSON(item["params"]),
+                    in_sample=StudyMetrics.from_model(item["in_sample"]),
+                    out_of_sample=StudyMetrics.from_model(item["out_of_sample"]),
+                )
+                for item in run.result["splits"]
+            ],
+            model=run,
+        )
+
+    @classmethod
+    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
+        return str(root.model.id)
+
+
+JobResult = Annotated[
+    BacktestRun | SimulationRun | SweepRun | WalkForwardRun, strawberry.union("JobResult")
+]
 
 
 @strawberry.type(description="Work running in the background. Progress is also a subscription.")
@@ -379,11 +527,19 @@ class Job(relay.Node):
         result_id = self.model.result_id
         if result_id is None:
             return None
-        if self.model.kind == job_store.JobKind.BACKTEST.value:
+        kind = job_store.JobKind(self.model.kind)
+        if kind is job_store.JobKind.BACKTEST:
             run = await backtest_resolvers.get_backtest_run(info.context, run_id=result_id)
             return BacktestRun.from_model(run)
-        simulated = await backtest_resolvers.get_simulation_run(info.context, run_id=result_id)
-        return SimulationRun.from_model(simulated) if simulated else None
+        if kind is job_store.JobKind.SIMULATION:
+            simulated = await backtest_resolvers.get_simulation_run(info.context, run_id=result_id)
+            return SimulationRun.from_model(simulated) if simulated else None
+        study = await backtest_resolvers.get_study_run(info.context, run_id=result_id)
+        if study is None:
+            return None
+        if kind is job_store.JobKind.SWEEP:
+            return SweepRun.from_model(study)
+        return WalkForwardRun.from_model(study)
 
 
 @strawberry.input
@@ -438,6 +594,52 @@ class BacktestInput:
                 take_profit=self.take_profit,
                 periods_per_year=self.interval.periods_per_year,
             ),
+        )
+
+
+@strawberry.input
+class GridParameter:
+    name: str = strawberry.field(description='e.g. "fast".')
+    values: list[float]
+
+
+@strawberry.input
+class StudyInput:
+    symbol: str
+    strategy: str = strawberry.field(description='A signal kind, e.g. "smaCross".')
+    grid: list[GridParameter]
+    metric: str = strawberry.field(default="sharpe", description="What the best maximises.")
+    interval: Interval = Interval.D1
+    start: datetime | None = None
+    end: datetime | None = None
+    initial_capital: float = 10_000.0
+    fee_bps: float = 0.0
+    slippage_bps: float = 0.0
+    fill_price: FillPrice = FillPrice.NEXT_OPEN
+    train_bars: int = strawberry.field(default=365, description="Walk-forward only.")
+    test_bars: int = strawberry.field(default=90, description="Walk-forward only.")
+    mode: SplitMode = strawberry.field(default=SplitMode.ROLLING, description="Walk-forward only.")
+
+    def to_model(self, *, walk_forward: bool) -> backtest_resolvers.StudyRequest:
+        return backtest_resolvers.StudyRequest(
+            symbol=self.symbol,
+            interval=self.interval,
+            start=to_millis(self.start),
+            end=to_millis(self.end),
+            kind=self.strategy,
+            grid={item.name: list(item.values) for item in self.grid},
+            metric=self.metric,
+            config=backtest.BacktestConfig(
+                initial_capital=self.initial_capital,
+                fee_bps=self.fee_bps,
+                slippage_bps=self.slippage_bps,
+                fill=self.fill_price,
+                periods_per_year=self.interval.periods_per_year,
+            ),
+            walk_forward=walk_forward,
+            train_bars=self.train_bars,
+            test_bars=self.test_bars,
+            mode=self.mode,
         )
 
 
@@ -596,6 +798,24 @@ class BacktestMutation:
         self, info: Info[Context, None], input: BacktestInput
     ) -> RunBacktestResult:
         job = await backtest_resolvers.run_backtest(info.context, input.to_model())
+        return Job.from_model(job)
+
+    @strawberry.mutation(
+        description="Queue a parameter sweep: every combination of the grid.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def run_sweep(self, info: Info[Context, None], input: StudyInput) -> RunBacktestResult:
+        job = await backtest_resolvers.run_study(info.context, input.to_model(walk_forward=False))
+        return Job.from_model(job)
+
+    @strawberry.mutation(
+        description="Queue a walk-forward validation over train/test windows.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def run_walk_forward(
+        self, info: Info[Context, None], input: StudyInput
+    ) -> RunBacktestResult:
+        job = await backtest_resolvers.run_study(info.context, input.to_model(walk_forward=True))
         return Job.from_model(job)
 
     @strawberry.mutation(

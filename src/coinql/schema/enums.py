@@ -12,6 +12,7 @@ from coinql.domain.candles import Interval, ReturnKind
 from coinql.domain.ledger import CostBasis, TransactionKind
 from coinql.domain.optimize import Objective
 from coinql.domain.performance import RollingMetric
+from coinql.domain.research import SplitMode
 from coinql.domain.risk import CovarianceMethod, VarMethod
 from coinql.domain.simulation import SimulationMethod
 from coinql.domain.strategies import Rebalance
@@ -33,6 +34,7 @@ strawberry.enum(Direction, description="Long only, or long and short.")
 strawberry.enum(Sizing, description="How much each entry buys.")
 strawberry.enum(ExitReason, description="Why a trade ended (END: still open at the last bar).")
 strawberry.enum(SimulationMethod, description="How Monte Carlo paths are drawn.")
+strawberry.enum(SplitMode, description="Walk-forward windows: sliding, or growing from the start.")
 strawberry.enum(JobKind, description="What a job computes.")
 strawberry.enum(JobStatus, description="Where a job is; the last four are final.")
 
@@ -52,6 +54,7 @@ __all__ = [
     "RollingMetric",
     "SimulationMethod",
     "Sizing",
+    "SplitMode",
     "TransactionKind",
     "VarMethod",
 ]

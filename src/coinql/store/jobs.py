@@ -30,6 +30,8 @@ class JobStatus(StrEnum):
 
 class JobKind(StrEnum):
     BACKTEST = "BACKTEST"
+    SWEEP = "SWEEP"
+    WALK_FORWARD = "WALK_FORWARD"
     SIMULATION = "SIMULATION"
 
 
@@ -72,6 +74,9 @@ class BacktestRun(SQLModel, table=True):
     metrics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     timestamps: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     equity: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    positions: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True)
+    )  # float64 (n_bars, n_symbols): units (signal books) or weights (allocation books)
     trades: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     code_version: str = Field(max_length=80)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
@@ -89,6 +94,22 @@ class SimulationRun(SQLModel, table=True):
     statistics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     bands: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     band_timestamps: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class StudyRun(SQLModel, table=True):
+    """The result of a parameter sweep or a walk-forward validation."""
+
+    __tablename__ = "study_runs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    job_id: uuid.UUID | None = Field(default=None)
+    kind: str = Field(max_length=20)
+    input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
@@ -269,4 +290,17 @@ async def get_simulation_run(
     statement = select(SimulationRun).where(
         SimulationRun.id == run_id, SimulationRun.owner_id == owner_id
     )
+    return (await session.exec(statement)).first()
+
+
+async def add_study_run(session: AsyncSession, *, run: StudyRun) -> StudyRun:
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def get_study_run(
+    session: AsyncSession, *, run_id: uuid.UUID, owner_id: uuid.UUID
+) -> StudyRun | None:
+    statement = select(StudyRun).where(StudyRun.id == run_id, StudyRun.owner_id == owner_id)
     return (await session.exec(statement)).first()

@@ -7,7 +7,7 @@ from sqlmodel import SQLModel
 from coinql.store.auth import RefreshToken, User
 from coinql.store.candles import Candle
 from coinql.store.ingestion import IngestionState
-from coinql.store.jobs import BacktestRun, Job, SimulationRun
+from coinql.store.jobs import BacktestRun, Job, SimulationRun, StudyRun
 from coinql.store.market import Asset, Market
 from coinql.store.portfolio import LedgerEntry, Portfolio, Strategy
 
@@ -25,6 +25,7 @@ __all__ = [
     "RefreshToken",
     "SimulationRun",
     "Strategy",
+    "StudyRun",
     "User",
     "metadata",
 ]

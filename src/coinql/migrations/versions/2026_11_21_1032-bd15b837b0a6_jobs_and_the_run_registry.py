@@ -1,8 +1,8 @@
-"""Jobs and the run registry: backtest and simulation results.
+"""Jobs and the run registry: backtest, study and simulation results.
 
-Revision ID: 04f91e8b8f9e
+Revision ID: bd15b837b0a6
 Revises: 4227191c9c76
-Create Date: 2026-11-21 10:23:38.167897
+Create Date: 2026-11-21 10:32:22.183282
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import coinql.store.db
 
-revision: str = "04f91e8b8f9e"
+revision: str = "bd15b837b0a6"
 down_revision: str | None = "4227191c9c76"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("metrics", sa.JSON(), nullable=False),
         sa.Column("timestamps", sa.LargeBinary(), nullable=False),
         sa.Column("equity", sa.LargeBinary(), nullable=False),
+        sa.Column("positions", sa.LargeBinary(), nullable=True),
         sa.Column("trades", sa.JSON(), nullable=False),
         sa.Column("code_version", sa.String(length=80), nullable=False),
         sa.Column("created_at", coinql.store.db.UTCDateTime(timezone=True), nullable=False),
@@ -81,9 +82,28 @@ def upgrade() -> None:
     with op.batch_alter_table("simulation_runs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_simulation_runs_owner_id"), ["owner_id"], unique=False)
 
+    op.create_table(
+        "study_runs",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("owner_id", sa.Uuid(), nullable=False),
+        sa.Column("job_id", sa.Uuid(), nullable=True),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("input", sa.JSON(), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=False),
+        sa.Column("created_at", coinql.store.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("study_runs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_study_runs_owner_id"), ["owner_id"], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("study_runs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_study_runs_owner_id"))
+
+    op.drop_table("study_runs")
     with op.batch_alter_table("simulation_runs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_simulation_runs_owner_id"))
 

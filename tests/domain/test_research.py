@@ -1,0 +1,126 @@
+"""Sweeps, walk-forward splits, allocation books and Monte Carlo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coinql.domain import allocation as al
+from coinql.domain import backtest as bt
+from coinql.domain import research as rs
+from coinql.domain import simulation as sim
+from coinql.domain.errors import InvalidInput
+from coinql.domain.strategies import AllocationConstraints, Rebalance, StrategySpec
+from tests.domain.coins import parsed
+
+CONFIG = bt.BacktestConfig(fee_bps=10, fill=bt.FillPrice.CLOSE)
+
+
+def test_sweep_rows_are_the_engines_backtests() -> None:
+    candles = parsed("ETH").candles
+    found = rs.sweep("smaCross", {"fast": [5, 10, 40], "slow": [20, 30]}, candles, CONFIG)
+    assert [row.params for row in found.rows] == [
+        {"fast": 5, "slow": 20},
+        {"fast": 5, "slow": 30},
+        {"fast": 10, "slow": 20},
+        {"fast": 10, "slow": 30},
+    ]  # fast >= slow combinations are skipped
+    for row in found.rows:
+        direct = bt.run(StrategySpec("smaCross", row.params), candles, CONFIG)
+        assert row.metrics["total_return"] == pytest.approx(direct.equity[-1] / 10_000 - 1)
+        assert row.metrics["trade_count"] == len(direct.trades)
+    assert found.best == max(found.rows, key=lambda row: row.metrics["sharpe"] or 0)
+
+
+def test_sweep_limits() -> None:
+    with pytest.raises(InvalidInput, match="at most"):
+        rs.combinations("smaCross", {"fast": list(range(100)), "slow": list(range(100))})
+    with pytest.raises(InvalidInput, match="no combination"):
+        rs.combinations("smaCross", {"fast": [50], "slow": [10]})
+
+
+@pytest.mark.parametrize("mode", list(rs.SplitMode))
+def test_walk_forward_splits_never_overlap_train_and_test(mode: rs.SplitMode) -> None:
+    windows = rs.splits(1000, train=300, test=100, mode=mode)
+    assert len(windows) == 7
+    for window in windows:
+        assert window.train[1] == window.test[0]
+        assert window.train[0] == (0 if mode is rs.SplitMode.ANCHORED else window.test[0] - 300)
+    result = rs.walk_forward(
+        "smaCross",
+        {"fast": [5, 10], "slow": [30, 50]},
+        parsed("BTC").candles,
+        CONFIG,
+        train=365,
+        test=120,
+        mode=mode,
+    )
+    assert len(result.splits) == (1648 - 365) // 120
+    assert result.decay is not None
+
+
+def test_allocation_rebalances_on_schedule_and_respects_constraints() -> None:
+    candles = {s: parsed(s).candles for s in ("BTC", "ETH", "LTC", "DOGE")}
+
+    def book(turnover_cap: float | None) -> al.AllocationResult:
+        spec = StrategySpec(
+            "minVolatility",
+            {"lookback": 60},
+            constraints=AllocationConstraints(0.0, 0.4, turnover_cap=turnover_cap),
+            rebalance=Rebalance.MONTHLY,
+        )
+        return al.run_allocation(
+            spec, candles, initial_capital=10_000, fee_bps=10, periods_per_year=365
+        )
+
+    free = book(None)
+    days = free.timestamps[free.rebalance_bars].astype("datetime64[ms]").astype("datetime64[D]")
+    assert all(str(day).endswith("-01") for day in days)  # first bar of each month
+    held = free.weights[free.rebalance_bars]
+    assert np.all(held <= 0.4 + 1e-9) and np.all(held >= -1e-12)
+    assert free.fees > 0 and free.equity[0] == 10_000
+    # A turnover cap slows the moves (so drifted weights may stay above the bound a while).
+    capped = book(0.3)
+    assert np.all(capped.turnover <= 0.3 + 1e-12) and capped.fees < free.fees
+
+
+def test_equal_weight_book_without_fees_is_the_average_of_period_growth() -> None:
+    candles = {s: parsed(s).candles for s in ("BTC", "ETH")}
+    spec = StrategySpec(
+        "equalWeight",
+        {"lookback": 2},
+        constraints=AllocationConstraints(),
+        rebalance=Rebalance.DAILY,
+    )
+    result = al.run_allocation(spec, candles, initial_capital=1.0, fee_bps=0, periods_per_year=365)
+    closes = np.column_stack([candles[s].close for s in ("BTC", "ETH")])
+    growth = closes[1:] / closes[:-1]
+    start = int(result.rebalance_bars[0])
+    expected = np.prod(growth[start:].mean(axis=1))
+    assert result.equity[-1] / result.equity[start] == pytest.approx(expected, rel=1e-9)
+
+
+def test_bootstrap_converges_to_the_sample() -> None:
+    rng = np.random.default_rng(0)
+    returns = rng.normal(0.001, 0.02, 2_000)
+    paths = sim.block_bootstrap(returns, 4_000, 250, 10, np.random.default_rng(1))
+    assert paths.mean() == pytest.approx(returns.mean(), abs=3e-4)
+    assert paths.std() == pytest.approx(returns.std(), rel=0.02)
+
+
+def test_simulation_is_seeded_and_bounded() -> None:
+    returns = np.diff(np.log(parsed("BTC").candles.close))
+    config = sim.SimulationConfig(paths=3_000, horizon=200, block_length=10, seed=3)
+    first, second = sim.simulate(returns, config), sim.simulate(returns, config)
+    assert first.max_drawdown_percentiles == second.max_drawdown_percentiles
+    np.testing.assert_array_equal(first.bands, second.bands)
+    assert first.bands.shape == (5, 201) and np.all(first.bands[:, 0] == 1.0)
+    assert np.all(np.diff(first.bands, axis=0) >= 0)  # p5 <= p25 <= ... <= p95
+    levered = sim.simulate(
+        returns,
+        sim.SimulationConfig(
+            paths=3_000, horizon=200, seed=3, leverage=3, liquidation_threshold=0.2
+        ),
+    )
+    assert levered.liquidation_probability > 0
+    assert levered.ruin_probability >= first.ruin_probability
