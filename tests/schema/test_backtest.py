@@ -300,3 +300,38 @@ async def test_allocation_backtest_with_benchmark(trader: GraphQLClient) -> None
     weights = np.array([p["values"] for p in run["positions"]])
     assert np.all(weights[:, -1] >= 0) and weights[:, -1].sum() == pytest.approx(1.0, abs=1e-6)
     assert run["metrics"]["exposure"] > 0.9 and run["metrics"]["turnover"] > 0
+
+
+async def test_backtest_an_uploaded_file_without_storing_it(
+    client: GraphQLClient, app: Starlette
+) -> None:
+    import json
+
+    from tests.conftest import COINS_DIR
+
+    client.token = (await client.sign_up("researcher@example.com"))["accessToken"]
+    query = (
+        "mutation($f: Upload!) { backtestFile(file: $f, input: {symbols: [], feeBps: 10,"
+        " fillPrice: CLOSE, strategy: {smaCross: {fast: 10, slow: 30}}}) { __typename"
+        " ... on FileBacktestResult { symbol interval metrics { tradeCount totalReturn }"
+        " equity { values } } ... on Error { message } } }"
+    )
+    operations = {"query": query, "variables": {"f": None}}
+    response = await client.http.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.f"]})},
+        files={"0": ("btc.csv", (COINS_DIR / "coin_Bitcoin.csv").read_bytes(), "text/csv")},
+        headers={"Authorization": f"Bearer {client.token}"},
+    )
+    found = response.json()["data"]["backtestFile"]
+    assert found["__typename"] == "FileBacktestResult", found
+    expected = bt.run(
+        StrategySpec("smaCross", {"fast": 10, "slow": 30}),
+        parsed("BTC").candles,
+        bt.BacktestConfig(fee_bps=10, fill=bt.FillPrice.CLOSE),
+    )
+    assert (found["symbol"], found["interval"]) == ("BTC", "D1")
+    assert found["metrics"]["tradeCount"] == len(expected.trades)
+    assert found["equity"]["values"][-1] == pytest.approx(expected.equity[-1], rel=1e-12)
+    listed = await client.execute('{ asset(symbol: "BTC") { symbol } }')
+    assert listed.ok() == {"asset": None}  # nothing was stored

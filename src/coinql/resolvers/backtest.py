@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -11,7 +11,9 @@ import numpy as np
 from coinql.domain import backtest, research, simulation
 from coinql.domain.candles import Interval
 from coinql.domain.errors import InvalidInput, NotFound
+from coinql.domain.imports import parse_candle_file
 from coinql.domain.strategies import SignalKind, StrategySpec
+from coinql.resolvers.analytics import offload
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.optimize import StrategyInput, get_strategy, validate_strategy
@@ -377,3 +379,42 @@ async def delete_backtest_run(context: Context, *, run_id: uuid.UUID) -> None:
         if run is None:
             raise NotFound(f"no backtest run {run_id}")
         await job_store.delete_backtest_run(session, run=run)
+
+
+@dataclass(frozen=True)
+class FileBacktest:
+    symbol: str
+    interval: Interval
+    book: backtest.BookResult
+    metrics: dict[str, Any]
+
+
+async def backtest_file(
+    context: Context,
+    *,
+    data: bytes,
+    symbol: str | None,
+    interval: Interval | None,
+    request: BacktestRequest,
+) -> FileBacktest:
+    """Backtest candles from an uploaded file without storing them (one-off research)."""
+    await require_user(context)
+    limit = context.services.settings.import_max_bytes
+    if len(data) > limit:
+        raise InvalidInput("file", f"file is larger than the limit of {limit:,} bytes")
+    parsed = parse_candle_file(data, symbol=symbol, interval=interval)
+    _check_config(request.config)
+    spec = await _spec(context, request)
+    if spec.family != "signal":
+        raise InvalidInput("strategy", "a file holds one symbol: use a signal strategy")
+    candles = parsed.candles
+    needed = _lookback(spec) + 2
+    if len(candles) < needed:
+        raise _insufficient(request, needed, len(candles), candles.timestamps)
+    config = replace(request.config, periods_per_year=parsed.interval.periods_per_year)
+    book = await offload(
+        len(candles) * 20, backtest.run_book, spec, {parsed.symbol: candles}, config
+    )
+    return FileBacktest(
+        parsed.symbol, parsed.interval, book, backtest.summary(book, config.periods_per_year)
+    )

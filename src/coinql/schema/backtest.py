@@ -10,6 +10,7 @@ from typing import Annotated, Any, Self
 import numpy as np
 import strawberry
 from strawberry import relay
+from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -34,7 +35,7 @@ from coinql.schema.enums import (
     SplitMode,
 )
 from coinql.schema.errors import Error, InvalidInput, NotAuthenticated, NotFound
-from coinql.schema.market import PageInfo
+from coinql.schema.market import ImportRejected, PageInfo
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
 from coinql.schema.scalars import FloatArray, TimestampArray, finite
@@ -702,6 +703,21 @@ class BacktestRunFilter:
     input_hash: str | None = None
 
 
+@strawberry.type(description="A backtest of uploaded candles; nothing was stored.")
+class FileBacktestResult:
+    symbol: str
+    interval: Interval
+    metrics: BacktestMetrics
+    equity: Series
+    trades: list[BacktestTrade]
+
+
+FileBacktestOutcome = Annotated[
+    FileBacktestResult | ImportRejected | InvalidInput | InsufficientData | NotAuthenticated,
+    strawberry.union("FileBacktestOutcome"),
+]
+
+
 RunBacktestResult = Annotated[
     Job | InvalidInput | InsufficientData | NotFound | NotAuthenticated,
     strawberry.union("RunBacktestResult"),
@@ -826,6 +842,35 @@ class BacktestMutation:
     ) -> RunSimulationResult:
         job = await backtest_resolvers.run_simulation(info.context, input.to_model())
         return Job.from_model(job)
+
+    @strawberry.mutation(
+        description="Backtest an uploaded candle file (any import format) without storing it;"
+        " input.symbols is ignored.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def backtest_file(
+        self,
+        info: Info[Context, None],
+        file: Upload,
+        input: BacktestInput,
+        symbol: str | None = None,
+        interval: Interval | None = None,
+    ) -> FileBacktestOutcome:
+        limit = info.context.services.settings.import_max_bytes
+        data = await file.read(limit + 1)  # type: ignore[attr-defined]
+        found = await backtest_resolvers.backtest_file(
+            info.context, data=data, symbol=symbol, interval=interval, request=input.to_model()
+        )
+        trades = backtest.trade_table(
+            [trade for _, trade in found.book.trades], found.book.timestamps
+        )
+        return FileBacktestResult(
+            symbol=found.symbol,
+            interval=found.interval,
+            metrics=BacktestMetrics.from_model(found.metrics),
+            equity=Series(timestamps=found.book.timestamps, values=found.book.equity),
+            trades=[BacktestTrade.from_model({"symbol": found.symbol, **row}) for row in trades],
+        )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def cancel_job(self, info: Info[Context, None], id: strawberry.ID) -> CancelJobResult:
