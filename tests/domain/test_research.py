@@ -124,3 +124,28 @@ def test_simulation_is_seeded_and_bounded() -> None:
     )
     assert levered.liquidation_probability > 0
     assert levered.ruin_probability >= first.ruin_probability
+
+
+def test_stress_options_make_paths_worse() -> None:
+    returns = np.diff(parsed("BTC").candles.close) / parsed("BTC").candles.close[:-1]
+    base = sim.simulate(returns, sim.SimulationConfig(paths=3_000, horizon=200, seed=5))
+    shocked = sim.simulate(
+        returns, sim.SimulationConfig(paths=3_000, horizon=200, seed=5, shock_probability=0.01)
+    )
+    assert shocked.max_drawdown_percentiles[50] > base.max_drawdown_percentiles[50]
+    assert shocked.expected_shortfall_99 > base.expected_shortfall_99
+    regime = sim.simulate(
+        returns,
+        sim.SimulationConfig(
+            paths=3_000, horizon=200, seed=5, method=sim.SimulationMethod.REGIME_SWITCHING
+        ),
+    )
+    assert 0 < regime.max_drawdown_percentiles[50] < 1
+
+
+def test_regime_model_fits_calm_and_turbulent_states() -> None:
+    returns = np.diff(parsed("ETH").candles.close) / parsed("ETH").candles.close[:-1]
+    model = sim.RegimeModel.fit(returns)
+    assert model.scale[1] > model.scale[0]  # turbulent is wider
+    np.testing.assert_allclose(model.transitions.sum(axis=1), 1.0)
+    assert np.all(np.diag(model.transitions) > 0.8)  # regimes persist

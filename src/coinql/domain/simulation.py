@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from coinql.domain.typing import FloatArray
 
@@ -24,6 +25,7 @@ BAND_PERCENTILES = (5, 25, 50, 75, 95)
 
 class SimulationMethod(StrEnum):
     BLOCK_BOOTSTRAP = "BLOCK_BOOTSTRAP"
+    REGIME_SWITCHING = "REGIME_SWITCHING"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,22 @@ class SimulationConfig:
     liquidation_threshold: float = 0.0  # with leverage: equity at or below this is liquidated
     volatility_scaling: bool = False  # r' = r * sigma_now / sigma_block
     recent_window: int = 30
+    method: SimulationMethod = SimulationMethod.BLOCK_BOOTSTRAP
+    regime_weight: float = 1.0  # > 1 favours blocks from the current volatility regime
+    shock_probability: float = 0.0  # per step: a black swan (gap move) starts
+    shock_size: float = -0.2  # the gap move, a return
+    shock_volatility: float = 3.0  # returns are scaled by this for `shock_duration` steps
+    shock_duration: int = 10
+    shock_slippage_bps: float = 50.0  # liquidity cost paid on each shocked step
+
+    def to_json(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__slots__}
+        data["method"] = self.method.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SimulationConfig:
+        return cls(**{**data, "method": SimulationMethod(data.get("method", "BLOCK_BOOTSTRAP"))})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +72,87 @@ class SimulationResult:
 
 
 def block_bootstrap(
-    returns: FloatArray, paths: int, horizon: int, block_length: int, rng: np.random.Generator
+    returns: FloatArray,
+    paths: int,
+    horizon: int,
+    block_length: int,
+    rng: np.random.Generator,
+    weights: FloatArray | None = None,
 ) -> FloatArray:
     """Paths of shape (paths, horizon) built from random contiguous blocks of the returns
-    (circular, so every observation can start a block)."""
+    (circular, so every observation can start a block); `weights` make some block starts more
+    likely (regime weighting)."""
     n = returns.shape[0]
     blocks = -(-horizon // block_length)
-    starts = rng.integers(0, n, size=(paths, blocks))
+    if weights is None:
+        starts = rng.integers(0, n, size=(paths, blocks))
+    else:
+        starts = rng.choice(n, size=(paths, blocks), p=weights)
     offsets = (starts[:, :, None] + np.arange(block_length)) % n
     return returns[offsets.reshape(paths, -1)[:, :horizon]]
+
+
+REGIME_WINDOW = 30
+
+
+def volatility_regimes(returns: FloatArray, window: int = REGIME_WINDOW) -> Any:
+    """1 where the trailing realised volatility is above its median (turbulent), else 0."""
+    padded = np.concatenate([np.full(window - 1, np.nan), returns])
+    rolling = np.std(np.lib.stride_tricks.sliding_window_view(padded, window), axis=-1)
+    rolling[np.isnan(rolling)] = np.nanmedian(rolling)
+    return (rolling > np.nanmedian(rolling)).astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class RegimeModel:
+    """A two-state Markov chain of Student-t returns, fitted to a return stream."""
+
+    transitions: FloatArray  # (2, 2)
+    location: FloatArray  # (2,)
+    scale: FloatArray
+    tail: FloatArray
+
+    @classmethod
+    def fit(cls, returns: FloatArray) -> RegimeModel:
+        labels = volatility_regimes(returns)
+        counts = np.zeros((2, 2))
+        np.add.at(counts, (labels[:-1], labels[1:]), 1)
+        counts += 1  # a state seen once still gets a way out
+        transitions = counts / counts.sum(axis=1, keepdims=True)
+        fits = []
+        for state in (0, 1):
+            sample = returns[labels == state]
+            if sample.size < 10:
+                sample = returns
+            tail, location, scale = stats.t.fit(sample)
+            fits.append((location, scale, max(tail, 2.1)))
+        location, scale, tail = (np.array(values) for values in zip(*fits, strict=True))
+        return cls(transitions, location, scale, tail)
+
+    def paths(self, paths: int, horizon: int, start_state: int, rng: np.random.Generator) -> Any:
+        states = np.empty((paths, horizon), dtype=np.int64)
+        state = np.full(paths, start_state)
+        draws = rng.random((paths, horizon))
+        for step in range(horizon):  # a Markov chain is sequential; vectorized over paths
+            states[:, step] = state
+            state = np.where(draws[:, step] < self.transitions[state, 1], 1, 0)
+        shocks = stats.t.rvs(self.tail[states], random_state=rng, size=(paths, horizon))
+        return self.location[states] + self.scale[states] * shocks
+
+
+def inject_shocks(path_returns: Any, config: SimulationConfig, rng: np.random.Generator) -> Any:
+    """Black swans: with `shock_probability` per step, a gap move of `shock_size`, then
+    `shock_duration` steps of returns scaled by `shock_volatility`, each paying
+    `shock_slippage_bps` (wider spreads)."""
+    if config.shock_probability <= 0:
+        return path_returns
+    starts = rng.random(path_returns.shape) < config.shock_probability
+    shocked = np.zeros(path_returns.shape, dtype=bool)
+    for lag in range(config.shock_duration):  # a few steps, vectorized over paths and time
+        shocked[:, lag:] |= starts[:, : path_returns.shape[1] - lag]
+    scaled = np.where(shocked, path_returns * config.shock_volatility, path_returns)
+    scaled = scaled - shocked * config.shock_slippage_bps / 10_000
+    return scaled + starts * config.shock_size
 
 
 def simulate(returns: FloatArray, config: SimulationConfig) -> SimulationResult:
@@ -75,13 +165,24 @@ def simulate(returns: FloatArray, config: SimulationConfig) -> SimulationResult:
         overall = np.std(clean, ddof=1)
         clean = clean * (recent / overall if overall > 0 else 1.0)
     rng = np.random.default_rng(config.seed)
+    regimes = volatility_regimes(clean)
+    model = RegimeModel.fit(clean) if config.method is SimulationMethod.REGIME_SWITCHING else None
+    weights = None
+    if config.regime_weight != 1.0:
+        weights = np.where(regimes == regimes[-1], config.regime_weight, 1.0)
+        weights /= weights.sum()
     drawdowns, under_water, finals = [], [], []
     ruined = liquidated = 0
     band_samples: list[Any] = []
     for first in range(0, config.paths, CHUNK_PATHS):
         count = min(CHUNK_PATHS, config.paths - first)
-        path_returns = block_bootstrap(clean, count, config.horizon, config.block_length, rng)
-        path_returns = path_returns * config.leverage
+        if model is not None:
+            path_returns = model.paths(count, config.horizon, int(regimes[-1]), rng)
+        else:
+            path_returns = block_bootstrap(
+                clean, count, config.horizon, config.block_length, rng, weights
+            )
+        path_returns = inject_shocks(path_returns, config, rng) * config.leverage
         equity = np.cumprod(1.0 + np.maximum(path_returns, -1.0), axis=1)
         equity = np.concatenate([np.ones((count, 1)), equity], axis=1)
         peak = np.maximum.accumulate(equity, axis=1)

@@ -340,7 +340,7 @@ class JobRunner:
 
     async def _simulation(self, job: job_store.Job) -> Any:
         returns = np.asarray(job.input["returns"], dtype=np.float64)
-        config = simulation.SimulationConfig(**job.input["config"])
+        config = simulation.SimulationConfig.from_json(job.input["config"])
         await self.progress(job.id, 0.05, "sampling paths")
         found = await self.heavy(job.id, 0.1, "simulating", simulation.simulate, returns, config)
         await self.progress(job.id, 0.9, "storing")

@@ -246,6 +246,12 @@ async def run_simulation(context: Context, request: SimulationRequest) -> Job:
         raise InvalidInput("horizon", f"horizon must be between 1 and {MAX_HORIZON}")
     if not 1 <= config.block_length <= config.horizon:
         raise InvalidInput("blockLength", "blockLength must be between 1 and the horizon")
+    if not 0 <= config.shock_probability < 1 or not -1 < config.shock_size < 1:
+        raise InvalidInput("shockProbability", "shockProbability in [0, 1), shockSize in (-1, 1)")
+    if not 1 <= config.regime_weight <= 100:
+        raise InvalidInput("regimeWeight", "regimeWeight must be between 1 and 100")
+    if not 0 < config.leverage <= 100:
+        raise InvalidInput("leverage", "leverage must be in (0, 100]")
     if (request.backtest_run_id is None) == (request.portfolio_id is None):
         raise InvalidInput("source", "give either backtestRunId or portfolioId")
     if request.backtest_run_id is not None:
@@ -272,16 +278,7 @@ async def run_simulation(context: Context, request: SimulationRequest) -> Job:
     job_input = {
         "source": source,
         "method": request.method.value,
-        "config": {
-            "paths": config.paths,
-            "horizon": config.horizon,
-            "block_length": config.block_length,
-            "seed": config.seed,
-            "ruin_threshold": config.ruin_threshold,
-            "leverage": config.leverage,
-            "liquidation_threshold": config.liquidation_threshold,
-            "volatility_scaling": config.volatility_scaling,
-        },
+        "config": replace(config, method=request.method).to_json(),
         "returns": clean.tolist(),
         "last_timestamp": int(stamps[-1]) if stamps.size else 0,
         "step_ms": step,

@@ -664,6 +664,18 @@ class SimulationInput:
     volatility_scaling: bool = strawberry.field(
         default=False, description="Scale returns to the recent volatility (r x s_now / s)."
     )
+    regime_weight: float = strawberry.field(
+        default=1.0, description="> 1 draws blocks from the current volatility regime more often."
+    )
+    shock_probability: float = strawberry.field(
+        default=0.0, description="Per step: a black swan (gap move) starts."
+    )
+    shock_size: float = -0.2
+    shock_volatility: float = strawberry.field(default=3.0, description="Volatility spike factor.")
+    shock_duration: int = 10
+    shock_slippage_bps: float = strawberry.field(
+        default=50.0, description="Liquidity cost on each shocked step."
+    )
 
     def to_model(self) -> backtest_resolvers.SimulationRequest:
         run = self.source.backtest_run_id
@@ -681,6 +693,12 @@ class SimulationInput:
                 leverage=self.leverage,
                 liquidation_threshold=self.liquidation_threshold,
                 volatility_scaling=self.volatility_scaling,
+                regime_weight=self.regime_weight,
+                shock_probability=self.shock_probability,
+                shock_size=self.shock_size,
+                shock_volatility=self.shock_volatility,
+                shock_duration=self.shock_duration,
+                shock_slippage_bps=self.shock_slippage_bps,
             ),
         )
 
