@@ -6,10 +6,15 @@ import argparse
 import asyncio
 import platform
 
-from benchmarks import analytics, market, portfolio
+from benchmarks import analytics, backtest, market, portfolio
 from benchmarks.common import Figure, print_table
 
-SUITES = {"market": market.run, "analytics": analytics.run, "portfolio": portfolio.run}
+SUITES = {
+    "market": market.run,
+    "analytics": analytics.run,
+    "portfolio": portfolio.run,
+    "backtest": backtest.run,
+}
 
 
 def main() -> None:

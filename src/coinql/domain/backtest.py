@@ -145,6 +145,11 @@ class BacktestResult:
     equity: FloatArray
     position: FloatArray
     trades: list[Trade] = field(default_factory=list)
+    trade_count: int = -1  # set when the trades themselves were not recorded
+
+    def __post_init__(self) -> None:
+        if self.trade_count < 0:
+            object.__setattr__(self, "trade_count", len(self.trades))
 
     @property
     def returns(self) -> FloatArray:
@@ -256,16 +261,22 @@ def _next(bars: IntArray, at: int) -> int | None:
 
 
 def simulate(
-    candles: Candles, enter: BoolArray, leave: BoolArray, config: BacktestConfig
+    candles: Candles,
+    enter: BoolArray,
+    leave: BoolArray,
+    config: BacktestConfig,
+    *,
+    record_trades: bool = True,
 ) -> BacktestResult:
-    """Trades and equity from entry and exit signals (see the module's conventions)."""
+    """Trades and equity from entry and exit signals (see the module's conventions).
+    Sweeps skip `record_trades` where they only need the equity and the trade count."""
     if (
         config.stop_loss is None
         and config.take_profit is None
         and config.direction is Direction.LONG_ONLY
         and config.sizing is Sizing.ALL_IN
     ):
-        return _simulate_all_in(candles, enter, leave, config)
+        return _simulate_all_in(candles, enter, leave, config, record_trades=record_trades)
     n = len(candles)
     close = candles.close
     delay = 1 if config.fill is FillPrice.NEXT_OPEN else 0
@@ -321,7 +332,12 @@ def simulate(
 
 
 def _simulate_all_in(
-    candles: Candles, enter: BoolArray, leave: BoolArray, config: BacktestConfig
+    candles: Candles,
+    enter: BoolArray,
+    leave: BoolArray,
+    config: BacktestConfig,
+    *,
+    record_trades: bool = True,
 ) -> BacktestResult:
     """The common case (long only, all in, no stops) with every bar-level step vectorized:
     each trade compounds the cash by (exit x (1 - fee)) / (entry x (1 + fee)). Gives the same
@@ -374,6 +390,8 @@ def _simulate_all_in(
     position = np.where(holding, units[index], 0.0)
     if still_open:
         position[end_bars[-1]] = units[-1]
+    if not record_trades:
+        return BacktestResult(equity, position, [], trade_count=len(starts))
     # Excursions over each trade's bars [start, end], in one pass.
     bounds = np.column_stack([start_bars, end_bars + 1]).ravel()
     low = np.minimum.reduceat(np.append(candles.low, np.inf), bounds)[::2]

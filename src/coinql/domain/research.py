@@ -83,7 +83,7 @@ def _metrics(result: bt.BacktestResult, periods_per_year: float) -> dict[str, fl
         "sortino": finite(pf.sortino(returns, periods_per_year)),
         "calmar": finite(pf.calmar(returns, periods_per_year)),
         "max_drawdown": finite(pf.max_drawdown(returns)),
-        "trade_count": float(len(result.trades)),
+        "trade_count": float(result.trade_count),
     }
 
 
@@ -131,7 +131,7 @@ def sweep(
             rows.append(SweepRow(params, dict.fromkeys(METRICS)))
             continue
         enter, leave = _signals(kind, params, candles, averages)
-        result = bt.simulate(candles, enter, leave, config)
+        result = bt.simulate(candles, enter, leave, config, record_trades=False)
         rows.append(SweepRow(params, _metrics(result, config.periods_per_year)))
         if progress is not None and index % 50 == 0:
             progress(index / len(params_list))
