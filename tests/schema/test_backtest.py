@@ -335,3 +335,33 @@ async def test_backtest_an_uploaded_file_without_storing_it(
     assert found["equity"]["values"][-1] == pytest.approx(expected.equity[-1], rel=1e-12)
     listed = await client.execute('{ asset(symbol: "BTC") { symbol } }')
     assert listed.ok() == {"asset": None}  # nothing was stored
+
+
+async def test_compare_and_delete_runs(trader: GraphQLClient) -> None:
+    first = (await run_contract_backtest(trader))["result"]["id"]
+    second_job = await trader.execute(
+        'mutation { runBacktest(input: {symbols: ["ETH"], name: "eth trend",'
+        " strategy: {emaCross: {fast: 12, slow: 26}}}) { ... on Job { id } } }"
+    )
+    second = (await wait_for(trader, second_job.ok()["runBacktest"]["id"]))["result"]["id"]
+    compared = await trader.execute(
+        "query($ids: [ID!]!) { compareBacktests(ids: $ids) { id name inputHash"
+        " metrics { sharpe totalReturn } } }",
+        {"ids": [second, first]},
+    )
+    runs = compared.ok()["compareBacktests"]
+    assert [run["id"] for run in runs] == [second, first]
+    assert runs[0]["name"] == "eth trend" and runs[1]["name"] == "smaCross"
+    assert runs[0]["inputHash"] != runs[1]["inputHash"]
+    filtered = await trader.execute(
+        'query { backtestRuns(filter: {nameContains: "ETH"}) { edges { node { id } } } }'
+    )
+    assert [e["node"]["id"] for e in filtered.ok()["backtestRuns"]["edges"]] == [second]
+    deleted = await trader.execute(
+        "mutation($id: ID!) { deleteBacktestRun(id: $id) { __typename } }", {"id": first}
+    )
+    assert deleted.ok()["deleteBacktestRun"]["__typename"] == "Deleted"
+    missing = await trader.execute(
+        "query($ids: [ID!]!) { compareBacktests(ids: $ids) { id } }", {"ids": [first]}
+    )
+    assert missing.errors[0]["extensions"]["code"] == "NotFound"
