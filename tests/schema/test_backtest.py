@@ -290,7 +290,7 @@ async def test_allocation_backtest_with_benchmark(trader: GraphQLClient) -> None
     assert job["status"] == "SUCCEEDED", job["error"]
     found = await trader.execute(
         "query($id: ID!) { job(id: $id) { result { ... on BacktestRun { metrics { totalReturn"
-        " exposure turnover tradeCount } benchmark { symbol totalReturn }"
+        " exposure turnover tradeCount byRegime { regime periods } } benchmark { symbol totalReturn }"
         " positions { symbol values } equity { values } } } } }",
         {"id": job_id},
     )
@@ -300,6 +300,7 @@ async def test_allocation_backtest_with_benchmark(trader: GraphQLClient) -> None
     weights = np.array([p["values"] for p in run["positions"]])
     assert np.all(weights[:, -1] >= 0) and weights[:, -1].sum() == pytest.approx(1.0, abs=1e-6)
     assert run["metrics"]["exposure"] > 0.9 and run["metrics"]["turnover"] > 0
+    assert run["metrics"]["byRegime"]
 
 
 async def test_backtest_an_uploaded_file_without_storing_it(

@@ -18,6 +18,7 @@ import numpy as np
 
 from coinql.domain import optimize as opt
 from coinql.domain import performance as pf
+from coinql.domain.backtest import regime_labels, regime_stats
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
 from coinql.domain.strategies import AllocationConstraints, AllocationKind, Rebalance, StrategySpec
@@ -35,6 +36,7 @@ class AllocationResult:
     rebalance_bars: IntArray
     turnover: FloatArray  # one-way turnover at each rebalance
     fees: float
+    closes: FloatArray  # (n_bars, n_symbols), aligned
 
 
 def rebalance_bars(timestamps: IntArray, schedule: Rebalance) -> BoolArray:
@@ -161,7 +163,9 @@ def run_allocation(
     tail = cash + close[last:] @ units
     equity[last:] = tail
     weights[last:] = (close[last:] * units) / tail[:, None]
-    return AllocationResult(symbols, common, equity, weights, bars, np.asarray(turnovers), paid)
+    return AllocationResult(
+        symbols, common, equity, weights, bars, np.asarray(turnovers), paid, close
+    )
 
 
 def performance_summary(returns: FloatArray, periods_per_year: float) -> dict[str, float | None]:
@@ -186,6 +190,8 @@ def allocation_summary(result: AllocationResult, periods_per_year: float) -> dic
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = np.diff(result.equity) / result.equity[:-1]
     years = max(returns.size / periods_per_year, 1e-12)
+    first_close = result.closes[:, 0]
+    regimes = regime_labels(first_close, periods_per_year)
     return {
         **performance_summary(returns, periods_per_year),
         "trade_count": 0,
@@ -194,5 +200,5 @@ def allocation_summary(result: AllocationResult, periods_per_year: float) -> dic
         "exposure": float(np.mean(result.weights.sum(axis=1))),
         "turnover": float(result.turnover.sum() / years),
         "fees": result.fees,
-        "by_regime": {},
+        "by_regime": regime_stats(returns, regimes, periods_per_year),
     }

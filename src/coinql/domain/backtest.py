@@ -617,15 +617,37 @@ def summary(book: BookResult, periods_per_year: float) -> dict[str, object]:
         "exposure": book.exposure,
         "turnover": traded / mean_equity / years if mean_equity > 0 else None,
     }
-    by_regime: dict[str, dict[str, object]] = {}
-    for family, labels in book.regimes.items():
-        for label in np.unique(labels[1:][~np.isnan(labels[1:])]):
-            mask = labels[1:] == label
-            chosen = returns[mask]
-            by_regime[f"{family}:{int(label)}"] = {
-                "periods": int(mask.sum()),
+    by_regime = regime_stats(returns, book.regimes, periods_per_year)
+    metrics["by_regime"] = by_regime
+    return metrics
+
+
+def regime_labels(close: FloatArray, periods_per_year: float) -> dict[str, FloatArray]:
+    """Volatility and trend regime of each bar, from the bar's past only."""
+    lookback = min(365, max(30, close.size // 3))
+    return {
+        "volatility": ind.volatility_regime(close, 30, periods_per_year, lookback=lookback),
+        "trend": ind.trend_regime(close, 50),
+    }
+
+
+def regime_stats(
+    returns: FloatArray, regimes: dict[str, FloatArray], periods_per_year: float
+) -> dict[str, dict[str, object]]:
+    """Total return and Sharpe of the returns of each regime's bars ("volatility:2" is HIGH)."""
+
+    def finite(value: object) -> float | None:
+        number = float(value)  # type: ignore[arg-type]
+        return number if np.isfinite(number) else None
+
+    found: dict[str, dict[str, object]] = {}
+    for family, labels in regimes.items():
+        later = labels[1:]  # a return belongs to the bar it ends on
+        for label in np.unique(later[~np.isnan(later)]):
+            chosen = returns[later == label]
+            found[f"{family}:{int(label)}"] = {
+                "periods": int(chosen.size),
                 "total_return": finite(pf.total_return(chosen)),
                 "sharpe": finite(pf.sharpe(chosen, periods_per_year)),
             }
-    metrics["by_regime"] = by_regime
-    return metrics
+    return found
