@@ -290,7 +290,8 @@ async def test_allocation_backtest_with_benchmark(trader: GraphQLClient) -> None
     assert job["status"] == "SUCCEEDED", job["error"]
     found = await trader.execute(
         "query($id: ID!) { job(id: $id) { result { ... on BacktestRun { metrics { totalReturn"
-        " exposure turnover tradeCount byRegime { regime periods } } benchmark { symbol totalReturn }"
+        " exposure turnover tradeCount byRegime { regime periods } }"
+        " benchmark { symbol totalReturn }"
         " positions { symbol values } equity { values } } } } }",
         {"id": job_id},
     )
