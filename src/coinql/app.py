@@ -223,7 +223,8 @@ def create_app(
             engine = create_engine(settings.database_url)
             stack.push_async_callback(engine.dispose)
             await ensure_current(engine)
-            hub = Hub(settings.redis_url)
+            metrics = Metrics()
+            hub = Hub(settings.redis_url, on_reconnect=metrics.broadcast_reconnects.inc)
             await hub.connect()
             stack.push_async_callback(hub.disconnect)
             sessions = create_session_factory(engine)
@@ -240,7 +241,7 @@ def create_app(
                 sessions=sessions,
                 hub=hub,
                 jobs=jobs,
-                metrics=Metrics(),
+                metrics=metrics,
                 secret_key=settings.resolved_secret_key(),
             )
             services = app.state.services

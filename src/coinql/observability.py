@@ -144,6 +144,16 @@ class Metrics:
             ["component"],
             registry=self.registry,
         )
+        self.broadcast_reconnects = Counter(
+            "coinql_broadcast_reconnects",
+            "Times the Redis broadcast listener reconnected after losing its connection.",
+            registry=self.registry,
+        )
+        self.subscriptions = Gauge(
+            "coinql_active_subscriptions",
+            "GraphQL subscriptions open on this process.",
+            registry=self.registry,
+        )
         self._known_operations: set[str] = set()
 
     def operation_label(self, name: str | None) -> str:

@@ -42,6 +42,7 @@ from coinql.domain import backtest, research, simulation
 from coinql.domain.allocation import allocation_summary, performance_summary, run_allocation
 from coinql.domain.candles import Interval
 from coinql.domain.strategies import StrategySpec
+from coinql.realtime import channels
 from coinql.realtime.hub import Hub
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
@@ -52,10 +53,6 @@ T = TypeVar("T")
 HEARTBEAT_SECONDS = 2.0
 ARQ_FUNCTION = "run_job"
 Compute = Callable[..., Awaitable[Any]]
-
-
-def progress_channel(job_id: object) -> str:
-    return f"jobs.{job_id}"
 
 
 def code_version() -> str:
@@ -101,7 +98,7 @@ class JobRunner:
 
     async def _publish(self, job_id: Any, status: JobStatus, progress: float, stage: str) -> None:
         await self.hub.publish(
-            progress_channel(job_id),
+            channels.job(job_id),
             {"jobId": str(job_id), "status": status.value, "progress": progress, "stage": stage},
         )
 

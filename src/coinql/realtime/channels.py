@@ -1,0 +1,25 @@
+"""Every broadcast channel name, in one place. Payloads are JSON objects."""
+
+from __future__ import annotations
+
+PREFIX = "coinql"
+
+
+def prices(symbol: str) -> str:
+    """{symbol, price, timestamp (ms), source}"""
+    return f"{PREFIX}.prices.{symbol.upper()}"
+
+
+def candles(symbol: str, interval: str) -> str:
+    """{symbol, interval, timestamp, open, high, low, close, volume, closed}"""
+    return f"{PREFIX}.candles.{symbol.upper()}.{interval}"
+
+
+def job(job_id: object) -> str:
+    """{jobId, status, progress, stage}"""
+    return f"{PREFIX}.jobs.{job_id}"
+
+
+def alerts(user_id: object) -> str:
+    """{portfolioId, limit, observed, threshold, triggeredAt}"""
+    return f"{PREFIX}.alerts.{user_id}"
