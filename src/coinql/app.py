@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import structlog
 from cross_web import HTTPException as StrawberryHTTPException
@@ -23,11 +24,22 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
-from coinql.domain.candles import DAY_MS
+from coinql.domain.candles import DAY_MS, Interval
 from coinql.domain.demo import generate_demo_market
+from coinql.domain.errors import InvalidToken
 from coinql.migrations import ensure_current
 from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
+from coinql.realtime.feed import (
+    DemoTicks,
+    ExchangeTicks,
+    FeedService,
+    LocalLeader,
+    RedisLeader,
+    TickSource,
+)
 from coinql.realtime.hub import Hub
 from coinql.realtime.ingestion import IngestionScheduler
 from coinql.realtime.jobs import JobQueue
@@ -70,6 +82,15 @@ class CoinqlGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
         return Context(services=request.app.state.services, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Check the token of connection_init's payload: a bad one closes the socket (4403)."""
+        try:
+            await context.user()
+        except InvalidToken as error:
+            raise ConnectionRejectionError({"message": error.message}) from None
+        unset: UnsetType = UNSET
+        return unset
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames.
@@ -169,6 +190,50 @@ async def load_demo_if_empty(services: Services) -> None:
     log.info("demo market loaded", candles=added, note="synthetic data, not market prices")
 
 
+async def demo_ticks(services: Services) -> DemoTicks:
+    """The demo market continued from its last closes, at each asset's recent volatility."""
+    assets: dict[str, tuple[float, float]] = {}
+    async with services.reader() as session:
+        for asset in await market_store.list_assets(
+            session,
+            order=market_store.AssetOrder.SYMBOL_ASC,
+            where=market_store.AssetFilter(data_source="demo"),
+            offset=0,
+            limit=500,
+        ):
+            daily = await market_store.load_candles(
+                session, asset=asset, interval=Interval.D1, start=None, end=None
+            )
+            closes = daily.close[-91:]
+            if asset.last_price is None or closes.size < 3:
+                continue
+            volatility = float(np.std(np.diff(np.log(closes)), ddof=1))
+            assets[asset.symbol] = (asset.last_price, volatility)
+    return DemoTicks(assets, interval_seconds=services.settings.feed_tick_seconds)
+
+
+def start_feed(services: Services, source: TickSource, exchange: str) -> FeedService:
+    settings = services.settings
+
+    def on_status(role: str) -> None:
+        services.background["feed"] = role
+
+    feed = FeedService(
+        hub=services.hub,
+        sessions=services.sessions,
+        source=source,
+        leader=RedisLeader(settings.redis_url) if settings.redis_url else LocalLeader(),
+        exchange=exchange,
+        pair_quote="USD" if exchange == "demo" else settings.exchange_quote,
+        risk_check_seconds=settings.risk_check_seconds,
+        on_status=on_status,
+    )
+    services.background["feed"] = "starting"
+    services.feed = feed
+    feed.start()
+    return feed
+
+
 def start_ingestion(
     services: Services,
     client: ExchangeClient,
@@ -215,6 +280,9 @@ def create_app(
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         multipart_uploads_enabled=True,
         allowed_origins=settings.cors_origins,
+        keep_alive=True,
+        keep_alive_interval=15,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
 
     @asynccontextmanager
@@ -247,6 +315,9 @@ def create_app(
             services = app.state.services
             if settings.source == "demo":
                 await load_demo_if_empty(services)
+                if settings.feed_enabled:
+                    feed = start_feed(services, await demo_ticks(services), "demo")
+                    stack.push_async_callback(feed.stop)
             elif settings.exchange_id is not None:
                 client = exchange_client or create_exchange(settings.exchange_id)
                 stack.push_async_callback(client.close)
@@ -257,6 +328,15 @@ def create_app(
                     provider = CoinGeckoMarketCaps(http)
                 scheduler = start_ingestion(services, client, provider)
                 stack.push_async_callback(scheduler.stop)
+                if settings.feed_enabled:
+                    ticks = ExchangeTicks(
+                        client,
+                        settings.exchange_symbols,
+                        quote=settings.exchange_quote,
+                        poll_seconds=settings.feed_poll_seconds,
+                    )
+                    feed = start_feed(services, ticks, settings.exchange_id)
+                    stack.push_async_callback(feed.stop)
             log.info(
                 "started",
                 database=engine.dialect.name,

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     ingest_history_days: int = 365
     market_cap_provider: str = "coingecko"
     import_max_bytes: int = 100 * 1024 * 1024
+    feed_enabled: bool = True
+    feed_tick_seconds: float = 1.0
+    feed_poll_seconds: float = 2.0
+    risk_check_seconds: float = 5.0
+    max_subscriptions_per_connection: int = 20
+    max_subscriptions_per_user: int = 50
+    portfolio_value_throttle_seconds: float = 1.0
     job_stale_seconds: float = 30.0
     job_sweep_seconds: float = 10.0
     access_token_ttl_seconds: int = 15 * 60

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -382,3 +383,33 @@ def _forward_fill(closes: FloatArray) -> FloatArray:
     last = np.where(known, np.arange(closes.shape[0])[:, None], 0)
     np.maximum.accumulate(last, axis=0, out=last)
     return np.take_along_axis(closes, last, axis=0)
+
+
+def value_history_from_candles(
+    transactions: Sequence[Transaction],
+    *,
+    base_currency: str,
+    candles: dict[str, Any],
+    fallback_timestamps: IntArray,
+) -> ValueHistory:
+    """NAV from per-symbol candle series (the union of their timestamps; missing closes
+    carried forward); `fallback_timestamps` when the book never held a coin."""
+    symbols = sorted(candles)
+    series = [candles[symbol] for symbol in symbols]
+    stamps = (
+        np.unique(np.concatenate([s.timestamps for s in series]))
+        if series
+        else np.empty(0, np.int64)
+    )
+    if stamps.size == 0:
+        stamps = fallback_timestamps
+    closes = np.full((stamps.size, len(symbols)), np.nan)
+    for column, found in enumerate(series):
+        closes[np.searchsorted(stamps, found.timestamps), column] = found.close
+    return value_history(
+        transactions,
+        base_currency=base_currency,
+        assets=symbols,
+        timestamps=stamps,
+        closes=closes,
+    )

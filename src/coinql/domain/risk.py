@@ -316,3 +316,28 @@ def undefined_reasons(returns: FloatArray) -> dict[str, str]:
             " are outside the Cornish-Fisher expansion's domain of validity"
         }
     return {}
+
+
+def limit_observations(
+    values: FloatArray, weights: FloatArray, day_start_value: float | None
+) -> dict[str, float]:
+    """What risk limits watch, as positive fractions, from a NAV history ending now:
+    the current drawdown from the peak, the 1-period historical VaR 99 of the NAV's returns,
+    the largest position weight and the loss since the start of the day."""
+    found: dict[str, float] = {}
+    clean = values[np.isfinite(values)]
+    if clean.size:
+        peak = float(np.max(clean))
+        if peak > 0:
+            found["max_drawdown"] = max(0.0, 1.0 - float(clean[-1]) / peak)
+    if clean.size > 2:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            returns = clean[1:] / clean[:-1] - 1.0
+        var = value_at_risk(returns[np.isfinite(returns)], 0.99, VarMethod.HISTORICAL)
+        if np.isfinite(var):
+            found["value_at_risk_99"] = var
+    if weights.size:
+        found["max_position_weight"] = float(np.max(weights))
+    if day_start_value and clean.size:
+        found["daily_loss"] = max(0.0, 1.0 - float(clean[-1]) / day_start_value)
+    return found

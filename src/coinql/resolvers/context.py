@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from coinql import __version__
 from coinql.domain.auth import read_access_token
 from coinql.domain.errors import InvalidToken
 from coinql.observability import Metrics
+from coinql.realtime.feed import FeedService
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
 from coinql.resolvers.loaders import Loaders
@@ -39,6 +41,8 @@ class Services:
     metrics: Metrics
     secret_key: str
     exchange: ExchangeAdapter | None = None
+    feed: FeedService | None = None
+    subscriptions_by_user: dict[uuid.UUID, int] = field(default_factory=dict)
     version: str = __version__
     background: dict[str, str] = field(default_factory=dict)
 
@@ -89,6 +93,10 @@ class Context:
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("the Authorization header must be 'Bearer <access token>'")
         return token.strip()
+
+    def reset_user(self) -> None:
+        """Forget the loaded user, so that the next `user()` checks the token again."""
+        self._user, self._user_loaded = None, False
 
     async def user(self) -> auth_store.User | None:
         """The signed-in user, or None when anonymous; `InvalidToken` for a bad token.

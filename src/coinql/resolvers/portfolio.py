@@ -304,32 +304,20 @@ async def value_history(context: Context, portfolio: Portfolio, interval: Interv
     first = int(min(tx.time for tx in transactions).timestamp() * 1000)
     start = int(interval.floor(np.asarray([first], np.int64))[0])
     assets = await context.loaders.assets.load_many(symbols)
-    series = []
+    candles = {}
     for symbol, asset in zip(symbols, assets, strict=True):
         if asset is None:
             raise NotFound(f"asset {symbol} of this portfolio is no longer in the universe")
-        series.append(
-            await candles_for(context, asset=asset, interval=interval, start=start, end=None)
+        candles[symbol] = await candles_for(
+            context, asset=asset, interval=interval, start=start, end=None
         )
-    stamps = (
-        np.unique(np.concatenate([s.timestamps for s in series]))
-        if series
-        else np.empty(0, np.int64)
-    )
-    if stamps.size == 0:
-        now = int(context.services.now().timestamp() * 1000)
-        stamps = np.arange(
-            start, interval.floor(np.asarray([now], np.int64))[0] + 1, interval.milliseconds
-        )
-    closes = np.full((stamps.size, len(symbols)), np.nan)
-    for column, candles in enumerate(series):
-        closes[np.searchsorted(stamps, candles.timestamps), column] = candles.close
-    found = ledger.value_history(
+    now = int(context.services.now().timestamp() * 1000)
+    last = int(interval.floor(np.asarray([now], np.int64))[0])
+    found = ledger.value_history_from_candles(
         transactions,
         base_currency=portfolio.base_currency,
-        assets=symbols,
-        timestamps=stamps,
-        closes=closes,
+        candles=candles,
+        fallback_timestamps=np.arange(start, last + 1, interval.milliseconds, dtype=np.int64),
     )
     return History(found, interval)
 

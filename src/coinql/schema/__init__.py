@@ -17,17 +17,33 @@ from coinql.schema.errors import exception_handlers
 from coinql.schema.extensions import OperationMetrics, UserErrorCodes, mask_unexpected_errors
 from coinql.schema.market import MarketMutation, MarketQuery
 from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
+from coinql.schema.realtime import RealtimeMutation, RealtimeQuery, Subscription
 from coinql.schema.scalars import SCALAR_MAP
 from coinql.schema.server import AuthMutation, ServerQuery
 from coinql.schema.strategies import StrategyMutation, StrategyQuery
 
 Query = merge_types(
     "Query",
-    (ServerQuery, MarketQuery, AnalyticsQuery, PortfolioQuery, StrategyQuery, BacktestQuery),
+    (
+        ServerQuery,
+        MarketQuery,
+        AnalyticsQuery,
+        PortfolioQuery,
+        StrategyQuery,
+        BacktestQuery,
+        RealtimeQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
-    (AuthMutation, MarketMutation, PortfolioMutation, StrategyMutation, BacktestMutation),
+    (
+        AuthMutation,
+        MarketMutation,
+        PortfolioMutation,
+        StrategyMutation,
+        BacktestMutation,
+        RealtimeMutation,
+    ),
 )
 
 
@@ -43,6 +59,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         exception_handlers=exception_handlers(market.ERROR_TYPES, backtest.ERROR_TYPES),

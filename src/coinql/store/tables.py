@@ -10,10 +10,12 @@ from coinql.store.ingestion import IngestionState
 from coinql.store.jobs import BacktestRun, Job, SimulationRun, StudyRun
 from coinql.store.market import Asset, Market
 from coinql.store.portfolio import LedgerEntry, Portfolio, Strategy
+from coinql.store.risk import Alert, RiskLimits
 
 metadata = SQLModel.metadata
 
 __all__ = [
+    "Alert",
     "Asset",
     "BacktestRun",
     "Candle",
@@ -23,6 +25,7 @@ __all__ = [
     "Market",
     "Portfolio",
     "RefreshToken",
+    "RiskLimits",
     "SimulationRun",
     "Strategy",
     "StudyRun",

@@ -1,0 +1,437 @@
+"""The market feed: ticks in, prices and forming candles out, closed candles into the store,
+and risk limits checked as prices move.
+
+One feed per deployment: with Redis, a lock with an expiry elects the publisher among the API
+replicas (a standby takes over within the lock's lifetime, 6 s, when the leader dies); without
+Redis there is one process, which leads.
+
+Sources: the demo replays the synthetic market forward (a tick a second per asset, labelled
+"demo"); an exchange is read with ccxt's `watch_tickers` where the client supports it, else by
+polling `fetch_tickers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+import numpy as np
+import redis.asyncio as aioredis
+import structlog
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.domain import ledger, risk
+from coinql.domain.candles import DAY_MS, Candles, Interval
+from coinql.realtime import channels
+from coinql.realtime.hub import Hub
+from coinql.store import market as market_store
+from coinql.store import portfolio as portfolio_store
+from coinql.store import risk as risk_store
+
+log = structlog.get_logger("coinql.feed")
+LIVE_INTERVALS = (Interval.M1, Interval.M5, Interval.M15, Interval.H1)
+LEADER_KEY = "coinql:feed:leader"
+LEADER_TTL_MS = 6_000
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    symbol: str
+    price: float
+    timestamp: int  # epoch ms
+    volume: float = 0.0
+
+
+class TickSource(Protocol):
+    name: str
+
+    async def next(self) -> list[Tick]: ...
+
+
+class DemoTicks:
+    """The demo market continued: each asset's price moves by a lognormal step whose
+    volatility is the asset's recent daily volatility scaled to the tick interval."""
+
+    name = "demo"
+
+    def __init__(
+        self,
+        assets: dict[str, tuple[float, float]],
+        *,
+        interval_seconds: float = 1.0,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.symbols = sorted(assets)
+        self.prices = np.array([assets[s][0] for s in self.symbols], dtype=np.float64)
+        daily = np.array([assets[s][1] for s in self.symbols], dtype=np.float64)
+        self.sigma = daily * np.sqrt(interval_seconds / 86_400)
+        self.interval_seconds = interval_seconds
+        self.rng = np.random.default_rng(seed)
+        self.clock = clock
+
+    async def next(self) -> list[Tick]:
+        await asyncio.sleep(self.interval_seconds)
+        self.prices = self.prices * np.exp(
+            self.rng.standard_normal(self.prices.size) * self.sigma - self.sigma**2 / 2
+        )
+        now = int(self.clock() * 1000)
+        volume = self.rng.exponential(1.0, self.prices.size)
+        return [
+            Tick(symbol, float(price), now, float(amount))
+            for symbol, price, amount in zip(self.symbols, self.prices, volume, strict=True)
+        ]
+
+
+class ExchangeTicks:
+    """Tickers from a ccxt client: streamed when it can `watch_tickers`, else polled."""
+
+    def __init__(
+        self, client: Any, symbols: Sequence[str], *, quote: str, poll_seconds: float
+    ) -> None:
+        self.client = client
+        self.name = str(client.id)
+        self.pairs = {f"{symbol}/{quote}": symbol for symbol in symbols}
+        self.poll_seconds = poll_seconds
+        has = getattr(client, "has", {}) or {}
+        self.streaming = bool(has.get("watchTickers")) and hasattr(client, "watch_tickers")
+
+    async def next(self) -> list[Tick]:
+        if self.streaming:
+            tickers = await self.client.watch_tickers(list(self.pairs))
+        else:
+            await asyncio.sleep(self.poll_seconds)
+            tickers = await self.client.fetch_tickers(list(self.pairs))
+        now = int(time.time() * 1000)
+        ticks = []
+        for pair, ticker in tickers.items():
+            symbol = self.pairs.get(pair)
+            price = ticker.get("last") or ticker.get("close")
+            if symbol is None or price is None:
+                continue
+            ticks.append(Tick(symbol, float(price), int(ticker.get("timestamp") or now), 0.0))
+        return ticks
+
+
+@dataclass
+class FormingCandle:
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+    def payload(self, symbol: str, interval: Interval, *, closed: bool) -> dict[str, Any]:
+        return {
+            "symbol": symbol,
+            "interval": interval.value,
+            "timestamp": self.open_time,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume": self.volume,
+            "closed": closed,
+        }
+
+
+@dataclass
+class CandleBuilder:
+    """Forming candles per (symbol, interval); a tick in a later bucket closes the current."""
+
+    intervals: Sequence[Interval] = LIVE_INTERVALS
+    forming: dict[tuple[str, Interval], FormingCandle] = field(default_factory=dict)
+
+    def update(self, tick: Tick) -> list[tuple[Interval, FormingCandle, bool]]:
+        events = []
+        for interval in self.intervals:
+            bucket = int(interval.floor(np.asarray([tick.timestamp], dtype=np.int64))[0])
+            key = (tick.symbol, interval)
+            current = self.forming.get(key)
+            if current is not None and bucket > current.open_time:
+                events.append((interval, current, True))
+                current = None
+            if current is None or bucket < current.open_time:
+                current = FormingCandle(bucket, tick.price, tick.price, tick.price, tick.price, 0.0)
+                self.forming[key] = current
+            current.high = max(current.high, tick.price)
+            current.low = min(current.low, tick.price)
+            current.close = tick.price
+            current.volume += tick.volume
+            events.append((interval, current, False))
+        return events
+
+
+class Leader(Protocol):
+    async def acquire(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
+class LocalLeader:
+    """One process without Redis: it always leads."""
+
+    async def acquire(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
+
+
+class RedisLeader:
+    """A Redis lock with an expiry: held while renewed, taken over once it lapses."""
+
+    RENEW = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then"
+        " return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+    )
+    RELEASE = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1])"
+        " else return 0 end"
+    )
+
+    def __init__(
+        self, redis_url: str, *, key: str = LEADER_KEY, ttl_ms: int = LEADER_TTL_MS
+    ) -> None:
+        self.redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2)
+        self.key, self.ttl_ms = key, ttl_ms
+        self.token = uuid.uuid4().hex
+        self.held = False
+
+    async def acquire(self) -> bool:
+        """Take or renew the lock; False (standby) if another holds it or Redis is away."""
+        try:
+            if self.held:
+                self.held = bool(
+                    await self.redis.eval(self.RENEW, 1, self.key, self.token, self.ttl_ms)
+                )
+            if not self.held:
+                self.held = bool(
+                    await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms)
+                )
+        except (OSError, aioredis.RedisError) as error:
+            log.warning("feed leader lock unavailable", error=str(error))
+            self.held = False
+        return self.held
+
+    async def release(self) -> None:
+        with contextlib.suppress(OSError, aioredis.RedisError):
+            if self.held:
+                await self.redis.eval(self.RELEASE, 1, self.key, self.token)
+        self.held = False
+        await self.redis.aclose()
+
+
+class FeedService:
+    """Publishes ticks and candles while it leads; checks risk limits as prices move."""
+
+    def __init__(
+        self,
+        *,
+        hub: Hub,
+        sessions: async_sessionmaker[AsyncSession],
+        source: TickSource,
+        leader: Leader,
+        exchange: str,
+        pair_quote: str = "USD",
+        risk_check_seconds: float = 5.0,
+        on_status: Callable[[str], None] = lambda status: None,
+    ) -> None:
+        self.hub = hub
+        self.sessions = sessions
+        self.source = source
+        self.leader = leader
+        self.exchange = exchange
+        self.pair_quote = pair_quote
+        self.builder = CandleBuilder()
+        self.latest: dict[str, float] = {}
+        self.risk_check_seconds = risk_check_seconds
+        self.on_status = on_status
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="coinql-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.leader.release()
+
+    async def _run(self) -> None:
+        last_check = time.monotonic()
+        while True:
+            if not await self.leader.acquire():
+                self.on_status("standby")
+                await asyncio.sleep(1.0)
+                continue
+            self.on_status("leader")
+            try:
+                ticks = await self.source.next()
+                await self.publish(ticks)
+                if time.monotonic() - last_check >= self.risk_check_seconds:
+                    last_check = time.monotonic()
+                    await check_risk_limits(self.sessions, self.hub, self.latest)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bad batch must not stop the feed
+                log.exception("feed step failed")
+                await asyncio.sleep(1.0)
+
+    async def publish(self, ticks: list[Tick]) -> None:
+        closed: dict[str, list[FormingCandle]] = {}
+        for tick in ticks:
+            self.latest[tick.symbol] = tick.price
+            await self.hub.publish(
+                channels.prices(tick.symbol),
+                {
+                    "symbol": tick.symbol,
+                    "price": tick.price,
+                    "timestamp": tick.timestamp,
+                    "source": self.source.name,
+                },
+            )
+            for interval, candle, is_closed in self.builder.update(tick):
+                await self.hub.publish(
+                    channels.candles(tick.symbol, interval.value),
+                    candle.payload(tick.symbol, interval, closed=is_closed),
+                )
+                if is_closed and interval is Interval.M1:
+                    closed.setdefault(tick.symbol, []).append(candle)
+            self.published += 1
+        if closed:
+            await self._store(closed)
+
+    async def _store(self, closed: dict[str, list[FormingCandle]]) -> None:
+        """Closed M1 candles into the store, under the feed's market of each asset."""
+        now = datetime.now(UTC)
+        async with self.sessions() as session, session.begin():
+            for symbol, found in closed.items():
+                asset = await market_store.get_asset(session, symbol=symbol)
+                if asset is None:
+                    continue
+                candles = Candles.from_columns(
+                    [c.open_time for c in found],
+                    [c.open for c in found],
+                    [c.high for c in found],
+                    [c.low for c in found],
+                    [c.close for c in found],
+                    [c.volume for c in found],
+                    [np.nan] * len(found),
+                )
+                await market_store.save_candles(
+                    session,
+                    symbol=symbol,
+                    name=None,
+                    data_source=asset.data_source,
+                    exchange=self.exchange,
+                    pair=f"{symbol}/{self.pair_quote}",
+                    interval=Interval.M1,
+                    candles=candles,
+                    now=now,
+                )
+
+
+async def check_risk_limits(
+    sessions: async_sessionmaker[AsyncSession], hub: Hub, latest: dict[str, float]
+) -> int:
+    """Evaluate every portfolio's limits at the latest prices; store and publish an alert for
+    each new breach (once per breach: a limit alerts again only after it came back)."""
+    raised = 0
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        for limits in await risk_store.all_limits(session):
+            thresholds = limits.thresholds()
+            if not thresholds:
+                continue
+            observed = await _observe(session, limits.portfolio_id, latest, now)
+            breached = {
+                name for name, value in thresholds.items() if observed.get(name, 0.0) > value
+            }
+            for name in sorted(breached - set(limits.breached)):
+                alert = await risk_store.add_alert(
+                    session,
+                    alert=risk_store.Alert(
+                        portfolio_id=limits.portfolio_id,
+                        owner_id=limits.owner_id,
+                        limit=name,
+                        observed=observed[name],
+                        threshold=thresholds[name],
+                        triggered_at=now,
+                    ),
+                )
+                await hub.publish(channels.alerts(limits.owner_id), risk_store.alert_payload(alert))
+                raised += 1
+            limits.breached = sorted(breached)
+    return raised
+
+
+async def _observe(
+    session: AsyncSession, portfolio_id: uuid.UUID, latest: dict[str, float], now: datetime
+) -> dict[str, float]:
+    portfolio = await session.get(portfolio_store.Portfolio, portfolio_id)
+    if portfolio is None:
+        return {}
+    entries = (await portfolio_store.entries_of(session, portfolio_ids=[portfolio_id]))[
+        portfolio_id
+    ]
+    if not entries:
+        return {}
+    transactions = [
+        ledger.Transaction(
+            ledger.TransactionKind(e.kind), e.asset, e.quantity, e.time, e.price, e.fee
+        )
+        for e in entries
+    ]
+    state = ledger.replay(
+        transactions,
+        base_currency=portfolio.base_currency,
+        method=ledger.CostBasis(portfolio.cost_basis),
+    )
+    symbols = sorted(state.holdings)
+    assets = await market_store.get_assets(session, symbols=symbols)
+    prices = {}
+    for symbol in symbols:
+        price = latest.get(symbol)
+        if price is None and symbol in assets and assets[symbol].last_price is not None:
+            price = assets[symbol].last_price
+        if price is not None:
+            prices[symbol] = Decimal(repr(price))
+    valuation = ledger.value(state, prices)
+    weights = np.array(
+        [
+            w
+            for p in valuation.positions
+            if p.quantity > 0 and (w := valuation.weight(p)) is not None
+        ]
+    )
+    start = int(min(t.time for t in transactions).timestamp() * 1000) // DAY_MS * DAY_MS
+    candles = {
+        symbol: await market_store.load_candles(
+            session, asset=assets[symbol], interval=Interval.D1, start=start, end=None
+        )
+        for symbol in symbols
+        if symbol in assets
+    }
+    today = int(now.timestamp() * 1000) // DAY_MS * DAY_MS
+    history = ledger.value_history_from_candles(
+        transactions,
+        base_currency=portfolio.base_currency,
+        candles=candles,
+        fallback_timestamps=np.arange(start, today + 1, DAY_MS, dtype=np.int64),
+    )
+    before_today = history.values[history.timestamps < today]
+    values = np.append(history.values[history.timestamps < today], float(valuation.value))
+    day_start = float(before_today[-1]) if before_today.size else None
+    return risk.limit_observations(values, weights, day_start)

@@ -1,0 +1,252 @@
+"""Live streams for subscriptions: prices, candles, portfolio value, job progress, alerts; and
+risk limits. Every stream ends cleanly when the client goes: nothing outlives it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from coinql.domain import ledger
+from coinql.domain.candles import DAY_MS, Interval
+from coinql.domain.errors import InvalidInput, InvalidToken, NotFound, UserError
+from coinql.realtime import channels
+from coinql.resolvers.auth import require_user
+from coinql.resolvers.context import Context
+from coinql.resolvers.portfolio import get_portfolio, ledger_state
+from coinql.store import jobs as job_store
+from coinql.store import market as market_store
+from coinql.store import portfolio as portfolio_store
+from coinql.store import risk as risk_store
+
+MAX_SYMBOLS = 50
+TOKEN_CHECK_SECONDS = 5.0
+
+
+class SubscriptionLimit(UserError):
+    """Too many open subscriptions for this user."""
+
+
+@asynccontextmanager
+async def tracked(context: Context, user_id: uuid.UUID | None) -> AsyncIterator[None]:
+    """Count the subscription per user (a limit) and in the metrics while it is open."""
+    services = context.services
+    if user_id is not None:
+        count = services.subscriptions_by_user.get(user_id, 0)
+        limit = services.settings.max_subscriptions_per_user
+        if count >= limit:
+            raise SubscriptionLimit(f"at most {limit} open subscriptions per user")
+        services.subscriptions_by_user[user_id] = count + 1
+    services.metrics.subscriptions.inc()
+    try:
+        yield
+    finally:
+        services.metrics.subscriptions.dec()
+        if user_id is not None:
+            left = services.subscriptions_by_user.get(user_id, 1) - 1
+            if left:
+                services.subscriptions_by_user[user_id] = left
+            else:
+                services.subscriptions_by_user.pop(user_id, None)
+
+
+async def guard_token(context: Context) -> None:
+    """Close the socket with 4403 once the connection's token has expired or been revoked."""
+    if context.connection_params is None:
+        return
+    try:
+        context.reset_user()
+        await context.user()
+    except InvalidToken:
+        close = getattr(context.request, "close", None)
+        if close is not None:
+            await close(code=4403, reason="access token expired or revoked")
+        raise
+
+
+async def stream(
+    context: Context, channel_names: list[str], *, conflate: bool
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Hub messages, with the token re-checked every few seconds while they flow."""
+    checked = time.monotonic()
+    async for message in context.services.hub.subscribe(channel_names, conflate=conflate):
+        if time.monotonic() - checked > TOKEN_CHECK_SECONDS:
+            await guard_token(context)
+            checked = time.monotonic()
+        yield message
+
+
+async def prices(context: Context, symbols: list[str]) -> AsyncIterator[dict[str, Any]]:
+    wanted = sorted({symbol.strip().upper() for symbol in symbols})
+    if not 0 < len(wanted) <= MAX_SYMBOLS:
+        raise InvalidInput("symbols", f"give 1 to {MAX_SYMBOLS} symbols")
+    user = await context.user()
+    async with tracked(context, user.id if user else None):
+        async for message in stream(context, [channels.prices(s) for s in wanted], conflate=True):
+            yield message
+
+
+async def candles(
+    context: Context, symbol: str, interval: Interval
+) -> AsyncIterator[dict[str, Any]]:
+    user = await context.user()
+    async with tracked(context, user.id if user else None):
+        channel = channels.candles(symbol.strip().upper(), interval.value)
+        async for message in stream(context, [channel], conflate=True):
+            yield message
+
+
+@dataclass
+class _Book:
+    state: ledger.LedgerState
+    day_start_prices: dict[str, Decimal]
+    loaded_at: float
+
+
+async def _book(context: Context, portfolio: portfolio_store.Portfolio) -> _Book:
+    context.loaders.entries.clear_all()  # a long-lived connection must see new transactions
+    state = await ledger_state(context, portfolio)
+    today = int(context.services.now().timestamp() * 1000) // DAY_MS * DAY_MS
+    starts: dict[str, Decimal] = {}
+    async with context.services.reader() as session:
+        assets = await market_store.get_assets(session, symbols=list(state.holdings))
+        for symbol, asset in assets.items():
+            day = await market_store.load_candles(
+                session, asset=asset, interval=Interval.D1, start=today - 2 * DAY_MS, end=today - 1
+            )
+            if len(day):
+                starts[symbol] = Decimal(repr(float(day.close[-1])))
+    return _Book(state, starts, time.monotonic())
+
+
+async def portfolio_values(
+    context: Context, portfolio_id: uuid.UUID
+) -> AsyncIterator[dict[str, Any]]:
+    """Value, unrealized PnL and the change since the last daily close, recomputed on ticks of
+    the portfolio's coins, at most once per throttle interval."""
+    user = await require_user(context)
+    portfolio = await get_portfolio(context, portfolio_id=portfolio_id)
+    throttle = context.services.settings.portfolio_value_throttle_seconds
+    async with tracked(context, user.id):
+        book = await _book(context, portfolio)
+        latest: dict[str, Decimal] = {}
+        async with context.services.reader() as session:
+            for symbol, asset in (
+                await market_store.get_assets(session, symbols=list(book.state.holdings))
+            ).items():
+                if asset.last_price is not None:
+                    latest[symbol] = Decimal(repr(asset.last_price))
+        yield _value_payload(book, latest)
+        last_sent = time.monotonic()
+        names = [channels.prices(symbol) for symbol in book.state.holdings] or [
+            channels.prices("__none__")
+        ]
+        async for tick in stream(context, names, conflate=True):
+            latest[tick["symbol"]] = Decimal(repr(tick["price"]))
+            now = time.monotonic()
+            if now - last_sent < throttle:
+                continue
+            if now - book.loaded_at > 10.0:
+                book = await _book(context, portfolio)
+            yield _value_payload(book, latest, timestamp=int(tick["timestamp"]))
+            last_sent = now
+
+
+def _value_payload(
+    book: _Book, latest: dict[str, Decimal], *, timestamp: int | None = None
+) -> dict[str, Any]:
+    valuation = ledger.value(book.state, latest)
+    day_start = ledger.value(book.state, {**latest, **book.day_start_prices}).value
+    return {
+        "timestamp": timestamp if timestamp is not None else int(time.time() * 1000),
+        "value": valuation.value,
+        "unrealizedPnl": valuation.unrealized_pnl,
+        "dayChange": valuation.value - day_start,
+    }
+
+
+async def job_progress(context: Context, job_id: uuid.UUID) -> AsyncIterator[dict[str, Any]]:
+    """The job's state now, then each update, ending after a final status."""
+    user = await require_user(context)
+    async with tracked(context, user.id):
+        updates = stream(context, [channels.job(job_id)], conflate=False)
+        first = asyncio.ensure_future(updates.__anext__())  # subscribed before reading the state
+        await asyncio.sleep(0)
+        async with context.services.reader() as session:
+            job = await job_store.get_job(session, job_id=job_id, owner_id=user.id)
+        if job is None:
+            first.cancel()
+            await updates.aclose()
+            raise NotFound(f"no job {job_id}")
+        current = {
+            "jobId": str(job.id),
+            "status": job.status,
+            "progress": job.progress,
+            "stage": job.stage,
+        }
+        yield current
+        if job_store.JobStatus(job.status).final:
+            first.cancel()
+            await updates.aclose()
+            return
+        try:
+            message = await first
+            while True:
+                yield message
+                if job_store.JobStatus(message["status"]).final:
+                    return
+                message = await updates.__anext__()
+        finally:
+            await updates.aclose()
+
+
+async def alerts(context: Context, portfolio_id: uuid.UUID | None) -> AsyncIterator[dict[str, Any]]:
+    user = await require_user(context)
+    if portfolio_id is not None:
+        await get_portfolio(context, portfolio_id=portfolio_id)  # NotFound if not theirs
+    async with tracked(context, user.id):
+        async for alert in stream(context, [channels.alerts(user.id)], conflate=False):
+            if portfolio_id is None or alert["portfolioId"] == str(portfolio_id):
+                yield alert
+
+
+async def set_risk_limits(
+    context: Context, *, portfolio_id: uuid.UUID, values: dict[str, float | None]
+) -> risk_store.RiskLimits:
+    for name, value in values.items():
+        if value is not None and not 0 < value <= 1:
+            raise InvalidInput(name, f"{name} is a positive fraction up to 1")
+    user = await require_user(context)
+    await get_portfolio(context, portfolio_id=portfolio_id)
+    async with context.services.transaction() as session:
+        return await risk_store.set_limits(
+            session,
+            portfolio_id=portfolio_id,
+            owner_id=user.id,
+            values=values,
+            now=context.services.now(),
+        )
+
+
+async def risk_limits(context: Context, portfolio_id: uuid.UUID) -> risk_store.RiskLimits | None:
+    async with context.services.reader() as session:
+        return await risk_store.get_limits(session, portfolio_id=portfolio_id)
+
+
+async def list_alerts(
+    context: Context, *, portfolio_id: uuid.UUID | None, first: int
+) -> list[risk_store.Alert]:
+    if not 0 < first <= 500:
+        raise InvalidInput("first", "first must be between 1 and 500")
+    user = await require_user(context)
+    if portfolio_id is not None:
+        await get_portfolio(context, portfolio_id=portfolio_id)
+    async with context.services.reader() as session:
+        return await risk_store.list_alerts(
+            session, owner_id=user.id, portfolio_id=portfolio_id, limit=first
+        )

@@ -1,0 +1,240 @@
+"""Subscriptions, risk limits and alerts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Self
+
+import strawberry
+from strawberry.types import Info
+
+from coinql.resolvers import realtime as realtime_resolvers
+from coinql.resolvers.context import Context
+from coinql.schema.enums import Interval, JobStatus
+from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.permissions import IsAuthenticated
+from coinql.schema.portfolio import decode_id
+from coinql.store import risk as risk_store
+
+
+def _moment(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
+@strawberry.type
+class PriceTick:
+    symbol: str
+    price: float
+    timestamp: datetime
+    source: str = strawberry.field(description='"demo" for the synthetic feed, else the exchange.')
+
+
+@strawberry.type(description="The forming candle; a last update with closed: true ends it.")
+class CandleUpdate:
+    symbol: str
+    interval: Interval
+    timestamp: datetime = strawberry.field(description="Open time.")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    closed: bool
+
+
+@strawberry.type
+class PortfolioValueUpdate:
+    timestamp: datetime
+    value: Decimal
+    unrealized_pnl: Decimal
+    day_change: Decimal = strawberry.field(description="Value now minus at the last daily close.")
+
+
+@strawberry.type
+class JobProgressUpdate:
+    job_id: strawberry.ID
+    status: JobStatus
+    progress: float
+    stage: str
+
+
+@strawberry.type
+class RiskAlert:
+    portfolio_id: strawberry.ID
+    limit: str = strawberry.field(
+        description="max_drawdown, value_at_risk_99, max_position_weight or daily_loss."
+    )
+    observed: float
+    threshold: float
+    triggered_at: datetime
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            portfolio_id=strawberry.ID(_global("Portfolio", payload["portfolioId"])),
+            limit=payload["limit"],
+            observed=payload["observed"],
+            threshold=payload["threshold"],
+            triggered_at=datetime.fromisoformat(payload["triggeredAt"]),
+        )
+
+    @classmethod
+    def from_model(cls, alert: risk_store.Alert) -> Self:
+        return cls.from_payload(risk_store.alert_payload(alert))
+
+
+def _global(type_name: str, raw_id: str) -> str:
+    from strawberry import relay
+
+    return str(relay.GlobalID(type_name, raw_id))
+
+
+@strawberry.type(description="Limits are positive fractions; null means no limit.")
+class RiskLimits:
+    max_drawdown: float | None
+    value_at_risk_99: float | None = strawberry.field(description="1-day historical VaR 99.")
+    max_position_weight: float | None
+    daily_loss: float | None
+    breached: list[str]
+
+    @classmethod
+    def from_model(cls, limits: risk_store.RiskLimits) -> Self:
+        return cls(
+            max_drawdown=limits.max_drawdown,
+            value_at_risk_99=limits.value_at_risk_99,
+            max_position_weight=limits.max_position_weight,
+            daily_loss=limits.daily_loss,
+            breached=list(limits.breached),
+        )
+
+
+@strawberry.input
+class RiskLimitsInput:
+    max_drawdown: float | None = None
+    value_at_risk_99: float | None = None
+    max_position_weight: float | None = None
+    daily_loss: float | None = None
+
+
+SetRiskLimitsResult = Annotated[
+    RiskLimits | InvalidInput | NotFound | NotAuthenticated, strawberry.union("SetRiskLimitsResult")
+]
+
+
+@strawberry.type
+class RealtimeQuery:
+    @strawberry.field(
+        description="Alerts raised by risk limits, newest first.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def alerts(
+        self, info: Info[Context, None], portfolio_id: strawberry.ID | None = None, first: int = 50
+    ) -> list[RiskAlert]:
+        found = await realtime_resolvers.list_alerts(
+            info.context,
+            portfolio_id=decode_id(portfolio_id, "Portfolio") if portfolio_id else None,
+            first=first,
+        )
+        return [RiskAlert.from_model(alert) for alert in found]
+
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def risk_limits(
+        self, info: Info[Context, None], portfolio_id: strawberry.ID
+    ) -> RiskLimits | None:
+        found = await realtime_resolvers.risk_limits(
+            info.context, decode_id(portfolio_id, "Portfolio")
+        )
+        return RiskLimits.from_model(found) if found else None
+
+
+@strawberry.type
+class RealtimeMutation:
+    @strawberry.mutation(
+        description="Set (or clear, with null) a portfolio's risk limits.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def set_risk_limits(
+        self, info: Info[Context, None], portfolio_id: strawberry.ID, limits: RiskLimitsInput
+    ) -> SetRiskLimitsResult:
+        found = await realtime_resolvers.set_risk_limits(
+            info.context,
+            portfolio_id=decode_id(portfolio_id, "Portfolio"),
+            values={
+                "max_drawdown": limits.max_drawdown,
+                "value_at_risk_99": limits.value_at_risk_99,
+                "max_position_weight": limits.max_position_weight,
+                "daily_loss": limits.daily_loss,
+            },
+        )
+        return RiskLimits.from_model(found)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Live prices (the latest, for slow clients).")
+    async def prices(
+        self, info: Info[Context, None], symbols: list[str]
+    ) -> AsyncGenerator[PriceTick, None]:
+        async for tick in realtime_resolvers.prices(info.context, symbols):
+            yield PriceTick(
+                symbol=tick["symbol"],
+                price=tick["price"],
+                timestamp=_moment(tick["timestamp"]),
+                source=tick["source"],
+            )
+
+    @strawberry.subscription(description="The forming candle, and closed: true once it ends.")
+    async def candles(
+        self, info: Info[Context, None], symbol: str, interval: Interval = Interval.M1
+    ) -> AsyncGenerator[CandleUpdate, None]:
+        async for candle in realtime_resolvers.candles(info.context, symbol, interval):
+            yield CandleUpdate(
+                symbol=candle["symbol"],
+                interval=Interval(candle["interval"]),
+                timestamp=_moment(candle["timestamp"]),
+                open=candle["open"],
+                high=candle["high"],
+                low=candle["low"],
+                close=candle["close"],
+                volume=candle["volume"],
+                closed=candle["closed"],
+            )
+
+    @strawberry.subscription(description="Value and PnL of one of your portfolios, throttled.")
+    async def portfolio_value(
+        self, info: Info[Context, None], portfolio_id: strawberry.ID
+    ) -> AsyncGenerator[PortfolioValueUpdate, None]:
+        async for update in realtime_resolvers.portfolio_values(
+            info.context, decode_id(portfolio_id, "Portfolio")
+        ):
+            yield PortfolioValueUpdate(
+                timestamp=_moment(update["timestamp"]),
+                value=update["value"],
+                unrealized_pnl=update["unrealizedPnl"],
+                day_change=update["dayChange"],
+            )
+
+    @strawberry.subscription(description="A job's progress, ending after its final status.")
+    async def job_progress(
+        self, info: Info[Context, None], job_id: strawberry.ID
+    ) -> AsyncGenerator[JobProgressUpdate, None]:
+        async for update in realtime_resolvers.job_progress(info.context, decode_id(job_id, "Job")):
+            yield JobProgressUpdate(
+                job_id=strawberry.ID(_global("Job", update["jobId"])),
+                status=JobStatus(update["status"]),
+                progress=update["progress"],
+                stage=update["stage"],
+            )
+
+    @strawberry.subscription(
+        description="Breaches of your risk limits (all portfolios if omitted)."
+    )
+    async def risk_alerts(
+        self, info: Info[Context, None], portfolio_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[RiskAlert, None]:
+        async for alert in realtime_resolvers.alerts(
+            info.context, decode_id(portfolio_id, "Portfolio") if portfolio_id else None
+        ):
+            yield RiskAlert.from_payload(alert)
