@@ -201,7 +201,9 @@ class Server:
     process: subprocess.Popen[bytes]
 
 
-def start_server(settings: Settings, *, port: int | None = None) -> Server:
+def start_server(
+    settings: Settings, *, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> Server:
     """`coinql serve` in a subprocess with these settings; returns once it is live."""
     port = port or free_port()
     env = {
@@ -211,6 +213,7 @@ def start_server(settings: Settings, *, port: int | None = None) -> Server:
         "COINQL_SECRET_KEY": settings.secret_key or TEST_SECRET,
         "COINQL_SOURCE": settings.source,
         "COINQL_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "coinql.cli", "serve", "--port", str(port)],
@@ -244,6 +247,23 @@ def stop_server(server: Server) -> None:
         server.process.wait()
     if server.process.stderr is not None:
         server.process.stderr.close()
+
+
+def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """`coinql worker` (arq) in a subprocess, for jobs queued through Redis."""
+    env = {
+        **os.environ,
+        "COINQL_DATABASE_URL": settings.database_url,
+        "COINQL_REDIS_URL": settings.redis_url or "",
+        "COINQL_SECRET_KEY": settings.secret_key or "",
+        "COINQL_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "coinql.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,28 +18,12 @@ from coinql.domain import backtest as bt
 from coinql.domain.strategies import StrategySpec
 from coinql.settings import Settings
 from tests.client import GraphQLClient
-from tests.conftest import Backend, make_settings
+from tests.conftest import Backend, make_settings, start_worker
 from tests.domain.coins import parsed
 from tests.schema.test_market import admin, import_real_files  # noqa: F401 - fixture
 
 WINDOW = {"start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
 START_MS, END_MS = 1514764800000, 1625011200000
-
-
-def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "COINQL_DATABASE_URL": settings.database_url,
-        "COINQL_REDIS_URL": settings.redis_url or "",
-        "COINQL_SECRET_KEY": settings.secret_key or "",
-        "COINQL_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "coinql.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture

@@ -1,0 +1,319 @@
+"""The operations of ../shared/contract/realtime.graphql against real uvicorn servers, with real
+WebSocket clients, on memory and on Redis: ticks, candles, PnL, job progress, alerts, auth,
+two processes sharing Redis, and a Redis restart."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from coinql.settings import Settings
+from tests.client import GraphQLClient, contract_operations
+from tests.conftest import (
+    CONTRACT_DIR,
+    Backend,
+    Server,
+    available_backends,
+    free_port,
+    make_settings,
+    start_server,
+    start_worker,
+    stop_server,
+)
+from tests.ws import SubscriptionError, take, ws_connect
+
+FAST = {
+    "COINQL_FEED_TICK_SECONDS": "0.2",
+    "COINQL_RISK_CHECK_SECONDS": "0.5",
+    "COINQL_PORTFOLIO_VALUE_THROTTLE_SECONDS": "0.1",
+}
+REALTIME = contract_operations(CONTRACT_DIR, "realtime")
+# Tests that need Redis run on the PostgreSQL + Redis backend (always there under CI=true).
+REDIS_BACKENDS = [name for name in available_backends() if name == "postgres"]
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    return make_settings(backend, tmp_path, source="demo")
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[Server]:
+    """A server on the demo feed; with Redis, a `coinql worker` runs its jobs."""
+    running = start_server(settings, extra_env=FAST)
+    worker = start_worker(settings) if settings.redis_url else None
+    try:
+        yield running
+    finally:
+        stop_server(running)
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=20)
+
+
+@asynccontextmanager
+async def http_client(server: Server) -> AsyncIterator[GraphQLClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        yield GraphQLClient(http, CONTRACT_DIR)
+
+
+async def test_prices_stream_demo_ticks(live: Server) -> None:
+    async with ws_connect(live.ws_url) as connection:
+        ticks = await take(connection.subscribe(REALTIME["Prices"], operation_name="Prices"), 6)
+    symbols = {tick["prices"]["symbol"] for tick in ticks}
+    assert symbols == {"BTC", "ETH"}
+    assert all(tick["prices"]["price"] > 0 for tick in ticks)
+    stamps = [tick["prices"]["timestamp"] for tick in ticks if tick["prices"]["symbol"] == "BTC"]
+    assert stamps == sorted(stamps)
+
+
+async def test_live_candles_form(live: Server) -> None:
+    async with ws_connect(live.ws_url) as connection:
+        updates = await take(
+            connection.subscribe(REALTIME["LiveCandles"], operation_name="LiveCandles"), 4
+        )
+    for update in updates:
+        candle = update["candles"]
+        assert candle["low"] <= min(candle["open"], candle["close"])
+        assert candle["high"] >= max(candle["open"], candle["close"])
+        assert candle["timestamp"].endswith(":00Z")
+
+
+async def sign_up(client: GraphQLClient, email: str = "live@example.com") -> str:
+    return str((await client.sign_up(email))["accessToken"])
+
+
+async def btc_portfolio(client: GraphQLClient, token: str) -> str:
+    created = (await client.contract("portfolio", "CreatePortfolio", token=token)).ok()
+    portfolio_id = created["createPortfolio"]["id"]
+    transactions = [
+        {"kind": "DEPOSIT", "asset": "USDT", "quantity": "100000", "time": "2024-01-01T00:00:00Z"},
+        {
+            "kind": "BUY",
+            "asset": "BTC",
+            "quantity": "1",
+            "price": "30000",
+            "time": "2024-01-02T00:00:00Z",
+        },
+    ]
+    added = await client.contract(
+        "portfolio",
+        "AddTransactions",
+        {"portfolioId": portfolio_id, "transactions": transactions},
+        token=token,
+    )
+    assert added.ok()["addTransactions"]["__typename"] == "Portfolio", added.body
+    return str(portfolio_id)
+
+
+async def test_pnl_updates_after_price_moves(live: Server) -> None:
+    async with http_client(live) as client:
+        token = await sign_up(client)
+        portfolio_id = await btc_portfolio(client, token)
+    async with ws_connect(live.ws_url, token) as connection:
+        updates = await take(
+            connection.subscribe(
+                REALTIME["LivePnl"], {"portfolioId": portfolio_id}, operation_name="LivePnl"
+            ),
+            4,
+        )
+    values = [float(update["portfolioValue"]["value"]) for update in updates]
+    assert len(set(values)) > 1  # the demo feed moved BTC's price
+    for update in updates:
+        pnl = update["portfolioValue"]
+        # value = cash 70,000 + 1 BTC; unrealized = BTC's price - 30,000
+        assert float(pnl["value"]) - 70_000 == pytest.approx(float(pnl["unrealizedPnl"]) + 30_000)
+
+
+async def test_follow_a_backtest_job_to_succeeded(live: Server) -> None:
+    async with http_client(live) as client:
+        token = await sign_up(client)
+        queued = await client.execute(
+            'mutation { runBacktest(input: {symbols: ["BTC"], strategy: {smaCross:'
+            " {fast: 10, slow: 30}}}) { ... on Job { id } } }",
+            token=token,
+        )
+        job_id = queued.ok()["runBacktest"]["id"]
+    async with ws_connect(live.ws_url, token) as connection:
+        updates = [
+            update["jobProgress"]
+            async for update in connection.subscribe(
+                REALTIME["JobProgress"], {"jobId": job_id}, operation_name="JobProgress"
+            )
+        ]
+    assert updates[-1]["status"] == "SUCCEEDED" and updates[-1]["progress"] == 1.0
+    progress = [update["progress"] for update in updates]
+    assert progress == sorted(progress)
+    assert all(update["jobId"] == job_id for update in updates)
+
+
+async def test_alert_after_a_breach(live: Server) -> None:
+    async with http_client(live) as client:
+        token = await sign_up(client)
+        portfolio_id = await btc_portfolio(client, token)
+        async with ws_connect(live.ws_url, token) as connection:
+            alerts = connection.subscribe(REALTIME["Alerts"], operation_name="Alerts")
+            waiting = asyncio.ensure_future(take(alerts, 1))
+            await asyncio.sleep(0.5)
+            limits = await client.execute(
+                "mutation($p: ID!) { setRiskLimits(portfolioId: $p, limits:"
+                " {maxPositionWeight: 0.05}) { __typename } }",
+                {"p": portfolio_id},
+                token=token,
+            )
+            assert limits.ok()["setRiskLimits"]["__typename"] == "RiskLimits"
+            (alert,) = await waiting
+        stored = await client.execute(
+            "query($p: ID!) { alerts(portfolioId: $p) { limit observed threshold } }",
+            {"p": portfolio_id},
+            token=token,
+        )
+    found = alert["riskAlerts"]
+    assert found["portfolioId"] == portfolio_id
+    assert found["limit"] == "max_position_weight" and found["threshold"] == 0.05
+    assert found["observed"] > 0.05
+    await asyncio.sleep(1.5)  # further checks see the same breach: no second alert
+    assert (
+        stored.ok()["alerts"]
+        == [{"limit": "max_position_weight", "observed": found["observed"], "threshold": 0.05}]
+        or len(stored.ok()["alerts"]) == 1
+    )
+
+
+async def test_a_bad_token_closes_the_socket_with_4403(live: Server) -> None:
+    import json
+
+    async with connect(live.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer forged"}})
+        )
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 4403
+
+
+async def test_subscriptions_are_private(live: Server) -> None:
+    async with http_client(live) as client:
+        owner = await sign_up(client, "owner@example.com")
+        other = await sign_up(client, "other@example.com")
+        portfolio_id = await btc_portfolio(client, owner)
+    async with ws_connect(live.ws_url, other) as connection:
+        with pytest.raises(SubscriptionError) as raised:
+            await take(connection.subscribe(REALTIME["LivePnl"], {"portfolioId": portfolio_id}), 1)
+    assert "no portfolio" in str(raised.value)
+    async with ws_connect(live.ws_url) as anonymous:
+        with pytest.raises(SubscriptionError) as raised:
+            await take(anonymous.subscribe(REALTIME["Alerts"]), 1)
+    assert "sign in first" in str(raised.value)
+
+
+async def test_per_connection_subscription_limit(live: Server) -> None:
+    async with ws_connect(live.ws_url) as connection:
+        streams = [connection.subscribe(REALTIME["Prices"]) for _ in range(20)]
+        firsts = await asyncio.gather(*(take(stream, 1) for stream in streams))
+        assert len(firsts) == 20
+        extra = connection.subscribe(REALTIME["Prices"])
+        with pytest.raises((SubscriptionError, ConnectionClosed, asyncio.TimeoutError)):
+            await take(extra, 1, timeout=5)
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_two_processes_share_one_feed_through_redis(
+    backend: Backend, tmp_path: Path, settings: Settings
+) -> None:
+    first = start_server(settings, extra_env=FAST)
+    second = start_server(settings, extra_env=FAST)
+    try:
+        async with ws_connect(first.ws_url) as one, ws_connect(second.ws_url) as two:
+            query = REALTIME["Prices"]
+            a, b = await asyncio.gather(
+                take(one.subscribe(query), 10), take(two.subscribe(query), 10)
+            )
+        seen_a = {(t["prices"]["symbol"], t["prices"]["timestamp"]) for t in a}
+        seen_b = {(t["prices"]["symbol"], t["prices"]["timestamp"]) for t in b}
+        assert seen_a & seen_b  # the same ticks, from the one leader
+        prices_a = {
+            key: t["prices"]["price"]
+            for t in a
+            for key in [(t["prices"]["symbol"], t["prices"]["timestamp"])]
+        }
+        for tick in b:
+            key = (tick["prices"]["symbol"], tick["prices"]["timestamp"])
+            if key in prices_a:
+                assert prices_a[key] == tick["prices"]["price"]
+    finally:
+        stop_server(first)
+        stop_server(second)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[int, Any]]:
+    """A Redis server of this test's own, so that restarting it disturbs nothing else."""
+    binary = shutil.which("redis-server")
+    assert binary is not None, "redis-server is needed for the restart test"
+    port = free_port()
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    state = {"process": start()}
+
+    def restart() -> None:
+        state["process"].kill()
+        state["process"].wait()
+        state["process"] = start()
+
+    yield port, restart
+    state["process"].kill()
+    state["process"].wait()
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_ticks_resume_after_a_redis_restart(
+    backend: Backend, tmp_path: Path, own_redis: tuple[int, Any]
+) -> None:
+    port, restart = own_redis
+    await asyncio.sleep(0.3)
+    settings = make_settings(
+        Backend(backend.name, backend.database_url, f"redis://127.0.0.1:{port}/0"),
+        tmp_path,
+        source="demo",
+    )
+    server = start_server(settings, extra_env=FAST)
+    try:
+        async with ws_connect(server.ws_url) as connection:
+            stream = connection.subscribe(REALTIME["Prices"])
+            before = await take(stream, 2)
+            restart()
+            after = await take(stream, 2, timeout=10)  # within 10 s, no client action
+        assert before and after
+        assert after[-1]["prices"]["timestamp"] > before[-1]["prices"]["timestamp"]
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            metrics = (await http.get("/metrics")).text
+        assert "coinql_broadcast_reconnects_total 1.0" in metrics
+    finally:
+        stop_server(server)
