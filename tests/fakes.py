@@ -73,6 +73,18 @@ class FakeExchange:
         page = [list(row) for row in rows if row[0] >= start]
         return page[: min(limit or self.max_page, self.max_page)]
 
+    async def fetch_tickers(self, symbols: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The last close of each pair, as ccxt tickers."""
+        self.calls.append({"fetch_tickers": symbols})
+        if self.always_fail is not None:
+            raise self.always_fail
+        found = {}
+        for (pair, timeframe), rows in self.rows.items():
+            if timeframe == "1d" and (symbols is None or pair in symbols) and rows:
+                last = max(rows, key=lambda row: row[0])
+                found[pair] = {"symbol": pair, "last": last[4], "timestamp": int(last[0])}
+        return found
+
     async def close(self) -> None:
         self.closed = True
 

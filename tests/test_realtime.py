@@ -317,3 +317,38 @@ async def test_ticks_resume_after_a_redis_restart(
         assert "coinql_broadcast_reconnects_total 1.0" in metrics
     finally:
         stop_server(server)
+
+
+async def test_legacy_graphql_ws_carries_subscriptions(live: Server) -> None:
+    import json
+
+    async with connect(live.ws_url, subprotocols=["graphql-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        messages = []
+        await ws.send(
+            json.dumps({"id": "1", "type": "start", "payload": {"query": REALTIME["Prices"]}})
+        )
+        while len(messages) < 3:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if message["type"] == "data":
+                messages.append(message["payload"]["data"]["prices"])
+        await ws.send(json.dumps({"id": "1", "type": "stop"}))
+    assert {m["symbol"] for m in messages} <= {"BTC", "ETH"}
+
+
+async def test_no_subscription_outlives_its_client(live: Server) -> None:
+    async with ws_connect(live.ws_url) as connection:
+        streams = [connection.subscribe(REALTIME[name]) for name in ("Prices", "LiveCandles")]
+        for stream in streams:  # open and running, not closed
+            await asyncio.wait_for(stream.__anext__(), 10)
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            during = (await http.get("/metrics")).text
+        assert "coinql_active_subscriptions 2.0" in during
+    # The socket closed without a word for either subscription: the server cleans up.
+    for _ in range(50):
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            after = (await http.get("/metrics")).text
+        if "coinql_active_subscriptions 0.0" in after:
+            break
+        await asyncio.sleep(0.1)
+    assert "coinql_active_subscriptions 0.0" in after

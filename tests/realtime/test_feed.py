@@ -1,0 +1,193 @@
+"""The feed's parts: candle building, stored closes, exchange tickers, the leader lock, the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.domain.candles import DAY_MS, Candles, Interval
+from coinql.realtime import channels
+from coinql.realtime.feed import (
+    CandleBuilder,
+    ExchangeTicks,
+    FeedService,
+    LocalLeader,
+    RedisLeader,
+    Tick,
+)
+from coinql.realtime.hub import Hub, Mailbox
+from coinql.store import candles as candle_store
+from coinql.store import market as market_store
+from coinql.store.db import create_engine, create_session_factory
+from tests.conftest import Backend, available_backends
+from tests.fakes import FakeExchange, ohlcv_rows
+
+MINUTE = 60_000
+T0 = 1_700_000_000_000 // (60 * MINUTE) * (60 * MINUTE)  # on an hour boundary
+
+
+def test_candle_builder_closes_each_interval_once() -> None:
+    builder = CandleBuilder(intervals=(Interval.M1, Interval.M5))
+    events = []
+    for i, price in enumerate([10.0, 12.0, 9.0, 11.0]):
+        events += builder.update(Tick("BTC", price, T0 + i * 20_000, 1.0))  # 0, 20, 40, 60 s
+    closed = [(interval, candle) for interval, candle, is_closed in events if is_closed]
+    assert [interval for interval, _ in closed] == [Interval.M1]
+    _, first_minute = closed[0]
+    assert (first_minute.open, first_minute.high, first_minute.low, first_minute.close) == (
+        10.0,
+        12.0,
+        9.0,
+        9.0,
+    )
+    assert first_minute.volume == 3.0 and first_minute.open_time == T0
+    forming = builder.forming[("BTC", Interval.M5)]
+    assert (forming.open, forming.close, forming.high, forming.low) == (10.0, 11.0, 12.0, 9.0)
+
+
+class Script:
+    """A tick source that plays a fixed script, then waits forever."""
+
+    name = "demo"
+
+    def __init__(self, batches: list[list[Tick]]) -> None:
+        self.batches = batches
+
+    async def next(self) -> list[Tick]:
+        if self.batches:
+            return self.batches.pop(0)
+        await asyncio.sleep(3600)
+        return []
+
+
+@pytest.fixture
+async def sessions(backend: Backend) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(backend.database_url)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+async def test_feed_publishes_and_stores_closed_minutes(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        await market_store.save_candles(
+            session,
+            symbol="BTC",
+            name="Bitcoin",
+            data_source="demo",
+            exchange="demo",
+            pair="BTC/USD",
+            interval=Interval.D1,
+            candles=Candles.from_columns([0], [1.0], [1.0], [1.0], [1.0], [1.0], [None]),
+            now=datetime.now(UTC),
+        )
+    hub = Hub(None)
+    received: list[dict[str, object]] = []
+
+    async def listen() -> None:
+        async for message in hub.subscribe([channels.prices("BTC")], conflate=False):
+            received.append(message)
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0)
+    ticks = [[Tick("BTC", 100.0 + i, T0 + i * 30_000, 2.0)] for i in range(5)]  # 2.5 minutes
+    feed = FeedService(
+        hub=hub, sessions=sessions, source=Script(ticks), leader=LocalLeader(), exchange="demo"
+    )
+    feed.start()
+    for _ in range(50):
+        if len(received) == 5:
+            break
+        await asyncio.sleep(0.02)
+    await feed.stop()
+    listener.cancel()
+    assert [m["price"] for m in received] == [100.0, 101.0, 102.0, 103.0, 104.0]
+    async with sessions() as session:
+        market = await market_store.find_market(session, symbol="BTC", exchange="demo")
+        assert market is not None and market.id is not None
+        minutes = await candle_store.read_candles(
+            session, market_id=market.id, interval=Interval.M1
+        )
+        asset = await market_store.get_asset(session, symbol="BTC")
+    assert minutes.timestamps.tolist() == [T0, T0 + MINUTE]  # the third is still forming
+    assert minutes.close.tolist() == [101.0, 103.0]
+    assert asset is not None and asset.last_price == 103.0
+
+
+async def test_exchange_ticks_poll_fetch_tickers() -> None:
+    today = int(time.time() * 1000) // DAY_MS * DAY_MS
+    exchange = FakeExchange({("BTC/USDT", "1d"): ohlcv_rows(today - 5 * DAY_MS, 5)})
+    source = ExchangeTicks(exchange, ["BTC"], quote="USDT", poll_seconds=0.01)
+    assert not source.streaming
+    (tick,) = await source.next()
+    assert tick.symbol == "BTC" and tick.price == ohlcv_rows(today - 5 * DAY_MS, 5)[-1][4]
+    assert source.name == "fakex"
+
+
+async def test_mailboxes_conflate_or_keep_everything() -> None:
+    fast = Mailbox(conflate=True, capacity=3)
+    safe = Mailbox(conflate=False)
+    for i in range(10):
+        fast.put({"i": i})
+        safe.put({"i": i})
+    assert [(await fast.get())["i"] for _ in range(3)] == [7, 8, 9]  # the latest, no backlog
+    assert fast.dropped == 7
+    assert [(await safe.get())["i"] for _ in range(10)] == list(range(10))
+
+
+async def test_unsubscribing_leaves_nothing_behind() -> None:
+    hub = Hub(None)
+    stream = hub.subscribe([channels.prices("BTC"), channels.prices("ETH")], conflate=True)
+    waiting = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0)
+    assert hub.subscriber_count == 2
+    await hub.publish(channels.prices("ETH"), {"p": 1})
+    assert await waiting == {"p": 1}
+    await stream.aclose()
+    assert hub.subscriber_count == 0
+
+
+REDIS = [name for name in available_backends() if name == "postgres"]
+
+
+@pytest.mark.parametrize("backend", REDIS, indirect=True)
+async def test_a_standby_takes_over_within_ten_seconds(backend: Backend) -> None:
+    assert backend.redis_url is not None
+    first = RedisLeader(backend.redis_url, key="coinql:test:leader", ttl_ms=3_000)
+    second = RedisLeader(backend.redis_url, key="coinql:test:leader", ttl_ms=3_000)
+    try:
+        assert await first.acquire()
+        assert not await second.acquire()
+        assert await first.acquire()  # renews
+        started = time.monotonic()  # the first dies: it stops renewing
+        while not await second.acquire():
+            await asyncio.sleep(0.2)
+        assert time.monotonic() - started < 10
+    finally:
+        await first.release()
+        await second.release()
+
+
+@pytest.mark.parametrize("backend", REDIS, indirect=True)
+async def test_redis_hub_delivers_across_hubs(backend: Backend) -> None:
+    publisher, subscriber = Hub(backend.redis_url), Hub(backend.redis_url)
+    await publisher.connect()
+    await subscriber.connect()
+    try:
+        stream = subscriber.subscribe([channels.job("x")], conflate=False)
+        waiting = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0.1)
+        await publisher.publish(channels.job("x"), {"status": "RUNNING"})
+        assert await asyncio.wait_for(waiting, 5) == {"status": "RUNNING"}
+        await stream.aclose()
+        assert subscriber.reconnects == 0 and subscriber.healthy
+    finally:
+        await publisher.disconnect()
+        await subscriber.disconnect()
