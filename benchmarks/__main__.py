@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import platform
 
-from benchmarks import analytics, backtest, market, portfolio
+from benchmarks import analytics, backtest, market, portfolio, realtime
 from benchmarks.common import Figure, print_table
 
 SUITES = {
@@ -14,6 +14,7 @@ SUITES = {
     "analytics": analytics.run,
     "portfolio": portfolio.run,
     "backtest": backtest.run,
+    "realtime": realtime.run,
 }
 
 

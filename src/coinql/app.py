@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -337,6 +338,10 @@ def create_app(
                     )
                     feed = start_feed(services, ticks, settings.exchange_id)
                     stack.push_async_callback(feed.stop)
+            # Everything built so far lives as long as the process: keep it out of the garbage
+            # collector's full passes, which otherwise stall the loop (and live feeds) ~200 ms.
+            gc.collect()
+            gc.freeze()
             log.info(
                 "started",
                 database=engine.dialect.name,

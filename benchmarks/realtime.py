@@ -1,0 +1,179 @@
+"""[6/7] Realtime: 1,000 concurrent subscribers at 10 ticks/s (publish-to-receive latency and
+lost messages), and 10,000 connect/subscribe/disconnect cycles (the server's memory)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import connect
+
+from benchmarks.common import Figure
+from coinql.migrations import upgrade
+
+PRICES = 'subscription { prices(symbols: ["BTC"]) { symbol price timestamp } }'
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "COINQL_DATABASE_URL": database_url,
+        "COINQL_REDIS_URL": "",
+        "COINQL_SECRET_KEY": "r" * 40,
+        "COINQL_SOURCE": "demo",
+        "COINQL_FEED_TICK_SECONDS": "0.1",  # 10 ticks a second
+        "COINQL_LOG_LEVEL": "WARNING",
+        "COINQL_MAX_SUBSCRIPTIONS_PER_USER": "100000",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coinql.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                return process, f"ws://127.0.0.1:{port}/graphql"
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not start")
+
+
+async def _subscriber(
+    url: str,
+    seconds: float,
+    latencies: list[float],
+    received: list[set[float]],
+    ready: asyncio.Event,
+) -> None:
+    seen: set[float] = set()
+    async with connect(url, subprotocols=["graphql-transport-ws"], max_queue=None) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await ws.recv()
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": PRICES}}))
+        await ready.wait()
+        began = time.time()
+        deadline = began + seconds
+        while time.time() < deadline:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.time()))
+            except TimeoutError:
+                break
+            message = json.loads(raw)
+            if message.get("type") != "next":
+                continue
+            tick = message["payload"]["data"]["prices"]
+            sent = datetime.fromisoformat(tick["timestamp"].replace("Z", "+00:00")).timestamp()
+            if sent >= began:  # not what queued up while the clients were still connecting
+                latencies.append(time.time() - sent)
+            seen.add(sent)
+    received.append(seen)
+
+
+async def fan_out(
+    url: str, clients: int, seconds: float
+) -> tuple[list[float], list[set[float]], tuple[float, float]]:
+    latencies: list[float] = []
+    received: list[set[float]] = []
+    ready = asyncio.Event()
+    tasks = [
+        asyncio.create_task(_subscriber(url, seconds, latencies, received, ready))
+        for _ in range(clients)
+    ]
+    await asyncio.sleep(max(3.0, clients / 150))  # every client connected and subscribed
+    started = time.time()
+    ready.set()
+    await asyncio.gather(*tasks)
+    return latencies, received, (started, started + seconds)
+
+
+async def cycles(url: str, count: int, concurrency: int = 20) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for item in range(count):
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+                await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+                await ws.recv()
+                await ws.send(
+                    json.dumps({"id": "1", "type": "subscribe", "payload": {"query": PRICES}})
+                )
+                await ws.recv()
+                await ws.send(json.dumps({"id": "1", "type": "complete"}))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def run(*, quick: bool) -> list[Figure]:
+    clients = 200 if quick else 1_000
+    seconds = 5.0 if quick else 15.0
+    cycle_count = 1_000 if quick else 10_000
+    with tempfile.TemporaryDirectory() as directory:
+        database_url = f"sqlite+aiosqlite:///{Path(directory) / 'realtime.db'}"
+        await asyncio.to_thread(upgrade, database_url)
+        process, url = _start(database_url)
+        try:
+            await asyncio.sleep(2.0)
+            latencies, received, (start, end) = await fan_out(url, clients, seconds)
+            # Ticks sent well inside the window (so every client was reading) that one missed.
+            published = {sent for seen in received for sent in seen if start + 1 < sent < end - 1}
+            lost = [len(published - seen) for seen in received]
+            rss_before = _rss_mb(process.pid)
+            await cycles(url, cycle_count)
+            await asyncio.sleep(2.0)
+            rss_after = _rss_mb(process.pid)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    quantiles = statistics.quantiles(latencies, n=100)
+    return [
+        Figure(f"{clients:,} subscribers at 10 ticks/s: latency p50", quantiles[49] * 1000, "ms"),
+        Figure(
+            f"{clients:,} subscribers at 10 ticks/s: latency p99",
+            quantiles[98] * 1000,
+            "ms",
+            target="< 100 ms",
+        ),
+        Figure(
+            f"{clients:,} subscribers: messages lost per client (max; {len(published)} sent)",
+            float(max(lost) if lost else 0),
+            "msgs",
+            target="0",
+        ),
+        Figure(
+            f"{cycle_count:,} connect/subscribe/disconnect cycles: server RSS growth",
+            rss_after - rss_before,
+            "MB",
+            target=f"flat (from {rss_before:.0f} MB)",
+        ),
+    ]
