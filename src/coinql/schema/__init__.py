@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import cache
 
 import strawberry
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -53,6 +53,10 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,
         UserErrorCodes,
+        # The same documents arrive again and again (a dashboard's queries, 1,000 identical
+        # subscriptions): parse and validate each once.
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
     ]
     if production:
         extensions.append(mask_unexpected_errors)
