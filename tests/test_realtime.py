@@ -352,3 +352,39 @@ async def test_no_subscription_outlives_its_client(live: Server) -> None:
             break
         await asyncio.sleep(0.1)
     assert "coinql_active_subscriptions 0.0" in after
+
+
+async def test_logging_out_closes_the_socket_mid_stream(live: Server) -> None:
+    """Revoking the login (logout) ends its live streams: the socket closes with 4403 at the
+    next token check (every 5 s while data flows)."""
+    async with http_client(live) as client:
+        registered = await client.sign_up("leaver@example.com")
+        token, refresh = registered["accessToken"], registered["refreshToken"]
+        portfolio_id = await btc_portfolio(client, token)
+        async with ws_connect(live.ws_url, token) as connection:
+            stream = connection.subscribe(REALTIME["LivePnl"], {"portfolioId": portfolio_id})
+            await take(stream, 1)
+            logout = await client.contract("server", "Logout", {"refreshToken": refresh})
+            assert logout.ok() == {"logout": True}
+            with pytest.raises((ConnectionClosed, SubscriptionError)):
+                await take(stream, 1000, timeout=15)
+            await asyncio.wait_for(connection.ws.wait_closed(), 15)
+            assert connection.ws.close_code == 4403
+
+
+async def test_per_user_subscription_limit(backend: Backend, tmp_path: Path) -> None:
+    settings = make_settings(backend, tmp_path, source="demo")
+    server = start_server(settings, extra_env={**FAST, "COINQL_MAX_SUBSCRIPTIONS_PER_USER": "3"})
+    try:
+        async with http_client(server) as client:
+            token = await sign_up(client, "busy@example.com")
+        async with ws_connect(server.ws_url, token) as one, ws_connect(server.ws_url, token) as two:
+            streams = [one.subscribe(REALTIME["Prices"]) for _ in range(2)]
+            streams.append(two.subscribe(REALTIME["Prices"]))
+            for stream in streams:
+                await asyncio.wait_for(stream.__anext__(), 10)
+            with pytest.raises(SubscriptionError) as raised:
+                await take(two.subscribe(REALTIME["Prices"]), 1, timeout=10)
+        assert "at most 3 open subscriptions per user" in str(raised.value)
+    finally:
+        stop_server(server)

@@ -22,14 +22,18 @@ class Connection:
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        async for raw in self.ws:
-            message = json.loads(raw)
-            if message.get("type") == "ping":
-                await self.ws.send(json.dumps({"type": "pong"}))
-                continue
-            queue = self.queues.get(str(message.get("id")))
-            if queue is not None:
-                await queue.put(message)
+        try:
+            async for raw in self.ws:
+                message = json.loads(raw)
+                if message.get("type") == "ping":
+                    await self.ws.send(json.dumps({"type": "pong"}))
+                    continue
+                queue = self.queues.get(str(message.get("id")))
+                if queue is not None:
+                    await queue.put(message)
+        finally:  # the server closed the socket: every open subscription ends with it
+            for queue in self.queues.values():
+                queue.put_nowait({"type": "closed", "code": self.ws.close_code})
 
     async def subscribe(
         self,
@@ -57,6 +61,8 @@ class Connection:
                     raise SubscriptionError(message["payload"])
                 elif message["type"] == "complete":
                     return
+                elif message["type"] == "closed":
+                    raise SubscriptionError(f"the socket closed with code {message['code']}")
         finally:
             if not self.ws.close_code:
                 await self.ws.send(json.dumps({"id": sub_id, "type": "complete"}))

@@ -28,10 +28,11 @@ def test_sma_cross_at_the_close_equals_vectorbt(symbol: str) -> None:
     vbt = vectorbt()
     candles = parsed(symbol).candles
     close = pd.Series(candles.close)
-    fast, slow = vbt.MA.run(close, 10), vbt.MA.run(close, 30)
-    entries, exits = fast.ma_crossed_above(slow), fast.ma_crossed_below(slow)
+    # vectorbt's numba kernels warn about numba deprecations when they first compile.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        fast, slow = vbt.MA.run(close, 10), vbt.MA.run(close, 30)
+        entries, exits = fast.ma_crossed_above(slow), fast.ma_crossed_below(slow)
         theirs = vbt.Portfolio.from_signals(close, entries, exits, fees=0.001, init_cash=10_000)
         final, count, curve = theirs.final_value(), theirs.trades.count(), theirs.value().values
     ours = bt.run(
@@ -49,7 +50,9 @@ def test_crossing_rule_matches_vectorbt_on_ties_and_gaps() -> None:
     vbt = vectorbt()
     first = np.array([1, 2, 3, 3, 4, 2, np.nan, 1, 5, 5, 6, 1, 1, 2], dtype=float)
     second = np.full(first.size, 3.0)
-    expected = vbt.generic.nb.crossed_above_1d_nb(first, second)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = vbt.generic.nb.crossed_above_1d_nb(first, second)
     np.testing.assert_array_equal(bt.crossed_above(first, second), expected)
 
 
