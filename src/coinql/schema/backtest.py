@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
 import numpy as np
 import strawberry
-from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -35,7 +33,8 @@ from coinql.schema.enums import (
     SplitMode,
 )
 from coinql.schema.errors import Error, InvalidInput, NotAuthenticated, NotFound
-from coinql.schema.market import ImportRejected, PageInfo
+from coinql.schema.market import ImportRejected
+from coinql.schema.nodes import OwnedNode, PageInfo
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
 from coinql.schema.scalars import FloatArray, TimestampArray, finite
@@ -175,7 +174,7 @@ class BenchmarkSummary:
 
 
 @strawberry.type(description="A finished backtest in the registry.")
-class BacktestRun(relay.Node):
+class BacktestRun(OwnedNode):
     name: str
     created_at: datetime
     code_version: str
@@ -195,26 +194,15 @@ class BacktestRun(relay.Node):
         )
 
     @classmethod
-    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
-        return str(root.model.id)
-
-    @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        if await info.context.user() is None:
-            return [None for _ in node_ids]
-        found: list[Self | None] = []
-        for node_id in node_ids:
-            try:
-                run = await backtest_resolvers.get_backtest_run(
-                    info.context, run_id=uuid.UUID(node_id)
-                )
-            except (ValueError, NotFoundError):
-                found.append(None)
-                continue
-            found.append(cls.from_model(run))
-        return found
+        return await cls.resolve_owned(
+            info,
+            node_ids,
+            lambda context, run_id: backtest_resolvers.get_backtest_run(context, run_id=run_id),
+            cls.from_model,
+        )
 
     @property
     def _timestamps(self) -> Any:
@@ -306,7 +294,7 @@ class Bands:
 
 
 @strawberry.type(description="Monte Carlo stress of a return stream.")
-class SimulationRun(relay.Node):
+class SimulationRun(OwnedNode):
     created_at: datetime
     input: JSON
     model: strawberry.Private[job_store.SimulationRun]
@@ -316,25 +304,15 @@ class SimulationRun(relay.Node):
         return cls(created_at=run.created_at, input=JSON(run.input), model=run)
 
     @classmethod
-    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
-        return str(root.model.id)
-
-    @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        if await info.context.user() is None:
-            return [None for _ in node_ids]
-        found: list[Self | None] = []
-        for node_id in node_ids:
-            try:
-                run = await backtest_resolvers.get_simulation_run(
-                    info.context, run_id=uuid.UUID(node_id)
-                )
-            except ValueError:
-                run = None
-            found.append(cls.from_model(run) if run else None)
-        return found
+        return await cls.resolve_owned(
+            info,
+            node_ids,
+            lambda context, run_id: backtest_resolvers.get_simulation_run(context, run_id=run_id),
+            cls.from_model,
+        )
 
     @strawberry.field(description="Percentiles of each path's maximum drawdown.")
     def max_drawdown_percentiles(self) -> DrawdownPercentiles:
@@ -401,11 +379,22 @@ class SweepRow:
 
 
 @strawberry.type(description="Every combination of a parameter grid, and the best one.")
-class SweepRun(relay.Node):
+class SweepRun(OwnedNode):
     metric: str
     rows: list[SweepRow]
     best: SweepRow | None
     model: strawberry.Private[job_store.StudyRun]
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        return await cls.resolve_owned(
+            info,
+            node_ids,
+            lambda context, run_id: backtest_resolvers.get_study_run(context, run_id=run_id),
+            cls.from_model,
+        )
 
     @classmethod
     def from_model(cls, run: job_store.StudyRun) -> Self:
@@ -422,10 +411,6 @@ class SweepRun(relay.Node):
             model=run,
         )
 
-    @classmethod
-    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
-        return str(root.model.id)
-
 
 @strawberry.type
 class WalkForwardSplit:
@@ -439,11 +424,22 @@ class WalkForwardSplit:
 
 
 @strawberry.type(description="Optimised in sample, evaluated out of sample, window by window.")
-class WalkForwardRun(relay.Node):
+class WalkForwardRun(OwnedNode):
     metric: str
     decay: float | None = strawberry.field(description="Mean OOS metric / mean IS metric.")
     splits: list[WalkForwardSplit]
     model: strawberry.Private[job_store.StudyRun]
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        return await cls.resolve_owned(
+            info,
+            node_ids,
+            lambda context, run_id: backtest_resolvers.get_study_run(context, run_id=run_id),
+            cls.from_model,
+        )
 
     @classmethod
     def from_model(cls, run: job_store.StudyRun) -> Self:
@@ -468,10 +464,6 @@ class WalkForwardRun(relay.Node):
             model=run,
         )
 
-    @classmethod
-    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
-        return str(root.model.id)
-
 
 JobResult = Annotated[
     BacktestRun | SimulationRun | SweepRun | WalkForwardRun, strawberry.union("JobResult")
@@ -479,7 +471,7 @@ JobResult = Annotated[
 
 
 @strawberry.type(description="Work running in the background. Progress is also a subscription.")
-class Job(relay.Node):
+class Job(OwnedNode):
     kind: JobKind
     status: JobStatus
     progress: float = strawberry.field(description="0..1")
@@ -505,23 +497,15 @@ class Job(relay.Node):
         )
 
     @classmethod
-    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
-        return str(root.model.id)
-
-    @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        if await info.context.user() is None:
-            return [None for _ in node_ids]
-        found: list[Self | None] = []
-        for node_id in node_ids:
-            try:
-                job = await backtest_resolvers.get_job(info.context, job_id=uuid.UUID(node_id))
-            except ValueError:
-                job = None
-            found.append(cls.from_model(job) if job else None)
-        return found
+        return await cls.resolve_owned(
+            info,
+            node_ids,
+            lambda context, job_id: backtest_resolvers.get_job(context, job_id=job_id),
+            cls.from_model,
+        )
 
     @strawberry.field(description="The run it produced, once SUCCEEDED.")
     async def result(self, info: Info[Context, None]) -> JobResult | None:
@@ -790,11 +774,8 @@ class BacktestQuery:
         ]
         return BacktestRunConnection(
             edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(found) > first,
-                has_previous_page=offset > 0,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+            page_info=PageInfo.of(
+                [edge.cursor for edge in edges], offset=offset, has_next_page=len(found) > first
             ),
         )
 

@@ -26,6 +26,7 @@ from coinql.schema.analytics import (
 )
 from coinql.schema.enums import AssetOrder, Interval, ReturnKind
 from coinql.schema.errors import Error, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.nodes import PageInfo
 from coinql.schema.permissions import IsAdmin
 from coinql.schema.scalars import FloatArray, TimestampArray, finite
 from coinql.store import ingestion as ingestion_store
@@ -186,14 +187,6 @@ class Asset(relay.Node):
 
 
 @strawberry.type
-class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
-
-
-@strawberry.type
 class AssetEdge:
     node: Asset
     cursor: str
@@ -213,11 +206,10 @@ class AssetConnection:
         ]
         return cls(
             edges=edges,
-            page_info=PageInfo(
+            page_info=PageInfo.of(
+                [edge.cursor for edge in edges],
+                offset=page.offset,
                 has_next_page=page.has_next_page,
-                has_previous_page=page.offset > 0,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
             ),
             total_count=page.total_count,
         )

@@ -24,7 +24,8 @@ from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
 from coinql.schema.analytics import Performance, Series
 from coinql.schema.enums import CostBasis, CovarianceMethod, Interval, Objective, TransactionKind
 from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound
-from coinql.schema.market import ImportRejected, PageInfo
+from coinql.schema.market import ImportRejected
+from coinql.schema.nodes import OwnedNode, PageInfo
 from coinql.schema.permissions import IsAuthenticated
 from coinql.store import portfolio as portfolio_store
 
@@ -78,7 +79,7 @@ class LedgerTransaction:
 
 
 @strawberry.type(description="A user's portfolio. Amounts are exact decimals in baseCurrency.")
-class Portfolio(relay.Node):
+class Portfolio(OwnedNode):
     name: str
     base_currency: str
     cost_basis: CostBasis
@@ -98,27 +99,17 @@ class Portfolio(relay.Node):
         )
 
     @classmethod
-    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
-        return str(root.model.id)
-
-    @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        user = await info.context.user()
-        if user is None:
-            return [None for _ in node_ids]
-        found: list[Self | None] = []
-        for node_id in node_ids:
-            try:
-                portfolio = await portfolio_resolvers.get_portfolio(
-                    info.context, portfolio_id=uuid.UUID(node_id)
-                )
-            except (ValueError, NotFoundError):
-                found.append(None)
-                continue
-            found.append(cls.from_model(portfolio))
-        return found
+        return await cls.resolve_owned(
+            info,
+            node_ids,
+            lambda context, portfolio_id: portfolio_resolvers.get_portfolio(
+                context, portfolio_id=portfolio_id
+            ),
+            cls.from_model,
+        )
 
     async def _valuation(self, info: Info[Context, None]) -> Valuation:
         if "valuation" not in self.cache:
@@ -387,11 +378,10 @@ class PortfolioQuery:
         ]
         return PortfolioConnection(
             edges=edges,
-            page_info=PageInfo(
+            page_info=PageInfo.of(
+                [edge.cursor for edge in edges],
+                offset=page.offset,
                 has_next_page=page.has_next_page,
-                has_previous_page=page.offset > 0,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
             ),
             total_count=page.total_count,
         )

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Self
 
 import strawberry
-from strawberry import relay
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -19,7 +17,7 @@ from coinql.resolvers.context import Context
 from coinql.resolvers.market import decode_cursor, encode_cursor
 from coinql.schema.enums import Rebalance
 from coinql.schema.errors import InvalidInput, NotAuthenticated
-from coinql.schema.market import PageInfo
+from coinql.schema.nodes import OwnedNode, PageInfo
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
 from coinql.store import portfolio as portfolio_store
@@ -106,7 +104,7 @@ class StrategyInput:
 
 
 @strawberry.type(description="A saved strategy; `definition` is its validated specification.")
-class Strategy(relay.Node):
+class Strategy(OwnedNode):
     name: str
     family: str = strawberry.field(description='"signal" or "allocation".')
     kind: str
@@ -126,26 +124,17 @@ class Strategy(relay.Node):
         )
 
     @classmethod
-    def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
-        return str(root.model.id)
-
-    @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        if await info.context.user() is None:
-            return [None for _ in node_ids]
-        found: list[Self | None] = []
-        for node_id in node_ids:
-            try:
-                strategy = await strategy_resolvers.get_strategy(
-                    info.context, strategy_id=uuid.UUID(node_id)
-                )
-            except (ValueError, NotFoundError):
-                found.append(None)
-                continue
-            found.append(cls.from_model(strategy))
-        return found
+        return await cls.resolve_owned(
+            info,
+            node_ids,
+            lambda context, strategy_id: strategy_resolvers.get_strategy(
+                context, strategy_id=strategy_id
+            ),
+            cls.from_model,
+        )
 
 
 CreateStrategyResult = Annotated[
@@ -181,11 +170,8 @@ class StrategyQuery:
         ]
         return StrategyConnection(
             edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(found) > first,
-                has_previous_page=offset > 0,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
+            page_info=PageInfo.of(
+                [edge.cursor for edge in edges], offset=offset, has_next_page=len(found) > first
             ),
         )
 
