@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from coinql.domain import backtest as bt
+from coinql.domain import signals
 from coinql.domain.candles import Candles
 from coinql.domain.strategies import StrategySpec
 from tests.domain.coins import parsed
@@ -38,7 +39,7 @@ def test_sma_cross_at_the_close_equals_vectorbt(symbol: str) -> None:
     ours = bt.run(
         SMA, candles, bt.BacktestConfig(initial_capital=10_000, fee_bps=10, fill=bt.FillPrice.CLOSE)
     )
-    ours_entries, ours_exits = bt.signals(SMA, candles)
+    ours_entries, ours_exits = signals.signals(SMA, candles)
     np.testing.assert_array_equal(ours_entries, entries.values)
     np.testing.assert_array_equal(ours_exits, exits.values)
     assert ours.equity[-1] == pytest.approx(final, rel=1e-9)
@@ -53,7 +54,7 @@ def test_crossing_rule_matches_vectorbt_on_ties_and_gaps() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = vbt.generic.nb.crossed_above_1d_nb(first, second)
-    np.testing.assert_array_equal(bt.crossed_above(first, second), expected)
+    np.testing.assert_array_equal(signals.crossed_above(first, second), expected)
 
 
 def perturbed_after(candles: Candles, cut: int, seed: int = 0) -> Candles:

@@ -4,9 +4,7 @@ Conventions:
 - Signals are computed from bar t's close and its past only. With `FillPrice.CLOSE` the order
   fills at bar t's close; with `NEXT_OPEN` (the default) at bar t+1's open, so a signal can
   never trade on a price it has not seen.
-- `smaCross` enters when SMA(fast) crosses above SMA(slow) (fast below on an earlier bar, above
-  now) and exits when it crosses below: crossings only, as vectorbt's
-  `ma_crossed_above` / `ma_crossed_below`.
+- Entry and exit signals come from `signals.py` (crossings only, as vectorbt's).
 - ALL_IN sizing buys as much as the equity allows after fees: units = equity / (price x
   (1 + fee)); FIXED_FRACTION uses a fraction of equity; VOLATILITY_TARGET scales the notional by
   target / realised volatility (capped by `max_leverage`).
@@ -32,7 +30,8 @@ from coinql.domain import indicators as ind
 from coinql.domain import performance as pf
 from coinql.domain.candles import Candles
 from coinql.domain.errors import UserError
-from coinql.domain.strategies import SignalKind, StrategySpec
+from coinql.domain.signals import lookback, signals
+from coinql.domain.strategies import StrategySpec
 from coinql.domain.typing import BoolArray, FloatArray, IntArray
 
 
@@ -160,63 +159,6 @@ class BacktestResult:
     def exposure(self) -> float:
         """The share of bars with a position."""
         return float(np.mean(self.position != 0)) if self.position.size else 0.0
-
-
-def lookback(spec: StrategySpec) -> int:
-    params = spec.params
-    kind = SignalKind(spec.kind)
-    if kind in (SignalKind.SMA_CROSS, SignalKind.EMA_CROSS):
-        return int(params["slow"])
-    if kind is SignalKind.RSI_REVERSION:
-        return int(params["window"]) + 1
-    if kind is SignalKind.DONCHIAN_BREAKOUT:
-        return max(int(params["entry"]), int(params["exit"])) + 1
-    return int(params["lookback"]) + 1
-
-
-def crossed_above(first: FloatArray, second: FloatArray) -> BoolArray:
-    """True on the first bar of each run where `first` > `second`, provided `first` was below
-    `second` at some earlier bar with no NaN in between: vectorbt's `crossed_above` rule (an
-    equal bar ends a run but does not forget that the series was below)."""
-    index = np.arange(first.size)
-    with np.errstate(invalid="ignore"):
-        above, below = first > second, first < second
-    missing = np.isnan(first) | np.isnan(second)
-    last_below = np.maximum.accumulate(np.where(below, index, -1))
-    last_missing = np.maximum.accumulate(np.where(missing, index, -1))
-    starts_run = above & ~np.concatenate([[False], above[:-1]])
-    return starts_run & (last_below > last_missing)
-
-
-def signals(spec: StrategySpec, candles: Candles) -> tuple[BoolArray, BoolArray]:
-    """(enter long, exit long) for each bar, from closes up to and including that bar."""
-    close, high, low = candles.close, candles.high, candles.low
-    params = spec.params
-    kind = SignalKind(spec.kind)
-    if kind in (SignalKind.SMA_CROSS, SignalKind.EMA_CROSS):
-        average = ind.sma if kind is SignalKind.SMA_CROSS else ind.ema
-        fast, slow = average(close, int(params["fast"])), average(close, int(params["slow"]))
-        return crossed_above(fast, slow), crossed_above(slow, fast)
-    if kind is SignalKind.RSI_REVERSION:
-        value = ind.rsi(close, int(params["window"]))
-        lower = np.full(close.size, float(params["lower"]))
-        upper = np.full(close.size, float(params["upper"]))
-        return crossed_above(lower, value), crossed_above(value, upper)
-    if kind is SignalKind.DONCHIAN_BREAKOUT:
-        entry, exit_window = int(params["entry"]), int(params["exit"])
-        upper = np.full(close.size, np.nan)
-        lower = np.full(close.size, np.nan)
-        upper[entry:] = np.max(np.lib.stride_tricks.sliding_window_view(high, entry)[:-1], axis=-1)
-        lower[exit_window:] = np.min(
-            np.lib.stride_tricks.sliding_window_view(low, exit_window)[:-1], axis=-1
-        )
-        with np.errstate(invalid="ignore"):
-            return close > upper, close < lower
-    window = int(params["lookback"])
-    momentum = np.full(close.size, np.nan)
-    momentum[window:] = close[window:] / close[:-window] - 1
-    threshold = np.full(close.size, float(params["threshold"]))
-    return crossed_above(momentum, threshold), crossed_above(threshold, momentum)
 
 
 def run(spec: StrategySpec, candles: Candles, config: BacktestConfig) -> BacktestResult:

@@ -26,6 +26,7 @@ from coinql.domain import indicators as ind
 from coinql.domain import performance as pf
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
+from coinql.domain.signals import crossed_above, lookback, signals
 from coinql.domain.strategies import SignalKind, StrategySpec, validate_signal
 
 MAX_COMBINATIONS = 5_000
@@ -107,8 +108,8 @@ def _signals(kind: str, params: dict[str, Any], candles: Candles, averages: _Ave
         family = "sma" if kind == SignalKind.SMA_CROSS.value else "ema"
         fast = averages.get(family, int(params["fast"]))
         slow = averages.get(family, int(params["slow"]))
-        return bt.crossed_above(fast, slow), bt.crossed_above(slow, fast)
-    return bt.signals(StrategySpec(kind, params), candles)
+        return crossed_above(fast, slow), crossed_above(slow, fast)
+    return signals(StrategySpec(kind, params), candles)
 
 
 def sweep(
@@ -126,7 +127,7 @@ def sweep(
     averages = _Averages(candles.close)
     rows = []
     for index, params in enumerate(params_list):
-        needed = bt.lookback(StrategySpec(kind, params)) + 2
+        needed = lookback(StrategySpec(kind, params)) + 2
         if len(candles) < needed:
             rows.append(SweepRow(params, dict.fromkeys(METRICS)))
             continue
@@ -221,7 +222,7 @@ def walk_forward(
             continue
         params = found.best.params
         warm = candles.select(np.arange(window.train[0], window.test[1]))
-        enter, leave = bt.signals(StrategySpec(kind, params), warm)
+        enter, leave = signals(StrategySpec(kind, params), warm)
         offset = window.test[0] - window.train[0]
         tested = bt.simulate(
             warm.select(np.arange(offset, len(warm))), enter[offset:], leave[offset:], config

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from coinql.domain import backtest, research, simulation
+from coinql.domain import backtest, research, signals, simulation
 from coinql.domain.candles import Interval
 from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.imports import parse_candle_file
@@ -53,7 +53,7 @@ async def _spec(context: Context, request: BacktestRequest) -> StrategySpec:
 
 def _lookback(spec: StrategySpec) -> int:
     if spec.family == "signal":
-        return backtest.lookback(spec)
+        return signals.lookback(spec)
     return int(spec.params.get("lookback", 90))
 
 
@@ -184,7 +184,7 @@ async def run_study(context: Context, request: StudyRequest) -> Job:
         candles = await market_store.load_candles(
             session, asset=asset, interval=request.interval, start=request.start, end=request.end
         )
-    longest = max(backtest.lookback(StrategySpec(request.kind, params)) for params in combinations)
+    longest = max(signals.lookback(StrategySpec(request.kind, params)) for params in combinations)
     needed = (request.train_bars + request.test_bars) if request.walk_forward else longest + 2
     if len(candles) < needed:
         raise _insufficient(
