@@ -15,7 +15,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"domain"},
     "realtime": {"domain", "store", "settings"},
     "resolvers": {"domain", "store", "realtime", "settings", "observability"},
-    "schema": {"resolvers", "domain", "store", "observability"},
+    "schema": {"resolvers", "domain", "store", "observability", "settings"},
     "migrations": {"store", "settings"},
 }
 # domain/ does no I/O: none of these may appear there.

@@ -72,12 +72,48 @@ class CoinqlGraphQL(GraphQL[Context, None]):
             return
         request = Request(scope, receive=receive)
         try:
-            response = await self.run(request)
+            response = await self._too_large(request) or await self.run(request)
         except StrawberryHTTPException as error:
             response = _error_response(error.status_code, error.reason)
         finally:
             await request.close()  # uploaded files, even those no resolver read
         await response(scope, receive, send)
+
+    async def _too_large(self, request: Request) -> Response | None:
+        """413 for a document over the size limit and 400 for a batch over its limit, before
+        anything is parsed as GraphQL; each names its limit."""
+        settings = request.app.state.services.settings
+        limit = settings.max_document_bytes
+        if request.method == "GET":
+            size = len(request.query_params.get("query", "").encode())
+        elif request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
+                return None  # strawberry answers malformed JSON itself
+            operations = body if isinstance(body, list) else [body]
+            if len(operations) > settings.max_batch_operations:
+                return _error_response(
+                    400,
+                    f"a batch holds at most {settings.max_batch_operations} operations, this one"
+                    f" {len(operations)} (COINQL_MAX_BATCH_OPERATIONS)",
+                )
+            size = max(
+                (
+                    len(str(item.get("query", "")).encode())
+                    for item in operations
+                    if isinstance(item, dict)
+                ),
+                default=0,
+            )
+        else:
+            return None
+        if size <= limit:
+            return None
+        return _error_response(
+            413,
+            f"the document is {size:,} bytes; the limit is {limit:,} (COINQL_MAX_DOCUMENT_BYTES)",
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -275,7 +311,7 @@ def create_app(
     (tests pass objects with the same interface; nothing here reaches the network for them).
     """
     configure_logging(settings)
-    schema = build_schema(production=settings.production)
+    schema = build_schema(production=settings.production, limits=settings.query_limits)
     graphql = CoinqlGraphQL(
         schema,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,

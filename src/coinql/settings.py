@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
@@ -28,6 +29,16 @@ class Environment(StrEnum):
 class LogFormat(StrEnum):
     JSON = "json"
     CONSOLE = "console"
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """Limits checked before a document executes (hashable: the schema is built per set)."""
+
+    max_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2_000
+    max_batch_operations: int = 10
 
 
 class Settings(BaseSettings):
@@ -62,6 +73,11 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = 20
     max_subscriptions_per_user: int = 50
     portfolio_value_throttle_seconds: float = 1.0
+    max_query_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2_000
+    max_document_bytes: int = 20_000
+    max_batch_operations: int = 10
     job_stale_seconds: float = 30.0
     job_sweep_seconds: float = 10.0
     access_token_ttl_seconds: int = 15 * 60
@@ -104,6 +120,15 @@ class Settings(BaseSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return (not self.production) if self.graphiql is None else self.graphiql
+
+    @property
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(
+            max_depth=self.max_query_depth,
+            max_aliases=self.max_aliases,
+            max_tokens=self.max_tokens,
+            max_batch_operations=self.max_batch_operations,
+        )
 
     @property
     def exchange_id(self) -> str | None:

@@ -6,7 +6,15 @@ from collections.abc import Callable
 from functools import cache
 
 import strawberry
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -21,6 +29,7 @@ from coinql.schema.realtime import RealtimeMutation, RealtimeQuery, Subscription
 from coinql.schema.scalars import SCALAR_MAP
 from coinql.schema.server import AuthMutation, ServerQuery
 from coinql.schema.strategies import StrategyMutation, StrategyQuery
+from coinql.settings import QueryLimits
 
 Query = merge_types(
     "Query",
@@ -47,12 +56,28 @@ Mutation = merge_types(
 )
 
 
+DEFAULT_LIMITS = QueryLimits()
+
+
+def _not_introspection_nesting(context: IgnoreContext) -> bool:
+    """Introspection's `ofType` chains are as deep as the type system, not as the client."""
+    return context.field_name == "ofType"
+
+
 @cache
-def build_schema(*, production: bool = False) -> strawberry.Schema:
-    """The schema, built once per mode and process."""
+def build_schema(
+    *, production: bool = False, limits: QueryLimits = DEFAULT_LIMITS
+) -> strawberry.Schema:
+    """The schema, built once per mode, limits and process."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,
         UserErrorCodes,
+        # Refused before execution, each naming its limit (see docs and README).
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: QueryDepthLimiter(
+            max_depth=limits.max_depth, should_ignore=_not_introspection_nesting
+        ),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         # The same documents arrive again and again (a dashboard's queries, 1,000 identical
         # subscriptions): parse and validate each once.
         lambda: ParserCache(maxsize=256),
@@ -65,7 +90,10 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        config=StrawberryConfig(
+            scalar_map=SCALAR_MAP,
+            batching_config={"max_operations": limits.max_batch_operations},
+        ),
         exception_handlers=exception_handlers(market.ERROR_TYPES, backtest.ERROR_TYPES),
     )
 

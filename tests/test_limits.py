@@ -1,0 +1,93 @@
+"""Hostile documents are refused before execution, each limit named: just under passes, just
+over fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from coinql.app import create_app
+from tests.client import GraphQLClient
+from tests.conftest import CONTRACT_DIR, Backend, make_settings
+
+
+async def test_depth_limit(backend: Backend, tmp_path: Path) -> None:
+    """The schema has no recursive type deeper than 10 (introspection's own recursion is capped
+    by graphql-core), so the limit is shown with a setting of 3 (depth counts the nesting below
+    the root field, as graphql-depth-limit does)."""
+    app = create_app(make_settings(backend, tmp_path, max_query_depth=3))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            three = await client.execute("{ assets { edges { node { symbol } } } }")
+            assert three.ok()
+            four = await client.execute("{ assets { edges { node { candles { count } } } } }")
+    assert four.body.get("data") is None
+    assert "exceeds maximum operation depth of 3" in four.errors[0]["message"]
+
+
+async def test_deeply_nested_introspection_is_refused(client: GraphQLClient) -> None:
+    deep = '{ __type(name: "Query") { fields { type { fields { type { fields { name } } } } } } }'
+    response = await client.execute(deep)
+    assert response.errors[0]["message"] == "Maximum introspection depth exceeded"
+
+
+def aliases(count: int) -> str:
+    return "{ " + " ".join(f"a{i}: serverInfo {{ version }}" for i in range(count)) + " }"
+
+
+async def test_alias_limit(client: GraphQLClient) -> None:
+    assert (await client.execute(aliases(15))).ok()
+    over = await client.execute(aliases(16))
+    assert "15" in over.errors[0]["message"] and "aliases" in over.errors[0]["message"].lower()
+
+
+def tokens(count: int) -> str:
+    """A valid document of exactly `count` tokens: a long list argument."""
+    fixed = 19  # { assets ( first : 1 filter : { symbols : [ ] } ) { totalCount } }
+    items = " ".join(f'"S{i}"' for i in range(count - fixed))
+    return "{ assets(first: 1, filter: {symbols: [" + items + "]}) { totalCount } }"
+
+
+async def test_token_limit(client: GraphQLClient) -> None:
+    assert (await client.execute(tokens(2_000))).ok()
+    over = await client.execute(tokens(2_001))
+    assert over.errors[0]["message"] == (
+        "Syntax Error: Document contains more than 2000 tokens. Parsing aborted."
+    )
+
+
+async def test_document_size_limit(client: GraphQLClient) -> None:
+    padding = "#" + "x" * 100 + "\n"
+    under = "{ serverInfo { version } }\n" + padding * (19_000 // len(padding))
+    assert (await client.execute(under)).ok()
+    over = "{ serverInfo { version } }\n" + padding * (21_000 // len(padding))
+    response = await client.execute(over)
+    assert response.status_code == 413
+    assert "limit is 20,000 (COINQL_MAX_DOCUMENT_BYTES)" in response.errors[0]["message"]
+
+
+async def test_batch_limit(client: GraphQLClient) -> None:
+    operation = {"query": "{ serverInfo { version } }"}
+    ten = await client.http.post("/graphql", json=[operation] * 10)
+    assert ten.status_code == 200 and len(ten.json()) == 10
+    eleven = await client.http.post("/graphql", json=[operation] * 11)
+    assert eleven.status_code == 400
+    assert eleven.json()["errors"][0]["message"] == (
+        "a batch holds at most 10 operations, this one 11 (COINQL_MAX_BATCH_OPERATIONS)"
+    )
+
+
+async def test_introspection_still_works(client: GraphQLClient) -> None:
+    from graphql import get_introspection_query
+
+    assert (await client.execute(get_introspection_query())).ok()["__schema"]["types"]
+
+
+def test_limits_are_settings(tmp_path: Path) -> None:
+    from coinql.settings import Settings
+
+    settings = Settings(max_query_depth=4, max_aliases=2, secret_key_file=tmp_path / "s")
+    assert settings.query_limits.max_depth == 4 and settings.query_limits.max_aliases == 2
