@@ -257,6 +257,7 @@ class FeedService:
         self.risk_check_seconds = risk_check_seconds
         self.on_status = on_status
         self._task: asyncio.Task[None] | None = None
+        self._step = asyncio.Lock()  # held while a batch is published and stored
         self.published = 0
 
     def start(self) -> None:
@@ -264,7 +265,8 @@ class FeedService:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            async with self._step:  # a batch in flight lands before the feed stops
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.leader.release()
@@ -279,10 +281,11 @@ class FeedService:
             self.on_status("leader")
             try:
                 ticks = await self.source.next()
-                await self.publish(ticks)
-                if time.monotonic() - last_check >= self.risk_check_seconds:
-                    last_check = time.monotonic()
-                    await check_risk_limits(self.sessions, self.hub, self.latest)
+                async with self._step:
+                    await self.publish(ticks)
+                    if time.monotonic() - last_check >= self.risk_check_seconds:
+                        last_check = time.monotonic()
+                        await check_risk_limits(self.sessions, self.hub, self.latest)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bad batch must not stop the feed
