@@ -91,3 +91,28 @@ def test_limits_are_settings(tmp_path: Path) -> None:
 
     settings = Settings(max_query_depth=4, max_aliases=2, secret_key_file=tmp_path / "s")
     assert settings.query_limits.max_depth == 4 and settings.query_limits.max_aliases == 2
+
+
+async def test_production_masks_errors_hides_suggestions_and_introspection(
+    backend: Backend, tmp_path: Path
+) -> None:
+    settings = make_settings(backend, tmp_path, env="production", secret_key="p" * 40)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            typo = await client.execute("{ serverInfo { versio } }")
+            introspect = await client.execute("{ __schema { types { name } } }")
+            graphiql = await http.get("/graphql", headers={"accept": "text/html"})
+    assert "Did you mean" not in typo.errors[0]["message"]
+    assert "introspection" in introspect.errors[0]["message"].lower()
+    assert graphiql.status_code == 404
+    # In development they help: suggestions and introspection are on.
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=(dev := create_app(make_settings(backend, tmp_path)))),
+        base_url="http://t",
+    ) as http:
+        async with dev.router.lifespan_context(dev):
+            typo = await GraphQLClient(http, CONTRACT_DIR).execute("{ serverInfo { versio } }")
+    assert "Did you mean" in typo.errors[0]["message"]

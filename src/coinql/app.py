@@ -311,7 +311,11 @@ def create_app(
     (tests pass objects with the same interface; nothing here reaches the network for them).
     """
     configure_logging(settings)
-    schema = build_schema(production=settings.production, limits=settings.query_limits)
+    schema = build_schema(
+        production=settings.production,
+        limits=settings.query_limits,
+        introspection=settings.introspection_enabled,
+    )
     graphql = CoinqlGraphQL(
         schema,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,

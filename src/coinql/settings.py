@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     graphiql: bool | None = None
+    introspection: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -116,6 +117,10 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return LogFormat.JSON if self.production else LogFormat.CONSOLE
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return (not self.production) if self.introspection is None else self.introspection
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -7,6 +7,7 @@ from functools import cache
 
 import strawberry
 from strawberry.extensions import (
+    DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -66,9 +67,13 @@ def _not_introspection_nesting(context: IgnoreContext) -> bool:
 
 @cache
 def build_schema(
-    *, production: bool = False, limits: QueryLimits = DEFAULT_LIMITS
+    *,
+    production: bool = False,
+    limits: QueryLimits = DEFAULT_LIMITS,
+    introspection: bool = True,
 ) -> strawberry.Schema:
-    """The schema, built once per mode, limits and process."""
+    """The schema, built once per mode, limits and process. In production unexpected errors
+    are masked and field suggestions ("did you mean ...?") are off."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,
         UserErrorCodes,
@@ -85,6 +90,8 @@ def build_schema(
     ]
     if production:
         extensions.append(mask_unexpected_errors)
+    if not introspection:
+        extensions.append(DisableIntrospection)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -93,6 +100,7 @@ def build_schema(
         config=StrawberryConfig(
             scalar_map=SCALAR_MAP,
             batching_config={"max_operations": limits.max_batch_operations},
+            disable_field_suggestions=production,
         ),
         exception_handlers=exception_handlers(market.ERROR_TYPES, backtest.ERROR_TYPES),
     )
