@@ -57,6 +57,7 @@ from coinql.store.exchange import (
     MarketCapProvider,
     create_exchange,
 )
+from coinql.store.throttle import create_throttle
 
 log = structlog.get_logger("coinql.app")
 READINESS_TIMEOUT_SECONDS = 2.0
@@ -344,6 +345,8 @@ def create_app(
             )
             await jobs.start(sessions=sessions, hub=hub)
             stack.push_async_callback(jobs.stop)
+            throttle = create_throttle(settings.redis_url)
+            stack.push_async_callback(throttle.close)
             app.state.services = Services(
                 settings=settings,
                 engine=engine,
@@ -352,6 +355,7 @@ def create_app(
                 jobs=jobs,
                 metrics=metrics,
                 secret_key=settings.resolved_secret_key(),
+                throttle=throttle,
             )
             services = app.state.services
             if settings.source == "demo":

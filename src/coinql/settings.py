@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     max_tokens: int = 2_000
     max_document_bytes: int = 20_000
     max_batch_operations: int = 10
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_window_seconds: float = 15 * 60
     job_stale_seconds: float = 30.0
     job_sweep_seconds: float = 10.0
     access_token_ttl_seconds: int = 15 * 60

@@ -39,6 +39,14 @@ class InvalidCredentials(UserError):
     """Login failed. Said the same way for an unknown email and a wrong password."""
 
 
+class RateLimited(UserError):
+    """Too many attempts; the caller may try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class InvalidToken(UserError):
     """A token is malformed, forged, expired, revoked or already used."""
 

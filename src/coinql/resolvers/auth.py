@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from coinql.domain.errors import (
     InvalidInput,
     InvalidToken,
     NotAuthenticated,
+    RateLimited,
 )
 from coinql.resolvers.context import Context, Services
 from coinql.store import auth as auth_store
@@ -80,12 +82,22 @@ async def register(context: Context, *, email: str, password: str) -> IssuedToke
 
 
 async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
-    """Sign in; the same `InvalidCredentials` for an unknown email and a wrong password."""
+    """Sign in; the same `InvalidCredentials` for an unknown email and a wrong password.
+
+    Failures are counted per account and per client address; past either limit, attempts are
+    refused with `RateLimited` (and `Retry-After`) before the password is even checked.
+    """
     services = context.services
+    settings = services.settings
     try:
         normalized = auth.normalize_email(email)
     except InvalidInput:
         normalized = ""
+    account_key = f"login:account:{normalized}"
+    limits = [(f"login:address:{context.client_address()}", settings.login_failures_per_address)]
+    if normalized:
+        limits.append((account_key, settings.login_failures_per_account))
+    await _refuse_if_throttled(context, limits)
     async with services.transaction() as session:
         user = await auth_store.get_user_by_email(session, email=normalized) if normalized else None
         # Verify against a dummy hash for unknown emails so both failures take as long.
@@ -93,10 +105,28 @@ async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
             user.password_hash if user else auth.DUMMY_PASSWORD_HASH, password
         )
         if user is None or not valid:
+            for key, _ in limits:
+                await services.throttle.record(key, window=settings.login_window_seconds)
             raise InvalidCredentials("email or password is incorrect")
         if auth.password_needs_rehash(user.password_hash):
             user.password_hash = auth.hash_password(password)
-        return await _issue(services, session, user=user, family_id=uuid.uuid4())
+        issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
+    await services.throttle.clear(account_key)
+    return issued
+
+
+async def _refuse_if_throttled(context: Context, limits: list[tuple[str, int]]) -> None:
+    window = context.services.settings.login_window_seconds
+    waits = [
+        wait
+        for key, limit in limits
+        if (wait := await context.services.throttle.retry_after(key, limit=limit, window=window))
+        is not None
+    ]
+    if waits:
+        seconds = max(1, math.ceil(max(waits)))
+        context.set_retry_after(seconds)
+        raise RateLimited(f"too many failed logins; try again in {seconds} s", retry_after=seconds)
 
 
 async def refresh(context: Context, *, refresh_token: str) -> IssuedTokens:

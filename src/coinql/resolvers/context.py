@@ -27,6 +27,7 @@ from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
 from coinql.store import auth as auth_store
 from coinql.store.exchange import ExchangeAdapter
+from coinql.store.throttle import MemoryThrottle, Throttle
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Services:
     jobs: JobQueue
     metrics: Metrics
     secret_key: str
+    throttle: Throttle = field(default_factory=MemoryThrottle)
     exchange: ExchangeAdapter | None = None
     feed: FeedService | None = None
     subscriptions_by_user: dict[uuid.UUID, int] = field(default_factory=dict)
@@ -93,6 +95,16 @@ class Context:
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("the Authorization header must be 'Bearer <access token>'")
         return token.strip()
+
+    def client_address(self) -> str:
+        """The peer's address as the server sees it (uvicorn applies trusted proxy headers)."""
+        client = self.request.client
+        return client.host if client is not None else "unknown"
+
+    def set_retry_after(self, seconds: int) -> None:
+        """Tell an HTTP client when to try again; WebSocket messages carry no headers."""
+        if isinstance(self.response, Response):
+            self.response.headers["Retry-After"] = str(seconds)
 
     def reset_user(self) -> None:
         """Forget the loaded user, so that the next `user()` checks the token again."""

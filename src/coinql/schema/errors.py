@@ -55,6 +55,15 @@ class InvalidCredentials(Error):
         return cls(message=error.message)
 
 
+@strawberry.type(description="Too many attempts; try again after `retryAfterSeconds`.")
+class RateLimited(Error):
+    retry_after_seconds: int
+
+    @classmethod
+    def from_exception(cls, error: errors.RateLimited) -> Self:
+        return cls(message=error.message, retry_after_seconds=error.retry_after)
+
+
 @strawberry.type(description="A token is malformed, forged, expired, revoked or already used.")
 class InvalidToken(Error):
     @classmethod
@@ -100,6 +109,7 @@ ERROR_TYPES: list[tuple[type[errors.UserError], Any]] = [
     (errors.InvalidInput, InvalidInput),
     (errors.EmailTaken, EmailTaken),
     (errors.InvalidCredentials, InvalidCredentials),
+    (errors.RateLimited, RateLimited),
     (errors.InvalidToken, InvalidToken),
     (errors.NotAuthenticated, NotAuthenticated),
     (errors.Forbidden, Forbidden),

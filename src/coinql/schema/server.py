@@ -18,6 +18,7 @@ from coinql.schema.errors import (
     InvalidCredentials,
     InvalidInput,
     InvalidToken,
+    RateLimited,
     WeakPassword,
 )
 from coinql.store import auth as auth_store
@@ -86,7 +87,9 @@ class AuthPayload:
 RegisterResult = Annotated[
     AuthPayload | InvalidInput | WeakPassword | EmailTaken, strawberry.union("RegisterResult")
 ]
-LoginResult = Annotated[AuthPayload | InvalidCredentials, strawberry.union("LoginResult")]
+LoginResult = Annotated[
+    AuthPayload | InvalidCredentials | RateLimited, strawberry.union("LoginResult")
+]
 RefreshResult = Annotated[AuthPayload | InvalidToken, strawberry.union("RefreshResult")]
 
 

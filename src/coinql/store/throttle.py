@@ -1,0 +1,105 @@
+"""Sliding windows of failed attempts, in memory on one process or in Redis across many.
+
+Login throttling counts failures per account and per client address: once `limit` failures
+fall inside the last `window` seconds, further attempts are refused until the oldest of them
+leaves the window, and the caller is told how long that is.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+
+class Throttle(Protocol):
+    async def retry_after(self, key: str, *, limit: int, window: float) -> float | None:
+        """Seconds until `key` may try again, or None when it is under its limit."""
+        ...
+
+    async def record(self, key: str, *, window: float) -> None:
+        """Count one failure of `key` now."""
+        ...
+
+    async def clear(self, key: str) -> None:
+        """Forget `key`'s failures (after it succeeds)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryThrottle:
+    """One process's windows; keys whose failures have all expired are dropped as it goes."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, deque[float]] = {}
+
+    @staticmethod
+    def _now() -> float:
+        return time.monotonic()
+
+    def _live(self, key: str, window: float) -> deque[float]:
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
+        cutoff = self._now() - window
+        while failures and failures[0] <= cutoff:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+        return failures
+
+    async def retry_after(self, key: str, *, limit: int, window: float) -> float | None:
+        failures = self._live(key, window)
+        if len(failures) < limit:
+            return None
+        return failures[-limit] + window - self._now()
+
+    async def record(self, key: str, *, window: float) -> None:
+        self._live(key, window)
+        self._failures.setdefault(key, deque()).append(self._now())
+
+    async def clear(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    async def close(self) -> None:
+        self._failures.clear()
+
+
+class RedisThrottle:
+    """A sorted set per key, scored by time in milliseconds and expiring with its window."""
+
+    def __init__(self, redis_url: str, *, prefix: str = "coinql:throttle:") -> None:
+        self._redis = aioredis.Redis.from_url(redis_url)
+        self._prefix = prefix
+
+    async def retry_after(self, key: str, *, limit: int, window: float) -> float | None:
+        name = self._prefix + key
+        now_ms = time.time() * 1000
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(name, 0, now_ms - window * 1000)
+            pipe.zrange(name, -limit, -limit, withscores=True)
+            _, edge = await pipe.execute()
+        if not edge:
+            return None
+        return (float(edge[0][1]) + window * 1000 - now_ms) / 1000
+
+    async def record(self, key: str, *, window: float) -> None:
+        name = self._prefix + key
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(name, {uuid.uuid4().hex: time.time() * 1000})
+            pipe.pexpire(name, int(window * 1000) + 1)
+            await pipe.execute()
+
+    async def clear(self, key: str) -> None:
+        await self._redis.delete(self._prefix + key)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def create_throttle(redis_url: str | None) -> Throttle:
+    return RedisThrottle(redis_url) if redis_url else MemoryThrottle()

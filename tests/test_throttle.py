@@ -1,0 +1,137 @@
+"""Login throttling: failures counted per account and per address, in memory and in Redis;
+past a limit, attempts are refused with `RateLimited` and `Retry-After`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from coinql.app import create_app
+from coinql.store.auth import RefreshToken
+from coinql.store.throttle import MemoryThrottle, RedisThrottle, Throttle
+from tests.client import GraphQLClient
+from tests.conftest import CONTRACT_DIR, Backend, make_settings
+from tests.schema.test_server import count
+
+PASSWORD = "correct horse battery staple"
+WINDOW = 900.0
+
+
+@asynccontextmanager
+async def throttled_app(
+    backend: Backend, tmp_path: Path, **limits: Any
+) -> AsyncIterator[Starlette]:
+    app = create_app(make_settings(backend, tmp_path, **limits))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@asynccontextmanager
+async def client_from(app: Starlette, address: str) -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=app, client=(address, 50_000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        yield GraphQLClient(http, CONTRACT_DIR)
+
+
+async def login(client: GraphQLClient, email: str, password: str) -> tuple[dict[str, Any], Any]:
+    response = await client.contract("server", "Login", {"email": email, "password": password})
+    return response.ok()["login"], response.headers.get("retry-after")
+
+
+async def test_an_account_is_locked_after_its_failures_even_for_the_right_password(
+    backend: Backend, tmp_path: Path
+) -> None:
+    async with (
+        throttled_app(backend, tmp_path, login_failures_per_account=3) as app,
+        client_from(app, "10.0.0.1") as client,
+    ):
+        await client.sign_up("ada@example.com")
+        await client.sign_up("bob@example.com")
+        tokens_before = await count(app, RefreshToken)
+        for _ in range(3):
+            result, retry_after = await login(client, "Ada@Example.com", "wrong password!")
+            assert result["__typename"] == "InvalidCredentials" and retry_after is None
+        locked, retry_after = await login(client, "ada@example.com", PASSWORD)
+        assert locked["__typename"] == "RateLimited"
+        assert locked["message"].startswith("too many failed logins; try again in ")
+        assert 0 < int(retry_after) <= WINDOW
+        assert await count(app, RefreshToken) == tokens_before  # nothing issued
+        other, _ = await login(client, "bob@example.com", PASSWORD)  # same address, other account
+        assert other["__typename"] == "AuthPayload"
+
+
+async def test_an_address_is_throttled_across_accounts(backend: Backend, tmp_path: Path) -> None:
+    async with (
+        throttled_app(backend, tmp_path, login_failures_per_address=4) as app,
+        client_from(app, "10.0.0.2") as guesser,
+        client_from(app, "10.0.0.3") as bystander,
+    ):
+        await bystander.sign_up("ada@example.com")
+        for i in range(4):
+            result, _ = await login(guesser, f"user{i}@example.com", "wrong password!")
+            assert result["__typename"] == "InvalidCredentials"
+        refused, retry_after = await login(guesser, "ada@example.com", PASSWORD)
+        assert refused["__typename"] == "RateLimited" and int(retry_after) >= 1
+        fine, _ = await login(bystander, "ada@example.com", PASSWORD)
+        assert fine["__typename"] == "AuthPayload"
+
+
+async def test_a_successful_login_forgives_the_accounts_failures(
+    backend: Backend, tmp_path: Path
+) -> None:
+    async with (
+        throttled_app(backend, tmp_path, login_failures_per_account=3) as app,
+        client_from(app, "10.0.0.4") as client,
+    ):
+        await client.sign_up("ada@example.com")
+        for _ in range(2):
+            await login(client, "ada@example.com", "wrong password!")
+        assert (await login(client, "ada@example.com", PASSWORD))[0]["__typename"] == "AuthPayload"
+        for _ in range(2):
+            await login(client, "ada@example.com", "wrong password!")
+        assert (await login(client, "ada@example.com", PASSWORD))[0]["__typename"] == "AuthPayload"
+
+
+def throttles(backend: Backend) -> list[Callable[[], Throttle]]:
+    made: list[Callable[[], Throttle]] = [MemoryThrottle]
+    if backend.redis_url is not None:
+        url = backend.redis_url
+        made.append(lambda: RedisThrottle(url, prefix="coinql:test-throttle:"))
+    return made
+
+
+async def test_failures_leave_the_window_and_retry_after_counts_down(backend: Backend) -> None:
+    """The window slides: the limit-th newest failure decides how long to wait."""
+    for make in throttles(backend):
+        throttle = make()
+        await throttle.clear("k")
+        try:
+            await throttle.record("k", window=0.6)
+            await asyncio.sleep(0.3)
+            await throttle.record("k", window=0.6)
+            assert await throttle.retry_after("k", limit=3, window=0.6) is None
+            wait = await throttle.retry_after("k", limit=2, window=0.6)
+            assert wait is not None and 0.0 < wait <= 0.3 + 0.05
+            wait_one = await throttle.retry_after("k", limit=1, window=0.6)
+            assert wait_one is not None and 0.3 < wait_one <= 0.6
+            await asyncio.sleep(0.35)  # the first failure has left the window
+            assert await throttle.retry_after("k", limit=2, window=0.6) is None
+            assert await throttle.retry_after("k", limit=1, window=0.6) is not None
+            await throttle.clear("k")
+            assert await throttle.retry_after("k", limit=1, window=0.6) is None
+        finally:
+            await throttle.close()
+
+
+async def test_memory_throttle_forgets_expired_keys() -> None:
+    throttle = MemoryThrottle()
+    await throttle.record("gone", window=0.01)
+    await asyncio.sleep(0.02)
+    assert await throttle.retry_after("gone", limit=1, window=0.01) is None
+    assert "gone" not in throttle._failures
