@@ -116,3 +116,60 @@ async def test_production_masks_errors_hides_suggestions_and_introspection(
         async with dev.router.lifespan_context(dev):
             typo = await GraphQLClient(http, CONTRACT_DIR).execute("{ serverInfo { versio } }")
     assert "Did you mean" in typo.errors[0]["message"]
+
+
+ASSETS_BY_VARIABLE = """
+query Page($n: Int!) { assets(first: $n) { ...Symbols } }
+fragment Symbols on AssetConnection { edges { node { symbol } } }
+"""
+
+
+async def test_query_cost_limit(backend: Backend, tmp_path: Path) -> None:
+    """`assets(first: n) { edges { node { symbol } } }` costs 1 + n x 3: with a budget of 31,
+    ten assets pass and eleven (34) are refused, also when n comes from a variable through a
+    fragment; nothing executes."""
+    app = create_app(make_settings(backend, tmp_path, max_query_cost=31))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            ten = await client.execute("{ assets(first: 10) { edges { node { symbol } } } }")
+            eleven = await client.execute("{ assets(first: 11) { edges { node { symbol } } } }")
+            by_variable = await client.execute(ASSETS_BY_VARIABLE, {"n": 11})
+            under_by_variable = await client.execute(ASSETS_BY_VARIABLE, {"n": 10})
+            bad_variable = await client.execute(ASSETS_BY_VARIABLE, {"n": "many"})
+    assert "edges" in ten.ok()["assets"]  # executed; the cost counts what was asked for
+    assert under_by_variable.ok() == ten.ok()
+    for refused in (eleven, by_variable):
+        assert refused.body.get("data") is None
+        (error,) = refused.errors
+        assert error["message"].startswith(
+            "query cost 34 exceeds the maximum of 31 (COINQL_MAX_QUERY_COST)"
+        )
+        assert error["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    assert "$n" in bad_variable.errors[0]["message"]  # the variable's own error, not a cost
+
+
+async def test_every_contract_operation_is_within_the_default_cost() -> None:
+    from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
+
+    from coinql.schema import build_schema
+    from coinql.schema.cost import operation_cost
+    from coinql.settings import QueryLimits
+
+    schema = build_schema()._schema
+    costs = {}
+    for path in sorted(CONTRACT_DIR.glob("*.graphql")):
+        document = parse(path.read_text())
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        for operation in document.definitions:
+            if (
+                isinstance(operation, OperationDefinitionNode)
+                and not operation.variable_definitions
+            ):
+                assert operation.name is not None
+                costs[operation.name.value] = operation_cost(schema, operation, fragments, {})
+    assert costs["Universe"] > 50  # a page of assets is counted per asset
+    assert max(costs.values()) <= QueryLimits().max_cost

@@ -39,6 +39,7 @@ class QueryLimits:
     max_aliases: int = 15
     max_tokens: int = 2_000
     max_batch_operations: int = 10
+    max_cost: int = 5_000
 
 
 class Settings(BaseSettings):
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     max_tokens: int = 2_000
     max_document_bytes: int = 20_000
     max_batch_operations: int = 10
+    max_query_cost: int = 5_000
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_window_seconds: float = 15 * 60
@@ -136,6 +138,7 @@ class Settings(BaseSettings):
             max_aliases=self.max_aliases,
             max_tokens=self.max_tokens,
             max_batch_operations=self.max_batch_operations,
+            max_cost=self.max_query_cost,
         )
 
     @property

@@ -22,6 +22,7 @@ from strawberry.tools import merge_types
 from coinql.schema import backtest, market
 from coinql.schema.analytics import AnalyticsQuery
 from coinql.schema.backtest import BacktestMutation, BacktestQuery
+from coinql.schema.cost import QueryCostLimiter
 from coinql.schema.errors import exception_handlers
 from coinql.schema.extensions import OperationMetrics, UserErrorCodes, mask_unexpected_errors
 from coinql.schema.market import MarketMutation, MarketQuery
@@ -83,6 +84,7 @@ def build_schema(
             max_depth=limits.max_depth, should_ignore=_not_introspection_nesting
         ),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: QueryCostLimiter(max_cost=limits.max_cost),
         # The same documents arrive again and again (a dashboard's queries, 1,000 identical
         # subscriptions): parse and validate each once.
         lambda: ParserCache(maxsize=256),

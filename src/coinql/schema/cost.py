@@ -1,0 +1,166 @@
+"""The query cost limit: list sizes multiplied through the selection, checked before execution.
+
+Every selected field costs 1. A field whose arguments ask for many things (`first`, `points`,
+`paths`) multiplies the cost of everything selected below
+it by that number, so `assets(first: 50) { edges { node { candles { count } } } }` costs
+1 + 50 x 4. Defaults count as given, fragments are expanded, and every branch of a union counts
+(the estimate is an upper bound). Strawberry has no cost analysis, and the sizes can come from
+variables, so this runs as an extension after validation instead of as a validation rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    get_named_type,
+    get_operation_ast,
+)
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from strawberry.extensions import SchemaExtension
+
+SIZE_ARGUMENTS = frozenset({"first", "points", "paths"})
+
+
+def operation_cost(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+) -> int:
+    """The cost of `operation` with the client's raw `variables`; a GraphQLError when they do
+    not coerce to the operation's variable definitions."""
+    root = schema.get_root_type(operation.operation)
+    coerced = get_variable_values(schema, operation.variable_definitions or (), dict(variables))
+    if isinstance(coerced, list):
+        raise coerced[0]
+    if root is None:
+        return 0
+    return _selection_cost(schema, root, operation.selection_set, fragments, coerced, ())
+
+
+def _selection_cost(
+    schema: GraphQLSchema,
+    parent: GraphQLNamedType,
+    selection_set: SelectionSetNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: VariableValues,
+    spreading: tuple[str, ...],
+) -> int:
+    total = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            fields = (
+                parent.fields
+                if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType)
+                else {}
+            )
+            definition = fields.get(selection.name.value)
+            if definition is None:  # __typename and introspection
+                total += 1
+                continue
+            size = _requested_size(get_argument_values(definition, selection, variables))
+            below = 0
+            if selection.selection_set is not None:
+                below = _selection_cost(
+                    schema,
+                    get_named_type(definition.type),
+                    selection.selection_set,
+                    fragments,
+                    variables,
+                    spreading,
+                )
+            total += 1 + size * below
+        elif isinstance(selection, InlineFragmentNode):
+            condition = selection.type_condition
+            target = schema.get_type(condition.name.value) if condition else parent
+            if target is not None:
+                total += _selection_cost(
+                    schema, target, selection.selection_set, fragments, variables, spreading
+                )
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is None or name in spreading:  # validation refuses cycles already
+                continue
+            target = schema.get_type(fragment.type_condition.name.value)
+            if target is not None:
+                total += _selection_cost(
+                    schema,
+                    target,
+                    fragment.selection_set,
+                    fragments,
+                    variables,
+                    (*spreading, name),
+                )
+    return total
+
+
+def _requested_size(arguments: Mapping[str, Any]) -> int:
+    """The product of the field's size arguments. Sizes inside input objects (a simulation's
+    `paths`, a sweep's grid) are a job's parameters, not the response's size; the job queue
+    bounds those."""
+    size = 1
+    for name, value in arguments.items():
+        if name in SIZE_ARGUMENTS and isinstance(value, int) and value > 1:
+            size *= value
+    return size
+
+
+class QueryCostLimiter(SchemaExtension):
+    """Refuse an operation whose cost is over `max_cost`, naming the setting; the cost of each
+    operation that runs is kept in `execution_context.context.cache["query_cost"]` when the
+    context has such a cache."""
+
+    def __init__(self, *, max_cost: int) -> None:
+        self.max_cost = max_cost
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is None:
+            yield
+            return
+        operation = get_operation_ast(document, context.operation_name)
+        if operation is None:
+            yield
+            return
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        try:
+            cost = operation_cost(
+                context.schema._schema, operation, fragments, context.variables or {}
+            )
+        except GraphQLError:  # a bad variable: execution reports it, naming the variable
+            yield
+            return
+        cache = getattr(context.context, "cache", None)
+        if isinstance(cache, dict):
+            cache["query_cost"] = cost
+        if cost > self.max_cost:
+            context.result = ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        f"query cost {cost} exceeds the maximum of {self.max_cost} "
+                        "(COINQL_MAX_QUERY_COST); ask for fewer items with `first`, "
+                        "`points` or `paths`",
+                        extensions={"code": "QUERY_TOO_COSTLY", "cost": cost},
+                    )
+                ],
+            )
+        yield
