@@ -138,6 +138,7 @@ async def test_query_cost_limit(backend: Backend, tmp_path: Path) -> None:
             by_variable = await client.execute(ASSETS_BY_VARIABLE, {"n": 11})
             under_by_variable = await client.execute(ASSETS_BY_VARIABLE, {"n": 10})
             bad_variable = await client.execute(ASSETS_BY_VARIABLE, {"n": "many"})
+            metrics = set((await http.get("/metrics")).text.splitlines())
     assert "edges" in ten.ok()["assets"]  # executed; the cost counts what was asked for
     assert under_by_variable.ok() == ten.ok()
     for refused in (eleven, by_variable):
@@ -148,6 +149,8 @@ async def test_query_cost_limit(backend: Backend, tmp_path: Path) -> None:
         )
         assert error["extensions"]["code"] == "QUERY_TOO_COSTLY"
     assert "$n" in bad_variable.errors[0]["message"]  # the variable's own error, not a cost
+    assert 'coinql_rejections_total{reason="query_cost"} 2.0' in metrics
+    assert 'coinql_graphql_query_cost_sum{operation="Page"} 31.0' in metrics
 
 
 async def test_every_contract_operation_is_within_the_default_cost() -> None:

@@ -64,6 +64,8 @@ async def test_an_account_is_locked_after_its_failures_even_for_the_right_passwo
         assert await count(app, RefreshToken) == tokens_before  # nothing issued
         other, _ = await login(client, "bob@example.com", PASSWORD)  # same address, other account
         assert other["__typename"] == "AuthPayload"
+        metrics = (await client.http.get("/metrics")).text.splitlines()
+        assert 'coinql_rejections_total{reason="login_throttle"} 1.0' in metrics
 
 
 async def test_an_address_is_throttled_across_accounts(backend: Backend, tmp_path: Path) -> None:

@@ -138,6 +138,19 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.query_cost = Histogram(
+            "coinql_graphql_query_cost",
+            "Estimated cost of each operation that passed the cost limit.",
+            ["operation"],
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "coinql_rejections",
+            "Requests refused by a limit: query_cost, login_throttle.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.component_up = Gauge(
             "coinql_component_up",
             "1 when a component answered its last readiness check, else 0.",
@@ -169,8 +182,15 @@ class Metrics:
         return name
 
     def observe_operation(
-        self, name: str | None, operation_type: str, outcome: str, seconds: float
+        self,
+        name: str | None,
+        operation_type: str,
+        outcome: str,
+        seconds: float,
+        cost: int | None = None,
     ) -> None:
         label = self.operation_label(name)
         self.operations.labels(label, operation_type, outcome).inc()
         self.latency.labels(label, operation_type).observe(seconds)
+        if cost is not None:
+            self.query_cost.labels(label).observe(cost)

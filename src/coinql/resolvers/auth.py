@@ -126,6 +126,7 @@ async def _refuse_if_throttled(context: Context, limits: list[tuple[str, int]]) 
     if waits:
         seconds = max(1, math.ceil(max(waits)))
         context.set_retry_after(seconds)
+        context.services.metrics.rejections.labels("login_throttle").inc()
         raise RateLimited(f"too many failed logins; try again in {seconds} s", retry_after=seconds)
 
 

@@ -121,9 +121,9 @@ def _requested_size(arguments: Mapping[str, Any]) -> int:
 
 
 class QueryCostLimiter(SchemaExtension):
-    """Refuse an operation whose cost is over `max_cost`, naming the setting; the cost of each
-    operation that runs is kept in `execution_context.context.cache["query_cost"]` when the
-    context has such a cache."""
+    """Refuse an operation whose cost is over `max_cost`, naming the setting and counting the
+    rejection; the cost of an operation that runs goes to the context's `cache["query_cost"]`
+    (for the metrics)."""
 
     def __init__(self, *, max_cost: int) -> None:
         self.max_cost = max_cost
@@ -148,10 +148,8 @@ class QueryCostLimiter(SchemaExtension):
         except GraphQLError:  # a bad variable: execution reports it, naming the variable
             yield
             return
-        cache = getattr(context.context, "cache", None)
-        if isinstance(cache, dict):
-            cache["query_cost"] = cost
         if cost > self.max_cost:
+            context.context.services.metrics.rejections.labels("query_cost").inc()
             context.result = ExecutionResult(
                 data=None,
                 errors=[
@@ -163,4 +161,6 @@ class QueryCostLimiter(SchemaExtension):
                     )
                 ],
             )
+        else:
+            context.context.cache["query_cost"] = cost
         yield

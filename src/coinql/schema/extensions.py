@@ -25,7 +25,11 @@ class OperationMetrics(SchemaExtension):
         except RuntimeError:  # the document did not parse, so it has no operation type
             operation_type = "unknown"
         execution.context.services.metrics.observe_operation(
-            execution.operation_name, operation_type, outcome, time.perf_counter() - started
+            execution.operation_name,
+            operation_type,
+            outcome,
+            time.perf_counter() - started,
+            cost=execution.context.cache.get("query_cost"),
         )
 
 
