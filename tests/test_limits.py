@@ -176,3 +176,41 @@ async def test_every_contract_operation_is_within_the_default_cost() -> None:
                 costs[operation.name.value] = operation_cost(schema, operation, fragments, {})
     assert costs["Universe"] > 50  # a page of assets is counted per asset
     assert max(costs.values()) <= QueryLimits().max_cost
+
+
+async def test_directives_per_field_limit(backend: Backend, tmp_path: Path) -> None:
+    app = create_app(make_settings(backend, tmp_path, max_directives_per_field=2))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            two = await client.execute(
+                "{ serverInfo @include(if: true) @skip(if: false) { version } }"
+            )
+            three = await client.execute(
+                "{ serverInfo @include(if: true) @skip(if: false) @a { version } }"
+            )
+    assert two.ok()["serverInfo"]["version"]
+    assert three.body.get("data") is None
+    messages = [error["message"] for error in three.errors]
+    assert (
+        "field 'serverInfo' has 3 directives, more than the maximum of 2 "
+        "(COINQL_MAX_DIRECTIVES_PER_FIELD)"
+    ) in messages
+
+
+async def test_circular_fragments_and_field_duplication_are_refused(client: GraphQLClient) -> None:
+    circular = await client.execute(
+        "{ serverInfo { ...A } } fragment A on ServerInfo { version ...B } "
+        "fragment B on ServerInfo { ...A }"
+    )
+    assert circular.body.get("data") is None
+    assert any("Cannot spread fragment 'A' within itself" in e["message"] for e in circular.errors)
+    # Duplicated fields merge, so a few run; thousands cannot get past the token limit.
+    few = await client.execute("{ serverInfo { " + "version " * 100 + "} }")
+    assert few.ok()["serverInfo"]["version"]
+    many = await client.execute("{ serverInfo { " + "version " * 2_000 + "} }")
+    assert many.body.get("data") is None
+    assert many.errors[0]["message"] == (
+        "Syntax Error: Document contains more than 2000 tokens. Parsing aborted."
+    )

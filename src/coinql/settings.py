@@ -40,6 +40,7 @@ class QueryLimits:
     max_tokens: int = 2_000
     max_batch_operations: int = 10
     max_cost: int = 5_000
+    max_directives_per_field: int = 4
 
 
 class Settings(BaseSettings):
@@ -80,6 +81,7 @@ class Settings(BaseSettings):
     max_document_bytes: int = 20_000
     max_batch_operations: int = 10
     max_query_cost: int = 5_000
+    max_directives_per_field: int = 4
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_window_seconds: float = 15 * 60
@@ -139,6 +141,7 @@ class Settings(BaseSettings):
             max_tokens=self.max_tokens,
             max_batch_operations=self.max_batch_operations,
             max_cost=self.max_query_cost,
+            max_directives_per_field=self.max_directives_per_field,
         )
 
     @property

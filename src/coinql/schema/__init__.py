@@ -7,6 +7,7 @@ from functools import cache
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -25,6 +26,7 @@ from coinql.schema.backtest import BacktestMutation, BacktestQuery
 from coinql.schema.cost import QueryCostLimiter
 from coinql.schema.errors import exception_handlers
 from coinql.schema.extensions import OperationMetrics, UserErrorCodes, mask_unexpected_errors
+from coinql.schema.limits import max_directives_per_field
 from coinql.schema.market import MarketMutation, MarketQuery
 from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
 from coinql.schema.realtime import RealtimeMutation, RealtimeQuery, Subscription
@@ -84,6 +86,7 @@ def build_schema(
             max_depth=limits.max_depth, should_ignore=_not_introspection_nesting
         ),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules([max_directives_per_field(limits.max_directives_per_field)]),
         lambda: QueryCostLimiter(max_cost=limits.max_cost),
         # The same documents arrive again and again (a dashboard's queries, 1,000 identical
         # subscriptions): parse and validate each once.
