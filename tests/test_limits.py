@@ -3,9 +3,11 @@ over fails."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from coinql.app import create_app
 from tests.client import GraphQLClient
@@ -214,3 +216,31 @@ async def test_circular_fragments_and_field_duplication_are_refused(client: Grap
     assert many.errors[0]["message"] == (
         "Syntax Error: Document contains more than 2000 tokens. Parsing aborted."
     )
+
+
+async def test_request_timeout_is_a_504_naming_the_setting(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coinql.resolvers.context import Context
+
+    async def slow_user(self: Context) -> None:
+        await asyncio.sleep(5)
+
+    app = create_app(make_settings(backend, tmp_path, request_timeout_seconds=0.2))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            assert (await client.contract("server", "Me")).ok() == {"me": None}
+            monkeypatch.setattr(Context, "user", slow_user)
+            slow = await client.contract("server", "Me")
+            monkeypatch.undo()
+            after = await client.contract("server", "ServerInfo")
+    assert slow.status_code == 504
+    assert slow.errors == [
+        {
+            "message": "the request took longer than 0.2 s (COINQL_REQUEST_TIMEOUT_SECONDS)",
+            "extensions": {"code": "TIMEOUT"},
+        }
+    ]
+    assert after.ok()["serverInfo"]  # the server goes on

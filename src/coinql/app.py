@@ -72,10 +72,20 @@ class CoinqlGraphQL(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive=receive)
+        timeout = request.app.state.services.settings.request_timeout_seconds
+        # Uploads (candle imports) are bounded by COINQL_IMPORT_MAX_BYTES instead.
+        uploading = request.headers.get("content-type", "").startswith("multipart/form-data")
         try:
-            response = await self._too_large(request) or await self.run(request)
+            async with asyncio.timeout(None if uploading else timeout):
+                response = await self._too_large(request) or await self.run(request)
         except StrawberryHTTPException as error:
             response = _error_response(error.status_code, error.reason)
+        except TimeoutError:  # cancelled at its next await: open transactions roll back
+            response = _error_response(
+                504,
+                f"the request took longer than {timeout:g} s (COINQL_REQUEST_TIMEOUT_SECONDS)",
+                code="TIMEOUT",
+            )
         finally:
             await request.close()  # uploaded files, even those no resolver read
         await response(scope, receive, send)
@@ -138,8 +148,11 @@ class CoinqlGraphQL(GraphQL[Context, None]):
         return orjson.loads(data)
 
 
-def _error_response(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message}]}, status_code=status_code)
+def _error_response(status_code: int, message: str, *, code: str | None = None) -> JSONResponse:
+    error: dict[str, object] = {"message": message}
+    if code is not None:
+        error["extensions"] = {"code": code}
+    return JSONResponse({"errors": [error]}, status_code=status_code)
 
 
 async def _check(component: Callable[[], Awaitable[None]]) -> dict[str, Any]:

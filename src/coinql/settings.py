@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     max_document_bytes: int = 20_000
     max_batch_operations: int = 10
     max_query_cost: int = 5_000
+    request_timeout_seconds: float = 30.0
     max_directives_per_field: int = 4
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
