@@ -244,3 +244,27 @@ async def test_request_timeout_is_a_504_naming_the_setting(
         }
     ]
     assert after.ok()["serverInfo"]  # the server goes on
+
+
+async def test_series_length_cap_names_the_setting(backend: Backend, tmp_path: Path) -> None:
+    from tests.conftest import COINS_DIR
+    from tests.schema.test_market import make_user, upload
+
+    app = create_app(make_settings(backend, tmp_path, max_series_points=366))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            admin = await make_user(app, client, "root@example.com", admin=True)
+            await upload(client, (COINS_DIR / "coin_Bitcoin.csv").read_bytes(), token=admin)
+            year = {"symbol": "BTC", "start": "2020-01-01T00:00:00Z", "end": "2020-12-31T00:00:00Z"}
+            in_2020 = await client.contract("market", "Candles", year)
+            longer = {**year, "start": "2019-12-31T00:00:00Z"}
+            over = await client.contract("market", "Candles", longer)
+    assert in_2020.ok()["asset"]["candles"]["count"] == 366
+    (error,) = over.errors
+    assert error["message"] == (
+        "BTC has 367 D1 candles between start and end; a request reads at most 366"
+        " (COINQL_MAX_SERIES_POINTS): narrow start and end, or use a larger interval"
+    )
+    assert error["extensions"]["field"] == "start"

@@ -106,10 +106,20 @@ async def candles_for(
     start: int | None,
     end: int | None,
 ) -> Candles:
+    """The candles of one request, at most COINQL_MAX_SERIES_POINTS of them."""
     async with context.services.reader() as session:
-        return await market_store.load_candles(
+        candles = await market_store.load_candles(
             session, asset=asset, interval=interval, start=start, end=end
         )
+    limit = context.services.settings.max_series_points
+    if len(candles) > limit:
+        raise InvalidInput(
+            "start",
+            f"{asset.symbol} has {len(candles):,} {interval.value} candles between start and end;"
+            f" a request reads at most {limit:,} (COINQL_MAX_SERIES_POINTS): narrow start and"
+            " end, or use a larger interval",
+        )
+    return candles
 
 
 async def candles_by_symbol(
