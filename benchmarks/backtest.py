@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import Figure, median_seconds
+from benchmarks.common import UNLIMITED_BUDGETS, Figure, median_seconds
 from coinql.domain import backtest as bt
 from coinql.domain import research
 from coinql.domain import simulation as sim
@@ -163,7 +163,13 @@ async def latency_figures(quick: bool) -> list[Figure]:
         url = f"sqlite+aiosqlite:///{Path(directory) / 'latency.db'}"
         await asyncio.to_thread(upgrade, url)
         app = create_app(
-            Settings(database_url=url, secret_key="l" * 40, source="none", log_level="WARNING")
+            Settings(
+                database_url=url,
+                secret_key="l" * 40,
+                source="none",
+                log_level="WARNING",
+                **UNLIMITED_BUDGETS,
+            )
         )
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import connect
 
-from benchmarks.common import Figure
+from benchmarks.common import UNLIMITED_BUDGETS, Figure
 from coinql.migrations import upgrade
 
 PRICES = 'subscription { prices(symbols: ["BTC"]) { symbol price timestamp } }'
@@ -48,6 +48,7 @@ def _start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
         "COINQL_FEED_TICK_SECONDS": "0.1",  # 10 ticks a second
         "COINQL_LOG_LEVEL": "WARNING",
         "COINQL_MAX_SUBSCRIPTIONS_PER_USER": "100000",
+        **{f"COINQL_{name.upper()}": str(value) for name, value in UNLIMITED_BUDGETS.items()},
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "coinql.cli", "serve", "--port", str(port)],

@@ -137,3 +137,63 @@ async def test_memory_throttle_forgets_expired_keys() -> None:
     await asyncio.sleep(0.02)
     assert await throttle.retry_after("gone", limit=1, window=0.01) is None
     assert "gone" not in throttle._failures
+
+
+async def test_request_budget_per_address_is_spent_by_query_cost(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """ServerInfo costs 6: a budget of 12 per address runs it twice, then answers 429 with
+    Retry-After until the window moves on; another address is unaffected."""
+    async with (
+        throttled_app(backend, tmp_path, rate_limit_cost_per_address=12) as app,
+        client_from(app, "10.0.1.1") as client,
+        client_from(app, "10.0.1.2") as other,
+    ):
+        first = await client.contract("server", "ServerInfo")
+        second = await client.contract("server", "ServerInfo")
+        third = await client.contract("server", "ServerInfo")
+        elsewhere = await other.contract("server", "ServerInfo")
+        metrics = (await client.http.get("/metrics")).text.splitlines()
+    assert first.ok() == second.ok() == elsewhere.ok()
+    assert third.status_code == 429
+    assert 1 <= int(third.headers["retry-after"]) <= 60
+    (error,) = third.errors
+    assert error["message"].startswith(
+        "the request budget per address (12 cost per 60 s, COINQL_RATE_LIMIT_COST_PER_ADDRESS)"
+        " is spent; try again in "
+    )
+    assert error["extensions"] == {
+        "code": "RATE_LIMITED",
+        "retryAfterSeconds": int(third.headers["retry-after"]),
+    }
+    assert 'coinql_rejections_total{reason="rate_limit_address"} 1.0' in metrics
+
+
+async def test_request_budget_per_user_follows_the_user(backend: Backend, tmp_path: Path) -> None:
+    async with (
+        throttled_app(backend, tmp_path, rate_limit_cost_per_user=12) as app,
+        client_from(app, "10.0.2.1") as client,
+        client_from(app, "10.0.2.2") as same_user_elsewhere,
+    ):
+        token = (await client.sign_up("ada@example.com"))["accessToken"]
+        for _ in range(2):
+            assert (await client.contract("server", "ServerInfo", token=token)).ok()
+        anonymous = await client.contract("server", "ServerInfo")
+        refused = await same_user_elsewhere.contract("server", "ServerInfo", token=token)
+    assert anonymous.ok()  # the address's budget is separate and larger
+    assert refused.status_code == 429
+    assert refused.errors[0]["message"].startswith("the request budget per user (12 cost")
+
+
+async def test_budgets_slide_and_a_refusal_spends_nothing(backend: Backend) -> None:
+    for make in throttles(backend):
+        throttle = make()
+        try:
+            assert await throttle.spend("b", 8, limit=10, window=0.5) is None
+            wait = await throttle.spend("b", 3, limit=10, window=0.5)
+            assert wait is not None and 0 < wait <= 0.5
+            assert await throttle.spend("b", 2, limit=10, window=0.5) is None  # 3 was not spent
+            await asyncio.sleep(1.05)  # two windows later nothing counts
+            assert await throttle.spend("b", 10, limit=10, window=0.5) is None
+        finally:
+            await throttle.close()

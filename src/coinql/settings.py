@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 30.0
     max_series_points: int = 200_000
     max_directives_per_field: int = 4
+    rate_limit_cost_per_user: int = 60_000
+    rate_limit_cost_per_address: int = 120_000
+    rate_limit_window_seconds: float = 60.0
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_window_seconds: float = 15 * 60

@@ -101,10 +101,12 @@ class Context:
         client = self.request.client
         return client.host if client is not None else "unknown"
 
-    def set_retry_after(self, seconds: int) -> None:
+    def set_retry_after(self, seconds: int, *, status_code: int | None = None) -> None:
         """Tell an HTTP client when to try again; WebSocket messages carry no headers."""
         if isinstance(self.response, Response):
             self.response.headers["Retry-After"] = str(seconds)
+            if status_code is not None:
+                self.response.status_code = status_code
 
     def reset_user(self) -> None:
         """Forget the loaded user, so that the next `user()` checks the token again."""

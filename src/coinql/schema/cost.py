@@ -10,7 +10,7 @@ variables, so this runs as an extension after validation instead of as a validat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from graphql import (
@@ -31,6 +31,9 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
+
+from coinql.domain.errors import RateLimited
+from coinql.resolvers import budget
 
 SIZE_ARGUMENTS = frozenset({"first", "points", "paths"})
 
@@ -122,13 +125,13 @@ def _requested_size(arguments: Mapping[str, Any]) -> int:
 
 class QueryCostLimiter(SchemaExtension):
     """Refuse an operation whose cost is over `max_cost`, naming the setting and counting the
-    rejection; the cost of an operation that runs goes to the context's `cache["query_cost"]`
-    (for the metrics)."""
+    rejection; otherwise spend the cost from the caller's request budgets (429 and
+    `Retry-After` when spent) and keep it in the context's `cache["query_cost"]` for metrics."""
 
     def __init__(self, *, max_cost: int) -> None:
         self.max_cost = max_cost
 
-    def on_execute(self) -> Iterator[None]:
+    async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is None:
@@ -163,4 +166,19 @@ class QueryCostLimiter(SchemaExtension):
             )
         else:
             context.context.cache["query_cost"] = cost
+            try:
+                await budget.spend(context.context, cost)
+            except RateLimited as error:
+                context.result = ExecutionResult(
+                    data=None,
+                    errors=[
+                        GraphQLError(
+                            error.message,
+                            extensions={
+                                "code": "RATE_LIMITED",
+                                "retryAfterSeconds": error.retry_after,
+                            },
+                        )
+                    ],
+                )
         yield

@@ -1,8 +1,12 @@
-"""Sliding windows of failed attempts, in memory on one process or in Redis across many.
+"""Sliding windows, in memory on one process or in Redis across many.
 
 Login throttling counts failures per account and per client address: once `limit` failures
 fall inside the last `window` seconds, further attempts are refused until the oldest of them
 leaves the window, and the caller is told how long that is.
+
+Request budgets spend query cost per user and per address with a sliding-window counter (the
+previous fixed window weighted by how much of it still overlaps, plus the current one), which
+needs two counters per key instead of one entry per request.
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ class Throttle(Protocol):
         """Forget `key`'s failures (after it succeeds)."""
         ...
 
+    async def spend(self, key: str, amount: int, *, limit: int, window: float) -> float | None:
+        """Spend `amount` of `key`'s budget of `limit` per `window` seconds; when that would
+        go over, spend nothing and return the seconds until the current window ends."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def _estimate(previous: float, current: float, elapsed: float, window: float) -> float:
+    return previous * (1.0 - elapsed / window) + current
 
 
 class MemoryThrottle:
@@ -36,6 +49,7 @@ class MemoryThrottle:
 
     def __init__(self) -> None:
         self._failures: dict[str, deque[float]] = {}
+        self._spent: dict[tuple[str, int], float] = {}
 
     @staticmethod
     def _now() -> float:
@@ -65,8 +79,21 @@ class MemoryThrottle:
     async def clear(self, key: str) -> None:
         self._failures.pop(key, None)
 
+    async def spend(self, key: str, amount: int, *, limit: int, window: float) -> float | None:
+        now = self._now()
+        index, elapsed = divmod(now, window)
+        current = self._spent.get((key, int(index)), 0.0)
+        previous = self._spent.get((key, int(index) - 1), 0.0)
+        if _estimate(previous, current, elapsed, window) + amount > limit:
+            return window - elapsed
+        if len(self._spent) > 100_000:  # drop windows that no longer count
+            self._spent = {k: v for k, v in self._spent.items() if k[1] >= int(index) - 1}
+        self._spent[(key, int(index))] = current + amount
+        return None
+
     async def close(self) -> None:
         self._failures.clear()
+        self._spent.clear()
 
 
 class RedisThrottle:
@@ -96,6 +123,20 @@ class RedisThrottle:
 
     async def clear(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)
+
+    async def spend(self, key: str, amount: int, *, limit: int, window: float) -> float | None:
+        index, elapsed = divmod(time.time(), window)
+        current_key = f"{self._prefix}budget:{key}:{int(index)}"
+        previous_key = f"{self._prefix}budget:{key}:{int(index) - 1}"
+        previous, current = await self._redis.mget(previous_key, current_key)
+        spent = _estimate(float(previous or 0), float(current or 0), elapsed, window)
+        if spent + amount > limit:
+            return window - elapsed
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(current_key, amount)
+            pipe.expire(current_key, int(2 * window) + 1)
+            await pipe.execute()
+        return None
 
     async def close(self) -> None:
         await self._redis.aclose()

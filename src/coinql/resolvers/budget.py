@@ -1,0 +1,35 @@
+"""Request budgets: each operation spends its query cost from the caller's budget per user and
+per client address (COINQL_RATE_LIMIT_*); over either, it is refused with `RateLimited`."""
+
+from __future__ import annotations
+
+import math
+
+from coinql.domain.errors import RateLimited, UserError
+from coinql.resolvers.context import Context
+
+
+async def spend(context: Context, cost: int) -> None:
+    services = context.services
+    settings = services.settings
+    budgets = [
+        (f"address:{context.client_address()}", settings.rate_limit_cost_per_address, "address")
+    ]
+    try:
+        user = await context.user()
+    except UserError:  # a bad token: execution reports it; the address still pays
+        user = None
+    if user is not None:
+        budgets.append((f"user:{user.id}", settings.rate_limit_cost_per_user, "user"))
+    window = settings.rate_limit_window_seconds
+    for key, limit, per in budgets:
+        wait = await services.throttle.spend(key, max(cost, 1), limit=limit, window=window)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            context.set_retry_after(seconds, status_code=429)
+            services.metrics.rejections.labels(f"rate_limit_{per}").inc()
+            raise RateLimited(
+                f"the request budget per {per} ({limit:,} cost per {window:g} s,"
+                f" COINQL_RATE_LIMIT_COST_PER_{per.upper()}) is spent; try again in {seconds} s",
+                retry_after=seconds,
+            )
