@@ -47,6 +47,11 @@ class RateLimited(UserError):
         self.retry_after = retry_after
 
 
+class Unavailable(UserError):
+    """The service cannot do this right now (e.g. SQLite locked by another process); nothing
+    was changed and the same request may succeed later."""
+
+
 class InvalidToken(UserError):
     """A token is malformed, forged, expired, revoked or already used."""
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
@@ -18,7 +19,7 @@ from starlette.websockets import WebSocket
 
 from coinql import __version__
 from coinql.domain.auth import read_access_token
-from coinql.domain.errors import InvalidToken
+from coinql.domain.errors import InvalidToken, Unavailable
 from coinql.observability import Metrics
 from coinql.realtime.feed import FeedService
 from coinql.realtime.hub import Hub
@@ -54,13 +55,28 @@ class Services:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        with _locked_as_unavailable():
+            async with self.sessions() as session, session.begin():
+                yield session
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
-            yield session
+        with _locked_as_unavailable():
+            async with self.sessions() as session:
+                yield session
+
+
+@contextmanager
+def _locked_as_unavailable() -> Iterator[None]:
+    """SQLite locked by another process past the busy timeout: a clear, typed error."""
+    try:
+        yield
+    except OperationalError as error:
+        if "database is locked" not in str(error.orig):
+            raise
+        raise Unavailable(
+            "the database is locked by another process; nothing was changed, try again"
+        ) from error
 
 
 @dataclass
