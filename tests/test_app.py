@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 
@@ -11,7 +12,7 @@ from coinql.app import create_app
 from coinql.migrations import DatabaseBehind
 from coinql.store.db import create_engine
 from tests.client import GraphQLClient
-from tests.conftest import Backend, make_settings
+from tests.conftest import CONTRACT_DIR, Backend, make_settings
 
 
 async def test_live(client: GraphQLClient) -> None:
@@ -117,3 +118,23 @@ async def test_json_logs_carry_the_request_id(
     assert request_lines[0]["path"] == "/health/live" and request_lines[0]["status"] == 200
     started = [line for line in lines if line.get("event") == "started"]
     assert started and started[0]["level"] == "info"
+
+
+async def test_operations_are_logged_with_user_and_cost_and_slow_ones_warned(
+    backend: Backend, tmp_path: Path
+) -> None:
+    from structlog.testing import capture_logs
+
+    app = create_app(make_settings(backend, tmp_path, slow_operation_seconds=0.0))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            token = (await client.sign_up())["accessToken"]
+            with capture_logs() as logs:
+                await client.contract("server", "Me", token=token)
+    (entry,) = [e for e in logs if e["event"] == "slow operation"]
+    assert entry["log_level"] == "warning"
+    assert entry["operation"] == "Me" and entry["type"] == "query"
+    assert entry["outcome"] == "success" and entry["cost"] == 3
+    assert entry["user_id"] and entry["duration_ms"] >= 0

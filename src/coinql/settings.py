@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     max_batch_operations: int = 10
     max_query_cost: int = 5_000
     request_timeout_seconds: float = 30.0
+    slow_operation_seconds: float = 1.0
     max_series_points: int = 200_000
     max_directives_per_field: int = 4
     rate_limit_cost_per_user: int = 60_000

@@ -112,6 +112,11 @@ class Context:
             raise InvalidToken("the Authorization header must be 'Bearer <access token>'")
         return token.strip()
 
+    @property
+    def known_user_id(self) -> uuid.UUID | None:
+        """The signed-in user's id if this request has already looked the user up."""
+        return self._user.id if self._user_loaded and self._user is not None else None
+
     def client_address(self) -> str:
         """The peer's address as the server sees it (uvicorn applies trusted proxy headers)."""
         client = self.request.client

@@ -1,18 +1,23 @@
-"""Schema extensions: operation metrics and, in production, masking of unexpected errors."""
+"""Schema extensions: operation metrics and logs and, in production, masking of unexpected
+errors."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 
+import structlog
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from coinql.domain.errors import UserError
 
+log = structlog.get_logger("coinql.operations")
+
 
 class OperationMetrics(SchemaExtension):
-    """Count each operation by name, type and outcome, and time it."""
+    """Count each operation by name, type and outcome, time it, and log it with the user and
+    its cost; operations slower than COINQL_SLOW_OPERATION_SECONDS are logged as warnings."""
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
@@ -24,12 +29,21 @@ class OperationMetrics(SchemaExtension):
             operation_type = execution.operation_type.value
         except RuntimeError:  # the document did not parse, so it has no operation type
             operation_type = "unknown"
-        execution.context.services.metrics.observe_operation(
-            execution.operation_name,
-            operation_type,
-            outcome,
-            time.perf_counter() - started,
-            cost=execution.context.cache.get("query_cost"),
+        seconds = time.perf_counter() - started
+        context = execution.context
+        cost = context.cache.get("query_cost")
+        context.services.metrics.observe_operation(
+            execution.operation_name, operation_type, outcome, seconds, cost=cost
+        )
+        slow = seconds >= context.services.settings.slow_operation_seconds
+        (log.warning if slow else log.info)(
+            "slow operation" if slow else "operation",
+            operation=execution.operation_name,
+            type=operation_type,
+            outcome=outcome,
+            duration_ms=round(seconds * 1000, 2),
+            cost=cost,
+            user_id=str(context.known_user_id) if context.known_user_id else None,
         )
 
 
