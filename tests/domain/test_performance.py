@@ -162,7 +162,9 @@ def test_edge_cases_never_raise_and_undefined_is_nan(name: str) -> None:
         "sortino": pf.sortino(r, P),
         "calmar": pf.calmar(r, P),
         "omega": pf.omega(r),
-        "tail": pf.tail_ratio(r) if r.size else np.nan,
+        "tail": pf.tail_ratio(r),
+        "best": pf.best(r),
+        "worst": pf.worst(r),
         "skew": pf.skew(r),
         "kurtosis": pf.kurtosis(r),
         "mdd": pf.max_drawdown(r),
@@ -186,6 +188,12 @@ def test_edge_cases_never_raise_and_undefined_is_nan(name: str) -> None:
     if name == "only gains":
         assert np.isnan(values["sortino"]) and "sortino" in reasons
         assert np.isnan(values["calmar"]) and "calmar" in reasons
+
+
+def test_an_empty_matrix_gives_nan_per_column() -> None:
+    empty = np.empty((0, 3))
+    for metric in (pf.tail_ratio, pf.best, pf.worst, pf.total_return, pf.skew):
+        assert np.isnan(metric(empty)).tolist() == [True] * 3, metric.__name__
 
 
 def test_many_series_at_once_equal_one_at_a_time() -> None:

@@ -155,6 +155,8 @@ def omega(returns: FloatArray, threshold: float = 0.0) -> FloatArray:
 
 def tail_ratio(returns: FloatArray) -> FloatArray:
     """|95th percentile| / |5th percentile| (linear interpolation)."""
+    if returns.shape[0] == 0:  # nanpercentile drops the quantile axis of an empty input
+        return np.full(returns.shape[1:], np.nan)
     upper, lower = np.nanpercentile(returns, [95, 5], axis=0)
     with _errstate():
         ratio = np.abs(upper) / np.abs(lower)
@@ -186,12 +188,13 @@ def kurtosis(returns: FloatArray) -> FloatArray:
 
 
 def best(returns: FloatArray) -> FloatArray:
-    result: FloatArray = np.fmax.reduce(returns, axis=0)  # ignores NaN; NaN if all are
+    # fmax ignores NaN, so NaN is its identity: NaN when all are NaN or there are none.
+    result: FloatArray = np.fmax.reduce(returns, axis=0, initial=np.nan)
     return result
 
 
 def worst(returns: FloatArray) -> FloatArray:
-    result: FloatArray = np.fmin.reduce(returns, axis=0)
+    result: FloatArray = np.fmin.reduce(returns, axis=0, initial=np.nan)
     return result
 
 
