@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench schema clean
+.PHONY: run test lint format bench load schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ format: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks
+
+load: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks.load
 
 schema: $(VENV)/.installed
 	$(BIN)/coinql export-schema --output schema.graphql

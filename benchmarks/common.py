@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
 
 # The request budgets stay on the measured path, set high enough never to refuse a benchmark.
 UNLIMITED_BUDGETS = {"rate_limit_cost_per_user": 10**12, "rate_limit_cost_per_address": 10**12}
@@ -73,3 +79,47 @@ def print_table(figures: list[Figure]) -> None:
         ratio = "" if figure.ratio is None else f"{figure.ratio:,.2f}x"
         note = " / ".join(part for part in (figure.target, figure.baseline_name) if part)
         print(f"{figure.name:<58} {value:>14} {baseline:>14} {ratio:>8}  {note}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`coinql serve` in its own process on loopback, on the labelled demo market, with
+    budgets that never refuse; returns the process and its base URL once it is live."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "COINQL_DATABASE_URL": database_url,
+        "COINQL_REDIS_URL": "",
+        "COINQL_SECRET_KEY": "r" * 40,
+        "COINQL_SOURCE": "demo",
+        "COINQL_LOG_LEVEL": "WARNING",
+        **{f"COINQL_{name.upper()}": str(value) for name, value in UNLIMITED_BUDGETS.items()},
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coinql.cli", "serve", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not start")

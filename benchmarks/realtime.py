@@ -5,66 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 from websockets.asyncio.client import connect
 
-from benchmarks.common import UNLIMITED_BUDGETS, Figure
+from benchmarks.common import Figure, rss_mb, start_server
 from coinql.migrations import upgrade
 
 PRICES = 'subscription { prices(symbols: ["BTC"]) { symbol price timestamp } }'
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "COINQL_DATABASE_URL": database_url,
-        "COINQL_REDIS_URL": "",
-        "COINQL_SECRET_KEY": "r" * 40,
-        "COINQL_SOURCE": "demo",
-        "COINQL_FEED_TICK_SECONDS": "0.1",  # 10 ticks a second
-        "COINQL_LOG_LEVEL": "WARNING",
-        "COINQL_MAX_SUBSCRIPTIONS_PER_USER": "100000",
-        **{f"COINQL_{name.upper()}": str(value) for name, value in UNLIMITED_BUDGETS.items()},
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "coinql.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    process, url = start_server(
+        database_url,
+        COINQL_FEED_TICK_SECONDS="0.1",  # 10 ticks a second
+        COINQL_MAX_SUBSCRIPTIONS_PER_USER="100000",
     )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                return process, f"ws://127.0.0.1:{port}/graphql"
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start")
+    return process, url.replace("http://", "ws://") + "/graphql"
 
 
 async def _subscriber(
@@ -149,10 +111,10 @@ async def run(*, quick: bool) -> list[Figure]:
             # Ticks sent well inside the window (so every client was reading) that one missed.
             published = {sent for seen in received for sent in seen if start + 1 < sent < end - 1}
             lost = [len(published - seen) for seen in received]
-            rss_before = _rss_mb(process.pid)
+            rss_before = rss_mb(process.pid)
             await cycles(url, cycle_count)
             await asyncio.sleep(2.0)
-            rss_after = _rss_mb(process.pid)
+            rss_after = rss_mb(process.pid)
         finally:
             process.terminate()
             process.wait(timeout=20)
