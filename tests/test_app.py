@@ -121,20 +121,24 @@ async def test_json_logs_carry_the_request_id(
 
 
 async def test_operations_are_logged_with_user_and_cost_and_slow_ones_warned(
-    backend: Backend, tmp_path: Path
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from structlog.testing import capture_logs
+    from structlog.testing import CapturingLogger
 
+    from coinql.schema import extensions
+
+    captured = CapturingLogger()
+    # The module's logger, not structlog's configuration: loggers are cached on first use.
+    monkeypatch.setattr(extensions, "log", captured)
     app = create_app(make_settings(backend, tmp_path, slow_operation_seconds=0.0))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             client = GraphQLClient(http, CONTRACT_DIR)
             token = (await client.sign_up())["accessToken"]
-            with capture_logs() as logs:
-                await client.contract("server", "Me", token=token)
-    (entry,) = [e for e in logs if e["event"] == "slow operation"]
-    assert entry["log_level"] == "warning"
-    assert entry["operation"] == "Me" and entry["type"] == "query"
-    assert entry["outcome"] == "success" and entry["cost"] == 3
-    assert entry["user_id"] and entry["duration_ms"] >= 0
+            await client.contract("server", "Me", token=token)
+    (call,) = [c for c in captured.calls if c.kwargs.get("operation") == "Me"]
+    assert call.method_name == "warning" and call.args == ("slow operation",)
+    assert call.kwargs["type"] == "query" and call.kwargs["outcome"] == "success"
+    assert call.kwargs["cost"] == 3 and call.kwargs["user_id"]
+    assert call.kwargs["duration_ms"] >= 0
