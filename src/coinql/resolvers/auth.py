@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,8 +16,8 @@ from coinql.domain.errors import (
     InvalidInput,
     InvalidToken,
     NotAuthenticated,
-    RateLimited,
 )
+from coinql.resolvers.budget import refuse
 from coinql.resolvers.context import Context, Services
 from coinql.store import auth as auth_store
 
@@ -124,10 +123,7 @@ async def _refuse_if_throttled(context: Context, limits: list[tuple[str, int]]) 
         is not None
     ]
     if waits:
-        seconds = max(1, math.ceil(max(waits)))
-        context.set_retry_after(seconds)
-        context.services.metrics.rejections.labels("login_throttle").inc()
-        raise RateLimited(f"too many failed logins; try again in {seconds} s", retry_after=seconds)
+        refuse(context, max(waits), reason="login_throttle", message="too many failed logins")
 
 
 async def refresh(context: Context, *, refresh_token: str) -> IssuedTokens:

@@ -4,6 +4,7 @@ per client address (COINQL_RATE_LIMIT_*); over either, it is refused with `RateL
 from __future__ import annotations
 
 import math
+from typing import NoReturn
 
 from coinql.domain.errors import RateLimited, UserError
 from coinql.resolvers.context import Context
@@ -25,11 +26,22 @@ async def spend(context: Context, cost: int) -> None:
     for key, limit, per in budgets:
         wait = await services.throttle.spend(key, max(cost, 1), limit=limit, window=window)
         if wait is not None:
-            seconds = max(1, math.ceil(wait))
-            context.set_retry_after(seconds, status_code=429)
-            services.metrics.rejections.labels(f"rate_limit_{per}").inc()
-            raise RateLimited(
-                f"the request budget per {per} ({limit:,} cost per {window:g} s,"
-                f" COINQL_RATE_LIMIT_COST_PER_{per.upper()}) is spent; try again in {seconds} s",
-                retry_after=seconds,
+            refuse(
+                context,
+                wait,
+                reason=f"rate_limit_{per}",
+                message=f"the request budget per {per} ({limit:,} cost per {window:g} s,"
+                f" COINQL_RATE_LIMIT_COST_PER_{per.upper()}) is spent",
+                status_code=429,
             )
+
+
+def refuse(
+    context: Context, wait: float, *, reason: str, message: str, status_code: int | None = None
+) -> NoReturn:
+    """Raise `RateLimited` for `wait` seconds (whole, at least 1), with `Retry-After` on HTTP,
+    counted under `reason` in the rejections metric."""
+    seconds = max(1, math.ceil(wait))
+    context.set_retry_after(seconds, status_code=status_code)
+    context.services.metrics.rejections.labels(reason).inc()
+    raise RateLimited(f"{message}; try again in {seconds} s", retry_after=seconds)

@@ -31,6 +31,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from coinql.domain.errors import RateLimited
 from coinql.resolvers import budget
@@ -132,53 +133,44 @@ class QueryCostLimiter(SchemaExtension):
         self.max_cost = max_cost
 
     async def on_execute(self) -> AsyncIterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        if document is None:
-            yield
-            return
-        operation = get_operation_ast(document, context.operation_name)
-        if operation is None:
-            yield
-            return
-        fragments = {
-            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-        }
-        try:
-            cost = operation_cost(
-                context.schema._schema, operation, fragments, context.variables or {}
-            )
-        except GraphQLError:  # a bad variable: execution reports it, naming the variable
-            yield
-            return
-        if cost > self.max_cost:
-            context.context.services.metrics.rejections.labels("query_cost").inc()
-            context.result = ExecutionResult(
-                data=None,
-                errors=[
-                    GraphQLError(
-                        f"query cost {cost} exceeds the maximum of {self.max_cost} "
-                        "(COINQL_MAX_QUERY_COST); ask for fewer items with `first`, "
-                        "`points` or `paths`",
-                        extensions={"code": "QUERY_TOO_COSTLY", "cost": cost},
-                    )
-                ],
+        execution = self.execution_context
+        cost = _cost_of(execution)
+        if cost is None:
+            pass  # nothing to measure, or a bad variable that execution reports by name
+        elif cost > self.max_cost:
+            execution.context.services.metrics.rejections.labels("query_cost").inc()
+            execution.result = _refused(
+                f"query cost {cost} exceeds the maximum of {self.max_cost} "
+                "(COINQL_MAX_QUERY_COST); ask for fewer items with `first`, `points` or `paths`",
+                code="QUERY_TOO_COSTLY",
+                cost=cost,
             )
         else:
-            context.context.cache["query_cost"] = cost
+            execution.context.cache["query_cost"] = cost
             try:
-                await budget.spend(context.context, cost)
+                await budget.spend(execution.context, cost)
             except RateLimited as error:
-                context.result = ExecutionResult(
-                    data=None,
-                    errors=[
-                        GraphQLError(
-                            error.message,
-                            extensions={
-                                "code": "RATE_LIMITED",
-                                "retryAfterSeconds": error.retry_after,
-                            },
-                        )
-                    ],
+                execution.result = _refused(
+                    error.message, code="RATE_LIMITED", retryAfterSeconds=error.retry_after
                 )
         yield
+
+
+def _cost_of(execution: ExecutionContext) -> int | None:
+    document = execution.graphql_document
+    operation = None if document is None else get_operation_ast(document, execution.operation_name)
+    if document is None or operation is None:
+        return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    try:
+        return operation_cost(
+            execution.schema._schema, operation, fragments, execution.variables or {}
+        )
+    except GraphQLError:
+        return None
+
+
+def _refused(message: str, **extensions: Any) -> ExecutionResult:
+    return ExecutionResult(data=None, errors=[GraphQLError(message, extensions=extensions)])
