@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench load schema clean
+.PHONY: run test lint format bench load fuzz schema clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: $(VENV)/.installed-dev
 
 load: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.load
+
+# schemathesis over the GraphQL endpoint; CI runs it with FUZZ_ARGS="--examples 5 --min-requests 200".
+fuzz: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks.fuzz $(FUZZ_ARGS)
 
 schema: $(VENV)/.installed
 	$(BIN)/coinql export-schema --output schema.graphql

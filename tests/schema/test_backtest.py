@@ -349,4 +349,9 @@ async def test_compare_and_delete_runs(trader: GraphQLClient) -> None:
     missing = await trader.execute(
         "query($ids: [ID!]!) { compareBacktests(ids: $ids) { id } }", {"ids": [first]}
     )
-    assert missing.errors[0]["extensions"]["code"] == "NotFound"
+    assert missing.errors[0]["extensions"] == {
+        "code": "InvalidInput",
+        "classification": "BAD_REQUEST",
+        "field": "ids",
+    }
+    assert missing.errors[0]["message"].startswith("no backtest runs ")

@@ -272,7 +272,11 @@ async def test_two_users_cannot_see_or_touch_each_others_portfolios(market: Grap
         {"p": ada_portfolio},
         token=bob,
     )
-    assert plan.errors[0]["extensions"]["code"] == "NotFound"
+    assert plan.errors[0]["extensions"] == {
+        "code": "InvalidInput",
+        "classification": "BAD_REQUEST",
+        "field": "portfolioId",
+    }
     # Ada still sees hers, unchanged.
     own = await market.contract(
         "portfolio", "PortfolioView", {"portfolioId": ada_portfolio}, token=ada

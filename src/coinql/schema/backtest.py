@@ -30,7 +30,7 @@ from coinql.schema.enums import (
     JobStatus,
     Sizing,
 )
-from coinql.schema.errors import Error, InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.errors import Error, InvalidInput, NotAuthenticated, NotFound, naming
 from coinql.schema.market import ImportRejected
 from coinql.schema.nodes import OwnedNode, PageInfo
 from coinql.schema.permissions import IsAuthenticated
@@ -42,7 +42,7 @@ from coinql.schema.research import (
     SweepRun,
     WalkForwardRun,
 )
-from coinql.schema.scalars import FloatArray, TimestampArray, finite
+from coinql.schema.scalars import FloatArray, TimestampArray, finite, read_upload
 from coinql.schema.strategies import StrategyKindInput
 from coinql.store import jobs as job_store
 
@@ -502,9 +502,10 @@ class BacktestQuery:
     async def compare_backtests(
         self, info: Info[Context, None], ids: list[strawberry.ID]
     ) -> list[BacktestRun]:
-        runs = await backtest_resolvers.compare_backtests(
-            info.context, run_ids=[decode_id(run_id, "BacktestRun") for run_id in ids]
-        )
+        with naming("ids"):
+            runs = await backtest_resolvers.compare_backtests(
+                info.context, run_ids=[decode_id(run_id, "BacktestRun") for run_id in ids]
+            )
         return [BacktestRun.from_model(run) for run in runs]
 
 
@@ -561,7 +562,7 @@ class BacktestMutation:
         interval: Interval | None = None,
     ) -> FileBacktestOutcome:
         limit = info.context.services.settings.import_max_bytes
-        data = await file.read(limit + 1)  # type: ignore[attr-defined]
+        data = await read_upload(file, limit)
         found = await backtest_resolvers.backtest_file(
             info.context, data=data, symbol=symbol, interval=interval, request=input.to_model()
         )

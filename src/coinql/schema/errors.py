@@ -7,7 +7,8 @@ or a union that does not list it) the error reaches `errors` with its message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Self
 
 import strawberry
@@ -15,6 +16,17 @@ from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
 from coinql.domain import errors
+
+
+@contextmanager
+def naming(argument: str) -> Iterator[None]:
+    """In a query, a thing that an argument names but that does not exist (or is not yours) is
+    a bad argument: `NotFound` becomes `InvalidInput` naming `argument`, so that clients, and
+    tools reading `extensions.classification`, see the caller's mistake and where it is."""
+    try:
+        yield
+    except errors.NotFound as error:
+        raise errors.InvalidInput(argument, error.message) from None
 
 
 @strawberry.interface(description="Every expected failure implements Error.")

@@ -10,7 +10,14 @@ import structlog
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
-from coinql.domain.errors import UserError
+from coinql.domain.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidToken,
+    NotAuthenticated,
+    NotFound,
+    UserError,
+)
 
 log = structlog.get_logger("coinql.operations")
 
@@ -47,9 +54,28 @@ class OperationMetrics(SchemaExtension):
         )
 
 
+# Spring for GraphQL's ErrorType names, which generic clients and tools (schemathesis among
+# them) read as `extensions.classification`; coinql's own `code` stays the precise one.
+CLASSIFICATIONS: dict[type[UserError], str] = {
+    InvalidInput: "BAD_REQUEST",
+    NotAuthenticated: "UNAUTHORIZED",
+    InvalidToken: "UNAUTHORIZED",
+    Forbidden: "FORBIDDEN",
+    NotFound: "NOT_FOUND",
+}
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+def classification(error: UserError) -> str | None:
+    for kind, name in CLASSIFICATIONS.items():
+        if isinstance(error, kind):
+            return name
+    return None
+
+
 class UserErrorCodes(SchemaExtension):
     """Give expected failures that reach `errors` (in queries) a typed code: the domain error's
-    class name, and the field or constraint it names, in `extensions`."""
+    class name, its classification, and the field or constraint it names, in `extensions`."""
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -61,9 +87,15 @@ class UserErrorCodes(SchemaExtension):
 
 def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
-    if not isinstance(original, UserError):
+    extensions: dict[str, object]
+    if is_unexpected(error):
+        extensions = {"classification": INTERNAL_ERROR}
+    elif isinstance(original, UserError):
+        extensions = {"code": type(original).__name__}
+        if (kind := classification(original)) is not None:
+            extensions["classification"] = kind
+    else:
         return error
-    extensions: dict[str, object] = {"code": type(original).__name__}
     for attribute in ("field", "constraint"):
         if hasattr(original, attribute):
             extensions[attribute] = getattr(original, attribute)

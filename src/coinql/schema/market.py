@@ -25,10 +25,10 @@ from coinql.schema.analytics import (
     compute_indicator,
 )
 from coinql.schema.enums import AssetOrder, Interval, ReturnKind
-from coinql.schema.errors import Error, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.errors import Error, Forbidden, InvalidInput, NotAuthenticated, NotFound, naming
 from coinql.schema.nodes import PageInfo
 from coinql.schema.permissions import IsAdmin
-from coinql.schema.scalars import FloatArray, TimestampArray, finite
+from coinql.schema.scalars import FloatArray, TimestampArray, finite, read_upload
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
 
@@ -431,13 +431,14 @@ class MarketQuery:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[DataGap]:
-        gaps = await market_resolvers.data_gaps(
-            info.context,
-            symbol=symbol,
-            interval=interval,
-            start=to_millis(start),
-            end=to_millis(end),
-        )
+        with naming("symbol"):
+            gaps = await market_resolvers.data_gaps(
+                info.context,
+                symbol=symbol,
+                interval=interval,
+                start=to_millis(start),
+                end=to_millis(end),
+            )
         return [DataGap.from_model(gap) for gap in gaps]
 
     @strawberry.field(description="Every ingestion job's state.")
@@ -460,9 +461,8 @@ class MarketMutation:
         symbol: str | None = None,
         interval: Interval | None = None,
     ) -> ImportCandlesResult:
-        # Read one byte past the limit so that an oversized file is refused, not truncated.
         limit = info.context.services.settings.import_max_bytes
-        data = await file.read(limit + 1)  # type: ignore[attr-defined]
+        data = await read_upload(file, limit)
         report = await market_resolvers.import_file(
             info.context, data=data, symbol=symbol, interval=interval
         )

@@ -23,10 +23,11 @@ from coinql.resolvers.context import Context
 from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
 from coinql.schema.analytics import Performance, Series
 from coinql.schema.enums import CostBasis, CovarianceMethod, Interval, Objective, TransactionKind
-from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound, naming
 from coinql.schema.market import ImportRejected
 from coinql.schema.nodes import OwnedNode, PageInfo
 from coinql.schema.permissions import IsAuthenticated
+from coinql.schema.scalars import read_upload
 from coinql.store import portfolio as portfolio_store
 
 
@@ -411,13 +412,14 @@ class PortfolioQuery:
         min_trade_value: Decimal = Decimal(0),
         fee_bps: Decimal = Decimal(10),
     ) -> RebalancePlan:
-        valuation, trades = await portfolio_resolvers.rebalance(
-            info.context,
-            portfolio_id=decode_id(portfolio_id, "Portfolio"),
-            targets={t.symbol.upper(): t.weight for t in target_weights},
-            min_trade_value=min_trade_value,
-            fee_bps=fee_bps,
-        )
+        with naming("portfolioId"):
+            valuation, trades = await portfolio_resolvers.rebalance(
+                info.context,
+                portfolio_id=decode_id(portfolio_id, "Portfolio"),
+                targets={t.symbol.upper(): t.weight for t in target_weights},
+                min_trade_value=min_trade_value,
+                fee_bps=fee_bps,
+            )
         return RebalancePlan(
             portfolio_value=valuation.value,
             trades=[
@@ -491,7 +493,7 @@ class PortfolioMutation:
         self, info: Info[Context, None], portfolio_id: strawberry.ID, file: Upload
     ) -> PortfolioChangeResult:
         limit = info.context.services.settings.import_max_bytes
-        data = await file.read(limit + 1)  # type: ignore[attr-defined]
+        data = await read_upload(file, limit)
         if len(data) > limit:
             raise InvalidInputError("file", f"file is larger than the limit of {limit:,} bytes")
         inputs = portfolio_resolvers.parse_transactions_csv(data)

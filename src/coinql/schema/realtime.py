@@ -13,7 +13,7 @@ from strawberry.types import Info
 from coinql.resolvers import realtime as realtime_resolvers
 from coinql.resolvers.context import Context
 from coinql.schema.enums import Interval, JobStatus
-from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound
+from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound, naming
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import decode_id
 from coinql.store import risk as risk_store
@@ -132,20 +132,22 @@ class RealtimeQuery:
     async def alerts(
         self, info: Info[Context, None], portfolio_id: strawberry.ID | None = None, first: int = 50
     ) -> list[RiskAlert]:
-        found = await realtime_resolvers.list_alerts(
-            info.context,
-            portfolio_id=decode_id(portfolio_id, "Portfolio") if portfolio_id else None,
-            first=first,
-        )
+        with naming("portfolioId"):
+            found = await realtime_resolvers.list_alerts(
+                info.context,
+                portfolio_id=decode_id(portfolio_id, "Portfolio") if portfolio_id else None,
+                first=first,
+            )
         return [RiskAlert.from_model(alert) for alert in found]
 
     @strawberry.field(permission_classes=[IsAuthenticated])
     async def risk_limits(
         self, info: Info[Context, None], portfolio_id: strawberry.ID
     ) -> RiskLimits | None:
-        found = await realtime_resolvers.risk_limits(
-            info.context, decode_id(portfolio_id, "Portfolio")
-        )
+        with naming("portfolioId"):
+            found = await realtime_resolvers.risk_limits(
+                info.context, decode_id(portfolio_id, "Portfolio")
+            )
         return RiskLimits.from_model(found) if found else None
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
+from coinql.domain.errors import InvalidInput
+
 DATETIME_HINT = "ISO 8601 with a UTC offset, e.g. 2020-01-01T00:00:00Z"
 
 
@@ -128,3 +130,16 @@ def finite(value: Any) -> float | None:
         return None
     as_float = float(value)
     return as_float if math.isfinite(as_float) else None
+
+
+async def read_upload(file: object, limit: int) -> bytes:
+    """The uploaded file's bytes, up to one past `limit` so that an oversized file is refused
+    rather than truncated. A value that is not a file (a string in the JSON body, say) is
+    refused naming `file`."""
+    read = getattr(file, "read", None)
+    if read is None:
+        raise InvalidInput(
+            "file", "send the file as a multipart upload (GraphQL multipart request spec)"
+        )
+    data: bytes = await read(limit + 1)
+    return data

@@ -105,10 +105,12 @@ class ServerQuery:
         return User.from_model(user) if user else None
 
     @strawberry.field(description="Fetch an entity by its global id; null if absent or not yours.")
-    async def node(self, info: Info[Context, None], id: relay.GlobalID) -> relay.Node | None:
+    async def node(self, info: Info[Context, None], id: strawberry.ID) -> relay.Node | None:
         try:
-            node: relay.Node | None = await id.resolve_node(info, required=False)
-        except (ValueError, KeyError):  # an id of a type that is not a Node
+            node: relay.Node | None = await relay.GlobalID.from_id(id).resolve_node(
+                info, required=False
+            )
+        except (ValueError, KeyError):  # not a global id, or one of a type that is not a Node
             return None
         return node
 
