@@ -249,8 +249,9 @@ def stop_server(server: Server) -> None:
         server.process.stderr.close()
 
 
-def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    """`coinql worker` (arq) in a subprocess, for jobs queued through Redis."""
+def start_worker(settings: Settings, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
+    """`coinql worker` (arq) in a subprocess, for jobs queued through Redis; with
+    `metrics_port`, its Prometheus metrics on that port."""
     env = {
         **os.environ,
         "COINQL_DATABASE_URL": settings.database_url,
@@ -259,7 +260,13 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
         "COINQL_LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "coinql.cli", "worker"],
+        [
+            sys.executable,
+            "-m",
+            "coinql.cli",
+            "worker",
+            *(["--metrics-port", str(metrics_port)] if metrics_port else []),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

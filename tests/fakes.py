@@ -40,12 +40,14 @@ def ohlcv_rows(
 class FakeExchange:
     """`fetch_ohlcv` over stored rows: pages of at most `max_page`, each page repeating the last
     row of the previous one (as exchanges do when `since` is that row's time), `failures` raised
-    first, `BadSymbol` for an unknown pair."""
+    first, then `script` consumed one entry per call (an exception is raised, None answers),
+    `BadSymbol` for an unknown pair."""
 
     rows: dict[tuple[str, str], list[list[float]]]
     id: str = "fakex"
     max_page: int = 500
     failures: list[Exception] = field(default_factory=list)
+    script: list[Exception | None] = field(default_factory=list)
     always_fail: Exception | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
     closed: bool = False
@@ -65,6 +67,8 @@ class FakeExchange:
             raise self.always_fail
         if self.failures:
             raise self.failures.pop(0)
+        if self.script and (fault := self.script.pop(0)) is not None:
+            raise fault
         if (symbol, timeframe) not in self.rows:
             raise ccxt.BadSymbol(f"{self.id} does not have market symbol {symbol}")
         rows = sorted(self.rows[(symbol, timeframe)], key=lambda row: row[0])

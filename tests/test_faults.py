@@ -1,19 +1,35 @@
-"""Faults caused for real: SQLite locked by another process."""
+"""Faults caused for real: SQLite locked by another process; an exchange answering rate
+limits, 5xx and timeouts; PostgreSQL restarted under load."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import ccxt
 import httpx
 import pytest
+from sqlalchemy import func
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import select
 
 from coinql.app import create_app
+from coinql.domain.candles import DAY_MS, Interval
+from coinql.realtime.ingestion import IngestionScheduler
+from coinql.resolvers import auth as auth_resolvers
 from coinql.store import db
+from coinql.store import market as market_store
+from coinql.store.exchange import Backoff
+from coinql.store.portfolio import LedgerEntry
 from tests.client import GraphQLClient
-from tests.conftest import CONTRACT_DIR, Backend, make_settings
+from tests.conftest import CONTRACT_DIR, Backend, available_backends, make_settings
+from tests.fakes import FakeExchange, ohlcv_rows
+from tests.schema.test_market_sources import wait_for_ingestion
 from tests.schema.test_server import count
 
 HOLD_LOCK = """
@@ -68,3 +84,255 @@ async def test_a_locked_sqlite_database_is_a_clear_error_not_a_hang(
             assert await count(app, User) == 0
             await client.sign_up()  # and once the lock is gone, it works
             assert await count(app, User) == 1
+
+
+async def test_exchange_faults_back_off_show_the_stall_and_lose_no_candle(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Rate limits, 5xx and timeouts from the exchange, mid-pagination and for whole passes:
+    each is retried with backoff; a pass that still fails shows in /health/ready; after the
+    exchange recovers, every daily candle is stored exactly once."""
+    today = int(time.time() * 1000) // DAY_MS * DAY_MS
+    start = today - 100 * DAY_MS  # 100 closed daily candles: start .. today - 1 day
+    rows = {pair: ohlcv_rows(start, 100, base=base) for pair, base in PAIRS.items()}
+    exchange = FakeExchange({key: found[:60] for key, found in rows.items()}, max_page=15)
+    settings = make_settings(
+        backend,
+        tmp_path,
+        source="fakex",
+        exchange_symbols="BTC,ETH",
+        exchange_intervals="D1",
+        ingest_history_days=100,
+        ingest_poll_seconds=3600,  # one pass at start; the test drives the others
+        market_cap_provider="none",
+    )
+    app = create_app(settings, exchange_client=exchange)
+    async with app.router.lifespan_context(app):
+        services = app.state.services
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            await wait_for_ingestion(client, jobs=2)
+            assert [len(await stored(client, symbol)) for symbol in ("BTC", "ETH")] == [60, 60]
+
+            sleeps: list[float] = []
+
+            async def sleep(delay: float) -> None:
+                sleeps.append(delay)
+
+            adapter = services.exchange
+            adapter.backoff = Backoff(base_seconds=0.5, max_attempts=4, sleep=sleep)
+            scheduler = IngestionScheduler(
+                engine=services.engine,
+                sessions=services.sessions,
+                adapter=adapter,
+                symbols=["BTC", "ETH"],
+                intervals=[Interval.D1],
+            )
+            # The exchange moves on 40 days (three pages of 15 each), and misbehaves.
+            exchange.rows = rows
+            exchange.script = [
+                None,  # BTC page 1
+                ccxt.RateLimitExceeded("binance 429 Too Many Requests"),
+                ccxt.ExchangeNotAvailable("binance 502 Bad Gateway"),
+                None,  # BTC page 2, third try
+                ccxt.RequestTimeout("binance GET timed out (10000 ms)"),
+                None,  # BTC page 3
+                ccxt.RequestTimeout("timed out"),  # ETH: four tries, all fail
+                ccxt.RequestTimeout("timed out"),
+                ccxt.RequestTimeout("timed out"),
+                ccxt.RequestTimeout("timed out"),
+            ]
+            await scheduler.run_once()
+            assert len(sleeps) == 6  # one wait before each retry
+            assert all(
+                0 <= delay <= 0.5 * 2**attempt
+                for attempt, delay in (
+                    (0, sleeps[0]),
+                    (1, sleeps[1]),
+                    (0, sleeps[2]),
+                    (0, sleeps[3]),
+                    (1, sleeps[4]),
+                    (2, sleeps[5]),
+                )
+            )
+            assert len(await stored(client, "BTC")) == 100  # recovered within the pass
+            assert len(await stored(client, "ETH")) == 60  # nothing partial was written
+
+            ready = (await http.get("/health/ready")).json()["components"]["ingestion"]
+            assert ready["status"] == "degraded"
+            (stall,) = ready["stalled"]
+            assert stall["symbol"] == "ETH" and stall["consecutiveFailures"] == 1
+            assert stall["lastError"].startswith("RequestTimeout")
+
+            exchange.always_fail = ccxt.ExchangeNotAvailable("binance 503 Service Unavailable")
+            await scheduler.run_once()  # a whole pass against a down exchange
+            ready = (await http.get("/health/ready")).json()["components"]["ingestion"]
+            failures = {job["symbol"]: job["consecutiveFailures"] for job in ready["stalled"]}
+            assert failures == {"ETH": 2}  # BTC is current: nothing to ask the exchange
+
+            exchange.always_fail = None  # recovery
+            await scheduler.run_once()
+            ready = (await http.get("/health/ready")).json()["components"]["ingestion"]
+            assert ready["status"] == "up" and ready["stalled"] == []
+            for symbol, pair in (("BTC", "BTC/USDT"), ("ETH", "ETH/USDT")):
+                candles = await stored(client, symbol)
+                assert [c[0] for c in candles] == list(range(start, today, DAY_MS)), symbol
+                assert [c[1] for c in candles] == [row[4] for row in rows[(pair, "1d")]]
+
+
+PAIRS = {("BTC/USDT", "1d"): 100.0, ("ETH/USDT", "1d"): 10.0}
+
+
+async def stored(client: GraphQLClient, symbol: str) -> list[tuple[int, float]]:
+    """(open time in ms, close) of each stored daily candle, oldest first."""
+    response = await client.execute(
+        "query($s: String!) { asset(symbol: $s) { candles(interval: D1) { timestamps close } } }",
+        {"s": symbol},
+    )
+    candles = response.ok()["asset"]["candles"]
+    return list(zip(candles["timestamps"], candles["close"], strict=True))
+
+
+PG_BACKENDS = [name for name in available_backends() if name == "postgres"]
+BATCH = 20
+
+
+async def restart_postgresql() -> None:
+    """Restart this machine's PostgreSQL cluster (Debian's pg_ctlcluster, as `.ci/run` starts
+    it): every connection is cut, and for a moment new ones are refused."""
+    (version,) = sorted(path.name for path in Path("/etc/postgresql").iterdir())[-1:]
+    process = await asyncio.create_subprocess_exec(
+        "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"
+    )
+    assert await process.wait() == 0
+
+
+@pytest.mark.parametrize("backend", PG_BACKENDS, indirect=True)
+async def test_postgresql_restarted_under_load(backend: Backend, tmp_path: Path) -> None:
+    """Readers and a writer run while PostgreSQL restarts: every failure is a typed
+    Unavailable (no internal error), reads work again once it is back (the pool reconnects),
+    and each written batch is either whole or absent."""
+    app = create_app(make_settings(backend, tmp_path, source="none"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            client.token = (await client.sign_up("load@example.com"))["accessToken"]
+            created = await client.contract("portfolio", "CreatePortfolio")
+            portfolio_id = created.ok()["createPortfolio"]["id"]
+            restarted = asyncio.Event()
+            stop = asyncio.Event()
+            reads: list[tuple[bool, list[dict[str, Any]]]] = []  # (after the restart, errors)
+            writes: dict[str, list[dict[str, Any]]] = {}  # batch note -> errors
+
+            async def reader() -> None:
+                while not stop.is_set():
+                    response = await client.contract(
+                        "portfolio", "PortfolioView", {"portfolioId": portfolio_id}
+                    )
+                    reads.append((restarted.is_set(), response.errors))
+
+            async def writer() -> None:
+                number = 0
+                while not stop.is_set():
+                    note = f"batch-{number}"
+                    number += 1
+                    transactions = [
+                        {
+                            "kind": "DEPOSIT",
+                            "asset": "USDT",
+                            "quantity": "1",
+                            "time": "2024-01-01T00:00:00Z",
+                            "note": note,
+                        }
+                    ] * BATCH
+                    response = await client.contract(
+                        "portfolio",
+                        "AddTransactions",
+                        {"portfolioId": portfolio_id, "transactions": transactions},
+                    )
+                    writes[note] = response.errors
+
+            tasks = [asyncio.create_task(reader()) for _ in range(3)]
+            tasks.append(asyncio.create_task(writer()))
+            await asyncio.sleep(1.0)
+            await restart_postgresql()
+            restarted.set()
+            await asyncio.sleep(3.0)
+            stop.set()
+            await asyncio.gather(*tasks)
+
+            failures = [error for _, errors in reads for error in errors] + [
+                error for errors in writes.values() for error in errors
+            ]
+            assert failures, "the restart cut off nothing: the test did not exercise it"
+            assert {error["extensions"].get("code") for error in failures} == {"Unavailable"}
+            # Once PostgreSQL is back, reads answer again: the last ones all succeeded.
+            assert all(not errors for _, errors in reads[-9:])
+            assert sum(1 for after, errors in reads if after and not errors) >= 10
+            # No partial writes: each batch's rows are all there or none are.
+            async with app.state.services.reader() as session:
+                rows = await session.exec(
+                    select(LedgerEntry.note, func.count()).group_by(LedgerEntry.note)
+                )
+                stored = dict(rows.all())
+            assert set(stored.values()) <= {BATCH}
+            assert all(stored.get(note) == BATCH for note, errors in writes.items() if not errors)
+
+
+def lost_connection() -> DBAPIError:
+    """What SQLAlchemy raises when the server closes the connection under a statement."""
+    return DBAPIError(
+        "SELECT ...",
+        None,
+        ConnectionResetError("connection reset by peer"),
+        connection_invalidated=True,
+    )
+
+
+async def test_a_query_cut_off_by_a_lost_connection_runs_once_more(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = market_store.list_assets
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise lost_connection()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(market_store, "list_assets", flaky)
+    response = await client.execute("{ universe(top: 3) { symbol } }")
+    assert response.errors == [] and len(calls) == 2
+    metrics = (await client.http.get("/metrics")).text.splitlines()
+    assert "coinql_read_retries_total 1.0" in metrics
+
+
+async def test_a_query_retried_once_then_unavailable_and_mutations_never_rerun(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        calls.append("read")
+        raise lost_connection()
+
+    monkeypatch.setattr(market_store, "list_assets", down)
+    response = await client.execute("{ universe(top: 3) { symbol } }")
+    assert calls == ["read", "read"]  # once more, not forever
+    (error,) = response.errors
+    assert error["message"] == "the database connection was lost; try again"
+    assert error["extensions"]["code"] == "Unavailable"
+
+    async def cut(*args: Any, **kwargs: Any) -> Any:
+        calls.append("write")
+        raise lost_connection()
+
+    monkeypatch.setattr(auth_resolvers, "create_user", cut)
+    register = await client.contract(
+        "server", "Register", {"email": "ada@example.com", "password": "correct horse battery"}
+    )
+    assert calls.count("write") == 1
+    assert register.errors[0]["extensions"]["code"] == "Unavailable"

@@ -13,7 +13,7 @@ LAYERS = ("schema", "resolvers", "domain", "store", "realtime", "migrations")
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "store": {"domain"},
-    "realtime": {"domain", "store", "settings"},
+    "realtime": {"domain", "store", "settings", "observability"},
     "resolvers": {"domain", "store", "realtime", "settings", "observability"},
     "schema": {"resolvers", "domain", "store", "observability", "settings"},
     "migrations": {"store", "settings"},

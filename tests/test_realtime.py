@@ -75,6 +75,10 @@ async def test_prices_stream_demo_ticks(live: Server) -> None:
     assert all(tick["prices"]["price"] > 0 for tick in ticks)
     stamps = [tick["prices"]["timestamp"] for tick in ticks if tick["prices"]["symbol"] == "BTC"]
     assert stamps == sorted(stamps)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        metrics = (await http.get("/metrics")).text.splitlines()
+    (lag,) = [float(line.split()[-1]) for line in metrics if line.startswith("coinql_feed_lag")]
+    assert 0 <= lag < 5  # a tick every 0.2 s
 
 
 async def test_live_candles_form(live: Server) -> None:
@@ -334,6 +338,59 @@ async def test_legacy_graphql_ws_carries_subscriptions(live: Server) -> None:
                 messages.append(message["payload"]["data"]["prices"])
         await ws.send(json.dumps({"id": "1", "type": "stop"}))
     assert {m["symbol"] for m in messages} <= {"BTC", "ETH"}
+
+
+async def metric(server: Server, name: str) -> float:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        lines = (await http.get("/metrics")).text.splitlines()
+    (value,) = [float(line.split()[-1]) for line in lines if line.split(" ")[0] == name]
+    return value
+
+
+async def test_identical_public_subscriptions_share_one_stream(live: Server) -> None:
+    """Prices and candles run once per distinct document for all their subscribers, who each
+    get the same payloads under their own ids, are each counted, and leave nothing behind."""
+    async with ws_connect(live.ws_url) as one, ws_connect(live.ws_url) as two:
+        first = one.subscribe(REALTIME["Prices"])
+        second = two.subscribe(REALTIME["Prices"])
+        candles = one.subscribe(REALTIME["LiveCandles"])
+        btc_only = two.subscribe('subscription { prices(symbols: ["BTC"]) { symbol price } }')
+        for stream in (first, second, candles, btc_only):
+            await asyncio.wait_for(stream.__anext__(), 10)
+        assert await metric(live, "coinql_shared_streams") == 3
+        assert await metric(live, "coinql_active_subscriptions") == 4
+        seen_first = {
+            (t["prices"]["symbol"], t["prices"]["timestamp"]): t for t in await take(first, 8)
+        }
+        seen_second = {
+            (t["prices"]["symbol"], t["prices"]["timestamp"]): t for t in await take(second, 8)
+        }
+        common = seen_first.keys() & seen_second.keys()
+        assert common and all(seen_first[key] == seen_second[key] for key in common)
+        assert {t["prices"]["symbol"] for t in await take(btc_only, 3)} == {"BTC"}
+    for _ in range(50):  # the sockets closed without a word: the upstreams stop
+        if await metric(live, "coinql_shared_streams") == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await metric(live, "coinql_shared_streams") == 0
+    assert await metric(live, "coinql_active_subscriptions") == 0
+
+
+async def test_a_shared_stream_refuses_bad_documents_to_each_subscriber(live: Server) -> None:
+    async with ws_connect(live.ws_url) as one, ws_connect(live.ws_url) as two:
+        for connection in (one, two):
+            with pytest.raises(SubscriptionError) as invalid:
+                await take(
+                    connection.subscribe('subscription { prices(symbols: ["BTC"]) { nope } }'), 1
+                )
+            assert "Cannot query field 'nope'" in str(invalid.value)
+            with pytest.raises(SubscriptionError) as empty:
+                await take(
+                    connection.subscribe("subscription { prices(symbols: []) { price } }"), 1
+                )
+            assert "give 1 to 50 symbols" in str(empty.value)
+        # The connections still work.
+        await take(one.subscribe(REALTIME["Prices"]), 1)
 
 
 async def test_no_subscription_outlives_its_client(live: Server) -> None:

@@ -11,13 +11,16 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coinql.settings import LogFormat, Settings
+
+if TYPE_CHECKING:
+    from coinql.store.jobs import JobStatus
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -167,7 +170,54 @@ class Metrics:
             "GraphQL subscriptions open on this process.",
             registry=self.registry,
         )
+        self.jobs = Counter(
+            "coinql_jobs",
+            "Jobs by kind and status: QUEUED when submitted, then the final status, counted by"
+            " the process that ran them (the API's pool, or a `coinql worker`).",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "coinql_job_duration_seconds",
+            "Time from a job's start to its final status, by kind and status.",
+            ["kind", "status"],
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
+        self.candles_inserted = Counter(
+            "coinql_candles_inserted",
+            "Candles written to the store, by source: the exchange's id (ingestion), feed, import.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.ingestion_lag = Gauge(
+            "coinql_ingestion_lag_seconds",
+            "Seconds since each ingestion job last succeeded (set when /metrics is read).",
+            ["symbol", "interval"],
+            registry=self.registry,
+        )
+        self.feed_lag = Gauge(
+            "coinql_feed_lag_seconds",
+            "Seconds between now and the newest tick the feed published (set when /metrics is"
+            " read; it grows while the feed is stalled).",
+            registry=self.registry,
+        )
+        self.shared_streams = Gauge(
+            "coinql_shared_streams",
+            "Shared upstreams of public subscriptions (one per distinct document and variables),"
+            " each fanned out to its subscribers (set when /metrics is read).",
+            registry=self.registry,
+        )
+        self.read_retries = Counter(
+            "coinql_read_retries",
+            "Queries run a second time after the database connection was lost.",
+            registry=self.registry,
+        )
         self._known_operations: set[str] = set()
+
+    def job_ended(self, kind: str, status: JobStatus, seconds: float) -> None:
+        self.jobs.labels(kind, status.value).inc()
+        self.job_duration.labels(kind, status.value).observe(seconds)
 
     def operation_label(self, name: str | None) -> str:
         if not name:

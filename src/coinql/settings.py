@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     risk_check_seconds: float = 5.0
     max_subscriptions_per_connection: int = 20
     max_subscriptions_per_user: int = 50
+    ws_compression: bool = False  # permessage-deflate on WebSocket connections
+    shared_subscriptions: bool = True  # one execution per public stream (coinql.transport)
     portfolio_value_throttle_seconds: float = 1.0
     max_query_depth: int = 10
     max_aliases: int = 15

@@ -98,8 +98,14 @@ async def test_feed_publishes_and_stores_closed_minutes(
     listener = asyncio.create_task(listen())
     await asyncio.sleep(0)
     ticks = [[Tick("BTC", 100.0 + i, T0 + i * 30_000, 2.0)] for i in range(5)]  # 2.5 minutes
+    stored: list[int] = []
     feed = FeedService(
-        hub=hub, sessions=sessions, source=Script(ticks), leader=LocalLeader(), exchange="demo"
+        hub=hub,
+        sessions=sessions,
+        source=Script(ticks),
+        leader=LocalLeader(),
+        exchange="demo",
+        on_candles=stored.append,
     )
     feed.start()
     for _ in range(50):
@@ -119,6 +125,8 @@ async def test_feed_publishes_and_stores_closed_minutes(
     assert minutes.timestamps.tolist() == [T0, T0 + MINUTE]  # the third is still forming
     assert minutes.close.tolist() == [101.0, 103.0]
     assert asset is not None and asset.last_price == 103.0
+    assert sum(stored) == 2  # what the candles-inserted metric counts
+    assert feed.last_tick_ms == T0 + 4 * 30_000  # what feed lag is measured from
 
 
 async def test_exchange_ticks_poll_fetch_tickers() -> None:

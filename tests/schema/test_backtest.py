@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from starlette.applications import Starlette
@@ -18,7 +19,7 @@ from coinql.domain import backtest as bt
 from coinql.domain.strategies import StrategySpec
 from coinql.settings import Settings
 from tests.client import GraphQLClient
-from tests.conftest import Backend, make_settings, start_worker
+from tests.conftest import Backend, free_port, make_settings, start_worker
 from tests.domain.coins import parsed
 from tests.schema.test_market import admin, import_real_files  # noqa: F401 - fixture
 
@@ -33,12 +34,19 @@ def settings(backend: Backend, tmp_path: Any) -> Settings:
 
 
 @pytest.fixture
-def worker(backend: Backend, settings: Settings) -> Iterator[subprocess.Popen[bytes] | None]:
+def worker_metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def worker(
+    backend: Backend, settings: Settings, worker_metrics_port: int
+) -> Iterator[subprocess.Popen[bytes] | None]:
     """With Redis, jobs run in a `coinql worker` subprocess, as in a deployment."""
     if backend.redis_url is None:
         yield None
         return
-    process = start_worker(settings)
+    process = start_worker(settings, metrics_port=worker_metrics_port)
     yield process
     if process.poll() is None:
         process.terminate()
@@ -136,6 +144,25 @@ async def test_insufficient_data_is_typed(trader: GraphQLClient) -> None:
     assert (found["required"], found["received"], found["lookback"]) == (32, 20, 30)
     assert found["first"] == "2017-01-01T00:00:00Z" and found["last"] == "2021-07-06T00:00:00Z"
     assert found["suggestedStart"] < "2021-06-01"
+
+
+async def test_jobs_are_counted_by_kind_and_status(
+    trader: GraphQLClient,
+    worker: subprocess.Popen[bytes] | None,
+    worker_metrics_port: int,
+) -> None:
+    job = await run_contract_backtest(trader)
+    assert job["status"] == "SUCCEEDED", job["error"]
+    api = (await trader.http.get("/metrics")).text.splitlines()
+    assert 'coinql_jobs_total{kind="BACKTEST",status="QUEUED"} 1.0' in api
+    if worker is None:  # in-process: this process ran the job
+        ran = api
+    else:  # `coinql worker` ran it and counts it on its own port
+        async with httpx.AsyncClient() as http:
+            found = await http.get(f"http://127.0.0.1:{worker_metrics_port}/metrics")
+        ran = found.text.splitlines()
+    assert 'coinql_jobs_total{kind="BACKTEST",status="SUCCEEDED"} 1.0' in ran
+    assert 'coinql_job_duration_seconds_count{kind="BACKTEST",status="SUCCEEDED"} 1.0' in ran
 
 
 async def test_cancel_a_running_job(trader: GraphQLClient) -> None:

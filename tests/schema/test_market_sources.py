@@ -119,6 +119,15 @@ async def test_exchange_ingestion_runs_and_reports(
         ready = (await client.http.get("/health/ready")).json()
         assert ready["components"]["ingestion"]["status"] == "up"
         assert ready["components"]["ingestion"]["role"] == "leader"
+        metrics = (await client.http.get("/metrics")).text.splitlines()
+        assert 'coinql_candles_inserted_total{source="fakex"} 60.0' in metrics
+        lags = {
+            line.split("{")[1].split("}")[0]: float(line.split()[-1])
+            for line in metrics
+            if line.startswith("coinql_ingestion_lag_seconds{")
+        }
+        assert set(lags) == {'interval="D1",symbol="BTC"', 'interval="D1",symbol="ETH"'}
+        assert all(0 <= lag < 60 for lag in lags.values())
     assert exchange.closed
 
 

@@ -48,8 +48,13 @@ class RateLimited(UserError):
 
 
 class Unavailable(UserError):
-    """The service cannot do this right now (e.g. SQLite locked by another process); nothing
-    was changed and the same request may succeed later."""
+    """The service cannot do this right now (e.g. SQLite locked by another process, or the
+    connection to PostgreSQL lost while it restarts); the same request may succeed later.
+    `retryable`: a read that failed this way may be run again at once."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class InvalidToken(UserError):

@@ -245,8 +245,11 @@ class FeedService:
         pair_quote: str = "USD",
         risk_check_seconds: float = 5.0,
         on_status: Callable[[str], None] = lambda status: None,
+        on_candles: Callable[[int], None] = lambda added: None,
     ) -> None:
         self.hub = hub
+        self.on_candles = on_candles
+        self.last_tick_ms: int | None = None  # the newest published tick's time: feed lag
         self.sessions = sessions
         self.source = source
         self.leader = leader
@@ -313,12 +316,14 @@ class FeedService:
                 if is_closed and interval is Interval.M1:
                     closed.setdefault(tick.symbol, []).append(candle)
             self.published += 1
+            self.last_tick_ms = max(self.last_tick_ms or 0, tick.timestamp)
         if closed:
             await self._store(closed)
 
     async def _store(self, closed: dict[str, list[FormingCandle]]) -> None:
         """Closed M1 candles into the store, under the feed's market of each asset."""
         now = datetime.now(UTC)
+        added = 0
         async with self.sessions() as session, session.begin():
             for symbol, found in closed.items():
                 asset = await market_store.get_asset(session, symbol=symbol)
@@ -333,7 +338,7 @@ class FeedService:
                     [c.volume for c in found],
                     [np.nan] * len(found),
                 )
-                await market_store.save_candles(
+                saved = await market_store.save_candles(
                     session,
                     symbol=symbol,
                     name=None,
@@ -344,6 +349,8 @@ class FeedService:
                     candles=candles,
                     now=now,
                 )
+                added += saved.added
+        self.on_candles(added)
 
 
 async def check_risk_limits(

@@ -18,7 +18,7 @@ import contextlib
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -28,27 +28,35 @@ from redis.exceptions import RedisError
 log = structlog.get_logger("coinql.hub")
 PATTERN = "coinql.*"
 DEFAULT_CAPACITY = 64
+T = TypeVar("T")
 
 
-class Mailbox:
+class Mailbox(Generic[T]):
     """A subscriber's queue. Conflating: bounded, dropping the oldest. Reliable: unbounded."""
 
     def __init__(self, *, conflate: bool, capacity: int = DEFAULT_CAPACITY) -> None:
         self.conflate = conflate
-        self.items: deque[dict[str, Any]] = deque(maxlen=capacity if conflate else None)
-        self.ready = asyncio.Event()
+        self.items: deque[T] = deque(maxlen=capacity if conflate else None)
+        # The reader's wake-up, when it waits: a bare future is cheaper than an asyncio.Event
+        # for the one-reader case, which runs once per message per subscriber.
+        self._waiter: asyncio.Future[None] | None = None
         self.dropped = 0
 
-    def put(self, message: dict[str, Any]) -> None:
+    def put(self, message: T) -> None:
         if self.conflate and len(self.items) == self.items.maxlen:
             self.dropped += 1
         self.items.append(message)
-        self.ready.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    async def get(self) -> dict[str, Any]:
+    async def get(self) -> T:
         while not self.items:
-            self.ready.clear()
-            await self.ready.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         return self.items.popleft()
 
 
@@ -66,7 +74,7 @@ class Hub:
         self.kind = "redis" if redis_url else "memory"
         self.on_reconnect = on_reconnect
         self.reconnect_cap_seconds = reconnect_cap_seconds
-        self._subscribers: dict[str, set[Mailbox]] = {}
+        self._subscribers: dict[str, set[Mailbox[dict[str, Any]]]] = {}
         self._redis: aioredis.Redis | None = None
         self._listener: asyncio.Task[None] | None = None
         self.healthy = redis_url is None
@@ -119,7 +127,7 @@ class Hub:
     ) -> AsyncIterator[dict[str, Any]]:
         """Messages of any of `channels` until the caller stops iterating; then nothing of
         the subscription remains."""
-        mailbox = Mailbox(conflate=conflate, capacity=capacity)
+        mailbox: Mailbox[dict[str, Any]] = Mailbox(conflate=conflate, capacity=capacity)
         for channel in channels:
             self._subscribers.setdefault(channel, set()).add(mailbox)
         try:

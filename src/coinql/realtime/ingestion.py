@@ -117,8 +117,10 @@ class IngestionScheduler:
         history_days: int = DEFAULT_HISTORY_DAYS,
         market_caps: MarketCapProvider | None = None,
         on_status: Callable[[str], None] = lambda status: None,
+        on_candles: Callable[[int], None] = lambda added: None,
     ) -> None:
         self.sessions = sessions
+        self.on_candles = on_candles
         self.adapter = adapter
         self.jobs = [(symbol.upper(), interval) for symbol in symbols for interval in intervals]
         self.poll_seconds = poll_seconds
@@ -215,6 +217,7 @@ class IngestionScheduler:
                     error=f"{type(error).__name__}: {error}",
                 )
             return
+        self.on_candles(added)
         async with self.sessions() as session, session.begin():
             await ingestion_store.record_success(
                 session,

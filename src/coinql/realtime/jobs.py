@@ -20,6 +20,7 @@ import hashlib
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -89,11 +90,13 @@ class JobRunner:
         hub: Hub,
         compute: Compute,
         runner: str,
+        on_end: Callable[[str, JobStatus, float], None] = lambda kind, status, seconds: None,
     ) -> None:
         self.sessions = sessions
         self.hub = hub
         self.compute = compute
         self.runner = runner
+        self.on_end = on_end  # (kind, final status, seconds since the start): for metrics
         self.version = code_version()
 
     async def _publish(self, job_id: Any, status: JobStatus, progress: float, stage: str) -> None:
@@ -138,6 +141,16 @@ class JobRunner:
             job = await job_store.get_job(session, job_id=job_id) if claimed else None
         if job is None:
             return  # cancelled before it started, or another runner has it
+        started = time.monotonic()
+        status = JobStatus.INTERRUPTED
+        try:
+            status = await self._run_body(job)
+        finally:
+            self.on_end(job.kind, status, time.monotonic() - started)
+
+    async def _run_body(self, job: job_store.Job) -> JobStatus:
+        """Run the claimed job to its final status and return it."""
+        job_id = job.id
         await self._publish(job_id, JobStatus.RUNNING, 0.0, "starting")
         try:
             if job.kind == JobKind.BACKTEST.value:
@@ -148,15 +161,16 @@ class JobRunner:
                 result_id = await self._study(job)
         except Cancelled:
             await self._publish(job_id, JobStatus.CANCELLED, job.progress, "cancelled")
-            return
+            return JobStatus.CANCELLED
         except asyncio.CancelledError:
             await self._end(job_id, JobStatus.INTERRUPTED, "the service stopped during the job")
             raise
         except Exception as error:
             log.exception("job failed", job_id=str(job_id))
             await self._end(job_id, JobStatus.FAILED, f"{type(error).__name__}: {error}")
-            return
+            return JobStatus.FAILED
         await self._end(job_id, JobStatus.SUCCEEDED, None, result_id)
+        return JobStatus.SUCCEEDED
 
     async def _end(
         self, job_id: Any, status: JobStatus, error: str | None, result_id: Any = None
@@ -389,8 +403,10 @@ class JobQueue:
         max_workers: int | None = None,
         stale_seconds: float = 30.0,
         sweep_seconds: float = 10.0,
+        on_end: Callable[[str, JobStatus, float], None] = lambda kind, status, seconds: None,
     ) -> None:
         self.redis_url = redis_url
+        self.on_end = on_end
         self.kind = "redis" if redis_url else "in-process"
         self.max_workers = max_workers or max(1, (os.cpu_count() or 2) - 1)
         self.stale_seconds = stale_seconds
@@ -410,7 +426,11 @@ class JobQueue:
         if sessions is None or hub is None:
             return
         self.runner = JobRunner(
-            sessions=sessions, hub=hub, compute=self.run_in_pool, runner=self.runner_id
+            sessions=sessions,
+            hub=hub,
+            compute=self.run_in_pool,
+            runner=self.runner_id,
+            on_end=self.on_end,
         )
         if self.kind == "in-process":
             await self._interrupt_leftovers(sessions)

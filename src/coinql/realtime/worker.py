@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 from arq.connections import RedisSettings
 from arq.worker import func
+from prometheus_client import start_http_server
 
+from coinql.observability import Metrics
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import ARQ_FUNCTION, JobRunner
 from coinql.settings import Settings
@@ -26,10 +28,13 @@ async def _in_thread(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(function, *args)
 
 
-def worker_settings(settings: Settings) -> type:
+def worker_settings(settings: Settings, *, metrics_port: int | None = None) -> type:
     assert settings.redis_url is not None
+    metrics = Metrics()
 
     async def startup(ctx: dict[str, Any]) -> None:
+        if metrics_port is not None:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
         engine = create_engine(settings.database_url)
         hub = Hub(settings.redis_url)
         await hub.connect()
@@ -39,6 +44,7 @@ def worker_settings(settings: Settings) -> type:
             hub=hub,
             compute=_in_thread,
             runner=f"arq:{socket.gethostname()}:{os.getpid()}",
+            on_end=metrics.job_ended,
         )
 
     async def shutdown(ctx: dict[str, Any]) -> None:

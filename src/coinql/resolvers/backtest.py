@@ -115,15 +115,19 @@ async def run_backtest(context: Context, request: BacktestRequest) -> Job:
             if asset.circulating_supply
         },
     }
+    return await submit(context, owner, JobKind.BACKTEST, job_input)
+
+
+async def submit(
+    context: Context, owner: uuid.UUID, kind: JobKind, job_input: dict[str, Any]
+) -> Job:
+    """Store a QUEUED job and hand it to the queue (the process pool or arq workers)."""
     async with context.services.transaction() as session:
         job = await job_store.add_job(
-            session,
-            owner_id=owner,
-            kind=JobKind.BACKTEST,
-            job_input=job_input,
-            now=context.services.now(),
+            session, owner_id=owner, kind=kind, job_input=job_input, now=context.services.now()
         )
     await context.services.jobs.enqueue(job.id)
+    context.services.metrics.jobs.labels(kind.value, JobStatus.QUEUED.value).inc()
     return job
 
 
@@ -210,16 +214,9 @@ async def run_study(context: Context, request: StudyRequest) -> Job:
         "test_bars": request.test_bars,
         "mode": request.mode.value,
     }
-    async with context.services.transaction() as session:
-        job = await job_store.add_job(
-            session,
-            owner_id=owner,
-            kind=JobKind.WALK_FORWARD if request.walk_forward else JobKind.SWEEP,
-            job_input=job_input,
-            now=context.services.now(),
-        )
-    await context.services.jobs.enqueue(job.id)
-    return job
+    return await submit(
+        context, owner, JobKind.WALK_FORWARD if request.walk_forward else JobKind.SWEEP, job_input
+    )
 
 
 async def get_study_run(context: Context, *, run_id: uuid.UUID) -> StudyRun | None:
@@ -283,16 +280,7 @@ async def run_simulation(context: Context, request: SimulationRequest) -> Job:
         "last_timestamp": int(stamps[-1]) if stamps.size else 0,
         "step_ms": step,
     }
-    async with context.services.transaction() as session:
-        job = await job_store.add_job(
-            session,
-            owner_id=owner,
-            kind=JobKind.SIMULATION,
-            job_input=job_input,
-            now=context.services.now(),
-        )
-    await context.services.jobs.enqueue(job.id)
-    return job
+    return await submit(context, owner, JobKind.SIMULATION, job_input)
 
 
 async def get_job(context: Context, *, job_id: uuid.UUID) -> Job | None:

@@ -21,12 +21,14 @@ from coinql import __version__
 from coinql.domain.auth import read_access_token
 from coinql.domain.errors import InvalidToken, Unavailable
 from coinql.observability import Metrics
+from coinql.realtime.fanout import FanOut
 from coinql.realtime.feed import FeedService
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
 from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
 from coinql.store import auth as auth_store
+from coinql.store.db import is_connection_loss
 from coinql.store.exchange import ExchangeAdapter
 from coinql.store.throttle import MemoryThrottle, Throttle
 
@@ -45,6 +47,7 @@ class Services:
     throttle: Throttle = field(default_factory=MemoryThrottle)
     exchange: ExchangeAdapter | None = None
     feed: FeedService | None = None
+    fanout: FanOut = field(default_factory=FanOut)
     subscriptions_by_user: dict[uuid.UUID, int] = field(default_factory=dict)
     version: str = __version__
     background: dict[str, str] = field(default_factory=dict)
@@ -55,28 +58,40 @@ class Services:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        with _locked_as_unavailable():
+        with _faults_as_unavailable():
             async with self.sessions() as session, session.begin():
                 yield session
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
-        with _locked_as_unavailable():
+        with _faults_as_unavailable():
             async with self.sessions() as session:
                 yield session
 
 
 @contextmanager
-def _locked_as_unavailable() -> Iterator[None]:
-    """SQLite locked by another process past the busy timeout: a clear, typed error."""
+def _faults_as_unavailable() -> Iterator[None]:
+    """SQLite locked by another process past the busy timeout, or the database connection
+    lost (PostgreSQL restarting): clear, typed errors. A transaction cut off this way was
+    rolled back by the database, unless the loss fell during its COMMIT."""
     try:
         yield
     except OperationalError as error:
         if "database is locked" not in str(error.orig):
+            if is_connection_loss(error):
+                raise _connection_lost() from error
             raise
         raise Unavailable(
             "the database is locked by another process; nothing was changed, try again"
         ) from error
+    except Exception as error:
+        if is_connection_loss(error):
+            raise _connection_lost() from error
+        raise
+
+
+def _connection_lost() -> Unavailable:
+    return Unavailable("the database connection was lost; try again", retryable=True)
 
 
 @dataclass
@@ -95,7 +110,13 @@ class Context:
     def loaders(self) -> Loaders:
         """Per request; a WebSocket connection's context lives as long as the connection, so
         subscriptions read through the store, not these caches."""
-        return Loaders(self.services.sessions)
+        return Loaders(self.services.reader)
+
+    def prepare_retry(self) -> None:
+        """Before the same operation runs again: fresh DataLoaders (they may hold the failure),
+        and the request budgets already charged once."""
+        self.__dict__.pop("loaders", None)
+        self.cache["retry"] = True
 
     def bearer_token(self) -> str | None:
         """The access token from the Authorization header, or from connection_init's payload."""

@@ -7,10 +7,10 @@ statement for the portfolios, one for all their transactions and one for all the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
@@ -20,7 +20,7 @@ from coinql.store import portfolio as portfolio_store
 
 @dataclass
 class Loaders:
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]]  # Services.reader
     entries: DataLoader[uuid.UUID, list[portfolio_store.LedgerEntry]] = field(init=False)
     assets: DataLoader[str, market_store.Asset | None] = field(init=False)
 

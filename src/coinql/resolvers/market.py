@@ -176,7 +176,7 @@ async def import_file(
     """Validate a whole file and store its candles in one transaction (the schema lets only
     admins call it)."""
     services = context.services
-    return await import_bytes(
+    report = await import_bytes(
         services.sessions,
         data=data,
         symbol=symbol,
@@ -184,6 +184,8 @@ async def import_file(
         max_bytes=services.settings.import_max_bytes,
         now=services.now(),
     )
+    services.metrics.candles_inserted.labels("import").inc(report.candles_written)
+    return report
 
 
 async def import_bytes(

@@ -26,6 +26,9 @@ from coinql.store import risk as risk_store
 
 MAX_SYMBOLS = 50
 TOKEN_CHECK_SECONDS = 5.0
+# In a context's cache: this context runs a shared stream on behalf of its subscribers (see
+# coinql.transport), who are each counted and limited there rather than here.
+SHARED = "shared-stream"
 
 
 class SubscriptionLimit(UserError):
@@ -36,6 +39,9 @@ class SubscriptionLimit(UserError):
 async def tracked(context: Context, user_id: uuid.UUID | None) -> AsyncIterator[None]:
     """Count the subscription per user (a limit) and in the metrics while it is open."""
     services = context.services
+    if context.cache.get(SHARED):
+        yield
+        return
     if user_id is not None:
         count = services.subscriptions_by_user.get(user_id, 0)
         limit = services.settings.max_subscriptions_per_user

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
+from typing import Any
 
 import strawberry
+import structlog
+from graphql import OperationType as GraphQLOperationType
+from graphql import get_operation_ast, parse
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -19,7 +23,11 @@ from strawberry.extensions import (
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
+from coinql.domain.errors import Unavailable
+from coinql.resolvers.context import Context
 from coinql.schema import backtest, market
 from coinql.schema.analytics import AnalyticsQuery
 from coinql.schema.backtest import BacktestMutation, BacktestQuery
@@ -34,6 +42,8 @@ from coinql.schema.scalars import SCALAR_MAP
 from coinql.schema.server import AuthMutation, ServerQuery
 from coinql.schema.strategies import StrategyMutation, StrategyQuery
 from coinql.settings import QueryLimits
+
+log = structlog.get_logger("coinql.schema")
 
 Query = merge_types(
     "Query",
@@ -97,7 +107,7 @@ def build_schema(
         extensions.append(mask_unexpected_errors)
     if not introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return RetryingSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -109,6 +119,57 @@ def build_schema(
         ),
         exception_handlers=exception_handlers(market.ERROR_TYPES, backtest.ERROR_TYPES),
     )
+
+
+class RetryingSchema(strawberry.Schema):
+    """A query cut off by a lost database connection (PostgreSQL restarting; the pool reconnects
+    on the next checkout) runs once more, with fresh DataLoaders and without charging the
+    request budgets again. Mutations are not re-run: they answer `Unavailable`."""
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        arguments = (
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
+        result = await super().execute(*arguments)
+        if not (
+            isinstance(context_value, Context)
+            and _lost_connection(result)
+            and _is_query(query, operation_name)
+        ):
+            return result
+        context_value.prepare_retry()
+        context_value.services.metrics.read_retries.inc()
+        log.info("query retried after a lost database connection", operation=operation_name)
+        return await super().execute(*arguments)
+
+
+def _lost_connection(result: ExecutionResult) -> bool:
+    return any(
+        isinstance(error.original_error, Unavailable) and error.original_error.retryable
+        for error in result.errors or ()
+    )
+
+
+def _is_query(query: str | None, operation_name: str | None) -> bool:
+    if query is None:
+        return False
+    operation = get_operation_ast(parse(query), operation_name)
+    return operation is not None and operation.operation is GraphQLOperationType.QUERY
 
 
 def export_sdl() -> str:

@@ -145,6 +145,8 @@ class QueryCostLimiter(SchemaExtension):
                 code="QUERY_TOO_COSTLY",
                 cost=cost,
             )
+        elif execution.context.cache.get("retry"):
+            pass  # a query run again after a lost connection was charged the first time
         else:
             execution.context.cache["query_cost"] = cost
             try:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Numeric, String, event, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -62,6 +63,37 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
     return _create_async_engine(database_url, pool_pre_ping=True, **kwargs)
+
+
+# What a lost or refused database connection raises, by name so that the asyncpg driver need
+# not be imported where SQLite is used: the server going away mid-query, shutting down
+# ("terminating connection due to administrator command"), starting up, or refusing.
+_CONNECTION_LOSS = {
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "AdminShutdownError",
+    "CannotConnectNowError",
+    "CrashShutdownError",
+    "InterfaceError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "BrokenPipeError",
+}
+
+
+def is_connection_loss(error: BaseException) -> bool:
+    """True if `error`, or anything it was raised from, means the database connection was
+    lost or could not be made (as opposed to a bad statement or a constraint)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if type(current).__name__ in _CONNECTION_LOSS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
