@@ -1,5 +1,5 @@
 """Faults caused for real: SQLite locked by another process; an exchange answering rate
-limits, 5xx and timeouts; PostgreSQL restarted under load."""
+limits, 5xx and timeouts; PostgreSQL restarted under load; Redis killed and brought back."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +18,37 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
+from starlette.applications import Starlette
+from starlette.requests import Request
 
 from coinql.app import create_app
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.realtime.ingestion import IngestionScheduler
 from coinql.resolvers import auth as auth_resolvers
+from coinql.resolvers import realtime as realtime_resolvers
+from coinql.resolvers.context import Context
+from coinql.store import auth as auth_store
 from coinql.store import db
+from coinql.store import jobs as job_store
 from coinql.store import market as market_store
 from coinql.store.exchange import Backoff
+from coinql.store.jobs import JobKind, JobStatus
 from coinql.store.portfolio import LedgerEntry
-from tests.client import GraphQLClient
-from tests.conftest import CONTRACT_DIR, Backend, available_backends, make_settings
+from tests.client import GraphQLClient, contract_operations
+from tests.conftest import (
+    CONTRACT_DIR,
+    Backend,
+    OwnRedis,
+    available_backends,
+    make_settings,
+    start_server,
+    start_worker,
+    stop_server,
+)
 from tests.fakes import FakeExchange, ohlcv_rows
 from tests.schema.test_market_sources import wait_for_ingestion
 from tests.schema.test_server import count
+from tests.ws import take, ws_connect
 
 HOLD_LOCK = """
 import sqlite3, sys, time
@@ -194,6 +212,7 @@ async def stored(client: GraphQLClient, symbol: str) -> list[tuple[int, float]]:
     return list(zip(candles["timestamps"], candles["close"], strict=True))
 
 
+REALTIME = contract_operations(CONTRACT_DIR, "realtime")
 PG_BACKENDS = [name for name in available_backends() if name == "postgres"]
 BATCH = 20
 
@@ -336,3 +355,102 @@ async def test_a_query_retried_once_then_unavailable_and_mutations_never_rerun(
     )
     assert calls.count("write") == 1
     assert register.errors[0]["extensions"]["code"] == "Unavailable"
+
+
+@pytest.mark.parametrize("backend", PG_BACKENDS, indirect=True)
+async def test_redis_stopped_and_restarted_loses_nothing(
+    backend: Backend, tmp_path: Path, own_redis: OwnRedis
+) -> None:
+    """Redis is killed (losing everything: no persistence) while a client is subscribed to
+    prices and to a queued job, and comes back: queries keep working meanwhile, a job
+    submitted meanwhile is accepted, the subscriptions resume by themselves, and both jobs
+    run."""
+    settings = make_settings(
+        Backend(backend.name, backend.database_url, own_redis.url), tmp_path, source="demo"
+    )
+    fast = {
+        "COINQL_FEED_TICK_SECONDS": "0.2",
+        "COINQL_JOB_STALE_SECONDS": "3",
+        "COINQL_JOB_SWEEP_SECONDS": "0.5",
+    }
+    server = start_server(settings, extra_env=fast)
+    worker: subprocess.Popen[bytes] | None = None
+    today = datetime.now(UTC).date()
+    window = {
+        "start": f"{today.year - 2}-01-01T00:00:00Z",
+        "end": f"{today.year - 1}-06-30T00:00:00Z",
+    }
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            token = (await client.sign_up("ops@example.com"))["accessToken"]
+            client.token = token
+            queued = (await client.contract("backtest", "RunBacktest", window)).ok()
+            first_job = queued["runBacktest"]["id"]  # no worker yet: it waits in Redis
+            async with ws_connect(server.ws_url, token) as connection:
+                prices = connection.subscribe(REALTIME["Prices"])
+                progress = connection.subscribe(REALTIME["JobProgress"], {"jobId": first_job})
+                before = await take(prices, 2)
+                assert (await take(progress, 1))[0]["jobProgress"]["status"] == "QUEUED"
+
+                own_redis.stop()
+                await asyncio.sleep(1.0)
+                universe = await client.execute("{ universe(top: 3) { symbol lastPrice } }")
+                assert len(universe.ok()["universe"]) == 3  # queries keep working
+                during = (await client.contract("backtest", "RunBacktest", window)).ok()
+                assert during["runBacktest"]["status"] == "QUEUED"  # accepted, kept in the store
+                second_job = during["runBacktest"]["id"]
+                ready = (await http.get("/health/ready")).json()
+                assert ready["components"]["redis"]["status"] == "down"
+
+                own_redis.start()
+                worker = start_worker(settings)
+                after = await take(prices, 2, timeout=10)  # no client action
+                assert after[-1]["prices"]["timestamp"] > before[-1]["prices"]["timestamp"]
+                updates = [
+                    update["jobProgress"]["status"]
+                    for update in await take(progress, 50, timeout=60)
+                ]
+                assert updates[-1] == "SUCCEEDED"  # the stream saw the end, then ended
+            for job_id in (first_job, second_job):
+                for _ in range(300):
+                    job = (await client.contract("backtest", "JobResult", {"jobId": job_id})).ok()
+                    if job["job"]["status"] not in ("QUEUED", "RUNNING"):
+                        break
+                    await asyncio.sleep(0.1)
+                assert job["job"]["status"] == "SUCCEEDED", job
+            ready = (await http.get("/health/ready")).json()
+            assert ready["components"]["redis"]["status"] == "up"
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=20)
+        stop_server(server)
+
+
+async def test_job_progress_reads_the_store_when_the_broadcast_is_silent(
+    app: Starlette, client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final status was stored but its broadcast was lost (Redis away): the stream still
+    delivers it, from the store, and ends."""
+    monkeypatch.setattr(realtime_resolvers, "JOB_RECHECK_SECONDS", 0.05)
+    services = app.state.services
+    await client.sign_up("ada@example.com")
+    async with services.transaction() as session:
+        user = await auth_store.get_user_by_email(session, email="ada@example.com")
+        assert user is not None
+        job = await job_store.add_job(
+            session, owner_id=user.id, kind=JobKind.BACKTEST, job_input={}, now=services.now()
+        )
+    request = Request({"type": "http", "headers": [], "client": ("127.0.0.1", 1)})
+    context = Context(services=services, request=request, _user=user, _user_loaded=True)
+    stream = realtime_resolvers.job_progress(context, job.id)
+    assert (await anext(stream))["status"] == "QUEUED"
+    async with services.transaction() as session:  # stored, never published
+        await job_store.finish(
+            session, job_id=job.id, status=JobStatus.SUCCEEDED, now=services.now()
+        )
+    final = await asyncio.wait_for(anext(stream), 5)
+    assert final["status"] == "SUCCEEDED"
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(stream), 5)

@@ -5,12 +5,9 @@ two processes sharing Redis, and a Redis restart."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,9 +19,9 @@ from tests.client import GraphQLClient, contract_operations
 from tests.conftest import (
     CONTRACT_DIR,
     Backend,
+    OwnRedis,
     Server,
     available_backends,
-    free_port,
     make_settings,
     start_server,
     start_worker,
@@ -260,59 +257,19 @@ async def test_two_processes_share_one_feed_through_redis(
         stop_server(second)
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[int, Any]]:
-    """A Redis server of this test's own, so that restarting it disturbs nothing else."""
-    binary = shutil.which("redis-server")
-    assert binary is not None, "redis-server is needed for the restart test"
-    port = free_port()
-
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp_path),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    state = {"process": start()}
-
-    def restart() -> None:
-        state["process"].kill()
-        state["process"].wait()
-        state["process"] = start()
-
-    yield port, restart
-    state["process"].kill()
-    state["process"].wait()
-
-
 @pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
 async def test_ticks_resume_after_a_redis_restart(
-    backend: Backend, tmp_path: Path, own_redis: tuple[int, Any]
+    backend: Backend, tmp_path: Path, own_redis: OwnRedis
 ) -> None:
-    port, restart = own_redis
-    await asyncio.sleep(0.3)
     settings = make_settings(
-        Backend(backend.name, backend.database_url, f"redis://127.0.0.1:{port}/0"),
-        tmp_path,
-        source="demo",
+        Backend(backend.name, backend.database_url, own_redis.url), tmp_path, source="demo"
     )
     server = start_server(settings, extra_env=FAST)
     try:
         async with ws_connect(server.ws_url) as connection:
             stream = connection.subscribe(REALTIME["Prices"])
             before = await take(stream, 2)
-            restart()
+            own_redis.restart()
             after = await take(stream, 2, timeout=10)  # within 10 s, no client action
         assert before and after
         assert after[-1]["prices"]["timestamp"] > before[-1]["prices"]["timestamp"]

@@ -14,9 +14,9 @@ from starlette.applications import Starlette
 
 from coinql.app import create_app
 from coinql.store.auth import RefreshToken
-from coinql.store.throttle import MemoryThrottle, RedisThrottle, Throttle
+from coinql.store.throttle import FallbackThrottle, MemoryThrottle, RedisThrottle, Throttle
 from tests.client import GraphQLClient
-from tests.conftest import CONTRACT_DIR, Backend, make_settings
+from tests.conftest import CONTRACT_DIR, Backend, free_port, make_settings
 from tests.schema.test_server import count
 
 PASSWORD = "correct horse battery staple"
@@ -199,3 +199,20 @@ async def test_budgets_slide_and_a_refusal_spends_nothing(backend: Backend) -> N
             assert await throttle.spend("b", 10, limit=10, window=0.5) is None
         finally:
             await throttle.close()
+
+
+async def test_a_redis_outage_falls_back_to_memory_and_still_limits() -> None:
+    """Nothing listens on the port: every call fails over to this process's memory, which
+    keeps counting, and the throttle says it is degraded."""
+    throttle = FallbackThrottle(RedisThrottle(f"redis://127.0.0.1:{free_port()}/0"))
+    try:
+        assert await throttle.spend("user:ada", 60, limit=100, window=60) is None
+        wait = await throttle.spend("user:ada", 60, limit=100, window=60)
+        assert wait is not None and 0 < wait <= 60
+        assert throttle.degraded
+        await throttle.record("login:ada", window=60)
+        assert await throttle.retry_after("login:ada", limit=1, window=60) is not None
+        await throttle.clear("login:ada")
+        assert await throttle.retry_after("login:ada", limit=1, window=60) is None
+    finally:
+        await throttle.close()

@@ -35,6 +35,7 @@ import orjson
 import structlog
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -100,10 +101,20 @@ class JobRunner:
         self.version = code_version()
 
     async def _publish(self, job_id: Any, status: JobStatus, progress: float, stage: str) -> None:
-        await self.hub.publish(
-            channels.job(job_id),
-            {"jobId": str(job_id), "status": status.value, "progress": progress, "stage": stage},
-        )
+        """Tell subscribers; the store already has it, so a broadcast outage (Redis away) does
+        not stop the job: jobProgress re-reads the store while it hears nothing."""
+        try:
+            await self.hub.publish(
+                channels.job(job_id),
+                {
+                    "jobId": str(job_id),
+                    "status": status.value,
+                    "progress": progress,
+                    "stage": stage,
+                },
+            )
+        except (OSError, RedisError) as error:
+            log.warning("job progress not broadcast", job_id=str(job_id), error=str(error))
 
     async def progress(self, job_id: Any, value: float, stage: str) -> None:
         async with self.sessions() as session, session.begin():
@@ -462,8 +473,25 @@ class JobQueue:
             await asyncio.sleep(self.sweep_seconds)
             try:
                 await self.fail_stale(sessions)
-            except Exception:  # the sweeper must outlive a database hiccup
+                if self.arq is not None:
+                    await self.requeue_stranded(sessions)
+            except Exception:  # the sweeper must outlive a database or Redis hiccup
                 log.exception("job sweep failed")
+
+    async def requeue_stranded(self, sessions: async_sessionmaker[AsyncSession]) -> int:
+        """Hand arq again the jobs still QUEUED in the store after `stale_seconds`: those whose
+        enqueue failed (Redis was down) or whose queue entry Redis lost (a restart without
+        persistence). arq keeps one job per id, so a job still waiting in its queue is not
+        added twice, and a worker runs a job only after claiming it in the store."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.stale_seconds)
+        async with sessions() as session:
+            stranded = await job_store.queued(session, older_than=cutoff)
+        requeued = 0
+        for job in stranded:
+            requeued += await self.enqueue(job.id)
+        if requeued:
+            log.info("stranded jobs handed to the workers again", jobs=requeued)
+        return requeued
 
     async def fail_stale(self, sessions: async_sessionmaker[AsyncSession]) -> int:
         now = datetime.now(UTC)
@@ -482,14 +510,16 @@ class JobQueue:
                 )
         return failed
 
-    async def enqueue(self, job_id: Any) -> None:
+    async def enqueue(self, job_id: Any) -> bool:
+        """Start the job here, or hand it to arq; False if arq already has it."""
         if self.arq is not None:
-            await self.arq.enqueue_job(ARQ_FUNCTION, str(job_id), _job_id=str(job_id))
-            return
+            added = await self.arq.enqueue_job(ARQ_FUNCTION, str(job_id), _job_id=str(job_id))
+            return added is not None
         assert self.runner is not None, "the job queue was started without a store"
         task = asyncio.create_task(self.runner.run(job_id), name=f"coinql-job-{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
 
     async def run_in_pool(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -11,6 +11,10 @@ from typing import Any, TypeVar
 from arq.connections import RedisSettings
 from arq.worker import func
 from prometheus_client import start_http_server
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from coinql.observability import Metrics
 from coinql.realtime.hub import Hub
@@ -20,6 +24,7 @@ from coinql.store import tables  # noqa: F401 - every table, so foreign keys res
 from coinql.store.db import create_engine, create_session_factory
 
 T = TypeVar("T")
+OUTAGE_RETRIES = 60
 
 
 async def _in_thread(function: Callable[..., T], *args: Any) -> T:
@@ -28,8 +33,18 @@ async def _in_thread(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(function, *args)
 
 
+def riding_out_outages(redis_settings: RedisSettings) -> RedisSettings:
+    """arq's worker loop lets a Redis error end the process; retried with backoff (up to
+    ~2 minutes), a Redis restart is ridden out and the worker picks up where it was."""
+    redis_settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
+    redis_settings.retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=OUTAGE_RETRIES)
+    redis_settings.conn_retries = OUTAGE_RETRIES
+    return redis_settings
+
+
 def worker_settings(settings: Settings, *, metrics_port: int | None = None) -> type:
     assert settings.redis_url is not None
+    redis_url = settings.redis_url
     metrics = Metrics()
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -58,7 +73,7 @@ def worker_settings(settings: Settings, *, metrics_port: int | None = None) -> t
 
     class WorkerSettings:
         functions = (func(run_job, name=ARQ_FUNCTION),)
-        redis_settings = RedisSettings.from_dsn(settings.redis_url)  # type: ignore[arg-type]
+        redis_settings = riding_out_outages(RedisSettings.from_dsn(redis_url))
         on_startup = startup
         on_shutdown = shutdown
         max_tries = 1  # a job whose worker died is FAILED by the sweeper, not retried

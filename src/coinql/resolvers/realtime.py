@@ -4,6 +4,7 @@ risk limits. Every stream ends cleanly when the client goes: nothing outlives it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -26,6 +27,7 @@ from coinql.store import risk as risk_store
 
 MAX_SYMBOLS = 50
 TOKEN_CHECK_SECONDS = 5.0
+JOB_RECHECK_SECONDS = 5.0
 # In a context's cache: this context runs a shared stream on behalf of its subscribers (see
 # coinql.transport), who are each counted and limited there rather than here.
 SHARED = "shared-stream"
@@ -177,38 +179,48 @@ def _value_payload(
 
 
 async def job_progress(context: Context, job_id: uuid.UUID) -> AsyncIterator[dict[str, Any]]:
-    """The job's state now, then each update, ending after a final status."""
+    """The job's state now, then each update, ending after a final status.
+
+    Updates come through the broadcast; when none has come for JOB_RECHECK_SECONDS, the store
+    is read instead, so an update lost while Redis was away (the final status included) still
+    arrives and the stream still ends."""
     user = await require_user(context)
     async with tracked(context, user.id):
         updates = stream(context, [channels.job(job_id)], conflate=False)
-        first = asyncio.ensure_future(updates.__anext__())  # subscribed before reading the state
+        pending = asyncio.ensure_future(updates.__anext__())  # subscribed before the state
         await asyncio.sleep(0)
-        async with context.services.reader() as session:
-            job = await job_store.get_job(session, job_id=job_id, owner_id=user.id)
-        if job is None:
-            first.cancel()
-            await updates.aclose()
-            raise NotFound(f"no job {job_id}")
-        current = {
-            "jobId": str(job.id),
-            "status": job.status,
-            "progress": job.progress,
-            "stage": job.stage,
-        }
-        yield current
-        if job_store.JobStatus(job.status).final:
-            first.cancel()
-            await updates.aclose()
-            return
         try:
-            message = await first
-            while True:
-                yield message
-                if job_store.JobStatus(message["status"]).final:
-                    return
-                message = await updates.__anext__()
+            current = await _job_state(context, job_id, user.id)
+            yield current
+            while not job_store.JobStatus(current["status"]).final:
+                done, _ = await asyncio.wait({pending}, timeout=JOB_RECHECK_SECONDS)
+                if done:
+                    found = pending.result()
+                    pending = asyncio.ensure_future(updates.__anext__())
+                else:
+                    found = await _job_state(context, job_id, user.id)
+                    if found == current:
+                        continue
+                yield found
+                current = found
         finally:
+            pending.cancel()  # and let it finish, or the stream cannot be closed
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
             await updates.aclose()
+
+
+async def _job_state(context: Context, job_id: uuid.UUID, owner_id: uuid.UUID) -> dict[str, Any]:
+    async with context.services.reader() as session:
+        job = await job_store.get_job(session, job_id=job_id, owner_id=owner_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return {
+        "jobId": str(job.id),
+        "status": job.status,
+        "progress": job.progress,
+        "stage": job.stage,
+    }
 
 
 async def alerts(context: Context, portfolio_id: uuid.UUID | None) -> AsyncIterator[dict[str, Any]]:

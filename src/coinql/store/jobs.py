@@ -220,11 +220,12 @@ async def unfinished_of_runner(session: AsyncSession, *, runner_prefix: str) -> 
     return list((await session.exec(statement)).all())
 
 
-async def queued(session: AsyncSession) -> list[Job]:
-    statement = (
-        select(Job).where(Job.status == JobStatus.QUEUED.value).order_by(col(Job.created_at))
-    )
-    return list((await session.exec(statement)).all())
+async def queued(session: AsyncSession, *, older_than: datetime | None = None) -> list[Job]:
+    """QUEUED jobs, oldest first; with `older_than`, only those created before it."""
+    statement = select(Job).where(Job.status == JobStatus.QUEUED.value)
+    if older_than is not None:
+        statement = statement.where(col(Job.created_at) < older_than)
+    return list((await session.exec(statement.order_by(col(Job.created_at)))).all())
 
 
 async def add_backtest_run(session: AsyncSession, *, run: BacktestRun) -> BacktestRun:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+import structlog
+
+log = structlog.get_logger("coinql.throttle")
 
 
 class Throttle(Protocol):
@@ -100,7 +103,7 @@ class RedisThrottle:
     """A sorted set per key, scored by time in milliseconds and expiring with its window."""
 
     def __init__(self, redis_url: str, *, prefix: str = "coinql:throttle:") -> None:
-        self._redis = aioredis.Redis.from_url(redis_url)
+        self._redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
         self._prefix = prefix
 
     async def retry_after(self, key: str, *, limit: int, window: float) -> float | None:
@@ -142,5 +145,46 @@ class RedisThrottle:
         await self._redis.aclose()
 
 
+class FallbackThrottle:
+    """Redis while it answers, this process's memory while it does not: a Redis outage keeps
+    requests flowing and still limited (per process instead of across replicas)."""
+
+    def __init__(self, primary: Throttle, fallback: Throttle | None = None) -> None:
+        self.primary = primary
+        self.fallback = fallback or MemoryThrottle()
+        self.degraded = False
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await getattr(self.primary, method)(*args, **kwargs)
+        except (OSError, aioredis.RedisError) as error:
+            if not self.degraded:
+                log.warning("throttle falls back to memory: Redis is unavailable", error=str(error))
+            self.degraded = True
+            return await getattr(self.fallback, method)(*args, **kwargs)
+        if self.degraded:
+            log.info("throttle back on Redis")
+            self.degraded = False
+        return result
+
+    async def retry_after(self, key: str, *, limit: int, window: float) -> float | None:
+        found: float | None = await self._call("retry_after", key, limit=limit, window=window)
+        return found
+
+    async def record(self, key: str, *, window: float) -> None:
+        await self._call("record", key, window=window)
+
+    async def clear(self, key: str) -> None:
+        await self._call("clear", key)
+
+    async def spend(self, key: str, amount: int, *, limit: int, window: float) -> float | None:
+        found: float | None = await self._call("spend", key, amount, limit=limit, window=window)
+        return found
+
+    async def close(self) -> None:
+        await self.primary.close()
+        await self.fallback.close()
+
+
 def create_throttle(redis_url: str | None) -> Throttle:
-    return RedisThrottle(redis_url) if redis_url else MemoryThrottle()
+    return FallbackThrottle(RedisThrottle(redis_url)) if redis_url else MemoryThrottle()
