@@ -46,7 +46,7 @@ from tests.conftest import (
     stop_server,
 )
 from tests.fakes import FakeExchange, ohlcv_rows
-from tests.schema.test_market_sources import wait_for_ingestion
+from tests.schema.test_market_sources import exchange_app, wait_for_ingestion
 from tests.schema.test_server import count
 from tests.ws import take, ws_connect
 
@@ -114,89 +114,76 @@ async def test_exchange_faults_back_off_show_the_stall_and_lose_no_candle(
     start = today - 100 * DAY_MS  # 100 closed daily candles: start .. today - 1 day
     rows = {pair: ohlcv_rows(start, 100, base=base) for pair, base in PAIRS.items()}
     exchange = FakeExchange({key: found[:60] for key, found in rows.items()}, max_page=15)
-    settings = make_settings(
-        backend,
-        tmp_path,
-        source="fakex",
-        exchange_symbols="BTC,ETH",
-        exchange_intervals="D1",
-        ingest_history_days=100,
-        ingest_poll_seconds=3600,  # one pass at start; the test drives the others
-        market_cap_provider="none",
-    )
-    app = create_app(settings, exchange_client=exchange)
-    async with app.router.lifespan_context(app):
+    async with exchange_app(backend, tmp_path, exchange, history_days=100) as (app, client):
         services = app.state.services
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            client = GraphQLClient(http, CONTRACT_DIR)
-            await wait_for_ingestion(client, jobs=2)
-            assert [len(await stored(client, symbol)) for symbol in ("BTC", "ETH")] == [60, 60]
+        http = client.http
+        await wait_for_ingestion(client, jobs=2)
+        assert [len(await stored(client, symbol)) for symbol in ("BTC", "ETH")] == [60, 60]
 
-            sleeps: list[float] = []
+        sleeps: list[float] = []
 
-            async def sleep(delay: float) -> None:
-                sleeps.append(delay)
+        async def sleep(delay: float) -> None:
+            sleeps.append(delay)
 
-            adapter = services.exchange
-            adapter.backoff = Backoff(base_seconds=0.5, max_attempts=4, sleep=sleep)
-            scheduler = IngestionScheduler(
-                engine=services.engine,
-                sessions=services.sessions,
-                adapter=adapter,
-                symbols=["BTC", "ETH"],
-                intervals=[Interval.D1],
+        adapter = services.exchange
+        adapter.backoff = Backoff(base_seconds=0.5, max_attempts=4, sleep=sleep)
+        scheduler = IngestionScheduler(
+            engine=services.engine,
+            sessions=services.sessions,
+            adapter=adapter,
+            symbols=["BTC", "ETH"],
+            intervals=[Interval.D1],
+        )
+        # The exchange moves on 40 days (three pages of 15 each), and misbehaves.
+        exchange.rows = rows
+        exchange.script = [
+            None,  # BTC page 1
+            ccxt.RateLimitExceeded("binance 429 Too Many Requests"),
+            ccxt.ExchangeNotAvailable("binance 502 Bad Gateway"),
+            None,  # BTC page 2, third try
+            ccxt.RequestTimeout("binance GET timed out (10000 ms)"),
+            None,  # BTC page 3
+            ccxt.RequestTimeout("timed out"),  # ETH: four tries, all fail
+            ccxt.RequestTimeout("timed out"),
+            ccxt.RequestTimeout("timed out"),
+            ccxt.RequestTimeout("timed out"),
+        ]
+        await scheduler.run_once()
+        assert len(sleeps) == 6  # one wait before each retry
+        assert all(
+            0 <= delay <= 0.5 * 2**attempt
+            for attempt, delay in (
+                (0, sleeps[0]),
+                (1, sleeps[1]),
+                (0, sleeps[2]),
+                (0, sleeps[3]),
+                (1, sleeps[4]),
+                (2, sleeps[5]),
             )
-            # The exchange moves on 40 days (three pages of 15 each), and misbehaves.
-            exchange.rows = rows
-            exchange.script = [
-                None,  # BTC page 1
-                ccxt.RateLimitExceeded("binance 429 Too Many Requests"),
-                ccxt.ExchangeNotAvailable("binance 502 Bad Gateway"),
-                None,  # BTC page 2, third try
-                ccxt.RequestTimeout("binance GET timed out (10000 ms)"),
-                None,  # BTC page 3
-                ccxt.RequestTimeout("timed out"),  # ETH: four tries, all fail
-                ccxt.RequestTimeout("timed out"),
-                ccxt.RequestTimeout("timed out"),
-                ccxt.RequestTimeout("timed out"),
-            ]
-            await scheduler.run_once()
-            assert len(sleeps) == 6  # one wait before each retry
-            assert all(
-                0 <= delay <= 0.5 * 2**attempt
-                for attempt, delay in (
-                    (0, sleeps[0]),
-                    (1, sleeps[1]),
-                    (0, sleeps[2]),
-                    (0, sleeps[3]),
-                    (1, sleeps[4]),
-                    (2, sleeps[5]),
-                )
-            )
-            assert len(await stored(client, "BTC")) == 100  # recovered within the pass
-            assert len(await stored(client, "ETH")) == 60  # nothing partial was written
+        )
+        assert len(await stored(client, "BTC")) == 100  # recovered within the pass
+        assert len(await stored(client, "ETH")) == 60  # nothing partial was written
 
-            ready = (await http.get("/health/ready")).json()["components"]["ingestion"]
-            assert ready["status"] == "degraded"
-            (stall,) = ready["stalled"]
-            assert stall["symbol"] == "ETH" and stall["consecutiveFailures"] == 1
-            assert stall["lastError"].startswith("RequestTimeout")
+        ready = (await http.get("/health/ready")).json()["components"]["ingestion"]
+        assert ready["status"] == "degraded"
+        (stall,) = ready["stalled"]
+        assert stall["symbol"] == "ETH" and stall["consecutiveFailures"] == 1
+        assert stall["lastError"].startswith("RequestTimeout")
 
-            exchange.always_fail = ccxt.ExchangeNotAvailable("binance 503 Service Unavailable")
-            await scheduler.run_once()  # a whole pass against a down exchange
-            ready = (await http.get("/health/ready")).json()["components"]["ingestion"]
-            failures = {job["symbol"]: job["consecutiveFailures"] for job in ready["stalled"]}
-            assert failures == {"ETH": 2}  # BTC is current: nothing to ask the exchange
+        exchange.always_fail = ccxt.ExchangeNotAvailable("binance 503 Service Unavailable")
+        await scheduler.run_once()  # a whole pass against a down exchange
+        ready = (await http.get("/health/ready")).json()["components"]["ingestion"]
+        failures = {job["symbol"]: job["consecutiveFailures"] for job in ready["stalled"]}
+        assert failures == {"ETH": 2}  # BTC is current: nothing to ask the exchange
 
-            exchange.always_fail = None  # recovery
-            await scheduler.run_once()
-            ready = (await http.get("/health/ready")).json()["components"]["ingestion"]
-            assert ready["status"] == "up" and ready["stalled"] == []
-            for symbol, pair in (("BTC", "BTC/USDT"), ("ETH", "ETH/USDT")):
-                candles = await stored(client, symbol)
-                assert [c[0] for c in candles] == list(range(start, today, DAY_MS)), symbol
-                assert [c[1] for c in candles] == [row[4] for row in rows[(pair, "1d")]]
+        exchange.always_fail = None  # recovery
+        await scheduler.run_once()
+        ready = (await http.get("/health/ready")).json()["components"]["ingestion"]
+        assert ready["status"] == "up" and ready["stalled"] == []
+        for symbol, pair in (("BTC", "BTC/USDT"), ("ETH", "ETH/USDT")):
+            candles = await stored(client, symbol)
+            assert [c[0] for c in candles] == list(range(start, today, DAY_MS)), symbol
+            assert [c[1] for c in candles] == [row[4] for row in rows[(pair, "1d")]]
 
 
 PAIRS = {("BTC/USDT", "1d"): 100.0, ("ETH/USDT", "1d"): 10.0}

@@ -35,6 +35,7 @@ from coinql.migrations import ensure_current
 from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
 from coinql.realtime.feed import (
     DemoTicks,
+    ExchangeCandles,
     ExchangeTicks,
     FeedService,
     LocalLeader,
@@ -287,7 +288,12 @@ async def demo_ticks(services: Services) -> DemoTicks:
     return DemoTicks(assets, interval_seconds=services.settings.feed_tick_seconds)
 
 
-def start_feed(services: Services, source: TickSource, exchange: str) -> FeedService:
+def start_feed(
+    services: Services,
+    source: TickSource,
+    exchange: str,
+    candle_source: ExchangeCandles | None = None,
+) -> FeedService:
     settings = services.settings
 
     def on_status(role: str) -> None:
@@ -303,6 +309,7 @@ def start_feed(services: Services, source: TickSource, exchange: str) -> FeedSer
         risk_check_seconds=settings.risk_check_seconds,
         on_status=on_status,
         on_candles=services.metrics.candles_inserted.labels("feed").inc,
+        candle_source=candle_source,
     )
     services.background["feed"] = "starting"
     services.feed = feed
@@ -420,7 +427,10 @@ def create_app(
                         quote=settings.exchange_quote,
                         poll_seconds=settings.feed_poll_seconds,
                     )
-                    feed = start_feed(services, ticks, settings.exchange_id)
+                    candles = ExchangeCandles(
+                        client, settings.exchange_symbols, quote=settings.exchange_quote
+                    )
+                    feed = start_feed(services, ticks, settings.exchange_id, candles)
                     stack.push_async_callback(feed.stop)
             # Everything built so far lives as long as the process: keep it out of the garbage
             # collector's full passes, which otherwise stall the loop (and live feeds) ~200 ms.

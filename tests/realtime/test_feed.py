@@ -15,6 +15,7 @@ from coinql.domain.candles import DAY_MS, Candles, Interval
 from coinql.realtime import channels
 from coinql.realtime.feed import (
     CandleBuilder,
+    ExchangeCandles,
     ExchangeTicks,
     FeedService,
     LocalLeader,
@@ -67,28 +68,41 @@ class Script:
 
 
 @pytest.fixture
+async def hub() -> AsyncIterator[Hub]:
+    """The in-memory hub (broadcaster's memory:// backend)."""
+    found = Hub(None)
+    await found.connect()
+    yield found
+    await found.disconnect()
+
+
+@pytest.fixture
 async def sessions(backend: Backend) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(backend.database_url)
     yield create_session_factory(engine)
     await engine.dispose()
 
 
-async def test_feed_publishes_and_stores_closed_minutes(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
+async def seed_btc(sessions: async_sessionmaker[AsyncSession], *, source: str, pair: str) -> None:
+    """BTC in the store (one daily candle), so that the feed has an asset to store under."""
     async with sessions() as session, session.begin():
         await market_store.save_candles(
             session,
             symbol="BTC",
             name="Bitcoin",
-            data_source="demo",
-            exchange="demo",
-            pair="BTC/USD",
+            data_source=source,
+            exchange=source,
+            pair=pair,
             interval=Interval.D1,
             candles=Candles.from_columns([0], [1.0], [1.0], [1.0], [1.0], [1.0], [None]),
             now=datetime.now(UTC),
         )
-    hub = Hub(None)
+
+
+async def test_feed_publishes_and_stores_closed_minutes(
+    sessions: async_sessionmaker[AsyncSession], hub: Hub
+) -> None:
+    await seed_btc(sessions, source="demo", pair="BTC/USD")
     received: list[dict[str, object]] = []
 
     async def listen() -> None:
@@ -96,7 +110,7 @@ async def test_feed_publishes_and_stores_closed_minutes(
             received.append(message)
 
     listener = asyncio.create_task(listen())
-    await asyncio.sleep(0)
+    await hub.listening([channels.prices("BTC")])
     ticks = [[Tick("BTC", 100.0 + i, T0 + i * 30_000, 2.0)] for i in range(5)]  # 2.5 minutes
     stored: list[int] = []
     feed = FeedService(
@@ -129,6 +143,83 @@ async def test_feed_publishes_and_stores_closed_minutes(
     assert feed.last_tick_ms == T0 + 4 * 30_000  # what feed lag is measured from
 
 
+class StreamingExchange:
+    """ccxt's streaming interface, answering `watch_ohlcv` from a script per (pair,
+    timeframe): each entry is what ccxt holds at that moment, forming candle last."""
+
+    id = "streamx"
+
+    def __init__(self, answers: dict[tuple[str, str], list[list[list[float]]]]) -> None:
+        self.has = {"watchOHLCV": True}
+        self.answers = answers
+
+    async def watch_ohlcv(self, pair: str, timeframe: str) -> list[list[float]]:
+        script = self.answers.get((pair, timeframe))
+        if not script:
+            await asyncio.sleep(3600)
+        assert script is not None
+        await asyncio.sleep(0.01)
+        return script.pop(0)
+
+
+async def test_exchange_candles_come_from_watch_ohlcv(
+    sessions: async_sessionmaker[AsyncSession], hub: Hub
+) -> None:
+    """The exchange's own minutes, volumes included: forming updates, the finished one closed
+    (in its final form) when the next starts, and stored; tickers no longer build candles."""
+    await seed_btc(sessions, source="streamx", pair="BTC/USDT")
+    first_early = [T0, 100.0, 101.0, 99.5, 100.5, 3.0]
+    first_final = [T0, 100.0, 102.0, 99.0, 101.5, 7.25]
+    second = [T0 + MINUTE, 101.5, 101.6, 101.4, 101.5, 0.5]
+    exchange = StreamingExchange({("BTC/USDT", "1m"): [[first_early], [first_final, second]]})
+    received: list[dict[str, object]] = []
+
+    async def listen() -> None:
+        async for message in hub.subscribe([channels.candles("BTC", "M1")], conflate=False):
+            received.append(message)
+
+    listener = asyncio.create_task(listen())
+    await hub.listening([channels.candles("BTC", "M1")])
+    stored: list[int] = []
+    feed = FeedService(
+        hub=hub,
+        sessions=sessions,
+        source=Script([[Tick("BTC", 101.0, T0 + 1_000)]]),
+        leader=LocalLeader(),
+        exchange="streamx",
+        pair_quote="USDT",
+        on_candles=stored.append,
+        candle_source=ExchangeCandles(exchange, ["BTC"], quote="USDT"),
+    )
+    feed.start()
+    for _ in range(100):
+        if len(received) == 3:
+            break
+        await asyncio.sleep(0.02)
+    await feed.stop()
+    listener.cancel()
+    assert [(m["timestamp"], m["volume"], m["closed"]) for m in received] == [
+        (T0, 3.0, False),
+        (T0, 7.25, True),
+        (T0 + MINUTE, 0.5, False),
+    ]
+    async with sessions() as session:
+        market = await market_store.find_market(session, symbol="BTC", exchange="streamx")
+        assert market is not None and market.id is not None
+        minutes = await candle_store.read_candles(
+            session, market_id=market.id, interval=Interval.M1
+        )
+    assert minutes.timestamps.tolist() == [T0] and minutes.volume.tolist() == [7.25]
+    assert minutes.high.tolist() == [102.0] and sum(stored) == 1
+
+
+def test_a_late_ohlcv_answer_changes_nothing() -> None:
+    source = ExchangeCandles(StreamingExchange({}), ["BTC"], quote="USDT")
+    newer = [[T0 + MINUTE, 1.0, 1.0, 1.0, 1.0, 1.0]]
+    assert [closed for _, closed in source.events("BTC", Interval.M1, newer)] == [False]
+    assert source.events("BTC", Interval.M1, [[T0, 1.0, 1.0, 1.0, 1.0, 1.0]]) == []
+
+
 async def test_exchange_ticks_poll_fetch_tickers() -> None:
     today = int(time.time() * 1000) // DAY_MS * DAY_MS
     exchange = FakeExchange({("BTC/USDT", "1d"): ohlcv_rows(today - 5 * DAY_MS, 5)})
@@ -150,16 +241,16 @@ async def test_mailboxes_conflate_or_keep_everything() -> None:
     assert [(await safe.get())["i"] for _ in range(10)] == list(range(10))
 
 
-async def test_unsubscribing_leaves_nothing_behind() -> None:
-    hub = Hub(None)
-    stream = hub.subscribe([channels.prices("BTC"), channels.prices("ETH")], conflate=True)
+async def test_unsubscribing_leaves_nothing_behind(hub: Hub) -> None:
+    names = [channels.prices("BTC"), channels.prices("ETH")]
+    stream = hub.subscribe(names, conflate=True)
     waiting = asyncio.ensure_future(stream.__anext__())
-    await asyncio.sleep(0)
-    assert hub.subscriber_count == 2
+    await hub.listening(names)
+    assert hub.subscriber_count == 2 and hub.channel_count == 2
     await hub.publish(channels.prices("ETH"), {"p": 1})
     assert await waiting == {"p": 1}
     await stream.aclose()
-    assert hub.subscriber_count == 0
+    assert hub.subscriber_count == 0 and hub.channel_count == 0
 
 
 REDIS = [name for name in available_backends() if name == "postgres"]
@@ -191,7 +282,7 @@ async def test_redis_hub_delivers_across_hubs(backend: Backend) -> None:
     try:
         stream = subscriber.subscribe([channels.job("x")], conflate=False)
         waiting = asyncio.ensure_future(stream.__anext__())
-        await asyncio.sleep(0.1)
+        await subscriber.listening([channels.job("x")])  # broadcaster has subscribed in Redis
         await publisher.publish(channels.job("x"), {"status": "RUNNING"})
         assert await asyncio.wait_for(waiting, 5) == {"status": "RUNNING"}
         await stream.aclose()

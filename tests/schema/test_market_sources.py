@@ -72,15 +72,17 @@ def exchange() -> FakeExchange:
 
 @asynccontextmanager
 async def exchange_app(
-    backend: Backend, tmp_path: Path, exchange: FakeExchange
+    backend: Backend, tmp_path: Path, exchange: FakeExchange, *, history_days: int = 30
 ) -> AsyncIterator[tuple[Starlette, GraphQLClient]]:
+    """The app ingesting daily BTC and ETH from `exchange`: one pass at start (the next would
+    come in an hour)."""
     settings = make_settings(
         backend,
         tmp_path,
         source="fakex",
         exchange_symbols="BTC,ETH",
         exchange_intervals="D1",
-        ingest_history_days=30,
+        ingest_history_days=history_days,
         ingest_poll_seconds=3600,
     )
     caps = FakeMarketCaps({"BTC": MarketCap("BTC", 6e11, 1.9e7)})

@@ -7,7 +7,8 @@ Redis there is one process, which leads.
 
 Sources: the demo replays the synthetic market forward (a tick a second per asset, labelled
 "demo"); an exchange is read with ccxt's `watch_tickers` where the client supports it, else by
-polling `fetch_tickers`.
+polling `fetch_tickers`. Candles are the exchange's own, from `watch_ohlcv`, where it streams
+them (with their volumes); otherwise they are built from the ticks.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -121,6 +122,84 @@ class ExchangeTicks:
         return ticks
 
 
+class ExchangeCandles:
+    """The exchange's own candles of the live intervals, through ccxt's `watch_ohlcv`, for
+    exchanges that stream OHLCV: real volumes, where candles built from tickers have none.
+
+    Each (pair, interval) is watched by a task of its own. ccxt answers each call with the
+    candles it holds, the forming one last; when a newer candle starts forming, the one before
+    it, in its final form from the same answer, is closed."""
+
+    def __init__(
+        self,
+        client: Any,
+        symbols: Sequence[str],
+        *,
+        quote: str,
+        intervals: Sequence[Interval] = LIVE_INTERVALS,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.pairs = {f"{symbol}/{quote}": symbol for symbol in symbols}
+        self.intervals = intervals
+        self.retry_seconds = retry_seconds
+        has = getattr(client, "has", {}) or {}
+        self.streaming = bool(has.get("watchOHLCV")) and hasattr(client, "watch_ohlcv")
+        self.forming_since: dict[tuple[str, Interval], int] = {}
+
+    async def updates(self) -> AsyncIterator[tuple[str, Interval, FormingCandle, bool]]:
+        """(symbol, interval, candle, closed) as the exchange reports them, until cancelled."""
+        queue: asyncio.Queue[tuple[str, Interval, list[list[float]]]] = asyncio.Queue()
+
+        async def watch(pair: str, symbol: str, interval: Interval) -> None:
+            while True:
+                try:
+                    rows = await self.client.watch_ohlcv(pair, interval.ccxt_timeframe)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # ccxt reconnects on the next call
+                    log.warning("watch_ohlcv failed", pair=pair, error=str(error))
+                    await asyncio.sleep(self.retry_seconds)
+                    continue
+                queue.put_nowait((symbol, interval, rows))
+
+        watchers = [
+            asyncio.create_task(watch(pair, symbol, interval), name=f"coinql-ohlcv-{pair}")
+            for pair, symbol in self.pairs.items()
+            for interval in self.intervals
+        ]
+        try:
+            while True:
+                symbol, interval, rows = await queue.get()
+                for candle, closed in self.events(symbol, interval, rows):
+                    yield symbol, interval, candle, closed
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    def events(
+        self, symbol: str, interval: Interval, rows: list[list[float]]
+    ) -> list[tuple[FormingCandle, bool]]:
+        """The candles one answer closes (final values), then the forming one."""
+        if not rows:
+            return []
+        ordered = sorted(rows, key=lambda row: row[0])
+        forming = ordered[-1]
+        key = (symbol, interval)
+        since = self.forming_since.get(key)
+        if since is not None and forming[0] < since:
+            return []  # an older answer arriving late
+        events = [
+            (FormingCandle.from_row(row), True)
+            for row in ordered[:-1]
+            if since is not None and since <= row[0]
+        ]
+        self.forming_since[key] = int(forming[0])
+        events.append((FormingCandle.from_row(forming), False))
+        return events
+
+
 @dataclass
 class FormingCandle:
     open_time: int
@@ -129,6 +208,11 @@ class FormingCandle:
     low: float
     close: float
     volume: float
+
+    @classmethod
+    def from_row(cls, row: Sequence[float]) -> FormingCandle:
+        """From a ccxt OHLCV row: [timestamp, open, high, low, close, volume]."""
+        return cls(int(row[0]), *(float(value or 0.0) for value in row[1:6]))
 
     def payload(self, symbol: str, interval: Interval, *, closed: bool) -> dict[str, Any]:
         return {
@@ -246,8 +330,13 @@ class FeedService:
         risk_check_seconds: float = 5.0,
         on_status: Callable[[str], None] = lambda status: None,
         on_candles: Callable[[int], None] = lambda added: None,
+        candle_source: ExchangeCandles | None = None,
     ) -> None:
         self.hub = hub
+        # With an exchange that streams OHLCV, candles come from it; else they are built here
+        # from the ticks.
+        self.candle_source = candle_source if candle_source and candle_source.streaming else None
+        self.leading = False
         self.on_candles = on_candles
         self.last_tick_ms: int | None = None  # the newest published tick's time: feed lag
         self.sessions = sessions
@@ -259,25 +348,31 @@ class FeedService:
         self.latest: dict[str, float] = {}
         self.risk_check_seconds = risk_check_seconds
         self.on_status = on_status
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._step = asyncio.Lock()  # held while a batch is published and stored
         self.published = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="coinql-feed")
+        self._tasks.append(asyncio.create_task(self._run(), name="coinql-feed"))
+        if self.candle_source is not None:
+            self._tasks.append(
+                asyncio.create_task(self._run_candles(self.candle_source), name="coinql-candles")
+            )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            async with self._step:  # a batch in flight lands before the feed stops
-                self._task.cancel()
+        async with self._step:  # a batch in flight lands before the feed stops
+            for task in self._tasks:
+                task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self.leader.release()
 
     async def _run(self) -> None:
         last_check = time.monotonic()
         while True:
-            if not await self.leader.acquire():
+            self.leading = await self.leader.acquire()
+            if not self.leading:
                 self.on_status("standby")
                 await asyncio.sleep(1.0)
                 continue
@@ -295,6 +390,22 @@ class FeedService:
                 log.exception("feed step failed")
                 await asyncio.sleep(1.0)
 
+    async def _run_candles(self, source: ExchangeCandles) -> None:
+        """The exchange's candles, published while this feed leads; closed M1 ones stored."""
+        async for symbol, interval, candle, closed in source.updates():
+            if not self.leading:
+                continue
+            try:
+                async with self._step:
+                    await self.hub.publish(
+                        channels.candles(symbol, interval.value),
+                        candle.payload(symbol, interval, closed=closed),
+                    )
+                    if closed and interval is Interval.M1:
+                        await self._store({symbol: [candle]})
+            except Exception:  # a bad update must not stop the candles
+                log.exception("candle update failed", symbol=symbol, interval=interval.value)
+
     async def publish(self, ticks: list[Tick]) -> None:
         closed: dict[str, list[FormingCandle]] = {}
         for tick in ticks:
@@ -308,7 +419,8 @@ class FeedService:
                     "source": self.source.name,
                 },
             )
-            for interval, candle, is_closed in self.builder.update(tick):
+            built = self.builder.update(tick) if self.candle_source is None else []
+            for interval, candle, is_closed in built:
                 await self.hub.publish(
                     channels.candles(tick.symbol, interval.value),
                     candle.payload(tick.symbol, interval, closed=is_closed),

@@ -1,14 +1,17 @@
-"""The broadcast hub: JSON messages on named channels, in memory or through Redis.
+"""The broadcast hub: JSON messages on named channels, through broadcaster (`memory://` on the
+embedded default, `redis://` when COINQL_REDIS_URL is set).
 
 broadcaster 0.3.1 gives every subscriber an unbounded queue, and its Redis listener dies
-silently when the connection drops (its issue #144). This hub keeps broadcaster's model (one
-listener per process fanning out to local subscribers) without either flaw:
+silently when the connection drops (read in its source; its issue #144). coinql uses it without
+inheriting either:
 
-- each subscriber has a mailbox; a *conflating* one (prices, candles, portfolio values) keeps
-  only the newest `capacity` messages, so a slow client gets the latest value, not a growing
-  backlog; a *reliable* one (job progress, alerts) never drops a message;
-- the Redis listener reconnects with backoff and re-subscribes by itself; while Redis is away
-  `healthy` is False (shown in /health/ready) and every reconnect is counted (a metric).
+- broadcaster subscribes once per channel per process, and a pump drains that one queue at once
+  into the local subscribers' mailboxes: a *conflating* one (prices, candles, portfolio values)
+  keeps only the newest `capacity` messages, so a slow client gets the latest value, not a
+  growing backlog; a *reliable* one (job progress, alerts) never drops a message;
+- a supervisor watches the Redis listener and the connection; when either is lost, `healthy` is
+  False (shown in /health/ready) and it reconnects with backoff, on a fresh Broadcast, and
+  re-subscribes every channel; each reconnect is counted (a metric).
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from typing import Any, Generic, TypeVar
 import orjson
 import redis.asyncio as aioredis
 import structlog
+from broadcaster import Broadcast
 from redis.exceptions import RedisError
 
 log = structlog.get_logger("coinql.hub")
-PATTERN = "coinql.*"
 DEFAULT_CAPACITY = 64
 T = TypeVar("T")
+WATCH_SECONDS = 0.5
 
 
 class Mailbox(Generic[T]):
@@ -75,8 +79,11 @@ class Hub:
         self.on_reconnect = on_reconnect
         self.reconnect_cap_seconds = reconnect_cap_seconds
         self._subscribers: dict[str, set[Mailbox[dict[str, Any]]]] = {}
-        self._redis: aioredis.Redis | None = None
-        self._listener: asyncio.Task[None] | None = None
+        self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._listening: dict[str, asyncio.Future[None]] = {}  # done once broadcaster listens
+        self._broadcast: Broadcast | None = None
+        self._redis: aioredis.Redis | None = None  # for health checks
+        self._supervisor: asyncio.Task[None] | None = None
         self.healthy = redis_url is None
         self.reconnects = 0
         self.last_error: str | None = None
@@ -85,22 +92,32 @@ class Hub:
     def subscriber_count(self) -> int:
         return sum(len(boxes) for boxes in self._subscribers.values())
 
+    @property
+    def channel_count(self) -> int:
+        """Channels broadcaster is subscribed to for this process (one per channel)."""
+        return len(self._pumps)
+
     async def connect(self) -> None:
         if self.redis_url is None:
+            self._broadcast = Broadcast("memory://")
+            await self._broadcast.connect()
             return
         self._redis = aioredis.Redis.from_url(
-            self.redis_url, socket_connect_timeout=2, socket_keepalive=True, health_check_interval=5
+            self.redis_url, socket_connect_timeout=2, socket_timeout=2
         )
         connected = asyncio.Event()
-        self._listener = asyncio.create_task(self._listen(connected), name="coinql-hub-listener")
+        self._supervisor = asyncio.create_task(
+            self._supervise(connected), name="coinql-hub-supervisor"
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(connected.wait(), 5)  # up, or reconnecting in the background
 
     async def disconnect(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+                await self._supervisor
+        await self._close_broadcast()
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -113,10 +130,9 @@ class Hub:
 
     async def publish(self, channel: str, payload: dict[str, Any]) -> None:
         """Deliver to every subscriber of `channel`, in every process (with Redis)."""
-        if self._redis is None:
-            self._deliver(channel, payload)
-            return
-        await self._redis.publish(channel, orjson.dumps(payload))
+        if self._broadcast is None:
+            raise ConnectionError(f"the broadcast is not connected: {self.last_error}")
+        await self._broadcast.publish(channel, orjson.dumps(payload).decode())
 
     def _deliver(self, channel: str, payload: dict[str, Any]) -> None:
         for mailbox in list(self._subscribers.get(channel, ())):
@@ -130,7 +146,9 @@ class Hub:
         mailbox: Mailbox[dict[str, Any]] = Mailbox(conflate=conflate, capacity=capacity)
         for channel in channels:
             self._subscribers.setdefault(channel, set()).add(mailbox)
+            self._start_pump(channel)
         try:
+            await self.listening(channels)
             while True:
                 yield await mailbox.get()
         finally:
@@ -140,38 +158,100 @@ class Hub:
                     boxes.discard(mailbox)
                     if not boxes:
                         del self._subscribers[channel]
+                        self._stop_pump(channel)
 
-    async def _listen(self, connected: asyncio.Event) -> None:
-        """Pattern-subscribe to every coinql channel; reconnect forever on failure."""
-        assert self._redis is not None
+    async def listening(self, channels: list[str], timeout: float = 5.0) -> None:
+        """Return once broadcaster listens on each of `channels` (subscribed first): from then
+        on nothing published on them is missed. While Redis is away, give up after `timeout`
+        (the subscription starts listening when the supervisor reconnects)."""
+        for channel in channels:
+            self._start_pump(channel)
+        waiting = {self._listening[c] for c in channels if c in self._listening}
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
+
+    def _start_pump(self, channel: str) -> None:
+        """One broadcaster subscription for `channel` in this process, drained at once."""
+        if channel in self._pumps or self._broadcast is None:
+            return
+        self._listening[channel] = asyncio.get_running_loop().create_future()
+        self._pumps[channel] = asyncio.create_task(
+            self._pump(self._broadcast, channel), name=f"coinql-hub-{channel}"
+        )
+
+    def _stop_pump(self, channel: str) -> None:
+        pump = self._pumps.pop(channel, None)
+        if pump is not None:
+            pump.cancel()
+        listening = self._listening.pop(channel, None)
+        if listening is not None and not listening.done():
+            listening.cancel()
+
+    async def _pump(self, broadcast: Broadcast, channel: str) -> None:
+        try:
+            async with broadcast.subscribe(channel) as subscriber:
+                listening = self._listening.get(channel)
+                if listening is not None and not listening.done():
+                    listening.set_result(None)
+                async for event in subscriber:  # type: ignore[union-attr]
+                    if event is not None:
+                        self._deliver(channel, orjson.loads(event.message))
+        except (RedisError, OSError, ConnectionError) as error:
+            # The connection went: the supervisor reconnects and starts a new pump. (Leaving
+            # broadcaster's subscription unsubscribes on a dead connection, which raises too.)
+            log.debug("hub pump ended", channel=channel, error=str(error))
+
+    async def _close_broadcast(self) -> None:
+        pumps = list(self._pumps.values())
+        for channel in list(self._pumps):
+            self._stop_pump(channel)
+        for pump in pumps:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+        if self._broadcast is not None:
+            broadcast, self._broadcast = self._broadcast, None
+            with contextlib.suppress(Exception):  # a dead listener re-raises its error here
+                await broadcast.disconnect()
+
+    def _listener_alive(self) -> bool:
+        """broadcaster's Redis listener task (a private attribute of its backend): once it has
+        died it never restarts, and nothing else says so."""
+        backend = getattr(self._broadcast, "_backend", None)
+        listener = getattr(backend, "_listener", None)
+        if not isinstance(listener, asyncio.Task):
+            return self._broadcast is not None  # another version: the pings still watch
+        return not listener.done()
+
+    async def _supervise(self, connected: asyncio.Event) -> None:
+        """Connect, re-subscribe every channel, then watch; reconnect forever on failure."""
+        assert self._redis is not None and self.redis_url is not None
         attempt = 0
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(PATTERN)
+                await self._close_broadcast()
+                broadcast = Broadcast(self.redis_url)
+                await broadcast.connect()
+                self._broadcast = broadcast
+                for channel in list(self._subscribers):
+                    self._start_pump(channel)
                 if not self.healthy and attempt:
                     self.reconnects += 1
                     if self.on_reconnect is not None:
                         self.on_reconnect()
-                    log.info("redis listener reconnected", reconnects=self.reconnects)
+                    log.info("redis broadcast reconnected", reconnects=self.reconnects)
                 self.healthy, self.last_error, attempt = True, None, 0
                 connected.set()
-                async for message in pubsub.listen():
-                    if message.get("type") != "pmessage":
-                        continue
-                    channel = message["channel"]
-                    channel = channel.decode() if isinstance(channel, bytes) else channel
-                    self._deliver(channel, orjson.loads(message["data"]))
+                while self._listener_alive():
+                    await asyncio.sleep(WATCH_SECONDS)
+                    await self._redis.ping()
+                raise ConnectionError("broadcaster's Redis listener stopped")
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, ConnectionError) as error:
                 self.healthy = False
                 self.last_error = f"{type(error).__name__}: {error}"
                 attempt += 1
-                log.warning("redis listener lost its connection", error=self.last_error)
+                log.warning("redis broadcast lost its connection", error=self.last_error)
                 await asyncio.sleep(
                     random.uniform(0, min(self.reconnect_cap_seconds, 0.1 * 2**attempt))
                 )
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -187,8 +187,8 @@ async def job_progress(context: Context, job_id: uuid.UUID) -> AsyncIterator[dic
     user = await require_user(context)
     async with tracked(context, user.id):
         updates = stream(context, [channels.job(job_id)], conflate=False)
-        pending = asyncio.ensure_future(updates.__anext__())  # subscribed before the state
-        await asyncio.sleep(0)
+        pending = asyncio.ensure_future(updates.__anext__())
+        await context.services.hub.listening([channels.job(job_id)])  # before reading the state
         try:
             current = await _job_state(context, job_id, user.id)
             yield current
