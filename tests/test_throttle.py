@@ -1,5 +1,6 @@
-"""Login throttling: failures counted per account and per address, in memory and in Redis;
-past a limit, attempts are refused with `RateLimited` and `Retry-After`."""
+"""Login throttling and request budgets, in memory and in Redis: failures counted per account
+and per address, budgets spent all or none; past a limit, requests are refused with
+`RateLimited` and `Retry-After`."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from coinql.app import create_app
 from coinql.store.auth import RefreshToken
 from coinql.store.throttle import FallbackThrottle, MemoryThrottle, RedisThrottle, Throttle
 from tests.client import GraphQLClient
-from tests.conftest import CONTRACT_DIR, Backend, free_port, make_settings
+from tests.conftest import CONTRACT_DIR, Backend, available_backends, free_port, make_settings
 from tests.schema.test_server import count
 
 PASSWORD = "correct horse battery staple"
+REDIS_BACKENDS = [name for name in available_backends() if name == "postgres"]
 WINDOW = 900.0
 
 
@@ -191,14 +194,45 @@ async def test_budgets_slide_and_a_refusal_spends_nothing(backend: Backend) -> N
     for make in throttles(backend):
         throttle = make()
         try:
-            assert await throttle.spend("b", 8, limit=10, window=0.5) is None
-            wait = await throttle.spend("b", 3, limit=10, window=0.5)
-            assert wait is not None and 0 < wait <= 0.5
-            assert await throttle.spend("b", 2, limit=10, window=0.5) is None  # 3 was not spent
+            assert await throttle.spend([("b", 10)], 8, window=0.5) is None
+            refused = await throttle.spend([("b", 10)], 3, window=0.5)
+            assert refused is not None and refused[0] == "b" and 0 < refused[1] <= 0.5
+            assert await throttle.spend([("b", 10)], 2, window=0.5) is None  # 3 was not spent
             await asyncio.sleep(1.05)  # two windows later nothing counts
-            assert await throttle.spend("b", 10, limit=10, window=0.5) is None
+            assert await throttle.spend([("b", 10)], 10, window=0.5) is None
         finally:
             await throttle.close()
+
+
+async def test_several_budgets_are_spent_all_or_none(backend: Backend) -> None:
+    """The user's budget refuses: the address's is not charged for the refused request."""
+    for make in throttles(backend):
+        throttle = make()
+        try:
+            budgets = [("address:a", 100), ("user:u", 10)]
+            assert await throttle.spend(budgets, 8, window=60) is None
+            refused = await throttle.spend(budgets, 8, window=60)
+            assert refused is not None and refused[0] == "user:u"
+            # The address spent 8 once, not twice: 92 more fit exactly.
+            assert await throttle.spend([("address:a", 100)], 92, window=60) is None
+            assert await throttle.spend([("address:a", 100)], 1, window=60) is not None
+        finally:
+            await throttle.close()
+
+
+@pytest.mark.parametrize("backend", REDIS_BACKENDS, indirect=True)
+async def test_replicas_spending_at_once_never_overspend(backend: Backend) -> None:
+    """Two replicas (two clients) spend concurrently from one budget in Redis."""
+    assert backend.redis_url is not None
+    replicas = [RedisThrottle(backend.redis_url, prefix="coinql:race:") for _ in range(2)]
+    try:
+        results = await asyncio.gather(
+            *(replicas[i % 2].spend([("user:u", 20)], 1, window=60) for i in range(60))
+        )
+        assert sum(1 for refused in results if refused is None) == 20
+    finally:
+        for replica in replicas:
+            await replica.close()
 
 
 async def test_a_redis_outage_falls_back_to_memory_and_still_limits() -> None:
@@ -206,9 +240,9 @@ async def test_a_redis_outage_falls_back_to_memory_and_still_limits() -> None:
     keeps counting, and the throttle says it is degraded."""
     throttle = FallbackThrottle(RedisThrottle(f"redis://127.0.0.1:{free_port()}/0"))
     try:
-        assert await throttle.spend("user:ada", 60, limit=100, window=60) is None
-        wait = await throttle.spend("user:ada", 60, limit=100, window=60)
-        assert wait is not None and 0 < wait <= 60
+        assert await throttle.spend([("user:ada", 100)], 60, window=60) is None
+        refused = await throttle.spend([("user:ada", 100)], 60, window=60)
+        assert refused is not None and 0 < refused[1] <= 60
         assert throttle.degraded
         await throttle.record("login:ada", window=60)
         assert await throttle.retry_after("login:ada", limit=1, window=60) is not None

@@ -13,27 +13,30 @@ from coinql.resolvers.context import Context
 async def spend(context: Context, cost: int) -> None:
     services = context.services
     settings = services.settings
-    budgets = [
-        (f"address:{context.client_address()}", settings.rate_limit_cost_per_address, "address")
-    ]
+    budgets = {
+        f"address:{context.client_address()}": (settings.rate_limit_cost_per_address, "address")
+    }
     try:
         user = await context.user()
     except UserError:  # a bad token: execution reports it; the address still pays
         user = None
     if user is not None:
-        budgets.append((f"user:{user.id}", settings.rate_limit_cost_per_user, "user"))
+        budgets[f"user:{user.id}"] = (settings.rate_limit_cost_per_user, "user")
     window = settings.rate_limit_window_seconds
-    for key, limit, per in budgets:
-        wait = await services.throttle.spend(key, max(cost, 1), limit=limit, window=window)
-        if wait is not None:
-            refuse(
-                context,
-                wait,
-                reason=f"rate_limit_{per}",
-                message=f"the request budget per {per} ({limit:,} cost per {window:g} s,"
-                f" COINQL_RATE_LIMIT_COST_PER_{per.upper()}) is spent",
-                status_code=429,
-            )
+    refused = await services.throttle.spend(
+        [(key, limit) for key, (limit, _) in budgets.items()], max(cost, 1), window=window
+    )
+    if refused is not None:  # and nothing was spent from either budget
+        key, wait = refused
+        limit, per = budgets[key]
+        refuse(
+            context,
+            wait,
+            reason=f"rate_limit_{per}",
+            message=f"the request budget per {per} ({limit:,} cost per {window:g} s,"
+            f" COINQL_RATE_LIMIT_COST_PER_{per.upper()}) is spent",
+            status_code=429,
+        )
 
 
 def refuse(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -35,9 +36,12 @@ class Throttle(Protocol):
         """Forget `key`'s failures (after it succeeds)."""
         ...
 
-    async def spend(self, key: str, amount: int, *, limit: int, window: float) -> float | None:
-        """Spend `amount` of `key`'s budget of `limit` per `window` seconds; when that would
-        go over, spend nothing and return the seconds until the current window ends."""
+    async def spend(
+        self, budgets: Sequence[tuple[str, int]], amount: int, *, window: float
+    ) -> tuple[str, float] | None:
+        """Spend `amount` from each (key, limit per `window` seconds) budget, all or none: when
+        any would go over, spend nothing and return that key and the seconds until the current
+        window ends."""
         ...
 
     async def close(self) -> None: ...
@@ -82,16 +86,20 @@ class MemoryThrottle:
     async def clear(self, key: str) -> None:
         self._failures.pop(key, None)
 
-    async def spend(self, key: str, amount: int, *, limit: int, window: float) -> float | None:
-        now = self._now()
-        index, elapsed = divmod(now, window)
-        current = self._spent.get((key, int(index)), 0.0)
-        previous = self._spent.get((key, int(index) - 1), 0.0)
-        if _estimate(previous, current, elapsed, window) + amount > limit:
-            return window - elapsed
+    async def spend(
+        self, budgets: Sequence[tuple[str, int]], amount: int, *, window: float
+    ) -> tuple[str, float] | None:
+        index, elapsed = divmod(self._now(), window)
+        window_index = int(index)
+        for key, limit in budgets:  # no await until all are spent: atomic on the loop
+            current = self._spent.get((key, window_index), 0.0)
+            previous = self._spent.get((key, window_index - 1), 0.0)
+            if _estimate(previous, current, elapsed, window) + amount > limit:
+                return key, window - elapsed
         if len(self._spent) > 100_000:  # drop windows that no longer count
-            self._spent = {k: v for k, v in self._spent.items() if k[1] >= int(index) - 1}
-        self._spent[(key, int(index))] = current + amount
+            self._spent = {k: v for k, v in self._spent.items() if k[1] >= window_index - 1}
+        for key, _ in budgets:
+            self._spent[(key, window_index)] = self._spent.get((key, window_index), 0.0) + amount
         return None
 
     async def close(self) -> None:
@@ -127,19 +135,38 @@ class RedisThrottle:
     async def clear(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)
 
-    async def spend(self, key: str, amount: int, *, limit: int, window: float) -> float | None:
+    # Check every budget, then spend from all, in one step of the Redis server: replicas
+    # spending at once cannot both slip under a limit. KEYS: previous and current window of
+    # each budget; ARGV: amount, elapsed, window, expiry, then each budget's limit. Returns the
+    # 1-based index of the budget that refuses, or 0 when all were spent.
+    SPEND = """
+    local amount, elapsed, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+    for i = 1, #KEYS / 2 do
+        local previous = tonumber(redis.call('get', KEYS[2 * i - 1]) or '0')
+        local current = tonumber(redis.call('get', KEYS[2 * i]) or '0')
+        if previous * (1 - elapsed / window) + current + amount > tonumber(ARGV[4 + i]) then
+            return i
+        end
+    end
+    for i = 1, #KEYS / 2 do
+        redis.call('incrby', KEYS[2 * i], amount)
+        redis.call('expire', KEYS[2 * i], tonumber(ARGV[4]))
+    end
+    return 0
+    """
+
+    async def spend(
+        self, budgets: Sequence[tuple[str, int]], amount: int, *, window: float
+    ) -> tuple[str, float] | None:
         index, elapsed = divmod(time.time(), window)
-        current_key = f"{self._prefix}budget:{key}:{int(index)}"
-        previous_key = f"{self._prefix}budget:{key}:{int(index) - 1}"
-        previous, current = await self._redis.mget(previous_key, current_key)
-        spent = _estimate(float(previous or 0), float(current or 0), elapsed, window)
-        if spent + amount > limit:
-            return window - elapsed
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(current_key, amount)
-            pipe.expire(current_key, int(2 * window) + 1)
-            await pipe.execute()
-        return None
+        keys = [
+            f"{self._prefix}budget:{key}:{int(index) + offset}"
+            for key, _ in budgets
+            for offset in (-1, 0)
+        ]
+        arguments = [amount, elapsed, window, int(2 * window) + 1, *(limit for _, limit in budgets)]
+        refused = int(await self._redis.eval(self.SPEND, len(keys), *keys, *arguments))
+        return (budgets[refused - 1][0], window - elapsed) if refused else None
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -177,8 +204,10 @@ class FallbackThrottle:
     async def clear(self, key: str) -> None:
         await self._call("clear", key)
 
-    async def spend(self, key: str, amount: int, *, limit: int, window: float) -> float | None:
-        found: float | None = await self._call("spend", key, amount, limit=limit, window=window)
+    async def spend(
+        self, budgets: Sequence[tuple[str, int]], amount: int, *, window: float
+    ) -> tuple[str, float] | None:
+        found: tuple[str, float] | None = await self._call("spend", budgets, amount, window=window)
         return found
 
     async def close(self) -> None:
