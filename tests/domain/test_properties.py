@@ -3,6 +3,7 @@ candle aggregation and gap finding, and the backtest simulator's invariants."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
@@ -144,15 +145,8 @@ def test_aggregating_minutes_into_hours(drawn: tuple[Candles, int], data: st.Dat
 
 
 def vars_of(candles: Candles) -> tuple[np.ndarray, ...]:
-    return (
-        candles.timestamps,
-        candles.open,
-        candles.high,
-        candles.low,
-        candles.close,
-        candles.volume,
-        candles.quote_volume,
-    )
+    """The columns, in field order."""
+    return tuple(getattr(candles, column.name) for column in fields(candles))
 
 
 @settings(max_examples=200, deadline=None)
