@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
@@ -198,16 +198,9 @@ class BacktestRun(OwnedNode):
             model=run,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        return await cls.resolve_owned(
-            info,
-            node_ids,
-            lambda context, run_id: backtest_resolvers.get_backtest_run(context, run_id=run_id),
-            cls.from_model,
-        )
+    @staticmethod
+    async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
+        return await backtest_resolvers.get_backtest_run(context, run_id=run_id)
 
     @property
     def _timestamps(self) -> Any:
@@ -306,16 +299,9 @@ class Job(OwnedNode):
             model=job,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        return await cls.resolve_owned(
-            info,
-            node_ids,
-            lambda context, job_id: backtest_resolvers.get_job(context, job_id=job_id),
-            cls.from_model,
-        )
+    @staticmethod
+    async def load_owned(context: Context, job_id: uuid.UUID) -> Any:
+        return await backtest_resolvers.get_job(context, job_id=job_id)
 
     @strawberry.field(description="The run it produced, once SUCCEEDED.")
     async def result(self, info: Info[Context, None]) -> JobResult | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
@@ -99,18 +98,9 @@ class Portfolio(OwnedNode):
             cache={},
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        return await cls.resolve_owned(
-            info,
-            node_ids,
-            lambda context, portfolio_id: portfolio_resolvers.get_portfolio(
-                context, portfolio_id=portfolio_id
-            ),
-            cls.from_model,
-        )
+    @staticmethod
+    async def load_owned(context: Context, portfolio_id: uuid.UUID) -> Any:
+        return await portfolio_resolvers.get_portfolio(context, portfolio_id=portfolio_id)
 
     async def _valuation(self, info: Info[Context, None]) -> Valuation:
         if "valuation" not in self.cache:

@@ -3,14 +3,13 @@ their inputs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
 from datetime import UTC, datetime
 from typing import Any, Self
 
 import numpy as np
 import strawberry
 from strawberry.scalars import JSON
-from strawberry.types import Info
 
 from coinql.domain import backtest, simulation
 from coinql.resolvers import backtest as backtest_resolvers
@@ -56,16 +55,9 @@ class SimulationRun(OwnedNode):
     def from_model(cls, run: job_store.SimulationRun) -> Self:
         return cls(created_at=run.created_at, input=JSON(run.input), model=run)
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        return await cls.resolve_owned(
-            info,
-            node_ids,
-            lambda context, run_id: backtest_resolvers.get_simulation_run(context, run_id=run_id),
-            cls.from_model,
-        )
+    @staticmethod
+    async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
+        return await backtest_resolvers.get_simulation_run(context, run_id=run_id)
 
     @strawberry.field(description="Percentiles of each path's maximum drawdown.")
     def max_drawdown_percentiles(self) -> DrawdownPercentiles:
@@ -138,16 +130,9 @@ class SweepRun(OwnedNode):
     best: SweepRow | None
     model: strawberry.Private[job_store.StudyRun]
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        return await cls.resolve_owned(
-            info,
-            node_ids,
-            lambda context, run_id: backtest_resolvers.get_study_run(context, run_id=run_id),
-            cls.from_model,
-        )
+    @staticmethod
+    async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
+        return await backtest_resolvers.get_study_run(context, run_id=run_id)
 
     @classmethod
     def from_model(cls, run: job_store.StudyRun) -> Self:
@@ -183,16 +168,9 @@ class WalkForwardRun(OwnedNode):
     splits: list[WalkForwardSplit]
     model: strawberry.Private[job_store.StudyRun]
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        return await cls.resolve_owned(
-            info,
-            node_ids,
-            lambda context, run_id: backtest_resolvers.get_study_run(context, run_id=run_id),
-            cls.from_model,
-        )
+    @staticmethod
+    async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
+        return await backtest_resolvers.get_study_run(context, run_id=run_id)
 
     @classmethod
     def from_model(cls, run: job_store.StudyRun) -> Self:

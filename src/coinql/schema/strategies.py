@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Self
 
@@ -123,18 +123,9 @@ class Strategy(OwnedNode):
             model=strategy,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[Self | None]:
-        return await cls.resolve_owned(
-            info,
-            node_ids,
-            lambda context, strategy_id: strategy_resolvers.get_strategy(
-                context, strategy_id=strategy_id
-            ),
-            cls.from_model,
-        )
+    @staticmethod
+    async def load_owned(context: Context, strategy_id: uuid.UUID) -> Any:
+        return await strategy_resolvers.get_strategy(context, strategy_id=strategy_id)
 
 
 CreateStrategyResult = Annotated[
