@@ -115,8 +115,7 @@ class FanOutHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def _upstream(self, operation: Operation[Context, None]) -> AsyncIterator[Message]:
         """Run the operation once for every member: as nobody in particular (the streams are
         public), each result serialized once."""
-        context = Context(services=self.context.services, request=self.context.request)
-        context._user_loaded = True  # anonymous, whoever opened the stream
+        context = Context.anonymous(self.context.services, self.context.request)
         context.cache[SHARED] = True
         results = await self.schema.stream(
             operation.query,

@@ -511,9 +511,14 @@ class JobQueue:
         return failed
 
     async def enqueue(self, job_id: Any) -> bool:
-        """Start the job here, or hand it to arq; False if arq already has it."""
+        """Start the job here, or hand it to arq; False if arq already has it, or if Redis is
+        away: the job stays QUEUED in the store and the sweeper hands it over later."""
         if self.arq is not None:
-            added = await self.arq.enqueue_job(ARQ_FUNCTION, str(job_id), _job_id=str(job_id))
+            try:
+                added = await self.arq.enqueue_job(ARQ_FUNCTION, str(job_id), _job_id=str(job_id))
+            except (OSError, RedisError) as error:
+                log.warning("job kept in the store: Redis is unavailable", error=str(error))
+                return False
             return added is not None
         assert self.runner is not None, "the job queue was started without a store"
         task = asyncio.create_task(self.runner.run(job_id), name=f"coinql-job-{job_id}")

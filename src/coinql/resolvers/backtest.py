@@ -7,8 +7,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import structlog
-from redis.exceptions import RedisError
 
 from coinql.domain import backtest, research, signals, simulation
 from coinql.domain.candles import Interval
@@ -23,8 +21,6 @@ from coinql.resolvers.portfolio import get_portfolio, return_stream
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
 from coinql.store.jobs import BacktestRun, Job, JobKind, JobStatus, SimulationRun, StudyRun
-
-log = structlog.get_logger("coinql.jobs")
 
 MAX_SYMBOLS = 20
 MAX_PATHS = 100_000
@@ -131,10 +127,7 @@ async def submit(
             session, owner_id=owner, kind=kind, job_input=job_input, now=context.services.now()
         )
     context.services.metrics.jobs.labels(kind.value, JobStatus.QUEUED.value).inc()
-    try:
-        await context.services.jobs.enqueue(job.id)
-    except (OSError, RedisError) as error:  # stays QUEUED: the sweeper hands it over later
-        log.warning("job queued in the store only: Redis is unavailable", error=str(error))
+    await context.services.jobs.enqueue(job.id)
     return job
 
 

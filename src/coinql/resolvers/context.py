@@ -112,6 +112,11 @@ class Context:
         subscriptions read through the store, not these caches."""
         return Loaders(self.services.reader)
 
+    @classmethod
+    def anonymous(cls, services: Services, request: Request | WebSocket) -> Context:
+        """A context acting for nobody, whatever `request` carries (a shared stream's)."""
+        return cls(services=services, request=request, _user_loaded=True)
+
     def prepare_retry(self) -> None:
         """Before the same operation runs again: fresh DataLoaders (they may hold the failure),
         and the request budgets already charged once."""
