@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import UNLIMITED_BUDGETS, Figure, median_seconds
+from benchmarks.common import BENCHMARK_SECRET, UNLIMITED_BUDGETS, Figure, median_seconds
 from coinql.domain import backtest as bt
 from coinql.domain import research
 from coinql.domain import simulation as sim
@@ -165,7 +165,7 @@ async def latency_figures(quick: bool) -> list[Figure]:
         app = create_app(
             Settings(
                 database_url=url,
-                secret_key="l" * 40,
+                secret_key=BENCHMARK_SECRET,
                 source="none",
                 log_level="WARNING",
                 **UNLIMITED_BUDGETS,

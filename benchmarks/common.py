@@ -94,6 +94,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+# A fixed key of the benchmarks' own servers (random-looking: weak keys are refused).
+BENCHMARK_SECRET = "benchmark-signing-key-9f2c7e41d8a6b3057e9c4f1a"
+
+
 def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
     """`coinql serve` in its own process on loopback, on the labelled demo market, with
     budgets that never refuse; returns the process and its base URL once it is live."""
@@ -102,7 +106,7 @@ def start_server(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes]
         **os.environ,
         "COINQL_DATABASE_URL": database_url,
         "COINQL_REDIS_URL": "",
-        "COINQL_SECRET_KEY": "r" * 40,
+        "COINQL_SECRET_KEY": BENCHMARK_SECRET,
         "COINQL_SOURCE": "demo",
         "COINQL_LOG_LEVEL": "WARNING",
         **{f"COINQL_{name.upper()}": str(value) for name, value in UNLIMITED_BUDGETS.items()},

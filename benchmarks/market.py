@@ -19,7 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from benchmarks.common import UNLIMITED_BUDGETS, Figure, median_seconds_async, postgres_url
+from benchmarks.common import (
+    BENCHMARK_SECRET,
+    UNLIMITED_BUDGETS,
+    Figure,
+    median_seconds_async,
+    postgres_url,
+)
 from coinql.app import create_app
 from coinql.domain.candles import DAY_MS, Candles, Interval
 from coinql.migrations import upgrade
@@ -108,7 +114,7 @@ async def candles_query(workdir: Path, *, repeat: int) -> list[Figure]:
     bare_app = Starlette(routes=[Route("/candles/{symbol}", bare)])
     settings = Settings(
         database_url=database_url,
-        secret_key="b" * 40,
+        secret_key=BENCHMARK_SECRET,
         source="none",
         log_level="WARNING",
         **UNLIMITED_BUDGETS,

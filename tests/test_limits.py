@@ -11,7 +11,13 @@ import pytest
 
 from coinql.app import create_app
 from tests.client import GraphQLClient
-from tests.conftest import CONTRACT_DIR, Backend, make_settings
+from tests.conftest import (
+    CONTRACT_DIR,
+    TEST_SECRET,
+    Backend,
+    built_contract_files,
+    make_settings,
+)
 
 
 async def test_depth_limit(backend: Backend, tmp_path: Path) -> None:
@@ -98,7 +104,7 @@ def test_limits_are_settings(tmp_path: Path) -> None:
 async def test_production_masks_errors_hides_suggestions_and_introspection(
     backend: Backend, tmp_path: Path
 ) -> None:
-    settings = make_settings(backend, tmp_path, env="production", secret_key="p" * 40)
+    settings = make_settings(backend, tmp_path, env="production", secret_key=TEST_SECRET)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -164,7 +170,7 @@ async def test_every_contract_operation_is_within_the_default_cost() -> None:
 
     schema = build_schema()._schema
     costs = {}
-    for path in sorted(CONTRACT_DIR.glob("*.graphql")):
+    for path in built_contract_files():
         document = parse(path.read_text())
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import stat
 from pathlib import Path
 
@@ -20,8 +21,17 @@ def test_development_secret_is_generated_once_with_mode_0600(tmp_path: Path) -> 
 def test_production_requires_a_secret_key() -> None:
     with pytest.raises(ValidationError, match="COINQL_SECRET_KEY is required"):
         Settings(env="production", secret_key=None)
-    with pytest.raises(ValidationError, match="at least 32"):
-        Settings(env="production", secret_key="short")
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [("short", "at least 32 characters, not 5"), ("k" * 40, "1 distinct"), ("ab" * 20, "2 dis")],
+)
+def test_a_weak_secret_key_is_refused_in_every_mode(env: str, key: str, problem: str) -> None:
+    with pytest.raises(ValidationError, match=f"COINQL_SECRET_KEY is weak: .*{problem}"):
+        Settings(env=env, secret_key=key)
+    Settings(env=env, secret_key=secrets.token_urlsafe(32))
 
 
 def test_environment_is_read_when_settings_are_built(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +39,7 @@ def test_environment_is_read_when_settings_are_built(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("COINQL_REDIS_URL", "redis://cache:6379/0")
     monkeypatch.setenv("COINQL_CORS_ORIGINS", "https://a.example, https://b.example")
     monkeypatch.setenv("COINQL_ENV", "production")
-    monkeypatch.setenv("COINQL_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("COINQL_SECRET_KEY", secrets.token_urlsafe(32))
     settings = Settings()
     assert settings.database_kind == "postgresql"
     assert settings.redis_url == "redis://cache:6379/0"

@@ -19,6 +19,20 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from coinql.domain.candles import Interval
 
 SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_MIN_DISTINCT = 12
+
+
+def weak_key_problem(key: str) -> str | None:
+    """Why `key` is too weak to sign tokens, or None when it will do."""
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"it must be at least {SECRET_KEY_MIN_LENGTH} characters, not {len(key)}"
+    if len(set(key)) < SECRET_KEY_MIN_DISTINCT:
+        return (
+            f"it repeats too few characters ({len(set(key))} distinct, at least"
+            f" {SECRET_KEY_MIN_DISTINCT}); generate one with `python -c 'import secrets;"
+            " print(secrets.token_urlsafe(48))'`"
+        )
+    return None
 
 
 class Environment(StrEnum):
@@ -111,14 +125,15 @@ class Settings(BaseSettings):
         return data
 
     @model_validator(mode="after")
-    def _check_production(self) -> Self:
-        if self.env is Environment.PRODUCTION:
-            if not self.secret_key:
-                raise ValueError("COINQL_SECRET_KEY is required when COINQL_ENV=production")
-            if len(self.secret_key) < SECRET_KEY_MIN_LENGTH:
-                raise ValueError(
-                    f"COINQL_SECRET_KEY must be at least {SECRET_KEY_MIN_LENGTH} characters"
-                )
+    def _check_secrets(self) -> Self:
+        if self.env is Environment.PRODUCTION and not self.secret_key:
+            raise ValueError("COINQL_SECRET_KEY is required when COINQL_ENV=production")
+        if self.secret_key is not None:
+            # A weak signing key lets anyone forge tokens, in development as much as in
+            # production (development servers hold real data too).
+            problem = weak_key_problem(self.secret_key)
+            if problem is not None:
+                raise ValueError(f"COINQL_SECRET_KEY is weak: {problem}")
         if self.redis_url == "":
             self.redis_url = None
         return self
@@ -172,7 +187,7 @@ class Settings(BaseSettings):
         path = self.secret_key_file
         if path.exists():
             key = path.read_text().strip()
-            if len(key) >= SECRET_KEY_MIN_LENGTH:
+            if weak_key_problem(key) is None:
                 return key
         key = secrets.token_urlsafe(48)
         path.parent.mkdir(parents=True, exist_ok=True)
