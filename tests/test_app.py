@@ -142,3 +142,18 @@ async def test_operations_are_logged_with_user_and_cost_and_slow_ones_warned(
     assert call.kwargs["type"] == "query" and call.kwargs["outcome"] == "success"
     assert call.kwargs["cost"] == 3 and call.kwargs["user_id"]
     assert call.kwargs["duration_ms"] >= 0
+
+
+async def test_metrics_ask_for_the_metrics_token_when_one_is_set(
+    backend: Backend, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(backend, tmp_path, metrics_token="scrape-me-please"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            anonymous = await http.get("/metrics")
+            wrong = await http.get("/metrics", headers={"Authorization": "Bearer guess"})
+            right = await http.get("/metrics", headers={"Authorization": "Bearer scrape-me-please"})
+    assert anonymous.status_code == wrong.status_code == 401
+    assert "coinql" not in anonymous.text
+    assert right.status_code == 200 and "coinql_" in right.text

@@ -111,9 +111,17 @@ async def test_production_masks_errors_hides_suggestions_and_introspection(
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             client = GraphQLClient(http, CONTRACT_DIR)
             typo = await client.execute("{ serverInfo { versio } }")
+            typos = [
+                await client.execute(document, variables) for document, variables in SUGGESTION_BAIT
+            ]
             introspect = await client.execute("{ __schema { types { name } } }")
             graphiql = await http.get("/graphql", headers={"accept": "text/html"})
     assert "Did you mean" not in typo.errors[0]["message"]
+    for answer in typos:
+        assert answer.errors, answer.body
+        for error in answer.errors:
+            assert "Did you mean" not in error["message"], error
+            assert "'" in error["message"] or '"' in error["message"]  # still names the fault
     assert "introspection" in introspect.errors[0]["message"].lower()
     assert graphiql.status_code == 404
     # In development they help: suggestions and introspection are on.
@@ -122,8 +130,29 @@ async def test_production_masks_errors_hides_suggestions_and_introspection(
         base_url="http://t",
     ) as http:
         async with dev.router.lifespan_context(dev):
-            typo = await GraphQLClient(http, CONTRACT_DIR).execute("{ serverInfo { versio } }")
+            dev_client = GraphQLClient(http, CONTRACT_DIR)
+            typo = await dev_client.execute("{ serverInfo { versio } }")
+            typos = [await dev_client.execute(doc, values) for doc, values in SUGGESTION_BAIT]
     assert "Did you mean" in typo.errors[0]["message"]
+    for answer in typos:
+        assert any("Did you mean" in error["message"] for error in answer.errors), answer.body
+
+
+# Each gets a "Did you mean" from graphql-core: an argument, an enum value (inline and in a
+# variable), a type, an input field.
+SUGGESTION_BAIT: list[tuple[str, dict[str, object] | None]] = [
+    ("{ assets(frist: 2) { totalCount } }", None),
+    ("{ assets(first: 2, orderBy: MARKET_CAP_DES) { totalCount } }", None),
+    (
+        "query($o: AssetOrder!) { assets(first: 2, orderBy: $o) { totalCount } }",
+        {"o": "MARKET_CAP_DES"},
+    ),
+    ("query($n: Intt) { assets(first: $n) { totalCount } }", None),
+    (
+        'mutation { createPortfolio(input: { nam: "x" }) { __typename } }',
+        None,
+    ),
+]
 
 
 ASSETS_BY_VARIABLE = """

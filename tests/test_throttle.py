@@ -5,6 +5,7 @@ and per address, budgets spent all or none; past a limit, requests are refused w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -113,35 +114,123 @@ def throttles(backend: Backend) -> list[Callable[[], Throttle]]:
     return made
 
 
-async def test_failures_leave_the_window_and_retry_after_counts_down(backend: Backend) -> None:
-    """The window slides: the limit-th newest failure decides how long to wait."""
+async def test_attempts_leave_the_window_and_retry_after_counts_down(backend: Backend) -> None:
+    """The window slides: the limit-th newest attempt decides how long to wait."""
     for make in throttles(backend):
         throttle = make()
         await throttle.clear("k")
         try:
-            await throttle.record("k", window=0.6)
+            assert (await throttle.reserve([("k", 5)], window=0.6))[0] is not None
             await asyncio.sleep(0.3)
-            await throttle.record("k", window=0.6)
-            assert await throttle.retry_after("k", limit=3, window=0.6) is None
-            wait = await throttle.retry_after("k", limit=2, window=0.6)
-            assert wait is not None and 0.0 < wait <= 0.3 + 0.05
-            wait_one = await throttle.retry_after("k", limit=1, window=0.6)
-            assert wait_one is not None and 0.3 < wait_one <= 0.6
-            await asyncio.sleep(0.35)  # the first failure has left the window
-            assert await throttle.retry_after("k", limit=2, window=0.6) is None
-            assert await throttle.retry_after("k", limit=1, window=0.6) is not None
+            assert (await throttle.reserve([("k", 5)], window=0.6))[0] is not None
+            attempt, wait = await throttle.reserve([("k", 2)], window=0.6)
+            assert attempt is None and 0.0 < wait <= 0.3 + 0.05
+            attempt, wait_one = await throttle.reserve([("k", 1)], window=0.6)
+            assert attempt is None and 0.3 < wait_one <= 0.6
+            await asyncio.sleep(0.35)  # the first attempt has left the window
+            assert (await throttle.reserve([("k", 2)], window=0.6))[0] is not None
+            assert (await throttle.reserve([("k", 2)], window=0.6))[0] is None
             await throttle.clear("k")
-            assert await throttle.retry_after("k", limit=1, window=0.6) is None
+            assert (await throttle.reserve([("k", 1)], window=0.6))[0] is not None
         finally:
+            await throttle.clear("k")
+            await throttle.close()
+
+
+async def test_an_attempt_is_counted_in_all_its_windows_or_none(backend: Backend) -> None:
+    for make in throttles(backend):
+        throttle = make()
+        for key in ("full", "free"):
+            await throttle.clear(key)
+        try:
+            held, _ = await throttle.reserve([("full", 1)], window=60)
+            assert held is not None
+            refused, wait = await throttle.reserve([("free", 1), ("full", 1)], window=60)
+            assert refused is None and 59 < wait <= 60
+            # Nothing was counted for "free": its one slot is still there.
+            assert (await throttle.reserve([("free", 1)], window=60))[0] is not None
+            # A released attempt frees its slot in every key it was counted in.
+            await throttle.release(["full"], held)
+            assert (await throttle.reserve([("full", 1)], window=60))[0] is not None
+        finally:
+            for key in ("full", "free"):
+                await throttle.clear(key)
             await throttle.close()
 
 
 async def test_memory_throttle_forgets_expired_keys() -> None:
     throttle = MemoryThrottle()
-    await throttle.record("gone", window=0.01)
+    await throttle.reserve([("gone", 1)], window=0.01)
     await asyncio.sleep(0.02)
-    assert await throttle.retry_after("gone", limit=1, window=0.01) is None
-    assert "gone" not in throttle._failures
+    assert (await throttle.reserve([("gone", 1)], window=0.01))[0] is not None
+    await asyncio.sleep(0.02)
+    throttle._live("gone", 0.01)
+    assert "gone" not in throttle._attempts
+
+
+def counting_verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every password the login resolver verifies, as it verifies it."""
+    from coinql.domain import auth
+
+    checked: list[str] = []
+    verify = auth.verify_password
+
+    def counted(password_hash: str, password: str) -> bool:
+        checked.append(password)
+        return verify(password_hash, password)
+
+    monkeypatch.setattr(auth, "verify_password", counted)
+    return checked
+
+
+LOGIN = (
+    "mutation L($email: String!, $password: String!) {"
+    " login(email: $email, password: $password) { __typename } }"
+)
+
+
+async def _guess(apps: list[Starlette], emails: Callable[[int, int], str]) -> list[str]:
+    """8 parallel requests, each a batch of 10 wrong-password logins, spread over `apps`
+    (replicas), from one address; the outcomes' type names."""
+
+    async def batch(request: int) -> list[str]:
+        app = apps[request % len(apps)]
+        async with client_from(app, "10.9.9.9") as client:
+            operations = [
+                {"query": LOGIN, "variables": {"email": emails(request, i), "password": "nope!"}}
+                for i in range(10)
+            ]
+            response = await client.http.post("/graphql", json=operations)
+            return [item["data"]["login"]["__typename"] for item in response.json()]
+
+    answers = await asyncio.gather(*(batch(request) for request in range(8)))
+    return [name for answer in answers for name in answer]
+
+
+async def test_parallel_batches_verify_no_more_passwords_than_the_limits(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """80 guesses at once: 5 verified for one account, 20 for one address, the rest refused
+    before their password is looked at; with Redis, across two replicas too."""
+    checked = counting_verifications(monkeypatch)
+    replicas = 2 if backend.redis_url else 1
+    async with contextlib.AsyncExitStack() as stack:
+        apps = [
+            await stack.enter_async_context(throttled_app(backend, tmp_path))
+            for _ in range(replicas)
+        ]
+        async with client_from(apps[0], "10.9.9.8") as other:
+            await other.sign_up("ada@example.com")
+        one_account = await _guess(apps, lambda request, i: "ada@example.com")
+        assert len(checked) == 5
+        assert one_account.count("InvalidCredentials") == 5
+        assert one_account.count("RateLimited") == 75
+        checked.clear()
+        await apps[0].state.services.throttle.clear("login:address:10.9.9.9")
+        many_accounts = await _guess(apps, lambda request, i: f"user{request}-{i}@example.com")
+        assert len(checked) == 20
+        assert many_accounts.count("InvalidCredentials") == 20
+        assert many_accounts.count("RateLimited") == 60
 
 
 def waits_between(before: float, after: float, *, window: float) -> set[int]:
@@ -257,9 +346,9 @@ async def test_a_redis_outage_falls_back_to_memory_and_still_limits() -> None:
         refused = await throttle.spend([("user:ada", 100)], 60, window=60)
         assert refused is not None and 0 < refused[1] <= 60
         assert throttle.degraded
-        await throttle.record("login:ada", window=60)
-        assert await throttle.retry_after("login:ada", limit=1, window=60) is not None
+        assert (await throttle.reserve([("login:ada", 1)], window=60))[0] is not None
+        assert (await throttle.reserve([("login:ada", 1)], window=60))[0] is None
         await throttle.clear("login:ada")
-        assert await throttle.retry_after("login:ada", limit=1, window=60) is None
+        assert (await throttle.reserve([("login:ada", 1)], window=60))[0] is not None
     finally:
         await throttle.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -13,7 +14,6 @@ import httpx
 import numpy as np
 import orjson
 import structlog
-from cross_web import HTTPException as StrawberryHTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,15 +22,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.types.unset import UNSET, UnsetType
 
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.domain.demo import generate_demo_market
-from coinql.domain.errors import InvalidToken
 from coinql.migrations import ensure_current
 from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
 from coinql.realtime.feed import (
@@ -45,7 +39,8 @@ from coinql.realtime.feed import (
 from coinql.realtime.hub import Hub
 from coinql.realtime.ingestion import IngestionScheduler
 from coinql.realtime.jobs import JobQueue
-from coinql.resolvers.context import Context, Services
+from coinql.realtime.sessions import LiveSessions
+from coinql.resolvers.context import Services
 from coinql.schema import build_schema
 from coinql.settings import Settings
 from coinql.store import ingestion as ingestion_store
@@ -59,106 +54,12 @@ from coinql.store.exchange import (
     create_exchange,
 )
 from coinql.store.throttle import create_throttle
-from coinql.transport import FanOutHandler
+from coinql.view import CoinqlGraphQL, error_response
 
 log = structlog.get_logger("coinql.app")
 READINESS_TIMEOUT_SECONDS = 2.0
 GC_THRESHOLDS = (50_000, 20, 100)  # CPython's defaults: (700, 10, 10)
 ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-class CoinqlGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with coinql's context, orjson encoding, JSON HTTP errors and
-    shared public subscription streams (coinql.transport)."""
-
-    graphql_transport_ws_handler_class = FanOutHandler
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        request = Request(scope, receive=receive)
-        timeout = request.app.state.services.settings.request_timeout_seconds
-        # Uploads (candle imports) are bounded by COINQL_IMPORT_MAX_BYTES instead.
-        uploading = request.headers.get("content-type", "").startswith("multipart/form-data")
-        try:
-            async with asyncio.timeout(None if uploading else timeout):
-                response = await self._too_large(request) or await self.run(request)
-        except StrawberryHTTPException as error:
-            response = _error_response(error.status_code, error.reason)
-        except TimeoutError:  # cancelled at its next await: open transactions roll back
-            response = _error_response(
-                504,
-                f"the request took longer than {timeout:g} s (COINQL_REQUEST_TIMEOUT_SECONDS)",
-                code="TIMEOUT",
-            )
-        finally:
-            await request.close()  # uploaded files, even those no resolver read
-        await response(scope, receive, send)
-
-    async def _too_large(self, request: Request) -> Response | None:
-        """413 for a document over the size limit and 400 for a batch over its limit, before
-        anything is parsed as GraphQL; each names its limit."""
-        settings = request.app.state.services.settings
-        limit = settings.max_document_bytes
-        if request.method == "GET":
-            size = len(request.query_params.get("query", "").encode())
-        elif request.headers.get("content-type", "").startswith("application/json"):
-            try:
-                body = orjson.loads(await request.body())
-            except orjson.JSONDecodeError:
-                return None  # strawberry answers malformed JSON itself
-            operations = body if isinstance(body, list) else [body]
-            if len(operations) > settings.max_batch_operations:
-                return _error_response(
-                    400,
-                    f"a batch holds at most {settings.max_batch_operations} operations, this one"
-                    f" {len(operations)} (COINQL_MAX_BATCH_OPERATIONS)",
-                )
-            size = max(
-                (
-                    len(str(item.get("query", "")).encode())
-                    for item in operations
-                    if isinstance(item, dict)
-                ),
-                default=0,
-            )
-        else:
-            return None
-        if size <= limit:
-            return None
-        return _error_response(
-            413,
-            f"the document is {size:,} bytes; the limit is {limit:,} (COINQL_MAX_DOCUMENT_BYTES)",
-        )
-
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket | None = None
-    ) -> Context:
-        return Context(services=request.app.state.services, request=request, response=response)
-
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """Check the token of connection_init's payload: a bad one closes the socket (4403)."""
-        try:
-            await context.user()
-        except InvalidToken as error:
-            raise ConnectionRejectionError({"message": error.message}) from None
-        unset: UnsetType = UNSET
-        return unset
-
-    def encode_json(self, data: object) -> str:
-        # Text, not bytes: WebSocket clients expect text frames.
-        return orjson.dumps(data, option=ORJSON_OPTIONS).decode()
-
-    def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
-
-
-def _error_response(status_code: int, message: str, *, code: str | None = None) -> JSONResponse:
-    error: dict[str, object] = {"message": message}
-    if code is not None:
-        error["extensions"] = {"code": code}
-    return JSONResponse({"errors": [error]}, status_code=status_code)
 
 
 async def _check(component: Callable[[], Awaitable[None]]) -> dict[str, Any]:
@@ -226,7 +127,17 @@ async def ready(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics; with COINQL_METRICS_TOKEN set, only for "Bearer <that token>"."""
     services: Services = request.app.state.services
+    expected = services.settings.metrics_token
+    if expected is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), expected):
+            return JSONResponse(
+                {"errors": [{"message": "send 'Authorization: Bearer <COINQL_METRICS_TOKEN>'"}]},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     await _refresh_gauges(services)
     return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -251,7 +162,7 @@ async def _refresh_gauges(services: Services) -> None:
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    return _error_response(error.status_code, error.detail)
+    return error_response(error.status_code, error.detail)
 
 
 async def load_demo_if_empty(services: Services) -> None:
@@ -365,6 +276,7 @@ def create_app(
     )
     graphql = CoinqlGraphQL(
         schema,
+        settings,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         multipart_uploads_enabled=True,
         allowed_origins=settings.cors_origins,
@@ -394,6 +306,9 @@ def create_app(
             stack.push_async_callback(jobs.stop)
             throttle = create_throttle(settings.redis_url)
             stack.push_async_callback(throttle.close)
+            live_sessions = LiveSessions(hub)
+            await live_sessions.start()
+            stack.push_async_callback(live_sessions.stop)
             app.state.services = Services(
                 settings=settings,
                 engine=engine,
@@ -402,6 +317,7 @@ def create_app(
                 jobs=jobs,
                 metrics=metrics,
                 secret_key=settings.resolved_secret_key(),
+                live_sessions=live_sessions,
                 throttle=throttle,
             )
             services = app.state.services

@@ -31,6 +31,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # Subscription messages are a few hundred bytes: compressing each one per connection
         # cost a third of the server's time fanning ticks out to 1,000 clients, for little.
         ws_per_message_deflate=settings.ws_compression,
+        # A larger message closes the socket (1009) before it is read whole; payloads within it
+        # are held to the document limit too (coinql.transport).
+        ws_max_size=settings.max_ws_message_bytes,
     )
     return 0
 

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     feed_poll_seconds: float = 2.0
     risk_check_seconds: float = 5.0
     max_subscriptions_per_connection: int = 20
+    max_ws_message_bytes: int = 1024 * 1024  # one WebSocket message, variables included
+    ws_init_timeout_seconds: float = 10.0  # a socket without connection_init is closed (4408)
+    max_anonymous_sockets_per_address: int = 20  # sockets not signed in, per client address
     max_subscriptions_per_user: int = 50
     ws_compression: bool = False  # permessage-deflate on WebSocket connections
     shared_subscriptions: bool = True  # one execution per public stream (coinql.transport)
@@ -95,6 +98,7 @@ class Settings(BaseSettings):
     max_aliases: int = 15
     max_tokens: int = 2_000
     max_document_bytes: int = 20_000
+    max_anonymous_body_bytes: int = 64 * 1024  # a request without a valid token, whole body
     max_batch_operations: int = 10
     max_query_cost: int = 5_000
     request_timeout_seconds: float = 30.0
@@ -107,6 +111,8 @@ class Settings(BaseSettings):
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_window_seconds: float = 15 * 60
+    registrations_per_address: int = 20  # per login window
+    metrics_token: str | None = None  # when set, /metrics asks for "Bearer <token>"
     job_stale_seconds: float = 30.0
     job_sweep_seconds: float = 10.0
     access_token_ttl_seconds: int = 15 * 60

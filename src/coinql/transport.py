@@ -1,4 +1,11 @@
-"""graphql-transport-ws with shared public streams.
+"""GraphQL over WebSocket: every operation authorized when it starts, bounded messages, and
+shared public streams.
+
+Both protocols (graphql-transport-ws and the legacy graphql-ws) check the connection's token
+again before each operation: a socket whose login was revoked or whose token expired is closed
+with 4403 instead of acting for its user (coinql.realtime.sessions closes it even sooner). A
+`subscribe` payload is held to the same document-size limit as an HTTP request, and a payload
+without a string query gets an error message.
 
 A subscription whose root fields are all public live streams (`prices`, `candles`) joins the
 process's `SharedStream` for its (document, variables, operation name): the selection runs once
@@ -11,6 +18,8 @@ sent over the socket, run as strawberry runs them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -18,21 +27,30 @@ from functools import lru_cache
 
 import orjson
 from graphql import FieldNode, GraphQLSyntaxError, OperationType, get_operation_ast, parse
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import NextMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    ErrorMessage,
+    NextMessage,
+    SubscribeMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws import types as legacy
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from coinql.domain.errors import InvalidToken, UserError
 from coinql.realtime.fanout import Message
-from coinql.resolvers.context import Context
+from coinql.realtime.sessions import LiveSocket
+from coinql.resolvers.context import Context, Services
 from coinql.resolvers.realtime import SHARED, TOKEN_CHECK_SECONDS, guard_token, tracked
+from coinql.settings import Settings
 
 SHAREABLE_FIELDS = frozenset({"prices", "candles"})
 
@@ -54,8 +72,135 @@ def shareable(query: str, operation_name: str | None) -> bool:
     )
 
 
+SOCKET_STATE = "coinql.socket"
+
+
+class SocketState:
+    """One socket's standing, kept in its ASGI scope from the handshake to its end: PENDING
+    until connection_init, then ANONYMOUS or signed in (with its LiveSocket). Pending and
+    anonymous sockets are counted per client address, each capped at
+    COINQL_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS."""
+
+    PENDING, ANONYMOUS, SIGNED_IN = "pending", "anonymous", "signed-in"
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.stage = ""
+        self.live: LiveSocket | None = None
+
+    def enter(self, services: Services, stage: str) -> bool:
+        """Move to `stage`; False (staying where it is) when that stage is full here."""
+        counts = services.sockets_by_address
+        if stage != self.SIGNED_IN:
+            cap = services.settings.max_anonymous_sockets_per_address
+            if counts.get((stage, self.address), 0) >= cap:
+                return False
+            counts[(stage, self.address)] = counts.get((stage, self.address), 0) + 1
+        self.leave(services)
+        self.stage = stage
+        return True
+
+    def leave(self, services: Services) -> None:
+        key = (self.stage, self.address)
+        if self.stage and self.stage != self.SIGNED_IN:
+            left = services.sockets_by_address.get(key, 1) - 1
+            if left > 0:
+                services.sockets_by_address[key] = left
+            else:
+                services.sockets_by_address.pop(key, None)
+        self.stage = ""
+        if self.live is not None:
+            services.live_sessions.discard(self.live)
+            self.live = None
+
+
+def too_many_sockets(settings: Settings) -> str:
+    return (
+        f"at most {settings.max_anonymous_sockets_per_address} sockets per address before"
+        " signing in (COINQL_MAX_ANONYMOUS_SOCKETS_PER_ADDRESS)"
+    )
+
+
+async def admitted(context: Context, payload: object) -> bool:
+    """At connection_init: a socket that brings no token takes an anonymous place, if its
+    address has one left; else it is closed with 4429."""
+    state: SocketState | None = context.request.scope.get(SOCKET_STATE)
+    if state is None or (isinstance(payload, dict) and _brings_token(payload)):
+        return True
+    if state.enter(context.services, SocketState.ANONYMOUS):
+        return True
+    websocket = context.request
+    assert isinstance(websocket, WebSocket)
+    await websocket.close(code=4429, reason=too_many_sockets(context.services.settings))
+    return False
+
+
+def _brings_token(payload: dict[str, object]) -> bool:
+    return any(payload.get(name) for name in ("Authorization", "authorization"))
+
+
+def document_too_large(size: int, limit: int) -> str:
+    return f"the document is {size:,} bytes; the limit is {limit:,} (COINQL_MAX_DOCUMENT_BYTES)"
+
+
+def payload_problem(payload: object, settings: Settings) -> str | None:
+    """What is wrong with a subscribe/start payload, or None: a query that is not a string, or
+    a document over COINQL_MAX_DOCUMENT_BYTES."""
+    query = payload.get("query") if isinstance(payload, dict) else None
+    if not isinstance(query, str):
+        return "the payload's query must be a string holding a GraphQL document"
+    size = len(query.encode())
+    if size > settings.max_document_bytes:
+        return document_too_large(size, settings.max_document_bytes)
+    return _token_problem(query, settings.max_tokens)
+
+
+@lru_cache(maxsize=256)
+def _token_problem(query: str, max_tokens: int) -> str | None:
+    """Over the token limit, strawberry's stream raises instead of answering an error (the
+    operation would end with a bare `complete`): refuse such a document here, by name. Other
+    syntax errors are left to the protocol handler."""
+    try:
+        parse(query, max_tokens=max_tokens)
+    except GraphQLSyntaxError as error:
+        if "tokens" in error.message:
+            return f"the document has more than {max_tokens:,} tokens (COINQL_MAX_TOKENS)"
+    return None
+
+
+async def authorized(context: Context) -> bool:
+    """The connection's token checked again as an operation starts; False (and the socket
+    closed with 4403) once it has expired or its session was revoked."""
+    try:
+        await guard_token(context)
+    except InvalidToken:
+        return False
+    return True
+
+
 class FanOutHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if not self.connection_init_received and not await admitted(
+            self.context, message.get("payload")
+        ):
+            return
+        await super().handle_connection_init(message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        problem = payload_problem(message.get("payload"), self.context.services.settings)
+        if problem is not None and self.connection_acknowledged and "id" in message:
+            error: ErrorMessage = {
+                "id": message["id"],
+                "type": "error",
+                "payload": [{"message": problem}],
+            }
+            await self.send_message(error)
+            return
+        await super().handle_subscribe(message)
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
+        if not await authorized(self.context):
+            return
         settings = self.context.services.settings
         if not (
             settings.shared_subscriptions and shareable(operation.query, operation.operation_name)
@@ -136,6 +281,47 @@ class FanOutHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 if result.extensions:
                     payload["extensions"] = result.extensions
                 yield "next", _text(self.view.encode_json(payload))
+
+
+class LegacyHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy graphql-ws protocol, held to the same rules: a connection_init within
+    COINQL_WS_INIT_TIMEOUT_SECONDS (else 4408), a bounded string query, and the token checked
+    again as each subscription starts."""
+
+    async def handle(self) -> None:
+        timeout = self.context.services.settings.ws_init_timeout_seconds
+        watchdog = asyncio.create_task(self._close_unless_initialised(timeout))
+        try:
+            await super().handle()
+        finally:
+            watchdog.cancel()
+
+    async def _close_unless_initialised(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+        if not self.connection_acknowledged:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=4408, reason="Connection initialisation timeout")
+
+    async def handle_connection_init(self, message: legacy.ConnectionInitMessage) -> None:
+        if not self.connection_acknowledged and not await admitted(
+            self.context, message.get("payload")
+        ):
+            return
+        await super().handle_connection_init(message)
+
+    async def handle_start(self, message: legacy.StartMessage) -> None:
+        problem = payload_problem(message.get("payload"), self.context.services.settings)
+        if problem is not None and self.connection_acknowledged:
+            error: legacy.ErrorMessage = {
+                "type": "error",
+                "id": message.get("id", ""),
+                "payload": {"message": problem},
+            }
+            await self.send_message(error)
+            return
+        if self.connection_acknowledged and not await authorized(self.context):
+            return
+        await super().handle_start(message)
 
 
 def _text(encoded: str | bytes) -> str:

@@ -317,7 +317,6 @@ async def test_allocation_backtest_with_benchmark(trader: GraphQLClient) -> None
 async def test_backtest_an_uploaded_file_without_storing_it(
     client: GraphQLClient, app: Starlette
 ) -> None:
-    import json
 
     from tests.conftest import COINS_DIR
 
@@ -328,12 +327,8 @@ async def test_backtest_an_uploaded_file_without_storing_it(
         " ... on FileBacktestResult { symbol interval metrics { tradeCount totalReturn }"
         " equity { values } } ... on Error { message } } }"
     )
-    operations = {"query": query, "variables": {"f": None}}
-    response = await client.http.post(
-        "/graphql",
-        data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.f"]})},
-        files={"0": ("btc.csv", (COINS_DIR / "coin_Bitcoin.csv").read_bytes(), "text/csv")},
-        headers={"Authorization": f"Bearer {client.token}"},
+    response = await client.upload(
+        query, {"f": ("btc.csv", (COINS_DIR / "coin_Bitcoin.csv").read_bytes())}
     )
     found = response.json()["data"]["backtestFile"]
     assert found["__typename"] == "FileBacktestResult", found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,13 +46,7 @@ async def upload(
 ) -> dict[str, Any]:
     """ImportCandles as a GraphQL multipart request, exactly as the contract writes it."""
     query = contract_operations(CONTRACT_DIR, "market")["ImportCandles"]
-    operations = {"query": query, "variables": {"file": None, **variables}}
-    response = await client.http.post(
-        "/graphql",
-        data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.file"]})},
-        files={"0": (filename, content, "text/csv")},
-        headers={"Authorization": f"Bearer {token}"} if token else {},
-    )
+    response = await client.upload(query, {"file": (filename, content)}, variables, token=token)
     assert response.status_code == 200, response.text
     body = response.json()
     assert "errors" not in body, body
@@ -178,7 +171,7 @@ async def test_a_file_with_one_bad_row_is_rejected_and_changes_nothing(
 
 async def test_only_admins_import(client: GraphQLClient, app: Starlette) -> None:
     content = (COINS_DIR / "coin_Litecoin.csv").read_bytes()
-    anonymous = await upload(client, content, token=None)
+    anonymous = await upload(client, content[:2000], token=None)
     assert anonymous["__typename"] == "NotAuthenticated"
     user = await make_user(app, client, "user@example.com", admin=False)
     forbidden = await upload(client, content, token=user)
@@ -192,10 +185,33 @@ async def test_only_admins_import(client: GraphQLClient, app: Starlette) -> None
 async def test_an_oversized_file_is_refused(
     client: GraphQLClient, admin: str, app: Starlette
 ) -> None:
-    app.state.services.settings.import_max_bytes = 1000
-    report = await upload(client, (COINS_DIR / "coin_Litecoin.csv").read_bytes(), token=admin)
+    settings = app.state.services.settings
+    settings.import_max_bytes = 1000
+    content = (COINS_DIR / "coin_Litecoin.csv").read_bytes()
+    # Over the limit by less than the room left for the document and the multipart framing:
+    # read, and refused by the import.
+    report = await upload(client, content[:1500], token=admin)
     assert report["__typename"] == "InvalidInput"
     assert "limit is 1,000" in report["message"]
+    # Far over it: refused as it arrives, before it is read whole.
+    query = contract_operations(CONTRACT_DIR, "market")["ImportCandles"]
+    response = await client.upload(query, {"file": ("ltc.csv", content)}, token=admin)
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["message"] == (
+        f"the request body is over {1000 + settings.max_anonymous_body_bytes:,} bytes"
+        " (COINQL_IMPORT_MAX_BYTES)"
+    )
+    assert await candle_count(app) == 0
+
+
+async def test_an_anonymous_body_over_the_document_limit_is_refused_before_it_is_read(
+    client: GraphQLClient,
+) -> None:
+    query = contract_operations(CONTRACT_DIR, "market")["ImportCandles"]
+    big = (COINS_DIR / "coin_Litecoin.csv").read_bytes()
+    response = await client.upload(query, {"file": ("ltc.csv", big)})
+    assert response.status_code == 413
+    assert "COINQL_MAX_ANONYMOUS_BODY_BYTES" in response.json()["errors"][0]["message"]
 
 
 async def test_import_without_symbol_for_a_file_that_does_not_name_it(

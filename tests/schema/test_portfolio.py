@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal as D
 from typing import Any
 
@@ -203,12 +202,8 @@ async def test_import_transactions_csv(market: GraphQLClient) -> None:
     )
 
     async def send(data: bytes) -> dict[str, Any]:
-        operations = {"query": mutation, "variables": {"p": portfolio_id, "f": None}}
-        response = await market.http.post(
-            "/graphql",
-            data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.f"]})},
-            files={"0": ("tx.csv", data, "text/csv")},
-            headers={"Authorization": f"Bearer {token}"},
+        response = await market.upload(
+            mutation, {"f": ("tx.csv", data)}, {"p": portfolio_id}, token=token
         )
         return dict(response.json()["data"]["importTransactions"])
 

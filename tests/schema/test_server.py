@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
 from starlette.applications import Starlette
 
 from coinql import __version__
+from coinql.app import create_app
 from coinql.domain.auth import issue_access_token
 from coinql.store.auth import RefreshToken, User
-from tests.client import GraphQLClient
-from tests.conftest import TEST_SECRET, Backend
+from tests.client import GraphQLClient, contract_operations
+from tests.conftest import CONTRACT_DIR, TEST_SECRET, Backend, make_settings
 
 PASSWORD = "correct horse battery staple"
 
@@ -161,6 +165,88 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_family(
     # ...and so are the access tokens of that login.
     me = await client.contract("server", "Me", token=second["accessToken"])
     assert me.data == {"me": None} and me.errors
+
+
+REFRESH = contract_operations(CONTRACT_DIR, "server")["Refresh"]
+
+
+async def test_a_refresh_token_used_many_times_at_once_rotates_once(
+    client: GraphQLClient, app: Starlette
+) -> None:
+    """Ten identical uses in one batch, then eight parallel requests: one rotation each time;
+    every other use is reuse, which revokes the family (the winner's new token with it)."""
+    first = await client.sign_up()
+    operation = {"query": REFRESH, "variables": {"refreshToken": first["refreshToken"]}}
+    batch = await client.http.post("/graphql", json=[operation] * 10)
+    names = [item["data"]["refreshToken"]["__typename"] for item in batch.json()]
+    assert names.count("AuthPayload") == 1 and names.count("InvalidToken") == 9
+    winner = next(
+        item["data"]["refreshToken"]
+        for item in batch.json()
+        if item["data"]["refreshToken"]["__typename"] == "AuthPayload"
+    )
+    after = await client.contract("server", "Refresh", {"refreshToken": winner["refreshToken"]})
+    assert after.ok()["refreshToken"]["__typename"] == "InvalidToken"
+
+    second = await client.sign_up("bob@example.com")
+    answers = await asyncio.gather(
+        *(
+            client.contract("server", "Refresh", {"refreshToken": second["refreshToken"]})
+            for _ in range(8)
+        )
+    )
+    names = [answer.ok()["refreshToken"]["__typename"] for answer in answers]
+    assert names.count("AuthPayload") == 1 and names.count("InvalidToken") == 7
+
+
+async def test_register_hashes_the_password_for_a_taken_email_too(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A taken email must cost what a new one costs, or the answer's time tells who has an
+    account: the password is hashed on both paths (counted, not timed)."""
+    from coinql.domain import auth
+
+    hashed: list[str] = []
+    hash_password = auth.hash_password
+    monkeypatch.setattr(auth, "hash_password", lambda p: hashed.append(p) or hash_password(p))
+    await client.sign_up("ada@example.com")
+    taken = await client.contract(
+        "server", "Register", {"email": "ada@example.com", "password": PASSWORD}
+    )
+    assert taken.ok()["register"]["__typename"] == "EmailTaken"
+    assert hashed == [PASSWORD, PASSWORD]
+
+
+async def test_register_is_throttled_per_address(backend: Backend, tmp_path: Path) -> None:
+    """Sign-ups count per client address, taken emails included, atomically: parallel
+    batches create no more accounts than the limit."""
+    app = create_app(make_settings(backend, tmp_path, registrations_per_address=3))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            register = contract_operations(CONTRACT_DIR, "server")["Register"]
+
+            async def batch(request: int) -> list[str]:
+                operations = [
+                    {
+                        "query": register,
+                        "variables": {"email": f"u{request}-{i}@example.com", "password": PASSWORD},
+                    }
+                    for i in range(4)
+                ]
+                response = await http.post("/graphql", json=operations)
+                return [item["data"]["register"]["__typename"] for item in response.json()]
+
+            found = await asyncio.gather(*map(batch, range(4)))
+            names = [name for answer in found for name in answer]
+            assert names.count("AuthPayload") == 3 and names.count("RateLimited") == 13
+            assert await count(app, User) == 3
+            refused = await client.contract(
+                "server", "Register", {"email": "late@example.com", "password": PASSWORD}
+            )
+            assert refused.ok()["register"]["__typename"] == "RateLimited"
+            assert int(refused.headers["retry-after"]) >= 1
 
 
 async def test_unknown_refresh_token_is_invalid(client: GraphQLClient) -> None:

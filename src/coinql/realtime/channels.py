@@ -23,3 +23,8 @@ def job(job_id: object) -> str:
 def alerts(user_id: object) -> str:
     """{portfolioId, limit, observed, threshold, triggeredAt}"""
     return f"{PREFIX}.alerts.{user_id}"
+
+
+def revocations() -> str:
+    """{sessionId, userId}: close the sockets of that login session, or of that user"""
+    return f"{PREFIX}.revocations"

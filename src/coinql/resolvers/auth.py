@@ -57,22 +57,27 @@ async def _issue(
 async def create_user(
     session: AsyncSession, *, email: str, password: str, is_admin: bool, now: datetime
 ) -> auth_store.User:
-    """Validate and add a user; `EmailTaken`, `InvalidInput` or `WeakPassword` otherwise."""
+    """Validate and add a user; `EmailTaken`, `InvalidInput` or `WeakPassword` otherwise.
+
+    The password is hashed before the email is looked up, so a taken email answers no sooner
+    than a new one (the time would tell who has an account)."""
     normalized = auth.normalize_email(email)
     auth.check_password_policy(password)
+    password_hash = auth.hash_password(password)
     if await auth_store.get_user_by_email(session, email=normalized) is not None:
         raise EmailTaken("an account with this email already exists")
     return await auth_store.add_user(
-        session,
-        email=normalized,
-        password_hash=auth.hash_password(password),
-        is_admin=is_admin,
-        now=now,
+        session, email=normalized, password_hash=password_hash, is_admin=is_admin, now=now
     )
 
 
 async def register(context: Context, *, email: str, password: str) -> IssuedTokens:
+    """Create an account and sign it in; every attempt counts against the client address's
+    registrations (COINQL_REGISTRATIONS_PER_ADDRESS per login window)."""
     services = context.services
+    settings = services.settings
+    limit = (f"register:address:{context.client_address()}", settings.registrations_per_address)
+    await _reserve(context, [limit], reason="register_throttle", message="too many sign-ups")
     async with services.transaction() as session:
         user = await create_user(
             session, email=email, password=password, is_admin=False, now=services.now()
@@ -83,8 +88,10 @@ async def register(context: Context, *, email: str, password: str) -> IssuedToke
 async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
     """Sign in; the same `InvalidCredentials` for an unknown email and a wrong password.
 
-    Failures are counted per account and per client address; past either limit, attempts are
-    refused with `RateLimited` (and `Retry-After`) before the password is even checked.
+    Each attempt is counted per account and per client address before the password is even
+    looked at (atomically, so parallel or batched attempts cannot get past the limits); past
+    either limit, attempts are refused with `RateLimited` (and `Retry-After`). A successful
+    attempt is taken back and forgives the account's failures.
     """
     services = context.services
     settings = services.settings
@@ -93,10 +100,13 @@ async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
     except InvalidInput:
         normalized = ""
     account_key = f"login:account:{normalized}"
-    limits = [(f"login:address:{context.client_address()}", settings.login_failures_per_address)]
+    address_key = f"login:address:{context.client_address()}"
+    limits = [(address_key, settings.login_failures_per_address)]
     if normalized:
         limits.append((account_key, settings.login_failures_per_account))
-    await _refuse_if_throttled(context, limits)
+    attempt = await _reserve(
+        context, limits, reason="login_throttle", message="too many failed logins"
+    )
     async with services.transaction() as session:
         user = await auth_store.get_user_by_email(session, email=normalized) if normalized else None
         # Verify against a dummy hash for unknown emails so both failures take as long.
@@ -104,63 +114,69 @@ async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
             user.password_hash if user else auth.DUMMY_PASSWORD_HASH, password
         )
         if user is None or not valid:
-            for key, _ in limits:
-                await services.throttle.record(key, window=settings.login_window_seconds)
             raise InvalidCredentials("email or password is incorrect")
         if auth.password_needs_rehash(user.password_hash):
             user.password_hash = auth.hash_password(password)
         issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
+    await services.throttle.release([address_key], attempt)
     await services.throttle.clear(account_key)
     return issued
 
 
-async def _refuse_if_throttled(context: Context, limits: list[tuple[str, int]]) -> None:
+async def _reserve(
+    context: Context, limits: list[tuple[str, int]], *, reason: str, message: str
+) -> str:
+    """Count one attempt in each window, or refuse it with `RateLimited` when any is full."""
     window = context.services.settings.login_window_seconds
-    waits = [
-        wait
-        for key, limit in limits
-        if (wait := await context.services.throttle.retry_after(key, limit=limit, window=window))
-        is not None
-    ]
-    if waits:
-        refuse(context, max(waits), reason="login_throttle", message="too many failed logins")
+    attempt, wait = await context.services.throttle.reserve(limits, window=window)
+    if attempt is None:
+        refuse(context, wait, reason=reason, message=message)
+    assert attempt is not None
+    return attempt
 
 
 async def refresh(context: Context, *, refresh_token: str) -> IssuedTokens:
-    """Rotate a refresh token. Reusing a rotated one revokes its whole family.
+    """Rotate a refresh token. Any use of a token after its first, however close together the
+    uses arrive, is reuse: it revokes the whole family and closes its sockets.
 
-    The revocation must survive the error returned to the caller, so the reuse branch commits
-    its own transaction before raising.
+    The token is claimed in one statement (live and unused, marked used), so only one of many
+    concurrent uses can win. The revocation must survive the error returned to the caller, so
+    the reuse branch commits its own transaction before raising.
     """
     services = context.services
     now = services.now()
     digest = auth.refresh_token_digest(refresh_token)
     async with services.transaction() as session:
-        token = await auth_store.get_refresh_token_for_update(session, token_hash=digest)
-        if token is None or token.revoked_at is not None or token.expires_at <= now:
-            raise InvalidToken("refresh token is invalid, expired or revoked")
-        if token.used_at is None:
-            token.used_at = now
-            user = await auth_store.get_user(session, user_id=token.user_id)
+        claimed = await auth_store.claim_refresh_token(session, token_hash=digest, now=now)
+        if claimed is not None:
+            user = await auth_store.get_user(session, user_id=claimed.user_id)
             if user is None:
                 raise InvalidToken("refresh token is invalid, expired or revoked")
-            return await _issue(services, session, user=user, family_id=token.family_id)
-        await auth_store.revoke_family(session, family_id=token.family_id, now=now)
+            return await _issue(services, session, user=user, family_id=claimed.family_id)
+        token = await auth_store.get_refresh_token(session, token_hash=digest)
+        if token is None or token.revoked_at is not None or token.expires_at <= now:
+            raise InvalidToken("refresh token is invalid, expired or revoked")
+        family_id = token.family_id
+        await auth_store.revoke_family(session, family_id=family_id, now=now)
+    await services.live_sessions.revoke(session_id=family_id)
     raise InvalidToken(
         "refresh token was already used; every session of this login has been revoked"
     )
 
 
 async def logout(context: Context, *, refresh_token: str) -> bool:
-    """Revoke the login session of a refresh token; False when the token is unknown."""
+    """Revoke the login session of a refresh token, closing its sockets on every replica;
+    False when the token is unknown."""
     services = context.services
     digest = auth.refresh_token_digest(refresh_token)
     async with services.transaction() as session:
-        token = await auth_store.get_refresh_token_for_update(session, token_hash=digest)
+        token = await auth_store.get_refresh_token(session, token_hash=digest)
         if token is None or token.revoked_at is not None:
             return False
-        await auth_store.revoke_family(session, family_id=token.family_id, now=services.now())
-        return True
+        family_id = token.family_id
+        await auth_store.revoke_family(session, family_id=family_id, now=services.now())
+    await services.live_sessions.revoke(session_id=family_id)
+    return True
 
 
 async def require_user(context: Context) -> auth_store.User:

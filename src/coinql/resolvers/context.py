@@ -18,13 +18,14 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from coinql import __version__
-from coinql.domain.auth import read_access_token
+from coinql.domain.auth import AccessClaims, read_access_token
 from coinql.domain.errors import InvalidToken, Unavailable
 from coinql.observability import Metrics
 from coinql.realtime.fanout import FanOut
 from coinql.realtime.feed import FeedService
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
+from coinql.realtime.sessions import LiveSessions
 from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
 from coinql.store import auth as auth_store
@@ -44,11 +45,14 @@ class Services:
     jobs: JobQueue
     metrics: Metrics
     secret_key: str
+    live_sessions: LiveSessions
     throttle: Throttle = field(default_factory=MemoryThrottle)
     exchange: ExchangeAdapter | None = None
     feed: FeedService | None = None
     fanout: FanOut = field(default_factory=FanOut)
     subscriptions_by_user: dict[uuid.UUID, int] = field(default_factory=dict)
+    # Sockets not (yet) signed in, by (stage, client address): capped (coinql.transport).
+    sockets_by_address: dict[tuple[str, str], int] = field(default_factory=dict)
     version: str = __version__
     background: dict[str, str] = field(default_factory=dict)
 
@@ -103,6 +107,8 @@ class Context:
     response: Response | WebSocket | None = None
     connection_params: dict[str, Any] | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    # The verified access token's claims, once `user()` has read one.
+    claims: AccessClaims | None = None
     _user: auth_store.User | None = None
     _user_loaded: bool = False
 
@@ -175,5 +181,6 @@ class Context:
                 active = await auth_store.is_family_active(session, family_id=claims.session_id)
             if user is None or not active:
                 raise InvalidToken("access token is invalid or expired")
+            self.claims = claims
         self._user, self._user_loaded = user, True
         return user

@@ -252,8 +252,11 @@ async def set_risk_limits(
 
 
 async def risk_limits(context: Context, portfolio_id: uuid.UUID) -> risk_store.RiskLimits | None:
+    """The caller's portfolio's limits (None when unset); `NotFound` for another's portfolio."""
+    user = await require_user(context)
+    await get_portfolio(context, portfolio_id=portfolio_id)
     async with context.services.reader() as session:
-        return await risk_store.get_limits(session, portfolio_id=portfolio_id)
+        return await risk_store.get_limits(session, portfolio_id=portfolio_id, owner_id=user.id)
 
 
 async def list_alerts(

@@ -33,7 +33,12 @@ from coinql.schema.analytics import AnalyticsQuery
 from coinql.schema.backtest import BacktestMutation, BacktestQuery
 from coinql.schema.cost import QueryCostLimiter
 from coinql.schema.errors import exception_handlers
-from coinql.schema.extensions import OperationMetrics, UserErrorCodes, mask_unexpected_errors
+from coinql.schema.extensions import (
+    HideSuggestions,
+    OperationMetrics,
+    UserErrorCodes,
+    mask_unexpected_errors,
+)
 from coinql.schema.limits import max_directives_per_field
 from coinql.schema.market import MarketMutation, MarketQuery
 from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
@@ -104,7 +109,7 @@ def build_schema(
         lambda: ValidationCache(maxsize=256),
     ]
     if production:
-        extensions.append(mask_unexpected_errors)
+        extensions += [mask_unexpected_errors, HideSuggestions]
     if not introspection:
         extensions.append(DisableIntrospection)
     return RetryingSchema(

@@ -3,6 +3,7 @@ errors."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -121,3 +122,21 @@ def mask_unexpected_errors() -> MaskErrors:
         should_mask_error=is_unexpected,
         error_message="Internal server error; the request id in the X-Request-ID header names it.",
     )
+
+
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+class HideSuggestions(SchemaExtension):
+    """Production answers name what is wrong without proposing what exists: graphql-core's
+    "Did you mean ...?" for arguments, enum values, types and input fields (field names are
+    left out by `disable_field_suggestions`) would map the schema for a client who may not
+    introspect it."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        for error in result.errors:
+            error.message = SUGGESTION.sub("", error.message)

@@ -85,7 +85,8 @@ class AuthPayload:
 
 
 RegisterResult = Annotated[
-    AuthPayload | InvalidInput | WeakPassword | EmailTaken, strawberry.union("RegisterResult")
+    AuthPayload | InvalidInput | WeakPassword | EmailTaken | RateLimited,
+    strawberry.union("RegisterResult"),
 ]
 LoginResult = Annotated[
     AuthPayload | InvalidCredentials | RateLimited, strawberry.union("LoginResult")
@@ -117,7 +118,10 @@ class ServerQuery:
 
 @strawberry.type
 class AuthMutation:
-    @strawberry.mutation(description="Create an account (password: at least 10 characters).")
+    @strawberry.mutation(
+        description="Create an account (password: at least 10 characters). Sign-ups are"
+        " limited per client address (COINQL_REGISTRATIONS_PER_ADDRESS per login window)."
+    )
     async def register(
         self, info: Info[Context, None], email: str, password: str
     ) -> RegisterResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Column, ForeignKey, update
@@ -82,13 +83,35 @@ async def add_refresh_token(
     return token
 
 
-async def get_refresh_token_for_update(
-    session: AsyncSession, *, token_hash: str
-) -> RefreshToken | None:
-    """The token row, locked on PostgreSQL so two concurrent refreshes cannot both rotate it."""
-    statement = select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
-    result = await session.exec(statement)
+async def get_refresh_token(session: AsyncSession, *, token_hash: str) -> RefreshToken | None:
+    result = await session.exec(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
     return result.first()
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedToken:
+    user_id: uuid.UUID
+    family_id: uuid.UUID
+
+
+async def claim_refresh_token(
+    session: AsyncSession, *, token_hash: str, now: datetime
+) -> ClaimedToken | None:
+    """Mark a live, unused token used, in one statement; None when it was not (unknown,
+    revoked, expired, or already used: a concurrent use that got there first included)."""
+    statement = (
+        update(RefreshToken)
+        .where(
+            col(RefreshToken.token_hash) == token_hash,
+            col(RefreshToken.used_at).is_(None),
+            col(RefreshToken.revoked_at).is_(None),
+            col(RefreshToken.expires_at) > now,
+        )
+        .values(used_at=now)
+        .returning(col(RefreshToken.user_id), col(RefreshToken.family_id))
+    )
+    row = (await session.exec(statement)).first()
+    return ClaimedToken(user_id=row[0], family_id=row[1]) if row is not None else None
 
 
 async def revoke_family(session: AsyncSession, *, family_id: uuid.UUID, now: datetime) -> None:

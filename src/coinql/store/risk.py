@@ -52,8 +52,12 @@ class Alert(SQLModel, table=True):
     triggered_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
-async def get_limits(session: AsyncSession, *, portfolio_id: uuid.UUID) -> RiskLimits | None:
-    return await session.get(RiskLimits, portfolio_id)
+async def get_limits(
+    session: AsyncSession, *, portfolio_id: uuid.UUID, owner_id: uuid.UUID
+) -> RiskLimits | None:
+    """The limits of a portfolio of `owner_id`'s; None for none set and for another's alike."""
+    limits = await session.get(RiskLimits, portfolio_id)
+    return limits if limits is not None and limits.owner_id == owner_id else None
 
 
 async def set_limits(
@@ -64,7 +68,7 @@ async def set_limits(
     values: dict[str, float | None],
     now: datetime,
 ) -> RiskLimits:
-    limits = await get_limits(session, portfolio_id=portfolio_id)
+    limits = await get_limits(session, portfolio_id=portfolio_id, owner_id=owner_id)
     if limits is None:
         limits = RiskLimits(portfolio_id=portfolio_id, owner_id=owner_id, updated_at=now)
         session.add(limits)

@@ -1,8 +1,11 @@
 """Sliding windows, in memory on one process or in Redis across many.
 
-Login throttling counts failures per account and per client address: once `limit` failures
-fall inside the last `window` seconds, further attempts are refused until the oldest of them
-leaves the window, and the caller is told how long that is.
+Login throttling counts attempts per account and per client address: an attempt is reserved
+in every window it counts in, all or none and in one step (a Lua script in Redis; no await
+between check and count in memory), before the password is verified, so no interleaving of
+batches, aliases or replicas verifies more than the limit. Once `limit` attempts fall inside
+the last `window` seconds, further ones are refused until the oldest leaves the window, and the
+caller is told how long that is. An attempt that succeeds is released again.
 
 Request budgets spend query cost per user and per address with a sliding-window counter (the
 previous fixed window weighted by how much of it still overlaps, plus the current one), which
@@ -24,16 +27,20 @@ log = structlog.get_logger("coinql.throttle")
 
 
 class Throttle(Protocol):
-    async def retry_after(self, key: str, *, limit: int, window: float) -> float | None:
-        """Seconds until `key` may try again, or None when it is under its limit."""
+    async def reserve(
+        self, limits: Sequence[tuple[str, int]], *, window: float
+    ) -> tuple[str | None, float]:
+        """Count one attempt now in each (key, limit per `window` seconds), all or none: the
+        attempt's id and 0, or, when any key is at its limit, None and the seconds until it
+        may try again (nothing counted)."""
         ...
 
-    async def record(self, key: str, *, window: float) -> None:
-        """Count one failure of `key` now."""
+    async def release(self, keys: Sequence[str], attempt: str) -> None:
+        """Take back a reserved attempt from `keys` (it did not fail)."""
         ...
 
     async def clear(self, key: str) -> None:
-        """Forget `key`'s failures (after it succeeds)."""
+        """Forget every attempt of `key` (after it succeeds)."""
         ...
 
     async def spend(
@@ -55,36 +62,52 @@ class MemoryThrottle:
     """One process's windows; keys whose failures have all expired are dropped as it goes."""
 
     def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = {}
+        self._attempts: dict[str, deque[tuple[float, str]]] = {}
         self._spent: dict[tuple[str, int], float] = {}
 
     @staticmethod
     def _now() -> float:
         return time.monotonic()
 
-    def _live(self, key: str, window: float) -> deque[float]:
-        failures = self._failures.get(key)
-        if failures is None:
+    def _live(self, key: str, window: float) -> deque[tuple[float, str]]:
+        attempts = self._attempts.get(key)
+        if attempts is None:
             return deque()
         cutoff = self._now() - window
-        while failures and failures[0] <= cutoff:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+        while attempts and attempts[0][0] <= cutoff:
+            attempts.popleft()
+        if not attempts:
+            del self._attempts[key]
+        return attempts
 
-    async def retry_after(self, key: str, *, limit: int, window: float) -> float | None:
-        failures = self._live(key, window)
-        if len(failures) < limit:
-            return None
-        return failures[-limit] + window - self._now()
+    async def reserve(
+        self, limits: Sequence[tuple[str, int]], *, window: float
+    ) -> tuple[str | None, float]:
+        now = self._now()  # no await until every key is counted: atomic on the loop
+        waits = [
+            attempts[-limit][0] + window - now
+            for key, limit in limits
+            if len(attempts := self._live(key, window)) >= limit
+        ]
+        if waits:
+            return None, max(waits)
+        attempt = uuid.uuid4().hex
+        for key, _ in limits:
+            self._attempts.setdefault(key, deque()).append((now, attempt))
+        return attempt, 0.0
 
-    async def record(self, key: str, *, window: float) -> None:
-        self._live(key, window)
-        self._failures.setdefault(key, deque()).append(self._now())
+    async def release(self, keys: Sequence[str], attempt: str) -> None:
+        for key in keys:
+            attempts = self._attempts.get(key)
+            if attempts is not None:
+                kept = deque(entry for entry in attempts if entry[1] != attempt)
+                if kept:
+                    self._attempts[key] = kept
+                else:
+                    del self._attempts[key]
 
     async def clear(self, key: str) -> None:
-        self._failures.pop(key, None)
+        self._attempts.pop(key, None)
 
     async def spend(
         self, budgets: Sequence[tuple[str, int]], amount: int, *, window: float
@@ -103,7 +126,7 @@ class MemoryThrottle:
         return None
 
     async def close(self) -> None:
-        self._failures.clear()
+        self._attempts.clear()
         self._spent.clear()
 
 
@@ -114,22 +137,43 @@ class RedisThrottle:
         self._redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=2)
         self._prefix = prefix
 
-    async def retry_after(self, key: str, *, limit: int, window: float) -> float | None:
-        name = self._prefix + key
-        now_ms = time.time() * 1000
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(name, 0, now_ms - window * 1000)
-            pipe.zrange(name, -limit, -limit, withscores=True)
-            _, edge = await pipe.execute()
-        if not edge:
-            return None
-        return (float(edge[0][1]) + window * 1000 - now_ms) / 1000
+    # Check every key's window, then count the attempt in all, in one step of the Redis server.
+    # KEYS: the sorted sets; ARGV: now (ms), window (ms), the attempt's id, then each limit.
+    # Returns -1 when counted, else the milliseconds until the last key at its limit frees.
+    RESERVE = """
+    local now, window, attempt = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+    local wait = -1
+    for i, key in ipairs(KEYS) do
+        redis.call('zremrangebyscore', key, 0, now - window)
+        local limit = tonumber(ARGV[3 + i])
+        if redis.call('zcard', key) >= limit then
+            local edge = redis.call('zrange', key, -limit, -limit, 'WITHSCORES')
+            wait = math.max(wait, tonumber(edge[2]) + window - now)
+        end
+    end
+    if wait >= 0 then
+        return tostring(wait)
+    end
+    for _, key in ipairs(KEYS) do
+        redis.call('zadd', key, now, attempt)
+        redis.call('pexpire', key, math.ceil(window) + 1)
+    end
+    return '-1'
+    """
 
-    async def record(self, key: str, *, window: float) -> None:
-        name = self._prefix + key
+    async def reserve(
+        self, limits: Sequence[tuple[str, int]], *, window: float
+    ) -> tuple[str | None, float]:
+        attempt = uuid.uuid4().hex
+        keys = [self._prefix + key for key, _ in limits]
+        arguments = [time.time() * 1000, window * 1000, attempt, *(limit for _, limit in limits)]
+        wait_ms = float(await self._redis.eval(self.RESERVE, len(keys), *keys, *arguments))
+        return (attempt, 0.0) if wait_ms < 0 else (None, wait_ms / 1000)
+
+    async def release(self, keys: Sequence[str], attempt: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(name, {uuid.uuid4().hex: time.time() * 1000})
-            pipe.pexpire(name, int(window * 1000) + 1)
+            for key in keys:
+                pipe.zrem(self._prefix + key, attempt)
             await pipe.execute()
 
     async def clear(self, key: str) -> None:
@@ -194,12 +238,14 @@ class FallbackThrottle:
             self.degraded = False
         return result
 
-    async def retry_after(self, key: str, *, limit: int, window: float) -> float | None:
-        found: float | None = await self._call("retry_after", key, limit=limit, window=window)
+    async def reserve(
+        self, limits: Sequence[tuple[str, int]], *, window: float
+    ) -> tuple[str | None, float]:
+        found: tuple[str | None, float] = await self._call("reserve", limits, window=window)
         return found
 
-    async def record(self, key: str, *, window: float) -> None:
-        await self._call("record", key, window=window)
+    async def release(self, keys: Sequence[str], attempt: str) -> None:
+        await self._call("release", keys, attempt)
 
     async def clear(self, key: str) -> None:
         await self._call("clear", key)
