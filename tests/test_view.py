@@ -149,3 +149,27 @@ async def test_the_request_timeout_applies_to_multipart(backend: Backend, tmp_pa
             )
     assert response.status_code == 504
     assert response.json()["errors"][0]["extensions"]["code"] == "TIMEOUT"
+
+
+CONTRACT_SERVER = (CONTRACT_DIR / "server.graphql").read_text()
+
+
+async def test_several_operations_without_an_operation_name_are_refused(
+    client: GraphQLClient,
+) -> None:
+    """The spec asks for an error, not the first operation: a contract file sent whole."""
+    response = await client.execute(CONTRACT_SERVER)
+    assert response.status_code == 400
+    message = response.body["errors"][0]["message"]
+    assert message.startswith("the document holds 6 operations (ServerInfo, Register, Login")
+    assert message.endswith("name the one to run in operationName")
+    named = await client.execute(CONTRACT_SERVER, operation_name="ServerInfo")
+    assert named.ok()["serverInfo"]["version"]
+
+
+async def test_a_subscription_over_http_is_a_client_error(client: GraphQLClient) -> None:
+    response = await client.execute('subscription { prices(symbols: ["BTC"]) { price } }')
+    assert response.status_code == 400
+    assert response.body["errors"][0]["message"].startswith(
+        "subscriptions need the WebSocket transport"
+    )

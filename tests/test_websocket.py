@@ -306,3 +306,16 @@ async def portfolio_count(backend: Backend) -> int:
         found = (await connection.execute(text("SELECT count(*) FROM portfolios"))).scalar_one()
     await engine.dispose()
     return int(found)
+
+
+async def test_several_operations_without_an_operation_name_are_refused_on_a_socket(
+    server: Server,
+) -> None:
+    source = (CONTRACT_DIR / "server.graphql").read_text()
+    async with signed_in_socket(server.ws_url, None) as ws:
+        refused = await run(ws, "1", source)
+        assert refused["type"] == "error"
+        assert "name the one to run in operationName" in refused["payload"][0]["message"]
+        payload = {"query": source, "operationName": "ServerInfo"}
+        await ws.send(json.dumps({"id": "2", "type": "subscribe", "payload": payload}))
+        assert (await receive(ws))["payload"]["data"]["serverInfo"]["version"]

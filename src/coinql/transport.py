@@ -45,6 +45,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
+from coinql.documents import document_problem
 from coinql.domain.errors import InvalidToken, UserError
 from coinql.realtime.fanout import Message
 from coinql.realtime.sessions import LiveSocket
@@ -139,33 +140,17 @@ def _brings_token(payload: dict[str, object]) -> bool:
     return any(payload.get(name) for name in ("Authorization", "authorization"))
 
 
-def document_too_large(size: int, limit: int) -> str:
-    return f"the document is {size:,} bytes; the limit is {limit:,} (COINQL_MAX_DOCUMENT_BYTES)"
-
-
 def payload_problem(payload: object, settings: Settings) -> str | None:
     """What is wrong with a subscribe/start payload, or None: a query that is not a string, or
-    a document over COINQL_MAX_DOCUMENT_BYTES."""
+    a document refused as it would be over HTTP (size, tokens, which operation)."""
     query = payload.get("query") if isinstance(payload, dict) else None
     if not isinstance(query, str):
         return "the payload's query must be a string holding a GraphQL document"
-    size = len(query.encode())
-    if size > settings.max_document_bytes:
-        return document_too_large(size, settings.max_document_bytes)
-    return _token_problem(query, settings.max_tokens)
-
-
-@lru_cache(maxsize=256)
-def _token_problem(query: str, max_tokens: int) -> str | None:
-    """Over the token limit, strawberry's stream raises instead of answering an error (the
-    operation would end with a bare `complete`): refuse such a document here, by name. Other
-    syntax errors are left to the protocol handler."""
-    try:
-        parse(query, max_tokens=max_tokens)
-    except GraphQLSyntaxError as error:
-        if "tokens" in error.message:
-            return f"the document has more than {max_tokens:,} tokens (COINQL_MAX_TOKENS)"
-    return None
+    name = payload.get("operationName") if isinstance(payload, dict) else None
+    problem = document_problem(
+        query, name if isinstance(name, str) else None, settings=settings, streams=True
+    )
+    return problem.message if problem is not None else None
 
 
 async def authorized(context: Context) -> bool:

@@ -32,6 +32,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.types.unset import UNSET, UnsetType
 
+from coinql.documents import document_problem
 from coinql.domain.auth import read_access_token
 from coinql.domain.errors import InvalidToken
 from coinql.resolvers.context import Context, Services
@@ -41,7 +42,6 @@ from coinql.transport import (
     FanOutHandler,
     LegacyHandler,
     SocketState,
-    document_too_large,
     too_many_sockets,
 )
 
@@ -151,11 +151,14 @@ class CoinqlGraphQL(GraphQL[Context, None]):
         for operation in operations:
             if not isinstance(operation.query, str | None):
                 raise StrawberryHTTPException(400, "each operation's query must be a string")
-            size = len((operation.query or "").encode())
-            if size > settings.max_document_bytes:
-                raise StrawberryHTTPException(
-                    413, document_too_large(size, settings.max_document_bytes)
-                )
+            problem = document_problem(
+                operation.query or "",
+                operation.operation_name,
+                settings=settings,
+                streams=operation.protocol != "http",  # multipart subscriptions stream
+            )
+            if problem is not None:
+                raise StrawberryHTTPException(problem.status_code, problem.message)
         return parsed
 
     def _validate_batch_request(self, request_data: list[Any], protocol: Any) -> None:
