@@ -64,9 +64,12 @@ async def trader(
     return client
 
 
-async def wait_for(client: GraphQLClient, job_id: str, *, final: bool = True) -> dict[str, Any]:
+async def wait_for(
+    client: GraphQLClient, job_id: str, *, final: bool = True, token: str | None = None
+) -> dict[str, Any]:
     for _ in range(600):
-        job = (await client.contract("backtest", "JobResult", {"jobId": job_id})).ok()["job"]
+        found = await client.contract("backtest", "JobResult", {"jobId": job_id}, token=token)
+        job = found.ok()["job"]
         if job["status"] not in ("QUEUED", "RUNNING") or (not final and job["status"] == "RUNNING"):
             return dict(job)
         await asyncio.sleep(0.1)
