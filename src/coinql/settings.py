@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     job_stale_seconds: float = 30.0
     job_sweep_seconds: float = 10.0
     job_slots: int | None = Field(default=None, ge=1)  # None: CPU count - 1, at least 1
+    max_jobs_per_user: int = Field(default=8, ge=1)  # queued or running
     max_running_jobs_per_user: int = Field(default=2, ge=1)
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
