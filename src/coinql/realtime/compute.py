@@ -114,15 +114,12 @@ class ProcessPool:
     ) -> T:
         """`function(*args, progress=...)` in a pool process; `Stopped` once `stop` is set."""
         slot = self.flags.take()
-        try:
-            submitted: Future[T] = self.executor.submit(_run_in_pool_process, slot, function, args)
-        except BaseException:
-            self.flags.give_back(slot)
-            raise
+        submitted: Future[T] | None = None
         relay = None
         if stop is not None:
             relay = asyncio.create_task(_raise_when(stop, lambda: self._raise(slot)))
         try:
+            submitted = self.executor.submit(_run_in_pool_process, slot, function, args)
             return await asyncio.wrap_future(submitted)
         except BrokenProcessPool:
             self._replace()
@@ -130,9 +127,12 @@ class ProcessPool:
         finally:
             if relay is not None:
                 relay.cancel()
-            if not submitted.done():  # the caller stopped waiting: the step stops as well
-                self._raise(slot)
-            submitted.add_done_callback(lambda _: self.flags.give_back(slot))
+            if submitted is None:
+                self.flags.give_back(slot)
+            else:
+                if not submitted.done():  # the caller stopped waiting: the step stops as well
+                    self._raise(slot)
+                submitted.add_done_callback(lambda _: self.flags.give_back(slot))
 
     def _raise(self, slot: int) -> None:
         self.flags.values[slot] = 1
