@@ -260,7 +260,9 @@ def stop_server(server: Server) -> None:
         server.process.stderr.close()
 
 
-def start_worker(settings: Settings, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: Settings, metrics_port: int | None = None, *, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """`coinql worker` (arq) in a subprocess, for jobs queued through Redis; with
     `metrics_port`, its Prometheus metrics on that port."""
     env = {
@@ -269,6 +271,7 @@ def start_worker(settings: Settings, metrics_port: int | None = None) -> subproc
         "COINQL_REDIS_URL": settings.redis_url or "",
         "COINQL_SECRET_KEY": settings.secret_key or "",
         "COINQL_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     return subprocess.Popen(
         [

@@ -298,6 +298,8 @@ def create_app(
             sessions = create_session_factory(engine)
             jobs = JobQueue(
                 settings.redis_url,
+                slots=settings.effective_job_slots,
+                max_running_per_user=settings.max_running_jobs_per_user,
                 stale_seconds=settings.job_stale_seconds,
                 sweep_seconds=settings.job_sweep_seconds,
                 on_end=metrics.job_ended,

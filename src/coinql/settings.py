@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     metrics_token: str | None = None  # when set, /metrics asks for "Bearer <token>"
     job_stale_seconds: float = 30.0
     job_sweep_seconds: float = 10.0
+    job_slots: int | None = Field(default=None, ge=1)  # None: CPU count - 1, at least 1
+    max_jobs_per_user: int = Field(default=8, ge=1)  # queued or running
+    max_running_jobs_per_user: int = Field(default=2, ge=1)
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     graphiql: bool | None = None
@@ -172,6 +175,11 @@ class Settings(BaseSettings):
             max_cost=self.max_query_cost,
             max_directives_per_field=self.max_directives_per_field,
         )
+
+    @property
+    def effective_job_slots(self) -> int:
+        """Jobs one process runs at once: the service's process pool, or a `coinql worker`."""
+        return self.job_slots or max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def exchange_id(self) -> str | None:

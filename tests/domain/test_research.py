@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from coinql.domain import research as rs
 from coinql.domain import simulation as sim
 from coinql.domain.errors import InvalidInput
 from coinql.domain.strategies import AllocationConstraints, Rebalance, StrategySpec
+from coinql.domain.typing import Progress
 from tests.domain.coins import parsed
 
 CONFIG = bt.BacktestConfig(fee_bps=10, fill=bt.FillPrice.CLOSE)
@@ -149,3 +152,77 @@ def test_regime_model_fits_calm_and_turbulent_states() -> None:
     assert model.scale[1] > model.scale[0]  # turbulent is wider
     np.testing.assert_allclose(model.transitions.sum(axis=1), 1.0)
     assert np.all(np.diag(model.transitions) > 0.8)  # regimes persist
+
+
+class Stop(Exception):
+    """What a caller raises from `progress` to stop a run (a cancelled job does)."""
+
+
+def _heavy_runs() -> dict[str, Callable[[Progress | None], object]]:
+    """Each long computation a job runs, over real series, taking a `progress`."""
+    btc = parsed("BTC").candles
+    books = {s: parsed(s).candles for s in ("BTC", "ETH", "LTC", "DOGE")}
+    grid = {"fast": [5, 10, 20], "slow": [30, 50, 100]}
+    returns = np.diff(btc.close) / btc.close[:-1]
+    allocation = StrategySpec(
+        "minVolatility",
+        {"lookback": 60},
+        constraints=AllocationConstraints(0.0, 0.4),
+        rebalance=Rebalance.MONTHLY,
+    )
+    return {
+        "simulation": lambda progress: sim.simulate(
+            returns, sim.SimulationConfig(paths=5_000, horizon=100, seed=2), progress
+        ),
+        "regime simulation": lambda progress: sim.simulate(
+            returns,
+            sim.SimulationConfig(
+                paths=3_000, horizon=100, seed=2, method=sim.SimulationMethod.REGIME_SWITCHING
+            ),
+            progress,
+        ),
+        "sweep": lambda progress: rs.sweep("smaCross", grid, btc, CONFIG, "sharpe", progress),
+        "walk forward": lambda progress: rs.walk_forward(
+            "smaCross",
+            grid,
+            btc,
+            CONFIG,
+            train=365,
+            test=180,
+            mode=rs.SplitMode.ROLLING,
+            progress=progress,
+        ),
+        "signal book": lambda progress: bt.run_book(
+            StrategySpec("smaCross", {"fast": 10, "slow": 30}), books, CONFIG, progress
+        ),
+        "allocation book": lambda progress: al.run_allocation(
+            allocation,
+            books,
+            initial_capital=10_000,
+            fee_bps=10,
+            periods_per_year=365,
+            progress=progress,
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_heavy_runs()))
+def test_long_runs_report_progress_and_stop_when_it_raises(name: str) -> None:
+    """Progress rises to 1 in several steps without changing the result, and a caller that
+    raises from it stops the run at its next chunk."""
+    run = _heavy_runs()[name]
+    seen: list[float] = []
+    result = run(seen.append)
+    assert len(seen) >= 3 and seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    assert repr(result) == repr(run(None))  # the same numbers with or without a listener
+    calls = 0
+
+    def stop_after_two(fraction: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(stop_after_two)
+    assert calls == 2  # nothing ran past the stop

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from starlette.applications import Starlette
 
+from coinql.app import create_app
 from coinql.domain import backtest as bt
 from coinql.domain.strategies import StrategySpec
 from coinql.settings import Settings
@@ -64,9 +65,12 @@ async def trader(
     return client
 
 
-async def wait_for(client: GraphQLClient, job_id: str, *, final: bool = True) -> dict[str, Any]:
+async def wait_for(
+    client: GraphQLClient, job_id: str, *, final: bool = True, token: str | None = None
+) -> dict[str, Any]:
     for _ in range(600):
-        job = (await client.contract("backtest", "JobResult", {"jobId": job_id})).ok()["job"]
+        found = await client.contract("backtest", "JobResult", {"jobId": job_id}, token=token)
+        job = found.ok()["job"]
         if job["status"] not in ("QUEUED", "RUNNING") or (not final and job["status"] == "RUNNING"):
             return dict(job)
         await asyncio.sleep(0.1)
@@ -377,3 +381,79 @@ async def test_compare_and_delete_runs(trader: GraphQLClient) -> None:
         "field": "ids",
     }
     assert missing.errors[0]["message"].startswith("no backtest runs ")
+
+
+HUGE_SIMULATION = (
+    "mutation($r: ID!) { runSimulation(input: {source: {backtestRunId: $r}, paths: 100000,"
+    " horizon: 3650, blockLength: 20}) { __typename ... on Job { id } ... on QuotaExceeded {"
+    " message maxJobs activeJobs queuedJobs runningJobs maxRunningJobs } } }"
+)
+
+
+def accepted_within_quota(results: list[dict[str, Any]]) -> list[str]:
+    """The ids of the jobs accepted; the others must be QuotaExceeded, with the numbers."""
+    jobs = [result["id"] for result in results if result["__typename"] == "Job"]
+    refused = [result for result in results if result["__typename"] != "Job"]
+    assert len(jobs) == 8, results  # COINQL_MAX_JOBS_PER_USER's default
+    assert len(refused) == len(results) - 8
+    for error in refused:
+        assert error["__typename"] == "QuotaExceeded", error
+        assert (error["maxJobs"], error["activeJobs"], error["maxRunningJobs"]) == (8, 8, 2)
+        assert error["queuedJobs"] + error["runningJobs"] == 8 and error["runningJobs"] <= 2
+        assert "8 jobs queued or running" in error["message"]
+    return jobs
+
+
+async def post_batch(client: GraphQLClient, operations: list[dict[str, Any]]) -> list[Any]:
+    """Operations in one HTTP request (a JSON array): each one's data."""
+    response = await client.http.post(
+        "/graphql", json=operations, headers={"Authorization": f"Bearer {client.token}"}
+    )
+    assert response.status_code == 200, response.text
+    return [result["data"] for result in response.json()]
+
+
+async def cancel_all(client: GraphQLClient, job_ids: list[str]) -> None:
+    cancel = "mutation($id: ID!) { cancelJob(id: $id) { ... on Job { status } } }"
+    found = await post_batch(client, [{"query": cancel, "variables": {"id": i}} for i in job_ids])
+    assert [data["cancelJob"]["status"] for data in found] == ["CANCELLED"] * len(job_ids)
+
+
+async def test_the_job_quota_holds_for_a_batch_and_for_aliases(trader: GraphQLClient) -> None:
+    """Ten submissions at once, as ten operations of one request (run concurrently) or as ten
+    aliases of one mutation: eight are queued, two refused with the numbers; another user is
+    unaffected, and cancelled jobs no longer count."""
+    run_id = (await run_contract_backtest(trader))["result"]["id"]
+    operation = {"query": HUGE_SIMULATION, "variables": {"r": run_id}}
+    found = await post_batch(trader, [operation] * 10)
+    first = accepted_within_quota([data["runSimulation"] for data in found])
+    refused = (await trader.contract("backtest", "RunBacktest", WINDOW)).ok()["runBacktest"]
+    assert refused["__typename"] == "QuotaExceeded", refused  # every kind of job counts
+    other = (await trader.sign_up("other@example.com"))["accessToken"]
+    theirs = await trader.contract("backtest", "RunBacktest", WINDOW, token=other)
+    assert theirs.ok()["runBacktest"]["__typename"] == "Job"
+    await cancel_all(trader, first)
+
+    fields = HUGE_SIMULATION.split("{", 1)[1].rsplit("}", 1)[0]
+    aliased = "mutation($r: ID!) {" + " ".join(f"a{i}: {fields}" for i in range(10)) + "}"
+    found_aliased = (await trader.execute(aliased, {"r": run_id})).ok()
+    second = accepted_within_quota([found_aliased[f"a{i}"] for i in range(10)])
+    await cancel_all(trader, second)
+
+
+async def test_the_job_quota_holds_for_parallel_requests_to_two_replicas(
+    trader: GraphQLClient, settings: Settings
+) -> None:
+    """Twelve requests at once, half to this app and half to a second replica of it on the
+    same store: eight jobs are queued, never more."""
+    run_id = (await run_contract_backtest(trader))["result"]["id"]
+    replica = create_app(settings)
+    async with replica.router.lifespan_context(replica):
+        transport = httpx.ASGITransport(app=replica)
+        async with httpx.AsyncClient(transport=transport, base_url="http://replica.test") as http:
+            second = GraphQLClient(http, trader.contract_dir, token=trader.token)
+            found = await asyncio.gather(
+                *(client.execute(HUGE_SIMULATION, {"r": run_id}) for client in [trader, second] * 6)
+            )
+            jobs = accepted_within_quota([response.ok()["runSimulation"] for response in found])
+            await cancel_all(second, jobs)

@@ -22,7 +22,7 @@ from coinql.domain.backtest import regime_labels, regime_stats
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
 from coinql.domain.strategies import AllocationConstraints, AllocationKind, Rebalance, StrategySpec
-from coinql.domain.typing import BoolArray, FloatArray, IntArray
+from coinql.domain.typing import BoolArray, FloatArray, IntArray, Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +91,10 @@ def run_allocation(
     fee_bps: float,
     periods_per_year: float,
     supply: dict[str, float] | None = None,
+    progress: Progress | None = None,
 ) -> AllocationResult:
-    """Simulate the book on the timestamps all symbols share."""
+    """Simulate the book on the timestamps all symbols share; `progress` is called after
+    each rebalance."""
     if spec.constraints is None or spec.rebalance is None:
         raise InvalidInput("strategy", "allocation strategies need constraints and a rebalance")
     symbols = list(candles)
@@ -120,7 +122,7 @@ def run_allocation(
     cash = float(initial_capital)
     turnovers, paid, last = [], 0.0, 0
     bars = np.flatnonzero(schedule)
-    for bar in bars:  # one iteration per rebalance
+    for done, bar in enumerate(bars, start=1):  # one iteration per rebalance
         value_path = cash + close[last:bar] @ units
         equity[last:bar] = value_path
         weights[last:bar] = (close[last:bar] * units) / value_path[:, None]
@@ -160,6 +162,8 @@ def run_allocation(
         equity[bar] = cash + float(close[bar] @ units)
         weights[bar] = close[bar] * units / equity[bar]
         last = int(bar) + 1
+        if progress is not None:
+            progress(done / bars.size)
     tail = cash + close[last:] @ units
     equity[last:] = tail
     weights[last:] = (close[last:] * units) / tail[:, None]

@@ -32,7 +32,7 @@ from coinql.domain.candles import Candles
 from coinql.domain.errors import UserError
 from coinql.domain.signals import lookback, signals
 from coinql.domain.strategies import StrategySpec
-from coinql.domain.typing import BoolArray, FloatArray, IntArray
+from coinql.domain.typing import BoolArray, FloatArray, IntArray, Progress
 
 
 class FillPrice(StrEnum):
@@ -498,7 +498,14 @@ class BookResult:
     regimes: dict[str, FloatArray]
 
 
-def run_book(spec: StrategySpec, candles: dict[str, Candles], config: BacktestConfig) -> BookResult:
+def run_book(
+    spec: StrategySpec,
+    candles: dict[str, Candles],
+    config: BacktestConfig,
+    progress: Progress | None = None,
+) -> BookResult:
+    """One backtest per symbol on its share of the capital, on the timestamps all share;
+    `progress` is called after each symbol."""
     symbols = list(candles)
     common = candles[symbols[0]].timestamps
     for symbol in symbols[1:]:
@@ -516,6 +523,8 @@ def run_book(spec: StrategySpec, candles: dict[str, Candles], config: BacktestCo
         exposure += (result.position != 0) / len(symbols)
         positions[:, column] = result.position
         trades.extend((symbol, trade) for trade in result.trades)
+        if progress is not None:
+            progress((column + 1) / len(symbols))
     trades.sort(key=lambda item: item[1].entry_bar)
     first = candles[symbols[0]]
     aligned_first = first.select(np.searchsorted(first.timestamps, common))

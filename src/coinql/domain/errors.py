@@ -47,6 +47,20 @@ class RateLimited(UserError):
         self.retry_after = retry_after
 
 
+class QuotaExceeded(UserError):
+    """The caller has as many jobs queued or running as a user may; one must end (or be
+    cancelled) before another is accepted."""
+
+    def __init__(
+        self, message: str, *, max_jobs: int, max_running: int, queued: int, running: int
+    ) -> None:
+        super().__init__(message)
+        self.max_jobs = max_jobs
+        self.max_running = max_running
+        self.queued = queued
+        self.running = running
+
+
 class Unavailable(UserError):
     """The service cannot do this right now (e.g. SQLite locked by another process, or the
     connection to PostgreSQL lost while it restarts); the same request may succeed later.

@@ -28,6 +28,7 @@ from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
 from coinql.domain.signals import crossed_above, lookback, signals
 from coinql.domain.strategies import SignalKind, StrategySpec, validate_signal
+from coinql.domain.typing import Progress
 
 MAX_COMBINATIONS = 5_000
 METRICS = ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", "trade_count")
@@ -118,9 +119,10 @@ def sweep(
     candles: Candles,
     config: bt.BacktestConfig,
     metric: str = "sharpe",
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
 ) -> SweepResult:
-    """Backtest every combination; the best maximises `metric` (minimises max_drawdown)."""
+    """Backtest every combination; the best maximises `metric` (minimises max_drawdown).
+    `progress` is called after each combination."""
     if metric not in METRICS:
         raise InvalidInput("metric", f"metric must be one of {', '.join(METRICS)}")
     params_list = combinations(kind, grid)
@@ -134,8 +136,8 @@ def sweep(
         enter, leave = _signals(kind, params, candles, averages)
         result = bt.simulate(candles, enter, leave, config, record_trades=False)
         rows.append(SweepRow(params, _metrics(result, config.periods_per_year)))
-        if progress is not None and index % 50 == 0:
-            progress(index / len(params_list))
+        if progress is not None:
+            progress((index + 1) / len(params_list))
     return SweepResult(metric, rows, best_row(rows, metric))
 
 
@@ -145,6 +147,17 @@ def best_row(rows: list[SweepRow], metric: str) -> SweepRow | None:
         return None
     sign = -1.0 if metric == "max_drawdown" else 1.0
     return max(scored, key=lambda row: sign * float(row.metrics[metric] or 0.0))
+
+
+def _part(progress: Progress | None, part: int, parts: int) -> Progress | None:
+    """The progress of part `part` (from 0) of a run in `parts` equal parts."""
+    if progress is None:
+        return None
+
+    def report(fraction: float) -> None:
+        progress((part + fraction) / parts)
+
+    return report
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,16 +221,18 @@ def walk_forward(
     test: int,
     mode: SplitMode,
     metric: str = "sharpe",
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
 ) -> WalkForwardResult:
     """Optimise on each train window, evaluate out of sample on the next test window. The test
     run sees the train window's bars too, as warm-up for its indicators, but only trades and
-    counts returns inside the test window."""
+    counts returns inside the test window. `progress` is called after each combination of
+    each window's sweep."""
     windows = splits(len(candles), train=train, test=test, mode=mode)
     results = []
     for index, window in enumerate(windows):
         train_candles = candles.select(np.arange(*window.train))
-        found = sweep(kind, grid, train_candles, config, metric)
+        part = _part(progress, index, len(windows))
+        found = sweep(kind, grid, train_candles, config, metric, part)
         if found.best is None:
             continue
         params = found.best.params

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -16,3 +17,8 @@ IntArray: TypeAlias = npt.NDArray[np.int64]
 BoolArray: TypeAlias = npt.NDArray[np.bool_]
 
 AnyArray: TypeAlias = npt.NDArray[Any]
+
+Progress: TypeAlias = Callable[[float], None]
+"""Called by a long computation between its chunks with the fraction done (0..1). The caller
+may raise from it to stop the computation there (a cancelled job): the exception propagates
+and nothing partial is returned."""

@@ -1,15 +1,21 @@
 """Where heavy jobs run, and the job body that is the same wherever they run.
 
-- Embedded default (`in-process`): `JobQueue.enqueue` starts the body as a task of this
-  process; its CPU-heavy step runs in a process pool (spawned workers), so the event loop
-  stays free.
-- With Redis: `enqueue` puts the job on arq; `coinql worker` processes on any machine run the
-  same body, their heavy step in a thread of the worker.
+- Embedded default (`in-process`): `JobQueue.enqueue` wakes this process's dispatcher, which
+  starts jobs as tasks while it has free slots (`COINQL_JOB_SLOTS`); their CPU-heavy step runs
+  in a process pool (spawned workers), so the event loop stays free.
+- With Redis: `enqueue` puts a wake-up on arq; a `coinql worker` that takes one claims a job
+  and runs the same body, its heavy step in a thread of the worker.
 
-The body records progress in the jobs table and publishes it on `jobs.<id>`. Failures are
-visible: an exception marks the job FAILED with its message; a job whose runner stops
-heartbeating (a killed worker) is marked FAILED by the sweeper; jobs this process was running
-when it stopped are marked INTERRUPTED at its next start. Jobs are not retried.
+Either way the store chooses which job starts (`coinql.store.jobs.claim_next`): fairly across
+users, and never more than `COINQL_MAX_RUNNING_JOBS_PER_USER` at once for one user; the others
+wait QUEUED. The body records progress in the jobs table and publishes it on `jobs.<id>`.
+While its heavy step runs it checks the store every `CANCEL_CHECK_SECONDS`: once the job is no
+longer RUNNING (cancelled, from any replica) the step is stopped at its next chunk
+(`coinql.realtime.compute`) and the slot is free for the next job.
+
+Failures are visible: an exception marks the job FAILED with its message; a job whose runner
+stops heartbeating (a killed worker) is marked FAILED by the sweeper; jobs this process was
+running when it stopped are marked INTERRUPTED at its next start. Jobs are not retried.
 """
 
 from __future__ import annotations
@@ -21,12 +27,10 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +49,7 @@ from coinql.domain.allocation import allocation_summary, performance_summary, ru
 from coinql.domain.candles import Interval
 from coinql.domain.strategies import StrategySpec
 from coinql.realtime import channels
+from coinql.realtime.compute import Compute, ProcessPool, Stopped
 from coinql.realtime.hub import Hub
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
@@ -53,8 +58,8 @@ from coinql.store.jobs import JobKind, JobStatus
 log = structlog.get_logger("coinql.jobs")
 T = TypeVar("T")
 HEARTBEAT_SECONDS = 2.0
+CANCEL_CHECK_SECONDS = 0.25  # with a chunk of work, the stop of a cancelled job stays under 1 s
 ARQ_FUNCTION = "run_job"
-Compute = Callable[..., Awaitable[Any]]
 
 
 def code_version() -> str:
@@ -91,12 +96,14 @@ class JobRunner:
         hub: Hub,
         compute: Compute,
         runner: str,
+        max_running_per_user: int,
         on_end: Callable[[str, JobStatus, float], None] = lambda kind, status, seconds: None,
     ) -> None:
         self.sessions = sessions
         self.hub = hub
         self.compute = compute
         self.runner = runner
+        self.max_running_per_user = max_running_per_user
         self.on_end = on_end  # (kind, final status, seconds since the start): for metrics
         self.version = code_version()
 
@@ -125,33 +132,63 @@ class JobRunner:
             raise Cancelled
         await self._publish(job_id, JobStatus.RUNNING, value, stage)
 
-    async def _heartbeat(self, job_id: Any, value: float, stage: str) -> None:
+    async def _watch(self, job_id: Any, value: float, stage: str, stop: asyncio.Event) -> None:
+        """While the heavy step runs: heartbeat, so that a dead runner is noticed, and check
+        that the job is still RUNNING; once it is not (cancelled), `stop` the step."""
+        beat_at = time.monotonic() + HEARTBEAT_SECONDS
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            await self.progress(job_id, value, stage)
+            await asyncio.sleep(CANCEL_CHECK_SECONDS)
+            try:
+                if time.monotonic() >= beat_at:
+                    beat_at += HEARTBEAT_SECONDS
+                    await self.progress(job_id, value, stage)
+                else:
+                    async with self.sessions() as session:
+                        status = await job_store.get_status(session, job_id=job_id)
+                    if status is not JobStatus.RUNNING:
+                        raise Cancelled
+            except Cancelled:
+                stop.set()
+                return
+            except Exception as error:  # a database hiccup: the next check may pass
+                log.warning("job check failed", job_id=str(job_id), error=str(error))
 
     async def heavy(
         self, job_id: Any, value: float, stage: str, function: Callable[..., T], *args: Any
     ) -> T:
-        """Run the CPU-heavy step while heartbeating, so a dead runner is noticed."""
+        """Run the CPU-heavy step while watching the job; Cancelled once it is stopped."""
         await self.progress(job_id, value, stage)
-        beat = asyncio.create_task(self._heartbeat(job_id, value, stage))
+        stop = asyncio.Event()
+        watch = asyncio.create_task(self._watch(job_id, value, stage, stop))
         try:
-            result: T = await self.compute(function, *args)
+            result: T = await self.compute(function, *args, stop=stop)
+        except Stopped:
+            raise Cancelled from None
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Cancelled):
-                await beat
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         return result
 
-    async def run(self, job_id: Any) -> None:
+    async def claim_next(self) -> job_store.Job | None:
+        """The fairest job that may start now, claimed for this runner (see the store)."""
         async with self.sessions() as session, session.begin():
-            claimed = await job_store.claim(
-                session, job_id=job_id, runner=self.runner, now=datetime.now(UTC)
+            return await job_store.claim_next(
+                session,
+                runner=self.runner,
+                now=datetime.now(UTC),
+                max_running_per_owner=self.max_running_per_user,
             )
-            job = await job_store.get_job(session, job_id=job_id) if claimed else None
+
+    async def run_next(self) -> bool:
+        """Claim the fairest job that may start now and run it; False if none may."""
+        job = await self.claim_next()
         if job is None:
-            return  # cancelled before it started, or another runner has it
+            return False
+        await self.run_claimed(job)
+        return True
+
+    async def run_claimed(self, job: job_store.Job) -> None:
         started = time.monotonic()
         status = JobStatus.INTERRUPTED
         try:
@@ -405,13 +442,15 @@ def _plain(value: Any) -> Any:
 
 
 class JobQueue:
-    """The job backend of one process; `kind` is `in-process` or `redis`."""
+    """The job backend of one process; `kind` is `in-process` or `redis`. In process, `slots`
+    jobs run at once (the size of the process pool)."""
 
     def __init__(
         self,
         redis_url: str | None,
         *,
-        max_workers: int | None = None,
+        slots: int,
+        max_running_per_user: int,
         stale_seconds: float = 30.0,
         sweep_seconds: float = 10.0,
         on_end: Callable[[str, JobStatus, float], None] = lambda kind, status, seconds: None,
@@ -419,13 +458,16 @@ class JobQueue:
         self.redis_url = redis_url
         self.on_end = on_end
         self.kind = "redis" if redis_url else "in-process"
-        self.max_workers = max_workers or max(1, (os.cpu_count() or 2) - 1)
+        self.slots = slots
+        self.max_running_per_user = max_running_per_user
         self.stale_seconds = stale_seconds
         self.sweep_seconds = sweep_seconds
         self.runner_id = f"{self.kind}:{socket.gethostname()}:{os.getpid()}"
-        self._pool: ProcessPoolExecutor | None = None
+        self._processes = ProcessPool(slots)
         self.arq: ArqRedis | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.runner: JobRunner | None = None
 
@@ -441,10 +483,12 @@ class JobQueue:
             hub=hub,
             compute=self.run_in_pool,
             runner=self.runner_id,
+            max_running_per_user=self.max_running_per_user,
             on_end=self.on_end,
         )
         if self.kind == "in-process":
             await self._interrupt_leftovers(sessions)
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="coinql-job-dispatcher")
         self._sweeper = asyncio.create_task(self._sweep(sessions), name="coinql-job-sweeper")
 
     async def _interrupt_leftovers(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -479,13 +523,16 @@ class JobQueue:
                 log.exception("job sweep failed")
 
     async def requeue_stranded(self, sessions: async_sessionmaker[AsyncSession]) -> int:
-        """Hand arq again the jobs still QUEUED in the store after `stale_seconds`: those whose
-        enqueue failed (Redis was down) or whose queue entry Redis lost (a restart without
-        persistence). arq keeps one job per id, so a job still waiting in its queue is not
-        added twice, and a worker runs a job only after claiming it in the store."""
+        """Wake the workers again for jobs still QUEUED in the store after `stale_seconds` that
+        may start (their owner runs fewer than the limit): those whose enqueue failed (Redis
+        was down) or whose wake-up Redis lost (a restart without persistence). arq keeps one
+        entry per id, so a wake-up still waiting in its queue is not added twice, and a worker
+        runs a job only after claiming it in the store."""
         cutoff = datetime.now(UTC) - timedelta(seconds=self.stale_seconds)
         async with sessions() as session:
-            stranded = await job_store.queued(session, older_than=cutoff)
+            stranded = await job_store.queued(
+                session, older_than=cutoff, max_running_per_owner=self.max_running_per_user
+            )
         requeued = 0
         for job in stranded:
             requeued += await self.enqueue(job.id)
@@ -511,8 +558,10 @@ class JobQueue:
         return failed
 
     async def enqueue(self, job_id: Any) -> bool:
-        """Start the job here, or hand it to arq; False if arq already has it, or if Redis is
-        away: the job stays QUEUED in the store and the sweeper hands it over later."""
+        """A job was queued: wake the dispatcher here, or the workers through arq (a wake-up
+        named after the job; whichever job is fairest starts). False if arq already has that
+        wake-up, or if Redis is away: the job stays QUEUED in the store and the sweeper hands
+        it over later."""
         if self.arq is not None:
             try:
                 added = await self.arq.enqueue_job(ARQ_FUNCTION, str(job_id), _job_id=str(job_id))
@@ -521,46 +570,65 @@ class JobQueue:
                 return False
             return added is not None
         assert self.runner is not None, "the job queue was started without a store"
-        task = asyncio.create_task(self.runner.run(job_id), name=f"coinql-job-{job_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._wake.set()
         return True
 
-    async def run_in_pool(self, function: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self.pool, function, *args)
-        except BrokenProcessPool:
-            # A worker process died (killed, out of memory): this job fails, the next one
-            # gets a fresh pool.
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-            raise
+    async def _dispatch(self) -> None:
+        """In process: while a slot is free, start the job the store picks (fair across users,
+        within each one's running limit). Woken by each job queued and each job ended, and
+        every `sweep_seconds` in case a claim failed."""
+        assert self.runner is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.sweep_seconds)
+            self._wake.clear()
+            try:
+                while len(self._tasks) < self.slots:
+                    job = await self.runner.claim_next()
+                    if job is None:
+                        break
+                    task = asyncio.create_task(
+                        self.runner.run_claimed(job), name=f"coinql-job-{job.id}"
+                    )
+                    self._tasks.add(task)
+                    task.add_done_callback(self._ended)
+            except Exception:  # the dispatcher must outlive a database hiccup
+                log.exception("job dispatch failed")
+
+    @property
+    def busy_slots(self) -> int:
+        """Jobs this process runs now (in process; a worker's are its own)."""
+        return len(self._tasks)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()  # a slot is free, and perhaps a user's running slot
+
+    async def run_in_pool(
+        self, function: Callable[..., T], *args: Any, stop: asyncio.Event | None = None
+    ) -> T:
+        """`function(*args)` in the process pool, stopped at its next chunk once `stop` is set.
+        A process of the pool that dies (killed, out of memory) fails this step only: the next
+        one gets a fresh pool."""
+        return await self._processes.run(function, *args, stop=stop)
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for background in (self._dispatcher, self._sweeper):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._processes.shutdown()
         if self.arq is not None:
             await self.arq.aclose()
             self.arq = None
 
     @property
     def pool(self) -> ProcessPoolExecutor:
-        """Created on first use; spawned, not forked (a fork of a process with a running event
-        loop and open connections is unsafe)."""
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.max_workers, mp_context=get_context("spawn")
-            )
-        return self._pool
+        """The process pool's executor, created on first use."""
+        return self._processes.executor

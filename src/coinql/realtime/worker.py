@@ -1,36 +1,38 @@
-"""`coinql worker`: arq runs the same job body as the in-process queue, from Redis."""
+"""`coinql worker`: arq runs the same job body as the in-process queue, from Redis.
+
+Each arq entry is a wake-up: the worker claims the job the store picks (fair across users,
+within each one's running limit), not necessarily the one the entry is named after, and after
+running it wakes the workers again, since a slot, and perhaps its owner's running slot, is
+free. A wake-up that finds nothing to start ends at once: the jobs stay QUEUED until a job
+ends (or the API's sweeper hands them over again), so a worker never polls for them.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+import structlog
 from arq.connections import RedisSettings
 from arq.worker import func
 from prometheus_client import start_http_server
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from coinql.observability import Metrics
+from coinql.realtime.compute import run_in_thread
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import ARQ_FUNCTION, JobRunner
 from coinql.settings import Settings
 from coinql.store import tables  # noqa: F401 - every table, so foreign keys resolve
 from coinql.store.db import create_engine, create_session_factory
 
-T = TypeVar("T")
+log = structlog.get_logger("coinql.jobs")
 OUTAGE_RETRIES = 60
-
-
-async def _in_thread(function: Callable[..., T], *args: Any) -> T:
-    """A worker process is already apart from the API: its heavy step runs in a thread so that
-    its own loop keeps heartbeating."""
-    return await asyncio.to_thread(function, *args)
 
 
 def riding_out_outages(redis_settings: RedisSettings) -> RedisSettings:
@@ -57,8 +59,9 @@ def worker_settings(settings: Settings, *, metrics_port: int | None = None) -> t
         ctx["runner"] = JobRunner(
             sessions=create_session_factory(engine),
             hub=hub,
-            compute=_in_thread,
+            compute=run_in_thread,
             runner=f"arq:{socket.gethostname()}:{os.getpid()}",
+            max_running_per_user=settings.max_running_jobs_per_user,
             on_end=metrics.job_ended,
         )
 
@@ -66,16 +69,23 @@ def worker_settings(settings: Settings, *, metrics_port: int | None = None) -> t
         await ctx["hub"].disconnect()
         await ctx["engine"].dispose()
 
-    async def run_job(ctx: dict[str, Any], job_id: str) -> None:
-        import uuid
-
-        await ctx["runner"].run(uuid.UUID(job_id))
+    async def run_job(ctx: dict[str, Any], queued: str | None = None) -> None:
+        """`queued`: the job whose submission woke the workers (for the logs)."""
+        if not await ctx["runner"].run_next():
+            return
+        try:
+            await ctx["redis"].enqueue_job(ARQ_FUNCTION)
+        except (OSError, RedisError) as error:  # the sweeper wakes the workers later
+            log.warning("workers not woken after a job", error=str(error))
 
     class WorkerSettings:
-        functions = (func(run_job, name=ARQ_FUNCTION),)
+        # keep_result=0: once a wake-up has run, its id (a job's) may be queued again by the
+        # API's sweeper (`JobQueue.requeue_stranded`).
+        functions = (func(run_job, name=ARQ_FUNCTION, keep_result=0),)
         redis_settings = riding_out_outages(RedisSettings.from_dsn(redis_url))
         on_startup = startup
         on_shutdown = shutdown
+        max_jobs = settings.effective_job_slots
         max_tries = 1  # a job whose worker died is FAILED by the sweeper, not retried
         job_timeout = 3600
         handle_signals = True

@@ -10,7 +10,7 @@ import numpy as np
 
 from coinql.domain import backtest, research, signals, simulation
 from coinql.domain.candles import Interval
-from coinql.domain.errors import InvalidInput, NotFound
+from coinql.domain.errors import InvalidInput, NotFound, QuotaExceeded
 from coinql.domain.imports import parse_candle_file
 from coinql.domain.strategies import SignalKind, StrategySpec
 from coinql.resolvers.analytics import offload
@@ -121,8 +121,23 @@ async def run_backtest(context: Context, request: BacktestRequest) -> Job:
 async def submit(
     context: Context, owner: uuid.UUID, kind: JobKind, job_input: dict[str, Any]
 ) -> Job:
-    """Store a QUEUED job and hand it to the queue (the process pool or arq workers)."""
+    """Store a QUEUED job within the owner's quota and hand it to the queue (the process pool
+    or arq workers). The count and the insert hold the owner's lock together, so concurrent
+    submissions (a batch, aliases, parallel requests, several replicas) cannot pass it."""
+    settings = context.services.settings
     async with context.services.transaction() as session:
+        await job_store.lock_owner(session, owner_id=owner)
+        counts = await job_store.count_active(session, owner_id=owner)
+        if counts.active >= settings.max_jobs_per_user:
+            raise QuotaExceeded(
+                f"you have {counts.active} jobs queued or running, the most a user may have"
+                f" (COINQL_MAX_JOBS_PER_USER={settings.max_jobs_per_user}); wait for one to"
+                " end or cancel one",
+                max_jobs=settings.max_jobs_per_user,
+                max_running=settings.max_running_jobs_per_user,
+                queued=counts.queued,
+                running=counts.running,
+            )
         job = await job_store.add_job(
             session, owner_id=owner, kind=kind, job_input=job_input, now=context.services.now()
         )

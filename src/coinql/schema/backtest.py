@@ -12,7 +12,7 @@ from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from coinql.domain import backtest
+from coinql.domain import backtest, errors
 from coinql.domain.errors import InvalidInput as InvalidInputError
 from coinql.domain.errors import NotFound as NotFoundError
 from coinql.resolvers import backtest as backtest_resolvers
@@ -72,6 +72,34 @@ class InsufficientData(Error):
             first=_time(error.first),
             last=_time(error.last),
             suggested_start=_time(error.suggested_start),
+        )
+
+
+@strawberry.type(
+    description="As many jobs queued or running as a user may have: one must end (or be"
+    " cancelled) before another is accepted."
+)
+class QuotaExceeded(Error):
+    max_jobs: int = strawberry.field(
+        description="Jobs a user may have queued or running (COINQL_MAX_JOBS_PER_USER)."
+    )
+    active_jobs: int = strawberry.field(description="The caller's jobs queued or running now.")
+    queued_jobs: int
+    running_jobs: int
+    max_running_jobs: int = strawberry.field(
+        description="Of those, how many run at once (COINQL_MAX_RUNNING_JOBS_PER_USER); the"
+        " others wait QUEUED."
+    )
+
+    @classmethod
+    def from_exception(cls, error: errors.QuotaExceeded) -> Self:
+        return cls(
+            message=error.message,
+            max_jobs=error.max_jobs,
+            active_jobs=error.queued + error.running,
+            queued_jobs=error.queued,
+            running_jobs=error.running,
+            max_running_jobs=error.max_running,
         )
 
 
@@ -412,11 +440,12 @@ FileBacktestOutcome = Annotated[
 
 
 RunBacktestResult = Annotated[
-    Job | InvalidInput | InsufficientData | NotFound | NotAuthenticated,
+    Job | InvalidInput | InsufficientData | QuotaExceeded | NotFound | NotAuthenticated,
     strawberry.union("RunBacktestResult"),
 ]
 RunSimulationResult = Annotated[
-    Job | InvalidInput | NotFound | NotAuthenticated, strawberry.union("RunSimulationResult")
+    Job | InvalidInput | QuotaExceeded | NotFound | NotAuthenticated,
+    strawberry.union("RunSimulationResult"),
 ]
 CancelJobResult = Annotated[Job | NotFound | NotAuthenticated, strawberry.union("CancelJobResult")]
 
@@ -578,4 +607,7 @@ class BacktestMutation:
         return Deleted(id=id)
 
 
-ERROR_TYPES = [(backtest.InsufficientData, InsufficientData)]
+ERROR_TYPES = [
+    (backtest.InsufficientData, InsufficientData),
+    (errors.QuotaExceeded, QuotaExceeded),
+]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, func, update
+from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, false, func, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from coinql.store.auth import User
 from coinql.store.db import UTCDateTime
 
 
@@ -26,6 +29,11 @@ class JobStatus(StrEnum):
     @property
     def final(self) -> bool:
         return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+# An arbitrary constant: the PostgreSQL advisory lock id that claims of jobs take turns on.
+CLAIM_LOCK_KEY = 0x6A6F62636C61696D  # "jobclaim"
 
 
 class JobKind(StrEnum):
@@ -152,20 +160,122 @@ async def list_jobs(
     return list((await session.exec(statement)).all())
 
 
-async def claim(session: AsyncSession, *, job_id: uuid.UUID, runner: str, now: datetime) -> bool:
-    """QUEUED -> RUNNING for this runner; False if another took it or it was cancelled."""
-    result = await session.exec(
-        update(Job)
-        .where(col(Job.id) == job_id, col(Job.status) == JobStatus.QUEUED.value)
-        .values(
-            status=JobStatus.RUNNING.value,
-            runner=runner,
-            started_at=now,
-            heartbeat_at=now,
-            stage="starting",
-        )
+@dataclass(frozen=True, slots=True)
+class JobCounts:
+    """One owner's unfinished jobs."""
+
+    queued: int
+    running: int
+
+    @property
+    def active(self) -> int:
+        return self.queued + self.running
+
+
+async def lock_owner(session: AsyncSession, *, owner_id: uuid.UUID) -> None:
+    """Hold, until this transaction ends, the right to add jobs for this owner, so that the
+    count against the quota stays true until the new job is written (PostgreSQL: the owner's
+    row is locked; SQLite: the database's write lock)."""
+    if _dialect(session) == "postgresql":
+        await session.exec(select(User.id).where(User.id == owner_id).with_for_update())
+    else:
+        await _sqlite_write_lock(session)
+
+
+async def _lock_claims(session: AsyncSession) -> None:
+    """Claims take turns, one transaction at a time across every runner (PostgreSQL: an
+    advisory lock; SQLite: the write lock): the fair choice and the running counts it reads
+    stay true until the claim is written. A claim is a few milliseconds once per job."""
+    if _dialect(session) == "postgresql":
+        await session.exec(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+    else:
+        await _sqlite_write_lock(session)
+
+
+async def _sqlite_write_lock(session: AsyncSession) -> None:
+    """SQLite has one writer at a time, and a deferred transaction (pysqlite's) takes the write
+    lock only at its first write, after what it read may have changed: a write that matches no
+    row takes it at once."""
+    await session.exec(update(Job).where(false()).values(stage=Job.stage))
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+async def count_active(session: AsyncSession, *, owner_id: uuid.UUID) -> JobCounts:
+    """The owner's QUEUED and RUNNING jobs (exact once `lock_owner` is held)."""
+    rows = await session.exec(
+        select(Job.status, func.count())
+        .where(Job.owner_id == owner_id, col(Job.status).in_(ACTIVE))
+        .group_by(col(Job.status))
     )
-    return bool(result.rowcount)
+    found = dict(rows.all())
+    return JobCounts(
+        queued=int(found.get(JobStatus.QUEUED.value, 0)),
+        running=int(found.get(JobStatus.RUNNING.value, 0)),
+    )
+
+
+def _running_of_owner() -> Any:
+    """How many jobs the owner of the outer query's job runs (a correlated subquery)."""
+    running = aliased(Job)
+    return (
+        select(func.count())
+        .select_from(running)
+        .where(running.owner_id == Job.owner_id, running.status == JobStatus.RUNNING.value)
+        .correlate(Job)
+        .scalar_subquery()
+    )
+
+
+async def claim_next(
+    session: AsyncSession, *, runner: str, now: datetime, max_running_per_owner: int
+) -> Job | None:
+    """Claim the next job to run, fairly across owners, and mark it RUNNING for `runner`; None
+    when nothing may start (no QUEUED job, or every owner with one runs their limit already).
+
+    Fair: the owner with the fewest jobs running goes first, then the one served least
+    recently (one who never started a job, first), then that owner's oldest job. So one
+    owner's many jobs take turns with everyone else's instead of filling the slots in
+    submission order. Claims take turns (`_lock_claims`), so two runners claiming at once
+    cannot both start a job past an owner's running limit.
+    """
+    await _lock_claims(session)
+    running_count = _running_of_owner()
+    started = aliased(Job)
+    last_started = (
+        select(func.max(started.started_at))
+        .where(started.owner_id == Job.owner_id)
+        .correlate(Job)
+        .scalar_subquery()
+    )
+    fairest = (
+        select(Job.id)
+        .where(Job.status == JobStatus.QUEUED.value, running_count < max_running_per_owner)
+        .order_by(running_count, last_started.asc().nulls_first(), col(Job.created_at), col(Job.id))
+        .limit(1)
+    )
+    while (job_id := (await session.exec(fairest)).first()) is not None:
+        claimed = await session.exec(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.status) == JobStatus.QUEUED.value)
+            .values(
+                status=JobStatus.RUNNING.value,
+                runner=runner,
+                started_at=now,
+                heartbeat_at=now,
+                stage="starting",
+            )
+        )
+        if claimed.rowcount:  # else it was cancelled since the choice: choose again
+            return await get_job(session, job_id=job_id)
+    return None
+
+
+async def get_status(session: AsyncSession, *, job_id: uuid.UUID) -> JobStatus | None:
+    status = (await session.exec(select(Job.status).where(Job.id == job_id))).first()
+    return None if status is None else JobStatus(status)
 
 
 async def set_progress(
@@ -220,11 +330,19 @@ async def unfinished_of_runner(session: AsyncSession, *, runner_prefix: str) -> 
     return list((await session.exec(statement)).all())
 
 
-async def queued(session: AsyncSession, *, older_than: datetime | None = None) -> list[Job]:
-    """QUEUED jobs, oldest first; with `older_than`, only those created before it."""
+async def queued(
+    session: AsyncSession,
+    *,
+    older_than: datetime | None = None,
+    max_running_per_owner: int | None = None,
+) -> list[Job]:
+    """QUEUED jobs, oldest first; with `older_than`, only those created before it; with
+    `max_running_per_owner`, only those whose owner runs fewer jobs (which may start now)."""
     statement = select(Job).where(Job.status == JobStatus.QUEUED.value)
     if older_than is not None:
         statement = statement.where(col(Job.created_at) < older_than)
+    if max_running_per_owner is not None:
+        statement = statement.where(_running_of_owner() < max_running_per_owner)
     return list((await session.exec(statement.order_by(col(Job.created_at)))).all())
 
 
