@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+
 from graphql import GraphQLSyntaxError, OperationDefinitionNode, OperationType, parse
 
 from coinql.settings import Settings
