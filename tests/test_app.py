@@ -157,3 +157,43 @@ async def test_metrics_ask_for_the_metrics_token_when_one_is_set(
     assert anonymous.status_code == wrong.status_code == 401
     assert "coinql" not in anonymous.text
     assert right.status_code == 200 and "coinql_" in right.text
+
+
+async def test_client_mistakes_are_logged_at_info_and_refusals_as_such(
+    backend: Backend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unknown field, a query that needs a sign-in and an unknown symbol are the client's
+    doing: info, never error. A mutation answering an error type is `refused`, not `success`."""
+    from structlog.testing import CapturingLogger
+
+    from coinql.schema import extensions
+
+    captured = CapturingLogger()
+    monkeypatch.setattr(extensions, "log", captured)
+    app = create_app(make_settings(backend, tmp_path))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            await client.execute("query Typo { serverInfo { versio } }")
+            await client.execute("query Anonymous { portfolios { edges { node { id } } } }")
+            await client.execute('query Unknown { asset(symbol: "NOPE") { symbol } }')
+            await client.execute("query Broken { riskLimits(portfolioId: \"x\") { maxDrawdown } }")
+            taken = {"email": "ada@example.com", "password": "correct horse battery staple"}
+            await client.contract("server", "Register", taken)
+            await client.contract("server", "Register", taken)
+            lines = set((await http.get("/metrics")).text.splitlines())
+    assert not [call for call in captured.calls if call.method_name == "error"], captured.calls
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+    client_errors = [call for call in captured.calls if call.args == ("client error",)]
+    assert {call.method_name for call in client_errors} == {"info"} and len(client_errors) >= 3
+    registers = [c for c in captured.calls if c.kwargs.get("operation") == "Register"]
+    assert [c.kwargs["outcome"] for c in registers] == ["success", "refused"]
+    assert registers[1].kwargs["refused"] == ["EmailTaken"]
+    assert (
+        'coinql_graphql_operations_total{operation="Register",outcome="refused",type="mutation"}'
+        " 1.0" in lines
+    )

@@ -8,8 +8,8 @@ from typing import Any
 
 import strawberry
 import structlog
+from graphql import GraphQLError, get_operation_ast, parse
 from graphql import OperationType as GraphQLOperationType
-from graphql import get_operation_ast, parse
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -23,7 +23,7 @@ from strawberry.extensions import (
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from coinql.domain.errors import Unavailable
@@ -37,6 +37,7 @@ from coinql.schema.extensions import (
     HideSuggestions,
     OperationMetrics,
     UserErrorCodes,
+    log_errors,
     mask_unexpected_errors,
 )
 from coinql.schema.limits import max_directives_per_field
@@ -161,6 +162,11 @@ class RetryingSchema(strawberry.Schema):
         context_value.services.metrics.read_retries.inc()
         log.info("query retried after a lost database connection", operation=operation_name)
         return await super().execute(*arguments)
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_errors(errors)
 
 
 def _lost_connection(result: ExecutionResult) -> bool:

@@ -104,6 +104,10 @@ class NotFound(Error):
         return cls(message=error.message)
 
 
+# In a context's cache: the error types the operation's fields answered with.
+REFUSED = "refused"
+
+
 class UserErrorHandler(strawberry.ExceptionHandler):  # type: ignore[type-arg]
     """Convert one domain error class into its GraphQL error type."""
 
@@ -112,6 +116,8 @@ class UserErrorHandler(strawberry.ExceptionHandler):  # type: ignore[type-arg]
         self.error_type = error_type
 
     def handle(self, exception: Any, *, field: StrawberryField, info: Info) -> Any:
+        # An answer, not a success: the operation is logged and counted as "refused".
+        info.context.cache.setdefault(REFUSED, []).append(self.error_type.__name__)
         return self.error_type.from_exception(exception)
 
 

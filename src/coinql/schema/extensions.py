@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import structlog
 from graphql import GraphQLError
@@ -19,6 +20,7 @@ from coinql.domain.errors import (
     NotFound,
     UserError,
 )
+from coinql.schema.errors import REFUSED
 
 log = structlog.get_logger("coinql.operations")
 
@@ -32,13 +34,13 @@ class OperationMetrics(SchemaExtension):
         yield
         execution = self.execution_context
         result = execution.result
-        outcome = "success" if result is not None and not result.errors else "error"
+        context = execution.context
+        outcome = outcome_of(result.errors if result is not None else None, context)
         try:
             operation_type = execution.operation_type.value
         except RuntimeError:  # the document did not parse, so it has no operation type
             operation_type = "unknown"
         seconds = time.perf_counter() - started
-        context = execution.context
         cost = context.cache.get("query_cost")
         context.services.metrics.observe_operation(
             execution.operation_name, operation_type, outcome, seconds, cost=cost
@@ -49,10 +51,40 @@ class OperationMetrics(SchemaExtension):
             operation=execution.operation_name,
             type=operation_type,
             outcome=outcome,
+            refused=context.cache.get(REFUSED),
             duration_ms=round(seconds * 1000, 2),
             cost=cost,
             user_id=str(context.known_user_id) if context.known_user_id else None,
         )
+
+
+def outcome_of(errors: list[GraphQLError] | None, context: Any) -> str:
+    """`error` when `errors` has entries, `refused` when a field answered with an error type
+    (a mutation's InvalidInput, say), else `success`."""
+    if errors:
+        return "error"
+    return "refused" if context.cache.get(REFUSED) else "success"
+
+
+def log_errors(errors: list[GraphQLError]) -> None:
+    """A client's mistakes (an unknown field, sign in first, an unknown symbol) at info, with
+    their code; only unexpected errors, bugs, at error level with their traceback."""
+    for error in errors:
+        if is_unexpected(error):
+            log.error(
+                "unexpected error",
+                message=error.message,
+                path=error.path,
+                exc_info=error.original_error,
+            )
+        else:
+            original = error.original_error
+            log.info(
+                "client error",
+                message=error.message,
+                path=error.path,
+                code=type(original).__name__ if isinstance(original, UserError) else None,
+            )
 
 
 # Spring for GraphQL's ErrorType names, which generic clients and tools (schemathesis among
