@@ -181,7 +181,7 @@ async def test_client_mistakes_are_logged_at_info_and_refusals_as_such(
             await client.execute("query Typo { serverInfo { versio } }")
             await client.execute("query Anonymous { portfolios { edges { node { id } } } }")
             await client.execute('query Unknown { asset(symbol: "NOPE") { symbol } }')
-            await client.execute("query Broken { riskLimits(portfolioId: \"x\") { maxDrawdown } }")
+            await client.execute('query Broken { riskLimits(portfolioId: "x") { maxDrawdown } }')
             taken = {"email": "ada@example.com", "password": "correct horse battery staple"}
             await client.contract("server", "Register", taken)
             await client.contract("server", "Register", taken)
