@@ -303,3 +303,54 @@ async def test_series_length_cap_names_the_setting(backend: Backend, tmp_path: P
         " (COINQL_MAX_SERIES_POINTS): narrow start and end, or use a larger interval"
     )
     assert error["extensions"]["field"] == "start"
+
+
+def test_every_list_a_client_can_size_is_costed_by_its_size() -> None:
+    """Each field returning a list or a connection that takes arguments is declared: sized by
+    one of them (which must exist), or bounded by the data. A new one cannot be forgotten."""
+    from graphql import (
+        GraphQLObjectType,
+        get_named_type,
+        get_nullable_type,
+        is_list_type,
+    )
+
+    from coinql.schema import build_schema
+    from coinql.schema.cost import LIST_SIZES, UNSIZED_LISTS
+
+    schema = build_schema()._schema
+    found = set()
+    for type_ in schema.type_map.values():
+        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
+            continue
+        for name, field in type_.fields.items():
+            listed = is_list_type(get_nullable_type(field.type)) or get_named_type(
+                field.type
+            ).name.endswith("Connection")
+            if listed and field.args:
+                found.add(f"{type_.name}.{name}")
+    assert found == set(LIST_SIZES) | UNSIZED_LISTS
+    for key, argument in LIST_SIZES.items():
+        type_name, field_name = key.split(".")
+        field = schema.type_map[type_name].fields[field_name]  # type: ignore[attr-defined]
+        assert argument in field.args, key
+
+
+async def test_universe_top_costs_what_the_same_assets_cost(client: GraphQLClient) -> None:
+    from graphql import parse
+
+    from coinql.schema import build_schema
+    from coinql.schema.cost import operation_cost
+
+    schema = build_schema()._schema
+
+    def cost(document: str) -> int:
+        (operation,) = parse(document).definitions
+        return operation_cost(schema, operation, {}, {})  # type: ignore[arg-type]
+
+    selection = "symbol name marketCap rank lastPrice"
+    universe = cost(f"{{ universe(top: 500) {{ {selection} }} }}")
+    page = cost(f"{{ assets(first: 500) {{ edges {{ node {{ {selection} }} }} }} }}")
+    assert universe == 1 + 500 * 5 and page == 1 + 500 * 7
+    ids = cost('{ compareBacktests(ids: ["a", "b", "c"]) { id } }')
+    assert ids == 1 + 3 * 1

@@ -1,9 +1,11 @@
 """The query cost limit: list sizes multiplied through the selection, checked before execution.
 
-Every selected field costs 1. A field whose arguments ask for many things (`first`, `points`,
-`paths`) multiplies the cost of everything selected below
-it by that number, so `assets(first: 50) { edges { node { candles { count } } } }` costs
-1 + 50 x 4. Defaults count as given, fragments are expanded, and every branch of a union counts
+Every selected field costs 1. A field whose argument asks for many things multiplies the cost of
+everything selected below it by that number, so `assets(first: 50) { edges { node { candles {
+count } } } }` costs 1 + 50 x 4. Which argument sizes which list is declared once, in
+`LIST_SIZES` (an integer like `first`, `top` or `points`, or a list like `ids` whose length
+it is); a test walks the schema so that no list field with an argument goes undeclared.
+Defaults count as given, fragments are expanded, and every branch of a union counts
 (the estimate is an upper bound). Strawberry has no cost analysis, and the sizes can come from
 variables, so this runs as an extension after validation instead of as a validation rule.
 """
@@ -36,7 +38,22 @@ from strawberry.types import ExecutionContext
 from coinql.domain.errors import RateLimited
 from coinql.resolvers import budget
 
-SIZE_ARGUMENTS = frozenset({"first", "points", "paths"})
+# "Type.field": the argument that sizes the list the field returns.
+LIST_SIZES: dict[str, str] = {
+    "Query.assets": "first",
+    "Query.universe": "top",
+    "Query.portfolios": "first",
+    "Query.efficientFrontier": "points",
+    "Query.strategies": "first",
+    "Query.jobs": "first",
+    "Query.backtestRuns": "first",
+    "Query.compareBacktests": "ids",
+    "Query.alerts": "first",
+    "Performance.drawdowns": "top",
+    "BacktestRun.trades": "first",
+}
+# List fields whose arguments filter rather than size (bounded by the data behind them).
+UNSIZED_LISTS = frozenset({"Query.dataGaps", "Portfolio.positions"})
 
 
 def operation_cost(
@@ -76,7 +93,12 @@ def _selection_cost(
             if definition is None:  # __typename and introspection
                 total += 1
                 continue
-            size = _requested_size(get_argument_values(definition, selection, variables))
+            sized_by = LIST_SIZES.get(f"{parent.name}.{selection.name.value}")
+            size = (
+                _requested_size(get_argument_values(definition, selection, variables), sized_by)
+                if sized_by
+                else 1
+            )
             below = 0
             if selection.selection_set is not None:
                 below = _selection_cost(
@@ -113,15 +135,14 @@ def _selection_cost(
     return total
 
 
-def _requested_size(arguments: Mapping[str, Any]) -> int:
-    """The product of the field's size arguments. Sizes inside input objects (a simulation's
-    `paths`, a sweep's grid) are a job's parameters, not the response's size; the job queue
-    bounds those."""
-    size = 1
-    for name, value in arguments.items():
-        if name in SIZE_ARGUMENTS and isinstance(value, int) and value > 1:
-            size *= value
-    return size
+def _requested_size(arguments: Mapping[str, Any], sized_by: str) -> int:
+    """How many items the argument `sized_by` asks for: its value, or its length for a list.
+    Sizes inside input objects (a simulation's `paths`, a sweep's grid) are a job's parameters,
+    not the response's size; the job queue bounds those."""
+    value = arguments.get(sized_by)
+    if isinstance(value, list):
+        return max(1, len(value))
+    return value if isinstance(value, int) and value > 1 else 1
 
 
 class QueryCostLimiter(SchemaExtension):
