@@ -49,3 +49,45 @@ async def test_create_user_rejects_a_weak_password(
     code = await asyncio.to_thread(main, ["create-user", "x@example.com", "--password-stdin"])
     assert code == 1
     assert "at least 10 characters" in capsys.readouterr().err
+
+
+def test_serve_names_the_urls_it_serves(tmp_path: Path) -> None:
+    """A newcomer reads where GraphiQL is from the first lines `coinql serve` prints."""
+    import os
+    import subprocess
+    import sys
+
+    from coinql.migrations import upgrade
+    from tests.conftest import TEST_SECRET, free_port
+
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'coinql.db'}"
+    upgrade(database_url)
+    port = free_port()
+    env = {
+        **os.environ,
+        "COINQL_DATABASE_URL": database_url,
+        "COINQL_SECRET_KEY": TEST_SECRET,
+        "COINQL_SOURCE": "none",
+        "COINQL_LOG_LEVEL": "INFO",
+        "COINQL_LOG_FORMAT": "json",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coinql.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for raw in process.stdout:
+            lines.append(raw.decode())
+            if '"serving"' in lines[-1] or len(lines) > 50:
+                break
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+    serving = next(line for line in lines if '"serving"' in line)
+    assert f'"graphiql": "http://127.0.0.1:{port}/graphql"' in serving.replace('":"', '": "')

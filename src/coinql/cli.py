@@ -16,12 +16,21 @@ DEFAULT_SCHEMA_PATH = Path("schema.graphql")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import structlog
     import uvicorn
 
     from coinql.app import create_app
 
+    app = create_app(settings)  # configures logging
+    base = f"http://{args.host}:{args.port}"
+    structlog.get_logger("coinql.cli").info(
+        "serving",
+        api=f"{base}/graphql",
+        graphiql=f"{base}/graphql" if settings.graphiql_enabled else "off",
+        websocket=f"ws://{args.host}:{args.port}/graphql",
+    )
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_config=None,
