@@ -218,6 +218,35 @@ async def test_subscriptions_are_private(live: Server) -> None:
     assert "sign in first" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        ('{ candles(symbol: "BTC", interval: D1) { close } }', "live candles come in M1, M5,"),
+        ('{ candles(symbol: "NOPE", interval: M1) { close } }', "NOPE: not on the live feed"),
+        ('{ prices(symbols: ["BTC", "NOPE"]) { price } }', "NOPE: not on the live feed"),
+    ],
+)
+async def test_streams_the_feed_never_publishes_are_refused_at_subscribe_time(
+    live: Server, document: str, says: str
+) -> None:
+    async with ws_connect(live.ws_url) as connection:
+        with pytest.raises(SubscriptionError) as raised:
+            await take(connection.subscribe(f"subscription {document}"), 1, timeout=10)
+    assert says in str(raised.value)
+
+
+async def test_live_streams_say_so_when_the_feed_is_off(settings: Settings) -> None:
+    quiet = start_server(settings, extra_env={"COINQL_FEED_ENABLED": "false"})
+    try:
+        async with ws_connect(quiet.ws_url) as connection:
+            for operation in ("Prices", "LiveCandles"):
+                with pytest.raises(SubscriptionError) as raised:
+                    await take(connection.subscribe(REALTIME[operation]), 1, timeout=10)
+                assert "live data is off on this server" in str(raised.value)
+    finally:
+        stop_server(quiet)
+
+
 async def test_per_connection_subscription_limit(live: Server) -> None:
     async with ws_connect(live.ws_url) as connection:
         streams = [connection.subscribe(REALTIME["Prices"]) for _ in range(20)]

@@ -47,6 +47,11 @@ class RateLimited(UserError):
         self.retry_after = retry_after
 
 
+class LiveDataOff(UserError):
+    """The server runs no live feed (COINQL_FEED_ENABLED=false, or COINQL_SOURCE=none), so a
+    live stream would never send anything."""
+
+
 class QuotaExceeded(UserError):
     """The caller has as many jobs queued or running as a user may; one must end (or be
     cancelled) before another is accepted."""

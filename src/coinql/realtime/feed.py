@@ -54,6 +54,11 @@ class Tick:
 class TickSource(Protocol):
     name: str
 
+    @property
+    def symbols(self) -> Sequence[str]:
+        """What it publishes."""
+        ...
+
     async def next(self) -> list[Tick]: ...
 
 
@@ -100,6 +105,7 @@ class ExchangeTicks:
     ) -> None:
         self.client = client
         self.name = str(client.id)
+        self.symbols = list(symbols)
         self.pairs = {f"{symbol}/{quote}": symbol for symbol in symbols}
         self.poll_seconds = poll_seconds
         has = getattr(client, "has", {}) or {}

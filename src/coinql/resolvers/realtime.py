@@ -15,8 +15,9 @@ from typing import Any
 
 from coinql.domain import ledger
 from coinql.domain.candles import DAY_MS, Interval
-from coinql.domain.errors import InvalidInput, InvalidToken, NotFound, UserError
+from coinql.domain.errors import InvalidInput, InvalidToken, LiveDataOff, NotFound, UserError
 from coinql.realtime import channels
+from coinql.realtime.feed import LIVE_INTERVALS
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.portfolio import get_portfolio, ledger_state
@@ -89,10 +90,32 @@ async def stream(
         yield message
 
 
+def _published(context: Context) -> frozenset[str]:
+    """The symbols the live feed publishes; `LiveDataOff` when it runs on no server."""
+    feed = context.services.feed
+    if feed is None:
+        raise LiveDataOff(
+            "live data is off on this server (no feed runs: COINQL_FEED_ENABLED is false or"
+            " COINQL_SOURCE is none); query the stored candles instead"
+        )
+    return frozenset(feed.source.symbols)
+
+
+def _unpublished(wanted: list[str], published: frozenset[str]) -> str | None:
+    missing = [symbol for symbol in wanted if symbol not in published]
+    if not missing:
+        return None
+    return (
+        f"{', '.join(missing)}: not on the live feed, which streams {', '.join(sorted(published))}"
+    )
+
+
 async def prices(context: Context, symbols: list[str]) -> AsyncIterator[dict[str, Any]]:
     wanted = sorted({symbol.strip().upper() for symbol in symbols})
     if not 0 < len(wanted) <= MAX_SYMBOLS:
         raise InvalidInput("symbols", f"give 1 to {MAX_SYMBOLS} symbols")
+    if (problem := _unpublished(wanted, _published(context))) is not None:
+        raise InvalidInput("symbols", problem)
     user = await context.user()
     async with tracked(context, user.id if user else None):
         async for message in stream(context, [channels.prices(s) for s in wanted], conflate=True):
@@ -102,9 +125,15 @@ async def prices(context: Context, symbols: list[str]) -> AsyncIterator[dict[str
 async def candles(
     context: Context, symbol: str, interval: Interval
 ) -> AsyncIterator[dict[str, Any]]:
+    wanted = symbol.strip().upper()
+    if (problem := _unpublished([wanted], _published(context))) is not None:
+        raise InvalidInput("symbol", problem)
+    if interval not in LIVE_INTERVALS:
+        live = ", ".join(live.value for live in LIVE_INTERVALS)
+        raise InvalidInput("interval", f"live candles come in {live}, not {interval.value}")
     user = await context.user()
     async with tracked(context, user.id if user else None):
-        channel = channels.candles(symbol.strip().upper(), interval.value)
+        channel = channels.candles(wanted, interval.value)
         async for message in stream(context, [channel], conflate=True):
             yield message
 
