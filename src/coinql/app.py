@@ -37,7 +37,7 @@ from coinql.realtime.feed import (
     TickSource,
 )
 from coinql.realtime.hub import Hub
-from coinql.realtime.ingestion import IngestionScheduler
+from coinql.realtime.ingestion import IngestionScheduler, stalled_seconds
 from coinql.realtime.jobs import JobQueue
 from coinql.realtime.sessions import LiveSessions
 from coinql.resolvers.context import Services
@@ -72,22 +72,21 @@ async def _check(component: Callable[[], Awaitable[None]]) -> dict[str, Any]:
 
 
 async def _ingestion_health(services: Services) -> dict[str, Any]:
-    """Ingestion is "degraded" (not down: stored data still serves) while any job fails."""
+    """Ingestion is "degraded" (not down: stored data still serves) while any job fails or
+    has had no success for several polls."""
     async with services.reader() as session:
         states = await ingestion_store.list_states(session)
-    now = services.now()
+    now, poll = services.now(), services.settings.ingest_poll_seconds
     stalled = [
         {
             "symbol": state.symbol,
             "interval": state.interval,
             "consecutiveFailures": state.consecutive_failures,
-            "stalledBySeconds": int(
-                (now - (state.last_success_at or state.failing_since or now)).total_seconds()
-            ),
+            "stalledBySeconds": seconds,
             "lastError": state.last_error,
         }
         for state in states
-        if state.consecutive_failures
+        if (seconds := stalled_seconds(state, now=now, poll_seconds=poll)) is not None
     ]
     return {
         "status": "degraded" if stalled else "up",

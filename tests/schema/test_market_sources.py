@@ -7,6 +7,7 @@ import io
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import ccxt
@@ -98,6 +99,25 @@ async def wait_for_ingestion(client: GraphQLClient, jobs: int) -> list[dict[str,
             return list(statuses)
         await asyncio.sleep(0.05)
     raise AssertionError("ingestion did not run")
+
+
+async def test_a_scheduler_that_stops_succeeding_shows_as_stalled_without_failing(
+    backend: Backend, tmp_path: Path, exchange: FakeExchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung scheduler fails nothing: the age of the last success against three polls says
+    it is stalled, in ingestionStatus and in /health/ready."""
+    async with exchange_app(backend, tmp_path, exchange) as (app, client):
+        await wait_for_ingestion(client, jobs=2)
+        services = app.state.services
+        healthy = (await client.contract("market", "IngestionStatus")).ok()["ingestionStatus"]
+        assert all(status["stalledBySeconds"] == 0 for status in healthy)
+        later = services.now() + timedelta(hours=3, seconds=5)  # three hourly polls and more
+        monkeypatch.setattr(services, "now", lambda: later)
+        statuses = (await client.contract("market", "IngestionStatus")).ok()["ingestionStatus"]
+        assert all(s["consecutiveFailures"] == 0 for s in statuses)
+        assert all(3 * 3600 < s["stalledBySeconds"] <= 3 * 3600 + 60 for s in statuses)
+        ready = (await client.http.get("/health/ready")).json()["components"]["ingestion"]
+        assert ready["status"] == "degraded" and len(ready["stalled"]) == 2
 
 
 async def test_exchange_ingestion_runs_and_reports(

@@ -26,6 +26,26 @@ from coinql.store.exchange import ExchangeAdapter, MarketCapProvider
 
 log = structlog.get_logger("coinql.ingestion")
 DEFAULT_HISTORY_DAYS = 365
+# A job whose last success is older than this many polls is stalled, failing or not (a hung
+# scheduler fails nothing).
+STALE_POLLS = 3
+
+
+def stalled_seconds(
+    state: ingestion_store.IngestionState, *, now: datetime, poll_seconds: float
+) -> int | None:
+    """None while a job is healthy; else the seconds since its last success (or, before any,
+    since it first failed or was first tried). A job is unhealthy while it fails, and once its
+    last success is older than STALE_POLLS polls."""
+    since = state.last_success_at or state.failing_since or state.last_attempt_at
+    age = max(0, int((now - since).total_seconds())) if since is not None else 0
+    if state.consecutive_failures or age > STALE_POLLS * poll_seconds:
+        return age
+    return None
+    age = max(0, int((now - since).total_seconds()))
+    if state.consecutive_failures or age > STALE_POLLS * poll_seconds:
+        return age
+    return 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from coinql.domain import candles as candle_domain
 from coinql.domain.candles import Candles, Gap, Interval, ReturnKind, ReturnsMatrix
 from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.imports import ParsedFile, parse_candle_file
-from coinql.realtime.ingestion import BackfillReport
+from coinql.realtime.ingestion import BackfillReport, stalled_seconds
 from coinql.realtime.ingestion import backfill as run_backfill
 from coinql.resolvers.context import Context
 from coinql.store import candles as candle_store
@@ -280,9 +280,15 @@ async def backfill(
     )
 
 
-async def ingestion_status(context: Context) -> list[ingestion_store.IngestionState]:
-    async with context.services.reader() as session:
-        return await ingestion_store.list_states(session)
+async def ingestion_status(
+    context: Context,
+) -> list[tuple[ingestion_store.IngestionState, int]]:
+    """Every ingestion job's state, with the seconds it is stalled by (0 when healthy)."""
+    services = context.services
+    async with services.reader() as session:
+        states = await ingestion_store.list_states(session)
+    now, poll = services.now(), services.settings.ingest_poll_seconds
+    return [(state, stalled_seconds(state, now=now, poll_seconds=poll) or 0) for state in states]
 
 
 __all__ = ["AssetPage", "BackfillReport", "ImportReport"]  # BackfillReport for the schema

@@ -328,15 +328,12 @@ class IngestionStatus:
     consecutive_failures: int
     stalled_by_seconds: int = strawberry.field(
         description="0 while healthy; else seconds since the last success (or first failure)."
+        " Unhealthy: failing, or no success for 3 polls (COINQL_INGEST_POLL_SECONDS)."
     )
     candles_added: int
 
     @classmethod
-    def from_model(cls, state: ingestion_store.IngestionState, now: datetime) -> Self:
-        stalled = 0
-        if state.consecutive_failures:
-            since = state.last_success_at or state.failing_since or now
-            stalled = max(0, int((now - since).total_seconds()))
+    def from_model(cls, state: ingestion_store.IngestionState, stalled: int) -> Self:
         return cls(
             exchange=state.exchange,
             symbol=state.symbol,
@@ -443,9 +440,8 @@ class MarketQuery:
 
     @strawberry.field(description="Every ingestion job's state.")
     async def ingestion_status(self, info: Info[Context, None]) -> list[IngestionStatus]:
-        states = await market_resolvers.ingestion_status(info.context)
-        now = info.context.services.now()
-        return [IngestionStatus.from_model(state, now) for state in states]
+        found = await market_resolvers.ingestion_status(info.context)
+        return [IngestionStatus.from_model(state, stalled) for state, stalled in found]
 
 
 @strawberry.type
