@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -245,6 +246,43 @@ async def test_live_streams_say_so_when_the_feed_is_off(settings: Settings) -> N
                 assert "live data is off on this server" in str(raised.value)
     finally:
         stop_server(quiet)
+
+
+def millis(timestamp: str) -> int:
+    return round(datetime.fromisoformat(timestamp).timestamp() * 1000)
+
+
+async def test_queries_read_the_price_the_feed_just_published(live: Server) -> None:
+    """One price: `lastPrice` moves with the ticks (not the daily close), `lastPriceAt` says
+    which tick, and a portfolio is valued at that same price."""
+    async with http_client(live) as client:
+        token = await sign_up(client, "one-price@example.com")
+        portfolio_id = await btc_portfolio(client, token)
+        query = (
+            '{ asset(symbol: "BTC") { lastPrice lastPriceAt }'
+            f' portfolio(id: "{portfolio_id}") {{ value }} }}'
+        )
+        ticks: dict[int, float] = {}
+        async with ws_connect(live.ws_url) as connection:
+            stream = connection.subscribe(REALTIME["Prices"])
+            for tick in await take(stream, 6):
+                if tick["prices"]["symbol"] == "BTC":
+                    ticks[millis(tick["prices"]["timestamp"])] = tick["prices"]["price"]
+            answers = []
+            for _ in range(2):
+                answers.append((await client.execute(query, token=token)).ok())
+                for tick in await take(stream, 6):
+                    if tick["prices"]["symbol"] == "BTC":
+                        ticks[millis(tick["prices"]["timestamp"])] = tick["prices"]["price"]
+    seen = []
+    for answer in answers:
+        at = millis(answer["asset"]["lastPriceAt"])
+        assert at in ticks, (at, sorted(ticks))  # a tick the feed published, not a close
+        assert answer["asset"]["lastPrice"] == ticks[at]
+        # 100,000 deposited, 1 BTC bought at 30,000: the rest is cash.
+        assert float(answer["portfolio"]["value"]) == pytest.approx(70_000 + ticks[at], rel=1e-9)
+        seen.append(at)
+    assert seen[1] > seen[0]  # and it moves
 
 
 async def test_per_connection_subscription_limit(live: Server) -> None:

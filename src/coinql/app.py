@@ -39,6 +39,9 @@ from coinql.realtime.feed import (
 from coinql.realtime.hub import Hub
 from coinql.realtime.ingestion import IngestionScheduler, stalled_seconds
 from coinql.realtime.jobs import JobQueue
+from coinql.realtime.prices import LatestPrices
+from coinql.realtime.risk import LEADER_KEY as RISK_LEADER_KEY
+from coinql.realtime.risk import RiskMonitor
 from coinql.realtime.sessions import LiveSessions
 from coinql.resolvers.context import Services
 from coinql.schema import build_schema
@@ -170,8 +173,10 @@ async def load_demo_if_empty(services: Services) -> None:
         if await market_store.has_assets(session):
             return
         today = int(services.now().timestamp() * 1000) // DAY_MS * DAY_MS
+        # The history ends with yesterday's whole day: today's candles would be closes (and
+        # hours) from the future. The feed carries on from yesterday's close.
         added = await market_store.save_demo_market(
-            session, assets=generate_demo_market(end_day_ms=today), now=services.now()
+            session, assets=generate_demo_market(end_day_ms=today - DAY_MS), now=services.now()
         )
     log.info("demo market loaded", candles=added, note="synthetic data, not market prices")
 
@@ -198,7 +203,7 @@ async def demo_ticks(services: Services) -> DemoTicks:
     return DemoTicks(assets, interval_seconds=services.settings.feed_tick_seconds)
 
 
-def start_feed(
+async def start_feed(
     services: Services,
     source: TickSource,
     exchange: str,
@@ -216,15 +221,37 @@ def start_feed(
         leader=RedisLeader(settings.redis_url) if settings.redis_url else LocalLeader(),
         exchange=exchange,
         pair_quote="USD" if exchange == "demo" else settings.exchange_quote,
-        risk_check_seconds=settings.risk_check_seconds,
         on_status=on_status,
         on_candles=services.metrics.candles_inserted.labels("feed").inc,
         candle_source=candle_source,
     )
     services.background["feed"] = "starting"
     services.feed = feed
+    await services.prices.start(source.symbols)  # hear every tick, as queries read them
     feed.start()
     return feed
+
+
+def start_risk_monitor(services: Services) -> RiskMonitor:
+    """Risk limits checked whatever the source, even with no feed (at the stored prices)."""
+    settings = services.settings
+
+    def on_status(role: str) -> None:
+        services.background["risk"] = role
+
+    monitor = RiskMonitor(
+        sessions=services.sessions,
+        hub=services.hub,
+        prices=services.prices,
+        leader=RedisLeader(settings.redis_url, key=RISK_LEADER_KEY)
+        if settings.redis_url
+        else LocalLeader(),
+        every_seconds=settings.risk_check_seconds,
+        on_status=on_status,
+    )
+    services.background["risk"] = "starting"
+    monitor.start()
+    return monitor
 
 
 def start_ingestion(
@@ -310,6 +337,8 @@ def create_app(
             live_sessions = LiveSessions(hub)
             await live_sessions.start()
             stack.push_async_callback(live_sessions.stop)
+            prices = LatestPrices(hub)
+            stack.push_async_callback(prices.stop)
             app.state.services = Services(
                 settings=settings,
                 engine=engine,
@@ -319,13 +348,16 @@ def create_app(
                 metrics=metrics,
                 secret_key=settings.resolved_secret_key(),
                 live_sessions=live_sessions,
+                prices=prices,
                 throttle=throttle,
             )
             services = app.state.services
+            monitor = start_risk_monitor(services)
+            stack.push_async_callback(monitor.stop)
             if settings.source == "demo":
                 await load_demo_if_empty(services)
                 if settings.feed_enabled:
-                    feed = start_feed(services, await demo_ticks(services), "demo")
+                    feed = await start_feed(services, await demo_ticks(services), "demo")
                     stack.push_async_callback(feed.stop)
             elif settings.exchange_id is not None:
                 client = exchange_client or create_exchange(settings.exchange_id)
@@ -347,7 +379,7 @@ def create_app(
                     candles = ExchangeCandles(
                         client, settings.exchange_symbols, quote=settings.exchange_quote
                     )
-                    feed = start_feed(services, ticks, settings.exchange_id, candles)
+                    feed = await start_feed(services, ticks, settings.exchange_id, candles)
                     stack.push_async_callback(feed.stop)
             # Everything built so far lives as long as the process: keep it out of the garbage
             # collector's full passes, which otherwise stall the loop (and live feeds) ~200 ms.

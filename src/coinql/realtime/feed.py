@@ -1,5 +1,5 @@
-"""The market feed: ticks in, prices and forming candles out, closed candles into the store,
-and risk limits checked as prices move.
+"""The market feed: ticks in, prices and forming candles out, closed candles into the store.
+(Risk limits are watched by coinql.realtime.risk, whatever the source.)
 
 One feed per deployment: with Redis, a lock with an expiry elects the publisher among the API
 replicas (a standby takes over within the lock's lifetime, 6 s, when the leader dies); without
@@ -20,7 +20,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,13 +28,10 @@ import structlog
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.domain import ledger, risk
-from coinql.domain.candles import DAY_MS, Candles, Interval
+from coinql.domain.candles import Candles, Interval
 from coinql.realtime import channels
 from coinql.realtime.hub import Hub
 from coinql.store import market as market_store
-from coinql.store import portfolio as portfolio_store
-from coinql.store import risk as risk_store
 
 log = structlog.get_logger("coinql.feed")
 LIVE_INTERVALS = (Interval.M1, Interval.M5, Interval.M15, Interval.H1)
@@ -322,7 +318,7 @@ class RedisLeader:
 
 
 class FeedService:
-    """Publishes ticks and candles while it leads; checks risk limits as prices move."""
+    """Publishes ticks and candles while it leads."""
 
     def __init__(
         self,
@@ -333,7 +329,6 @@ class FeedService:
         leader: Leader,
         exchange: str,
         pair_quote: str = "USD",
-        risk_check_seconds: float = 5.0,
         on_status: Callable[[str], None] = lambda status: None,
         on_candles: Callable[[int], None] = lambda added: None,
         candle_source: ExchangeCandles | None = None,
@@ -352,7 +347,6 @@ class FeedService:
         self.pair_quote = pair_quote
         self.builder = CandleBuilder()
         self.latest: dict[str, float] = {}
-        self.risk_check_seconds = risk_check_seconds
         self.on_status = on_status
         self._tasks: list[asyncio.Task[None]] = []
         self._step = asyncio.Lock()  # held while a batch is published and stored
@@ -375,7 +369,6 @@ class FeedService:
         await self.leader.release()
 
     async def _run(self) -> None:
-        last_check = time.monotonic()
         while True:
             self.leading = await self.leader.acquire()
             if not self.leading:
@@ -387,9 +380,6 @@ class FeedService:
                 ticks = await self.source.next()
                 async with self._step:
                     await self.publish(ticks)
-                    if time.monotonic() - last_check >= self.risk_check_seconds:
-                        last_check = time.monotonic()
-                        await check_risk_limits(self.sessions, self.hub, self.latest)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bad batch must not stop the feed
@@ -469,97 +459,3 @@ class FeedService:
                 )
                 added += saved.added
         self.on_candles(added)
-
-
-async def check_risk_limits(
-    sessions: async_sessionmaker[AsyncSession], hub: Hub, latest: dict[str, float]
-) -> int:
-    """Evaluate every portfolio's limits at the latest prices; store and publish an alert for
-    each new breach (once per breach: a limit alerts again only after it came back)."""
-    raised = 0
-    now = datetime.now(UTC)
-    async with sessions() as session, session.begin():
-        for limits in await risk_store.all_limits(session):
-            thresholds = limits.thresholds()
-            if not thresholds:
-                continue
-            observed = await _observe(session, limits.portfolio_id, latest, now)
-            breached = {
-                name for name, value in thresholds.items() if observed.get(name, 0.0) > value
-            }
-            for name in sorted(breached - set(limits.breached)):
-                alert = await risk_store.add_alert(
-                    session,
-                    alert=risk_store.Alert(
-                        portfolio_id=limits.portfolio_id,
-                        owner_id=limits.owner_id,
-                        limit=name,
-                        observed=observed[name],
-                        threshold=thresholds[name],
-                        triggered_at=now,
-                    ),
-                )
-                await hub.publish(channels.alerts(limits.owner_id), risk_store.alert_payload(alert))
-                raised += 1
-            limits.breached = sorted(breached)
-    return raised
-
-
-async def _observe(
-    session: AsyncSession, portfolio_id: uuid.UUID, latest: dict[str, float], now: datetime
-) -> dict[str, float]:
-    portfolio = await session.get(portfolio_store.Portfolio, portfolio_id)
-    if portfolio is None:
-        return {}
-    entries = (await portfolio_store.entries_of(session, portfolio_ids=[portfolio_id]))[
-        portfolio_id
-    ]
-    if not entries:
-        return {}
-    transactions = [
-        ledger.Transaction(
-            ledger.TransactionKind(e.kind), e.asset, e.quantity, e.time, e.price, e.fee
-        )
-        for e in entries
-    ]
-    state = ledger.replay(
-        transactions,
-        base_currency=portfolio.base_currency,
-        method=ledger.CostBasis(portfolio.cost_basis),
-    )
-    symbols = sorted(state.holdings)
-    assets = await market_store.get_assets(session, symbols=symbols)
-    prices = {}
-    for symbol in symbols:
-        price = latest.get(symbol)
-        if price is None and symbol in assets and assets[symbol].last_price is not None:
-            price = assets[symbol].last_price
-        if price is not None:
-            prices[symbol] = Decimal(repr(price))
-    valuation = ledger.value(state, prices)
-    weights = np.array(
-        [
-            w
-            for p in valuation.positions
-            if p.quantity > 0 and (w := valuation.weight(p)) is not None
-        ]
-    )
-    start = int(min(t.time for t in transactions).timestamp() * 1000) // DAY_MS * DAY_MS
-    candles = {
-        symbol: await market_store.load_candles(
-            session, asset=assets[symbol], interval=Interval.D1, start=start, end=None
-        )
-        for symbol in symbols
-        if symbol in assets
-    }
-    today = int(now.timestamp() * 1000) // DAY_MS * DAY_MS
-    history = ledger.value_history_from_candles(
-        transactions,
-        base_currency=portfolio.base_currency,
-        candles=candles,
-        fallback_timestamps=np.arange(start, today + 1, DAY_MS, dtype=np.int64),
-    )
-    before_today = history.values[history.timestamps < today]
-    values = np.append(history.values[history.timestamps < today], float(valuation.value))
-    day_start = float(before_today[-1]) if before_today.size else None
-    return risk.limit_observations(values, weights, day_start)

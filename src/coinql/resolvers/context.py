@@ -25,6 +25,7 @@ from coinql.realtime.fanout import FanOut
 from coinql.realtime.feed import FeedService
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
+from coinql.realtime.prices import LatestPrices
 from coinql.realtime.sessions import LiveSessions
 from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
@@ -46,6 +47,7 @@ class Services:
     metrics: Metrics
     secret_key: str
     live_sessions: LiveSessions
+    prices: LatestPrices
     throttle: Throttle = field(default_factory=MemoryThrottle)
     exchange: ExchangeAdapter | None = None
     feed: FeedService | None = None
@@ -116,7 +118,7 @@ class Context:
     def loaders(self) -> Loaders:
         """Per request; a WebSocket connection's context lives as long as the connection, so
         subscriptions read through the store, not these caches."""
-        return Loaders(self.services.reader)
+        return Loaders(self.services.reader, self.services.prices)
 
     @classmethod
     def anonymous(cls, services: Services, request: Request | WebSocket) -> Context:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
+from coinql.realtime.prices import LatestPrices
 from coinql.store import market as market_store
 from coinql.store import portfolio as portfolio_store
 
@@ -21,6 +22,7 @@ from coinql.store import portfolio as portfolio_store
 @dataclass
 class Loaders:
     sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]]  # Services.reader
+    prices: LatestPrices  # assets carry the live price, as the feed last published it
     entries: DataLoader[uuid.UUID, list[portfolio_store.LedgerEntry]] = field(init=False)
     assets: DataLoader[str, market_store.Asset | None] = field(init=False)
 
@@ -38,4 +40,7 @@ class Loaders:
     async def _load_assets(self, keys: Sequence[str]) -> list[market_store.Asset | None]:
         async with self.sessions() as session:
             found = await market_store.get_assets(session, symbols=list(keys))
-        return [found.get(key.upper()) for key in keys]
+        return [
+            self.prices.apply(asset) if (asset := found.get(key.upper())) is not None else None
+            for key in keys
+        ]

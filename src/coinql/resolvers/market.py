@@ -69,12 +69,15 @@ async def list_assets(
             session, order=order, where=where, offset=offset, limit=first + 1
         )
         total = await market_store.count_assets(session, where=where)
-    return AssetPage(rows[:first], offset, len(rows) > first, total)
+    live = [context.services.prices.apply(asset) for asset in rows[:first]]
+    return AssetPage(live, offset, len(rows) > first, total)
 
 
 async def get_asset(context: Context, *, symbol: str) -> Asset | None:
+    """The asset, carrying its live price (coinql.realtime.prices)."""
     async with context.services.reader() as session:
-        return await market_store.get_asset(session, symbol=symbol)
+        found = await market_store.get_asset(session, symbol=symbol)
+    return context.services.prices.apply(found) if found is not None else None
 
 
 async def universe(
@@ -85,7 +88,8 @@ async def universe(
         raise InvalidInput("top", f"top must be between 1 and {MAX_PAGE}")
     where = AssetFilter(stablecoin=False if exclude_stablecoins else None)
     async with context.services.reader() as session:
-        return await market_store.list_assets(session, order=by, where=where, offset=0, limit=top)
+        found = await market_store.list_assets(session, order=by, where=where, offset=0, limit=top)
+    return [context.services.prices.apply(asset) for asset in found]
 
 
 async def rank(context: Context, asset: Asset) -> int | None:

@@ -173,11 +173,11 @@ async def portfolio_values(
         book = await _book(context, portfolio)
         latest: dict[str, Decimal] = {}
         async with context.services.reader() as session:
-            for symbol, asset in (
-                await market_store.get_assets(session, symbols=list(book.state.holdings))
-            ).items():
-                if asset.last_price is not None:
-                    latest[symbol] = Decimal(repr(asset.last_price))
+            held = await market_store.get_assets(session, symbols=list(book.state.holdings))
+        for symbol, stored in held.items():
+            asset = context.services.prices.apply(stored)  # the price queries read too
+            if asset.last_price is not None:
+                latest[symbol] = Decimal(repr(asset.last_price))
         yield _value_payload(book, latest)
         last_sent = time.monotonic()
         names = [channels.prices(symbol) for symbol in book.state.holdings] or [

@@ -1,0 +1,179 @@
+"""Risk limits, watched whatever the market source: every COINQL_RISK_CHECK_SECONDS, and sooner
+when prices move (at most once a second), at the prices queries read (coinql.realtime.prices).
+
+A breach is stored and pushed to its owner's `riskAlerts`, once per breach: a limit alerts
+again only after it came back. One monitor checks per deployment (a Redis lock elects it among
+replicas, as for the feed), so replicas never raise the same alert twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import numpy as np
+import structlog
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.domain import ledger, risk
+from coinql.domain.candles import DAY_MS, Interval
+from coinql.realtime import channels
+from coinql.realtime.feed import Leader
+from coinql.realtime.hub import Hub
+from coinql.realtime.prices import LatestPrices
+from coinql.store import market as market_store
+from coinql.store import portfolio as portfolio_store
+from coinql.store import risk as risk_store
+
+log = structlog.get_logger("coinql.risk")
+LEADER_KEY = "coinql:risk:leader"
+MIN_GAP_SECONDS = 1.0
+
+
+class RiskMonitor:
+    """Checks every portfolio's limits on a schedule and as prices move, while it leads."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        hub: Hub,
+        prices: LatestPrices,
+        leader: Leader,
+        every_seconds: float,
+        on_status: Callable[[str], None] = lambda status: None,
+    ) -> None:
+        self.sessions, self.hub, self.prices, self.leader = sessions, hub, prices, leader
+        self.every_seconds = every_seconds
+        self.on_status = on_status
+        self.checks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="coinql-risk-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.leader.release()
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            if await self.leader.acquire():
+                self.on_status("leader")
+                try:
+                    await check_risk_limits(self.sessions, self.hub, self.prices.snapshot())
+                    self.checks += 1
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bad check must not stop the monitor
+                    log.exception("risk check failed")
+            else:
+                self.on_status("standby")
+            await asyncio.sleep(MIN_GAP_SECONDS)
+            left = self.every_seconds - (time.monotonic() - started)
+            if left > 0:  # until the schedule, or until prices move
+                await self.prices.moved(timeout=left)
+
+
+async def check_risk_limits(
+    sessions: async_sessionmaker[AsyncSession], hub: Hub, latest: dict[str, float]
+) -> int:
+    """Evaluate every portfolio's limits at the latest prices; store and publish an alert for
+    each new breach (once per breach: a limit alerts again only after it came back)."""
+    raised = 0
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        for limits in await risk_store.all_limits(session):
+            thresholds = limits.thresholds()
+            if not thresholds:
+                continue
+            observed = await _observe(session, limits.portfolio_id, latest, now)
+            breached = {
+                name for name, value in thresholds.items() if observed.get(name, 0.0) > value
+            }
+            for name in sorted(breached - set(limits.breached)):
+                alert = await risk_store.add_alert(
+                    session,
+                    alert=risk_store.Alert(
+                        portfolio_id=limits.portfolio_id,
+                        owner_id=limits.owner_id,
+                        limit=name,
+                        observed=observed[name],
+                        threshold=thresholds[name],
+                        triggered_at=now,
+                    ),
+                )
+                await hub.publish(channels.alerts(limits.owner_id), risk_store.alert_payload(alert))
+                raised += 1
+            limits.breached = sorted(breached)
+    return raised
+
+
+async def _observe(
+    session: AsyncSession, portfolio_id: uuid.UUID, latest: dict[str, float], now: datetime
+) -> dict[str, float]:
+    portfolio = await session.get(portfolio_store.Portfolio, portfolio_id)
+    if portfolio is None:
+        return {}
+    entries = (await portfolio_store.entries_of(session, portfolio_ids=[portfolio_id]))[
+        portfolio_id
+    ]
+    if not entries:
+        return {}
+    transactions = [
+        ledger.Transaction(
+            ledger.TransactionKind(e.kind), e.asset, e.quantity, e.time, e.price, e.fee
+        )
+        for e in entries
+    ]
+    state = ledger.replay(
+        transactions,
+        base_currency=portfolio.base_currency,
+        method=ledger.CostBasis(portfolio.cost_basis),
+    )
+    symbols = sorted(state.holdings)
+    assets = await market_store.get_assets(session, symbols=symbols)
+    prices = {}
+    for symbol in symbols:
+        price = latest.get(symbol)
+        if price is None and symbol in assets and assets[symbol].last_price is not None:
+            price = assets[symbol].last_price
+        if price is not None:
+            prices[symbol] = Decimal(repr(price))
+    valuation = ledger.value(state, prices)
+    weights = np.array(
+        [
+            w
+            for p in valuation.positions
+            if p.quantity > 0 and (w := valuation.weight(p)) is not None
+        ]
+    )
+    start = int(min(t.time for t in transactions).timestamp() * 1000) // DAY_MS * DAY_MS
+    candles = {
+        symbol: await market_store.load_candles(
+            session, asset=assets[symbol], interval=Interval.D1, start=start, end=None
+        )
+        for symbol in symbols
+        if symbol in assets
+    }
+    today = int(now.timestamp() * 1000) // DAY_MS * DAY_MS
+    history = ledger.value_history_from_candles(
+        transactions,
+        base_currency=portfolio.base_currency,
+        candles=candles,
+        fallback_timestamps=np.arange(start, today + 1, DAY_MS, dtype=np.int64),
+    )
+    before_today = history.values[history.timestamps < today]
+    values = np.append(history.values[history.timestamps < today], float(valuation.value))
+    day_start = float(before_today[-1]) if before_today.size else None
+    return risk.limit_observations(values, weights, day_start)
