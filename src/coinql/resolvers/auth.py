@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,7 +58,12 @@ async def _issue(
 async def create_user(
     session: AsyncSession, *, email: str, password: str, is_admin: bool, now: datetime
 ) -> auth_store.User:
-    """Validate and add a user; `EmailTaken`, `InvalidInput` or `WeakPassword` otherwise."""
+    """Validate and add a user; `EmailTaken`, `InvalidInput` or `WeakPassword` otherwise.
+
+    Hashing (argon2id, tens of milliseconds of CPU) runs in a worker thread: on the event loop
+    it would hold up every other request, among them transactions that have taken SQLite's
+    write lock and wait for the loop to commit, until other writers' busy timeouts ran out.
+    """
     normalized = auth.normalize_email(email)
     auth.check_password_policy(password)
     if await auth_store.get_user_by_email(session, email=normalized) is not None:
@@ -65,7 +71,7 @@ async def create_user(
     return await auth_store.add_user(
         session,
         email=normalized,
-        password_hash=auth.hash_password(password),
+        password_hash=await asyncio.to_thread(auth.hash_password, password),
         is_admin=is_admin,
         now=now,
     )
@@ -99,16 +105,19 @@ async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
     await _refuse_if_throttled(context, limits)
     async with services.transaction() as session:
         user = await auth_store.get_user_by_email(session, email=normalized) if normalized else None
-        # Verify against a dummy hash for unknown emails so both failures take as long.
-        valid = auth.verify_password(
-            user.password_hash if user else auth.DUMMY_PASSWORD_HASH, password
+        # Verify against a dummy hash for unknown emails so both failures take as long; in a
+        # worker thread, as hashing is (see create_user).
+        valid = await asyncio.to_thread(
+            auth.verify_password,
+            user.password_hash if user else auth.DUMMY_PASSWORD_HASH,
+            password,
         )
         if user is None or not valid:
             for key, _ in limits:
                 await services.throttle.record(key, window=settings.login_window_seconds)
             raise InvalidCredentials("email or password is incorrect")
         if auth.password_needs_rehash(user.password_hash):
-            user.password_hash = auth.hash_password(password)
+            user.password_hash = await asyncio.to_thread(auth.hash_password, password)
         issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
     await services.throttle.clear(account_key)
     return issued
