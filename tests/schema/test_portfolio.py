@@ -352,3 +352,35 @@ async def test_reads_scale_with_a_constant_number_of_statements(
         counts.append(await count_statements(app, market, token, query))
     assert counts[0] == counts[1], counts  # 1 portfolio, then 4: the same statements
     assert counts[0] <= 6
+
+
+IMPORT = (
+    "mutation($p: ID!, $f: Upload!) { importTransactions(portfolioId: $p, file: $f)"
+    " { __typename ... on ImportRejected { problems { line message } }"
+    " ... on InvalidInput { field message } } }"
+)
+
+
+async def import_csv(client: GraphQLClient, token: str, data: bytes) -> dict[str, Any]:
+    portfolio_id = await new_portfolio(client, token)
+    operations = {"query": IMPORT, "variables": {"p": portfolio_id, "f": None}}
+    response = await client.http.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.f"]})},
+        files={"0": ("tx.csv", data, "text/csv")},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return dict(response.json()["data"]["importTransactions"])
+
+
+async def test_a_transaction_file_is_read_no_further_than_one_call_takes(
+    client: GraphQLClient,
+) -> None:
+    token = (await client.sign_up())["accessToken"]
+    rows = b"DEPOSIT,USDT,1,,,2020-01-01T00:00:00Z\n" * 10_001
+    found = await import_csv(client, token, b"kind,asset,quantity,price,fee,time\n" + rows)
+    assert found == {
+        "__typename": "InvalidInput",
+        "field": "file",
+        "message": "the file has more than 10,000 transactions",
+    }

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 
 from coinql.domain import backtest, research, signals, simulation
-from coinql.domain.candles import Interval
+from coinql.domain.candles import Candles, Interval
 from coinql.domain.errors import InvalidInput, NotFound
-from coinql.domain.imports import parse_candle_file
 from coinql.domain.strategies import SignalKind, StrategySpec
 from coinql.resolvers.analytics import offload
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
+from coinql.resolvers.market import parse_upload
 from coinql.resolvers.optimize import StrategyInput, get_strategy, validate_strategy
 from coinql.resolvers.portfolio import get_portfolio, return_stream
 from coinql.store import jobs as job_store
@@ -372,6 +372,7 @@ class FileBacktest:
     interval: Interval
     book: backtest.BookResult
     metrics: dict[str, Any]
+    trades: list[dict[str, object]]
 
 
 async def backtest_file(
@@ -382,24 +383,38 @@ async def backtest_file(
     interval: Interval | None,
     request: BacktestRequest,
 ) -> FileBacktest:
-    """Backtest candles from an uploaded file without storing them (one-off research)."""
+    """Backtest candles from an uploaded file without storing them (one-off research). The
+    cheap checks come first, then the file is parsed (off the event loop)."""
     await require_user(context)
     limit = context.services.settings.import_max_bytes
     if len(data) > limit:
         raise InvalidInput("file", f"file is larger than the limit of {limit:,} bytes")
-    parsed = parse_candle_file(data, symbol=symbol, interval=interval)
     _check_config(request.config)
     spec = await _spec(context, request)
     if spec.family != "signal":
         raise InvalidInput("strategy", "a file holds one symbol: use a signal strategy")
+    parsed = await parse_upload(
+        data,
+        symbol=symbol,
+        interval=interval,
+        max_rows=context.services.settings.max_upload_rows,
+    )
     candles = parsed.candles
     needed = _lookback(spec) + 2
     if len(candles) < needed:
         raise _insufficient(request, needed, len(candles), candles.timestamps)
     config = replace(request.config, periods_per_year=parsed.interval.periods_per_year)
-    book = await offload(
-        len(candles) * 20, backtest.run_book, spec, {parsed.symbol: candles}, config
+    book, metrics, trades = await offload(
+        len(candles) * 20, _backtest_candles, spec, parsed.symbol, candles, config
     )
-    return FileBacktest(
-        parsed.symbol, parsed.interval, book, backtest.summary(book, config.periods_per_year)
-    )
+    return FileBacktest(parsed.symbol, parsed.interval, book, metrics, trades)
+
+
+def _backtest_candles(
+    spec: StrategySpec, symbol: str, candles: Candles, config: backtest.BacktestConfig
+) -> tuple[backtest.BookResult, dict[str, Any], list[dict[str, object]]]:
+    """The book, its summary and its trades: all of it in the worker thread, as a million
+    bars' summary and trade table are a second of CPU too."""
+    book = backtest.run_book(spec, {symbol: candles}, config)
+    trades = backtest.trade_table([trade for _, trade in book.trades], book.timestamps)
+    return book, backtest.summary(book, config.periods_per_year), trades

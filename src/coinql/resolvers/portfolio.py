@@ -225,7 +225,8 @@ def _checked(
 
 
 def parse_transactions_csv(data: bytes) -> list[TransactionInput]:
-    """`kind,asset,quantity,price,fee,time[,note]` with a header; problems by line."""
+    """`kind,asset,quantity,price,fee,time[,note]` with a header; problems by line. Reading
+    stops past MAX_BATCH rows."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -236,8 +237,11 @@ def parse_transactions_csv(data: bytes) -> list[TransactionInput]:
     if missing:
         raise ImportRejected([LineProblem(1, f"the header lacks {', '.join(missing)}")])
     reader.fieldnames = header
-    inputs, problems = [], []
+    inputs: list[TransactionInput] = []
+    problems: list[LineProblem] = []
     for row in reader:
+        if len(inputs) + len(problems) == MAX_BATCH:  # stop reading: the rest cannot be taken
+            raise InvalidInput("file", f"the file has more than {MAX_BATCH:,} transactions")
         line = reader.line_num
         try:
             inputs.append(_row_to_input(row))

@@ -552,15 +552,14 @@ class BacktestMutation:
         found = await backtest_resolvers.backtest_file(
             info.context, data=data, symbol=symbol, interval=interval, request=input.to_model()
         )
-        trades = backtest.trade_table(
-            [trade for _, trade in found.book.trades], found.book.timestamps
-        )
         return FileBacktestResult(
             symbol=found.symbol,
             interval=found.interval,
             metrics=BacktestMetrics.from_model(found.metrics),
             equity=Series(timestamps=found.book.timestamps, values=found.book.equity),
-            trades=[BacktestTrade.from_model({"symbol": found.symbol, **row}) for row in trades],
+            trades=[
+                BacktestTrade.from_model({"symbol": found.symbol, **row}) for row in found.trades
+            ],
         )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
