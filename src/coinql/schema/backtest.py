@@ -530,7 +530,7 @@ class BacktestMutation:
     )
     async def run_backtest(
         self, info: Info[Context, None], input: BacktestInput
-    ) -> RunBacktestResult:
+    ) -> RunBacktestResult | None:
         job = await backtest_resolvers.run_backtest(info.context, input.to_model())
         return Job.from_model(job)
 
@@ -538,7 +538,9 @@ class BacktestMutation:
         description="Queue a parameter sweep: every combination of the grid.",
         permission_classes=[IsAuthenticated],
     )
-    async def run_sweep(self, info: Info[Context, None], input: StudyInput) -> RunBacktestResult:
+    async def run_sweep(
+        self, info: Info[Context, None], input: StudyInput
+    ) -> RunBacktestResult | None:
         job = await backtest_resolvers.run_study(info.context, input.to_model(walk_forward=False))
         return Job.from_model(job)
 
@@ -548,7 +550,7 @@ class BacktestMutation:
     )
     async def run_walk_forward(
         self, info: Info[Context, None], input: StudyInput
-    ) -> RunBacktestResult:
+    ) -> RunBacktestResult | None:
         job = await backtest_resolvers.run_study(info.context, input.to_model(walk_forward=True))
         return Job.from_model(job)
 
@@ -557,7 +559,7 @@ class BacktestMutation:
     )
     async def run_simulation(
         self, info: Info[Context, None], input: SimulationInput
-    ) -> RunSimulationResult:
+    ) -> RunSimulationResult | None:
         job = await backtest_resolvers.run_simulation(info.context, input.to_model())
         return Job.from_model(job)
 
@@ -573,7 +575,7 @@ class BacktestMutation:
         input: BacktestInput,
         symbol: str | None = None,
         interval: Interval | None = None,
-    ) -> FileBacktestOutcome:
+    ) -> FileBacktestOutcome | None:
         limit = info.context.services.settings.import_max_bytes
         data = await read_upload(file, limit)
         found = await backtest_resolvers.backtest_file(
@@ -590,14 +592,16 @@ class BacktestMutation:
         )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def cancel_job(self, info: Info[Context, None], id: strawberry.ID) -> CancelJobResult:
+    async def cancel_job(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> CancelJobResult | None:
         job = await backtest_resolvers.cancel_job(info.context, job_id=decode_id(id, "Job"))
         return Job.from_model(job)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def delete_backtest_run(
         self, info: Info[Context, None], id: strawberry.ID
-    ) -> DeleteResult:
+    ) -> DeleteResult | None:
         await backtest_resolvers.delete_backtest_run(
             info.context, run_id=decode_id(id, "BacktestRun")
         )

@@ -467,7 +467,7 @@ class MarketMutation:
         file: Upload,
         symbol: str | None = None,
         interval: Interval | None = None,
-    ) -> ImportCandlesResult:
+    ) -> ImportCandlesResult | None:
         limit = info.context.services.settings.import_max_bytes
         data = await read_upload(file, limit)
         report = await market_resolvers.import_file(
@@ -486,7 +486,7 @@ class MarketMutation:
         start: datetime,
         end: datetime,
         interval: Interval = Interval.D1,
-    ) -> BackfillResult:
+    ) -> BackfillResult | None:
         report = await market_resolvers.backfill(
             info.context,
             symbol=symbol,

@@ -479,7 +479,7 @@ class PortfolioMutation:
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def create_portfolio(
         self, info: Info[Context, None], input: CreatePortfolioInput
-    ) -> CreatePortfolioResult:
+    ) -> CreatePortfolioResult | None:
         created = await portfolio_resolvers.create_portfolio(
             info.context,
             name=input.name,
@@ -497,7 +497,7 @@ class PortfolioMutation:
         info: Info[Context, None],
         portfolio_id: strawberry.ID,
         transactions: list[TransactionInput],
-    ) -> PortfolioChangeResult:
+    ) -> PortfolioChangeResult | None:
         updated = await portfolio_resolvers.add_transactions(
             info.context,
             portfolio_id=decode_id(portfolio_id, "Portfolio"),
@@ -511,7 +511,7 @@ class PortfolioMutation:
     )
     async def import_transactions(
         self, info: Info[Context, None], portfolio_id: strawberry.ID, file: Upload
-    ) -> PortfolioChangeResult:
+    ) -> PortfolioChangeResult | None:
         limit = info.context.services.settings.import_max_bytes
         data = await read_upload(file, limit)
         if len(data) > limit:
@@ -523,7 +523,9 @@ class PortfolioMutation:
         return Portfolio.from_model(updated)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def delete_portfolio(self, info: Info[Context, None], id: strawberry.ID) -> DeleteResult:
+    async def delete_portfolio(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> DeleteResult | None:
         await portfolio_resolvers.delete_portfolio(
             info.context, portfolio_id=decode_id(id, "Portfolio")
         )

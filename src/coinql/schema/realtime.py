@@ -170,7 +170,7 @@ class RealtimeMutation:
     )
     async def set_risk_limits(
         self, info: Info[Context, None], portfolio_id: strawberry.ID, limits: RiskLimitsInput
-    ) -> SetRiskLimitsResult:
+    ) -> SetRiskLimitsResult | None:
         found = await realtime_resolvers.set_risk_limits(
             info.context,
             portfolio_id=decode_id(portfolio_id, "Portfolio"),

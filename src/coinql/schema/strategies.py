@@ -200,7 +200,7 @@ class StrategyMutation:
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def create_strategy(
         self, info: Info[Context, None], input: StrategyInput
-    ) -> CreateStrategyResult:
+    ) -> CreateStrategyResult | None:
         kind, params = input.kind.chosen()
         limits = input.constraints
         created = await strategy_resolvers.create_strategy(
@@ -226,7 +226,9 @@ class StrategyMutation:
         return Strategy.from_model(created)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def delete_strategy(self, info: Info[Context, None], id: strawberry.ID) -> DeleteResult:
+    async def delete_strategy(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> DeleteResult | None:
         await strategy_resolvers.delete_strategy(
             info.context, strategy_id=decode_id(id, "Strategy")
         )
