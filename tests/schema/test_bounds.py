@@ -87,6 +87,12 @@ def test_every_numeric_input_declares_bounds_and_shows_them() -> None:
     assert not undescribed, f"bounds missing from the description: {undescribed}"
 
 
+def test_subscriptions_take_no_numbers() -> None:
+    """`CheckBounds` does not wrap subscription fields: a numeric argument there would need
+    its own check."""
+    assert not [name for name, _ in numeric_inputs() if name.startswith("Subscription.")]
+
+
 def test_declared_bounds_fit_their_type() -> None:
     """Decimal fields bound their places; Int fields have integer ends; defaults lie within."""
     problems = []
