@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 
@@ -102,6 +103,54 @@ async def test_a_locked_sqlite_database_is_a_clear_error_not_a_hang(
             assert await count(app, User) == 0
             await client.sign_up()  # and once the lock is gone, it works
             assert await count(app, User) == 1
+
+
+REGISTER = (
+    'mutation($email: String!) { register(email: $email, password: "correct horse battery")'
+    " { __typename } }"
+)
+
+
+async def test_concurrent_register_batches_on_sqlite_answer_truthfully(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Batches of registrations at once contend for SQLite's write lock. Each registration
+    answers its own outcome: every one reported created can log in, none reported failed
+    exists; and none fails, since password hashing no longer holds up the event loop (and the
+    commits waiting on it) while other writers' busy timeouts run out."""
+    path = tmp_path / "contended.db"
+    shutil.copy(sqlite_template, path)
+    backend = Backend("sqlite", f"sqlite+aiosqlite:///{path}", None)
+    app = create_app(make_settings(backend, tmp_path))
+    emails = [[f"user-{batch}-{index}@example.com" for index in range(10)] for batch in range(5)]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=60) as http:
+
+            async def register(batch: list[str]) -> list[dict[str, Any]]:
+                operations = [{"query": REGISTER, "variables": {"email": e}} for e in batch]
+                response = await http.post("/graphql", json=operations)
+                assert response.status_code == 200, response.text
+                return list(response.json())
+
+            answers = await asyncio.gather(*(register(batch) for batch in emails))
+            outcomes = {
+                email: (answer.get("data") or {}).get("register") or answer["errors"][0]
+                for batch, batch_answers in zip(emails, answers, strict=True)
+                for email, answer in zip(batch, batch_answers, strict=True)
+            }
+            created = [e for e, found in outcomes.items() if found.get("__typename")]
+            failed = {e: found["message"] for e, found in outcomes.items() if e not in created}
+            client = GraphQLClient(http, CONTRACT_DIR)
+            for email in created:
+                login = await client.contract(
+                    "server", "Login", {"email": email, "password": "correct horse battery"}
+                )
+                assert login.ok()["login"]["__typename"] == "AuthPayload", email
+            async with app.state.services.reader() as session:
+                for email in failed:
+                    assert await auth_store.get_user_by_email(session, email=email) is None
+    assert not failed, failed
 
 
 async def test_exchange_faults_back_off_show_the_stall_and_lose_no_candle(
@@ -342,6 +391,27 @@ async def test_a_query_retried_once_then_unavailable_and_mutations_never_rerun(
     )
     assert calls.count("write") == 1
     assert register.errors[0]["extensions"]["code"] == "Unavailable"
+
+
+async def test_a_connection_lost_during_commit_does_not_say_nothing_was_changed(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut off at COMMIT, a transaction may have been committed: the error says so, and
+    unlike a failure before COMMIT it does not invite a blind retry."""
+
+    async def cut(*args: Any, **kwargs: Any) -> None:
+        raise lost_connection()
+
+    monkeypatch.setattr(AsyncSession, "commit", cut)
+    register = await client.contract(
+        "server", "Register", {"email": "ada@example.com", "password": "correct horse battery"}
+    )
+    (error,) = register.errors
+    assert error["extensions"]["code"] == "Unavailable"
+    assert error["message"] == (
+        "the database connection was lost while committing: the change may or may not have"
+        " been saved; look before trying again"
+    )
 
 
 @pytest.mark.parametrize("backend", PG_BACKENDS, indirect=True)

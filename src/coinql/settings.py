@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     ingest_history_days: int = 365
     market_cap_provider: str = "coingecko"
     import_max_bytes: int = 100 * 1024 * 1024
+    max_upload_rows: int = 2_000_000  # data rows of an uploaded candle file
     feed_enabled: bool = True
     feed_tick_seconds: float = 1.0
     feed_poll_seconds: float = 2.0

@@ -8,7 +8,13 @@ import pytest
 
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.domain.errors import InvalidInput
-from coinql.domain.imports import BINANCE_COLUMNS, CsvFormat, ImportRejected, parse_candle_file
+from coinql.domain.imports import (
+    BINANCE_COLUMNS,
+    CsvFormat,
+    ImportRejected,
+    TooManyRows,
+    parse_candle_file,
+)
 from tests.conftest import COINS_DIR
 
 DAILY_HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap\n"
@@ -193,3 +199,45 @@ def test_an_interval_that_cannot_be_inferred_must_be_given() -> None:
 
 def test_non_utf8_is_rejected() -> None:
     assert rejected(b"\xff\xfe\x00garbage").problems[0].line == 1
+
+
+JAN_2020 = 1_577_836_800_000
+
+
+def generic(rows: int, *, tail: str = "") -> bytes:
+    """A generic OHLCV file of `rows` daily candles, then `tail` verbatim."""
+    lines = ["time,open,high,low,close,volume"]
+    lines += [f"{JAN_2020 + day * DAY_MS},100,101,99,100.5,1" for day in range(rows)]
+    return ("\n".join(lines) + "\n" + tail).encode()
+
+
+@pytest.mark.parametrize("header", ["generic", "binance", "daily"])
+def test_max_rows_takes_a_file_of_that_many_rows(header: str) -> None:
+    if header == "generic":
+        data = generic(40)
+    elif header == "binance":
+        opens = [JAN_2020 + day * DAY_MS for day in range(40)]
+        data = "".join(f"{t},1,2,0.5,1.5,10,{t + DAY_MS - 1},15,3,5,7,0\n" for t in opens).encode()
+    else:
+        data = daily(
+            [
+                f"{day},Bitcoin,BTC,1/{day:02d}/17 23:59,1003.08,958.69,963.65,998.32,1,1"
+                for day in range(1, 31)
+            ]
+        )
+        assert parse_candle_file(data, max_rows=30).rows_read == 30
+        with pytest.raises(TooManyRows):
+            parse_candle_file(data, max_rows=29)
+        return
+    assert parse_candle_file(data, symbol="BTC", max_rows=40).rows_read == 40
+    with pytest.raises(TooManyRows) as raised:
+        parse_candle_file(data, symbol="BTC", max_rows=39)
+    assert raised.value.limit == 39
+
+
+def test_max_rows_stops_reading_at_the_limit() -> None:
+    """What follows the limit is not read: a malformed line there goes unseen."""
+    data = generic(20, tail="this,line,has,far,too,many,fields,to,parse\n" * 3)
+    assert rejected(data, symbol="BTC").problems[0].message.startswith("expected 6 fields")
+    with pytest.raises(TooManyRows):
+        parse_candle_file(data, symbol="BTC", max_rows=10)

@@ -457,3 +457,83 @@ async def test_the_job_quota_holds_for_parallel_requests_to_two_replicas(
             )
             jobs = accepted_within_quota([response.ok()["runSimulation"] for response in found])
             await cancel_all(second, jobs)
+
+
+FILE_BACKTEST = (
+    'mutation($f: Upload!) { backtestFile(file: $f, symbol: "BTC", input: {symbols: [],'
+    " strategy: {smaCross: {fast: 5, slow: 20}}}) { __typename"
+    " ... on FileBacktestResult { equity { values } } ... on InvalidInput { field message } } }"
+)
+
+
+def candle_file(rows: int) -> bytes:
+    """Daily generic OHLCV candles from 2020-01-01, a gentle zigzag."""
+    start = 1_577_836_800_000
+    lines = ["time,open,high,low,close"]
+    for day in range(rows):
+        close = 100 + (day % 17) - (day % 5)
+        lines.append(f"{start + day * 86_400_000},{close},{close + 2},{close - 2},{close + 1}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def backtest_file(client: GraphQLClient, content: bytes) -> dict[str, Any]:
+    response = await client.upload(FILE_BACKTEST, {"f": ("candles.csv", content)})
+    assert response.status_code == 200, response.text
+    return dict(response.json()["data"]["backtestFile"])
+
+
+async def test_an_uploaded_file_may_have_max_upload_rows_and_no_more(
+    client: GraphQLClient, app: Starlette
+) -> None:
+    services = app.state.services
+    services.settings = services.settings.model_copy(update={"max_upload_rows": 300})
+    client.token = (await client.sign_up("researcher@example.com"))["accessToken"]
+    taken = await backtest_file(client, candle_file(300))
+    assert taken["__typename"] == "FileBacktestResult"
+    assert len(taken["equity"]["values"]) == 300
+    refused = await backtest_file(client, candle_file(301))
+    assert refused == {
+        "__typename": "InvalidInput",
+        "field": "file",
+        "message": "the file has more than 300 rows; the limit is 300 (COINQL_MAX_UPLOAD_ROWS)",
+    }
+
+
+async def test_other_requests_are_answered_while_an_upload_is_parsed(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse runs off the event loop: held in the middle of parsing a large file, it
+    lets `serverInfo` be answered, which then lets it go on. Were it on the loop, nothing
+    else could run until the hold gave up (`held_up` would be set)."""
+    import threading
+
+    from coinql.resolvers import market as market_resolvers
+
+    client.token = (await client.sign_up("researcher@example.com"))["accessToken"]
+    parsing, answered, held_up = threading.Event(), threading.Event(), threading.Event()
+    parse = market_resolvers.parse_candle_file
+
+    def held_parse(*args: Any, **kwargs: Any) -> Any:
+        parsing.set()
+        if not answered.wait(timeout=10):
+            held_up.set()
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(market_resolvers, "parse_candle_file", held_parse)
+    finished: list[str] = []
+
+    async def upload() -> None:
+        found = await backtest_file(client, candle_file(50_000))
+        assert found["__typename"] == "FileBacktestResult", found
+        finished.append("upload")
+
+    async def small_request() -> None:
+        while not parsing.is_set():
+            await asyncio.sleep(0.01)
+        (await client.execute("{ serverInfo { version } }")).ok()
+        finished.append("serverInfo")
+        answered.set()
+
+    await asyncio.gather(upload(), small_request())
+    assert finished == ["serverInfo", "upload"]
+    assert not held_up.is_set()

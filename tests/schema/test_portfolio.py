@@ -347,3 +347,52 @@ async def test_reads_scale_with_a_constant_number_of_statements(
         counts.append(await count_statements(app, market, token, query))
     assert counts[0] == counts[1], counts  # 1 portfolio, then 4: the same statements
     assert counts[0] <= 6
+
+
+IMPORT = (
+    "mutation($p: ID!, $f: Upload!) { importTransactions(portfolioId: $p, file: $f)"
+    " { __typename ... on ImportRejected { problems { line message } }"
+    " ... on InvalidInput { field message } } }"
+)
+
+
+async def import_csv(client: GraphQLClient, token: str, data: bytes) -> dict[str, Any]:
+    portfolio_id = await new_portfolio(client, token)
+    files = {"f": ("tx.csv", data)}
+    response = await client.upload(IMPORT, files, {"p": portfolio_id}, token=token)
+    return dict(response.json()["data"]["importTransactions"])
+
+
+async def test_a_transaction_file_is_read_no_further_than_one_call_takes(
+    client: GraphQLClient,
+) -> None:
+    token = (await client.sign_up())["accessToken"]
+    rows = b"DEPOSIT,USDT,1,,,2020-01-01T00:00:00Z\n" * 10_001
+    found = await import_csv(client, token, b"kind,asset,quantity,price,fee,time\n" + rows)
+    assert found == {
+        "__typename": "InvalidInput",
+        "field": "file",
+        "message": "the file has more than 10,000 transactions",
+    }
+
+
+async def test_a_transaction_file_s_amounts_have_the_ledger_s_bounds_by_line(
+    client: GraphQLClient,
+) -> None:
+    token = (await client.sign_up())["accessToken"]
+    content = (
+        b"kind,asset,quantity,price,fee,time\n"
+        b"DEPOSIT,USDT,1e999999999,,,2020-01-01T00:00:00Z\n"
+        b"DEPOSIT,USDT,NaN,,,2020-01-01T00:00:00Z\n"
+        b"DEPOSIT,USDT,5,,-1,2020-01-01T00:00:00Z\n"
+    )
+    found = await import_csv(client, token, content)
+    most = "at most 1,000,000,000,000,000, with at most 18 decimal places"
+    assert found == {
+        "__typename": "ImportRejected",
+        "problems": [
+            {"line": 2, "message": f"quantity must be more than 0 and {most}"},
+            {"line": 3, "message": "quantity must be a finite number"},
+            {"line": 4, "message": f"fee must be at least 0 and {most}"},
+        ],
+    }

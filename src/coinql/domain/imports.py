@@ -70,6 +70,14 @@ class LineProblem:
     message: str
 
 
+class TooManyRows(UserError):
+    """The file has more data rows than `limit`; parsing stopped after `limit + 1`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file has more than {limit:,} rows")
+        self.limit = limit
+
+
 class ImportRejected(UserError):
     """The file has problems; nothing was written. `problems` lists them by line."""
 
@@ -97,9 +105,15 @@ class ParsedFile:
 
 
 def parse_candle_file(
-    data: bytes, *, symbol: str | None = None, interval: Interval | None = None
+    data: bytes,
+    *,
+    symbol: str | None = None,
+    interval: Interval | None = None,
+    max_rows: int | None = None,
 ) -> ParsedFile:
-    """Parse and validate a whole file; raise `ImportRejected` listing every bad line."""
+    """Parse and validate a whole file; raise `ImportRejected` listing every bad line, or
+    `TooManyRows` as soon as the file shows more than `max_rows` data rows (the rest is not
+    read)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -109,17 +123,23 @@ def parse_candle_file(
         raise ImportRejected([LineProblem(1, "file is empty or starts with a blank line")])
     header = [cell.strip() for cell in first_line.split(",")]
     if header == DAILY_COLUMNS:
-        return _parse_daily(text, symbol=symbol, interval=interval)
+        return _parse_daily(text, symbol=symbol, interval=interval, max_rows=max_rows)
     if _looks_like_binance(header):
         return _parse_binance(
-            text, header_present=header[0] == "open_time", symbol=symbol, interval=interval
+            text,
+            header_present=header[0] == "open_time",
+            symbol=symbol,
+            interval=interval,
+            max_rows=max_rows,
         )
-    return _parse_generic(text, header, symbol=symbol, interval=interval)
+    return _parse_generic(text, header, symbol=symbol, interval=interval, max_rows=max_rows)
 
 
-def _read(text: str, *, header: bool, names: list[str] | None = None) -> pd.DataFrame:
+def _read(
+    text: str, *, header: bool, max_rows: int | None, names: list[str] | None = None
+) -> pd.DataFrame:
     try:
-        return pd.read_csv(
+        frame = pd.read_csv(
             io.StringIO(text),
             dtype=str,
             keep_default_na=False,
@@ -128,6 +148,7 @@ def _read(text: str, *, header: bool, names: list[str] | None = None) -> pd.Data
             names=names,
             skipinitialspace=True,
             engine="c",
+            nrows=None if max_rows is None else max_rows + 1,
         )
     except pd.errors.ParserError as error:
         # "Error tokenizing data. C error: Expected 10 fields in line 5, saw 11"
@@ -138,6 +159,9 @@ def _read(text: str, *, header: bool, names: list[str] | None = None) -> pd.Data
         raise ImportRejected(
             [LineProblem(line, f"expected {expected} fields, found {seen}")]
         ) from None
+    if max_rows is not None and len(frame) > max_rows:
+        raise TooManyRows(max_rows)
+    return frame
 
 
 class _Lines:
@@ -208,10 +232,12 @@ def _settle_symbol(given: str | None, from_file: str | None) -> str:
     return chosen
 
 
-def _parse_daily(text: str, *, symbol: str | None, interval: Interval | None) -> ParsedFile:
+def _parse_daily(
+    text: str, *, symbol: str | None, interval: Interval | None, max_rows: int | None
+) -> ParsedFile:
     if interval is not None and interval is not Interval.D1:
         raise InvalidInput("interval", f"this file holds D1 candles, not {interval.value}")
-    frame = _read(text, header=True)
+    frame = _read(text, header=True, max_rows=max_rows)
     lines = _Lines(first_data_line=2)
     blank = _blank_rows(frame, lines)
     frame = frame.fillna("")
@@ -295,10 +321,20 @@ def _settle_interval(given: Interval | None, timestamps: IntArray) -> Interval:
 
 
 def _parse_binance(
-    text: str, *, header_present: bool, symbol: str | None, interval: Interval | None
+    text: str,
+    *,
+    header_present: bool,
+    symbol: str | None,
+    interval: Interval | None,
+    max_rows: int | None,
 ) -> ParsedFile:
     chosen = _settle_symbol(symbol, None)
-    frame = _read(text, header=header_present, names=None if header_present else BINANCE_COLUMNS)
+    frame = _read(
+        text,
+        header=header_present,
+        max_rows=max_rows,
+        names=None if header_present else BINANCE_COLUMNS,
+    )
     lines = _Lines(first_data_line=2 if header_present else 1)
     blank = _blank_rows(frame, lines)
     frame = frame.fillna("")
@@ -328,7 +364,12 @@ def _parse_binance(
 
 
 def _parse_generic(
-    text: str, header: list[str], *, symbol: str | None, interval: Interval | None
+    text: str,
+    header: list[str],
+    *,
+    symbol: str | None,
+    interval: Interval | None,
+    max_rows: int | None,
 ) -> ParsedFile:
     lowered = [cell.lower() for cell in header]
     lines = _Lines(first_data_line=2)
@@ -340,7 +381,7 @@ def _parse_generic(
             [LineProblem(1, f"unknown format: the header lacks {', '.join(needed)}")]
         )
     chosen = _settle_symbol(symbol, None)
-    frame = _read(text, header=True)
+    frame = _read(text, header=True, max_rows=max_rows)
     frame.columns = [str(column).strip().lower() for column in frame.columns]
     blank = _blank_rows(frame, lines)
     frame = frame.fillna("")

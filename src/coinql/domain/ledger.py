@@ -24,11 +24,19 @@ from typing import Any
 
 import numpy as np
 
+from coinql.domain.bounds import Bounds
 from coinql.domain.errors import InvalidInput
 from coinql.domain.typing import FloatArray, IntArray
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
+# What a transaction may say: amounts up to 10^15 (a quadrillion units of a coin or of the
+# base currency) with up to 18 places (a wei). Products and sums of a batch of these stay far
+# inside the decimal context, so the ledger's arithmetic never overflows.
+MAX_AMOUNT = 10**15
+AMOUNT_PLACES = 18
+POSITIVE_AMOUNT = Bounds(0, MAX_AMOUNT, low_open=True, places=AMOUNT_PLACES)  # quantity, price
+AMOUNT = Bounds(0, MAX_AMOUNT, places=AMOUNT_PLACES)  # a fee
 
 
 class TransactionKind(StrEnum):

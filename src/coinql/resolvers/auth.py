@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,10 +61,14 @@ async def create_user(
     """Validate and add a user; `EmailTaken`, `InvalidInput` or `WeakPassword` otherwise.
 
     The password is hashed before the email is looked up, so a taken email answers no sooner
-    than a new one (the time would tell who has an account)."""
+    than a new one (the time would tell who has an account). Hashing (argon2id, tens of
+    milliseconds of CPU) runs in a worker thread: on the event loop it would hold up every
+    other request, among them transactions that have taken SQLite's write lock and wait for
+    the loop to commit, until other writers' busy timeouts ran out.
+    """
     normalized = auth.normalize_email(email)
     auth.check_password_policy(password)
-    password_hash = auth.hash_password(password)
+    password_hash = await asyncio.to_thread(auth.hash_password, password)
     if await auth_store.get_user_by_email(session, email=normalized) is not None:
         raise EmailTaken("an account with this email already exists")
     return await auth_store.add_user(
@@ -109,14 +114,17 @@ async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
     )
     async with services.transaction() as session:
         user = await auth_store.get_user_by_email(session, email=normalized) if normalized else None
-        # Verify against a dummy hash for unknown emails so both failures take as long.
-        valid = auth.verify_password(
-            user.password_hash if user else auth.DUMMY_PASSWORD_HASH, password
+        # Verify against a dummy hash for unknown emails so both failures take as long; in a
+        # worker thread, as hashing is (see create_user).
+        valid = await asyncio.to_thread(
+            auth.verify_password,
+            user.password_hash if user else auth.DUMMY_PASSWORD_HASH,
+            password,
         )
         if user is None or not valid:
             raise InvalidCredentials("email or password is incorrect")
         if auth.password_needs_rehash(user.password_hash):
-            user.password_hash = auth.hash_password(password)
+            user.password_hash = await asyncio.to_thread(auth.hash_password, password)
         issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
     await services.throttle.release([address_key], attempt)
     await services.throttle.clear(account_key)

@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 
 from coinql.domain import backtest, research, signals, simulation
-from coinql.domain.candles import Interval
+from coinql.domain.bounds import Bounds
+from coinql.domain.candles import Candles, Interval
 from coinql.domain.errors import InvalidInput, NotFound, QuotaExceeded
-from coinql.domain.imports import parse_candle_file
 from coinql.domain.strategies import SignalKind, StrategySpec
 from coinql.resolvers.analytics import offload
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
+from coinql.resolvers.market import parse_upload
 from coinql.resolvers.optimize import StrategyInput, get_strategy, validate_strategy
 from coinql.resolvers.portfolio import get_portfolio, return_stream
 from coinql.store import jobs as job_store
@@ -25,6 +26,36 @@ from coinql.store.jobs import BacktestRun, Job, JobKind, JobStatus, SimulationRu
 MAX_SYMBOLS = 20
 MAX_PATHS = 100_000
 MAX_HORIZON = 3_650
+MAX_CAPITAL = 10**15
+MAX_BARS = 1_000_000  # more than any series holds (a year of M1 is 525,600)
+
+# A backtest's costs and sizing (BacktestInput, StudyInput): checked here for every caller,
+# and declared on the GraphQL inputs, which refuse the same values before anything runs.
+INITIAL_CAPITAL = Bounds(0, MAX_CAPITAL, low_open=True)
+FEE_BPS = Bounds(0, 1_000)
+SLIPPAGE_BPS = Bounds(0, 1_000)
+SLIPPAGE_RANGE = Bounds(0, 1)  # a fraction of the bar's high - low
+FRACTION = Bounds(0, 1, low_open=True)
+VOLATILITY_TARGET = Bounds(0, 5, low_open=True)  # annual
+MAX_LEVERAGE = Bounds(0, 10, low_open=True)
+STOP_LOSS = Bounds(0, 1, low_open=True, high_open=True)  # a fall of the entry price
+TAKE_PROFIT = Bounds(0, 100, low_open=True)  # a rise, up to 10,000 %
+WALK_FORWARD_BARS = Bounds(2, MAX_BARS)
+
+# A Monte Carlo run's parameters (SimulationInput).
+PATHS = Bounds(1, MAX_PATHS)
+HORIZON = Bounds(1, MAX_HORIZON)  # steps of the source's interval: ten years of days
+BLOCK_LENGTH = Bounds(1, MAX_HORIZON)  # and at most the horizon
+SEED = Bounds(0, 2**31 - 1)  # numpy takes any non-negative seed; GraphQL's Int ends here
+RUIN_THRESHOLD = Bounds(0, 1, low_open=True, high_open=True)  # of the starting equity
+LEVERAGE = Bounds(0, 100, low_open=True)
+LIQUIDATION_THRESHOLD = Bounds(0, 1, high_open=True)  # of the starting equity
+REGIME_WEIGHT = Bounds(1, 100)
+SHOCK_PROBABILITY = Bounds(0, 1, high_open=True)  # per step
+SHOCK_SIZE = Bounds(-1, 1, low_open=True, high_open=True)  # a return
+SHOCK_VOLATILITY = Bounds(0, 100, low_open=True)  # a factor on returns
+SHOCK_DURATION = Bounds(1, MAX_HORIZON)  # steps
+SHOCK_SLIPPAGE_BPS = Bounds(0, 10_000)  # per shocked step: at most all of it
 
 
 @dataclass(frozen=True)
@@ -58,20 +89,24 @@ def _lookback(spec: StrategySpec) -> int:
 
 
 def _check_config(config: backtest.BacktestConfig) -> None:
-    checks = [
-        (config.initial_capital > 0, "initialCapital", "must be positive"),
-        (0 <= config.fee_bps <= 1_000, "feeBps", "must be between 0 and 1000"),
-        (0 <= config.slippage_bps <= 1_000, "slippageBps", "must be between 0 and 1000"),
-        (0 <= config.slippage_range <= 1, "slippageRange", "is a fraction of the bar's range"),
-        (0 < config.fraction <= 1, "fraction", "must be in (0, 1]"),
-        (0 < config.volatility_target <= 5, "volatilityTarget", "is an annual fraction"),
-        (0 < config.max_leverage <= 10, "maxLeverage", "must be in (0, 10]"),
-        (config.stop_loss is None or 0 < config.stop_loss < 1, "stopLoss", "is a fraction"),
-        (config.take_profit is None or config.take_profit > 0, "takeProfit", "is a fraction"),
-    ]
-    for ok, name, detail in checks:
-        if not ok:
-            raise InvalidInput(name, f"{name} {detail}")
+    _check_bounds(
+        (config.initial_capital, INITIAL_CAPITAL, "initialCapital"),
+        (config.fee_bps, FEE_BPS, "feeBps"),
+        (config.slippage_bps, SLIPPAGE_BPS, "slippageBps"),
+        (config.slippage_range, SLIPPAGE_RANGE, "slippageRange"),
+        (config.fraction, FRACTION, "fraction"),
+        (config.volatility_target, VOLATILITY_TARGET, "volatilityTarget"),
+        (config.max_leverage, MAX_LEVERAGE, "maxLeverage"),
+        (config.stop_loss, STOP_LOSS, "stopLoss"),
+        (config.take_profit, TAKE_PROFIT, "takeProfit"),
+    )
+
+
+def _check_bounds(*checks: tuple[float | None, Bounds, str]) -> None:
+    for value, bounds, name in checks:
+        problem = None if value is None else bounds.problem(value)
+        if problem is not None:
+            raise InvalidInput(name, f"{name} {problem}, not {value}")
 
 
 async def run_backtest(context: Context, request: BacktestRequest) -> Job:
@@ -252,18 +287,23 @@ class SimulationRequest:
 async def run_simulation(context: Context, request: SimulationRequest) -> Job:
     owner = (await require_user(context)).id
     config = request.config
-    if not 1 <= config.paths <= MAX_PATHS:
-        raise InvalidInput("paths", f"paths must be between 1 and {MAX_PATHS:,}")
-    if not 1 <= config.horizon <= MAX_HORIZON:
-        raise InvalidInput("horizon", f"horizon must be between 1 and {MAX_HORIZON}")
-    if not 1 <= config.block_length <= config.horizon:
-        raise InvalidInput("blockLength", "blockLength must be between 1 and the horizon")
-    if not 0 <= config.shock_probability < 1 or not -1 < config.shock_size < 1:
-        raise InvalidInput("shockProbability", "shockProbability in [0, 1), shockSize in (-1, 1)")
-    if not 1 <= config.regime_weight <= 100:
-        raise InvalidInput("regimeWeight", "regimeWeight must be between 1 and 100")
-    if not 0 < config.leverage <= 100:
-        raise InvalidInput("leverage", "leverage must be in (0, 100]")
+    _check_bounds(
+        (config.paths, PATHS, "paths"),
+        (config.horizon, HORIZON, "horizon"),
+        (config.block_length, BLOCK_LENGTH, "blockLength"),
+        (config.seed, SEED, "seed"),
+        (config.ruin_threshold, RUIN_THRESHOLD, "ruinThreshold"),
+        (config.leverage, LEVERAGE, "leverage"),
+        (config.liquidation_threshold, LIQUIDATION_THRESHOLD, "liquidationThreshold"),
+        (config.regime_weight, REGIME_WEIGHT, "regimeWeight"),
+        (config.shock_probability, SHOCK_PROBABILITY, "shockProbability"),
+        (config.shock_size, SHOCK_SIZE, "shockSize"),
+        (config.shock_volatility, SHOCK_VOLATILITY, "shockVolatility"),
+        (config.shock_duration, SHOCK_DURATION, "shockDuration"),
+        (config.shock_slippage_bps, SHOCK_SLIPPAGE_BPS, "shockSlippageBps"),
+    )
+    if config.block_length > config.horizon:
+        raise InvalidInput("blockLength", "blockLength must be at most the horizon")
     if (request.backtest_run_id is None) == (request.portfolio_id is None):
         raise InvalidInput("source", "give either backtestRunId or portfolioId")
     if request.backtest_run_id is not None:
@@ -387,6 +427,7 @@ class FileBacktest:
     interval: Interval
     book: backtest.BookResult
     metrics: dict[str, Any]
+    trades: list[dict[str, object]]
 
 
 async def backtest_file(
@@ -397,24 +438,38 @@ async def backtest_file(
     interval: Interval | None,
     request: BacktestRequest,
 ) -> FileBacktest:
-    """Backtest candles from an uploaded file without storing them (one-off research)."""
+    """Backtest candles from an uploaded file without storing them (one-off research). The
+    cheap checks come first, then the file is parsed (off the event loop)."""
     await require_user(context)
     limit = context.services.settings.import_max_bytes
     if len(data) > limit:
         raise InvalidInput("file", f"file is larger than the limit of {limit:,} bytes")
-    parsed = parse_candle_file(data, symbol=symbol, interval=interval)
     _check_config(request.config)
     spec = await _spec(context, request)
     if spec.family != "signal":
         raise InvalidInput("strategy", "a file holds one symbol: use a signal strategy")
+    parsed = await parse_upload(
+        data,
+        symbol=symbol,
+        interval=interval,
+        max_rows=context.services.settings.max_upload_rows,
+    )
     candles = parsed.candles
     needed = _lookback(spec) + 2
     if len(candles) < needed:
         raise _insufficient(request, needed, len(candles), candles.timestamps)
     config = replace(request.config, periods_per_year=parsed.interval.periods_per_year)
-    book = await offload(
-        len(candles) * 20, backtest.run_book, spec, {parsed.symbol: candles}, config
+    book, metrics, trades = await offload(
+        len(candles) * 20, _backtest_candles, spec, parsed.symbol, candles, config
     )
-    return FileBacktest(
-        parsed.symbol, parsed.interval, book, backtest.summary(book, config.periods_per_year)
-    )
+    return FileBacktest(parsed.symbol, parsed.interval, book, metrics, trades)
+
+
+def _backtest_candles(
+    spec: StrategySpec, symbol: str, candles: Candles, config: backtest.BacktestConfig
+) -> tuple[backtest.BookResult, dict[str, Any], list[dict[str, object]]]:
+    """The book, its summary and its trades: all of it in the worker thread, as a million
+    bars' summary and trade table are a second of CPU too."""
+    book = backtest.run_book(spec, {symbol: candles}, config)
+    trades = backtest.trade_table([trade for _, trade in book.trades], book.timestamps)
+    return book, backtest.summary(book, config.periods_per_year), trades

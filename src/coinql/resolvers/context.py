@@ -63,10 +63,18 @@ class Services:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        with _faults_as_unavailable():
-            async with self.sessions() as session, session.begin():
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        What a failure says is what is known: before COMMIT (the writes flushed first, so that
+        a locked database or a constraint shows here) nothing was changed; a connection lost
+        during COMMIT may or may not have committed, and the error says so.
+        """
+        async with self.sessions() as session:
+            with _faults_as_unavailable():
                 yield session
+                await session.flush()
+            with _faults_as_unavailable(committing=True):
+                await session.commit()
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
@@ -76,27 +84,34 @@ class Services:
 
 
 @contextmanager
-def _faults_as_unavailable() -> Iterator[None]:
+def _faults_as_unavailable(*, committing: bool = False) -> Iterator[None]:
     """SQLite locked by another process past the busy timeout, or the database connection
     lost (PostgreSQL restarting): clear, typed errors. A transaction cut off this way was
-    rolled back by the database, unless the loss fell during its COMMIT."""
+    rolled back by the database (SQLite refuses a COMMIT it cannot make with "database is
+    locked" and keeps the transaction, which is then rolled back), unless the connection was
+    lost during its COMMIT: then nobody knows, and the error says so."""
     try:
         yield
     except OperationalError as error:
         if "database is locked" not in str(error.orig):
             if is_connection_loss(error):
-                raise _connection_lost() from error
+                raise _connection_lost(committing) from error
             raise
         raise Unavailable(
             "the database is locked by another process; nothing was changed, try again"
         ) from error
     except Exception as error:
         if is_connection_loss(error):
-            raise _connection_lost() from error
+            raise _connection_lost(committing) from error
         raise
 
 
-def _connection_lost() -> Unavailable:
+def _connection_lost(committing: bool) -> Unavailable:
+    if committing:
+        return Unavailable(
+            "the database connection was lost while committing: the change may or may not"
+            " have been saved; look before trying again"
+        )
     return Unavailable("the database connection was lost; try again", retryable=True)
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 
 from coinql.domain import ledger
+from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Interval
 from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.imports import ImportRejected, LineProblem
@@ -225,7 +226,9 @@ def _checked(
 
 
 def parse_transactions_csv(data: bytes) -> list[TransactionInput]:
-    """`kind,asset,quantity,price,fee,time[,note]` with a header; problems by line."""
+    """`kind,asset,quantity,price,fee,time[,note]` with a header; problems by line. Amounts
+    have the bounds of the ledger's (`ledger.POSITIVE_AMOUNT`, `ledger.AMOUNT`); reading stops
+    past MAX_BATCH rows."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -236,8 +239,11 @@ def parse_transactions_csv(data: bytes) -> list[TransactionInput]:
     if missing:
         raise ImportRejected([LineProblem(1, f"the header lacks {', '.join(missing)}")])
     reader.fieldnames = header
-    inputs, problems = [], []
+    inputs: list[TransactionInput] = []
+    problems: list[LineProblem] = []
     for row in reader:
+        if len(inputs) + len(problems) == MAX_BATCH:  # stop reading: the rest cannot be taken
+            raise InvalidInput("file", f"the file has more than {MAX_BATCH:,} transactions")
         line = reader.line_num
         try:
             inputs.append(_row_to_input(row))
@@ -251,7 +257,7 @@ def parse_transactions_csv(data: bytes) -> list[TransactionInput]:
 
 
 def _row_to_input(row: dict[str, str | None]) -> TransactionInput:
-    def decimal(name: str, *, required: bool) -> Decimal | None:
+    def decimal(name: str, bounds: Bounds, *, required: bool) -> Decimal | None:
         raw = (row.get(name) or "").strip()
         if not raw:
             if required:
@@ -261,8 +267,9 @@ def _row_to_input(row: dict[str, str | None]) -> TransactionInput:
             value = Decimal(raw)
         except InvalidOperation:
             raise ValueError(f"{name} {raw[:30]!r} is not a number") from None
-        if not value.is_finite():
-            raise ValueError(f"{name} must be finite")
+        problem = bounds.problem(value)
+        if problem is not None:
+            raise ValueError(f"{name} {problem}")
         return value
 
     kind_text = (row.get("kind") or "").strip().upper()
@@ -275,15 +282,15 @@ def _row_to_input(row: dict[str, str | None]) -> TransactionInput:
         raise ValueError(f"time {time_text[:30]!r} is not ISO 8601") from None
     if time.tzinfo is None:
         raise ValueError(f"time {time_text!r} needs a UTC offset, e.g. 2020-01-01T00:00:00Z")
-    quantity = decimal("quantity", required=True)
+    quantity = decimal("quantity", ledger.POSITIVE_AMOUNT, required=True)
     assert quantity is not None
     return TransactionInput(
         kind=TransactionKind(kind_text),
         asset=(row.get("asset") or "").strip(),
         quantity=quantity,
         time=time,
-        price=decimal("price", required=False),
-        fee=decimal("fee", required=False),
+        price=decimal("price", ledger.POSITIVE_AMOUNT, required=False),
+        fee=decimal("fee", ledger.AMOUNT, required=False),
         note=(row.get("note") or "").strip() or None,
     )
 

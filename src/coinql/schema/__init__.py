@@ -31,6 +31,7 @@ from coinql.resolvers.context import Context
 from coinql.schema import backtest, market
 from coinql.schema.analytics import AnalyticsQuery
 from coinql.schema.backtest import BacktestMutation, BacktestQuery
+from coinql.schema.bounds import CheckedSchema
 from coinql.schema.cost import QueryCostLimiter
 from coinql.schema.errors import exception_handlers
 from coinql.schema.extensions import (
@@ -127,7 +128,7 @@ def build_schema(
     )
 
 
-class RetryingSchema(strawberry.Schema):
+class RetryingSchema(CheckedSchema):
     """A query cut off by a lost database connection (PostgreSQL restarting; the pool reconnects
     on the next checkout) runs once more, with fresh DataLoaders and without charging the
     request budgets again. Mutations are not re-run: they answer `Unavailable`."""

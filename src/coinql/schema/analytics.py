@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import numpy as np
 import strawberry
@@ -17,26 +17,35 @@ from strawberry.types import Info
 from coinql.domain import indicators as ind
 from coinql.domain import performance as pf
 from coinql.domain import risk
+from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
 from coinql.resolvers import analytics
 from coinql.resolvers.analytics import ReturnStream
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import to_millis
+from coinql.schema.bounds import (
+    CONFIDENCE,
+    EWMA_DECAY,
+    WEIGHT,
+    bounded,
+    bounded_argument,
+)
 from coinql.schema.enums import CovarianceMethod, Interval, RollingMetric, VarMethod
 from coinql.schema.scalars import FloatArray, TimestampArray, finite
 
 DEFAULT_LEVEL = 0.95
+MAX_WINDOW = 10_000
+WINDOW = Bounds(1, MAX_WINDOW)
+# A basket's weights: fractions of its value, short (negative) or levered up to 10x.
+BASKET_WEIGHT = Bounds(-10, 10)
+Level = Annotated[
+    float, bounded_argument(CONFIDENCE, description="A confidence such as 0.95 or 0.99.")
+]
 
 
 def _time(millis: int | None) -> datetime | None:
     return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
-
-
-def _level(level: float) -> float:
-    if not 0.5 <= level < 1.0:
-        raise InvalidInput("level", "level is a confidence such as 0.95 or 0.99")
-    return level
 
 
 @strawberry.type(description="A packed series.")
@@ -186,20 +195,20 @@ class Performance:
 
     @strawberry.field(description="Positive loss fraction at a confidence level.")
     def value_at_risk(
-        self, level: float = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
+        self, level: Level = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
     ) -> float | None:
-        return finite(risk.value_at_risk(self._r, _level(level), method))
+        return finite(risk.value_at_risk(self._r, level, method))
 
     @strawberry.field(description="Mean loss beyond the VaR, positive fraction.")
     def expected_shortfall(
-        self, level: float = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
+        self, level: Level = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
     ) -> float | None:
-        return finite(risk.expected_shortfall(self._r, _level(level), method))
+        return finite(risk.expected_shortfall(self._r, level, method))
 
     @strawberry.field(description="The deepest drawdowns, deepest first.")
-    def drawdowns(self, top: int = 5) -> list[DrawdownPeriod]:
-        if not 0 < top <= 100:
-            raise InvalidInput("top", "top must be between 1 and 100")
+    def drawdowns(
+        self, top: Annotated[int, bounded_argument(Bounds(1, 100))] = 5
+    ) -> list[DrawdownPeriod]:
         timestamps = self.stream.timestamps
         first = int(timestamps[0]) - self.stream.interval.milliseconds if timestamps.size else 0
 
@@ -241,10 +250,11 @@ class Performance:
 
     @strawberry.field(description="A metric over each trailing window (BETA needs benchmark).")
     async def rolling(
-        self, window: int, metric: RollingMetric, benchmark: str | None = None
+        self,
+        window: Annotated[int, bounded_argument(Bounds(2, MAX_WINDOW), description="Periods.")],
+        metric: RollingMetric,
+        benchmark: str | None = None,
     ) -> Series:
-        if not 2 <= window <= 10_000:
-            raise InvalidInput("window", "window must be between 2 and 10000")
         timestamps, returns, factor = self.stream.timestamps, self._r, None
         if metric is RollingMetric.BETA:
             if benchmark is None or self.stream.benchmark_loader is None:
@@ -326,15 +336,15 @@ class RiskReport:
 
     @strawberry.field(description="Historical or parametric, on the basket's past returns.")
     def value_at_risk(
-        self, level: float = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
+        self, level: Level = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
     ) -> float | None:
-        return finite(risk.value_at_risk(self.basket.basket_returns, _level(level), method))
+        return finite(risk.value_at_risk(self.basket.basket_returns, level, method))
 
     @strawberry.field
     def expected_shortfall(
-        self, level: float = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
+        self, level: Level = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
     ) -> float | None:
-        return finite(risk.expected_shortfall(self.basket.basket_returns, _level(level), method))
+        return finite(risk.expected_shortfall(self.basket.basket_returns, level, method))
 
     @strawberry.field(description="Weighted sum of volatilities / basket volatility.")
     def diversification_ratio(self) -> float | None:
@@ -391,31 +401,35 @@ class PrincipalComponents:
 
 @strawberry.input
 class WindowInput:
-    window: int
+    window: int = bounded(WINDOW, description="Periods.")
 
 
 @strawberry.input
 class BandsInput:
-    window: int = 20
-    width: float = 2.0
+    window: int = bounded(WINDOW, default=20, description="Periods.")
+    width: float = bounded(
+        Bounds(0, 10, low_open=True), default=2.0, description="Standard deviations."
+    )
 
 
 @strawberry.input
 class VolOfVolInput:
-    window: int
-    outer_window: int | None = None
+    window: int = bounded(WINDOW, description="Periods of each volatility.")
+    outer_window: int | None = bounded(
+        WINDOW, default=None, description="Periods of volatilities it varies over."
+    )
 
 
 @strawberry.input
 class RegimeInput:
-    window: int
-    lookback: int = 365
+    window: int = bounded(WINDOW, description="Periods of each volatility.")
+    lookback: int = bounded(WINDOW, default=365, description="Periods ranked against.")
 
 
 @strawberry.input
 class TrendInput:
-    window: int
-    band: float = 0.02
+    window: int = bounded(WINDOW, description="Periods of the trend's average.")
+    band: float = bounded(WEIGHT, default=0.02, description="Around the average, a fraction.")
 
 
 @strawberry.input(one_of=True, description="One indicator, e.g. {ema: {window: 20}}.")
@@ -446,17 +460,10 @@ class IndicatorSet:
     legend: list[str] = strawberry.field(description="What the regime series' codes mean.")
 
 
-MAX_WINDOW = 10_000
 REGIME_LEGEND = [
     *(f"volatilityRegime {level.value} = {level.name}" for level in ind.VolatilityRegime),
     *(f"trendRegime {level.value} = {level.name}" for level in ind.TrendRegime),
 ]
-
-
-def _window(value: int, name: str) -> int:
-    if not 1 <= value <= MAX_WINDOW:
-        raise InvalidInput(name, f"{name} must be between 1 and {MAX_WINDOW}")
-    return value
 
 
 def compute_indicator(
@@ -465,7 +472,7 @@ def compute_indicator(
     """The series of one @oneOf spec (three for Bollinger bands)."""
     high, low, close = candles.high, candles.low, candles.close
     if spec.bollinger:
-        window = _window(spec.bollinger.window, "window")
+        window = spec.bollinger.window
         bands = ind.bollinger(close, window, spec.bollinger.width)
         label = f"bollinger({window},{spec.bollinger.width:g})"
         return [
@@ -473,16 +480,15 @@ def compute_indicator(
             for part in ("lower", "middle", "upper")
         ]
     if spec.vol_of_vol:
-        window = _window(spec.vol_of_vol.window, "window")
+        window = spec.vol_of_vol.window
         values = ind.vol_of_vol(close, window, periods_per_year, spec.vol_of_vol.outer_window)
         return [IndicatorSeries(name=f"volOfVol({window})", values=values)]
     if spec.volatility_regime:
-        window = _window(spec.volatility_regime.window, "window")
-        lookback = _window(spec.volatility_regime.lookback, "lookback")
+        window, lookback = spec.volatility_regime.window, spec.volatility_regime.lookback
         values = ind.volatility_regime(close, window, periods_per_year, lookback)
         return [IndicatorSeries(name=f"volatilityRegime({window},{lookback})", values=values)]
     if spec.trend_regime:
-        window = _window(spec.trend_regime.window, "window")
+        window = spec.trend_regime.window
         values = ind.trend_regime(close, window, spec.trend_regime.band)
         return [IndicatorSeries(name=f"trendRegime({window})", values=values)]
     # Base volume where known, else quote volume in coins at the close.
@@ -499,7 +505,7 @@ def compute_indicator(
     for name, compute in single.items():
         chosen = getattr(spec, _snake(name))
         if chosen:
-            window = _window(chosen.window, "window")
+            window = chosen.window
             return [IndicatorSeries(name=f"{name}({window})", values=compute(window))]
     raise InvalidInput("specs", "each spec names exactly one indicator")
 
@@ -515,12 +521,15 @@ class AnalyticsQuery:
         self,
         info: Info[Context, None],
         symbols: list[str],
-        weights: list[float] | None = None,
+        weights: Annotated[
+            list[float] | None,
+            bounded_argument(BASKET_WEIGHT, description="One per symbol; equal if omitted."),
+        ] = None,
         interval: Interval = Interval.D1,
         start: datetime | None = None,
         end: datetime | None = None,
         covariance: CovarianceMethod = CovarianceMethod.SAMPLE,
-        ewma_decay: float = risk.EWMA_DEFAULT_DECAY,
+        ewma_decay: Annotated[float, bounded_argument(EWMA_DECAY)] = risk.EWMA_DEFAULT_DECAY,
     ) -> RiskReport:
         basket = await analytics.load_basket(
             info.context,
@@ -549,7 +558,7 @@ class AnalyticsQuery:
         interval: Interval = Interval.D1,
         start: datetime | None = None,
         end: datetime | None = None,
-        components: int = 3,
+        components: Annotated[int, bounded_argument(Bounds(1, analytics.MAX_COMPONENTS))] = 3,
     ) -> PrincipalComponents:
         basket = await analytics.load_basket(
             info.context,

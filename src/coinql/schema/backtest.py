@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from coinql.domain import backtest, errors
-from coinql.domain.errors import InvalidInput as InvalidInputError
+from coinql.domain.bounds import Bounds
 from coinql.domain.errors import NotFound as NotFoundError
 from coinql.resolvers import backtest as backtest_resolvers
 from coinql.resolvers.analytics import ReturnStream
@@ -21,6 +21,12 @@ from coinql.resolvers.context import Context
 from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
 from coinql.resolvers.optimize import StrategyInput
 from coinql.schema.analytics import Performance, Series
+from coinql.schema.bounds import (
+    PageSizeArgument,
+    RiskFreeRateArgument,
+    bounded,
+    bounded_argument,
+)
 from coinql.schema.enums import (
     Direction,
     ExitReason,
@@ -274,13 +280,15 @@ class BacktestRun(OwnedNode):
         )
 
     @strawberry.field(description="Trades in entry order.")
-    def trades(self, first: int = 100, offset: int = 0) -> list[BacktestTrade]:
-        if not 0 < first <= 10_000 or offset < 0:
-            raise InvalidInputError("first", "first must be between 1 and 10000")
+    def trades(
+        self,
+        first: Annotated[int, bounded_argument(Bounds(1, 10_000))] = 100,
+        offset: Annotated[int, bounded_argument(Bounds(0, 2**31 - 1))] = 0,
+    ) -> list[BacktestTrade]:
         return [BacktestTrade.from_model(row) for row in self.model.trades[offset : offset + first]]
 
     @strawberry.field(description="The full tear sheet of the equity curve.")
-    def performance(self, risk_free_rate: float = 0.0) -> Performance:
+    def performance(self, risk_free_rate: RiskFreeRateArgument = 0.0) -> Performance:
         equity = self._equity
         with np.errstate(divide="ignore", invalid="ignore"):
             returns = np.diff(equity) / equity[:-1]
@@ -360,20 +368,36 @@ class BacktestInput:
     strategy: StrategyKindInput | None = None
     strategy_id: strawberry.ID | None = strawberry.field(default=None, description="A saved one.")
     name: str | None = None
-    initial_capital: float = 10_000.0
-    fee_bps: float = 0.0
-    slippage_bps: float = 0.0
-    slippage_range: float = strawberry.field(
-        default=0.0, description="Extra slippage as a fraction of the bar's high - low."
+    initial_capital: float = bounded(backtest_resolvers.INITIAL_CAPITAL, default=10_000.0)
+    fee_bps: float = bounded(backtest_resolvers.FEE_BPS, default=0.0)
+    slippage_bps: float = bounded(backtest_resolvers.SLIPPAGE_BPS, default=0.0)
+    slippage_range: float = bounded(
+        backtest_resolvers.SLIPPAGE_RANGE,
+        default=0.0,
+        description="Extra slippage as a fraction of the bar's high - low.",
     )
     fill_price: FillPrice = FillPrice.NEXT_OPEN
     direction: Direction = Direction.LONG_ONLY
     sizing: Sizing = Sizing.ALL_IN
-    fraction: float = strawberry.field(default=1.0, description="For FIXED_FRACTION.")
-    volatility_target: float = strawberry.field(default=0.5, description="For VOLATILITY_TARGET.")
-    max_leverage: float = 1.0
-    stop_loss: float | None = strawberry.field(default=None, description="A fraction, e.g. 0.1.")
-    take_profit: float | None = None
+    fraction: float = bounded(
+        backtest_resolvers.FRACTION, default=1.0, description="For FIXED_FRACTION."
+    )
+    volatility_target: float = bounded(
+        backtest_resolvers.VOLATILITY_TARGET,
+        default=0.5,
+        description="For VOLATILITY_TARGET, annual.",
+    )
+    max_leverage: float = bounded(backtest_resolvers.MAX_LEVERAGE, default=1.0)
+    stop_loss: float | None = bounded(
+        backtest_resolvers.STOP_LOSS,
+        default=None,
+        description="A fall from the entry price, e.g. 0.1.",
+    )
+    take_profit: float | None = bounded(
+        backtest_resolvers.TAKE_PROFIT,
+        default=None,
+        description="A rise from the entry price, e.g. 0.2.",
+    )
 
     def to_model(self) -> backtest_resolvers.BacktestRequest:
         strategy = None
@@ -465,7 +489,10 @@ class BacktestQuery:
         description="The caller's jobs, newest first.", permission_classes=[IsAuthenticated]
     )
     async def jobs(
-        self, info: Info[Context, None], status: JobStatus | None = None, first: int = 20
+        self,
+        info: Info[Context, None],
+        status: JobStatus | None = None,
+        first: PageSizeArgument = 20,
     ) -> list[Job]:
         found = await backtest_resolvers.list_jobs(info.context, status=status, first=first)
         return [Job.from_model(job) for job in found]
@@ -476,7 +503,7 @@ class BacktestQuery:
     async def backtest_runs(
         self,
         info: Info[Context, None],
-        first: int = 20,
+        first: PageSizeArgument = 20,
         after: str | None = None,
         filter: BacktestRunFilter | None = None,
     ) -> BacktestRunConnection:
@@ -532,7 +559,7 @@ class BacktestMutation:
     )
     async def run_backtest(
         self, info: Info[Context, None], input: BacktestInput
-    ) -> RunBacktestResult:
+    ) -> RunBacktestResult | None:
         job = await backtest_resolvers.run_backtest(info.context, input.to_model())
         return Job.from_model(job)
 
@@ -540,7 +567,9 @@ class BacktestMutation:
         description="Queue a parameter sweep: every combination of the grid.",
         permission_classes=[IsAuthenticated],
     )
-    async def run_sweep(self, info: Info[Context, None], input: StudyInput) -> RunBacktestResult:
+    async def run_sweep(
+        self, info: Info[Context, None], input: StudyInput
+    ) -> RunBacktestResult | None:
         job = await backtest_resolvers.run_study(info.context, input.to_model(walk_forward=False))
         return Job.from_model(job)
 
@@ -550,7 +579,7 @@ class BacktestMutation:
     )
     async def run_walk_forward(
         self, info: Info[Context, None], input: StudyInput
-    ) -> RunBacktestResult:
+    ) -> RunBacktestResult | None:
         job = await backtest_resolvers.run_study(info.context, input.to_model(walk_forward=True))
         return Job.from_model(job)
 
@@ -559,7 +588,7 @@ class BacktestMutation:
     )
     async def run_simulation(
         self, info: Info[Context, None], input: SimulationInput
-    ) -> RunSimulationResult:
+    ) -> RunSimulationResult | None:
         job = await backtest_resolvers.run_simulation(info.context, input.to_model())
         return Job.from_model(job)
 
@@ -575,32 +604,33 @@ class BacktestMutation:
         input: BacktestInput,
         symbol: str | None = None,
         interval: Interval | None = None,
-    ) -> FileBacktestOutcome:
+    ) -> FileBacktestOutcome | None:
         limit = info.context.services.settings.import_max_bytes
         data = await read_upload(file, limit)
         found = await backtest_resolvers.backtest_file(
             info.context, data=data, symbol=symbol, interval=interval, request=input.to_model()
-        )
-        trades = backtest.trade_table(
-            [trade for _, trade in found.book.trades], found.book.timestamps
         )
         return FileBacktestResult(
             symbol=found.symbol,
             interval=found.interval,
             metrics=BacktestMetrics.from_model(found.metrics),
             equity=Series(timestamps=found.book.timestamps, values=found.book.equity),
-            trades=[BacktestTrade.from_model({"symbol": found.symbol, **row}) for row in trades],
+            trades=[
+                BacktestTrade.from_model({"symbol": found.symbol, **row}) for row in found.trades
+            ],
         )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def cancel_job(self, info: Info[Context, None], id: strawberry.ID) -> CancelJobResult:
+    async def cancel_job(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> CancelJobResult | None:
         job = await backtest_resolvers.cancel_job(info.context, job_id=decode_id(id, "Job"))
         return Job.from_model(job)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def delete_backtest_run(
         self, info: Info[Context, None], id: strawberry.ID
-    ) -> DeleteResult:
+    ) -> DeleteResult | None:
         await backtest_resolvers.delete_backtest_run(
             info.context, run_id=decode_id(id, "BacktestRun")
         )

@@ -24,6 +24,13 @@ from coinql.schema.analytics import (
     Performance,
     compute_indicator,
 )
+from coinql.schema.bounds import (
+    PAGE_SIZE,
+    PageSizeArgument,
+    PeriodsPerYearArgument,
+    RiskFreeRateArgument,
+    bounded_argument,
+)
 from coinql.schema.enums import AssetOrder, Interval, ReturnKind
 from coinql.schema.errors import Error, Forbidden, InvalidInput, NotAuthenticated, NotFound, naming
 from coinql.schema.nodes import PageInfo
@@ -134,8 +141,8 @@ class Asset(relay.Node):
         interval: Interval = Interval.D1,
         start: datetime | None = None,
         end: datetime | None = None,
-        risk_free_rate: float = 0.0,
-        periods_per_year: float | None = None,
+        risk_free_rate: RiskFreeRateArgument = 0.0,
+        periods_per_year: PeriodsPerYearArgument = None,
     ) -> Performance:
         stream = await analytics_resolvers.asset_stream(
             info.context,
@@ -363,7 +370,7 @@ class MarketQuery:
     async def assets(
         self,
         info: Info[Context, None],
-        first: int = 50,
+        first: PageSizeArgument = 50,
         after: str | None = None,
         order_by: AssetOrder = AssetOrder.MARKET_CAP_DESC,
         filter: AssetFilter | None = None,
@@ -386,7 +393,7 @@ class MarketQuery:
     async def universe(
         self,
         info: Info[Context, None],
-        top: int = 10,
+        top: Annotated[int, bounded_argument(PAGE_SIZE)] = 10,
         by: AssetOrder = AssetOrder.MARKET_CAP_DESC,
         exclude_stablecoins: bool = True,
     ) -> list[Asset]:
@@ -456,7 +463,7 @@ class MarketMutation:
         file: Upload,
         symbol: str | None = None,
         interval: Interval | None = None,
-    ) -> ImportCandlesResult:
+    ) -> ImportCandlesResult | None:
         limit = info.context.services.settings.import_max_bytes
         data = await read_upload(file, limit)
         report = await market_resolvers.import_file(
@@ -475,7 +482,7 @@ class MarketMutation:
         start: datetime,
         end: datetime,
         interval: Interval = Interval.D1,
-    ) -> BackfillResult:
+    ) -> BackfillResult | None:
         report = await market_resolvers.backfill(
             info.context,
             symbol=symbol,

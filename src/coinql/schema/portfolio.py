@@ -13,14 +13,26 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from coinql.domain import optimize as opt
+from coinql.domain.bounds import Bounds
 from coinql.domain.errors import InvalidInput as InvalidInputError
 from coinql.domain.errors import NotFound as NotFoundError
-from coinql.domain.ledger import Valuation
+from coinql.domain.ledger import AMOUNT, AMOUNT_PLACES, POSITIVE_AMOUNT, Valuation
 from coinql.resolvers import optimize as optimize_resolvers
 from coinql.resolvers import portfolio as portfolio_resolvers
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
 from coinql.schema.analytics import Performance, Series
+from coinql.schema.bounds import (
+    ANNUAL_RATE,
+    EWMA_DECAY,
+    SIGNED_WEIGHT,
+    WEIGHT,
+    PageSizeArgument,
+    PeriodsPerYearArgument,
+    RiskFreeRateArgument,
+    bounded,
+    bounded_argument,
+)
 from coinql.schema.enums import CostBasis, CovarianceMethod, Interval, Objective, TransactionKind
 from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound, naming
 from coinql.schema.market import ImportRejected
@@ -39,6 +51,11 @@ def decode_id(value: str | relay.GlobalID, type_name: str) -> uuid.UUID:
         return uuid.UUID(global_id.node_id)
     except ValueError:
         raise NotFoundError(f"no {type_name.lower()} {value}") from None
+
+
+REBALANCE_FEE_BPS = Bounds(0, 1_000, places=AMOUNT_PLACES)
+TARGET_RETURN = Bounds(-1, 100, low_open=True)  # annual: -100 % to +10,000 %
+TARGET_VOLATILITY = Bounds(0, 100, low_open=True)
 
 
 @strawberry.type
@@ -169,8 +186,8 @@ class Portfolio(OwnedNode):
         self,
         info: Info[Context, None],
         interval: Interval = Interval.D1,
-        risk_free_rate: float = 0.0,
-        periods_per_year: float | None = None,
+        risk_free_rate: RiskFreeRateArgument = 0.0,
+        periods_per_year: PeriodsPerYearArgument = None,
     ) -> Performance:
         stream = await portfolio_resolvers.return_stream(
             info.context,
@@ -206,10 +223,12 @@ class CreatePortfolioInput:
 class TransactionInput:
     kind: TransactionKind
     asset: str = strawberry.field(description="A coin, or the base currency for cash.")
-    quantity: Decimal
+    quantity: Decimal = bounded(POSITIVE_AMOUNT)
     time: datetime
-    price: Decimal | None = strawberry.field(default=None, description="Per unit, base currency.")
-    fee: Decimal | None = strawberry.field(default=None, description="In the base currency.")
+    price: Decimal | None = bounded(
+        POSITIVE_AMOUNT, default=None, description="Per unit, base currency."
+    )
+    fee: Decimal | None = bounded(AMOUNT, default=None, description="In the base currency.")
     note: str | None = None
 
     def to_model(self) -> portfolio_resolvers.TransactionInput:
@@ -232,7 +251,7 @@ class Deleted:
 @strawberry.input
 class TargetWeight:
     symbol: str
-    weight: float
+    weight: float = bounded(WEIGHT)
 
 
 @strawberry.type
@@ -297,13 +316,13 @@ class OptimizationResult:
 class GroupCapInput:
     name: str
     symbols: list[str]
-    max_weight: float
+    max_weight: float = bounded(WEIGHT)
 
 
 @strawberry.input
 class ConstraintsInput:
-    min_weight: float = 0.0
-    max_weight: float = 1.0
+    min_weight: float = bounded(SIGNED_WEIGHT, default=0.0)
+    max_weight: float = bounded(SIGNED_WEIGHT, default=1.0)
     long_only: bool = True
     groups: list[GroupCapInput] | None = None
 
@@ -316,10 +335,14 @@ class OptimizeInput:
     start: datetime | None = None
     end: datetime | None = None
     covariance: CovarianceMethod = CovarianceMethod.SAMPLE
-    ewma_decay: float = 0.94
-    risk_free_rate: float = strawberry.field(default=0.0, description="Annual.")
-    target_return: float | None = None
-    target_volatility: float | None = None
+    ewma_decay: float = bounded(EWMA_DECAY, default=0.94)
+    risk_free_rate: float = bounded(ANNUAL_RATE, default=0.0, description="Annual.")
+    target_return: float | None = bounded(
+        TARGET_RETURN, default=None, description="Annual, for TARGET_RETURN."
+    )
+    target_volatility: float | None = bounded(
+        TARGET_VOLATILITY, default=None, description="Annual, for TARGET_VOLATILITY."
+    )
     constraints: ConstraintsInput | None = None
 
     def to_model(self) -> optimize_resolvers.OptimizeRequest:
@@ -359,7 +382,7 @@ DeleteResult = Annotated[Deleted | NotFound | NotAuthenticated, strawberry.union
 class PortfolioQuery:
     @strawberry.field(description="The caller's portfolios.", permission_classes=[IsAuthenticated])
     async def portfolios(
-        self, info: Info[Context, None], first: int = 50, after: str | None = None
+        self, info: Info[Context, None], first: PageSizeArgument = 50, after: str | None = None
     ) -> PortfolioConnection:
         offset = decode_cursor(after) + 1 if after else 0
         page = await portfolio_resolvers.list_portfolios(info.context, first=first, offset=offset)
@@ -399,8 +422,12 @@ class PortfolioQuery:
         info: Info[Context, None],
         portfolio_id: strawberry.ID,
         target_weights: list[TargetWeight],
-        min_trade_value: Decimal = Decimal(0),
-        fee_bps: Decimal = Decimal(10),
+        min_trade_value: Annotated[
+            Decimal, bounded_argument(AMOUNT, description="Smaller trades are skipped.")
+        ] = Decimal(0),
+        fee_bps: Annotated[
+            Decimal, bounded_argument(REBALANCE_FEE_BPS, description="Estimated fee per trade.")
+        ] = Decimal(10),
     ) -> RebalancePlan:
         with naming("portfolioId"):
             valuation, trades = await portfolio_resolvers.rebalance(
@@ -435,7 +462,10 @@ class PortfolioQuery:
 
     @strawberry.field(description="Efficient portfolios from minimum volatility to maximum return.")
     async def efficient_frontier(
-        self, info: Info[Context, None], input: OptimizeInput, points: int = 20
+        self,
+        info: Info[Context, None],
+        input: OptimizeInput,
+        points: Annotated[int, bounded_argument(Bounds(2, optimize_resolvers.MAX_POINTS))] = 20,
     ) -> list[OptimizationResult]:
         found = await optimize_resolvers.frontier(info.context, input.to_model(), points)
         return [
@@ -449,7 +479,7 @@ class PortfolioMutation:
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def create_portfolio(
         self, info: Info[Context, None], input: CreatePortfolioInput
-    ) -> CreatePortfolioResult:
+    ) -> CreatePortfolioResult | None:
         created = await portfolio_resolvers.create_portfolio(
             info.context,
             name=input.name,
@@ -467,7 +497,7 @@ class PortfolioMutation:
         info: Info[Context, None],
         portfolio_id: strawberry.ID,
         transactions: list[TransactionInput],
-    ) -> PortfolioChangeResult:
+    ) -> PortfolioChangeResult | None:
         updated = await portfolio_resolvers.add_transactions(
             info.context,
             portfolio_id=decode_id(portfolio_id, "Portfolio"),
@@ -481,7 +511,7 @@ class PortfolioMutation:
     )
     async def import_transactions(
         self, info: Info[Context, None], portfolio_id: strawberry.ID, file: Upload
-    ) -> PortfolioChangeResult:
+    ) -> PortfolioChangeResult | None:
         limit = info.context.services.settings.import_max_bytes
         data = await read_upload(file, limit)
         if len(data) > limit:
@@ -493,7 +523,9 @@ class PortfolioMutation:
         return Portfolio.from_model(updated)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def delete_portfolio(self, info: Info[Context, None], id: strawberry.ID) -> DeleteResult:
+    async def delete_portfolio(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> DeleteResult | None:
         await portfolio_resolvers.delete_portfolio(
             info.context, portfolio_id=decode_id(id, "Portfolio")
         )

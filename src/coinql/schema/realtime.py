@@ -10,8 +10,10 @@ from typing import Annotated, Any, Self
 import strawberry
 from strawberry.types import Info
 
+from coinql.domain.bounds import Bounds
 from coinql.resolvers import realtime as realtime_resolvers
 from coinql.resolvers.context import Context
+from coinql.schema.bounds import PageSizeArgument, bounded
 from coinql.schema.enums import Interval, JobStatus
 from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound, naming
 from coinql.schema.permissions import IsAuthenticated
@@ -110,12 +112,18 @@ class RiskLimits:
         )
 
 
+# Each limit is a loss or a weight as a fraction: breached above it.
+RISK_LIMIT = Bounds(0, 1, low_open=True)
+
+
 @strawberry.input
 class RiskLimitsInput:
-    max_drawdown: float | None = None
-    value_at_risk_99: float | None = None
-    max_position_weight: float | None = None
-    daily_loss: float | None = None
+    max_drawdown: float | None = bounded(RISK_LIMIT, default=None)
+    value_at_risk_99: float | None = bounded(
+        RISK_LIMIT, default=None, description="1-day historical VaR 99."
+    )
+    max_position_weight: float | None = bounded(RISK_LIMIT, default=None)
+    daily_loss: float | None = bounded(RISK_LIMIT, default=None)
 
 
 SetRiskLimitsResult = Annotated[
@@ -130,7 +138,10 @@ class RealtimeQuery:
         permission_classes=[IsAuthenticated],
     )
     async def alerts(
-        self, info: Info[Context, None], portfolio_id: strawberry.ID | None = None, first: int = 50
+        self,
+        info: Info[Context, None],
+        portfolio_id: strawberry.ID | None = None,
+        first: PageSizeArgument = 50,
     ) -> list[RiskAlert]:
         with naming("portfolioId"):
             found = await realtime_resolvers.list_alerts(
@@ -159,7 +170,7 @@ class RealtimeMutation:
     )
     async def set_risk_limits(
         self, info: Info[Context, None], portfolio_id: strawberry.ID, limits: RiskLimitsInput
-    ) -> SetRiskLimitsResult:
+    ) -> SetRiskLimitsResult | None:
         found = await realtime_resolvers.set_risk_limits(
             info.context,
             portfolio_id=decode_id(portfolio_id, "Portfolio"),

@@ -12,14 +12,21 @@ import strawberry
 from strawberry.scalars import JSON
 
 from coinql.domain import backtest, simulation
+from coinql.domain.bounds import Bounds
+from coinql.domain.strategies import MAX_WINDOW
 from coinql.resolvers import backtest as backtest_resolvers
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import to_millis
+from coinql.schema.bounds import bounded
 from coinql.schema.enums import FillPrice, Interval, SimulationMethod, SplitMode
 from coinql.schema.nodes import OwnedNode
 from coinql.schema.portfolio import decode_id
 from coinql.schema.scalars import FloatArray, TimestampArray, finite
 from coinql.store import jobs as job_store
+
+# A grid value is a window, a threshold or an RSI level: no strategy takes more (each
+# combination is then checked as a strategy).
+GRID_VALUE = Bounds(-MAX_WINDOW, MAX_WINDOW)
 
 
 @strawberry.type
@@ -199,7 +206,9 @@ class WalkForwardRun(OwnedNode):
 @strawberry.input
 class GridParameter:
     name: str = strawberry.field(description='e.g. "fast".')
-    values: list[float]
+    values: list[float] = bounded(
+        GRID_VALUE, description="Windows, thresholds or levels the strategy takes, each."
+    )
 
 
 @strawberry.input
@@ -211,12 +220,16 @@ class StudyInput:
     interval: Interval = Interval.D1
     start: datetime | None = None
     end: datetime | None = None
-    initial_capital: float = 10_000.0
-    fee_bps: float = 0.0
-    slippage_bps: float = 0.0
+    initial_capital: float = bounded(backtest_resolvers.INITIAL_CAPITAL, default=10_000.0)
+    fee_bps: float = bounded(backtest_resolvers.FEE_BPS, default=0.0)
+    slippage_bps: float = bounded(backtest_resolvers.SLIPPAGE_BPS, default=0.0)
     fill_price: FillPrice = FillPrice.NEXT_OPEN
-    train_bars: int = strawberry.field(default=365, description="Walk-forward only.")
-    test_bars: int = strawberry.field(default=90, description="Walk-forward only.")
+    train_bars: int = bounded(
+        backtest_resolvers.WALK_FORWARD_BARS, default=365, description="Walk-forward only."
+    )
+    test_bars: int = bounded(
+        backtest_resolvers.WALK_FORWARD_BARS, default=90, description="Walk-forward only."
+    )
     mode: SplitMode = strawberry.field(default=SplitMode.ROLLING, description="Walk-forward only.")
 
     def to_model(self, *, walk_forward: bool) -> backtest_resolvers.StudyRequest:
@@ -252,27 +265,51 @@ class SimulationSource:
 class SimulationInput:
     source: SimulationSource
     method: SimulationMethod = SimulationMethod.BLOCK_BOOTSTRAP
-    paths: int = 5_000
-    horizon: int = 365
-    block_length: int = 10
-    seed: int = 0
-    ruin_threshold: float = strawberry.field(default=0.5, description="Of the starting equity.")
-    leverage: float = 1.0
-    liquidation_threshold: float = 0.0
+    paths: int = bounded(backtest_resolvers.PATHS, default=5_000)
+    horizon: int = bounded(
+        backtest_resolvers.HORIZON, default=365, description="Steps of the source's interval."
+    )
+    block_length: int = bounded(
+        backtest_resolvers.BLOCK_LENGTH, default=10, description="Steps; at most the horizon."
+    )
+    seed: int = bounded(
+        backtest_resolvers.SEED, default=0, description="The same seed, the same paths."
+    )
+    ruin_threshold: float = bounded(
+        backtest_resolvers.RUIN_THRESHOLD, default=0.5, description="Of the starting equity."
+    )
+    leverage: float = bounded(backtest_resolvers.LEVERAGE, default=1.0)
+    liquidation_threshold: float = bounded(
+        backtest_resolvers.LIQUIDATION_THRESHOLD,
+        default=0.0,
+        description="With leverage: of the starting equity.",
+    )
     volatility_scaling: bool = strawberry.field(
         default=False, description="Scale returns to the recent volatility (r x s_now / s)."
     )
-    regime_weight: float = strawberry.field(
-        default=1.0, description="> 1 draws blocks from the current volatility regime more often."
+    regime_weight: float = bounded(
+        backtest_resolvers.REGIME_WEIGHT,
+        default=1.0,
+        description="> 1 draws blocks from the current volatility regime more often.",
     )
-    shock_probability: float = strawberry.field(
-        default=0.0, description="Per step: a black swan (gap move) starts."
+    shock_probability: float = bounded(
+        backtest_resolvers.SHOCK_PROBABILITY,
+        default=0.0,
+        description="Per step: a black swan (gap move) starts.",
     )
-    shock_size: float = -0.2
-    shock_volatility: float = strawberry.field(default=3.0, description="Volatility spike factor.")
-    shock_duration: int = 10
-    shock_slippage_bps: float = strawberry.field(
-        default=50.0, description="Liquidity cost on each shocked step."
+    shock_size: float = bounded(
+        backtest_resolvers.SHOCK_SIZE, default=-0.2, description="The gap move, a return."
+    )
+    shock_volatility: float = bounded(
+        backtest_resolvers.SHOCK_VOLATILITY, default=3.0, description="Volatility spike factor."
+    )
+    shock_duration: int = bounded(
+        backtest_resolvers.SHOCK_DURATION, default=10, description="Steps a shock lasts."
+    )
+    shock_slippage_bps: float = bounded(
+        backtest_resolvers.SHOCK_SLIPPAGE_BPS,
+        default=50.0,
+        description="Liquidity cost on each shocked step.",
     )
 
     def to_model(self) -> backtest_resolvers.SimulationRequest:

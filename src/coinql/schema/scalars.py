@@ -20,6 +20,8 @@ from strawberry.types.scalar import ScalarDefinition
 from coinql.domain.errors import InvalidInput
 
 DATETIME_HINT = "ISO 8601 with a UTC offset, e.g. 2020-01-01T00:00:00Z"
+# Longer than any number within the declared bounds could be written.
+MAX_DECIMAL_CHARACTERS = 100
 
 
 def serialize_datetime(value: datetime) -> str:
@@ -45,15 +47,18 @@ def serialize_decimal(value: Decimal) -> str:
 
 
 def parse_decimal(value: object) -> Decimal:
-    if not isinstance(value, str | int):
+    """The exact number written, whatever its magnitude, or NaN or an infinity: each field's
+    declared bounds (coinql.schema.bounds) refuse what does not belong, as an `InvalidInput`
+    naming the field. Only what is not a number at all is refused here."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
         raise ValueError('Decimal must be a string such as "0.5" (or an integer)')
+    text = str(value).strip()
+    if len(text) > MAX_DECIMAL_CHARACTERS:
+        raise ValueError(f"Decimal has more than {MAX_DECIMAL_CHARACTERS} characters")
     try:
-        parsed = Decimal(str(value).strip())
+        return Decimal(text)
     except InvalidOperation as error:
-        raise ValueError(f"Decimal {value!r} is not a number") from error
-    if not parsed.is_finite():
-        raise ValueError(f"Decimal {value!r} must be finite")
-    return parsed
+        raise ValueError(f"Decimal {text[:40]!r} is not a number") from error
 
 
 def serialize_timestamps(value: np.ndarray[Any, Any] | Sequence[int]) -> Any:

@@ -124,22 +124,26 @@ class AuthMutation:
     )
     async def register(
         self, info: Info[Context, None], email: str, password: str
-    ) -> RegisterResult:
+    ) -> RegisterResult | None:
         issued = await auth_resolvers.register(info.context, email=email, password=password)
         return AuthPayload.from_model(issued)
 
     @strawberry.mutation(description="Sign in with email and password.")
-    async def login(self, info: Info[Context, None], email: str, password: str) -> LoginResult:
+    async def login(
+        self, info: Info[Context, None], email: str, password: str
+    ) -> LoginResult | None:
         issued = await auth_resolvers.login(info.context, email=email, password=password)
         return AuthPayload.from_model(issued)
 
     @strawberry.mutation(description="Exchange a refresh token for new tokens (single use).")
-    async def refresh_token(self, info: Info[Context, None], refresh_token: str) -> RefreshResult:
+    async def refresh_token(
+        self, info: Info[Context, None], refresh_token: str
+    ) -> RefreshResult | None:
         issued = await auth_resolvers.refresh(info.context, refresh_token=refresh_token)
         return AuthPayload.from_model(issued)
 
     @strawberry.mutation(
         description="End the login session of this refresh token; false if it was not live."
     )
-    async def logout(self, info: Info[Context, None], refresh_token: str) -> bool:
+    async def logout(self, info: Info[Context, None], refresh_token: str) -> bool | None:
         return await auth_resolvers.logout(info.context, refresh_token=refresh_token)

@@ -10,11 +10,13 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from coinql.domain.bounds import Bounds
 from coinql.domain.errors import NotFound as NotFoundError
-from coinql.domain.strategies import AllocationConstraints
+from coinql.domain.strategies import MAX_WINDOW, AllocationConstraints
 from coinql.resolvers import optimize as strategy_resolvers
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import decode_cursor, encode_cursor
+from coinql.schema.bounds import SIGNED_WEIGHT, PageSizeArgument, bounded
 from coinql.schema.enums import Rebalance
 from coinql.schema.errors import InvalidInput, NotAuthenticated
 from coinql.schema.nodes import OwnedNode, PageInfo
@@ -22,35 +24,44 @@ from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
 from coinql.store import portfolio as portfolio_store
 
+# Periods: a fast average of one period is the price itself; anything slower needs two.
+FAST_WINDOW = Bounds(1, MAX_WINDOW)
+WINDOW = Bounds(2, MAX_WINDOW)
+RSI_LEVEL = Bounds(0, 100, low_open=True, high_open=True)
+MOMENTUM_THRESHOLD = Bounds(-1, 10, low_open=True, high_open=True)  # a return
+MAX_UNIVERSE = 200
+
 
 @strawberry.input
 class CrossInput:
-    fast: int
-    slow: int
+    fast: int = bounded(FAST_WINDOW, description="Periods; shorter than slow.")
+    slow: int = bounded(WINDOW, description="Periods.")
 
 
 @strawberry.input
 class RsiReversionInput:
-    window: int = 14
-    lower: float = 30.0
-    upper: float = 70.0
+    window: int = bounded(WINDOW, default=14, description="Periods.")
+    lower: float = bounded(RSI_LEVEL, default=30.0, description="Buy below; under upper.")
+    upper: float = bounded(RSI_LEVEL, default=70.0, description="Sell above.")
 
 
 @strawberry.input
 class DonchianInput:
-    entry: int = 20
-    exit: int = 10
+    entry: int = bounded(WINDOW, default=20, description="Periods of the breakout channel.")
+    exit: int = bounded(WINDOW, default=10, description="Periods of the exit channel.")
 
 
 @strawberry.input
 class MomentumInput:
-    lookback: int
-    threshold: float = 0.0
+    lookback: int = bounded(WINDOW, description="Periods.")
+    threshold: float = bounded(
+        MOMENTUM_THRESHOLD, default=0.0, description="The lookback's return to be long above."
+    )
 
 
 @strawberry.input
 class AllocationInput:
-    lookback: int = strawberry.field(default=90, description="Periods of history to estimate on.")
+    lookback: int = bounded(WINDOW, default=90, description="Periods of history to estimate on.")
 
 
 @strawberry.input(
@@ -82,12 +93,14 @@ class StrategyKindInput:
 
 @strawberry.input
 class AllocationConstraintsInput:
-    min_weight: float = 0.0
-    max_weight: float = 1.0
+    min_weight: float = bounded(SIGNED_WEIGHT, default=0.0)
+    max_weight: float = bounded(SIGNED_WEIGHT, default=1.0)
     long_only: bool = True
-    max_assets: int | None = None
-    turnover_cap: float | None = strawberry.field(
-        default=None, description="Largest one-way turnover per rebalance, a fraction."
+    max_assets: int | None = bounded(Bounds(1, MAX_UNIVERSE), default=None)
+    turnover_cap: float | None = bounded(
+        Bounds(0, 2, low_open=True),
+        default=None,
+        description="Largest one-way turnover per rebalance, a fraction.",
     )
 
 
@@ -96,8 +109,10 @@ class StrategyInput:
     name: str
     kind: StrategyKindInput
     symbols: list[str] | None = None
-    universe_top: int | None = strawberry.field(
-        default=None, description="Or the top N by market cap at each rebalance."
+    universe_top: int | None = bounded(
+        Bounds(1, MAX_UNIVERSE),
+        default=None,
+        description="Or the top N by market cap at each rebalance.",
     )
     constraints: AllocationConstraintsInput | None = None
     rebalance: Rebalance | None = None
@@ -149,7 +164,7 @@ class StrategyConnection:
 class StrategyQuery:
     @strawberry.field(description="The caller's strategies.", permission_classes=[IsAuthenticated])
     async def strategies(
-        self, info: Info[Context, None], first: int = 50, after: str | None = None
+        self, info: Info[Context, None], first: PageSizeArgument = 50, after: str | None = None
     ) -> StrategyConnection:
         offset = decode_cursor(after) + 1 if after else 0
         found = await strategy_resolvers.list_strategies(
@@ -185,7 +200,7 @@ class StrategyMutation:
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def create_strategy(
         self, info: Info[Context, None], input: StrategyInput
-    ) -> CreateStrategyResult:
+    ) -> CreateStrategyResult | None:
         kind, params = input.kind.chosen()
         limits = input.constraints
         created = await strategy_resolvers.create_strategy(
@@ -211,7 +226,9 @@ class StrategyMutation:
         return Strategy.from_model(created)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
-    async def delete_strategy(self, info: Info[Context, None], id: strawberry.ID) -> DeleteResult:
+    async def delete_strategy(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> DeleteResult | None:
         await strategy_resolvers.delete_strategy(
             info.context, strategy_id=decode_id(id, "Strategy")
         )
