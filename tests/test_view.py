@@ -173,3 +173,39 @@ async def test_a_subscription_over_http_is_a_client_error(client: GraphQLClient)
     assert response.body["errors"][0]["message"].startswith(
         "subscriptions need the WebSocket transport"
     )
+
+
+async def test_a_batch_past_the_timeout_answers_each_operation_truthfully(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finished operation's answer (its write committed) beside the unfinished one's
+    TIMEOUT (its write rolled back), not one 504 for both."""
+    import time
+
+    from coinql.domain import auth
+
+    hash_password = auth.hash_password
+
+    def hash_slowly(password: str) -> str:
+        if password.startswith("slow"):
+            time.sleep(2)
+        return hash_password(password)
+
+    monkeypatch.setattr(auth, "hash_password", hash_slowly)
+    app = create_app(make_settings(backend, tmp_path, request_timeout_seconds=1.0))
+    register = contract_operations(CONTRACT_DIR, "server")["Register"]
+    operations = [
+        {"query": register, "variables": {"email": f"{name}@example.com", "password": password}}
+        for name, password in (("quick", "quick password!!"), ("slow", "slow password!!!"))
+    ]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.post("/graphql", json=operations)
+            await asyncio.sleep(1.5)  # the slow hash's thread ends; nothing more is written
+            users = await count(app, User)
+    quick, slow = response.json()
+    assert response.status_code == 200
+    assert quick["data"]["register"]["__typename"] == "AuthPayload"
+    assert slow["data"] is None and slow["errors"][0]["extensions"]["code"] == "TIMEOUT"
+    assert users == 1

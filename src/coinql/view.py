@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter
 from cross_web import HTTPException as StrawberryHTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
@@ -30,6 +31,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from coinql.documents import document_problem
@@ -47,6 +49,7 @@ from coinql.transport import (
 
 ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
+DEADLINE = "coinql.deadline"  # the request's asyncio.Timeout, in its scope
 
 
 class BodyTooLarge(Exception):
@@ -93,7 +96,8 @@ class CoinqlGraphQL(GraphQL[Context, None]):
         try:
             if _declared_length(request) > limit:
                 raise BodyTooLarge(limit, setting)
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as deadline:
+                scope[DEADLINE] = deadline
                 response = await self.run(request)
         except StrawberryHTTPException as error:
             response = error_response(error.status_code, error.reason)
@@ -160,6 +164,62 @@ class CoinqlGraphQL(GraphQL[Context, None]):
             if problem is not None:
                 raise StrawberryHTTPException(problem.status_code, problem.message)
         return parsed
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        """A batch past the request timeout answers each operation truthfully: those that
+        finished with their results (their writes are committed), the others cancelled with a
+        TIMEOUT error each, instead of one 504 that hides what was done."""
+        deadline: asyncio.Timeout | None = request.scope.get(DEADLINE)
+        if not isinstance(request_data, list) or deadline is None:
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        when = deadline.when()
+        deadline.reschedule(None)  # this batch keeps the time itself
+        tasks = [
+            asyncio.ensure_future(
+                self.execute_single(
+                    request=request,
+                    request_adapter=request_adapter,
+                    sub_response=sub_response,
+                    context=context,
+                    root_value=root_value,
+                    request_data=data,
+                )
+            )
+            for data in request_data
+        ]
+        loop = asyncio.get_running_loop()
+        left = None if when is None else max(0.0, when - loop.time())
+        _, pending = await asyncio.wait(tasks, timeout=left)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        timeout = self.settings.request_timeout_seconds
+        return [
+            task.result()
+            if task not in pending
+            else ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        f"this operation did not finish within {timeout:g} s"
+                        " (COINQL_REQUEST_TIMEOUT_SECONDS) and was cancelled; what it had not"
+                        " committed was rolled back",
+                        extensions={"code": "TIMEOUT"},
+                    )
+                ],
+            )
+            for task in tasks
+        ]
 
     def _validate_batch_request(self, request_data: list[Any], protocol: Any) -> None:
         limit = self.settings.max_batch_operations
