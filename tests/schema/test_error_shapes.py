@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from tests.client import GraphQLClient
-from tests.schema.test_market import make_user
+from tests.conftest import make_user
 
 
 async def test_a_bad_argument_is_classified_as_the_callers_mistake(
