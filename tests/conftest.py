@@ -1,5 +1,6 @@
 """Fixtures: backends (SQLite + memory always; PostgreSQL + Redis when configured), the app,
-one typed GraphQL client, the contract's operations, and a real uvicorn server."""
+one typed GraphQL client, the contract's operations, an admin and the real daily candles, and a
+real uvicorn server."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from starlette.applications import Starlette
 
 from coinql.app import create_app
 from coinql.migrations import upgrade
+from coinql.resolvers.auth import create_user
 from coinql.settings import Settings
 from coinql.store.db import create_engine
 from coinql.store.tables import metadata
-from tests.client import GraphQLClient
+from tests.client import GraphQLClient, contract_operations
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("COINQL_SHARED_DIR", ROOT.parent / "shared"))
@@ -197,6 +199,49 @@ async def client(app: Starlette) -> AsyncIterator[GraphQLClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://coinql.test") as http:
         yield GraphQLClient(http, CONTRACT_DIR)
+
+
+ADMIN_PASSWORD = "a long admin password"
+
+
+async def make_user(app: Starlette, client: GraphQLClient, email: str, *, admin: bool) -> str:
+    """A user made in the store (admins cannot register), signed in: their access token."""
+    services = app.state.services
+    async with services.transaction() as session:
+        await create_user(
+            session, email=email, password=ADMIN_PASSWORD, is_admin=admin, now=services.now()
+        )
+    login = await client.contract("server", "Login", {"email": email, "password": ADMIN_PASSWORD})
+    return str(login.ok()["login"]["accessToken"])
+
+
+@pytest.fixture
+async def admin(app: Starlette, client: GraphQLClient) -> str:
+    return await make_user(app, client, "root@example.com", admin=True)
+
+
+async def upload(
+    client: GraphQLClient,
+    content: bytes,
+    *,
+    token: str | None,
+    filename: str = "candles.csv",
+    **variables: Any,
+) -> dict[str, Any]:
+    """ImportCandles as a GraphQL multipart request, exactly as the contract writes it."""
+    query = contract_operations(CONTRACT_DIR, "market")["ImportCandles"]
+    response = await client.upload(query, {"file": (filename, content)}, variables, token=token)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    return dict(body["data"]["importCandles"])
+
+
+async def import_real_files(client: GraphQLClient, token: str) -> None:
+    """The six real daily series of COINS_DIR, imported by an admin through the API."""
+    for path in sorted(COINS_DIR.glob("coin_*.csv")):
+        report = await upload(client, path.read_bytes(), token=token, filename=path.name)
+        assert report["__typename"] == "ImportReport", report
 
 
 def free_port() -> int:

@@ -282,8 +282,7 @@ async def test_request_timeout_is_a_504_naming_the_setting(
 
 
 async def test_series_length_cap_names_the_setting(backend: Backend, tmp_path: Path) -> None:
-    from tests.conftest import COINS_DIR
-    from tests.schema.test_market import make_user, upload
+    from tests.conftest import COINS_DIR, make_user, upload
 
     app = create_app(make_settings(backend, tmp_path, max_series_points=366))
     async with app.router.lifespan_context(app):

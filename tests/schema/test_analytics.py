@@ -11,15 +11,15 @@ from sklearn.covariance import LedoitWolf
 
 from coinql.domain import performance as pf
 from tests.client import GraphQLClient
+from tests.conftest import import_real_files
 from tests.domain.coins import aligned_returns, parsed
-from tests.schema.test_market import admin, import_real_files  # noqa: F401 - fixture
 
 VARIABLES = {"symbol": "BTC", "start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
 START_MS, END_MS = 1514764800000, 1625011200000
 
 
 @pytest.fixture
-async def loaded(client: GraphQLClient, admin: str) -> GraphQLClient:  # noqa: F811
+async def loaded(client: GraphQLClient, admin: str) -> GraphQLClient:
     await import_real_files(client, admin)
     return client
 

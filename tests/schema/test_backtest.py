@@ -20,9 +20,8 @@ from coinql.domain import backtest as bt
 from coinql.domain.strategies import StrategySpec
 from coinql.settings import Settings
 from tests.client import GraphQLClient
-from tests.conftest import Backend, free_port, make_settings, start_worker
+from tests.conftest import Backend, free_port, import_real_files, make_settings, start_worker
 from tests.domain.coins import parsed
-from tests.schema.test_market import admin, import_real_files  # noqa: F401 - fixture
 
 WINDOW = {"start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
 START_MS, END_MS = 1514764800000, 1625011200000
@@ -57,7 +56,7 @@ def worker(
 @pytest.fixture
 async def trader(
     client: GraphQLClient,
-    admin: str,  # noqa: F811
+    admin: str,
     worker: subprocess.Popen[bytes] | None,
 ) -> GraphQLClient:
     await import_real_files(client, admin)

@@ -13,7 +13,7 @@ from coinql.domain.errors import Unavailable
 from coinql.schema import build_schema
 from coinql.store import portfolio as portfolio_store
 from tests.client import GraphQLClient
-from tests.schema.test_market import make_user
+from tests.conftest import make_user
 
 
 async def test_a_bad_argument_is_classified_as_the_callers_mistake(

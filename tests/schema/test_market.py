@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -13,50 +12,9 @@ from sqlalchemy import func
 from sqlmodel import select
 from starlette.applications import Starlette
 
-from coinql.resolvers.auth import create_user
 from coinql.store.candles import Candle
 from tests.client import GraphQLClient, contract_operations
-from tests.conftest import COINS_DIR, CONTRACT_DIR
-
-ADMIN_PASSWORD = "a long admin password"
-
-
-async def make_user(app: Starlette, client: GraphQLClient, email: str, *, admin: bool) -> str:
-    services = app.state.services
-    async with services.transaction() as session:
-        await create_user(
-            session, email=email, password=ADMIN_PASSWORD, is_admin=admin, now=services.now()
-        )
-    login = await client.contract("server", "Login", {"email": email, "password": ADMIN_PASSWORD})
-    return str(login.ok()["login"]["accessToken"])
-
-
-@pytest.fixture
-async def admin(app: Starlette, client: GraphQLClient) -> str:
-    return await make_user(app, client, "root@example.com", admin=True)
-
-
-async def upload(
-    client: GraphQLClient,
-    content: bytes,
-    *,
-    token: str | None,
-    filename: str = "candles.csv",
-    **variables: Any,
-) -> dict[str, Any]:
-    """ImportCandles as a GraphQL multipart request, exactly as the contract writes it."""
-    query = contract_operations(CONTRACT_DIR, "market")["ImportCandles"]
-    response = await client.upload(query, {"file": (filename, content)}, variables, token=token)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert "errors" not in body, body
-    return dict(body["data"]["importCandles"])
-
-
-async def import_real_files(client: GraphQLClient, token: str) -> None:
-    for path in sorted(COINS_DIR.glob("coin_*.csv")):
-        report = await upload(client, path.read_bytes(), token=token, filename=path.name)
-        assert report["__typename"] == "ImportReport", report
+from tests.conftest import COINS_DIR, CONTRACT_DIR, import_real_files, make_user, upload
 
 
 def file_rows(symbol: str) -> list[dict[str, str]]:

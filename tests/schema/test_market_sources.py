@@ -20,9 +20,8 @@ from coinql.cli import main
 from coinql.domain.candles import DAY_MS
 from coinql.store.exchange import MarketCap
 from tests.client import GraphQLClient
-from tests.conftest import COINS_DIR, CONTRACT_DIR, Backend, make_settings
+from tests.conftest import COINS_DIR, CONTRACT_DIR, Backend, make_settings, make_user
 from tests.fakes import FakeExchange, FakeMarketCaps, ohlcv_rows
-from tests.schema.test_market import make_user
 
 TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS
 START = TODAY - 30 * DAY_MS

@@ -10,8 +10,8 @@ from sqlalchemy import event
 from starlette.applications import Starlette
 
 from tests.client import GraphQLClient
+from tests.conftest import import_real_files
 from tests.domain.coins import parsed
-from tests.schema.test_market import admin, import_real_files, upload  # noqa: F401 - fixture
 
 TRANSACTIONS = [
     {"kind": "DEPOSIT", "asset": "USDT", "quantity": "10000", "time": "2020-01-01T00:00:00Z"},
@@ -36,7 +36,7 @@ WINDOW = {"start": "2019-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
 
 
 @pytest.fixture
-async def market(client: GraphQLClient, admin: str) -> GraphQLClient:  # noqa: F811
+async def market(client: GraphQLClient, admin: str) -> GraphQLClient:
     await import_real_files(client, admin)
     return client
 
