@@ -177,11 +177,45 @@ def test_sample_covariance_matches_numpy() -> None:
     np.testing.assert_allclose(risk.sample_covariance(r), np.cov(r, rowvar=False), rtol=1e-12)
 
 
-def test_ewma_covariance_matches_pandas() -> None:
-    _, r = aligned_returns(["BTC", "ETH"])
+def ewma_reference(returns: np.ndarray, decay: float) -> np.ndarray:
+    """RiskMetrics, written out: sum_t decay ** (T - 1 - t) r_t r_t' / sum_t decay ** (T - 1 - t)
+    over the T observations, around a zero mean."""
+    total = np.zeros((returns.shape[1], returns.shape[1]))
+    weight_sum = 0.0
+    for t, row in enumerate(returns):
+        weight = decay ** (returns.shape[0] - 1 - t)
+        total += weight * np.outer(row, row)
+        weight_sum += weight
+    return total / weight_sum
+
+
+@pytest.mark.parametrize("decay", [0.5, 0.9, 0.94, 0.97, 0.99])
+def test_ewma_covariance_matches_a_plain_reference(decay: float) -> None:
+    _, r = aligned_returns(["BTC", "ETH", "LTC"])
+    r = r[-500:]
+    ours = risk.ewma_covariance(r, decay)
+    np.testing.assert_allclose(ours, ewma_reference(r, decay), rtol=1e-12)
+    # pandas' adjusted exponentially weighted mean of the cross products is the same thing.
     frame = pd.DataFrame(r)
-    theirs = frame.ewm(alpha=1 - 0.94, adjust=True).cov(bias=True).iloc[-2:].to_numpy()
-    np.testing.assert_allclose(risk.ewma_covariance(r, 0.94), theirs, rtol=1e-9)
+    for i in range(3):
+        for j in range(3):
+            products = (frame[i] * frame[j]).ewm(alpha=1 - decay, adjust=True).mean()
+            assert ours[i, j] == pytest.approx(products.iloc[-1], rel=1e-9)
+    assert risk.covariance(r, CovarianceMethod.EWMA, decay=decay) == pytest.approx(ours)
+
+
+def test_ewma_decay_changes_the_estimate() -> None:
+    _, r = aligned_returns(["BTC", "ETH"])
+    fast, slow = risk.ewma_covariance(r, 0.5), risk.ewma_covariance(r, 0.99)
+    assert not np.allclose(fast, slow, rtol=1e-3)
+    # With decay -> 1 the weights flatten: the estimate tends to the uncentred mean square.
+    np.testing.assert_allclose(risk.ewma_covariance(r, 1 - 1e-9), r.T @ r / r.shape[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, np.nan])
+def test_ewma_decay_out_of_range_is_refused(decay: float) -> None:
+    with pytest.raises(ValueError, match="decay"):
+        risk.ewma_covariance(np.zeros((10, 2)), decay)
 
 
 def test_pca_matches_numpy_svd_up_to_sign() -> None:

@@ -12,6 +12,7 @@ from sklearn.covariance import LedoitWolf
 from coinql.domain import performance as pf
 from tests.client import GraphQLClient
 from tests.domain.coins import aligned_returns, parsed
+from tests.domain.test_risk import ewma_reference
 from tests.schema.test_market import admin, import_real_files  # noqa: F401 - fixture
 
 VARIABLES = {"symbol": "BTC", "start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
@@ -208,3 +209,41 @@ async def test_bad_analytics_input_names_the_argument(loaded: GraphQLClient) -> 
     assert "level" in bad_level.errors[0]["message"]
     unknown = await loaded.execute('{ pca(symbols: ["BTC", "NOPE"]) { symbols } }')
     assert unknown.errors[0]["message"] == "unknown symbols: NOPE"
+
+
+RISK_REPORT_EWMA = """
+query ($decay: Float!, $start: DateTime, $end: DateTime) {
+  riskReport(symbols: ["BTC", "ETH", "LTC"], weights: [0.5, 0.3, 0.2], start: $start,
+             end: $end, covariance: EWMA, ewmaDecay: $decay) {
+    observations volatility
+    contributions { riskContribution }
+    correlation { matrix }
+  }
+}
+"""
+
+
+async def test_ewma_decay_reaches_the_risk_report(loaded: GraphQLClient) -> None:
+    """0.5 and 0.99 give different answers, each the RiskMetrics estimate of the domain."""
+    timestamps, r = aligned_returns(["BTC", "ETH", "LTC"])
+    r = r[(timestamps >= START_MS + 86_400_000) & (timestamps <= END_MS)]
+    weights = np.array([0.5, 0.3, 0.2])
+    answers = {}
+    for decay in (0.5, 0.99):
+        variables = {"decay": decay, "start": VARIABLES["start"], "end": VARIABLES["end"]}
+        report = (await loaded.execute(RISK_REPORT_EWMA, variables)).ok()["riskReport"]
+        assert report["observations"] == r.shape[0]
+        cov = ewma_reference(r, decay) * 365
+        assert report["volatility"] == pytest.approx(np.sqrt(weights @ cov @ weights), rel=1e-9)
+        contributions = [c["riskContribution"] for c in report["contributions"]]
+        np.testing.assert_allclose(
+            contributions, weights * (cov @ weights) / np.sqrt(weights @ cov @ weights), rtol=1e-9
+        )
+        scale = np.sqrt(np.diag(cov))
+        np.testing.assert_allclose(
+            np.array(report["correlation"]["matrix"]), cov / np.outer(scale, scale), rtol=1e-9
+        )
+        answers[decay] = report["volatility"]
+    assert answers[0.5] != pytest.approx(answers[0.99], rel=1e-3)
+    bad = await loaded.execute(RISK_REPORT_EWMA, {"decay": 1.0})
+    assert bad.errors[0]["extensions"]["field"] == "ewmaDecay"

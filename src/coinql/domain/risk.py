@@ -152,15 +152,22 @@ def sample_covariance(returns: FloatArray) -> FloatArray:
 
 
 def ewma_covariance(returns: FloatArray, decay: float = EWMA_DEFAULT_DECAY) -> FloatArray:
-    """Exponentially weighted covariance, weights decay ** age normalised to sum to one,
-    around the weighted mean. The newest observation has age 0."""
+    """RiskMetrics' exponentially weighted covariance of returns of shape (n_observations,
+    n_assets): sum_t w_t r_t r_t' over the complete rows, w_t = decay ** (T - 1 - t)
+    normalised to sum to one (the newest row has age 0), around a zero mean.
+
+    Zero-mean as RiskMetrics (1996): centring on the weighted mean without a bias correction
+    would shrink the estimate by 1 - sum(w ** 2), a third at decay 0.5, and daily means are
+    noise next to daily volatility anyway. Equals pandas' `ewm(alpha=1 - decay).mean()` of
+    the cross products r_i r_j.
+    """
     if not 0.0 < decay < 1.0:
         raise ValueError(f"decay must be between 0 and 1 (exclusive), got {decay}")
     rows = _complete_rows(returns)
     weights = decay ** np.arange(rows.shape[0] - 1, -1, -1, dtype=np.float64)
     weights /= weights.sum()
-    centered = rows - weights @ rows
-    return (centered * weights[:, None]).T @ centered
+    result: FloatArray = (rows * weights[:, None]).T @ rows
+    return result
 
 
 def ledoit_wolf_covariance(returns: FloatArray) -> tuple[FloatArray, float]:
