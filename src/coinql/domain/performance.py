@@ -4,9 +4,10 @@ Conventions (see docs/metrics.md) follow empyrical-reloaded unless stated:
 
 - `returns` is an ndarray of shape (n_observations,) or (n_observations, n_series) of simple
   period returns; every function reduces along axis 0, so one call serves many series.
-- NaN marks a missing observation: it is left out of every statistic (n counts the others) and
-  compounds as a zero return, so equity stays flat across it; it still takes its share of the
-  elapsed time in CAGR (as empyrical's `annual_return`).
+- NaN marks a missing observation, and so does ±inf (a return from a zero price): it is left
+  out of every statistic (n counts the others) and compounds as a zero return, so equity stays
+  flat across it; it still takes its share of the elapsed time in CAGR (as empyrical's
+  `annual_return`).
 - `periods_per_year` (P) annualises; an annual risk-free rate converts to a per-period one
   geometrically, (1 + rf) ** (1 / P) - 1.
 - An undefined result (too few observations, zero dispersion, no downside) is NaN; the schema
@@ -49,8 +50,13 @@ def periodic_rate(annual_rate: float, periods_per_year: float) -> float:
     return float((1.0 + annual_rate) ** (1.0 / periods_per_year) - 1.0)
 
 
+def known(returns: FloatArray) -> FloatArray:
+    """The returns with ±inf as NaN: a return from a zero price is missing, like NaN."""
+    return np.where(np.isfinite(returns), returns, np.nan)
+
+
 def observations(returns: FloatArray) -> FloatArray:
-    return np.sum(~np.isnan(returns), axis=0).astype(np.float64)
+    return np.sum(np.isfinite(returns), axis=0).astype(np.float64)
 
 
 def _enough(returns: FloatArray, minimum: int = MIN_OBSERVATIONS) -> BoolArray:
@@ -74,6 +80,7 @@ def negligible(size: FloatArray | float, scale: FloatArray | float) -> BoolArray
 def _mean_std(values: FloatArray, axis: int = 0) -> tuple[FloatArray, FloatArray]:
     """Mean and sample standard deviation (ddof 1) over the known values along `axis`, NaN
     below two of them."""
+    values = known(values)
     with _errstate():
         mean = np.nanmean(values, axis=axis)
         if values.shape[axis] < MIN_OBSERVATIONS:
@@ -100,7 +107,8 @@ def _growth(returns: FloatArray) -> FloatArray:
     """Final value of 1 invested; kept apart from `total_return` so that a loss near 100 %
     does not lose its digits to a subtraction of 1 and an addition of 1."""
     with _errstate():
-        return np.where(observations(returns) >= 1, np.nanprod(1.0 + returns, axis=0), np.nan)
+        growth = np.nanprod(1.0 + known(returns), axis=0)
+    return np.where(observations(returns) >= 1, growth, np.nan)
 
 
 def total_return(returns: FloatArray) -> FloatArray:
@@ -131,7 +139,7 @@ def downside_risk(
     returns: FloatArray, periods_per_year: float, required_return: float = 0.0
 ) -> FloatArray:
     """sqrt(mean(min(r - required, 0) ** 2)) * sqrt(P), over all observations."""
-    shortfall = np.minimum(returns - required_return, 0.0)
+    shortfall = np.minimum(known(returns) - required_return, 0.0)
     with _errstate():
         risk = np.sqrt(np.nanmean(shortfall**2, axis=0)) * np.sqrt(periods_per_year)
     return np.where(_enough(returns), risk, np.nan)
@@ -144,14 +152,15 @@ def sortino(
     returns below the required return, up to rounding)."""
     risk = downside_risk(returns, periods_per_year, required_return)
     with _errstate():
-        mean = np.nanmean(returns - required_return, axis=0)
+        mean = np.nanmean(known(returns) - required_return, axis=0)
         ratio = mean * periods_per_year / risk
     return np.where(negligible(risk / np.sqrt(periods_per_year), mean), np.nan, ratio)
 
 
 def equity(returns: FloatArray) -> FloatArray:
-    """Growth of 1 after each period (NaN periods compound as 0)."""
-    return np.cumprod(1.0 + np.nan_to_num(returns, nan=0.0), axis=0)  # type: ignore[return-value]
+    """Growth of 1 after each period (missing periods compound as 0)."""
+    flat = np.where(np.isfinite(returns), returns, 0.0)
+    return np.cumprod(1.0 + flat, axis=0)  # type: ignore[return-value]
 
 
 def drawdown(returns: FloatArray) -> FloatArray:
@@ -182,7 +191,7 @@ def calmar(returns: FloatArray, periods_per_year: float) -> FloatArray:
 def omega(returns: FloatArray, threshold: float = 0.0) -> FloatArray:
     """Sum of gains over the threshold divided by the sum of losses under it; NaN without
     losses (their mean per period negligible)."""
-    excess = returns - threshold
+    excess = known(returns) - threshold
     n = observations(returns)
     gains = np.nansum(np.maximum(excess, 0.0), axis=0)
     losses = np.nansum(np.maximum(-excess, 0.0), axis=0)
@@ -192,15 +201,10 @@ def omega(returns: FloatArray, threshold: float = 0.0) -> FloatArray:
     return np.where(_enough(returns) & ~no_losses, ratio, np.nan)
 
 
-def _finite(returns: FloatArray) -> FloatArray:
-    """±inf (a return from a zero price) as missing, for the measures built on percentiles."""
-    return np.where(np.isfinite(returns), returns, np.nan)
-
-
 def tail_ratio(returns: FloatArray) -> FloatArray:
-    """|95th percentile| / |5th percentile| (linear interpolation) of the finite returns; NaN
-    below two of them or when the 5th percentile is zero (up to rounding)."""
-    values = _finite(returns)
+    """|95th percentile| / |5th percentile| (linear interpolation); NaN below two
+    observations or when the 5th percentile is zero (up to rounding)."""
+    values = known(returns)
     if values.shape[0] == 0:  # nanpercentile drops the quantile axis of an empty input
         return np.full(values.shape[1:], np.nan)
     with _errstate():
@@ -214,8 +218,8 @@ def _standardized_moment(returns: FloatArray, order: int) -> tuple[FloatArray, F
     vary (their standard deviation negligible)."""
     n = observations(returns)
     with _errstate():
-        mean = np.nanmean(returns, axis=0)
-        centered = returns - mean
+        mean = np.nanmean(known(returns), axis=0)
+        centered = known(returns) - mean
         m2 = np.nanmean(centered**2, axis=0)
         moment = np.nanmean(centered**order, axis=0) / m2 ** (order / 2)
     return n, np.where(negligible(np.sqrt(m2), mean) | ~(m2 > 0), np.nan, moment)
@@ -241,19 +245,20 @@ def kurtosis(returns: FloatArray) -> FloatArray:
 
 def best(returns: FloatArray) -> FloatArray:
     # fmax ignores NaN, so NaN is its identity: NaN when all are NaN or there are none.
-    result: FloatArray = np.fmax.reduce(returns, axis=0, initial=np.nan)
+    result: FloatArray = np.fmax.reduce(known(returns), axis=0, initial=np.nan)
     return result
 
 
 def worst(returns: FloatArray) -> FloatArray:
-    result: FloatArray = np.fmin.reduce(returns, axis=0, initial=np.nan)
+    result: FloatArray = np.fmin.reduce(known(returns), axis=0, initial=np.nan)
     return result
 
 
 def win_rate(returns: FloatArray) -> FloatArray:
     """Share of positive periods among the non-zero ones (as quantstats')."""
-    wins = np.sum(returns > 0, axis=0)
-    decided = np.sum((returns != 0) & ~np.isnan(returns), axis=0)
+    values = known(returns)
+    wins = np.sum(values > 0, axis=0)
+    decided = np.sum((values != 0) & ~np.isnan(values), axis=0)
     with _errstate():
         return np.where(decided > 0, wins / decided, np.nan)
 
@@ -337,7 +342,7 @@ def calendar(timestamps: IntArray, returns: FloatArray) -> Calendar:
     n_years = int(years.max()) - first_year + 1
     growth = np.ones((n_years, 12))
     seen = np.zeros((n_years, 12), dtype=bool)
-    valid = ~np.isnan(returns)
+    valid = np.isfinite(returns)
     np.multiply.at(growth, (year_rows[valid], month_index[valid] % 12), 1.0 + returns[valid])
     seen[year_rows[valid], month_index[valid] % 12] = True
     months = np.where(seen, growth - 1.0, np.nan)
@@ -372,7 +377,7 @@ def rolling(
     out = np.full(returns.shape[0], np.nan)
     if window < 2 or returns.shape[0] < window:
         return out
-    windows = _windows(returns, window)
+    windows = _windows(known(returns), window)
     sqrt_p = np.sqrt(periods_per_year)
     if metric is RollingMetric.VOLATILITY:
         values = _std_or_zero(windows, axis=-1) * sqrt_p
@@ -402,7 +407,7 @@ class BenchmarkStats:
 def _slope(returns: FloatArray, benchmark: FloatArray, axis: int = 0) -> FloatArray:
     """Cov(r, b) / Var(b) with population moments over the pairs where both are known; NaN
     below two pairs or when the benchmark does not vary on them."""
-    both = ~np.isnan(returns) & ~np.isnan(benchmark)
+    both = np.isfinite(returns) & np.isfinite(benchmark)
     x, y = np.where(both, benchmark, np.nan), np.where(both, returns, np.nan)
     with _errstate():
         mean = np.nanmean(x, axis=axis, keepdims=True)
@@ -427,7 +432,7 @@ def benchmark_stats(
 ) -> BenchmarkStats:
     """Alpha (annualised, geometric), beta, correlation, tracking error, information ratio
     (annualised) and up/down capture of 1-D `returns` against an aligned `benchmark`."""
-    both = ~np.isnan(returns) & ~np.isnan(benchmark)
+    both = np.isfinite(returns) & np.isfinite(benchmark)
     r, b = returns[both], benchmark[both]
     if r.shape[0] < MIN_OBSERVATIONS:
         return BenchmarkStats(*(np.nan,) * 7)
@@ -504,5 +509,5 @@ def undefined_reasons(returns: FloatArray, risk_free: float = 0.0) -> dict[str, 
         elif n < _FEW.get(name, 1):
             reasons[name] = f"needs at least {_FEW[name]} observations, has {n}"
         else:
-            reasons[name] = _CAUSES.get(name, "undefined for these returns (non-finite values)")
+            reasons[name] = _CAUSES.get(name, "undefined for these returns")
     return reasons
