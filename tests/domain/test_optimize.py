@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coinql.domain import optimize as opt
+from coinql.domain.errors import InvalidInput
 from tests.domain.coins import aligned_returns
 
 SYMBOLS = ["BTC", "ETH", "BNB", "ADA", "DOGE", "LTC"]
@@ -147,6 +148,57 @@ def test_unreachable_targets_are_named() -> None:
     with pytest.raises(opt.Infeasible) as raised:
         opt.efficient_risk(MU, COV, 0.01, BOUNDED)
     assert raised.value.constraint == "targetVolatility"
+
+
+OBJECTIVES = {
+    "min_volatility": lambda c: opt.min_volatility(COV, c),
+    "max_sharpe": lambda c: opt.max_sharpe(MU, COV, c),
+    "target_return": lambda c: opt.efficient_return(MU, COV, 1.2, c),
+    "target_volatility": lambda c: opt.efficient_risk(MU, COV, 0.95, c),
+    "risk_parity": lambda c: opt.risk_parity(COV, c),
+    "hrp": lambda c: opt.hrp(COV, c),
+    "inverse_volatility": lambda c: opt.inverse_volatility(COV, c),
+    "equal_weight": lambda c: opt.equal_weight(6, c),
+    "max_return": lambda c: opt.max_return(MU, c),
+    "frontier": lambda c: opt.frontier(MU, COV, c, 3),
+}
+NON_FINITE_CONSTRAINTS = {
+    "maxWeight inf": (opt.Constraints(0.0, np.inf), "maxWeight"),
+    "minWeight -inf": (opt.Constraints(-np.inf, 1.0), "minWeight"),
+    "both infinite": (opt.Constraints(-np.inf, np.inf), "minWeight"),
+    "maxWeight NaN": (opt.Constraints(0.0, np.nan), "maxWeight"),
+    "minWeight NaN": (opt.Constraints(np.nan, 1.0), "minWeight"),
+    "group cap NaN": (
+        opt.Constraints(0.0, 1.0, (opt.Group("alts", (3, 4), np.nan),)),
+        "groups.alts",
+    ),
+    "group cap inf": (
+        opt.Constraints(0.0, 1.0, (opt.Group("alts", (3, 4), np.inf),)),
+        "groups.alts",
+    ),
+}
+
+
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
+@pytest.mark.parametrize("case", list(NON_FINITE_CONSTRAINTS))
+def test_non_finite_bounds_are_refused_naming_the_field(objective: str, case: str) -> None:
+    """Not silently equal weights (MAX_SHARPE with infinite bounds) nor NaN weights."""
+    constraints, named = NON_FINITE_CONSTRAINTS[case]
+    with pytest.raises(InvalidInput) as raised:
+        OBJECTIVES[objective](constraints)
+    assert raised.value.field == named
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_targets_are_refused_naming_the_field(value: float) -> None:
+    for call, named in (
+        (lambda: opt.efficient_return(MU, COV, value, BOUNDED), "targetReturn"),
+        (lambda: opt.efficient_risk(MU, COV, value, BOUNDED), "targetVolatility"),
+        (lambda: opt.max_sharpe(MU, COV, BOUNDED, value), "riskFreeRate"),
+    ):
+        with pytest.raises(InvalidInput) as raised:
+            call()
+        assert raised.value.field == named
 
 
 @settings(max_examples=25, deadline=None)

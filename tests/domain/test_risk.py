@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from decimal import Decimal
+from fractions import Fraction
 from itertools import pairwise
 
 import empyrical as ep
@@ -21,16 +24,97 @@ from tests.domain.coins import NAMES, aligned_returns, daily_returns
 SYMBOLS = list(NAMES)
 
 
+LEVELS = [0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 0.975, 0.99]
+
+
+def cutoff(level: float) -> float:
+    """1 - level as the decimal the caller means: 0.1 for 0.9, where the float 1 - 0.9 is
+    0.09999999999999998 and makes empyrical drop the boundary observation itself."""
+    return float(Decimal(1) - Decimal(repr(level)))
+
+
+def exact_tail_mean(r: np.ndarray, level: float) -> float:
+    """The mean of the floor((n - 1) (1 - level)) + 1 lowest returns, counted in fractions."""
+    count = math.floor((r.size - 1) * (1 - Fraction(repr(level)))) + 1
+    return float(np.mean(np.sort(r)[:count]))
+
+
+@pytest.mark.parametrize("n", [21, 101, 500, 1000, 1001, 2001, 5000])
+@pytest.mark.parametrize("level", LEVELS)
+def test_historical_es_equals_empyrical_at_every_level(n: int, level: float) -> None:
+    """n - 1 a multiple of 10 or 20 puts the tail's edge on an observation at 0.8 and 0.9,
+    where 1 - level is not a binary fraction."""
+    r = np.random.default_rng(0).standard_normal(n) * 0.03
+    r[::7] = np.round(r[::7], 3)  # ties, so that the count at the boundary matters
+    found = risk.expected_shortfall(r, level, VarMethod.HISTORICAL)
+    assert found == pytest.approx(-ep.conditional_value_at_risk(r, cutoff(level)), rel=1e-12)
+    assert found == pytest.approx(-exact_tail_mean(r, level), rel=1e-12)
+    assert found >= risk.value_at_risk(r, level, VarMethod.HISTORICAL) - 1e-15
+
+
+def test_the_boundary_observation_is_in_the_tail() -> None:
+    """1,001 returns at 0.9: the tail is the 101 lowest, the 101st being the VaR itself."""
+    r = np.random.default_rng(0).standard_normal(1001) * 0.03
+    ordered = np.sort(r)
+    assert risk.value_at_risk(r, 0.9, VarMethod.HISTORICAL) == pytest.approx(-ordered[100])
+    found = risk.expected_shortfall(r, 0.9, VarMethod.HISTORICAL)
+    assert found == pytest.approx(-ordered[:101].mean(), rel=1e-12)
+    assert found != pytest.approx(-ordered[:100].mean(), rel=1e-9)
+
+
 @pytest.mark.parametrize("symbol", SYMBOLS)
-@pytest.mark.parametrize("level", [0.9, 0.95, 0.99])
-def test_historical_var_and_es_match_empyrical(symbol: str, level: float) -> None:
+@pytest.mark.parametrize("days", [None, 1000, 1001])
+def test_historical_var_and_es_equal_empyrical_on_the_coins(symbol: str, days: int | None) -> None:
     r = daily_returns(symbol)
-    assert risk.value_at_risk(r, level, VarMethod.HISTORICAL) == pytest.approx(
-        -ep.value_at_risk(r, cutoff=1 - level), rel=1e-12
+    r = r if days is None else r[-days:]
+    for level in LEVELS:
+        assert risk.value_at_risk(r, level, VarMethod.HISTORICAL) == pytest.approx(
+            -ep.value_at_risk(r, cutoff(level)), rel=1e-12
+        ), level
+        assert risk.expected_shortfall(r, level, VarMethod.HISTORICAL) == pytest.approx(
+            -ep.conditional_value_at_risk(r, cutoff(level)), rel=1e-12
+        ), level
+
+
+def test_empyrical_var_and_cvar_test_cases() -> None:
+    """empyrical's own cases (its test_value_at_risk and test_conditional_value_at_risk),
+    with coinql's sign (a loss is positive) and level = 1 - cutoff."""
+    assert risk.value_at_risk(np.array([1.0, 2.0]), 0.7, VarMethod.HISTORICAL) == pytest.approx(
+        -1.3
     )
-    assert risk.expected_shortfall(r, level, VarMethod.HISTORICAL) == pytest.approx(
-        -ep.conditional_value_at_risk(r, cutoff=1 - level), rel=1e-12
-    )
+    six = np.array([1.0, 81, 82, 83, 84, 85])
+    for tail, expected in ((0.1, 41.0), (0.2, 81.0), (0.3, 81.5)):
+        assert risk.value_at_risk(six, 1 - tail, VarMethod.HISTORICAL) == pytest.approx(-expected)
+    r = np.random.default_rng(0).normal(0, 0.02, 21)
+    for tail in (0.0499, 0.05, 0.20, 0.999):
+        var = np.percentile(r, tail * 100)
+        expected = -np.mean(r[r <= var])  # their test: the mean at or below the VaR
+        assert risk.expected_shortfall(r, 1 - tail, VarMethod.HISTORICAL) == pytest.approx(
+            expected, rel=1e-12
+        )
+
+
+NON_FINITE = {
+    "an infinite gain": np.array([0.01, -0.02, np.inf, 0.03, -0.01, 0.02, -0.04, 0.0, 0.01]),
+    "NaN and inf": np.array([0.01, np.nan, -0.02, np.inf, 0.03, -0.01, 0.02, -0.03, 0.04]),
+    "minus inf": np.array([0.01, -np.inf, -0.02, 0.03, -0.01, 0.02, 0.05, -0.02, 0.0]),
+    "only one finite": np.array([np.inf, 0.01, np.nan]),
+    "only non-finite": np.array([np.inf, -np.inf, np.nan]),
+}
+
+
+@pytest.mark.parametrize("name", list(NON_FINITE))
+@pytest.mark.parametrize("method", list(VarMethod))
+def test_var_and_es_use_the_finite_returns_without_warnings(name: str, method: VarMethod) -> None:
+    r = NON_FINITE[name]  # warnings are errors: any RuntimeWarning fails the test
+    finite = r[np.isfinite(r)]
+    for measure in (risk.value_at_risk, risk.expected_shortfall):
+        found, clean = measure(r, 0.95, method), measure(finite, 0.95, method)
+        assert found == clean or (np.isnan(found) and np.isnan(clean)), measure.__name__
+        if finite.size < 2:
+            assert np.isnan(found)
+    reasons = risk.undefined_reasons(r)
+    assert (method.value in reasons) == np.isnan(risk.value_at_risk(r, 0.95, method))
 
 
 def test_quantstats_var_is_parametric_and_signed() -> None:
@@ -93,11 +177,45 @@ def test_sample_covariance_matches_numpy() -> None:
     np.testing.assert_allclose(risk.sample_covariance(r), np.cov(r, rowvar=False), rtol=1e-12)
 
 
-def test_ewma_covariance_matches_pandas() -> None:
-    _, r = aligned_returns(["BTC", "ETH"])
+def ewma_reference(returns: np.ndarray, decay: float) -> np.ndarray:
+    """RiskMetrics, written out: sum_t decay ** (T - 1 - t) r_t r_t' / sum_t decay ** (T - 1 - t)
+    over the T observations, around a zero mean."""
+    total = np.zeros((returns.shape[1], returns.shape[1]))
+    weight_sum = 0.0
+    for t, row in enumerate(returns):
+        weight = decay ** (returns.shape[0] - 1 - t)
+        total += weight * np.outer(row, row)
+        weight_sum += weight
+    return total / weight_sum
+
+
+@pytest.mark.parametrize("decay", [0.5, 0.9, 0.94, 0.97, 0.99])
+def test_ewma_covariance_matches_a_plain_reference(decay: float) -> None:
+    _, r = aligned_returns(["BTC", "ETH", "LTC"])
+    r = r[-500:]
+    ours = risk.ewma_covariance(r, decay)
+    np.testing.assert_allclose(ours, ewma_reference(r, decay), rtol=1e-12)
+    # pandas' adjusted exponentially weighted mean of the cross products is the same thing.
     frame = pd.DataFrame(r)
-    theirs = frame.ewm(alpha=1 - 0.94, adjust=True).cov(bias=True).iloc[-2:].to_numpy()
-    np.testing.assert_allclose(risk.ewma_covariance(r, 0.94), theirs, rtol=1e-9)
+    for i in range(3):
+        for j in range(3):
+            products = (frame[i] * frame[j]).ewm(alpha=1 - decay, adjust=True).mean()
+            assert ours[i, j] == pytest.approx(products.iloc[-1], rel=1e-9)
+    assert risk.covariance(r, CovarianceMethod.EWMA, decay=decay) == pytest.approx(ours)
+
+
+def test_ewma_decay_changes_the_estimate() -> None:
+    _, r = aligned_returns(["BTC", "ETH"])
+    fast, slow = risk.ewma_covariance(r, 0.5), risk.ewma_covariance(r, 0.99)
+    assert not np.allclose(fast, slow, rtol=1e-3)
+    # With decay -> 1 the weights flatten: the estimate tends to the uncentred mean square.
+    np.testing.assert_allclose(risk.ewma_covariance(r, 1 - 1e-9), r.T @ r / r.shape[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, np.nan])
+def test_ewma_decay_out_of_range_is_refused(decay: float) -> None:
+    with pytest.raises(ValueError, match="decay"):
+        risk.ewma_covariance(np.zeros((10, 2)), decay)
 
 
 def test_pca_matches_numpy_svd_up_to_sign() -> None:

@@ -6,13 +6,15 @@ from typing import Any
 
 import empyrical as ep
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.covariance import LedoitWolf
 
 from coinql.domain import performance as pf
 from tests.client import GraphQLClient
-from tests.conftest import import_real_files
+from tests.conftest import import_real_files, upload
 from tests.domain.coins import aligned_returns, parsed
+from tests.domain.test_risk import ewma_reference
 
 VARIABLES = {"symbol": "BTC", "start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
 START_MS, END_MS = 1514764800000, 1625011200000
@@ -208,3 +210,73 @@ async def test_bad_analytics_input_names_the_argument(loaded: GraphQLClient) -> 
     assert "level" in bad_level.errors[0]["message"]
     unknown = await loaded.execute('{ pca(symbols: ["BTC", "NOPE"]) { symbols } }')
     assert unknown.errors[0]["message"] == "unknown symbols: NOPE"
+
+
+RISK_REPORT_EWMA = """
+query ($decay: Float!, $start: DateTime, $end: DateTime) {
+  riskReport(symbols: ["BTC", "ETH", "LTC"], weights: [0.5, 0.3, 0.2], start: $start,
+             end: $end, covariance: EWMA, ewmaDecay: $decay) {
+    observations volatility
+    contributions { riskContribution }
+    correlation { matrix }
+  }
+}
+"""
+
+
+async def test_ewma_decay_reaches_the_risk_report(loaded: GraphQLClient) -> None:
+    """0.5 and 0.99 give different answers, each the RiskMetrics estimate of the domain."""
+    timestamps, r = aligned_returns(["BTC", "ETH", "LTC"])
+    r = r[(timestamps >= START_MS + 86_400_000) & (timestamps <= END_MS)]
+    weights = np.array([0.5, 0.3, 0.2])
+    answers = {}
+    for decay in (0.5, 0.99):
+        variables = {"decay": decay, "start": VARIABLES["start"], "end": VARIABLES["end"]}
+        report = (await loaded.execute(RISK_REPORT_EWMA, variables)).ok()["riskReport"]
+        assert report["observations"] == r.shape[0]
+        cov = ewma_reference(r, decay) * 365
+        assert report["volatility"] == pytest.approx(np.sqrt(weights @ cov @ weights), rel=1e-9)
+        contributions = [c["riskContribution"] for c in report["contributions"]]
+        np.testing.assert_allclose(
+            contributions, weights * (cov @ weights) / np.sqrt(weights @ cov @ weights), rtol=1e-9
+        )
+        scale = np.sqrt(np.diag(cov))
+        np.testing.assert_allclose(
+            np.array(report["correlation"]["matrix"]), cov / np.outer(scale, scale), rtol=1e-9
+        )
+        answers[decay] = report["volatility"]
+    assert answers[0.5] != pytest.approx(answers[0.99], rel=1e-3)
+    bad = await loaded.execute(RISK_REPORT_EWMA, {"decay": 1.0})
+    assert bad.errors[0]["extensions"]["field"] == "ewmaDecay"
+
+
+async def test_returns_that_do_not_vary_are_null_with_the_reason(
+    loaded: GraphQLClient,
+    admin: str,
+) -> None:
+    """Prices growing 0.1 % a day: their returns are equal up to rounding (a std of ~1e-16),
+    which gave a Sharpe ratio of ~1e14 and a skew of ~0.05 from the noise."""
+    days = pd.date_range("2021-01-01", periods=200, freq="D")
+    prices = [float(price) for price in 100.0 * 1.001 ** np.arange(200)]
+    rows = [f"{d:%Y-%m-%d},{p!r},{p!r},{p!r},{p!r},1" for d, p in zip(days, prices, strict=True)]
+    content = ("time,open,high,low,close,volume\n" + "\n".join(rows) + "\n").encode()
+    report = await upload(loaded, content, token=admin, symbol="GROW", interval="D1")
+    assert report["candlesWritten"] == 200
+    query = (
+        '{ asset(symbol: "GROW") { performance { volatility sharpe skew kurtosis cagr'
+        " undefined { metric reason } } }"
+        ' btc: asset(symbol: "BTC") { performance(start: "2021-01-01T00:00:00Z",'
+        ' end: "2021-07-19T00:00:00Z") { benchmark(symbol: "GROW") { observations beta'
+        " correlation alpha } } } }"
+    )
+    found = (await loaded.execute(query)).ok()
+    perf = found["asset"]["performance"]
+    assert perf["volatility"] == 0.0
+    assert perf["sharpe"] is None and perf["skew"] is None and perf["kurtosis"] is None
+    assert perf["cagr"] == pytest.approx(1.001**365 - 1, rel=1e-9)
+    reasons = {item["metric"]: item["reason"] for item in perf["undefined"]}
+    for metric in ("sharpe", "skew", "kurtosis"):
+        assert reasons[metric] == "returns do not vary (zero standard deviation)"
+    bench = found["btc"]["performance"]["benchmark"]
+    assert bench["observations"] > 100
+    assert bench["beta"] is None and bench["correlation"] is None and bench["alpha"] is None

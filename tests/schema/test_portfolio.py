@@ -5,13 +5,16 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import event
 from starlette.applications import Starlette
 
+from coinql.domain import optimize as opt
 from tests.client import GraphQLClient
 from tests.conftest import import_real_files
-from tests.domain.coins import parsed
+from tests.domain.coins import aligned_returns, parsed
+from tests.domain.test_risk import ewma_reference
 
 TRANSACTIONS = [
     {"kind": "DEPOSIT", "asset": "USDT", "quantity": "10000", "time": "2020-01-01T00:00:00Z"},
@@ -108,6 +111,43 @@ async def test_infeasible_constraints_are_a_typed_error(market: GraphQLClient) -
     (error,) = response.errors
     assert error["message"] == "maxWeight 0.2 x 3 assets < 1: the weights cannot sum to 1"
     assert error["extensions"] == {"code": "Infeasible", "constraint": "maxWeight"}
+
+
+OPTIMIZE_EWMA = """
+query ($decay: Float!, $start: DateTime, $end: DateTime) {
+  optimize(input: {symbols: ["BTC", "ETH", "LTC"], objective: MIN_VOLATILITY, start: $start,
+                   end: $end, covariance: EWMA, ewmaDecay: $decay}) {
+    weights { weight } volatility observations
+  }
+  efficientFrontier(input: {symbols: ["BTC", "ETH", "LTC"], start: $start, end: $end,
+                            covariance: EWMA, ewmaDecay: $decay}, points: 3) {
+    weights { weight } volatility
+  }
+}
+"""
+
+
+async def test_ewma_decay_reaches_optimize_and_frontier(market: GraphQLClient) -> None:
+    """0.5 and 0.99 give different books, each the domain's on the RiskMetrics estimate."""
+    timestamps, r = aligned_returns(["BTC", "ETH", "LTC"])
+    start, end = 1546300800000, 1625011200000  # WINDOW in epoch ms
+    r = r[(timestamps >= start + 86_400_000) & (timestamps <= end)]
+    books = {}
+    for decay in (0.5, 0.99):
+        found = (await market.execute(OPTIMIZE_EWMA, {"decay": decay, **WINDOW})).ok()
+        optimized = found["optimize"]
+        assert optimized["observations"] == r.shape[0]
+        cov = ewma_reference(r, decay) * 365
+        expected = opt.min_volatility(cov, opt.Constraints())
+        weights = np.array([w["weight"] for w in optimized["weights"]])
+        np.testing.assert_allclose(weights, expected, atol=1e-6)
+        assert optimized["volatility"] == pytest.approx(np.sqrt(expected @ cov @ expected))
+        lowest = found["efficientFrontier"][0]
+        assert lowest["volatility"] == pytest.approx(optimized["volatility"], rel=1e-6)
+        books[decay] = weights
+    assert not np.allclose(books[0.5], books[0.99], atol=1e-2)
+    bad = await market.execute(OPTIMIZE_EWMA, {"decay": 1.5, **WINDOW})
+    assert bad.errors[0]["extensions"]["field"] == "ewmaDecay"
 
 
 async def test_create_strategy(market: GraphQLClient) -> None:

@@ -2,7 +2,9 @@
 
 Inputs are annualised: `mu` of shape (n_assets,) (arithmetic mean return x P) and `cov` of
 shape (n_assets, n_assets) (per-period covariance x P). Weights sum to 1 and respect the
-constraints; an impossible constraint set raises `Infeasible`, naming the constraint.
+constraints; an impossible constraint set raises `Infeasible`, naming the constraint, and a
+bound, group cap, target or risk-free rate that is not a finite number raises `InvalidInput`
+naming it (SLSQP would otherwise hand back its starting point, equal weights, or NaN).
 
 Mean-variance problems are solved with SLSQP. MAX_SHARPE uses the convex reformulation of
 Cornuejols and Tutuncu (as PyPortfolioOpt does): minimise y'Sy subject to (mu - rf)'y = 1,
@@ -21,7 +23,7 @@ from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.optimize import linprog, minimize
 from scipy.spatial.distance import squareform
 
-from coinql.domain.errors import UserError
+from coinql.domain.errors import InvalidInput, UserError
 from coinql.domain.typing import FloatArray
 
 TOLERANCE = 1e-12
@@ -66,9 +68,19 @@ class Constraints:
         return self.min_weight >= 0
 
 
+def _check_finite(field: str, value: float) -> None:
+    if not np.isfinite(value):
+        raise InvalidInput(field, f"{field} must be a finite number, got {value}")
+
+
 def check_feasible(constraints: Constraints, n_assets: int) -> None:
-    """Raise `Infeasible` for bounds or group caps that no weights summing to 1 can meet."""
+    """Raise `InvalidInput` for a bound or group cap that is not a finite number, and
+    `Infeasible` for bounds or group caps that no weights summing to 1 can meet."""
     low, high = constraints.min_weight, constraints.max_weight
+    _check_finite("minWeight", low)
+    _check_finite("maxWeight", high)
+    for group in constraints.groups:
+        _check_finite(f"groups.{group.name}", group.max_weight)
     if low > high:
         raise Infeasible("minWeight", f"minWeight {low} is above maxWeight {high}")
     if high * n_assets < 1 - 1e-9:
@@ -186,6 +198,7 @@ def max_sharpe(
 ) -> FloatArray:
     n = cov.shape[0]
     check_feasible(constraints, n)
+    _check_finite("riskFreeRate", risk_free)
     excess = mu - risk_free
     if np.all(excess <= 0):
         raise Infeasible("riskFreeRate", "no asset's expected return exceeds the risk-free rate")
@@ -269,6 +282,7 @@ def efficient_return(
     `efficient_return`)."""
     n = cov.shape[0]
     check_feasible(constraints, n)
+    _check_finite("targetReturn", target)
     highest = float(mu @ max_return(mu, constraints))
     if target > highest + 1e-9:
         raise Infeasible(
@@ -290,6 +304,7 @@ def efficient_risk(
     """Maximum expected return for a volatility of at most `target`."""
     n = cov.shape[0]
     check_feasible(constraints, n)
+    _check_finite("targetVolatility", target)
     lowest = float(
         np.sqrt(min_volatility(cov, constraints) @ cov @ min_volatility(cov, constraints))
     )

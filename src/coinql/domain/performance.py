@@ -4,12 +4,15 @@ Conventions (see docs/metrics.md) follow empyrical-reloaded unless stated:
 
 - `returns` is an ndarray of shape (n_observations,) or (n_observations, n_series) of simple
   period returns; every function reduces along axis 0, so one call serves many series.
-- NaN marks a missing observation: it is left out of every statistic (n counts the others) and
-  compounds as a zero return, so equity stays flat across it.
+- NaN marks a missing observation, and so does ±inf (a return from a zero price): it is left
+  out of every statistic (n counts the others) and compounds as a zero return, so equity stays
+  flat across it; it still takes its share of the elapsed time in CAGR (as empyrical's
+  `annual_return`).
 - `periods_per_year` (P) annualises; an annual risk-free rate converts to a per-period one
   geometrically, (1 + rf) ** (1 / P) - 1.
 - An undefined result (too few observations, zero dispersion, no downside) is NaN; the schema
-  shows it as null with the reason from `undefined_reasons`.
+  shows it as null with the reason from `undefined_reasons`. A dispersion is zero when it is
+  rounding noise (`negligible`), so a constant series has no Sharpe ratio rather than 1e17.
 - Drawdowns are measured from the starting capital too, so a loss in the first period counts
   (empyrical starts from the first period's equity instead).
 """
@@ -27,6 +30,8 @@ import numpy as np
 from coinql.domain.typing import BoolArray, FloatArray, IntArray
 
 MIN_OBSERVATIONS = 2
+ROUNDING = 1e-12
+"""A per-period dispersion at most this size (relative, floored at 1) is zero; see `negligible`."""
 
 
 @contextmanager
@@ -45,19 +50,65 @@ def periodic_rate(annual_rate: float, periods_per_year: float) -> float:
     return float((1.0 + annual_rate) ** (1.0 / periods_per_year) - 1.0)
 
 
+def known(returns: FloatArray) -> FloatArray:
+    """The returns with ±inf as NaN: a return from a zero price is missing, like NaN."""
+    return np.where(np.isfinite(returns), returns, np.nan)
+
+
 def observations(returns: FloatArray) -> FloatArray:
-    return np.sum(~np.isnan(returns), axis=0).astype(np.float64)
+    return np.sum(np.isfinite(returns), axis=0).astype(np.float64)
 
 
 def _enough(returns: FloatArray, minimum: int = MIN_OBSERVATIONS) -> BoolArray:
     return observations(returns) >= minimum
 
 
+def negligible(size: FloatArray | float, scale: FloatArray | float) -> BoolArray:
+    """Whether a per-period dispersion is zero up to rounding: size <= 1e-12 x max(1, |scale|).
+
+    `scale` is the mean of the values whose dispersion `size` measures. Returns computed from
+    prices carry relative rounding errors of ~1e-16, so the standard deviation of a constant
+    series comes out near 1e-18 instead of 0, and a ratio over it near 1e17. The threshold sits
+    four orders of magnitude above that noise and far below any real variation (a price's last
+    significant digit moves a return by more than 1e-12); the floor of 1 keeps it absolute for
+    returns near zero. NaN sizes are not negligible (they stay undefined for their own reason).
+    """
+    with _errstate():
+        return np.asarray(size <= ROUNDING * np.maximum(1.0, np.abs(scale)))
+
+
+def _mean_std(values: FloatArray, axis: int = 0) -> tuple[FloatArray, FloatArray]:
+    """Mean and sample standard deviation (ddof 1) over the known values along `axis`, NaN
+    below two of them."""
+    values = known(values)
+    with _errstate():
+        mean = np.nanmean(values, axis=axis)
+        if values.shape[axis] < MIN_OBSERVATIONS:
+            return mean, np.full(np.shape(mean), np.nan)
+        std = np.nanstd(values, axis=axis, ddof=1)
+    enough = np.sum(~np.isnan(values), axis=axis) >= MIN_OBSERVATIONS
+    return mean, np.where(enough, std, np.nan)
+
+
+def _ratio_to_std(values: FloatArray, axis: int = 0) -> FloatArray:
+    """mean / std (ddof 1), NaN when the std is undefined or negligible."""
+    mean, std = _mean_std(values, axis)
+    with _errstate():
+        return np.where(negligible(std, mean), np.nan, mean / std)
+
+
+def _std_or_zero(values: FloatArray, axis: int = 0) -> FloatArray:
+    """The sample standard deviation, exactly 0 when it is negligible."""
+    mean, std = _mean_std(values, axis)
+    return np.where(negligible(std, mean), 0.0, std)
+
+
 def _growth(returns: FloatArray) -> FloatArray:
     """Final value of 1 invested; kept apart from `total_return` so that a loss near 100 %
     does not lose its digits to a subtraction of 1 and an addition of 1."""
     with _errstate():
-        return np.where(observations(returns) >= 1, np.nanprod(1.0 + returns, axis=0), np.nan)
+        growth = np.nanprod(1.0 + known(returns), axis=0)
+    return np.where(observations(returns) >= 1, growth, np.nan)
 
 
 def total_return(returns: FloatArray) -> FloatArray:
@@ -65,41 +116,30 @@ def total_return(returns: FloatArray) -> FloatArray:
 
 
 def cagr(returns: FloatArray, periods_per_year: float) -> FloatArray:
-    """(1 + total return) ** (P / n) - 1."""
-    n = observations(returns)
+    """(1 + total return) ** (P / T) - 1, where T counts every period, missing ones too: a NaN
+    period is time that passed with the equity flat (as empyrical's `annual_return`, whose
+    years are len(returns) / P). NaN without observations."""
+    periods = max(returns.shape[0], 1)  # no periods: _growth is NaN already
     with _errstate():
-        return _growth(returns) ** (periods_per_year / n) - 1.0
-
-
-def _std(values: FloatArray) -> FloatArray:
-    """Sample standard deviation (ddof 1); NaN below two observations or when it is zero."""
-    with _errstate():
-        std = (
-            np.nanstd(values, axis=0, ddof=1)
-            if values.shape[0] >= 2
-            else np.full(values.shape[1:], np.nan)
-        )
-    return np.where(_enough(values) & (std > 0), std, np.nan)
+        return _growth(returns) ** (periods_per_year / periods) - 1.0
 
 
 def volatility(returns: FloatArray, periods_per_year: float) -> FloatArray:
-    with _errstate():
-        std = np.nanstd(returns, axis=0, ddof=1) if returns.shape[0] >= 2 else np.nan
-    return np.where(_enough(returns), std * np.sqrt(periods_per_year), np.nan)
+    """Sample standard deviation x sqrt(P); exactly 0 for returns that do not vary."""
+    return _std_or_zero(returns) * np.sqrt(periods_per_year)
 
 
 def sharpe(returns: FloatArray, periods_per_year: float, risk_free: float = 0.0) -> FloatArray:
-    """Mean excess return over its sample standard deviation, times sqrt(P)."""
-    excess = returns - risk_free
-    with _errstate():
-        return np.nanmean(excess, axis=0) / _std(excess) * np.sqrt(periods_per_year)
+    """Mean excess return over its sample standard deviation, times sqrt(P); NaN when the
+    returns do not vary."""
+    return _ratio_to_std(returns - risk_free) * np.sqrt(periods_per_year)
 
 
 def downside_risk(
     returns: FloatArray, periods_per_year: float, required_return: float = 0.0
 ) -> FloatArray:
     """sqrt(mean(min(r - required, 0) ** 2)) * sqrt(P), over all observations."""
-    shortfall = np.minimum(returns - required_return, 0.0)
+    shortfall = np.minimum(known(returns) - required_return, 0.0)
     with _errstate():
         risk = np.sqrt(np.nanmean(shortfall**2, axis=0)) * np.sqrt(periods_per_year)
     return np.where(_enough(returns), risk, np.nan)
@@ -108,15 +148,19 @@ def downside_risk(
 def sortino(
     returns: FloatArray, periods_per_year: float, required_return: float = 0.0
 ) -> FloatArray:
+    """Mean excess return x P over the downside risk; NaN without a downside (none of the
+    returns below the required return, up to rounding)."""
     risk = downside_risk(returns, periods_per_year, required_return)
     with _errstate():
-        ratio = np.nanmean(returns - required_return, axis=0) * periods_per_year / risk
-    return np.where(risk > 0, ratio, np.nan)
+        mean = np.nanmean(known(returns) - required_return, axis=0)
+        ratio = mean * periods_per_year / risk
+    return np.where(negligible(risk / np.sqrt(periods_per_year), mean), np.nan, ratio)
 
 
 def equity(returns: FloatArray) -> FloatArray:
-    """Growth of 1 after each period (NaN periods compound as 0)."""
-    return np.cumprod(1.0 + np.nan_to_num(returns, nan=0.0), axis=0)  # type: ignore[return-value]
+    """Growth of 1 after each period (missing periods compound as 0)."""
+    flat = np.where(np.isfinite(returns), returns, 0.0)
+    return np.cumprod(1.0 + flat, axis=0)  # type: ignore[return-value]
 
 
 def drawdown(returns: FloatArray) -> FloatArray:
@@ -137,71 +181,84 @@ def max_drawdown(returns: FloatArray) -> FloatArray:
 
 
 def calmar(returns: FloatArray, periods_per_year: float) -> FloatArray:
+    """CAGR over the maximum drawdown; NaN without a drawdown (up to rounding)."""
     depth = max_drawdown(returns)
     with _errstate():
         ratio = cagr(returns, periods_per_year) / depth
-    return np.where(depth > 0, ratio, np.nan)
+    return np.where(negligible(depth, 0.0), np.nan, ratio)
 
 
 def omega(returns: FloatArray, threshold: float = 0.0) -> FloatArray:
-    """Sum of gains over the threshold divided by the sum of losses under it."""
-    excess = returns - threshold
+    """Sum of gains over the threshold divided by the sum of losses under it; NaN without
+    losses (their mean per period negligible)."""
+    excess = known(returns) - threshold
+    n = observations(returns)
     gains = np.nansum(np.maximum(excess, 0.0), axis=0)
     losses = np.nansum(np.maximum(-excess, 0.0), axis=0)
     with _errstate():
         ratio = gains / losses
-    return np.where(_enough(returns) & (losses > 0), ratio, np.nan)
+        no_losses = negligible(losses / n, np.nanmean(excess, axis=0))
+    return np.where(_enough(returns) & ~no_losses, ratio, np.nan)
 
 
 def tail_ratio(returns: FloatArray) -> FloatArray:
-    """|95th percentile| / |5th percentile| (linear interpolation)."""
-    if returns.shape[0] == 0:  # nanpercentile drops the quantile axis of an empty input
-        return np.full(returns.shape[1:], np.nan)
-    upper, lower = np.nanpercentile(returns, [95, 5], axis=0)
+    """|95th percentile| / |5th percentile| (linear interpolation); NaN below two
+    observations or when the 5th percentile is zero (up to rounding)."""
+    values = known(returns)
+    if values.shape[0] == 0:  # nanpercentile drops the quantile axis of an empty input
+        return np.full(values.shape[1:], np.nan)
     with _errstate():
+        upper, lower = np.nanpercentile(values, [95, 5], axis=0)
         ratio = np.abs(upper) / np.abs(lower)
-    return np.where(_enough(returns) & (lower != 0), ratio, np.nan)
+    return np.where(_enough(values) & ~negligible(np.abs(lower), upper), ratio, np.nan)
+
+
+def _standardized_moment(returns: FloatArray, order: int) -> tuple[FloatArray, FloatArray]:
+    """n and the population moment m_order / m2 ** (order / 2); NaN when the returns do not
+    vary (their standard deviation negligible)."""
+    n = observations(returns)
+    with _errstate():
+        mean = np.nanmean(known(returns), axis=0)
+        centered = known(returns) - mean
+        m2 = np.nanmean(centered**2, axis=0)
+        moment = np.nanmean(centered**order, axis=0) / m2 ** (order / 2)
+    return n, np.where(negligible(np.sqrt(m2), mean) | ~(m2 > 0), np.nan, moment)
 
 
 def skew(returns: FloatArray) -> FloatArray:
-    """Sample skewness adjusted for bias (as pandas' and quantstats')."""
-    n = observations(returns)
+    """Sample skewness adjusted for bias (as pandas' and quantstats'); NaN below 3
+    observations or when the returns do not vary."""
+    n, g1 = _standardized_moment(returns, 3)
     with _errstate():
-        centered = returns - np.nanmean(returns, axis=0)
-        m2 = np.nanmean(centered**2, axis=0)
-        m3 = np.nanmean(centered**3, axis=0)
-        g1 = m3 / m2**1.5
         result = g1 * np.sqrt(n * (n - 1)) / (n - 2)
-    return np.where((n >= 3) & (m2 > 0), result, np.nan)
+    return np.where(n >= 3, result, np.nan)
 
 
 def kurtosis(returns: FloatArray) -> FloatArray:
-    """Excess kurtosis adjusted for bias (as pandas' and quantstats')."""
-    n = observations(returns)
+    """Excess kurtosis adjusted for bias (as pandas' and quantstats'); NaN below 4
+    observations or when the returns do not vary."""
+    n, m4 = _standardized_moment(returns, 4)
     with _errstate():
-        centered = returns - np.nanmean(returns, axis=0)
-        m2 = np.nanmean(centered**2, axis=0)
-        m4 = np.nanmean(centered**4, axis=0)
-        g2 = m4 / m2**2 - 3.0
-        result = (n - 1) / ((n - 2) * (n - 3)) * ((n + 1) * g2 + 6.0)
-    return np.where((n >= 4) & (m2 > 0), result, np.nan)
+        result = (n - 1) / ((n - 2) * (n - 3)) * ((n + 1) * (m4 - 3.0) + 6.0)
+    return np.where(n >= 4, result, np.nan)
 
 
 def best(returns: FloatArray) -> FloatArray:
     # fmax ignores NaN, so NaN is its identity: NaN when all are NaN or there are none.
-    result: FloatArray = np.fmax.reduce(returns, axis=0, initial=np.nan)
+    result: FloatArray = np.fmax.reduce(known(returns), axis=0, initial=np.nan)
     return result
 
 
 def worst(returns: FloatArray) -> FloatArray:
-    result: FloatArray = np.fmin.reduce(returns, axis=0, initial=np.nan)
+    result: FloatArray = np.fmin.reduce(known(returns), axis=0, initial=np.nan)
     return result
 
 
 def win_rate(returns: FloatArray) -> FloatArray:
     """Share of positive periods among the non-zero ones (as quantstats')."""
-    wins = np.sum(returns > 0, axis=0)
-    decided = np.sum((returns != 0) & ~np.isnan(returns), axis=0)
+    values = known(returns)
+    wins = np.sum(values > 0, axis=0)
+    decided = np.sum((values != 0) & ~np.isnan(values), axis=0)
     with _errstate():
         return np.where(decided > 0, wins / decided, np.nan)
 
@@ -285,7 +342,7 @@ def calendar(timestamps: IntArray, returns: FloatArray) -> Calendar:
     n_years = int(years.max()) - first_year + 1
     growth = np.ones((n_years, 12))
     seen = np.zeros((n_years, 12), dtype=bool)
-    valid = ~np.isnan(returns)
+    valid = np.isfinite(returns)
     np.multiply.at(growth, (year_rows[valid], month_index[valid] % 12), 1.0 + returns[valid])
     seen[year_rows[valid], month_index[valid] % 12] = True
     months = np.where(seen, growth - 1.0, np.nan)
@@ -314,31 +371,24 @@ def rolling(
     benchmark: FloatArray | None = None,
 ) -> FloatArray:
     """The metric over each trailing window of `window` periods, aligned on `returns`
-    (NaN for the first window - 1 periods). 1-D returns."""
+    (NaN for the first window - 1 periods). 1-D returns; within a window NaN periods are
+    left out as everywhere (for BETA, a period where either series is NaN), and the
+    undefined cases are those of the whole-series metrics."""
     out = np.full(returns.shape[0], np.nan)
     if window < 2 or returns.shape[0] < window:
         return out
-    windows = _windows(returns, window)
-    with _errstate():
-        if metric is RollingMetric.VOLATILITY:
-            values = np.nanstd(windows, axis=-1, ddof=1) * np.sqrt(periods_per_year)
-        elif metric is RollingMetric.SHARPE:
-            excess = windows - risk_free
-            std = np.nanstd(excess, axis=-1, ddof=1)
-            values = np.where(
-                std > 0, np.nanmean(excess, axis=-1) / std * np.sqrt(periods_per_year), np.nan
-            )
-        elif metric is RollingMetric.RETURN:
-            values = np.nanprod(1.0 + windows, axis=-1) - 1.0
-        else:
-            if benchmark is None:
-                raise ValueError("rolling beta needs a benchmark")
-            factor = _windows(benchmark, window)
-            centered = factor - np.nanmean(factor, axis=-1, keepdims=True)
-            variance = np.nanmean(centered**2, axis=-1)
-            values = np.where(
-                variance > 0, np.nanmean(centered * windows, axis=-1) / variance, np.nan
-            )
+    windows = _windows(known(returns), window)
+    sqrt_p = np.sqrt(periods_per_year)
+    if metric is RollingMetric.VOLATILITY:
+        values = _std_or_zero(windows, axis=-1) * sqrt_p
+    elif metric is RollingMetric.SHARPE:
+        values = _ratio_to_std(windows - risk_free, axis=-1) * sqrt_p
+    elif metric is RollingMetric.RETURN:
+        values = np.nanprod(1.0 + windows, axis=-1) - 1.0
+    else:
+        if benchmark is None:
+            raise ValueError("rolling beta needs a benchmark")
+        values = _slope(windows, _windows(benchmark, window), axis=-1)
     out[window - 1 :] = values
     return out
 
@@ -354,14 +404,27 @@ class BenchmarkStats:
     down_capture: float
 
 
+def _slope(returns: FloatArray, benchmark: FloatArray, axis: int = 0) -> FloatArray:
+    """Cov(r, b) / Var(b) with population moments over the pairs where both are known; NaN
+    below two pairs or when the benchmark does not vary on them."""
+    both = np.isfinite(returns) & np.isfinite(benchmark)
+    x, y = np.where(both, benchmark, np.nan), np.where(both, returns, np.nan)
+    with _errstate():
+        mean = np.nanmean(x, axis=axis, keepdims=True)
+        centered = x - mean
+        variance = np.nanmean(centered**2, axis=axis)
+        slope = np.nanmean(centered * y, axis=axis) / variance
+    flat = negligible(np.sqrt(variance), np.squeeze(mean, axis=axis)) | ~(variance > 0)
+    return np.where((np.sum(both, axis=axis) >= MIN_OBSERVATIONS) & ~flat, slope, np.nan)
+
+
 def beta(returns: FloatArray, benchmark: FloatArray) -> float:
     """Cov(r, b) / Var(b) over the periods where both are known (empyrical's estimate)."""
-    both = ~np.isnan(returns) & ~np.isnan(benchmark)
-    if both.sum() < MIN_OBSERVATIONS:
-        return np.nan
-    centered = benchmark[both] - benchmark[both].mean()
-    variance = np.mean(centered**2)
-    return float(np.mean(centered * returns[both]) / variance) if variance > 0 else np.nan
+    return float(_slope(returns, benchmark))
+
+
+def _varies(values: FloatArray) -> bool:
+    return not bool(negligible(float(np.std(values)), float(np.mean(values))))
 
 
 def benchmark_stats(
@@ -369,20 +432,17 @@ def benchmark_stats(
 ) -> BenchmarkStats:
     """Alpha (annualised, geometric), beta, correlation, tracking error, information ratio
     (annualised) and up/down capture of 1-D `returns` against an aligned `benchmark`."""
-    both = ~np.isnan(returns) & ~np.isnan(benchmark)
+    both = np.isfinite(returns) & np.isfinite(benchmark)
     r, b = returns[both], benchmark[both]
     if r.shape[0] < MIN_OBSERVATIONS:
         return BenchmarkStats(*(np.nan,) * 7)
     slope = beta(r, b)
     with _errstate():
         alpha = (1.0 + np.mean((r - risk_free) - slope * (b - risk_free))) ** periods_per_year - 1.0
-        correlation = float(np.corrcoef(r, b)[0, 1]) if np.std(r) > 0 and np.std(b) > 0 else np.nan
+        correlation = float(np.corrcoef(r, b)[0, 1]) if _varies(r) and _varies(b) else np.nan
         active = r - b
-        active_std = np.std(active, ddof=1)
-        tracking_error = active_std * np.sqrt(periods_per_year)
-        information = (
-            np.mean(active) / active_std * np.sqrt(periods_per_year) if active_std > 0 else np.nan
-        )
+        tracking_error = _std_or_zero(active) * np.sqrt(periods_per_year)
+        information = _ratio_to_std(active) * np.sqrt(periods_per_year)
     return BenchmarkStats(
         alpha=float(alpha),
         beta=slope,
@@ -403,28 +463,51 @@ def _capture(r: FloatArray, b: FloatArray, mask: BoolArray, periods_per_year: fl
     return ours / theirs if theirs != 0 else np.nan
 
 
-def undefined_reasons(returns: FloatArray) -> dict[str, str]:
-    """Why metrics of 1-D `returns` are undefined, by metric name (empty when all are)."""
+_FEW = {"volatility": 2, "sharpe": 2, "sortino": 2, "omega": 2, "tailRatio": 2, "ulcerIndex": 2}
+_FEW |= {"skew": 3, "kurtosis": 4}
+_FLAT = "returns do not vary (zero standard deviation)"
+_CAUSES = {
+    "sharpe": _FLAT,
+    "skew": _FLAT,
+    "kurtosis": _FLAT,
+    "sortino": "no period fell below the required return (no downside)",
+    "omega": "no period fell below the threshold (no losses)",
+    "calmar": "no drawdown",
+    "tailRatio": "the 5th percentile return is zero",
+    "winRate": "no period gained or lost",
+}
+
+
+def undefined_reasons(returns: FloatArray, risk_free: float = 0.0) -> dict[str, str]:
+    """Why metrics of 1-D `returns` are undefined, by metric name: exactly the metrics that
+    are NaN, with the per-period `risk_free` rate (the required return and threshold of
+    Sharpe, Sortino and omega) the schema uses."""
     n = int(observations(returns))
+    values = {
+        "totalReturn": total_return(returns),
+        "cagr": cagr(returns, 1.0),
+        "volatility": volatility(returns, 1.0),
+        "sharpe": sharpe(returns, 1.0, risk_free),
+        "sortino": sortino(returns, 1.0, risk_free),
+        "calmar": calmar(returns, 1.0),
+        "omega": omega(returns, risk_free),
+        "maxDrawdown": max_drawdown(returns),
+        "skew": skew(returns),
+        "kurtosis": kurtosis(returns),
+        "tailRatio": tail_ratio(returns),
+        "bestPeriod": best(returns),
+        "worstPeriod": worst(returns),
+        "winRate": win_rate(returns),
+        "ulcerIndex": ulcer_index(returns),
+    }
     reasons: dict[str, str] = {}
-    if n < MIN_OBSERVATIONS:
-        few = f"needs at least {MIN_OBSERVATIONS} observations, has {n}"
-        for name in ("volatility", "sharpe", "sortino", "omega", "tailRatio", "skew", "kurtosis"):
-            reasons[name] = few
+    for name, value in values.items():
+        if not np.isnan(value):
+            continue
         if n == 0:
-            for name in ("totalReturn", "cagr", "maxDrawdown", "calmar"):
-                reasons[name] = "no observations"
-        return reasons
-    valid = returns[~np.isnan(returns)]
-    if np.all(valid == valid[0]):
-        for name in ("sharpe", "skew", "kurtosis"):
-            reasons[name] = "returns do not vary (zero standard deviation)"
-    if np.all(valid >= 0):
-        reasons["sortino"] = "no period fell below the required return (no downside)"
-        reasons["omega"] = "no period fell below the threshold (no losses)"
-        reasons["calmar"] = "no drawdown"
-    if n < 4:
-        reasons["kurtosis"] = "needs at least 4 observations"
-    if n < 3:
-        reasons["skew"] = "needs at least 3 observations"
+            reasons[name] = "no observations"
+        elif n < _FEW.get(name, 1):
+            reasons[name] = f"needs at least {_FEW[name]} observations, has {n}"
+        else:
+            reasons[name] = _CAUSES.get(name, "undefined for these returns")
     return reasons

@@ -1,7 +1,9 @@
 """Risk: tail risk of a return stream, ex-ante risk of a weighted basket, PCA and stress.
 
 VaR and expected shortfall are positive loss fractions (0.05 = a 5 % loss) at a confidence
-`level` such as 0.95. Covariances are per period; volatilities are annualised by sqrt(P).
+`level` such as 0.95, computed from the finite returns only (NaN is missing, and so is ±inf,
+a return from a zero price); NaN below the observations a method needs. Covariances are per
+period; volatilities are annualised by sqrt(P).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class VarMethod(StrEnum):
 
 
 def _clean(returns: FloatArray) -> FloatArray:
-    return returns[~np.isnan(returns)]
+    return returns[np.isfinite(returns)]
 
 
 def _check_level(level: float) -> float:
@@ -91,10 +93,27 @@ def value_at_risk(returns: FloatArray, level: float, method: VarMethod) -> float
     return float(-(mean + z * std))
 
 
+def _tail_count(n: int, tail: float) -> int:
+    """floor((n - 1) x tail) + 1, the product taken as the integer it is within 1e-9 of.
+
+    In floating point 1 - 0.9 is 0.09999999999999998, so for n = 1001 the product is
+    99.99999999999997 and a plain floor would drop the boundary observation that the
+    decimal level (and empyrical given cutoff=0.1) includes. Rounding errors here are below
+    n x 2.2e-16; a real fractional part of (n - 1) x tail, for a level with up to 8 decimals,
+    is at least 1e-8.
+    """
+    position = (n - 1) * tail
+    nearest = round(position)
+    return int(nearest if abs(position - nearest) <= 1e-9 else position) + 1
+
+
 def expected_shortfall(returns: FloatArray, level: float, method: VarMethod) -> float:
     """The mean loss in the worst (1 - level) of outcomes, as a positive fraction.
 
-    HISTORICAL: the mean of the returns at or below the historical VaR threshold.
+    HISTORICAL: the mean of the k = floor((n - 1) (1 - level)) + 1 lowest returns: the tail
+    up to and including the observation at the VaR's interpolation point (empyrical's
+    `conditional_value_at_risk` with cutoff 1 - level; ties at the boundary count once per
+    observation). See `_tail_count` for the boundary.
     GAUSSIAN: std * pdf(z) / (1 - level) - mean.
     CORNISH_FISHER: the mean of the Cornish-Fisher quantile function over the tail.
     """
@@ -103,8 +122,8 @@ def expected_shortfall(returns: FloatArray, level: float, method: VarMethod) -> 
     if values.size < 2:
         return np.nan
     if method is VarMethod.HISTORICAL:
-        threshold = np.percentile(values, 100 * tail)
-        return float(-np.mean(values[values <= threshold]))
+        count = _tail_count(values.size, tail)
+        return float(-np.mean(np.partition(values, count - 1)[:count]))
     mean, std, skew, kurtosis = _moments(values)
     if method is VarMethod.GAUSSIAN:
         z = stats.norm.ppf(tail)
@@ -133,15 +152,22 @@ def sample_covariance(returns: FloatArray) -> FloatArray:
 
 
 def ewma_covariance(returns: FloatArray, decay: float = EWMA_DEFAULT_DECAY) -> FloatArray:
-    """Exponentially weighted covariance, weights decay ** age normalised to sum to one,
-    around the weighted mean. The newest observation has age 0."""
+    """RiskMetrics' exponentially weighted covariance of returns of shape (n_observations,
+    n_assets): sum_t w_t r_t r_t' over the complete rows, w_t = decay ** (T - 1 - t)
+    normalised to sum to one (the newest row has age 0), around a zero mean.
+
+    Zero-mean as RiskMetrics (1996): centring on the weighted mean without a bias correction
+    would shrink the estimate by 1 - sum(w ** 2), a third at decay 0.5, and daily means are
+    noise next to daily volatility anyway. Equals pandas' `ewm(alpha=1 - decay).mean()` of
+    the cross products r_i r_j.
+    """
     if not 0.0 < decay < 1.0:
         raise ValueError(f"decay must be between 0 and 1 (exclusive), got {decay}")
     rows = _complete_rows(returns)
     weights = decay ** np.arange(rows.shape[0] - 1, -1, -1, dtype=np.float64)
     weights /= weights.sum()
-    centered = rows - weights @ rows
-    return (centered * weights[:, None]).T @ centered
+    result: FloatArray = (rows * weights[:, None]).T @ rows
+    return result
 
 
 def ledoit_wolf_covariance(returns: FloatArray) -> tuple[FloatArray, float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -173,9 +174,12 @@ async def load_basket(
 async def basket_covariance(
     basket: Basket, method: risk.CovarianceMethod, decay: float
 ) -> FloatArray:
+    """The per-period covariance of the basket's returns; `decay` is EWMA's lambda (checked
+    whatever the method, so that a bad argument is never silently ignored)."""
     if not 0 < decay < 1:
         raise InvalidInput("ewmaDecay", "ewmaDecay must be between 0 and 1 (exclusive)")
-    return await offload(basket.returns.size, risk.covariance, basket.returns, method)
+    estimate = partial(risk.covariance, method=method, decay=decay)
+    return await offload(basket.returns.size, estimate, basket.returns)
 
 
 def stress_scenarios(basket: Basket) -> list[risk.Scenario]:

@@ -21,7 +21,7 @@ from coinql.domain.strategies import (
     validate_signal,
     validate_universe,
 )
-from coinql.resolvers.analytics import Basket, load_basket, offload
+from coinql.resolvers.analytics import Basket, basket_covariance, load_basket, offload
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.store import portfolio as portfolio_store
@@ -97,10 +97,7 @@ async def _inputs(
     )
     periods = basket.periods_per_year
     mu = np.nanmean(basket.returns, axis=0) * periods
-    cov = (
-        await offload(basket.returns.size, risk.covariance, basket.returns, request.covariance)
-        * periods
-    )
+    cov = await basket_covariance(basket, request.covariance, request.ewma_decay) * periods
     return basket, mu, cov
 
 

@@ -294,7 +294,10 @@ class Performance:
         description="Why each null metric is undefined; VaR methods are named as in VarMethod."
     )
     def undefined(self) -> list[UndefinedMetric]:
-        reasons = {**pf.undefined_reasons(self._r), **risk.undefined_reasons(self._r)}
+        reasons = {
+            **pf.undefined_reasons(self._r, self.stream.risk_free_per_period),
+            **risk.undefined_reasons(self._r),
+        }
         return [UndefinedMetric(metric=metric, reason=reason) for metric, reason in reasons.items()]
 
 
