@@ -18,9 +18,8 @@ from starlette.applications import Starlette
 
 from coinql.settings import Settings
 from tests.client import GraphQLClient
-from tests.conftest import Backend, make_settings, start_worker
+from tests.conftest import Backend, import_real_files, make_settings, start_worker
 from tests.schema.test_backtest import WINDOW, run_contract_backtest, wait_for
-from tests.schema.test_market import admin, import_real_files  # noqa: F401 - fixture
 
 SIMULATE = (
     "mutation($r: ID!) { runSimulation(input: {source: {backtestRunId: $r}, paths: %d,"
@@ -59,7 +58,7 @@ def worker(backend: Backend, settings: Settings) -> Iterator[subprocess.Popen[by
 @pytest.fixture
 async def ada(
     client: GraphQLClient,
-    admin: str,  # noqa: F811
+    admin: str,
     worker: subprocess.Popen[bytes] | None,
 ) -> GraphQLClient:
     await import_real_files(client, admin)

@@ -23,7 +23,7 @@ from coinql.domain.bounds import Bounds, decimal_places
 from coinql.schema import build_schema
 from coinql.schema.bounds import BOUNDS
 from tests.client import GraphQLClient
-from tests.schema.test_market import make_user
+from tests.conftest import make_user
 
 NUMBER_SCALARS = {"Int", "Float", "Decimal"}
 
