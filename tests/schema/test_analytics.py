@@ -280,3 +280,63 @@ async def test_returns_that_do_not_vary_are_null_with_the_reason(
     bench = found["btc"]["performance"]["benchmark"]
     assert bench["observations"] > 100
     assert bench["beta"] is None and bench["correlation"] is None and bench["alpha"] is None
+
+
+async def test_an_unknown_benchmark_fails_only_its_own_field(loaded: GraphQLClient) -> None:
+    """`benchmark(symbol: "NOPE")` is null with an error at its path; its siblings, and the
+    universe around it, still answer."""
+    response = await loaded.execute(
+        '{ asset(symbol: "BTC") { symbol performance { totalReturn benchmark(symbol: "NOPE")'
+        " { beta } } } universe(top: 2) { symbol performance { sharpe"
+        ' benchmark(symbol: "NOPE") { beta } } } }'
+    )
+    data = response.data
+    assert data["asset"]["symbol"] == "BTC"
+    assert data["asset"]["performance"]["totalReturn"] is not None
+    assert data["asset"]["performance"]["benchmark"] is None
+    assert [asset["performance"]["benchmark"] for asset in data["universe"]] == [None, None]
+    assert all(asset["performance"]["sharpe"] is not None for asset in data["universe"])
+    paths = [error["path"] for error in response.errors]
+    assert ["asset", "performance", "benchmark"] in paths
+    assert {error["extensions"]["code"] for error in response.errors} == {"NotFound"}
+
+
+async def test_every_return_stream_compares_with_a_benchmark(loaded: GraphQLClient) -> None:
+    """A portfolio's and a backtest run's tear sheets take a benchmark (and rolling BETA) like
+    an asset's; and a benchmark may be a portfolio or a backtest run, named by its id."""
+    loaded.token = (await loaded.sign_up("bench@example.com"))["accessToken"]
+    created = (await loaded.contract("portfolio", "CreatePortfolio")).ok()["createPortfolio"]
+    transactions = [
+        {"kind": "DEPOSIT", "asset": "USDT", "quantity": "10000", "time": "2019-01-01T00:00:00Z"},
+        {
+            "kind": "BUY",
+            "asset": "ETH",
+            "quantity": "70",
+            "price": "140",
+            "time": "2019-01-02T00:00:00Z",
+        },
+    ]
+    variables = {"portfolioId": created["id"], "transactions": transactions}
+    assert (await loaded.contract("portfolio", "AddTransactions", variables)).ok()
+    selection = (
+        'benchmark(symbol: "BTC") { observations beta correlation }'
+        ' rolling(window: 30, metric: BETA, benchmark: "BTC") { values }'
+    )
+    portfolio = await loaded.execute(
+        f'{{ portfolio(id: "{created["id"]}") {{ performance {{ {selection} }} }} }}'
+    )
+    found = portfolio.ok()["portfolio"]["performance"]
+    assert found["benchmark"]["observations"] > 500
+    assert 0 < found["benchmark"]["correlation"] < 1
+    assert any(value is not None for value in found["rolling"]["values"])
+    by_id = await loaded.execute(
+        '{ asset(symbol: "ETH") { performance(start: "2019-01-03T00:00:00Z") {'
+        f' benchmark(of: "{created["id"]}") {{ observations beta correlation }} }} }} }}'
+    )
+    # ETH against a portfolio holding mostly ETH: close to one another.
+    against_portfolio = by_id.ok()["asset"]["performance"]["benchmark"]
+    assert against_portfolio["correlation"] > 0.99 and against_portfolio["observations"] > 500
+    refused = await loaded.execute(
+        '{ asset(symbol: "ETH") { performance { benchmark(symbol: "BTC", of: "x") { beta } } } }'
+    )
+    assert refused.errors[0]["extensions"]["field"] == "symbol"

@@ -536,3 +536,20 @@ async def test_other_requests_are_answered_while_an_upload_is_parsed(
     await asyncio.gather(upload(), small_request())
     assert finished == ["serverInfo", "upload"]
     assert not held_up.is_set()
+
+
+async def test_a_backtest_run_compares_with_a_benchmark(trader: GraphQLClient) -> None:
+    run = (await run_contract_backtest(trader))["result"]
+    found = await trader.execute(
+        f'{{ backtestRun(id: "{run["id"]}") {{ performance {{ totalReturn'
+        ' benchmark(symbol: "BTC") { observations beta } } } }'
+    )
+    performance = found.ok()["backtestRun"]["performance"]
+    assert performance["benchmark"]["observations"] > 100
+    assert performance["benchmark"]["beta"] is not None
+    against_itself = await trader.execute(
+        f'{{ backtestRun(id: "{run["id"]}") {{ performance {{'
+        f' benchmark(of: "{run["id"]}") {{ beta correlation }} }} }} }}'
+    )
+    itself = against_itself.ok()["backtestRun"]["performance"]["benchmark"]
+    assert itself["beta"] == pytest.approx(1.0) and itself["correlation"] == pytest.approx(1.0)

@@ -111,6 +111,23 @@ def _growth(returns: FloatArray) -> FloatArray:
     return np.where(observations(returns) >= 1, growth, np.nan)
 
 
+def period_returns(values: FloatArray) -> FloatArray:
+    """Simple returns between consecutive values of a series (an equity curve, closes).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_observations + 1,)
+
+    Returns
+    -------
+    ndarray of shape (n_observations,)
+        NaN where the earlier value is zero or missing.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = values[1:] / values[:-1] - 1.0
+    return np.where(np.isfinite(returns), returns, np.nan)
+
+
 def total_return(returns: FloatArray) -> FloatArray:
     return _growth(returns) - 1.0
 

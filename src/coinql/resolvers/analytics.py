@@ -7,8 +7,9 @@ closes now; a portfolio's NAV or a backtest's equity later.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -39,6 +40,29 @@ async def offload(size: int, function: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(function, *args)
 
 
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """What to compare a return stream with, exactly one of: an asset's symbol, or one of the
+    caller's portfolios or backtest runs."""
+
+    symbol: str | None = None
+    portfolio_id: uuid.UUID | None = None
+    backtest_run_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        named = [v for v in (self.symbol, self.portfolio_id, self.backtest_run_id) if v]
+        if len(named) != 1:
+            raise InvalidInput(
+                "symbol",
+                "name one benchmark: a symbol, or in `of` the id of a portfolio or a backtest"
+                " run of yours",
+            )
+
+
+# The returns of a benchmark (timestamps, returns) at the stream's interval and window.
+BenchmarkLoader = Callable[[Benchmark], Awaitable[tuple[IntArray, FloatArray]]]
+
+
 @dataclass(frozen=True)
 class ReturnStream:
     """Simple returns of one series; `timestamps[i]` is the open time of the period that
@@ -50,7 +74,6 @@ class ReturnStream:
     returns: FloatArray
     periods_per_year: float
     risk_free_rate: float
-    benchmark_loader: Callable[[str], Any] | None = field(default=None, compare=False)
 
     @property
     def risk_free_per_period(self) -> float:
@@ -87,18 +110,6 @@ async def asset_stream(
     candles = await candles_for(context, asset=asset, interval=interval, start=start, end=end)
     timestamps, returns = simple_returns(candles)
 
-    async def benchmark(other: str) -> tuple[IntArray, FloatArray]:
-        stream = await asset_stream(
-            context,
-            symbol=other,
-            interval=interval,
-            start=start,
-            end=end,
-            risk_free_rate=risk_free_rate,
-            periods_per_year=periods_per_year,
-        )
-        return stream.timestamps, stream.returns
-
     return ReturnStream(
         label=asset.symbol,
         interval=interval,
@@ -106,7 +117,6 @@ async def asset_stream(
         returns=returns,
         periods_per_year=periods_per_year or interval.periods_per_year,
         risk_free_rate=risk_free_rate,
-        benchmark_loader=benchmark,
     )
 
 

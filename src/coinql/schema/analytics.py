@@ -6,12 +6,14 @@ undefined metric is null and `undefined` says why.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
 import numpy as np
 import strawberry
+from strawberry import relay
 from strawberry.types import Info
 
 from coinql.domain import indicators as ind
@@ -19,9 +21,9 @@ from coinql.domain import performance as pf
 from coinql.domain import risk
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Candles
-from coinql.domain.errors import InvalidInput
+from coinql.domain.errors import InvalidInput, NotFound
 from coinql.resolvers import analytics
-from coinql.resolvers.analytics import ReturnStream
+from coinql.resolvers.analytics import Benchmark, BenchmarkLoader, ReturnStream
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import to_millis
 from coinql.schema.bounds import (
@@ -89,6 +91,31 @@ class UndefinedMetric:
     reason: str
 
 
+def benchmark_of(symbol: str | None, of: str | None) -> Benchmark:
+    """The benchmark an argument pair names; `NotFound` for an id that is not a portfolio or a
+    backtest run, `InvalidInput` unless exactly one is given."""
+    if of is None:
+        return Benchmark(symbol=symbol)
+    if symbol is not None:
+        raise InvalidInput("symbol", "name one benchmark: a symbol or, in `of`, an id")
+    try:
+        global_id = relay.GlobalID.from_id(of)
+    except ValueError:
+        raise NotFound(f"no portfolio or backtest run {of}") from None
+    if global_id.type_name == "Portfolio":
+        return Benchmark(portfolio_id=decode_uuid(global_id, of))
+    if global_id.type_name == "BacktestRun":
+        return Benchmark(backtest_run_id=decode_uuid(global_id, of))
+    raise NotFound(f"no portfolio or backtest run {of}")
+
+
+def decode_uuid(global_id: relay.GlobalID, given: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(global_id.node_id)
+    except ValueError:
+        raise NotFound(f"no portfolio or backtest run {given}") from None
+
+
 @strawberry.type(
     description="A tear sheet of one return stream. Every field is computed when selected."
 )
@@ -98,15 +125,17 @@ class Performance:
     periods_per_year: float
     risk_free_rate: float = strawberry.field(description="Annual, as given.")
     stream: strawberry.Private[ReturnStream]
+    benchmarks: strawberry.Private[BenchmarkLoader]
 
     @classmethod
-    def from_model(cls, stream: ReturnStream) -> Self:
+    def from_model(cls, stream: ReturnStream, benchmarks: BenchmarkLoader) -> Self:
         return cls(
             label=stream.label,
             interval=stream.interval,
             periods_per_year=stream.periods_per_year,
             risk_free_rate=stream.risk_free_rate,
             stream=stream,
+            benchmarks=benchmarks,
         )
 
     @property
@@ -254,12 +283,16 @@ class Performance:
         window: Annotated[int, bounded_argument(Bounds(2, MAX_WINDOW), description="Periods.")],
         metric: RollingMetric,
         benchmark: str | None = None,
+        of: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Or the benchmark's id: a portfolio or backtest run."),
+        ] = None,
     ) -> Series:
         timestamps, returns, factor = self.stream.timestamps, self._r, None
         if metric is RollingMetric.BETA:
-            if benchmark is None or self.stream.benchmark_loader is None:
-                raise InvalidInput("benchmark", "rolling BETA needs a benchmark symbol")
-            other = await self.stream.benchmark_loader(benchmark)
+            if benchmark is None and of is None:
+                raise InvalidInput("benchmark", "rolling BETA needs a benchmark")
+            other = await self.benchmarks(benchmark_of(benchmark, of))
             timestamps, returns, factor = analytics.align((timestamps, returns), other)
         values = pf.rolling(
             returns,
@@ -271,15 +304,25 @@ class Performance:
         )
         return Series(timestamps=timestamps, values=values)
 
-    @strawberry.field(description="Relative to another asset, on the common periods.")
-    async def benchmark(self, symbol: str) -> BenchmarkComparison:
-        if self.stream.benchmark_loader is None:
-            raise InvalidInput("symbol", "this return stream has no benchmark loader")
-        other = await self.stream.benchmark_loader(symbol)
+    @strawberry.field(
+        description="Relative to a benchmark on the common periods: an asset by `symbol`, or"
+        " in `of` one of your portfolios or backtest runs. Null, with an error at this path,"
+        " when the benchmark is unknown; the other fields still answer."
+    )
+    async def benchmark(
+        self,
+        symbol: str | None = None,
+        of: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="A portfolio's or a backtest run's id."),
+        ] = None,
+    ) -> BenchmarkComparison | None:
+        reference = benchmark_of(symbol, of)
+        other = await self.benchmarks(reference)
         _, ours, theirs = analytics.align((self.stream.timestamps, self._r), other)
         found = pf.benchmark_stats(ours, theirs, self._p, self.stream.risk_free_per_period)
         return BenchmarkComparison(
-            symbol=symbol.upper(),
+            symbol=(symbol or "").upper() if symbol else str(of),
             observations=int(ours.shape[0]),
             alpha=finite(found.alpha),
             beta=finite(found.beta),

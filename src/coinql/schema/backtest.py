@@ -13,10 +13,12 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from coinql.domain import backtest, errors
+from coinql.domain import performance as pf
 from coinql.domain.bounds import Bounds
 from coinql.domain.errors import NotFound as NotFoundError
 from coinql.resolvers import backtest as backtest_resolvers
 from coinql.resolvers.analytics import ReturnStream
+from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
 from coinql.resolvers.optimize import StrategyInput
@@ -288,20 +290,23 @@ class BacktestRun(OwnedNode):
         return [BacktestTrade.from_model(row) for row in self.model.trades[offset : offset + first]]
 
     @strawberry.field(description="The full tear sheet of the equity curve.")
-    def performance(self, risk_free_rate: RiskFreeRateArgument = 0.0) -> Performance:
-        equity = self._equity
-        with np.errstate(divide="ignore", invalid="ignore"):
-            returns = np.diff(equity) / equity[:-1]
+    def performance(
+        self, info: Info[Context, None], risk_free_rate: RiskFreeRateArgument = 0.0
+    ) -> Performance:
+        timestamps, equity = job_store.equity_of(self.model)
         interval = Interval(self.model.input["interval"])
         stream = ReturnStream(
             label=self.model.name,
             interval=interval,
-            timestamps=self._timestamps[1:],
-            returns=returns,
+            timestamps=timestamps[1:],
+            returns=pf.period_returns(equity),
             periods_per_year=float(self.model.input["config"]["periods_per_year"]),
             risk_free_rate=risk_free_rate,
         )
-        return Performance.from_model(stream)
+        start = int(timestamps[0]) if timestamps.size else None
+        end = int(timestamps[-1]) if timestamps.size else None
+        benchmarks = benchmark_loader(info.context, interval=interval, start=start, end=end)
+        return Performance.from_model(stream, benchmarks)
 
 
 JobResult = Annotated[

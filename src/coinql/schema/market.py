@@ -15,6 +15,7 @@ from coinql.domain import imports
 from coinql.domain.candles import Candles, Gap
 from coinql.resolvers import analytics as analytics_resolvers
 from coinql.resolvers import market as market_resolvers
+from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import to_millis
 from coinql.schema.analytics import (
@@ -153,7 +154,10 @@ class Asset(relay.Node):
             risk_free_rate=risk_free_rate,
             periods_per_year=periods_per_year,
         )
-        return Performance.from_model(stream)
+        benchmarks = benchmark_loader(
+            info.context, interval=interval, start=to_millis(start), end=to_millis(end)
+        )
+        return Performance.from_model(stream, benchmarks)
 
     @strawberry.field(description="Indicators aligned on the candles, e.g. [{ema: {window: 20}}].")
     async def indicators(

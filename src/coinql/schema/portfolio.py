@@ -19,6 +19,7 @@ from coinql.domain.errors import NotFound as NotFoundError
 from coinql.domain.ledger import AMOUNT, AMOUNT_PLACES, POSITIVE_AMOUNT, Valuation
 from coinql.resolvers import optimize as optimize_resolvers
 from coinql.resolvers import portfolio as portfolio_resolvers
+from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
 from coinql.schema.analytics import Performance, Series
@@ -196,7 +197,9 @@ class Portfolio(OwnedNode):
             risk_free_rate=risk_free_rate,
             periods_per_year=periods_per_year,
         )
-        return Performance.from_model(stream)
+        start = int(stream.timestamps[0]) if stream.timestamps.size else None
+        benchmarks = benchmark_loader(info.context, interval=interval, start=start, end=None)
+        return Performance.from_model(stream, benchmarks)
 
 
 @strawberry.type

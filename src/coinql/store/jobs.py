@@ -9,11 +9,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, false, func, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from coinql.domain.typing import FloatArray, IntArray
 from coinql.store.auth import User
 from coinql.store.db import UTCDateTime
 
@@ -350,6 +352,14 @@ async def add_backtest_run(session: AsyncSession, *, run: BacktestRun) -> Backte
     session.add(run)
     await session.flush()
     return run
+
+
+def equity_of(run: BacktestRun) -> tuple[IntArray, FloatArray]:
+    """A run's equity curve: its timestamps and values."""
+    return (
+        np.frombuffer(run.timestamps, dtype=np.int64),
+        np.frombuffer(run.equity, dtype=np.float64),
+    )
 
 
 async def get_backtest_run(
