@@ -58,6 +58,7 @@ OVERRIDES: dict[str, Any] = {
         f"kind,asset,quantity,price,fee,time\nDEPOSIT,USDT,100,,,{MOMENT}\n".encode(),
     ),
     "backtestFile.file": ("btc.csv", COINS_DIR / "coin_Bitcoin.csv"),
+    "benchmark.symbol": "BTC",  # a benchmark names one thing, though no argument is required
 }
 REFUSAL_TYPES = frozenset({"NotFound", "Forbidden"})
 REFUSAL_CODES = frozenset({"NotFound", "Forbidden", "NOT_FOUND", "FORBIDDEN"})
@@ -75,7 +76,44 @@ def schema_walk() -> SchemaWalk:
         aliases=ID_ALIASES,
         scalars=SCALAR_SAMPLES,
         overrides=OVERRIDES,
+        nested=frozenset(NESTED),
     )
+
+
+# Ids taken below the root, each with the query that reaches it (A's id of the type in braces)
+# and the field that must be refused.
+NESTED = {
+    "Performance.benchmark(of)": (
+        '{ asset(symbol: "BTC") { performance { benchmark(of: "{Portfolio}") { beta } } } }',
+        ("asset", "performance", "benchmark"),
+    ),
+    "Performance.rolling(of)": (
+        '{ asset(symbol: "BTC") { performance {'
+        ' rolling(window: 30, metric: BETA, of: "{BacktestRun}") { values } } } }',
+        ("asset", "performance", "rolling"),
+    ),
+}
+
+
+async def refused_below_the_root(client: GraphQLClient, owner: Owner, other: str) -> list[str]:
+    """B names A's portfolio or run as a benchmark: null with NotFound, as for an id that
+    does not exist; A is answered."""
+    failures = []
+    for key, (template, path) in NESTED.items():
+        for user, refused in ((other, True), (owner.token, False)):
+            query = template
+            for type_name, global_id in owner.ids.items():
+                query = query.replace("{" + type_name + "}", global_id)
+            response = await client.execute(query, token=user)
+            value: Any = response.data
+            for step in path:
+                value = value[step] if isinstance(value, dict) else None
+            codes = {(e.get("extensions") or {}).get("code") for e in response.errors}
+            if refused and (value is not None or codes != {"NotFound"}):
+                failures.append(f"{key}: B reached A's data: {response.body}")
+            if not refused and (value is None or response.errors):
+                failures.append(f"{key}: A was refused their own: {response.body}")
+    return failures
 
 
 @dataclass
@@ -441,6 +479,7 @@ async def test_nobody_reaches_what_another_user_owns(
     other = (await client.sign_up("other-b@example.com"))["accessToken"]
     before = await snapshot(client, walk, owner)
     failures = await refused_to_other(client, server, walk, owner, other)
+    failures += await refused_below_the_root(client, owner, other)
     after = await snapshot(client, walk, owner)
     failures += [f"A's {key} changed while B walked" for key in before if before[key] != after[key]]
     failures += await refused_to_owner(client, server, walk, owner)

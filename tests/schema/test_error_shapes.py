@@ -89,6 +89,22 @@ def test_every_mutation_field_may_be_null_alone() -> None:
     assert not non_null
 
 
+def test_every_field_that_takes_arguments_may_be_null_alone() -> None:
+    """A field's arguments can be wrong (an unknown benchmark, a window out of range): its
+    error nulls it alone, at its path, and never climbs to its parent and siblings."""
+    from graphql import GraphQLObjectType
+
+    schema = build_schema()._schema
+    non_null = [
+        f"{type_.name}.{name}"
+        for type_ in schema.type_map.values()
+        if isinstance(type_, GraphQLObjectType) and not type_.name.startswith("__")
+        for name, field in type_.fields.items()
+        if field.args and is_non_null_type(field.type) and type_ is not schema.subscription_type
+    ]
+    assert not non_null
+
+
 ALIASES = (
     "mutation($p: ID!, $good: [TransactionInput!]!, $bad: [TransactionInput!]!) {"
     " first: addTransactions(portfolioId: $p, transactions: $good)"

@@ -237,7 +237,7 @@ class Performance:
     @strawberry.field(description="The deepest drawdowns, deepest first.")
     def drawdowns(
         self, top: Annotated[int, bounded_argument(Bounds(1, 100))] = 5
-    ) -> list[DrawdownPeriod]:
+    ) -> list[DrawdownPeriod] | None:
         timestamps = self.stream.timestamps
         first = int(timestamps[0]) - self.stream.interval.milliseconds if timestamps.size else 0
 
@@ -287,7 +287,7 @@ class Performance:
             strawberry.ID | None,
             strawberry.argument(description="Or the benchmark's id: a portfolio or backtest run."),
         ] = None,
-    ) -> Series:
+    ) -> Series | None:
         timestamps, returns, factor = self.stream.timestamps, self._r, None
         if metric is RollingMetric.BETA:
             if benchmark is None and of is None:
@@ -576,7 +576,7 @@ class AnalyticsQuery:
         end: datetime | None = None,
         covariance: CovarianceMethod = CovarianceMethod.SAMPLE,
         ewma_decay: Annotated[float, bounded_argument(EWMA_DECAY)] = risk.EWMA_DEFAULT_DECAY,
-    ) -> RiskReport:
+    ) -> RiskReport | None:
         basket = await analytics.load_basket(
             info.context,
             symbols=symbols,
@@ -605,7 +605,7 @@ class AnalyticsQuery:
         start: datetime | None = None,
         end: datetime | None = None,
         components: Annotated[int, bounded_argument(Bounds(1, analytics.MAX_COMPONENTS))] = 3,
-    ) -> PrincipalComponents:
+    ) -> PrincipalComponents | None:
         basket = await analytics.load_basket(
             info.context,
             symbols=symbols,

@@ -286,13 +286,13 @@ class BacktestRun(OwnedNode):
         self,
         first: Annotated[int, bounded_argument(Bounds(1, 10_000))] = 100,
         offset: Annotated[int, bounded_argument(Bounds(0, 2**31 - 1))] = 0,
-    ) -> list[BacktestTrade]:
+    ) -> list[BacktestTrade] | None:
         return [BacktestTrade.from_model(row) for row in self.model.trades[offset : offset + first]]
 
     @strawberry.field(description="The full tear sheet of the equity curve.")
     def performance(
         self, info: Info[Context, None], risk_free_rate: RiskFreeRateArgument = 0.0
-    ) -> Performance:
+    ) -> Performance | None:
         timestamps, equity = job_store.equity_of(self.model)
         interval = Interval(self.model.input["interval"])
         stream = ReturnStream(
@@ -498,7 +498,7 @@ class BacktestQuery:
         info: Info[Context, None],
         status: JobStatus | None = None,
         first: PageSizeArgument = 20,
-    ) -> list[Job]:
+    ) -> list[Job] | None:
         found = await backtest_resolvers.list_jobs(info.context, status=status, first=first)
         return [Job.from_model(job) for job in found]
 
@@ -511,7 +511,7 @@ class BacktestQuery:
         first: PageSizeArgument = 20,
         after: str | None = None,
         filter: BacktestRunFilter | None = None,
-    ) -> BacktestRunConnection:
+    ) -> BacktestRunConnection | None:
         offset = decode_cursor(after) + 1 if after else 0
         found = await backtest_resolvers.list_backtest_runs(
             info.context,
@@ -548,7 +548,7 @@ class BacktestQuery:
     )
     async def compare_backtests(
         self, info: Info[Context, None], ids: list[strawberry.ID]
-    ) -> list[BacktestRun]:
+    ) -> list[BacktestRun] | None:
         with naming("ids"):
             runs = await backtest_resolvers.compare_backtests(
                 info.context, run_ids=[decode_id(run_id, "BacktestRun") for run_id in ids]

@@ -125,7 +125,7 @@ class Asset(relay.Node):
         interval: Interval = Interval.D1,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> CandleSeries:
+    ) -> CandleSeries | None:
         series = await market_resolvers.candles_for(
             info.context,
             asset=self.model,
@@ -144,7 +144,7 @@ class Asset(relay.Node):
         end: datetime | None = None,
         risk_free_rate: RiskFreeRateArgument = 0.0,
         periods_per_year: PeriodsPerYearArgument = None,
-    ) -> Performance:
+    ) -> Performance | None:
         stream = await analytics_resolvers.asset_stream(
             info.context,
             symbol=self.symbol,
@@ -167,7 +167,7 @@ class Asset(relay.Node):
         interval: Interval = Interval.D1,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> IndicatorSet:
+    ) -> IndicatorSet | None:
         candles = await market_resolvers.candles_for(
             info.context,
             asset=self.model,
@@ -378,7 +378,7 @@ class MarketQuery:
         after: str | None = None,
         order_by: AssetOrder = AssetOrder.MARKET_CAP_DESC,
         filter: AssetFilter | None = None,
-    ) -> AssetConnection:
+    ) -> AssetConnection | None:
         page = await market_resolvers.list_assets(
             info.context,
             first=first,
@@ -400,7 +400,7 @@ class MarketQuery:
         top: Annotated[int, bounded_argument(PAGE_SIZE)] = 10,
         by: AssetOrder = AssetOrder.MARKET_CAP_DESC,
         exclude_stablecoins: bool = True,
-    ) -> list[Asset]:
+    ) -> list[Asset] | None:
         assets = await market_resolvers.universe(
             info.context, top=top, by=by, exclude_stablecoins=exclude_stablecoins
         )
@@ -415,7 +415,7 @@ class MarketQuery:
         start: datetime | None = None,
         end: datetime | None = None,
         kind: ReturnKind = ReturnKind.SIMPLE,
-    ) -> ReturnsMatrix:
+    ) -> ReturnsMatrix | None:
         matrix = await market_resolvers.returns_matrix(
             info.context,
             symbols=symbols,
@@ -438,7 +438,7 @@ class MarketQuery:
         interval: Interval = Interval.D1,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> list[DataGap]:
+    ) -> list[DataGap] | None:
         with naming("symbol"):
             gaps = await market_resolvers.data_gaps(
                 info.context,

@@ -151,7 +151,9 @@ class Portfolio(OwnedNode):
         return (await self._valuation(info)).fees_paid
 
     @strawberry.field(description="Open positions (closed ones with closed=true).")
-    async def positions(self, info: Info[Context, None], closed: bool = False) -> list[Position]:
+    async def positions(
+        self, info: Info[Context, None], closed: bool = False
+    ) -> list[Position] | None:
         valuation = await self._valuation(info)
         return [
             Position(
@@ -178,7 +180,7 @@ class Portfolio(OwnedNode):
     @strawberry.field(description="NAV at each close since the first transaction (floats).")
     async def value_history(
         self, info: Info[Context, None], interval: Interval = Interval.D1
-    ) -> Series:
+    ) -> Series | None:
         found = await portfolio_resolvers.value_history(info.context, self.model, interval)
         return Series(timestamps=found.history.timestamps, values=found.history.values)
 
@@ -189,7 +191,7 @@ class Portfolio(OwnedNode):
         interval: Interval = Interval.D1,
         risk_free_rate: RiskFreeRateArgument = 0.0,
         periods_per_year: PeriodsPerYearArgument = None,
-    ) -> Performance:
+    ) -> Performance | None:
         stream = await portfolio_resolvers.return_stream(
             info.context,
             self.model,
@@ -386,7 +388,7 @@ class PortfolioQuery:
     @strawberry.field(description="The caller's portfolios.", permission_classes=[IsAuthenticated])
     async def portfolios(
         self, info: Info[Context, None], first: PageSizeArgument = 50, after: str | None = None
-    ) -> PortfolioConnection:
+    ) -> PortfolioConnection | None:
         offset = decode_cursor(after) + 1 if after else 0
         page = await portfolio_resolvers.list_portfolios(info.context, first=first, offset=offset)
         edges = [
@@ -431,7 +433,7 @@ class PortfolioQuery:
         fee_bps: Annotated[
             Decimal, bounded_argument(REBALANCE_FEE_BPS, description="Estimated fee per trade.")
         ] = Decimal(10),
-    ) -> RebalancePlan:
+    ) -> RebalancePlan | None:
         with naming("portfolioId"):
             valuation, trades = await portfolio_resolvers.rebalance(
                 info.context,
@@ -459,7 +461,9 @@ class PortfolioQuery:
         )
 
     @strawberry.field(description="Target weights for an objective under constraints.")
-    async def optimize(self, info: Info[Context, None], input: OptimizeInput) -> OptimizationResult:
+    async def optimize(
+        self, info: Info[Context, None], input: OptimizeInput
+    ) -> OptimizationResult | None:
         found = await optimize_resolvers.optimize(info.context, input.to_model())
         return OptimizationResult.from_model(found.symbols, found.portfolios[0], found.observations)
 
@@ -469,7 +473,7 @@ class PortfolioQuery:
         info: Info[Context, None],
         input: OptimizeInput,
         points: Annotated[int, bounded_argument(Bounds(2, optimize_resolvers.MAX_POINTS))] = 20,
-    ) -> list[OptimizationResult]:
+    ) -> list[OptimizationResult] | None:
         found = await optimize_resolvers.frontier(info.context, input.to_model(), points)
         return [
             OptimizationResult.from_model(found.symbols, p, found.observations)

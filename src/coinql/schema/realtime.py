@@ -142,7 +142,7 @@ class RealtimeQuery:
         info: Info[Context, None],
         portfolio_id: strawberry.ID | None = None,
         first: PageSizeArgument = 50,
-    ) -> list[RiskAlert]:
+    ) -> list[RiskAlert] | None:
         with naming("portfolioId"):
             found = await realtime_resolvers.list_alerts(
                 info.context,

@@ -165,7 +165,7 @@ class StrategyQuery:
     @strawberry.field(description="The caller's strategies.", permission_classes=[IsAuthenticated])
     async def strategies(
         self, info: Info[Context, None], first: PageSizeArgument = 50, after: str | None = None
-    ) -> StrategyConnection:
+    ) -> StrategyConnection | None:
         offset = decode_cursor(after) + 1 if after else 0
         found = await strategy_resolvers.list_strategies(
             info.context, first=first + 1, offset=offset
