@@ -3,8 +3,9 @@ schedule to weights computed from past data only.
 
 At each rebalance bar t (the first bar of each week, month or quarter, UTC), the weights come
 from the `lookback` returns that end at t's close; trades fill at t's close with `fee_bps` on
-the traded notional. `universe_top` keeps the N symbols with the largest quote volume over the
-lookback (volume, because a history of market caps is not stored; it needs no look-ahead).
+the traded notional. `universe_top` keeps the N symbols ranked first by `universe_by`: the
+quote volume over the lookback, or the market cap at t (t's close times the circulating
+supply; a history of supplies is not stored, so today's stands in, which moves slowly).
 `max_assets` keeps the N largest weights; `turnover_cap` scales the move from current to target
 weights so that one-way turnover stays under the cap. Between rebalances the units are held
 and the weights drift with prices.
@@ -21,7 +22,13 @@ from coinql.domain import performance as pf
 from coinql.domain.backtest import regime_labels, regime_stats
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
-from coinql.domain.strategies import AllocationConstraints, AllocationKind, Rebalance, StrategySpec
+from coinql.domain.strategies import (
+    AllocationConstraints,
+    AllocationKind,
+    Rebalance,
+    StrategySpec,
+    UniverseRank,
+)
 from coinql.domain.typing import BoolArray, FloatArray, IntArray, Progress
 
 
@@ -109,6 +116,7 @@ def run_allocation(
     aligned = {s: c.select(np.searchsorted(c.timestamps, common)) for s, c in candles.items()}
     close = np.column_stack([aligned[s].close for s in symbols])
     volume = np.column_stack([np.nan_to_num(aligned[s].quote_volume, nan=0.0) for s in symbols])
+    supplies = np.array([(supply or {}).get(s, np.nan) for s in symbols], dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = np.vstack([np.full(len(symbols), np.nan), close[1:] / close[:-1] - 1])
     schedule = rebalance_bars(common, spec.rebalance)
@@ -131,10 +139,12 @@ def run_allocation(
         window = slice(bar - lookback + 1, bar + 1)
         chosen = np.arange(len(symbols))
         if spec.universe_top is not None:
-            chosen = np.argsort(-volume[window].sum(axis=0), kind="stable")[: spec.universe_top]
-        caps = close[bar, chosen] * np.array(
-            [(supply or {}).get(symbols[i], np.nan) for i in chosen]
-        )
+            if spec.universe_by is UniverseRank.MARKET_CAP:
+                size = np.nan_to_num(close[bar] * supplies, nan=-1.0)
+            else:
+                size = volume[window].sum(axis=0)
+            chosen = np.argsort(-size, kind="stable")[: spec.universe_top]
+        caps = close[bar, chosen] * supplies[chosen]
         target = np.zeros(len(symbols))
         target[chosen] = target_weights(
             kind, returns[window][:, chosen], caps, spec.constraints, periods_per_year

@@ -40,6 +40,18 @@ class Rebalance(StrEnum):
     QUARTERLY = "QUARTERLY"
 
 
+class UniverseRank(StrEnum):
+    """How `universe_top` ranks the candidates at each rebalance, from what was known then.
+
+    QUOTE_VOLUME: traded quote volume over the trailing lookback window.
+    MARKET_CAP: the close at the rebalance times the asset's circulating supply as stored now
+    (supply changes slowly; a coin without a known supply ranks last).
+    """
+
+    QUOTE_VOLUME = "QUOTE_VOLUME"
+    MARKET_CAP = "MARKET_CAP"
+
+
 @dataclass(frozen=True, slots=True)
 class AllocationConstraints:
     min_weight: float = 0.0
@@ -59,6 +71,7 @@ class StrategySpec:
     universe_top: int | None = None
     constraints: AllocationConstraints | None = None
     rebalance: Rebalance | None = None
+    universe_by: UniverseRank = UniverseRank.QUOTE_VOLUME
 
     @property
     def family(self) -> str:
@@ -67,6 +80,7 @@ class StrategySpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["rebalance"] = self.rebalance.value if self.rebalance else None
+        data["universe_by"] = self.universe_by.value
         return data
 
     @classmethod
@@ -80,6 +94,7 @@ class StrategySpec:
             universe_top=data.get("universe_top"),
             constraints=AllocationConstraints(**constraints) if constraints else None,
             rebalance=Rebalance(rebalance) if rebalance else None,
+            universe_by=UniverseRank(data.get("universe_by") or UniverseRank.QUOTE_VOLUME),
         )
 
 

@@ -17,6 +17,7 @@ from coinql.domain.strategies import (
     Rebalance,
     SignalKind,
     StrategySpec,
+    UniverseRank,
     validate_allocation,
     validate_signal,
     validate_universe,
@@ -158,6 +159,7 @@ class StrategyInput:
     universe_top: int | None = None
     constraints: AllocationConstraints | None = None
     rebalance: Rebalance | None = None
+    universe_by: UniverseRank = UniverseRank.QUOTE_VOLUME
 
 
 def validate_strategy(item: StrategyInput) -> StrategySpec:
@@ -171,7 +173,7 @@ def validate_strategy(item: StrategyInput) -> StrategySpec:
                 "constraints", "constraints and rebalance apply to allocation strategies"
             )
         params = validate_signal(SignalKind(item.kind), dict(item.params))
-        return StrategySpec(item.kind, params, symbols, item.universe_top)
+        return StrategySpec(item.kind, params, symbols, item.universe_top)  # signals: one symbol
     constraints = item.constraints or AllocationConstraints()
     params = validate_allocation(AllocationKind(item.kind), dict(item.params), constraints)
     return StrategySpec(
@@ -181,6 +183,7 @@ def validate_strategy(item: StrategyInput) -> StrategySpec:
         item.universe_top,
         constraints,
         item.rebalance or Rebalance.MONTHLY,
+        item.universe_by,
     )
 
 

@@ -15,7 +15,7 @@ from coinql.domain.performance import RollingMetric
 from coinql.domain.research import SplitMode
 from coinql.domain.risk import CovarianceMethod, VarMethod
 from coinql.domain.simulation import SimulationMethod
-from coinql.domain.strategies import Rebalance
+from coinql.domain.strategies import Rebalance, UniverseRank
 from coinql.store.jobs import JobKind, JobStatus
 from coinql.store.market import AssetOrder
 
@@ -29,6 +29,12 @@ strawberry.enum(TransactionKind, description="What a ledger transaction does.")
 strawberry.enum(CostBasis, description="How sold units are costed: oldest lots first, or average.")
 strawberry.enum(Objective, description="What the optimizer optimizes.")
 strawberry.enum(Rebalance, description="How often an allocation strategy rebalances.")
+strawberry.enum(
+    UniverseRank,
+    description="How universeTop ranks the candidates at each rebalance, from what was known"
+    " then. QUOTE_VOLUME: traded quote volume over the lookback. MARKET_CAP: the close at the"
+    " rebalance times the circulating supply as stored now (a coin without one ranks last).",
+)
 strawberry.enum(FillPrice, description="CLOSE: the signal bar's close; NEXT_OPEN: the next open.")
 strawberry.enum(Direction, description="Long only, or long and short.")
 strawberry.enum(Sizing, description="How much each entry buys.")
@@ -56,5 +62,6 @@ __all__ = [
     "Sizing",
     "SplitMode",
     "TransactionKind",
+    "UniverseRank",
     "VarMethod",
 ]

@@ -17,7 +17,7 @@ from coinql.resolvers import optimize as strategy_resolvers
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import decode_cursor, encode_cursor
 from coinql.schema.bounds import SIGNED_WEIGHT, PageSizeArgument, bounded
-from coinql.schema.enums import Rebalance
+from coinql.schema.enums import Rebalance, UniverseRank
 from coinql.schema.errors import InvalidInput, NotAuthenticated
 from coinql.schema.nodes import OwnedNode, PageInfo
 from coinql.schema.permissions import IsAuthenticated
@@ -112,7 +112,10 @@ class StrategyInput:
     universe_top: int | None = bounded(
         Bounds(1, MAX_UNIVERSE),
         default=None,
-        description="Or the top N by market cap at each rebalance.",
+        description="Or the top N candidates at each rebalance, ranked by universeBy.",
+    )
+    universe_by: UniverseRank = strawberry.field(
+        default=UniverseRank.QUOTE_VOLUME, description="How universeTop ranks."
     )
     constraints: AllocationConstraintsInput | None = None
     rebalance: Rebalance | None = None
@@ -221,6 +224,7 @@ class StrategyMutation:
                 if limits
                 else None,
                 rebalance=input.rebalance,
+                universe_by=input.universe_by,
             ),
         )
         return Strategy.from_model(created)
