@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -330,6 +331,24 @@ def start_worker(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+@contextmanager
+def worker_for(
+    settings: Settings, metrics_port: int | None = None, *, extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes] | None]:
+    """With Redis, jobs run in a `coinql worker` subprocess, as in a deployment, while the
+    block runs; without, on the app's own pool (None)."""
+    if settings.redis_url is None:
+        yield None
+        return
+    process = start_worker(settings, metrics_port, extra_env=extra_env)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=20)
 
 
 @pytest.fixture

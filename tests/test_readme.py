@@ -57,7 +57,7 @@ from graphql import (
 from coinql.app import create_app
 from coinql.schema import build_schema
 from tests.client import GraphQLClient
-from tests.conftest import CONTRACT_DIR, ROOT, Backend, make_settings, start_worker
+from tests.conftest import CONTRACT_DIR, ROOT, Backend, make_settings, worker_for
 
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(?P<language>[\w-]*)\n(?P<text>.*?)^```[ \t]*$", re.M | re.S)
@@ -275,16 +275,11 @@ async def demo(backend: Backend, tmp_path: Path) -> AsyncIterator[GraphQLClient]
     empty store as the app starts, and its feed; with Redis, a `coinql worker` runs the jobs."""
     settings = make_settings(backend, tmp_path, source="demo")
     app = create_app(settings)
-    worker = start_worker(settings) if settings.redis_url else None
-    try:
+    with worker_for(settings):
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://coinql.test") as h:
                 yield GraphQLClient(h, CONTRACT_DIR)
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=20)
 
 
 async def answer(

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from coinql.settings import Settings
 from tests.client import GraphQLClient
-from tests.conftest import Backend, import_real_files, make_settings, start_worker
+from tests.conftest import Backend, import_real_files, make_settings, worker_for
 from tests.schema.test_backtest import WINDOW, run_contract_backtest, wait_for
 
 SIMULATE = (
@@ -45,14 +45,8 @@ def settings(backend: Backend, tmp_path: Path, job_slots: int) -> Settings:
 @pytest.fixture
 def worker(backend: Backend, settings: Settings) -> Iterator[subprocess.Popen[bytes] | None]:
     """With Redis, jobs run in one `coinql worker` with as many slots as the pool would have."""
-    if backend.redis_url is None:
-        yield None
-        return
-    process = start_worker(settings, extra_env={"COINQL_JOB_SLOTS": str(settings.job_slots)})
-    yield process
-    if process.poll() is None:
-        process.terminate()
-        process.wait(timeout=20)
+    with worker_for(settings, extra_env={"COINQL_JOB_SLOTS": str(settings.job_slots)}) as process:
+        yield process
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from coinql.domain import backtest as bt
 from coinql.domain.strategies import StrategySpec
 from coinql.settings import Settings
 from tests.client import GraphQLClient
-from tests.conftest import Backend, free_port, import_real_files, make_settings, start_worker
+from tests.conftest import Backend, free_port, import_real_files, make_settings, worker_for
 from tests.domain.coins import parsed
 
 WINDOW = {"start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
@@ -43,14 +43,8 @@ def worker(
     backend: Backend, settings: Settings, worker_metrics_port: int
 ) -> Iterator[subprocess.Popen[bytes] | None]:
     """With Redis, jobs run in a `coinql worker` subprocess, as in a deployment."""
-    if backend.redis_url is None:
-        yield None
-        return
-    process = start_worker(settings, metrics_port=worker_metrics_port)
-    yield process
-    if process.poll() is None:
-        process.terminate()
-        process.wait(timeout=20)
+    with worker_for(settings, worker_metrics_port) as process:
+        yield process
 
 
 @pytest.fixture
