@@ -8,16 +8,15 @@ Which fences count:
   `# with "Authorization: Bearer <accessToken>"` are sent with a token of a user the test
   signs up; the others anonymously.
 - each `curl` in a ```sh fence that sends GraphQL: `-d '<JSON body>'` is posted as that body;
-  `-F operations='<JSON>'` is a multipart upload, which the test cannot send as written (the
-  file is the reader's). `-H "Authorization: Bearer $TOKEN"` signs it in.
+  `-F operations='<JSON>'` is a multipart upload of the `-F 0=@FILE` it names, taken from
+  ../shared/data/coins-daily (where the README says to find it) and sent by an admin, as the
+  README says `$TOKEN` is. `-H "Authorization: Bearer $TOKEN"` signs a request in.
 - a ```json fence is an answer, never run, unless `<!-- variables -->` comes right before it:
   then it holds the variables of the graphql fence just above, and each operation gets those it
   declares. A value `"<field.path>"` stands for what an earlier operation of that fence
   answered there (`"<createPortfolio.id>"`).
 - other fences (shell commands, layout) are not GraphQL.
 
-`<!-- not runnable: why -->` right before a fence (an example that needs an admin, a file or
-data the demo lacks) skips running it, naming why; its GraphQL must still validate.
 Subscriptions are validated against the schema and not run: they need a socket.
 
 An answer passes with a 200 and no `errors`, and when nothing in it is empty: no `null` at the
@@ -53,15 +52,23 @@ from graphql import (
     parse,
     validate,
 )
+from starlette.applications import Starlette
 
 from coinql.app import create_app
 from coinql.schema import build_schema
 from tests.client import GraphQLClient
-from tests.conftest import CONTRACT_DIR, ROOT, Backend, make_settings, worker_for
+from tests.conftest import (
+    COINS_DIR,
+    CONTRACT_DIR,
+    ROOT,
+    Backend,
+    make_settings,
+    make_user,
+    worker_for,
+)
 
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(?P<language>[\w-]*)\n(?P<text>.*?)^```[ \t]*$", re.M | re.S)
-NOT_RUNNABLE = "not runnable:"
 SIGNED_IN = re.compile(r'#\s*with\s+"Authorization: Bearer <accessToken>"')
 PLACEHOLDER = re.compile(r"<(?P<path>[A-Za-z_]\w*(?:\.\w+)*)>")
 UNFINISHED_JOB = {"QUEUED", "RUNNING"}
@@ -84,7 +91,7 @@ class Operation:
     declared: frozenset[str]  # its variables
     signed_in: bool
     body: dict[str, Any] | None = None  # a curl's JSON body, sent as is
-    upload: bool = False
+    upload: str | None = None  # a multipart curl's file name
 
 
 @dataclass
@@ -97,11 +104,6 @@ class Example:
     @property
     def id(self) -> str:
         return f"README.md:{self.fence.line}"
-
-    @property
-    def not_runnable(self) -> str | None:
-        marker = self.fence.marker or ""
-        return marker[len(NOT_RUNNABLE) :].strip() if marker.startswith(NOT_RUNNABLE) else None
 
     @property
     def runs(self) -> bool:
@@ -157,11 +159,18 @@ def curl_operations(text: str) -> list[Operation]:
         words = shlex.split(command, comments=True)
         headers = [value for flag, value in itertools.pairwise(words) if flag == "-H"]
         signed_in = any(h.lower().startswith("authorization: bearer") for h in headers)
+        files = [
+            value.split("=@", 1)[1]
+            for flag, value in itertools.pairwise(words)
+            if flag == "-F" and "=@" in value
+        ]
         for flag, value in itertools.pairwise(words):
+            upload: str | None = None
             if flag in ("-d", "--data", "--data-raw"):
-                body, upload = json.loads(value), False
+                body = json.loads(value)
             elif flag == "-F" and value.startswith("operations="):
-                body, upload = json.loads(value.removeprefix("operations=")), True
+                body = json.loads(value.removeprefix("operations="))
+                (upload,) = files
             else:
                 continue
             (operation,) = graphql_operations(body["query"])
@@ -171,7 +180,7 @@ def curl_operations(text: str) -> list[Operation]:
                     kind=operation.kind,
                     declared=operation.declared,
                     signed_in=signed_in,
-                    body=None if upload else body,
+                    body=None if upload is not None else body,
                     upload=upload,
                 )
             )
@@ -269,8 +278,14 @@ def unfinished_job(data: Any) -> bool:
     return isinstance(data, list) and any(map(unfinished_job, data))
 
 
+@dataclass
+class Demo:
+    app: Starlette
+    client: GraphQLClient
+
+
 @pytest.fixture
-async def demo(backend: Backend, tmp_path: Path) -> AsyncIterator[GraphQLClient]:
+async def demo(backend: Backend, tmp_path: Path) -> AsyncIterator[Demo]:
     """The app as `make run` serves it by default: the demo source, its market loaded into the
     empty store as the app starts, and its feed; with Redis, a `coinql worker` runs the jobs."""
     settings = make_settings(backend, tmp_path, source="demo")
@@ -279,7 +294,7 @@ async def demo(backend: Backend, tmp_path: Path) -> AsyncIterator[GraphQLClient]
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://coinql.test") as h:
-                yield GraphQLClient(h, CONTRACT_DIR)
+                yield Demo(app, GraphQLClient(h, CONTRACT_DIR))
 
 
 async def answer(
@@ -306,25 +321,11 @@ def test_the_readme_has_examples() -> None:
     assert kinds == set(OperationType), kinds
 
 
-def skipped_when_marked(example: Example) -> Any:
-    marks = []
-    if example.not_runnable:
-        marks.append(
-            pytest.mark.skip(reason=f"{example.id} is marked not runnable: {example.not_runnable}")
-        )
-    return pytest.param(example, id=example.id, marks=marks)
-
-
 @pytest.mark.parametrize("example", readme_examples(), ids=lambda example: example.id)
 def test_example_validates(example: Example) -> None:
-    """Subscriptions included; a fence marked not runnable, when it is GraphQL at all."""
-    if example.unreadable and example.not_runnable:
-        pytest.skip(f"{example.id} is marked not runnable: {example.not_runnable}")
+    """Subscriptions included."""
     if example.unreadable:
-        pytest.fail(
-            f"{example.id} cannot be run ({example.unreadable}): fix it, or mark it"
-            " <!-- not runnable: why -->"
-        )
+        pytest.fail(f"{example.id} cannot be run ({example.unreadable}): fix it")
     schema = graphql_schema()
     for operation in example.operations:
         problems = validate(schema, parse(operation.document))
@@ -332,30 +333,40 @@ def test_example_validates(example: Example) -> None:
 
 
 @pytest.mark.parametrize(
-    "example", [skipped_when_marked(example) for example in readme_examples() if example.runs]
+    "example",
+    [example for example in readme_examples() if example.runs],
+    ids=lambda example: example.id,
 )
-async def test_example_answers_data(example: Example, demo: GraphQLClient) -> None:
+async def test_example_answers_data(example: Example, demo: Demo) -> None:
     errors = error_types(graphql_schema())
     token: str | None = None
     answers: dict[str, Any] = {}
     for operation in example.operations:
         if operation.kind is OperationType.SUBSCRIPTION:
             continue  # validated above
-        assert not operation.upload, (
-            f"{example.id}: an upload cannot run as written; mark it <!-- not runnable: ... -->"
-        )
+        if operation.upload is not None:
+            admin = await make_user(demo.app, demo.client, "readme-admin@example.com", admin=True)
+            content = (COINS_DIR / operation.upload).read_bytes()
+            response = await demo.client.upload(
+                operation.document, {"f": (operation.upload, content)}, token=admin
+            )
+            assert response.status_code == 200, response.text
+            data = response.json()["data"]
+            problems = list(emptiness(data, errors))
+            assert not problems, f"{example.id}: {operation.document}\n" + "\n".join(problems)
+            continue
         variables = fill(
             {k: v for k, v in example.variables.items() if k in operation.declared}, answers
         )
         if operation.signed_in and token is None:
-            token = str((await demo.sign_up("reader@example.com"))["accessToken"])
+            token = str((await demo.client.sign_up("reader@example.com"))["accessToken"])
         bearer = token if operation.signed_in else None
-        data = await answer(demo, operation, variables, bearer)
+        data = await answer(demo.client, operation, variables, bearer)
         deadline = time.monotonic() + JOB_DEADLINE_SECONDS
         while operation.kind is OperationType.QUERY and unfinished_job(data):
             assert time.monotonic() < deadline, f"{example.id}: the job did not end: {data}"
             await asyncio.sleep(0.2)
-            data = await answer(demo, operation, variables, bearer)
+            data = await answer(demo.client, operation, variables, bearer)
         problems = list(emptiness(data, errors))
         assert not problems, f"{example.id}: {operation.document}\n" + "\n".join(problems)
         answers.update(data)
