@@ -39,6 +39,7 @@ def test_decimal_places_ignore_trailing_zeros(value: D, places: int) -> None:
         (Bounds(0, 1), -0.001, "must be at least 0 and at most 1"),
         (Bounds(0.5, 2.5), 3, "must be at least 0.5 and at most 2.5"),
         (Bounds(1, 100_000), 100_001, "must be at least 1 and at most 100,000"),
+        (Bounds(0.0, D("1e6")), -1, "must be at least 0 and at most 1,000,000"),
         (Bounds(0, 10, places=2), D("1.25"), None),
         (Bounds(0, 10, places=2), D("1.250"), None),
         (
