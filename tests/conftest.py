@@ -5,6 +5,7 @@ real uvicorn server."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import shutil
 import socket
@@ -99,6 +100,51 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     problem = _service_problem()
     if IN_CI and problem:
         pytest.exit(f"CI=true but PostgreSQL/Redis tests cannot run: {problem}", returncode=1)
+
+
+# domain/ is pure computation that every test can reach: its floor is near starlette's 100 %.
+# The total floor is `fail_under` in pyproject.toml; both apply when coverage is measured
+# (`make test`), and `--cov-fail-under=0` lifts both for a partial run.
+DOMAIN_COVERAGE_FLOOR = 95.0
+_DOMAIN_FILES = "*/coinql/domain/*"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> Iterator[object]:
+    """After pytest-cov has measured the run (its own wrapper is inside this one), fail the
+    session when domain/'s coverage is under its floor."""
+    result = yield
+    plugin = session.config.pluginmanager.getplugin("_cov")
+    controller = getattr(plugin, "cov_controller", None)
+    floor = getattr(getattr(plugin, "options", None), "cov_fail_under", None)
+    if controller is None or getattr(plugin, "cov_total", None) is None or not floor:
+        return result
+    import coverage  # only when coverage ran
+
+    try:
+        total = controller.cov.report(include=[_DOMAIN_FILES], file=io.StringIO())
+    except coverage.exceptions.NoDataError:
+        total = 0.0
+    session.config.stash[_domain_coverage] = total
+    if total < DOMAIN_COVERAGE_FLOOR:
+        session.testsfailed += 1
+    return result
+
+
+_domain_coverage = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    total = config.stash.get(_domain_coverage, None)
+    if total is None:
+        return
+    failed = total < DOMAIN_COVERAGE_FLOOR
+    terminalreporter.write(
+        f"{'FAIL ' if failed else ''}Required coverage of domain/ ({DOMAIN_COVERAGE_FLOOR:g}%)"
+        f" {'not reached' if failed else 'reached'}. domain/ coverage: {total:.2f}%\n",
+        **({"red": True, "bold": True} if failed else {"green": True}),
+    )
 
 
 def available_backends() -> list[str]:

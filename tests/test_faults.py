@@ -47,8 +47,7 @@ from tests.conftest import (
     stop_server,
 )
 from tests.fakes import FakeExchange, ohlcv_rows
-from tests.schema.test_market_sources import exchange_app, wait_for_ingestion
-from tests.schema.test_server import count
+from tests.helpers import count, exchange_app, wait_for_ingestion
 from tests.ws import take, ws_connect
 
 HOLD_LOCK = """

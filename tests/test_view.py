@@ -16,7 +16,7 @@ from coinql.app import create_app
 from coinql.store.auth import User
 from tests.client import GraphQLClient, contract_operations
 from tests.conftest import CONTRACT_DIR, Backend, make_settings
-from tests.schema.test_server import count
+from tests.helpers import count
 
 PREFLIGHT = {"Apollo-Require-Preflight": "true"}
 SERVER_INFO = "{ serverInfo { version } }"

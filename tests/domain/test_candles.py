@@ -137,3 +137,22 @@ def test_returns_matrix_aligns_on_common_timestamps() -> None:
 def test_returns_matrix_of_too_little_data_is_empty() -> None:
     one = (np.asarray([0]), np.asarray([1.0]))
     assert returns_matrix(["A"], [one], ReturnKind.SIMPLE).values.shape == (0, 1)
+
+
+def test_between_takes_either_bound_alone_inclusively() -> None:
+    candles = series([0, DAY_MS, 2 * DAY_MS, 3 * DAY_MS])
+    assert candles.between(None, DAY_MS).timestamps.tolist() == [0, DAY_MS]
+    assert candles.between(2 * DAY_MS, None).timestamps.tolist() == [2 * DAY_MS, 3 * DAY_MS]
+    assert len(candles.between(None, None)) == 4
+    assert len(candles.between(DAY_MS + 1, 2 * DAY_MS - 1)) == 0
+
+
+def test_validate_without_an_interval_ignores_boundaries() -> None:
+    off_grid = series([1, DAY_MS + 1])
+    assert validate(off_grid) == []
+    assert [p.row for p in validate(off_grid, Interval.D1)] == [0, 1]
+
+
+def test_returns_matrix_of_no_assets_is_empty() -> None:
+    matrix = returns_matrix([], [], ReturnKind.SIMPLE)
+    assert matrix.values.shape == (0, 0) and matrix.timestamps.shape == (0,)

@@ -55,3 +55,8 @@ def test_stablecoins_stay_near_one() -> None:
     for asset in generate_demo_market(end_day_ms=END):
         if asset.stablecoin:
             assert np.all(np.abs(asset.daily.close - 1) < 0.01)
+
+
+def test_market_cap_is_the_last_close_times_the_supply() -> None:
+    for asset in generate_demo_market(end_day_ms=END, days=30, hourly_days=2):
+        assert asset.market_cap == float(asset.daily.close[-1] * asset.circulating_supply) > 0

@@ -241,3 +241,19 @@ def test_max_rows_stops_reading_at_the_limit() -> None:
     assert rejected(data, symbol="BTC").problems[0].message.startswith("expected 6 fields")
     with pytest.raises(TooManyRows):
         parse_candle_file(data, symbol="BTC", max_rows=10)
+
+
+@pytest.mark.parametrize("data", [b"", b"\n", b"   \nSNo,Name\n"])
+def test_an_empty_file_is_rejected_on_line_one(data: bytes) -> None:
+    error = rejected(data, symbol="X")
+    assert [(p.line, p.message) for p in error.problems] == [
+        (1, "file is empty or starts with a blank line")
+    ]
+
+
+def test_a_generic_time_that_does_not_parse_is_named_by_its_line() -> None:
+    text = "time,open,high,low,close\n2021-01-01,10,12,9,11\nyesterday,10,12,9,11\n"
+    error = rejected(text.encode(), symbol="X", interval=Interval.D1)
+    assert (3, "time 'yesterday' is not ISO 8601 or epoch s/ms") in [
+        (p.line, p.message) for p in error.problems
+    ]

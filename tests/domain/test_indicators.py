@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,3 +109,68 @@ def test_no_look_ahead(name: str) -> None:
     for column in (future.open, future.high, future.low, future.close):
         column[cut:] *= shock
     np.testing.assert_array_equal(compute(CANDLES)[:cut], compute(future)[:cut])
+
+
+# Bars each indicator leaves NaN before its first value, as its docstring states.
+WARM_UP = {
+    "sma": (lambda c: ind.sma(c, 20), 19),
+    "ema": (lambda c: ind.ema(c, 20), 19),
+    "rsi": (lambda c: ind.rsi(c, 14), 14),
+    "atr": (lambda c: ind.atr(c * 1.01, c * 0.99, c, 14), 13),
+    "bollinger": (lambda c: ind.bollinger(c, 20).lower, 19),
+    "zscore": (lambda c: ind.zscore(c, 20), 19),
+    "vwap": (lambda c: ind.vwap(c * 1.01, c * 0.99, c, np.ones_like(c), 20), 19),
+    "realized": (lambda c: ind.realized_volatility(c, 20, 365), 20),
+    "volofvol": (lambda c: ind.vol_of_vol(c, 20, 365, 10), 29),
+    "vol regime": (lambda c: ind.volatility_regime(c, 20, 365, 100), 119),
+    "trend regime": (lambda c: ind.trend_regime(c, 20), 39),
+}
+
+
+@pytest.mark.parametrize("name", list(WARM_UP))
+def test_values_are_nan_exactly_until_enough_history(name: str) -> None:
+    compute, warm_up = WARM_UP[name]
+    values = compute(CLOSE[:600])
+    assert values.shape == (600,)
+    assert np.isnan(values[:warm_up]).all()
+    assert not np.isnan(values[warm_up:]).any()
+    # A series too short for one value is all NaN, of the input's shape.
+    short = compute(CLOSE[:warm_up])
+    assert short.shape == (warm_up,) and np.isnan(short).all()
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [
+        lambda c: ind.sma(c, 0),
+        lambda c: ind.ema(c, 0),
+        lambda c: ind.rsi(c, 0),
+        lambda c: ind.atr(c, c, c, 0),
+        lambda c: ind.bollinger(c, 0),
+        lambda c: ind.zscore(c, -1),
+        lambda c: ind.vwap(c, c, c, c, 0),
+        lambda c: ind.realized_volatility(c, 0, 365),
+    ],
+)
+def test_a_window_below_one_is_refused(compute: Callable[[np.ndarray], object]) -> None:
+    with pytest.raises(ValueError, match="window must be at least 1"):
+        compute(CLOSE[:50])
+
+
+def test_windows_without_a_sample_std_give_nan() -> None:
+    assert np.isnan(ind.zscore(CLOSE[:50], 1)).all()
+    assert np.isnan(ind.realized_volatility(CLOSE[:50], 1, 365)).all()
+    assert np.isnan(ind.vol_of_vol(CLOSE[:50], 5, 365, outer_window=1)).all()
+
+
+def test_flat_stretches_have_defined_edge_values() -> None:
+    flat = np.full(40, 100.0)
+    assert np.all(ind.rsi(flat, 14)[14:] == 50.0)  # no gains and no losses
+    rising = 100.0 + np.arange(40.0)
+    assert np.all(ind.rsi(rising, 14)[14:] == 100.0)  # no losses
+    assert np.isnan(ind.zscore(flat, 10)[9:]).all()  # zero std
+    no_volume = ind.vwap(flat, flat, flat, np.zeros(40), 5)
+    assert np.isnan(no_volume).all()
+    # The first bar has no previous close: its true range is its own range.
+    ranges = ind.true_range(np.array([11.0, 13.0]), np.array([9.0, 12.0]), np.array([10.0, 12.5]))
+    np.testing.assert_allclose(ranges, [2.0, 3.0])  # then |high - previous close| = 3

@@ -20,6 +20,7 @@ from sklearn.covariance import LedoitWolf
 from coinql.domain import risk
 from coinql.domain.risk import CovarianceMethod, VarMethod
 from tests.domain.coins import NAMES, aligned_returns, daily_returns
+from tests.helpers import ewma_reference
 
 SYMBOLS = list(NAMES)
 
@@ -175,18 +176,6 @@ def test_ledoit_wolf_matches_scikit_learn() -> None:
 def test_sample_covariance_matches_numpy() -> None:
     _, r = aligned_returns(SYMBOLS)
     np.testing.assert_allclose(risk.sample_covariance(r), np.cov(r, rowvar=False), rtol=1e-12)
-
-
-def ewma_reference(returns: np.ndarray, decay: float) -> np.ndarray:
-    """RiskMetrics, written out: sum_t decay ** (T - 1 - t) r_t r_t' / sum_t decay ** (T - 1 - t)
-    over the T observations, around a zero mean."""
-    total = np.zeros((returns.shape[1], returns.shape[1]))
-    weight_sum = 0.0
-    for t, row in enumerate(returns):
-        weight = decay ** (returns.shape[0] - 1 - t)
-        total += weight * np.outer(row, row)
-        weight_sum += weight
-    return total / weight_sum
 
 
 @pytest.mark.parametrize("decay", [0.5, 0.9, 0.94, 0.97, 0.99])

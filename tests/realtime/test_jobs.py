@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from coinql.settings import Settings
 from tests.client import GraphQLClient
 from tests.conftest import Backend, import_real_files, make_settings, worker_for
-from tests.schema.test_backtest import WINDOW, run_contract_backtest, wait_for
+from tests.helpers import WINDOW, run_contract_backtest, wait_for
 
 SIMULATE = (
     "mutation($r: ID!) { runSimulation(input: {source: {backtestRunId: $r}, paths: %d,"

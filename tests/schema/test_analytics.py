@@ -14,7 +14,7 @@ from coinql.domain import performance as pf
 from tests.client import GraphQLClient
 from tests.conftest import import_real_files, upload
 from tests.domain.coins import aligned_returns, parsed
-from tests.domain.test_risk import ewma_reference
+from tests.helpers import ewma_reference
 
 VARIABLES = {"symbol": "BTC", "start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
 START_MS, END_MS = 1514764800000, 1625011200000

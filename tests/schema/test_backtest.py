@@ -22,8 +22,8 @@ from coinql.settings import Settings
 from tests.client import GraphQLClient
 from tests.conftest import Backend, free_port, import_real_files, make_settings, worker_for
 from tests.domain.coins import parsed
+from tests.helpers import WINDOW, run_contract_backtest, wait_for
 
-WINDOW = {"start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
 START_MS, END_MS = 1514764800000, 1625011200000
 
 
@@ -56,25 +56,6 @@ async def trader(
     await import_real_files(client, admin)
     client.token = (await client.sign_up("quant@example.com"))["accessToken"]
     return client
-
-
-async def wait_for(
-    client: GraphQLClient, job_id: str, *, final: bool = True, token: str | None = None
-) -> dict[str, Any]:
-    for _ in range(600):
-        found = await client.contract("backtest", "JobResult", {"jobId": job_id}, token=token)
-        job = found.ok()["job"]
-        if job["status"] not in ("QUEUED", "RUNNING") or (not final and job["status"] == "RUNNING"):
-            return dict(job)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
-
-
-async def run_contract_backtest(client: GraphQLClient) -> dict[str, Any]:
-    queued = (await client.contract("backtest", "RunBacktest", WINDOW)).ok()["runBacktest"]
-    assert queued["__typename"] == "Job", queued
-    assert queued["kind"] == "BACKTEST" and queued["status"] in ("QUEUED", "RUNNING")
-    return await wait_for(client, queued["id"])
 
 
 async def test_backtest_job_equals_the_engine(trader: GraphQLClient) -> None:

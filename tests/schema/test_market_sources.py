@@ -6,33 +6,23 @@ import asyncio
 import io
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import ccxt
-import httpx
 import pytest
 from starlette.applications import Starlette
 
 from coinql.app import create_app
 from coinql.cli import main
 from coinql.domain.candles import DAY_MS
-from coinql.store.exchange import MarketCap
 from tests.client import GraphQLClient
-from tests.conftest import COINS_DIR, CONTRACT_DIR, Backend, make_settings, make_user
-from tests.fakes import FakeExchange, FakeMarketCaps, ohlcv_rows
+from tests.conftest import COINS_DIR, Backend, make_settings, make_user
+from tests.fakes import FakeExchange, ohlcv_rows
+from tests.helpers import exchange_app, running, wait_for_ingestion
 
 TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS
 START = TODAY - 30 * DAY_MS
-
-
-@asynccontextmanager
-async def running(app: Starlette) -> AsyncIterator[GraphQLClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://coinql.test") as http:
-            yield GraphQLClient(http, CONTRACT_DIR)
 
 
 @pytest.fixture
@@ -68,36 +58,6 @@ def exchange() -> FakeExchange:
             ("ETH/USDT", "1d"): ohlcv_rows(START, 30, base=10.0),
         }
     )
-
-
-@asynccontextmanager
-async def exchange_app(
-    backend: Backend, tmp_path: Path, exchange: FakeExchange, *, history_days: int = 30
-) -> AsyncIterator[tuple[Starlette, GraphQLClient]]:
-    """The app ingesting daily BTC and ETH from `exchange`: one pass at start (the next would
-    come in an hour)."""
-    settings = make_settings(
-        backend,
-        tmp_path,
-        source="fakex",
-        exchange_symbols="BTC,ETH",
-        exchange_intervals="D1",
-        ingest_history_days=history_days,
-        ingest_poll_seconds=3600,
-    )
-    caps = FakeMarketCaps({"BTC": MarketCap("BTC", 6e11, 1.9e7)})
-    app = create_app(settings, exchange_client=exchange, market_caps=caps)
-    async with running(app) as client:
-        yield app, client
-
-
-async def wait_for_ingestion(client: GraphQLClient, jobs: int) -> list[dict[str, object]]:
-    for _ in range(100):
-        statuses = (await client.contract("market", "IngestionStatus")).ok()["ingestionStatus"]
-        if len(statuses) == jobs and all(s["lastSuccessAt"] or s["lastError"] for s in statuses):
-            return list(statuses)
-        await asyncio.sleep(0.05)
-    raise AssertionError("ingestion did not run")
 
 
 async def test_a_scheduler_that_stops_succeeding_shows_as_stalled_without_failing(

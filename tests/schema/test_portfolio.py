@@ -14,7 +14,7 @@ from coinql.domain import optimize as opt
 from tests.client import GraphQLClient
 from tests.conftest import import_real_files
 from tests.domain.coins import aligned_returns, parsed
-from tests.domain.test_risk import ewma_reference
+from tests.helpers import ewma_reference
 
 TRANSACTIONS = [
     {"kind": "DEPOSIT", "asset": "USDT", "quantity": "10000", "time": "2020-01-01T00:00:00Z"},

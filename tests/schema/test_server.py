@@ -8,8 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func
-from sqlmodel import select
 from starlette.applications import Starlette
 
 from coinql import __version__
@@ -18,14 +16,9 @@ from coinql.domain.auth import issue_access_token
 from coinql.store.auth import RefreshToken, User
 from tests.client import GraphQLClient, contract_operations
 from tests.conftest import CONTRACT_DIR, TEST_SECRET, Backend, make_settings
+from tests.helpers import count
 
 PASSWORD = "correct horse battery staple"
-
-
-async def count(app: Starlette, model: type[User] | type[RefreshToken]) -> int:
-    async with app.state.services.reader() as session:
-        result = await session.exec(select(func.count()).select_from(model))
-        return int(result.one())
 
 
 async def test_server_info_names_the_backends(client: GraphQLClient, backend: Backend) -> None:

@@ -31,7 +31,24 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended co
 
 
 def normalize_email(email: str) -> str:
-    """Trim and lower-case an email, or raise `InvalidInput` naming the `email` field."""
+    """Trim and lower-case an email address.
+
+    Parameters
+    ----------
+    email : str
+        The address as typed.
+
+    Returns
+    -------
+    str
+        The address trimmed and lower-cased, as accounts are keyed.
+
+    Raises
+    ------
+    InvalidInput
+        Naming the `email` field, when the address is longer than 254 characters or is not
+        of the form `local@domain.tld`.
+    """
     normalized = email.strip().lower()
     if len(normalized) > EMAIL_MAX_LENGTH or not _EMAIL.match(normalized):
         raise InvalidInput("email", "email is not a valid address")
@@ -39,7 +56,20 @@ def normalize_email(email: str) -> str:
 
 
 def check_password_policy(password: str) -> None:
-    """Raise `WeakPassword` unless the password has 10 to 1024 characters, not all blank."""
+    """Check a new password against the policy.
+
+    Parameters
+    ----------
+    password : str
+        The password chosen.
+
+    Raises
+    ------
+    WeakPassword
+        When it has fewer than 10 characters or only blanks.
+    InvalidInput
+        Naming the `password` field, when it has more than 1024 characters.
+    """
     if len(password) < PASSWORD_MIN_LENGTH or not password.strip():
         raise WeakPassword(
             f"password must be at least {PASSWORD_MIN_LENGTH} characters long",
@@ -52,10 +82,36 @@ def check_password_policy(password: str) -> None:
 
 
 def hash_password(password: str) -> str:
+    """Hash a password with argon2id at the library's recommended cost.
+
+    Parameters
+    ----------
+    password : str
+        The password in clear.
+
+    Returns
+    -------
+    str
+        The encoded hash (PHC string format: algorithm, cost, salt and digest).
+    """
     return _hasher.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    """Check a password against its stored hash.
+
+    Parameters
+    ----------
+    password_hash : str
+        A hash from `hash_password` (or `DUMMY_PASSWORD_HASH`).
+    password : str
+        The password offered.
+
+    Returns
+    -------
+    bool
+        Whether it matches; False too for a malformed hash, never an exception.
+    """
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -63,6 +119,18 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 def password_needs_rehash(password_hash: str) -> bool:
+    """Tell whether a stored hash was made with other parameters than today's.
+
+    Parameters
+    ----------
+    password_hash : str
+        A hash from `hash_password`.
+
+    Returns
+    -------
+    bool
+        True when the hash should be replaced at the next successful login.
+    """
     return _hasher.check_needs_rehash(password_hash)
 
 
@@ -73,7 +141,17 @@ DUMMY_PASSWORD_HASH = _hasher.hash("not a real password, only spends the same ti
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
-    """What a valid access token says: who, for which session (refresh family), until when."""
+    """What a valid access token says: who, for which session, until when.
+
+    Parameters
+    ----------
+    user_id : UUID
+        The signed-in user.
+    session_id : UUID
+        The login session (the refresh token family) the token was issued for.
+    expires_at : datetime
+        When the token stops being valid, timezone-aware (UTC).
+    """
 
     user_id: uuid.UUID
     session_id: uuid.UUID
@@ -88,6 +166,26 @@ def issue_access_token(
     now: datetime,
     ttl: timedelta,
 ) -> str:
+    """Sign a short-lived access token (an HS256 JWT).
+
+    Parameters
+    ----------
+    secret_key : str
+        The server's signing key.
+    user_id : UUID
+        The user the token acts for (`sub`).
+    session_id : UUID
+        The login session it belongs to (`sid`), so revoking the session revokes it.
+    now : datetime
+        The issue time (`iat`), timezone-aware.
+    ttl : timedelta
+        How long it is valid: `exp` is `now + ttl`, in whole seconds.
+
+    Returns
+    -------
+    str
+        The compact JWT, with a random `jti` so two tokens issued in the same second differ.
+    """
     claims = {
         "sub": str(user_id),
         "sid": str(session_id),
@@ -100,7 +198,28 @@ def issue_access_token(
 
 
 def read_access_token(secret_key: str, token: str, *, now: datetime) -> AccessClaims:
-    """Verify signature, type and expiry; raise `InvalidToken` on any defect."""
+    """Verify an access token and read its claims.
+
+    Parameters
+    ----------
+    secret_key : str
+        The server's signing key.
+    token : str
+        The compact JWT the client sent.
+    now : datetime
+        The time its expiry is checked against, timezone-aware.
+
+    Returns
+    -------
+    AccessClaims
+        The user, session and expiry the token carries.
+
+    Raises
+    ------
+    InvalidToken
+        On any defect: a bad signature or algorithm, another token type, a missing claim,
+        an expired token, or bytes that are not a JWT.
+    """
     try:
         decoded = jwt.decode(token, OctKey.import_key(secret_key), algorithms=[_ALGORITHM])
         jwt.JWTClaimsRegistry(
@@ -119,13 +238,29 @@ def read_access_token(secret_key: str, token: str, *, now: datetime) -> AccessCl
 
 
 def new_refresh_token() -> str:
-    """An opaque, URL-safe token with 256 bits of entropy."""
+    """Draw a new refresh token.
+
+    Returns
+    -------
+    str
+        An opaque, URL-safe token with 256 bits of entropy.
+    """
     return secrets.token_urlsafe(32)
 
 
 def refresh_token_digest(token: str) -> str:
-    """The stored form of a refresh token: its SHA-256, hex encoded.
+    """Compute the stored form of a refresh token.
 
     A plain digest is enough (no salt or slow hash) because the token is random and long.
+
+    Parameters
+    ----------
+    token : str
+        A token from `new_refresh_token`.
+
+    Returns
+    -------
+    str
+        Its SHA-256, hex encoded (64 characters).
     """
     return hashlib.sha256(token.encode()).hexdigest()

@@ -1,5 +1,7 @@
-"""Declared bounds of numeric inputs: the interval a number must lie in and, for exact
-decimals, how many places it may have.
+"""Declared bounds of numeric inputs.
+
+A bound is the interval a number must lie in and, for exact decimals, how many places it may
+have.
 
 A bound is checked before any arithmetic, and the check itself does none: decimals are compared
 exactly whatever their exponent, so `Decimal("1e999999999")` is refused instead of overflowing
@@ -18,8 +20,23 @@ Number = int | float | Decimal
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    """`low` to `high`, each end inclusive unless `low_open` / `high_open`; `places` is the
-    most digits a decimal may have after the point (trailing zeros not counted)."""
+    """The interval a number must lie in and, for decimals, its most decimal places.
+
+    Parameters
+    ----------
+    low, high : int, float or Decimal
+        The ends of the interval, `low <= high`.
+    low_open, high_open : bool, default False
+        Whether the end is excluded.
+    places : int or None, default None
+        The most digits a decimal may have after the point (trailing zeros not counted);
+        None for no limit.
+
+    Raises
+    ------
+    ValueError
+        When `low > high` (or either end is NaN).
+    """
 
     low: Number
     high: Number
@@ -28,19 +45,39 @@ class Bounds:
     places: int | None = None
 
     def __post_init__(self) -> None:
+        """Refuse empty bounds."""
         if not self.low <= self.high:
             raise ValueError(f"empty bounds: {self.low} > {self.high}")
 
     def describe(self) -> str:
-        """The bounds as a clause: "at least 1 and at most 100,000"."""
+        """Describe the bounds as a clause.
+
+        Returns
+        -------
+        str
+            E.g. "at least 1 and at most 100,000", with ", with at most 2 decimal places"
+            when `places` is set.
+        """
         low = f"{'more than' if self.low_open else 'at least'} {_number(self.low)}"
         high = f"{'less than' if self.high_open else 'at most'} {_number(self.high)}"
         places = "" if self.places is None else f", with at most {self.places} decimal places"
         return f"{low} and {high}{places}"
 
     def problem(self, value: Number) -> str | None:
-        """What is wrong with `value` ("must be at least 0 and at most 1"), or None when it
-        lies within the bounds."""
+        """Say what is wrong with `value`, doing no arithmetic on it.
+
+        Parameters
+        ----------
+        value : int, float or Decimal
+            The number to check.
+
+        Returns
+        -------
+        str or None
+            The problem ("must be at least 0 and at most 1", "must be a finite number"), or
+            None when `value` lies within the bounds. NaN, infinities and signalling NaN are
+            refused as not finite.
+        """
         if isinstance(value, Decimal):
             if not value.is_finite():
                 return "must be a finite number"
@@ -56,8 +93,20 @@ class Bounds:
 
 
 def decimal_places(value: Decimal) -> int:
-    """Digits after the point of a finite decimal, not counting trailing zeros ("1.50" has 1),
-    read from its exact representation."""
+    """Count the digits after the point of a finite decimal.
+
+    Read from its exact representation, so any exponent is safe.
+
+    Parameters
+    ----------
+    value : Decimal
+        A finite decimal.
+
+    Returns
+    -------
+    int
+        The digits after the point, not counting trailing zeros ("1.50" has 1, "100" has 0).
+    """
     _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int), "finite decimals only"
     if exponent >= 0 or not any(digits):

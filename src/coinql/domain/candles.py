@@ -20,6 +20,8 @@ WEEK_OFFSET_MS = 4 * DAY_MS
 
 
 class Interval(StrEnum):
+    """A candle interval, from one minute (M1) to one week (W1, opening Monday 00:00 UTC)."""
+
     M1 = "M1"
     M5 = "M5"
     M15 = "M15"
@@ -31,6 +33,7 @@ class Interval(StrEnum):
 
     @property
     def milliseconds(self) -> int:
+        """Length of one candle in milliseconds."""
         return _INTERVAL_MS[self]
 
     @property
@@ -40,15 +43,39 @@ class Interval(StrEnum):
 
     @property
     def ccxt_timeframe(self) -> str:
+        """The interval as ccxt names it: "1m", "1h", "1d", "1w"."""
         return _CCXT_TIMEFRAMES[self]
 
     def floor(self, timestamps: IntArray) -> IntArray:
-        """The open time of the candle of this interval containing each timestamp."""
+        """Floor timestamps to the open time of the candle containing each.
+
+        Parameters
+        ----------
+        timestamps : ndarray of int64 of shape (n,)
+            Epoch milliseconds (UTC).
+
+        Returns
+        -------
+        ndarray of int64 of shape (n,)
+            The open time of the candle of this interval containing each timestamp.
+        """
         offset = WEEK_OFFSET_MS if self is Interval.W1 else 0
         step = self.milliseconds
         return ((timestamps - offset) // step) * step + offset
 
     def is_aligned(self, timestamps: IntArray) -> BoolArray:
+        """Tell which timestamps are open times of candles of this interval.
+
+        Parameters
+        ----------
+        timestamps : ndarray of int64 of shape (n,)
+            Epoch milliseconds (UTC).
+
+        Returns
+        -------
+        ndarray of bool of shape (n,)
+            Whether each timestamp lies on a candle boundary.
+        """
         aligned: BoolArray = self.floor(timestamps) == timestamps
         return aligned
 
@@ -76,7 +103,19 @@ _CCXT_TIMEFRAMES = {
 
 
 def source_intervals(target: Interval) -> list[Interval]:
-    """Smaller intervals that `target` can be aggregated from, largest (cheapest) first."""
+    """List the smaller intervals that `target` candles can be aggregated from.
+
+    Parameters
+    ----------
+    target : Interval
+        The interval wanted.
+
+    Returns
+    -------
+    list of Interval
+        The intervals dividing `target` evenly (for W1, only up to D1, whose candles nest in
+        weeks), largest (cheapest to aggregate) first; empty for M1.
+    """
     return [
         interval
         for interval in sorted(Interval, key=lambda item: item.milliseconds, reverse=True)
@@ -90,7 +129,17 @@ def source_intervals(target: Interval) -> list[Interval]:
 
 @dataclass(frozen=True, slots=True)
 class Candles:
-    """A candle series: parallel arrays of shape (n_candles,), ordered by open time."""
+    """A candle series: parallel arrays of shape (n_candles,), ordered by open time.
+
+    Parameters
+    ----------
+    timestamps : ndarray of int64 of shape (n_candles,)
+        Open times in epoch milliseconds (UTC).
+    open, high, low, close : ndarray of shape (n_candles,)
+        Prices in the quote currency.
+    volume, quote_volume : ndarray of shape (n_candles,)
+        Traded volume in the base and in the quote currency; NaN where the source gives none.
+    """
 
     timestamps: IntArray
     open: FloatArray
@@ -101,10 +150,12 @@ class Candles:
     quote_volume: FloatArray
 
     def __len__(self) -> int:
+        """Return the number of candles."""
         return int(self.timestamps.shape[0])
 
     @classmethod
     def empty(cls) -> Candles:
+        """Return a series of no candles (arrays of shape (0,))."""
         nothing = np.empty(0, dtype=np.float64)
         return cls(np.empty(0, dtype=np.int64), *(nothing,) * 6)
 
@@ -119,6 +170,21 @@ class Candles:
         volume: object,
         quote_volume: object,
     ) -> Candles:
+        """Build a series from array-likes (lists, arrays, database columns).
+
+        Parameters
+        ----------
+        timestamps : array-like of int of shape (n_candles,)
+            Open times in epoch milliseconds (UTC), ordered.
+        open, high, low, close, volume, quote_volume : array-like of shape (n_candles,)
+            Converted to float64; None becomes NaN.
+
+        Returns
+        -------
+        Candles
+            The series, not validated (see `validate`).
+        """
+
         def floats(values: object) -> FloatArray:
             # None becomes NaN.
             return np.asarray(values, dtype=np.float64)
@@ -134,7 +200,18 @@ class Candles:
         )
 
     def between(self, start: int | None, end: int | None) -> Candles:
-        """Candles whose open time lies in [start, end] (either bound optional)."""
+        """Select the candles whose open time lies in [start, end].
+
+        Parameters
+        ----------
+        start, end : int or None
+            Inclusive bounds in epoch milliseconds; None leaves that side open.
+
+        Returns
+        -------
+        Candles
+            The candles in the window, possibly none.
+        """
         mask = np.ones(len(self), dtype=bool)
         if start is not None:
             mask &= self.timestamps >= start
@@ -143,6 +220,18 @@ class Candles:
         return self.select(mask)
 
     def select(self, index: BoolArray | IntArray) -> Candles:
+        """Select candles by a mask or by positions.
+
+        Parameters
+        ----------
+        index : ndarray of bool of shape (n_candles,) or ndarray of int
+            A mask over the candles, or their positions.
+
+        Returns
+        -------
+        Candles
+            The selected candles, every column indexed alike.
+        """
         return Candles(
             self.timestamps[index],
             self.open[index],
@@ -163,10 +252,23 @@ class Problem:
 
 
 def validate(candles: Candles, interval: Interval | None = None) -> list[Problem]:
-    """Every defect of a series: non-positive or inconsistent prices, negative volumes,
-    duplicate or unordered open times, open times not on the interval's boundaries.
+    """List every defect of a candle series.
 
-    Returns the problems ordered by row; an empty list means the series is valid.
+    Parameters
+    ----------
+    candles : Candles
+        The series to check, of n_candles rows.
+    interval : Interval or None, default None
+        When given, open times must lie on this interval's boundaries.
+
+    Returns
+    -------
+    list of Problem
+        Ordered by row; empty when the series is valid. Reported: a NaN or infinite price
+        ("missing or not a number"), a non-positive price, low above open, close or high,
+        high below open or close, a negative volume, a duplicate or earlier open time than
+        the previous row's, an open time off the interval's boundaries. A NaN volume is not
+        a defect (the source did not give one).
     """
     problems: list[Problem] = []
 
@@ -214,6 +316,21 @@ def aggregate(candles: Candles, source: Interval, target: Interval) -> Candles:
     open = first, high = max, low = min, close = last, volumes summed (NaN if any part is NaN).
     Only complete buckets are returned: a bucket missing any of its source candles would show
     a wrong open, close or volume, so it is left out rather than guessed.
+
+    Parameters
+    ----------
+    candles : Candles
+        A valid series of `source` candles, ordered, of n_candles rows.
+    source : Interval
+        Their interval.
+    target : Interval
+        The interval to aggregate to, one that `source` divides (see `source_intervals`).
+
+    Returns
+    -------
+    Candles
+        One candle per complete `target` bucket, of shape (n_buckets,) with
+        n_buckets <= n_candles // (target / source); empty for an empty input.
     """
     if len(candles) == 0:
         return Candles.empty()
@@ -244,8 +361,24 @@ class Gap:
 def find_gaps(
     timestamps: IntArray, interval: Interval, start: int | None = None, end: int | None = None
 ) -> list[Gap]:
-    """Runs of missing candles between the first and last present one, or within
-    [start, end] when given (after aligning them to the interval)."""
+    """Find the runs of missing candles in a series of open times.
+
+    Parameters
+    ----------
+    timestamps : ndarray of int64 of shape (n_candles,)
+        Open times present, on the interval's boundaries, in any order (duplicates allowed).
+    interval : Interval
+        The candles' interval.
+    start, end : int or None, default None
+        The range to look in, floored to the interval; when None, from the first (or to the
+        last) present candle.
+
+    Returns
+    -------
+    list of Gap
+        The holes, in time order; when nothing is present in the range, one gap covering
+        all of [start, end] if both are given, else none.
+    """
     step = interval.milliseconds
     if start is not None:
         start = int(interval.floor(np.asarray([start], dtype=np.int64))[0])
@@ -273,6 +406,8 @@ def find_gaps(
 
 
 class ReturnKind(StrEnum):
+    """Period returns as simple (p1 / p0 - 1) or log (ln(p1 / p0)) returns."""
+
     SIMPLE = "SIMPLE"
     LOG = "LOG"
 
@@ -281,8 +416,14 @@ class ReturnKind(StrEnum):
 class ReturnsMatrix:
     """Returns of several assets on common timestamps.
 
-    timestamps : ndarray of shape (n_observations,), the later open time of each pair
+    Parameters
+    ----------
+    symbols : list of str
+        The n_assets assets, in column order.
+    timestamps : ndarray of int64 of shape (n_observations,)
+        The later open time of each pair of closes a return is measured between.
     values : ndarray of shape (n_observations, n_assets)
+        The returns; NaN where a return is not finite (a zero or missing close).
     """
 
     symbols: list[str]
@@ -298,6 +439,23 @@ def returns_matrix(
     Alignment is an inner join: a timestamp missing for any asset is dropped for all, and the
     return at each kept timestamp is measured from the previous kept timestamp. So every row
     covers the same span for every asset, at the cost of merging periods around a gap.
+
+    Parameters
+    ----------
+    symbols : list of str
+        The n_assets assets, in the order of `closes`.
+    closes : list of (timestamps, closes) pairs
+        Per asset, its open times (ndarray of int64 of shape (n_i,), sorted and unique) and
+        closes (ndarray of shape (n_i,)).
+    kind : ReturnKind
+        Simple or log returns.
+
+    Returns
+    -------
+    ReturnsMatrix
+        values of shape (n_observations, n_assets) with n_observations one less than the
+        shared timestamps (zero when fewer than two are shared; (0, 0) for no assets). A
+        return that is not finite (from a zero, negative for LOG, or NaN close) is NaN.
     """
     if not closes:
         return ReturnsMatrix(symbols, np.empty(0, np.int64), np.empty((0, 0)))

@@ -26,6 +26,22 @@ STABLECOIN_NOISE = 0.0004
 
 @dataclass(frozen=True, slots=True)
 class DemoAsset:
+    """One asset of the demo market.
+
+    Parameters
+    ----------
+    symbol, name : str
+        The ticker ("BTC") and the asset's name.
+    stablecoin : bool
+        Whether it is one of the two stablecoins hovering around 1.
+    circulating_supply : float
+        Units in circulation, for the market cap.
+    daily : Candles
+        Daily candles, the last days being the aggregate of `hourly`.
+    hourly : Candles
+        Hourly candles of the last days.
+    """
+
     symbol: str
     name: str
     stablecoin: bool
@@ -35,16 +51,33 @@ class DemoAsset:
 
     @property
     def market_cap(self) -> float:
+        """Market cap at the last daily close: close times circulating supply."""
         return float(self.daily.close[-1] * self.circulating_supply)
 
 
 def generate_demo_market(
     *, end_day_ms: int, days: int = 4 * 365, hourly_days: int = 21, seed: int = 20170101
 ) -> list[DemoAsset]:
-    """Daily candles for `days` days ending with the day opening at `end_day_ms`, and hourly
-    candles for the last `hourly_days` of them, for 6 volatile assets and 2 stablecoins.
+    """Generate the demo market: 6 volatile assets and 2 stablecoins.
 
     The same arguments always give the same market.
+
+    Parameters
+    ----------
+    end_day_ms : int
+        Epoch milliseconds (UTC) of the opening of the last day.
+    days : int, default 4 * 365
+        Daily candles per asset, ending with that day.
+    hourly_days : int, default 21
+        Of those days, the last ones that also get hourly candles (capped at `days`).
+    seed : int, default 20170101
+        Seed of the random generator.
+
+    Returns
+    -------
+    list of DemoAsset
+        The assets in `DEMO_PARAMS` order, then USDT and USDC; each with `days` daily candles
+        and `24 * hourly_days` hourly ones, all finite (no NaN).
     """
     rng = np.random.default_rng(seed)
     params: list[dict[str, Any]] = DEMO_PARAMS["assets"]

@@ -48,13 +48,18 @@ class RateLimited(UserError):
 
 
 class LiveDataOff(UserError):
-    """The server runs no live feed (COINQL_FEED_ENABLED=false, or COINQL_SOURCE=none), so a
-    live stream would never send anything."""
+    """The server runs no live feed, so a live stream would never send anything.
+
+    The feed is off with COINQL_FEED_ENABLED=false or COINQL_SOURCE=none.
+    """
 
 
 class QuotaExceeded(UserError):
-    """The caller has as many jobs queued or running as a user may; one must end (or be
-    cancelled) before another is accepted."""
+    """The caller has as many jobs queued or running as a user may.
+
+    One must end (or be cancelled) before another is accepted. `max_jobs` and `max_running`
+    are the limits, `queued` and `running` the caller's counts.
+    """
 
     def __init__(
         self, message: str, *, max_jobs: int, max_running: int, queued: int, running: int
@@ -67,9 +72,11 @@ class QuotaExceeded(UserError):
 
 
 class Unavailable(UserError):
-    """The service cannot do this right now (e.g. SQLite locked by another process, or the
-    connection to PostgreSQL lost while it restarts); the same request may succeed later.
-    `retryable`: a read that failed this way may be run again at once."""
+    """The service cannot do this right now; the same request may succeed later.
+
+    E.g. SQLite locked by another process, or the connection to PostgreSQL lost while it
+    restarts. `retryable`: a read that failed this way may be run again at once.
+    """
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)

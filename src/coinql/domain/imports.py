@@ -59,6 +59,8 @@ DAILY_DATE_FORMATS = ("%m/%d/%y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "
 
 
 class CsvFormat(StrEnum):
+    """The candle file formats `parse_candle_file` recognises."""
+
     DAILY_MARKET_CAP = "daily-market-cap"
     BINANCE_KLINES = "binance-klines"
     GENERIC_OHLCV = "generic-ohlcv"
@@ -66,6 +68,8 @@ class CsvFormat(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LineProblem:
+    """What is wrong with one line of a file; `line` counts the header as line 1."""
+
     line: int
     message: str
 
@@ -111,9 +115,41 @@ def parse_candle_file(
     interval: Interval | None = None,
     max_rows: int | None = None,
 ) -> ParsedFile:
-    """Parse and validate a whole file; raise `ImportRejected` listing every bad line, or
-    `TooManyRows` as soon as the file shows more than `max_rows` data rows (the rest is not
-    read)."""
+    """Parse and validate a whole candle file.
+
+    The format is detected from the first line (see the module's docstring).
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content, UTF-8 (a byte order mark is allowed).
+    symbol : str or None, default None
+        The asset's symbol; required when the file does not name it, and checked against the
+        file's own when it does.
+    interval : Interval or None, default None
+        The candles' interval; None to take the file's most common spacing.
+    max_rows : int or None, default None
+        The most data rows accepted; None for no limit.
+
+    Returns
+    -------
+    ParsedFile
+        The n_rows candles in the file's order, validated by `candles.validate` (finite
+        positive prices, high and low around open and close, non-negative volumes, strictly
+        increasing open times on the interval's boundaries). A volume the format does not
+        give is NaN; `market_caps` has shape (n_rows,), NaN where the file gives none.
+
+    Raises
+    ------
+    ImportRejected
+        Listing every bad line (the first 100 of them, with the total): a missing or
+        unparsable value, a NaN or infinite price, any defect `candles.validate` finds.
+    TooManyRows
+        As soon as the file shows more than `max_rows` data rows (the rest is not read).
+    InvalidInput
+        When the symbol or the interval is missing and cannot be read from the file, or the
+        given symbol contradicts the file's.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -221,7 +257,7 @@ def _check_candles(candles: Candles, interval: Interval, lines: _Lines) -> None:
 
 
 def _settle_symbol(given: str | None, from_file: str | None) -> str:
-    """The symbol argument, checked against the file's own when it names one."""
+    """Choose the symbol argument, checked against the file's own when it names one."""
     if given and from_file and given.strip().upper() != from_file.upper():
         raise InvalidInput(
             "symbol", f"symbol {given!r} was given but the file is for {from_file!r}"
@@ -307,7 +343,7 @@ def _epoch_millis(values: FloatArray) -> IntArray:
 
 
 def _settle_interval(given: Interval | None, timestamps: IntArray) -> Interval:
-    """The interval argument, or the file's most common spacing when that is an interval."""
+    """Choose the interval argument, or the file's most common spacing if it is one."""
     if given is not None:
         return given
     steps = np.diff(np.unique(timestamps))

@@ -3,6 +3,10 @@
 Every function returns arrays aligned on its input (shape (n,)), NaN until enough history
 exists: no value ever uses a later bar, so a backtest can read them without look-ahead.
 Recursive smoothers are computed with `scipy.signal.lfilter`, not a Python loop over bars.
+
+Inputs are expected finite, as validated candles are: the moving averages and smoothers carry
+a NaN input into every later value (they are cumulative sums and recursions), the windowed
+statistics into the values whose window holds it. A window below 1 raises `ValueError`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,21 @@ def _check_window(window: int) -> None:
 
 
 def sma(values: FloatArray, window: int) -> FloatArray:
-    """Simple moving average of the last `window` values."""
+    """Compute the simple moving average of the last `window` values.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        The series, e.g. closes.
+    window : int
+        Values averaged, at least 1.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The average ending at each bar; NaN on the first `window - 1` bars (all of them when
+        n < window).
+    """
     _check_window(window)
     out = np.full(values.shape[0], np.nan)
     if values.shape[0] >= window:
@@ -36,8 +54,10 @@ def sma(values: FloatArray, window: int) -> FloatArray:
 
 
 def _recursive(values: FloatArray, alpha: float, seed_window: int) -> FloatArray:
-    """y[t] = alpha * x[t] + (1 - alpha) * y[t-1], seeded with the mean of the first
-    `seed_window` values at index seed_window - 1."""
+    """Run y[t] = alpha * x[t] + (1 - alpha) * y[t-1].
+
+    Seeded with the mean of the first `seed_window` values at index seed_window - 1.
+    """
     out = np.full(values.shape[0], np.nan)
     if values.shape[0] < seed_window:
         return out
@@ -50,14 +70,46 @@ def _recursive(values: FloatArray, alpha: float, seed_window: int) -> FloatArray
 
 
 def ema(values: FloatArray, window: int) -> FloatArray:
-    """Exponential moving average, alpha = 2 / (window + 1), seeded with the SMA of the first
-    `window` values (the common charting convention)."""
+    """Compute the exponential moving average, alpha = 2 / (window + 1).
+
+    Seeded with the SMA of the first `window` values (the common charting convention).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        The series, e.g. closes.
+    window : int
+        The span, at least 1.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The average at each bar; NaN on the first `window - 1` bars (all of them when
+        n < window).
+    """
     _check_window(window)
     return _recursive(values, 2.0 / (window + 1.0), window)
 
 
 def rsi(closes: FloatArray, window: int = 14) -> FloatArray:
-    """Wilder's relative strength index in [0, 100]."""
+    """Compute Wilder's relative strength index.
+
+    Gains and losses are smoothed with alpha = 1 / window, each seeded with the mean of its
+    first `window` changes.
+
+    Parameters
+    ----------
+    closes : ndarray of shape (n,)
+        Closing prices.
+    window : int, default 14
+        The smoothing window, at least 1.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The index in [0, 100]: 100 when the smoothed loss is zero, 50 when both gain and loss
+        are. NaN on the first `window` bars (all of them when n <= window).
+    """
     _check_window(window)
     out = np.full(closes.shape[0], np.nan)
     if closes.shape[0] <= window:
@@ -73,26 +125,73 @@ def rsi(closes: FloatArray, window: int = 14) -> FloatArray:
 
 
 def true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
+    """Compute each bar's true range.
+
+    Parameters
+    ----------
+    high, low, close : ndarray of shape (n,)
+        The bars' prices.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The largest of high - low, |high - previous close| and |low - previous close|; on
+        the first bar, which has no previous close, high - low.
+    """
     previous = np.concatenate([[np.nan], close[:-1]])
     ranges = np.column_stack([high - low, np.abs(high - previous), np.abs(low - previous)])
     return np.nanmax(ranges, axis=1)
 
 
 def atr(high: FloatArray, low: FloatArray, close: FloatArray, window: int = 14) -> FloatArray:
-    """Wilder's average true range."""
+    """Compute Wilder's average true range.
+
+    Parameters
+    ----------
+    high, low, close : ndarray of shape (n,)
+        The bars' prices.
+    window : int, default 14
+        The smoothing window (alpha = 1 / window), at least 1.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The true range smoothed, seeded with the mean of its first `window` values; NaN on
+        the first `window - 1` bars (all of them when n < window).
+    """
     _check_window(window)
     return _recursive(true_range(high, low, close), 1.0 / window, window)
 
 
 @dataclass(frozen=True, slots=True)
 class Bands:
+    """Lower, middle and upper band, each an ndarray of shape (n,)."""
+
     lower: FloatArray
     middle: FloatArray
     upper: FloatArray
 
 
 def bollinger(values: FloatArray, window: int = 20, width: float = 2.0) -> Bands:
-    """SMA +/- width population standard deviations (ddof 0, as charting tools use)."""
+    """Compute Bollinger bands: the SMA +/- `width` standard deviations.
+
+    The standard deviation is the population one (ddof 0), as charting tools use.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        The series, e.g. closes.
+    window : int, default 20
+        Values in the moving window, at least 1.
+    width : float, default 2.0
+        Standard deviations between the middle and each outer band.
+
+    Returns
+    -------
+    Bands
+        Each band of shape (n,), NaN on the first `window - 1` bars (all of them when
+        n < window).
+    """
     _check_window(window)
     middle = sma(values, window)
     spread = np.full(values.shape[0], np.nan)
@@ -102,7 +201,21 @@ def bollinger(values: FloatArray, window: int = 20, width: float = 2.0) -> Bands
 
 
 def zscore(values: FloatArray, window: int) -> FloatArray:
-    """(x - rolling mean) / rolling sample std (ddof 1), NaN where the std is zero."""
+    """Compute the rolling z-score (x - rolling mean) / rolling sample std (ddof 1).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        The series.
+    window : int
+        Values in the moving window, at least 1; a window of 1 has no sample std.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The z-score of each bar within its window; NaN on the first `window - 1` bars, where
+        the window's std is zero, and everywhere when window < 2 or n < window.
+    """
     _check_window(window)
     out = np.full(values.shape[0], np.nan)
     if window >= 2 and values.shape[0] >= window:
@@ -118,7 +231,23 @@ def zscore(values: FloatArray, window: int) -> FloatArray:
 def vwap(
     high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray, window: int
 ) -> FloatArray:
-    """Rolling volume-weighted average of the typical price (high + low + close) / 3."""
+    """Compute the rolling volume-weighted average of the typical price.
+
+    The typical price is (high + low + close) / 3.
+
+    Parameters
+    ----------
+    high, low, close, volume : ndarray of shape (n,)
+        The bars' prices and volumes.
+    window : int
+        Bars in the moving window, at least 1.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The average over the last `window` bars; NaN on the first `window - 1` bars and
+        where the window's volume is zero or NaN (a source without volumes gives all NaN).
+    """
     _check_window(window)
     typical = (high + low + close) / 3.0
     weighted = sma(typical * volume, window)
@@ -128,6 +257,19 @@ def vwap(
 
 
 def log_returns(closes: FloatArray) -> FloatArray:
+    """Compute the log return of each bar from the previous close.
+
+    Parameters
+    ----------
+    closes : ndarray of shape (n,)
+        Closing prices, expected positive.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        ln(close[t] / close[t - 1]); NaN on the first bar. A zero or negative close gives an
+        infinite or NaN return instead of raising.
+    """
     out = np.full(closes.shape[0], np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         out[1:] = np.log(closes[1:] / closes[:-1])
@@ -135,7 +277,24 @@ def log_returns(closes: FloatArray) -> FloatArray:
 
 
 def realized_volatility(closes: FloatArray, window: int, periods_per_year: float) -> FloatArray:
-    """Annualised sample std (ddof 1) of the last `window` log returns."""
+    """Compute the annualised sample std (ddof 1) of the last `window` log returns.
+
+    Parameters
+    ----------
+    closes : ndarray of shape (n,)
+        Closing prices.
+    window : int
+        Log returns in the moving window, at least 1; a window of 1 has no sample std.
+    periods_per_year : float
+        Bars per year, e.g. `Interval.D1.periods_per_year` (365); the std is scaled by its
+        square root.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        The volatility at each bar; NaN on the first `window` bars (the first has no return),
+        and everywhere when window < 2 or n <= window.
+    """
     _check_window(window)
     returns = log_returns(closes)
     out = np.full(closes.shape[0], np.nan)
@@ -149,7 +308,25 @@ def realized_volatility(closes: FloatArray, window: int, periods_per_year: float
 def vol_of_vol(
     closes: FloatArray, window: int, periods_per_year: float, outer_window: int | None = None
 ) -> FloatArray:
-    """Sample std of the realized volatility over `outer_window` (default `window`) bars."""
+    """Compute the sample std (ddof 1) of the realized volatility.
+
+    Parameters
+    ----------
+    closes : ndarray of shape (n,)
+        Closing prices.
+    window : int
+        The window of `realized_volatility`.
+    periods_per_year : float
+        Bars per year, for `realized_volatility`.
+    outer_window : int or None, default None
+        Volatility values whose std is taken; None for `window`.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        NaN on the first `window + outer_window - 1` bars, and everywhere when the outer
+        window is below 2 or the series is not longer than that.
+    """
     outer = outer_window or window
     volatility = realized_volatility(closes, window, periods_per_year)
     out = np.full(closes.shape[0], np.nan)
@@ -160,12 +337,16 @@ def vol_of_vol(
 
 
 class VolatilityRegime(IntEnum):
+    """The values of `volatility_regime`."""
+
     LOW = 0
     NORMAL = 1
     HIGH = 2
 
 
 class TrendRegime(IntEnum):
+    """The values of `trend_regime`."""
+
     DOWN = -1
     SIDEWAYS = 0
     UP = 1
@@ -174,8 +355,28 @@ class TrendRegime(IntEnum):
 def volatility_regime(
     closes: FloatArray, window: int, periods_per_year: float, lookback: int = 365
 ) -> FloatArray:
-    """LOW / NORMAL / HIGH: realized volatility below its trailing 33rd percentile, between,
-    or above the 67th, over the last `lookback` bars (only past bars, so no look-ahead)."""
+    """Classify each bar's realized volatility against its own trailing history.
+
+    LOW below the 33rd percentile of the last `lookback` volatility values (the bar's own
+    included, none later), HIGH above the 67th, NORMAL between.
+
+    Parameters
+    ----------
+    closes : ndarray of shape (n,)
+        Closing prices.
+    window : int
+        The window of `realized_volatility`.
+    periods_per_year : float
+        Bars per year, for `realized_volatility`.
+    lookback : int, default 365
+        Volatility values the percentiles are taken over.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        `VolatilityRegime` values as floats (0, 1, 2); NaN on the first
+        `window + lookback - 1` bars (all of them when n <= window + lookback - 1).
+    """
     volatility = realized_volatility(closes, window, periods_per_year)
     out = np.full(closes.shape[0], np.nan)
     start = window + lookback - 1
@@ -193,8 +394,26 @@ def volatility_regime(
 
 
 def trend_regime(closes: FloatArray, window: int, band: float = 0.02) -> FloatArray:
-    """UP when the close is more than `band` above its SMA and the SMA rose over the window,
-    DOWN when more than `band` below and the SMA fell, else SIDEWAYS."""
+    """Classify each bar's trend from its close against a rising or falling SMA.
+
+    UP when the close is more than `band` above its SMA and the SMA rose over the window,
+    DOWN when more than `band` below and the SMA fell, else SIDEWAYS.
+
+    Parameters
+    ----------
+    closes : ndarray of shape (n,)
+        Closing prices.
+    window : int
+        The SMA's window, and the span its slope is measured over.
+    band : float, default 0.02
+        The relative distance from the SMA a close must pass.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        `TrendRegime` values as floats (-1, 0, 1); NaN on the first `2 * window - 1` bars
+        (all of them when n < 2 * window).
+    """
     average = sma(closes, window)
     out = np.full(closes.shape[0], np.nan)
     if closes.shape[0] < 2 * window:

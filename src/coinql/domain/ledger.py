@@ -40,6 +40,8 @@ AMOUNT = Bounds(0, MAX_AMOUNT, places=AMOUNT_PLACES)  # a fee
 
 
 class TransactionKind(StrEnum):
+    """What a transaction does; the module's docstring gives each kind's rule."""
+
     DEPOSIT = "DEPOSIT"
     WITHDRAW = "WITHDRAW"
     BUY = "BUY"
@@ -50,6 +52,8 @@ class TransactionKind(StrEnum):
 
 
 class CostBasis(StrEnum):
+    """How the cost of units sold is taken: oldest lots first, or at the average cost."""
+
     FIFO = "FIFO"
     AVERAGE = "AVERAGE"
 
@@ -60,6 +64,24 @@ PRICED_KINDS = {TransactionKind.BUY, TransactionKind.SELL, TransactionKind.TRANS
 
 @dataclass(frozen=True, slots=True)
 class Transaction:
+    """One ledger transaction, in exact decimals.
+
+    Parameters
+    ----------
+    kind : TransactionKind
+        What it does.
+    asset : str
+        The coin, or the base currency for DEPOSIT, WITHDRAW and FEE.
+    quantity : Decimal
+        Units of `asset` (cash for the cash kinds), positive.
+    time : datetime
+        When it happened, timezone-aware.
+    price : Decimal or None, default None
+        Price per unit in the base currency; required for BUY, SELL and TRANSFER_IN.
+    fee : Decimal, default 0
+        A fee paid in the base currency with a BUY or SELL.
+    """
+
     kind: TransactionKind
     asset: str
     quantity: Decimal
@@ -70,12 +92,16 @@ class Transaction:
 
 @dataclass(slots=True)
 class Lot:
+    """Units bought (or transferred in) together, at one unit cost."""
+
     quantity: Decimal
     unit_cost: Decimal  # including the buy fee spread over the lot's units
 
 
 @dataclass(slots=True)
 class Holding:
+    """One asset's lots, oldest first, with the PnL realized and fees paid on it."""
+
     asset: str
     lots: deque[Lot] = field(default_factory=deque)
     realized_pnl: Decimal = ZERO
@@ -83,20 +109,43 @@ class Holding:
 
     @property
     def quantity(self) -> Decimal:
+        """Units held, the sum of the lots."""
         return sum((lot.quantity for lot in self.lots), ZERO)
 
     @property
     def cost_basis(self) -> Decimal:
+        """Cost of the units held, buy fees included."""
         return sum((lot.quantity * lot.unit_cost for lot in self.lots), ZERO)
 
     @property
     def average_cost(self) -> Decimal | None:
+        """Cost basis per unit held; None when nothing is held."""
         quantity = self.quantity
         return self.cost_basis / quantity if quantity else None
 
 
 @dataclass(slots=True)
 class LedgerState:
+    """A ledger's balances after some transactions, changed in place by `apply`.
+
+    Parameters
+    ----------
+    base_currency : str
+        The currency cash is held and prices are quoted in.
+    method : CostBasis
+        FIFO or AVERAGE.
+    cash : Decimal, default 0
+        Cash held, never negative.
+    holdings : dict of str to Holding
+        The coins, by symbol (a coin sold out keeps its holding and its realized PnL).
+    fees_paid : Decimal, default 0
+        All fees: with trades and standalone.
+    standalone_fees : Decimal, default 0
+        FEE transactions only.
+    net_deposits : Decimal, default 0
+        Deposits minus withdrawals.
+    """
+
     base_currency: str
     method: CostBasis
     cash: Decimal = ZERO
@@ -107,12 +156,17 @@ class LedgerState:
 
     @property
     def realized_pnl(self) -> Decimal:
+        """PnL realized by sales across holdings, less the standalone fees."""
         return sum((h.realized_pnl for h in self.holdings.values()), ZERO) - self.standalone_fees
 
 
 class LedgerError(InvalidInput):
-    """A transaction the ledger refuses; `index` is its position in the submitted batch,
-    `field_name` the offending field and `detail` what is wrong with it."""
+    """A transaction the ledger refuses.
+
+    `index` is its position in the submitted batch (None when not known yet), `field_name`
+    the offending field and `detail` what is wrong with it; the field shown to the client is
+    `transactions[index].field_name`.
+    """
 
     def __init__(self, index: int | None, field_name: str, detail: str) -> None:
         where = f"transactions[{index}].{field_name}" if index is not None else field_name
@@ -122,11 +176,40 @@ class LedgerError(InvalidInput):
         self.detail = detail
 
     def at(self, index: int) -> LedgerError:
+        """Place the same error at a position of the batch.
+
+        Parameters
+        ----------
+        index : int
+            The transaction's position in the submitted batch.
+
+        Returns
+        -------
+        LedgerError
+            A new error naming `transactions[index]`.
+        """
         return LedgerError(index, self.field_name, self.detail)
 
 
 def validate(transaction: Transaction, *, base_currency: str, now: datetime) -> None:
-    """Checks that need no ledger state; raises `LedgerError` with index None."""
+    """Check what a transaction can be checked for without the ledger.
+
+    Parameters
+    ----------
+    transaction : Transaction
+        The transaction.
+    base_currency : str
+        The ledger's base currency.
+    now : datetime
+        The present; a transaction may not be dated later.
+
+    Raises
+    ------
+    LedgerError
+        With index None: a time in the future, a quantity not positive, a negative fee, a
+        cash kind on a coin or a coin kind on the base currency, a missing or non-positive
+        price where one is needed.
+    """
     if transaction.time > now:
         raise LedgerError(None, "time", "is in the future")
     if transaction.quantity <= 0:
@@ -147,7 +230,21 @@ def validate(transaction: Transaction, *, base_currency: str, now: datetime) -> 
 
 
 def apply(state: LedgerState, transaction: Transaction) -> None:
-    """Apply one transaction; raise `LedgerError` (index None) if it cannot happen."""
+    """Apply one transaction to the ledger, in place.
+
+    Parameters
+    ----------
+    state : LedgerState
+        The ledger, changed in place.
+    transaction : Transaction
+        A transaction that passed `validate`.
+
+    Raises
+    ------
+    LedgerError
+        With index None, if it cannot happen: selling or moving out more than is held,
+        taking cash below zero. The state is then left as it was.
+    """
     kind, quantity = transaction.kind, transaction.quantity
     if kind is TransactionKind.DEPOSIT:
         state.cash += quantity
@@ -223,10 +320,32 @@ def replay(
     method: CostBasis,
     first_new: int | None = None,
 ) -> LedgerState:
-    """The ledger after `transactions` in time order (ties keep their given order).
+    """Replay transactions in time order into a new ledger.
 
-    `first_new` is the index in `transactions` of the first transaction of a batch being
-    added; an error on one of those names its position in the batch.
+    Parameters
+    ----------
+    transactions : sequence of Transaction
+        The recorded transactions, then (from `first_new`) a batch being added; replayed in
+        time order, ties keeping their given order.
+    base_currency : str
+        The ledger's base currency.
+    method : CostBasis
+        FIFO or AVERAGE.
+    first_new : int or None, default None
+        The index of the batch's first transaction; an error on one of those names its
+        position in the batch.
+
+    Returns
+    -------
+    LedgerState
+        The ledger after all of them.
+
+    Raises
+    ------
+    LedgerError
+        At the batch position of a new transaction that cannot happen, or (index None,
+        field `transactions`) naming a recorded transaction that a new one, dated before it,
+        makes invalid.
     """
     state = LedgerState(base_currency=base_currency, method=method)
     order = sorted(range(len(transactions)), key=lambda i: transactions[i].time)
@@ -249,6 +368,11 @@ def replay(
 
 @dataclass(frozen=True, slots=True)
 class Position:
+    """One asset's position at given prices.
+
+    `last_price`, `market_value` and `unrealized_pnl` are None when the asset has no price.
+    """
+
     asset: str
     quantity: Decimal
     average_cost: Decimal | None
@@ -262,6 +386,8 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class Valuation:
+    """A ledger valued at given prices: cash, positions and totals, in the base currency."""
+
     cash: Decimal
     positions: list[Position]
     value: Decimal
@@ -271,14 +397,40 @@ class Valuation:
     fees_paid: Decimal
 
     def weight(self, position: Position) -> float | None:
+        """Compute a position's share of the total value.
+
+        Parameters
+        ----------
+        position : Position
+            One of `positions`.
+
+        Returns
+        -------
+        float or None
+            Its market value over the total value; None when it has no price or the total
+            is zero.
+        """
         if position.market_value is None or self.value == 0:
             return None
         return float(position.market_value / self.value)
 
 
 def value(state: LedgerState, prices: dict[str, Decimal]) -> Valuation:
-    """Positions at the given prices; an asset without a price has no market value and is
-    left out of the total (and its unrealized PnL is unknown)."""
+    """Value a ledger at the given prices.
+
+    Parameters
+    ----------
+    state : LedgerState
+        The ledger.
+    prices : dict of str to Decimal
+        The last price of each coin, in the base currency.
+
+    Returns
+    -------
+    Valuation
+        Positions sorted by asset. An asset without a price has no market value and is left
+        out of the total value and the unrealized PnL (its own unrealized PnL is unknown).
+    """
     positions = []
     for asset, holding in sorted(state.holdings.items()):
         quantity = holding.quantity
@@ -316,10 +468,18 @@ def value(state: LedgerState, prices: dict[str, Decimal]) -> Valuation:
 class ValueHistory:
     """Net asset value at each close, and the time-weighted returns between closes.
 
-    timestamps : shape (n_days,), open times of the candles whose closes value the book
-    values : shape (n_days,), NAV in the base currency after that day's transactions
-    returns : shape (n_days,), time-weighted: (NAV_t - flows_t) / NAV_{t-1} - 1; NaN on the
-        first day and after a day with no capital
+    Parameters
+    ----------
+    timestamps : ndarray of int64 of shape (n_days,)
+        Open times of the candles whose closes value the book.
+    values : ndarray of shape (n_days,)
+        NAV in the base currency after that day's transactions.
+    flows : ndarray of shape (n_days,)
+        External flows of each day: deposits less withdrawals, transfers in less transfers
+        out at their price.
+    returns : ndarray of shape (n_days,)
+        Time-weighted: (NAV_t - flows_t) / NAV_{t-1} - 1; NaN on the first day and after a
+        day with no capital (NAV_{t-1} <= 0).
     """
 
     timestamps: IntArray
@@ -336,11 +496,31 @@ def value_history(
     timestamps: IntArray,
     closes: FloatArray,
 ) -> ValueHistory:
-    """Daily (or per-interval) NAV from the ledger and closes of shape (n, len(assets)).
+    """Compute the daily (or per-interval) NAV of a ledger from closes.
 
-    A transaction counts in the period whose candle contains it. Deposits, withdrawals and
-    transfers (valued at their `price`) are external flows, removed from the returns, so
-    money moving in or out never shows as performance.
+    A transaction counts in the period whose candle contains it (one before the first
+    candle, in the first period). Deposits, withdrawals and transfers (valued at their
+    `price`) are external flows, removed from the returns, so money moving in or out never
+    shows as performance.
+
+    Parameters
+    ----------
+    transactions : sequence of Transaction
+        The ledger's transactions, in any order.
+    base_currency : str
+        The ledger's base currency.
+    assets : sequence of str
+        The n_assets coins the transactions trade, in the column order of `closes`.
+    timestamps : ndarray of int64 of shape (n_days,)
+        Sorted open times of the periods.
+    closes : ndarray of shape (n_days, n_assets)
+        Each coin's close per period. A NaN close is carried forward from the coin's last
+        known one; before its first known close, units held count for nothing.
+
+    Returns
+    -------
+    ValueHistory
+        The NAV, flows and returns, each of shape (n_days,).
     """
     n, index = timestamps.shape[0], {asset: i for i, asset in enumerate(assets)}
     quantity_change = np.zeros((n, len(assets)))
@@ -400,8 +580,25 @@ def value_history_from_candles(
     candles: dict[str, Any],
     fallback_timestamps: IntArray,
 ) -> ValueHistory:
-    """NAV from per-symbol candle series (the union of their timestamps; missing closes
-    carried forward); `fallback_timestamps` when the book never held a coin."""
+    """Compute a ledger's NAV from per-symbol candle series.
+
+    Parameters
+    ----------
+    transactions : sequence of Transaction
+        The ledger's transactions.
+    base_currency : str
+        The ledger's base currency.
+    candles : dict of str to Candles
+        Each traded coin's candles.
+    fallback_timestamps : ndarray of int64 of shape (n_days,)
+        The periods to use when there are no candles (a book that never held a coin).
+
+    Returns
+    -------
+    ValueHistory
+        On the union of the series' timestamps; a coin's close missing at a timestamp is
+        carried forward, as in `value_history`.
+    """
     symbols = sorted(candles)
     series = [candles[symbol] for symbol in symbols]
     stamps = (

@@ -16,6 +16,19 @@ from coinql.domain.typing import BoolArray, FloatArray
 
 
 def lookback(spec: StrategySpec) -> int:
+    """Return how many bars a signal strategy needs before its first signal.
+
+    Parameters
+    ----------
+    spec : StrategySpec
+        A signal strategy (one of `SignalKind`) with its parameters.
+
+    Returns
+    -------
+    int
+        The number of leading bars on which `signals` cannot fire: the longest window of the
+        strategy's lines, plus one where a line needs a previous bar.
+    """
     params = spec.params
     kind = SignalKind(spec.kind)
     if kind in (SignalKind.SMA_CROSS, SignalKind.EMA_CROSS):
@@ -28,9 +41,24 @@ def lookback(spec: StrategySpec) -> int:
 
 
 def crossed_above(first: FloatArray, second: FloatArray) -> BoolArray:
-    """True on the first bar of each run where `first` > `second`, provided `first` was below
+    """Mark the bars where `first` crosses above `second`.
+
+    True on the first bar of each run where `first` > `second`, provided `first` was below
     `second` at some earlier bar with no NaN in between: vectorbt's `crossed_above` rule (an
-    equal bar ends a run but does not forget that the series was below)."""
+    equal bar ends a run but does not forget that the series was below).
+
+    Parameters
+    ----------
+    first, second : ndarray of shape (n_bars,)
+        The two lines, aligned bar by bar. NaN marks a bar where a line is undefined (e.g. an
+        average's warm-up).
+
+    Returns
+    -------
+    ndarray of bool of shape (n_bars,)
+        The crossing bars. A bar where either line is NaN is never a crossing, and a NaN
+        forgets that `first` was below: after it, `first` must be below again first.
+    """
     index = np.arange(first.size)
     with np.errstate(invalid="ignore"):
         above, below = first > second, first < second
@@ -42,7 +70,23 @@ def crossed_above(first: FloatArray, second: FloatArray) -> BoolArray:
 
 
 def signals(spec: StrategySpec, candles: Candles) -> tuple[BoolArray, BoolArray]:
-    """(enter long, exit long) for each bar, from closes up to and including that bar."""
+    """Compute a signal strategy's entries and exits on each bar.
+
+    Each bar's signals use the candles up to and including that bar, never later ones.
+
+    Parameters
+    ----------
+    spec : StrategySpec
+        A signal strategy (one of `SignalKind`) with its parameters.
+    candles : Candles
+        The series of n_bars candles the strategy trades.
+
+    Returns
+    -------
+    enter, exit : tuple of two ndarray of bool of shape (n_bars,)
+        Whether to enter a long position, and whether to exit it, at each bar's close. Both
+        are False on the first `lookback(spec)` bars, where the strategy's lines are NaN.
+    """
     close, high, low = candles.close, candles.high, candles.low
     params = spec.params
     kind = SignalKind(spec.kind)

@@ -25,12 +25,22 @@ BAND_PERCENTILES = (5, 25, 50, 75, 95)
 
 
 class SimulationMethod(StrEnum):
+    """How paths are drawn: blocks of the history, or a fitted two-regime model."""
+
     BLOCK_BOOTSTRAP = "BLOCK_BOOTSTRAP"
     REGIME_SWITCHING = "REGIME_SWITCHING"
 
 
 @dataclass(frozen=True, slots=True)
 class SimulationConfig:
+    """The parameters of a Monte Carlo run; each field's comment says what it changes.
+
+    `paths` paths of `horizon` steps, drawn by `method` from blocks of `block_length`
+    returns with `seed`; `leverage` multiplies every step's return; `ruin_threshold` and
+    `liquidation_threshold` are fractions of the starting equity; the `shock_*` fields
+    describe black swans (see `inject_shocks`).
+    """
+
     paths: int = 5_000
     horizon: int = 365
     block_length: int = 10
@@ -49,19 +59,52 @@ class SimulationConfig:
     shock_slippage_bps: float = 50.0  # liquidity cost paid on each shocked step
 
     def to_json(self) -> dict[str, Any]:
+        """Encode the config as a JSON-ready dict (the method as its value)."""
         data = {name: getattr(self, name) for name in self.__slots__}
         data["method"] = self.method.value
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SimulationConfig:
+        """Decode a config from `to_json`'s form.
+
+        Parameters
+        ----------
+        data : dict
+            A dict from `to_json`; missing fields take their defaults, a missing method is
+            BLOCK_BOOTSTRAP.
+
+        Returns
+        -------
+        SimulationConfig
+            The config.
+        """
         return cls(**{**data, "method": SimulationMethod(data.get("method", "BLOCK_BOOTSTRAP"))})
 
 
 @dataclass(frozen=True, slots=True)
 class SimulationResult:
-    """max_drawdown : percentiles of each path's max drawdown; bands : shape (5, horizon + 1),
-    the 5/25/50/75/95th percentiles of equity at each step (equity starts at 1)."""
+    """The risk statistics of a run's paths.
+
+    Parameters
+    ----------
+    max_drawdown_percentiles : dict of int to float
+        The 5th, 50th and 95th percentiles of each path's max drawdown, fractions in [0, 1].
+    time_under_water_percentiles : dict of int to float
+        The 50th and 95th percentiles of the steps each path spends below its peak.
+    expected_shortfall_99 : float
+        The mean loss of the worst 1 % of horizon returns, a positive fraction.
+    ruin_probability : float
+        The share of paths whose equity ever falls below `ruin_threshold`.
+    liquidation_probability : float
+        With leverage above 1, the share of paths whose equity ever reaches
+        `liquidation_threshold`; else 0.
+    bands : ndarray of shape (5, horizon + 1)
+        The 5/25/50/75/95th percentiles of equity at each step (equity starts at 1), from
+        the first 2,000 paths.
+    final_return_percentiles : dict of int to float
+        The 5th, 50th and 95th percentiles of the return over the horizon.
+    """
 
     max_drawdown_percentiles: dict[int, float]
     time_under_water_percentiles: dict[int, float]
@@ -80,9 +123,28 @@ def block_bootstrap(
     rng: np.random.Generator,
     weights: FloatArray | None = None,
 ) -> FloatArray:
-    """Paths of shape (paths, horizon) built from random contiguous blocks of the returns
-    (circular, so every observation can start a block); `weights` make some block starts more
-    likely (regime weighting)."""
+    """Draw return paths from random contiguous blocks of a return stream.
+
+    Blocks wrap around the end (circular), so every observation can start a block.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (n_observations,)
+        The history, without NaN.
+    paths, horizon : int
+        The number of paths and the steps in each.
+    block_length : int
+        Consecutive returns per block; the last block of a path is cut at the horizon.
+    rng : numpy.random.Generator
+        The source of randomness.
+    weights : ndarray of shape (n_observations,) or None, default None
+        Probabilities of each observation starting a block, summing to 1; None for uniform.
+
+    Returns
+    -------
+    ndarray of shape (paths, horizon)
+        The paths' returns.
+    """
     n = returns.shape[0]
     blocks = -(-horizon // block_length)
     if weights is None:
@@ -97,7 +159,21 @@ REGIME_WINDOW = 30
 
 
 def volatility_regimes(returns: FloatArray, window: int = REGIME_WINDOW) -> Any:
-    """1 where the trailing realised volatility is above its median (turbulent), else 0."""
+    """Label each observation calm (0) or turbulent (1).
+
+    Parameters
+    ----------
+    returns : ndarray of shape (n_observations,)
+        The history, without NaN.
+    window : int, default 30
+        Returns in the trailing window whose std (ddof 0) is the realised volatility.
+
+    Returns
+    -------
+    ndarray of int64 of shape (n_observations,)
+        1 where the trailing realised volatility is above its median, else 0; the first
+        `window - 1` observations, which lack a full window, count as at the median (0).
+    """
     padded = np.concatenate([np.full(window - 1, np.nan), returns])
     rolling = np.std(np.lib.stride_tricks.sliding_window_view(padded, window), axis=-1)
     rolling[np.isnan(rolling)] = np.nanmedian(rolling)
@@ -106,7 +182,16 @@ def volatility_regimes(returns: FloatArray, window: int = REGIME_WINDOW) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class RegimeModel:
-    """A two-state Markov chain of Student-t returns, fitted to a return stream."""
+    """A two-state Markov chain of Student-t returns, fitted to a return stream.
+
+    Parameters
+    ----------
+    transitions : ndarray of shape (2, 2)
+        Row-stochastic transition probabilities between calm (0) and turbulent (1).
+    location, scale, tail : ndarray of shape (2,)
+        Each state's Student-t location, scale and degrees of freedom (at least 2.1, so the
+        variance is finite).
+    """
 
     transitions: FloatArray  # (2, 2)
     location: FloatArray  # (2,)
@@ -115,6 +200,20 @@ class RegimeModel:
 
     @classmethod
     def fit(cls, returns: FloatArray) -> RegimeModel:
+        """Fit the chain to the regimes of a return stream by maximum likelihood.
+
+        Parameters
+        ----------
+        returns : ndarray of shape (n_observations,)
+            The history, without NaN.
+
+        Returns
+        -------
+        RegimeModel
+            Transitions counted between `volatility_regimes` labels (plus one of each, so
+            every state has a way out); a Student-t per state, fitted to the whole stream
+            when the state has fewer than 10 observations.
+        """
         labels = volatility_regimes(returns)
         counts = np.zeros((2, 2))
         np.add.at(counts, (labels[:-1], labels[1:]), 1)
@@ -131,6 +230,22 @@ class RegimeModel:
         return cls(transitions, location, scale, tail)
 
     def paths(self, paths: int, horizon: int, start_state: int, rng: np.random.Generator) -> Any:
+        """Draw return paths from the chain.
+
+        Parameters
+        ----------
+        paths, horizon : int
+            The number of paths and the steps in each.
+        start_state : int
+            The state of the first step, 0 or 1.
+        rng : numpy.random.Generator
+            The source of randomness.
+
+        Returns
+        -------
+        ndarray of shape (paths, horizon)
+            The paths' returns.
+        """
         states = np.empty((paths, horizon), dtype=np.int64)
         state = np.full(paths, start_state)
         draws = rng.random((paths, horizon))
@@ -142,9 +257,26 @@ class RegimeModel:
 
 
 def inject_shocks(path_returns: Any, config: SimulationConfig, rng: np.random.Generator) -> Any:
-    """Black swans: with `shock_probability` per step, a gap move of `shock_size`, then
-    `shock_duration` steps of returns scaled by `shock_volatility`, each paying
-    `shock_slippage_bps` (wider spreads)."""
+    """Add black swans to return paths.
+
+    With `shock_probability` per step a shock starts: a gap move of `shock_size` on that
+    step, and `shock_duration` steps from it whose returns are scaled by `shock_volatility`
+    and each pay `shock_slippage_bps` (wider spreads).
+
+    Parameters
+    ----------
+    path_returns : ndarray of shape (paths, horizon)
+        The paths' returns.
+    config : SimulationConfig
+        The shock parameters.
+    rng : numpy.random.Generator
+        The source of randomness; not drawn from when `shock_probability` is 0.
+
+    Returns
+    -------
+    ndarray of shape (paths, horizon)
+        The shocked returns (the input itself when `shock_probability` is 0).
+    """
     if config.shock_probability <= 0:
         return path_returns
     starts = rng.random(path_returns.shape) < config.shock_probability
@@ -159,10 +291,30 @@ def inject_shocks(path_returns: Any, config: SimulationConfig, rng: np.random.Ge
 def simulate(
     returns: FloatArray, config: SimulationConfig, progress: Progress | None = None
 ) -> SimulationResult:
-    """Bootstrap `config.paths` equity paths from `returns` (NaN dropped) and summarise them.
+    """Bootstrap `config.paths` equity paths from `returns` and summarise them.
 
     `progress` is called twice per chunk of paths (after drawing them and after summarising
     them), so that a caller raising from it stops the run within a fraction of a second.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (n_observations,)
+        The return stream, e.g. a backtest's daily returns; NaN values are dropped.
+    config : SimulationConfig
+        The run's parameters.
+    progress : callable or None, default None
+        Called with the fraction done, see `Progress`.
+
+    Returns
+    -------
+    SimulationResult
+        The statistics of the paths. A step's return is floored at -1 (equity never goes
+        negative), after leverage and shocks.
+
+    Raises
+    ------
+    ValueError
+        When fewer than max(2, block_length) returns remain without NaN.
     """
     clean = returns[~np.isnan(returns)]
     if clean.size < max(2, config.block_length):

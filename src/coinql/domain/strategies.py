@@ -16,6 +16,8 @@ MAX_WINDOW = 1_000
 
 
 class SignalKind(StrEnum):
+    """The signal strategies: each decides, bar by bar, when to hold a symbol."""
+
     SMA_CROSS = "smaCross"
     EMA_CROSS = "emaCross"
     RSI_REVERSION = "rsiReversion"
@@ -24,6 +26,8 @@ class SignalKind(StrEnum):
 
 
 class AllocationKind(StrEnum):
+    """The allocation strategies: each sets weights across a universe at each rebalance."""
+
     EQUAL_WEIGHT = "equalWeight"
     MARKET_CAP_WEIGHT = "marketCapWeight"
     INVERSE_VOLATILITY = "inverseVolatility"
@@ -34,6 +38,8 @@ class AllocationKind(StrEnum):
 
 
 class Rebalance(StrEnum):
+    """How often an allocation strategy rebalances."""
+
     DAILY = "DAILY"
     WEEKLY = "WEEKLY"
     MONTHLY = "MONTHLY"
@@ -54,6 +60,22 @@ class UniverseRank(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AllocationConstraints:
+    """Limits on an allocation strategy's weights.
+
+    Parameters
+    ----------
+    min_weight, max_weight : float, default 0.0 and 1.0
+        Bounds of each asset's weight; `min_weight` may be negative only when not
+        `long_only`.
+    long_only : bool, default True
+        Whether short positions (negative weights) are forbidden.
+    max_assets : int or None, default None
+        The most assets held at once; None for no limit.
+    turnover_cap : float or None, default None
+        The most one rebalance may trade, as a fraction of the book in (0, 2]; None for no
+        limit.
+    """
+
     min_weight: float = 0.0
     max_weight: float = 1.0
     long_only: bool = True
@@ -63,7 +85,25 @@ class AllocationConstraints:
 
 @dataclass(frozen=True, slots=True)
 class StrategySpec:
-    """`kind` is a SignalKind or AllocationKind value; `params` its typed parameters."""
+    """A strategy as saved: its kind, parameters and universe.
+
+    Parameters
+    ----------
+    kind : str
+        A `SignalKind` or `AllocationKind` value.
+    params : dict
+        Its parameters, as `validate_signal` or `validate_allocation` returned them.
+    symbols : list of str, default []
+        The symbols traded (signal strategies) or the universe's candidates.
+    universe_top : int or None, default None
+        When set, hold only the top this many candidates at each rebalance.
+    constraints : AllocationConstraints or None, default None
+        Allocation strategies' weight limits.
+    rebalance : Rebalance or None, default None
+        Allocation strategies' rebalance frequency.
+    universe_by : UniverseRank, default UniverseRank.QUOTE_VOLUME
+        How `universe_top` ranks the candidates.
+    """
 
     kind: str
     params: dict[str, Any]
@@ -75,9 +115,17 @@ class StrategySpec:
 
     @property
     def family(self) -> str:
+        """Return "signal" for a `SignalKind`, else "allocation"."""
         return "signal" if self.kind in SignalKind._value2member_map_ else "allocation"
 
     def to_json(self) -> dict[str, Any]:
+        """Encode the spec as a JSON-ready dict (enums as their values).
+
+        Returns
+        -------
+        dict
+            The fields by name; `from_json` reads it back to an equal spec.
+        """
         data = asdict(self)
         data["rebalance"] = self.rebalance.value if self.rebalance else None
         data["universe_by"] = self.universe_by.value
@@ -85,6 +133,18 @@ class StrategySpec:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StrategySpec:
+        """Decode a spec from `to_json`'s form.
+
+        Parameters
+        ----------
+        data : dict
+            A dict from `to_json`; the optional fields may be missing or None.
+
+        Returns
+        -------
+        StrategySpec
+            The spec, with the defaults for missing fields.
+        """
         constraints = data.get("constraints")
         rebalance = data.get("rebalance")
         return cls(
@@ -108,7 +168,30 @@ def _window(params: dict[str, Any], name: str, *, minimum: int = 1) -> int:
 
 
 def validate_signal(kind: SignalKind, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters of a signal strategy, checked; raises `InvalidInput` naming the field."""
+    """Check the parameters of a signal strategy.
+
+    Windows are integers up to 1,000: smaCross / emaCross need `fast` < `slow`;
+    rsiReversion a `window` and 0 < `lower` < `upper` < 100 (default 30 and 70);
+    donchianBreakout an `entry` and an `exit` window; momentum a `lookback` and a `threshold`
+    return in (-1, 10) (default 0).
+
+    Parameters
+    ----------
+    kind : SignalKind
+        The strategy.
+    params : dict
+        Its parameters as given.
+
+    Returns
+    -------
+    dict
+        The parameters the strategy uses, with defaults filled in and thresholds as floats.
+
+    Raises
+    ------
+    InvalidInput
+        Naming the field (`kind.fast`, `kind.window`, ...) of the first bad parameter.
+    """
     if kind in (SignalKind.SMA_CROSS, SignalKind.EMA_CROSS):
         fast, slow = _window(params, "fast"), _window(params, "slow", minimum=2)
         if fast >= slow:
@@ -136,7 +219,28 @@ def validate_allocation(
     params: dict[str, Any],
     constraints: AllocationConstraints,
 ) -> dict[str, Any]:
-    """The parameters of an allocation strategy (`lookback` in periods, default 90)."""
+    """Check the parameters and constraints of an allocation strategy.
+
+    Parameters
+    ----------
+    kind : AllocationKind
+        The strategy.
+    params : dict
+        Its parameters as given: an optional `lookback` in periods, from 2 to 1,000.
+    constraints : AllocationConstraints
+        Its weight limits: min_weight <= max_weight <= 1 with min_weight >= 0 when long-only
+        (>= -1 otherwise), max_assets >= 1, turnover_cap in (0, 2].
+
+    Returns
+    -------
+    dict
+        {"lookback": ...}, 90 periods when not given.
+
+    Raises
+    ------
+    InvalidInput
+        Naming the field of the first bad parameter or constraint.
+    """
     lookback = _window(params, "lookback", minimum=2) if "lookback" in params else 90
     lowest = 0.0 if constraints.long_only else -1.0
     if not lowest <= constraints.min_weight <= constraints.max_weight <= 1:
@@ -153,6 +257,25 @@ def validate_allocation(
 
 
 def validate_universe(symbols: list[str], universe_top: int | None) -> list[str]:
+    """Check a strategy's universe.
+
+    Parameters
+    ----------
+    symbols : list of str
+        The symbols as given.
+    universe_top : int or None
+        The top-N rule, from 1 to 200, or None.
+
+    Returns
+    -------
+    list of str
+        The symbols trimmed and upper-cased, in the given order.
+
+    Raises
+    ------
+    InvalidInput
+        When a symbol repeats (after cleaning), or `universe_top` is out of range.
+    """
     cleaned = [symbol.strip().upper() for symbol in symbols]
     if len(set(cleaned)) != len(cleaned):
         raise InvalidInput("symbols", "symbols must not repeat")

@@ -15,8 +15,10 @@ IntArray: TypeAlias = npt.NDArray[np.int64]
 """Int64 values, e.g. epoch milliseconds (UTC)."""
 
 BoolArray: TypeAlias = npt.NDArray[np.bool_]
+"""Masks, e.g. signals or which rows to select."""
 
 AnyArray: TypeAlias = npt.NDArray[Any]
+"""Arrays whose dtype varies, e.g. the row numbers or masks of a parsed file."""
 
 Progress: TypeAlias = Callable[[float], None]
 """Called by a long computation between its chunks with the fraction done (0..1). The caller

@@ -22,7 +22,7 @@ from coinql.store.auth import RefreshToken
 from coinql.store.throttle import FallbackThrottle, MemoryThrottle, RedisThrottle, Throttle
 from tests.client import GraphQLClient
 from tests.conftest import CONTRACT_DIR, Backend, available_backends, free_port, make_settings
-from tests.schema.test_server import count
+from tests.helpers import count
 
 PASSWORD = "correct horse battery staple"
 REDIS_BACKENDS = [name for name in available_backends() if name == "postgres"]
