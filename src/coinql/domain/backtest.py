@@ -20,19 +20,19 @@ vectorized slice.
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from coinql.domain import indicators as ind
-from coinql.domain import performance as pf
 from coinql.domain.candles import Candles
 from coinql.domain.errors import UserError
+from coinql.domain.metrics import equity_returns
 from coinql.domain.signals import lookback, signals
 from coinql.domain.strategies import StrategySpec
-from coinql.domain.typing import BoolArray, FloatArray, IntArray, Progress
+from coinql.domain.typing import BoolArray, FloatArray, IntArray
 
 
 class FillPrice(StrEnum):
@@ -152,8 +152,7 @@ class BacktestResult:
 
     @property
     def returns(self) -> FloatArray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.diff(self.equity) / self.equity[:-1]
+        return equity_returns(self.equity)
 
     @property
     def exposure(self) -> float:
@@ -462,143 +461,3 @@ def _stops(
         return end, np.nan, reason
     bar, _, price, why = min(found)
     return bar, price, why
-
-
-def trade_table(trades: list[Trade], timestamps: IntArray) -> list[dict[str, object]]:
-    return [
-        {
-            "side": trade.side,
-            "entry_time": int(timestamps[trade.entry_bar]),
-            "exit_time": int(timestamps[trade.exit_bar]),
-            "entry_price": trade.entry_price,
-            "exit_price": trade.exit_price,
-            "quantity": trade.quantity,
-            "pnl": trade.pnl,
-            "return_pct": trade.return_pct,
-            "fees": trade.fees,
-            "mae": trade.mae,
-            "mfe": trade.mfe,
-            "exit_reason": trade.exit_reason.value,
-            "duration": trade.duration,
-        }
-        for trade in trades
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class BookResult:
-    """A signal strategy over several symbols, each with an equal share of the capital, on
-    the timestamps they all share. equity : shape (n_bars,)."""
-
-    timestamps: IntArray
-    equity: FloatArray
-    positions: FloatArray  # (n_bars, n_symbols), signed units
-    exposure: float
-    trades: list[tuple[str, Trade]]
-    regimes: dict[str, FloatArray]
-
-
-def run_book(
-    spec: StrategySpec,
-    candles: dict[str, Candles],
-    config: BacktestConfig,
-    progress: Progress | None = None,
-) -> BookResult:
-    """One backtest per symbol on its share of the capital, on the timestamps all share;
-    `progress` is called after each symbol."""
-    symbols = list(candles)
-    common = candles[symbols[0]].timestamps
-    for symbol in symbols[1:]:
-        common = np.intersect1d(common, candles[symbol].timestamps)
-    share = replace(config, initial_capital=config.initial_capital / len(symbols))
-    equity = np.zeros(common.size)
-    exposure = np.zeros(common.size)
-    positions = np.zeros((common.size, len(symbols)))
-    trades: list[tuple[str, Trade]] = []
-    for column, symbol in enumerate(symbols):
-        series = candles[symbol]
-        aligned = series.select(np.searchsorted(series.timestamps, common))
-        result = run(spec, aligned, share)
-        equity += result.equity
-        exposure += (result.position != 0) / len(symbols)
-        positions[:, column] = result.position
-        trades.extend((symbol, trade) for trade in result.trades)
-        if progress is not None:
-            progress((column + 1) / len(symbols))
-    trades.sort(key=lambda item: item[1].entry_bar)
-    first = candles[symbols[0]]
-    aligned_first = first.select(np.searchsorted(first.timestamps, common))
-    regimes = {
-        "volatility": ind.volatility_regime(
-            aligned_first.close,
-            30,
-            config.periods_per_year,
-            lookback=min(365, max(30, common.size // 3)),
-        ),
-        "trend": ind.trend_regime(aligned_first.close, 50),
-    }
-    return BookResult(common, equity, positions, float(exposure.mean()), trades, regimes)
-
-
-def summary(book: BookResult, periods_per_year: float) -> dict[str, object]:
-    """Headline metrics of a book, and the same by volatility and trend regime."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.diff(book.equity) / book.equity[:-1]
-    wins = sum(1 for _, trade in book.trades if trade.pnl > 0)
-    traded = sum(
-        trade.quantity * (trade.entry_price + trade.exit_price) for _, trade in book.trades
-    )
-    mean_equity = float(np.mean(book.equity)) if book.equity.size else 0.0
-    years = max(returns.size / periods_per_year, 1e-12)
-
-    def finite(value: object) -> float | None:
-        number = float(value)  # type: ignore[arg-type]
-        return number if np.isfinite(number) else None
-
-    metrics: dict[str, object] = {
-        "total_return": finite(pf.total_return(returns)),
-        "cagr": finite(pf.cagr(returns, periods_per_year)),
-        "volatility": finite(pf.volatility(returns, periods_per_year)),
-        "sharpe": finite(pf.sharpe(returns, periods_per_year)),
-        "sortino": finite(pf.sortino(returns, periods_per_year)),
-        "calmar": finite(pf.calmar(returns, periods_per_year)),
-        "max_drawdown": finite(pf.max_drawdown(returns)),
-        "trade_count": len(book.trades),
-        "win_rate": wins / len(book.trades) if book.trades else None,
-        "exposure": book.exposure,
-        "turnover": traded / mean_equity / years if mean_equity > 0 else None,
-    }
-    by_regime = regime_stats(returns, book.regimes, periods_per_year)
-    metrics["by_regime"] = by_regime
-    return metrics
-
-
-def regime_labels(close: FloatArray, periods_per_year: float) -> dict[str, FloatArray]:
-    """Volatility and trend regime of each bar, from the bar's past only."""
-    lookback = min(365, max(30, close.size // 3))
-    return {
-        "volatility": ind.volatility_regime(close, 30, periods_per_year, lookback=lookback),
-        "trend": ind.trend_regime(close, 50),
-    }
-
-
-def regime_stats(
-    returns: FloatArray, regimes: dict[str, FloatArray], periods_per_year: float
-) -> dict[str, dict[str, object]]:
-    """Total return and Sharpe of the returns of each regime's bars ("volatility:2" is HIGH)."""
-
-    def finite(value: object) -> float | None:
-        number = float(value)  # type: ignore[arg-type]
-        return number if np.isfinite(number) else None
-
-    found: dict[str, dict[str, object]] = {}
-    for family, labels in regimes.items():
-        later = labels[1:]  # a return belongs to the bar it ends on
-        for label in np.unique(later[~np.isnan(later)]):
-            chosen = returns[later == label]
-            found[f"{family}:{int(label)}"] = {
-                "periods": int(chosen.size),
-                "total_return": finite(pf.total_return(chosen)),
-                "sharpe": finite(pf.sharpe(chosen, periods_per_year)),
-            }
-    return found
