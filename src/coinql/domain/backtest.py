@@ -19,7 +19,6 @@ vectorized slice.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 from coinql.domain import indicators as ind
 from coinql.domain.candles import Candles
 from coinql.domain.errors import UserError
+from coinql.domain.fills import first_stop, pair_signals
 from coinql.domain.metrics import equity_returns
 from coinql.domain.signals import lookback, signals
 from coinql.domain.strategies import StrategySpec
@@ -285,24 +285,11 @@ def _simulate_all_in(
     numbers as the general path (a test checks)."""
     n, fee = len(candles), config.fee
     delay = 1 if config.fill is FillPrice.NEXT_OPEN else 0
-    enter_list = (np.flatnonzero(enter[: n - delay]) + delay).tolist()
-    leave_list = (np.flatnonzero(leave[: n - delay]) + delay).tolist()
-    starts: list[int] = []
-    ends: list[int] = []
-    bar, still_open = 0, False
-    while True:  # pairing only: two bisections per trade
-        k = bisect_left(enter_list, bar)
-        if k == len(enter_list):
-            break
-        start = enter_list[k]
-        j = bisect_left(leave_list, start + 1)
-        starts.append(start)
-        if j == len(leave_list):
-            ends.append(n - 1)
-            still_open = True
-            break
-        ends.append(leave_list[j])
-        bar = leave_list[j] + 1
+    starts, ends, still_open = pair_signals(
+        (np.flatnonzero(enter[: n - delay]) + delay).tolist(),
+        (np.flatnonzero(leave[: n - delay]) + delay).tolist(),
+        n - 1,
+    )
     capital = float(config.initial_capital)
     if not starts:
         return BacktestResult(np.full(n, capital), np.zeros(n), [])
@@ -439,25 +426,20 @@ def _stops(
     if config.stop_loss is None and config.take_profit is None:
         return end, np.nan, reason
     bars = slice(start + 1, end + 1)
-    low, high, opening = candles.low[bars], candles.high[bars], candles.open[bars]
-    hits = []
-    if config.stop_loss is not None:
-        level = entry * (1 - side * config.stop_loss)
-        touched = low <= level if side == 1 else high >= level
-        hits.append((touched, level, ExitReason.STOP_LOSS))
-    if config.take_profit is not None:
-        level = entry * (1 + side * config.take_profit)
-        touched = high >= level if side == 1 else low <= level
-        hits.append((touched, level, ExitReason.TAKE_PROFIT))
-    found: list[tuple[int, int, float, ExitReason]] = []
-    for priority, (touched, level, why) in enumerate(hits):  # stop-loss first on a tie
-        if touched.any():
-            offset = int(np.argmax(touched))
-            against = -1 if why is ExitReason.STOP_LOSS else 1
-            gapped = (opening[offset] - level) * side * against > 0
-            price = float(opening[offset]) if gapped else float(level)
-            found.append((start + 1 + offset, priority, price, why))
-    if not found:
+    found = first_stop(
+        candles.low[bars],
+        candles.high[bars],
+        candles.open[bars],
+        side=side,
+        entry=entry,
+        stop_loss=config.stop_loss,
+        take_profit=config.take_profit,
+    )
+    if found is None:
         return end, np.nan, reason
-    bar, _, price, why = min(found)
-    return bar, price, why
+    offset, price, is_stop_loss = found
+    return (
+        start + 1 + offset,
+        price,
+        ExitReason.STOP_LOSS if is_stop_loss else ExitReason.TAKE_PROFIT,
+    )

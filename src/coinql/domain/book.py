@@ -1,5 +1,7 @@
-"""A signal strategy over several symbols (a book): each symbol backtested on an equal share
-of the capital, on the timestamps they all share; the book's trades and its metrics."""
+"""A signal strategy over several symbols (a book), its trades and its metrics.
+
+Each symbol is backtested on an equal share of the capital, on the timestamps they all share.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from coinql.domain.typing import FloatArray, IntArray, Progress
 
 @dataclass(frozen=True, slots=True)
 class BookResult:
-    """A signal strategy over several symbols, each with an equal share of the capital, on
-    the timestamps they all share. equity : shape (n_bars,)."""
+    """A signal strategy over several symbols, each on an equal share of the capital.
+
+    timestamps and equity : shape (n_bars,), the timestamps all symbols share.
+    """
 
     timestamps: IntArray
     equity: FloatArray
@@ -33,7 +37,7 @@ def run_book(
     config: BacktestConfig,
     progress: Progress | None = None,
 ) -> BookResult:
-    """One backtest per symbol on its share of the capital, on the timestamps all share.
+    """Backtest each symbol on its share of the capital, on the timestamps all share.
 
     Parameters
     ----------
@@ -78,7 +82,7 @@ def run_book(
 
 
 def summary(book: BookResult, periods_per_year: float) -> Metrics:
-    """Headline metrics of a book, and the same by volatility and trend regime.
+    """Summarize a book: its headline metrics, and the same by volatility and trend regime.
 
     Parameters
     ----------
@@ -110,7 +114,7 @@ def summary(book: BookResult, periods_per_year: float) -> Metrics:
 
 
 def trade_table(book: BookResult) -> list[dict[str, object]]:
-    """The book's trades as rows (JSON), in entry order, bars as epoch milliseconds.
+    """Tabulate the book's trades as JSON rows, in entry order, bars as epoch milliseconds.
 
     Parameters
     ----------

@@ -20,7 +20,7 @@ from coinql.domain.typing import FloatArray
 
 
 def finite(value: object) -> float | None:
-    """A number as a float, or None when it is NaN or infinite.
+    """Convert a number to a float, None when it is NaN or infinite.
 
     Parameters
     ----------
@@ -36,7 +36,7 @@ def finite(value: object) -> float | None:
 
 
 def equity_returns(equity: FloatArray) -> FloatArray:
-    """Simple returns of an equity curve, (e[t] - e[t-1]) / e[t-1].
+    """Compute the simple returns of an equity curve, (e[t] - e[t-1]) / e[t-1].
 
     Parameters
     ----------
@@ -95,12 +95,12 @@ class Metrics:
     benchmark: Benchmark | None = None
 
     def __getitem__(self, name: str) -> float | None:
-        """A numeric metric by its name, for the sweeps that rank by a metric chosen by name."""
+        """Return a numeric metric by its name, for sweeps that rank by a metric chosen by name."""
         value = getattr(self, name)
         return None if value is None else float(value)
 
     def to_json(self) -> dict[str, Any]:
-        """The record as JSON: the metrics that are set, regimes and benchmark nested."""
+        """Encode the record as JSON: the metrics that are set, regimes and benchmark nested."""
         data: dict[str, Any] = {}
         for item in fields(self):
             value = getattr(self, item.name)
@@ -123,7 +123,7 @@ class Metrics:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Metrics:
-        """The record `to_json` wrote; a missing metric is None."""
+        """Decode the record `to_json` wrote; a missing metric is None."""
         counts = ("trade_count", "rebalances")
         values: dict[str, Any] = {
             item.name: (int(data[item.name]) if item.name in counts else float(data[item.name]))
@@ -150,7 +150,7 @@ def _optional(value: Any) -> float | None:
 
 
 def summarize(returns: FloatArray, periods_per_year: float) -> Metrics:
-    """The headline metrics of a return stream.
+    """Compute the headline metrics of a return stream.
 
     Parameters
     ----------

@@ -23,9 +23,11 @@ from coinql.domain.typing import FloatArray, IntArray
 
 @dataclass(frozen=True, slots=True)
 class BacktestJob:
-    """A backtest of a strategy over `symbols` between `start` and `end` (epoch ms, inclusive,
-    None for unbounded); `supply` holds the circulating supplies that rank an allocation
-    universe by market cap."""
+    """A backtest of a strategy over `symbols` between `start` and `end`.
+
+    `start` and `end` are epoch ms, inclusive, None for unbounded; `supply` holds the
+    circulating supplies that rank an allocation universe by market cap.
+    """
 
     symbols: list[str]
     interval: Interval
@@ -37,6 +39,7 @@ class BacktestJob:
     supply: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """Encode the job's input as stored (and hashed, for a backtest)."""
         return {
             "symbols": list(self.symbols),
             "interval": self.interval.value,
@@ -50,6 +53,7 @@ class BacktestJob:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BacktestJob:
+        """Decode the input `to_json` wrote."""
         strategy = StrategySpec.from_json(data["strategy"])
         return cls(
             symbols=[str(symbol) for symbol in data["symbols"]],
@@ -65,8 +69,10 @@ class BacktestJob:
 
 @dataclass(frozen=True, slots=True)
 class StudyJob:
-    """A parameter sweep, or a walk-forward validation, of the signal strategy `kind` over
-    one symbol; `train_bars`, `test_bars` and `mode` are the walk-forward's windows."""
+    """A parameter sweep, or a walk-forward validation, of a signal strategy on one symbol.
+
+    `train_bars`, `test_bars` and `mode` are the walk-forward's windows.
+    """
 
     symbol: str
     interval: Interval
@@ -81,6 +87,7 @@ class StudyJob:
     mode: SplitMode = SplitMode.ROLLING
 
     def to_json(self) -> dict[str, Any]:
+        """Encode the job's input as stored (and hashed, for a backtest)."""
         return {
             "symbols": [self.symbol],
             "interval": self.interval.value,
@@ -97,6 +104,7 @@ class StudyJob:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StudyJob:
+        """Decode the input `to_json` wrote."""
         return cls(
             symbol=str(data["symbols"][0]),
             interval=Interval(data["interval"]),
@@ -114,9 +122,12 @@ class StudyJob:
 
 @dataclass(frozen=True, slots=True)
 class SimulationJob:
-    """A Monte Carlo stress of `returns` (finite, of shape (n_observations,)), whose last
-    bar is `last_timestamp` with bars `step_ms` apart; `source` names where they came from
-    ({"backtest_run_id": ...} or {"portfolio_id": ...})."""
+    """A Monte Carlo stress of a return stream.
+
+    `returns` are finite, of shape (n_observations,); their last bar is `last_timestamp`,
+    bars `step_ms` apart. `source` names where they came from ({"backtest_run_id": ...} or
+    {"portfolio_id": ...}).
+    """
 
     source: dict[str, str]
     config: SimulationConfig
@@ -134,7 +145,7 @@ class SimulationJob:
         timestamps: IntArray,
         step_ms: int,
     ) -> SimulationJob:
-        """The job for a return stream: its finite returns, and its last timestamp.
+        """Build the job for a return stream: its finite returns, and its last timestamp.
 
         Parameters
         ----------
@@ -153,10 +164,11 @@ class SimulationJob:
 
     @property
     def method(self) -> SimulationMethod:
+        """The path model (block bootstrap or regime switching)."""
         return self.config.method
 
     def to_json(self, *, with_returns: bool = True) -> dict[str, Any]:
-        """The job's input; without the returns, what the finished run keeps of it."""
+        """Encode the job's input; without the returns, what the finished run keeps of it."""
         data: dict[str, Any] = {
             "source": dict(self.source),
             "method": self.method.value,
@@ -171,6 +183,7 @@ class SimulationJob:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SimulationJob:
+        """Decode the input `to_json` wrote."""
         return cls(
             source={str(key): str(value) for key, value in data["source"].items()},
             config=SimulationConfig.from_json(data["config"]),

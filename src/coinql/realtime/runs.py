@@ -24,6 +24,7 @@ from coinql.domain.runs import BacktestJob, SimulationJob, StudyJob
 from coinql.domain.typing import IntArray
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
+from coinql.store import runs as run_store
 from coinql.store.jobs import JobKind
 
 if TYPE_CHECKING:
@@ -96,9 +97,9 @@ async def run_backtest(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
     benchmark = await _benchmark(runner, request, timestamps)
     await runner.progress(job.id, 0.9, "storing")
     async with runner.sessions() as session, session.begin():
-        run = await job_store.add_backtest_run(
+        run = await run_store.add_backtest_run(
             session,
-            run=job_store.new_backtest_run(
+            run=run_store.new_backtest_run(
                 owner_id=job.owner_id,
                 job_id=job.id,
                 name=request.name,
@@ -195,9 +196,9 @@ async def run_study(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
         }
     await runner.progress(job.id, 0.9, "storing")
     async with runner.sessions() as session, session.begin():
-        run = await job_store.add_study_run(
+        run = await run_store.add_study_run(
             session,
-            run=job_store.StudyRun(
+            run=run_store.StudyRun(
                 owner_id=job.owner_id,
                 job_id=job.id,
                 kind=job.kind,
@@ -229,9 +230,9 @@ async def run_simulation(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
         "final_return_percentiles": _by_percentile(found.final_return_percentiles),
     }
     async with runner.sessions() as session, session.begin():
-        run = await job_store.add_simulation_run(
+        run = await run_store.add_simulation_run(
             session,
-            run=job_store.new_simulation_run(
+            run=run_store.new_simulation_run(
                 owner_id=job.owner_id,
                 job_id=job.id,
                 run_input=request.to_json(with_returns=False),

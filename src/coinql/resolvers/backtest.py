@@ -21,9 +21,10 @@ from coinql.resolvers.context import Context
 from coinql.resolvers.jobs import submit
 from coinql.resolvers.market import parse_upload
 from coinql.resolvers.optimize import StrategyInput, get_strategy, validate_strategy
-from coinql.store import jobs as job_store
 from coinql.store import market as market_store
-from coinql.store.jobs import BacktestRun, Job, JobKind, StudyRun
+from coinql.store import runs as run_store
+from coinql.store.jobs import Job, JobKind
+from coinql.store.runs import BacktestRun, StudyRun
 
 MAX_SYMBOLS = 20
 MAX_CAPITAL = 10**15
@@ -229,13 +230,13 @@ async def run_study(context: Context, request: StudyRequest) -> Job:
 async def get_study_run(context: Context, *, run_id: uuid.UUID) -> StudyRun | None:
     owner = (await require_user(context)).id
     async with context.services.reader() as session:
-        return await job_store.get_study_run(session, run_id=run_id, owner_id=owner)
+        return await run_store.get_study_run(session, run_id=run_id, owner_id=owner)
 
 
 async def get_backtest_run(context: Context, *, run_id: uuid.UUID) -> BacktestRun:
     owner = (await require_user(context)).id
     async with context.services.reader() as session:
-        run = await job_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
+        run = await run_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
     if run is None:
         raise NotFound(f"no backtest run {run_id}")
     return run
@@ -248,7 +249,7 @@ async def list_backtest_runs(
         raise InvalidInput("first", "first must be between 1 and 500")
     owner = (await require_user(context)).id
     async with context.services.reader() as session:
-        return await job_store.list_backtest_runs(
+        return await run_store.list_backtest_runs(
             session,
             owner_id=owner,
             offset=offset,
@@ -263,7 +264,7 @@ async def compare_backtests(context: Context, *, run_ids: list[uuid.UUID]) -> li
         raise InvalidInput("ids", "compare 1 to 50 runs")
     owner = (await require_user(context)).id
     async with context.services.reader() as session:
-        found = await job_store.get_backtest_runs(session, run_ids=run_ids, owner_id=owner)
+        found = await run_store.get_backtest_runs(session, run_ids=run_ids, owner_id=owner)
     missing = [str(run_id) for run_id in run_ids if run_id not in found]
     if missing:
         raise NotFound(f"no backtest runs {', '.join(missing)}")
@@ -273,10 +274,10 @@ async def compare_backtests(context: Context, *, run_ids: list[uuid.UUID]) -> li
 async def delete_backtest_run(context: Context, *, run_id: uuid.UUID) -> None:
     owner = (await require_user(context)).id
     async with context.services.transaction() as session:
-        run = await job_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
+        run = await run_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
         if run is None:
             raise NotFound(f"no backtest run {run_id}")
-        await job_store.delete_backtest_run(session, run=run)
+        await run_store.delete_backtest_run(session, run=run)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from coinql.resolvers.backtest import check_bounds, get_backtest_run
 from coinql.resolvers.context import Context
 from coinql.resolvers.jobs import submit
 from coinql.resolvers.portfolio import get_portfolio, return_stream
-from coinql.store import jobs as job_store
-from coinql.store.jobs import Job, JobKind, SimulationRun
+from coinql.store import runs as run_store
+from coinql.store.jobs import Job, JobKind
+from coinql.store.runs import SimulationRun
 
 MAX_PATHS = 100_000
 MAX_HORIZON = 3_650
@@ -73,7 +74,7 @@ async def run_simulation(context: Context, request: SimulationRequest) -> Job:
         raise InvalidInput("source", "give either backtestRunId or portfolioId")
     if request.backtest_run_id is not None:
         run = await get_backtest_run(context, run_id=request.backtest_run_id)
-        stamps, equity = job_store.equity_of(run)
+        stamps, equity = run_store.equity_of(run)
         returns = equity_returns(equity)
         step = Interval(run.input["interval"]).milliseconds
         source = {"backtest_run_id": str(run.id)}
@@ -103,4 +104,4 @@ async def run_simulation(context: Context, request: SimulationRequest) -> Job:
 async def get_simulation_run(context: Context, *, run_id: uuid.UUID) -> SimulationRun | None:
     owner = (await require_user(context)).id
     async with context.services.reader() as session:
-        return await job_store.get_simulation_run(session, run_id=run_id, owner_id=owner)
+        return await run_store.get_simulation_run(session, run_id=run_id, owner_id=owner)

@@ -23,7 +23,7 @@ from coinql.schema.bounds import RiskFreeRateArgument, bounded_argument
 from coinql.schema.enums import ExitReason, Interval
 from coinql.schema.nodes import OwnedNode
 from coinql.schema.scalars import FloatArray, TimestampArray
-from coinql.store import jobs as job_store
+from coinql.store import runs as run_store
 
 
 @strawberry.type
@@ -136,10 +136,10 @@ class BacktestRun(OwnedNode):
     code_version: str
     input_hash: str = strawberry.field(description="SHA-256 of the canonical input.")
     input: JSON
-    model: strawberry.Private[job_store.BacktestRun]
+    model: strawberry.Private[run_store.BacktestRun]
 
     @classmethod
-    def from_model(cls, run: job_store.BacktestRun) -> Self:
+    def from_model(cls, run: run_store.BacktestRun) -> Self:
         return cls(
             name=run.name,
             created_at=run.created_at,
@@ -155,18 +155,18 @@ class BacktestRun(OwnedNode):
 
     @strawberry.field
     def metrics(self) -> BacktestMetrics:
-        return BacktestMetrics.from_model(job_store.metrics_of(self.model))
+        return BacktestMetrics.from_model(run_store.metrics_of(self.model))
 
     @strawberry.field(description="Equity after each bar's close.")
     def equity(self) -> Series:
-        timestamps, equity = job_store.equity_of(self.model)
+        timestamps, equity = run_store.equity_of(self.model)
         return Series(timestamps=timestamps, values=equity)
 
     @strawberry.field(
         description="Per symbol: units held (signal books) or weights (allocation books)."
     )
     def positions(self) -> list[PositionSeries]:
-        found = job_store.positions_of(self.model)
+        found = run_store.positions_of(self.model)
         if found is None:
             return []
         return [
@@ -176,7 +176,7 @@ class BacktestRun(OwnedNode):
 
     @strawberry.field(description="Buy and hold of the benchmark (BTC) over the same bars.")
     def benchmark(self) -> BenchmarkSummary | None:
-        found = job_store.metrics_of(self.model).benchmark
+        found = run_store.metrics_of(self.model).benchmark
         if found is None:
             return None
         return BenchmarkSummary(
@@ -200,7 +200,7 @@ class BacktestRun(OwnedNode):
     def performance(
         self, info: Info[Context, None], risk_free_rate: RiskFreeRateArgument = 0.0
     ) -> Performance | None:
-        timestamps, equity = job_store.equity_of(self.model)
+        timestamps, equity = run_store.equity_of(self.model)
         interval = Interval(self.model.input["interval"])
         stream = ReturnStream(
             label=self.model.name,

@@ -21,7 +21,7 @@ from coinql.schema.bounds import bounded
 from coinql.schema.enums import FillPrice, Interval, SplitMode
 from coinql.schema.nodes import OwnedNode
 from coinql.schema.scalars import finite
-from coinql.store import jobs as job_store
+from coinql.store import runs as run_store
 
 # A grid value is a window, a threshold or an RSI level: no strategy takes more (each
 # combination is then checked as a strategy).
@@ -62,14 +62,14 @@ class SweepRun(OwnedNode):
     metric: str
     rows: list[SweepRow]
     best: SweepRow | None
-    model: strawberry.Private[job_store.StudyRun]
+    model: strawberry.Private[run_store.StudyRun]
 
     @staticmethod
     async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
         return await backtest_resolvers.get_study_run(context, run_id=run_id)
 
     @classmethod
-    def from_model(cls, run: job_store.StudyRun) -> Self:
+    def from_model(cls, run: run_store.StudyRun) -> Self:
         def row(item: dict[str, Any]) -> SweepRow:
             return SweepRow(
                 params=JSON(item["params"]), metrics=StudyMetrics.from_model(item["metrics"])
@@ -100,14 +100,14 @@ class WalkForwardRun(OwnedNode):
     metric: str
     decay: float | None = strawberry.field(description="Mean OOS metric / mean IS metric.")
     splits: list[WalkForwardSplit]
-    model: strawberry.Private[job_store.StudyRun]
+    model: strawberry.Private[run_store.StudyRun]
 
     @staticmethod
     async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
         return await backtest_resolvers.get_study_run(context, run_id=run_id)
 
     @classmethod
-    def from_model(cls, run: job_store.StudyRun) -> Self:
+    def from_model(cls, run: run_store.StudyRun) -> Self:
         def moment(millis: int) -> datetime:
             return datetime.fromtimestamp(millis / 1000, UTC)
 

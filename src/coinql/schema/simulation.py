@@ -17,7 +17,7 @@ from coinql.schema.enums import SimulationMethod
 from coinql.schema.nodes import OwnedNode
 from coinql.schema.portfolio import decode_id
 from coinql.schema.scalars import FloatArray, TimestampArray, finite
-from coinql.store import jobs as job_store
+from coinql.store import runs as run_store
 
 
 @strawberry.type
@@ -47,10 +47,10 @@ class Bands:
 class SimulationRun(OwnedNode):
     created_at: datetime
     input: JSON
-    model: strawberry.Private[job_store.SimulationRun]
+    model: strawberry.Private[run_store.SimulationRun]
 
     @classmethod
-    def from_model(cls, run: job_store.SimulationRun) -> Self:
+    def from_model(cls, run: run_store.SimulationRun) -> Self:
         return cls(created_at=run.created_at, input=JSON(run.input), model=run)
 
     @staticmethod
@@ -86,7 +86,7 @@ class SimulationRun(OwnedNode):
 
     @strawberry.field
     def bands(self) -> Bands:
-        found = job_store.bands_of(self.model)
+        found = run_store.bands_of(self.model)
         bands = found.values
         return Bands(
             timestamps=found.timestamps,
