@@ -6,10 +6,11 @@ Each symbol is backtested on an equal share of the capital, on the timestamps th
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from coinql.domain.backtest import BacktestConfig, Trade, run
+from coinql.domain.backtest import BacktestConfig, ExitReason, Trade, run
 from coinql.domain.candles import Candles
 from coinql.domain.metrics import Metrics, equity_returns, regime_labels, regime_stats, summarize
 from coinql.domain.strategies import StrategySpec
@@ -113,8 +114,39 @@ def summary(book: BookResult, periods_per_year: float) -> Metrics:
     )
 
 
-def trade_table(book: BookResult) -> list[dict[str, object]]:
-    """Tabulate the book's trades as JSON rows, in entry order, bars as epoch milliseconds.
+@dataclass(frozen=True, slots=True)
+class TradeRow:
+    """One trade of a book, its bars as epoch milliseconds; `side` is +1 long or -1 short."""
+
+    symbol: str
+    side: int
+    entry_time: int
+    exit_time: int
+    entry_price: float
+    exit_price: float
+    quantity: float
+    pnl: float
+    return_pct: float
+    fees: float
+    mae: float
+    mfe: float
+    exit_reason: ExitReason
+    duration: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Encode the row as stored with a run."""
+        data = {name: getattr(self, name) for name in self.__slots__}
+        data["exit_reason"] = self.exit_reason.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TradeRow:
+        """Decode a row `to_json` wrote."""
+        return cls(**{**data, "exit_reason": ExitReason(data["exit_reason"])})
+
+
+def trade_table(book: BookResult) -> list[TradeRow]:
+    """Tabulate the book's trades, in entry order, bars as epoch milliseconds.
 
     Parameters
     ----------
@@ -122,27 +154,26 @@ def trade_table(book: BookResult) -> list[dict[str, object]]:
 
     Returns
     -------
-    list of dict
-        One row per trade: symbol, side (+1/-1), entry and exit time and price, quantity,
-        pnl, return_pct, fees, mae, mfe, exit_reason and duration (in bars).
+    list of TradeRow
+        One row per trade; `duration` counts bars.
     """
     timestamps = book.timestamps
     return [
-        {
-            "symbol": symbol,
-            "side": trade.side,
-            "entry_time": int(timestamps[trade.entry_bar]),
-            "exit_time": int(timestamps[trade.exit_bar]),
-            "entry_price": trade.entry_price,
-            "exit_price": trade.exit_price,
-            "quantity": trade.quantity,
-            "pnl": trade.pnl,
-            "return_pct": trade.return_pct,
-            "fees": trade.fees,
-            "mae": trade.mae,
-            "mfe": trade.mfe,
-            "exit_reason": trade.exit_reason.value,
-            "duration": trade.duration,
-        }
+        TradeRow(
+            symbol=symbol,
+            side=trade.side,
+            entry_time=int(timestamps[trade.entry_bar]),
+            exit_time=int(timestamps[trade.exit_bar]),
+            entry_price=trade.entry_price,
+            exit_price=trade.exit_price,
+            quantity=trade.quantity,
+            pnl=trade.pnl,
+            return_pct=trade.return_pct,
+            fees=trade.fees,
+            mae=trade.mae,
+            mfe=trade.mfe,
+            exit_reason=trade.exit_reason,
+            duration=trade.duration,
+        )
         for symbol, trade in book.trades
     ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from coinql.domain import backtest, book, research, signals
-from coinql.domain.book import BookResult
+from coinql.domain.book import BookResult, TradeRow
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Candles, Interval
 from coinql.domain.errors import InvalidInput, NotFound
@@ -286,7 +286,7 @@ class FileBacktest:
     interval: Interval
     book: BookResult
     metrics: Metrics
-    trades: list[dict[str, object]]
+    trades: list[TradeRow]
 
 
 async def backtest_file(
@@ -326,7 +326,7 @@ async def backtest_file(
 
 def _backtest_candles(
     spec: StrategySpec, symbol: str, candles: Candles, config: backtest.BacktestConfig
-) -> tuple[BookResult, Metrics, list[dict[str, object]]]:
+) -> tuple[BookResult, Metrics, list[TradeRow]]:
     """The book, its summary and its trades: all of it in the worker thread, as a million
     bars' summary and trade table are a second of CPU too."""
     found = book.run_book(spec, {symbol: candles}, config)

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from coinql.domain import performance as pf
+from coinql.domain.book import TradeRow
 from coinql.domain.bounds import Bounds
 from coinql.domain.metrics import Metrics
 from coinql.resolvers import backtest as backtest_resolvers
@@ -93,22 +94,22 @@ class BacktestTrade:
     exit_reason: ExitReason
 
     @classmethod
-    def from_model(cls, row: dict[str, Any]) -> Self:
+    def from_model(cls, row: TradeRow) -> Self:
         return cls(
-            symbol=row["symbol"],
-            side="LONG" if row["side"] == 1 else "SHORT",
-            entry_time=datetime.fromtimestamp(row["entry_time"] / 1000, UTC),
-            exit_time=datetime.fromtimestamp(row["exit_time"] / 1000, UTC),
-            entry_price=row["entry_price"],
-            exit_price=row["exit_price"],
-            quantity=row["quantity"],
-            pnl=row["pnl"],
-            return_pct=row["return_pct"],
-            fees=row["fees"],
-            mae=row["mae"],
-            mfe=row["mfe"],
-            duration_periods=row["duration"],
-            exit_reason=ExitReason(row["exit_reason"]),
+            symbol=row.symbol,
+            side="LONG" if row.side == 1 else "SHORT",
+            entry_time=datetime.fromtimestamp(row.entry_time / 1000, UTC),
+            exit_time=datetime.fromtimestamp(row.exit_time / 1000, UTC),
+            entry_price=row.entry_price,
+            exit_price=row.exit_price,
+            quantity=row.quantity,
+            pnl=row.pnl,
+            return_pct=row.return_pct,
+            fees=row.fees,
+            mae=row.mae,
+            mfe=row.mfe,
+            duration_periods=row.duration,
+            exit_reason=row.exit_reason,
         )
 
 
@@ -194,7 +195,8 @@ class BacktestRun(OwnedNode):
         first: Annotated[int, bounded_argument(Bounds(1, 10_000))] = 100,
         offset: Annotated[int, bounded_argument(Bounds(0, 2**31 - 1))] = 0,
     ) -> list[BacktestTrade] | None:
-        return [BacktestTrade.from_model(row) for row in self.model.trades[offset : offset + first]]
+        rows = run_store.trades_of(self.model, offset=offset, limit=first)
+        return [BacktestTrade.from_model(row) for row in rows]
 
     @strawberry.field(description="The full tear sheet of the equity curve.")
     def performance(

@@ -20,6 +20,7 @@ from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from coinql.domain.book import TradeRow
 from coinql.domain.metrics import Metrics
 from coinql.domain.typing import FloatArray, IntArray
 from coinql.store.db import UTCDateTime
@@ -101,7 +102,7 @@ def new_backtest_run(
     timestamps: IntArray,
     equity: FloatArray,
     positions: FloatArray,
-    trades: list[dict[str, Any]],
+    trades: list[TradeRow],
     code_version: str,
     created_at: datetime,
 ) -> BacktestRun:
@@ -119,7 +120,7 @@ def new_backtest_run(
         timestamps=timestamps.astype(np.int64).tobytes(),
         equity=equity.astype(np.float64).tobytes(),
         positions=np.ascontiguousarray(positions, dtype=np.float64).tobytes(),
-        trades=trades,
+        trades=[trade.to_json() for trade in trades],
         code_version=code_version,
         created_at=created_at,
     )
@@ -131,6 +132,12 @@ def equity_of(run: BacktestRun) -> tuple[IntArray, FloatArray]:
         np.frombuffer(run.timestamps, dtype=np.int64),
         np.frombuffer(run.equity, dtype=np.float64),
     )
+
+
+def trades_of(run: BacktestRun, *, offset: int = 0, limit: int | None = None) -> list[TradeRow]:
+    """A run's trades in entry order, from `offset`, at most `limit`."""
+    end = None if limit is None else offset + limit
+    return [TradeRow.from_json(row) for row in run.trades[offset:end]]
 
 
 def metrics_of(run: BacktestRun) -> Metrics:
