@@ -12,7 +12,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -150,20 +150,11 @@ async def run_study(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
     )[request.symbol]
     kind, grid = request.kind, request.grid
     if job.kind == JobKind.SWEEP.value:
-        swept = await runner.heavy(
+        result: research.SweepResult | research.WalkForwardResult = await runner.heavy(
             job.id, 0.1, "sweeping", research.sweep, kind, grid, candles, config, metric
         )
-        result: dict[str, Any] = {
-            "metric": metric,
-            "rows": [
-                {"params": row.params, "metrics": row.metrics.to_json()} for row in swept.rows
-            ],
-            "best": {"params": swept.best.params, "metrics": swept.best.metrics.to_json()}
-            if swept.best
-            else None,
-        }
     else:
-        walked = await runner.heavy(
+        result = await runner.heavy(
             job.id,
             0.1,
             "walking forward",
@@ -179,31 +170,17 @@ async def run_study(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
             candles,
             config,
         )
-        stamps = candles.timestamps
-        result = {
-            "metric": metric,
-            "decay": walked.decay,
-            "splits": [
-                {
-                    "train": [int(stamps[s.split.train[0]]), int(stamps[s.split.train[1] - 1])],
-                    "test": [int(stamps[s.split.test[0]]), int(stamps[s.split.test[1] - 1])],
-                    "params": s.params,
-                    "in_sample": s.in_sample.to_json(),
-                    "out_of_sample": s.out_of_sample.to_json(),
-                }
-                for s in walked.splits
-            ],
-        }
     await runner.progress(job.id, 0.9, "storing")
     async with runner.sessions() as session, session.begin():
         run = await run_store.add_study_run(
             session,
-            run=run_store.StudyRun(
+            run=run_store.new_study_run(
                 owner_id=job.owner_id,
                 job_id=job.id,
                 kind=job.kind,
-                input=job.input,
+                run_input=job.input,
                 result=result,
+                timestamps=candles.timestamps,
                 created_at=datetime.now(UTC),
             ),
         )
@@ -221,14 +198,6 @@ async def run_simulation(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
     stamps = (
         request.last_timestamp + np.arange(config.horizon + 1, dtype=np.int64) * request.step_ms
     )
-    statistics = {
-        "max_drawdown_percentiles": _by_percentile(found.max_drawdown_percentiles),
-        "time_under_water_percentiles": _by_percentile(found.time_under_water_percentiles),
-        "expected_shortfall_99": float(found.expected_shortfall_99),
-        "ruin_probability": float(found.ruin_probability),
-        "liquidation_probability": float(found.liquidation_probability),
-        "final_return_percentiles": _by_percentile(found.final_return_percentiles),
-    }
     async with runner.sessions() as session, session.begin():
         run = await run_store.add_simulation_run(
             session,
@@ -236,15 +205,9 @@ async def run_simulation(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
                 owner_id=job.owner_id,
                 job_id=job.id,
                 run_input=request.to_json(with_returns=False),
-                statistics=statistics,
-                bands=found.bands,
+                result=found,
                 band_timestamps=stamps,
                 created_at=datetime.now(UTC),
             ),
         )
     return run.id
-
-
-def _by_percentile(values: dict[int, float]) -> dict[str, float]:
-    """Percentiles keyed as JSON keys ("5", "50", ...), numpy floats as plain floats."""
-    return {str(percentile): float(value) for percentile, value in values.items()}

@@ -10,7 +10,7 @@ from typing import Any, Self
 import strawberry
 from strawberry.scalars import JSON
 
-from coinql.domain import backtest
+from coinql.domain import backtest, research
 from coinql.domain.bounds import Bounds
 from coinql.domain.metrics import Metrics
 from coinql.domain.strategies import MAX_WINDOW
@@ -38,16 +38,14 @@ class StudyMetrics:
     trade_count: int | None
 
     @classmethod
-    def from_model(cls, metrics: dict[str, Any]) -> Self:
-        """From a study's stored metrics (`Metrics.to_json`)."""
-        found = Metrics.from_json(metrics)
+    def from_model(cls, metrics: Metrics) -> Self:
         return cls(
-            total_return=found.total_return,
-            sharpe=found.sharpe,
-            sortino=found.sortino,
-            calmar=found.calmar,
-            max_drawdown=found.max_drawdown,
-            trade_count=found.trade_count,
+            total_return=metrics.total_return,
+            sharpe=metrics.sharpe,
+            sortino=metrics.sortino,
+            calmar=metrics.calmar,
+            max_drawdown=metrics.max_drawdown,
+            trade_count=metrics.trade_count,
         )
 
 
@@ -70,16 +68,15 @@ class SweepRun(OwnedNode):
 
     @classmethod
     def from_model(cls, run: run_store.StudyRun) -> Self:
-        def row(item: dict[str, Any]) -> SweepRow:
-            return SweepRow(
-                params=JSON(item["params"]), metrics=StudyMetrics.from_model(item["metrics"])
-            )
+        found = run_store.sweep_of(run)
 
-        best = run.result.get("best")
+        def row(item: research.SweepRow) -> SweepRow:
+            return SweepRow(params=JSON(item.params), metrics=StudyMetrics.from_model(item.metrics))
+
         return cls(
-            metric=run.result["metric"],
-            rows=[row(item) for item in run.result["rows"]],
-            best=row(best) if best else None,
+            metric=found.metric,
+            rows=[row(item) for item in found.rows],
+            best=row(found.best) if found.best else None,
             model=run,
         )
 
@@ -111,20 +108,21 @@ class WalkForwardRun(OwnedNode):
         def moment(millis: int) -> datetime:
             return datetime.fromtimestamp(millis / 1000, UTC)
 
+        found = run_store.walk_forward_of(run)
         return cls(
-            metric=run.result["metric"],
-            decay=finite(run.result.get("decay")),
+            metric=found.metric,
+            decay=finite(found.decay),
             splits=[
                 WalkForwardSplit(
-                    train_start=moment(item["train"][0]),
-                    train_end=moment(item["train"][1]),
-                    test_start=moment(item["test"][0]),
-                    test_end=moment(item["test"][1]),
-                    params=JSON(item["params"]),
-                    in_sample=StudyMetrics.from_model(item["in_sample"]),
-                    out_of_sample=StudyMetrics.from_model(item["out_of_sample"]),
+                    train_start=moment(window.train[0]),
+                    train_end=moment(window.train[1]),
+                    test_start=moment(window.test[0]),
+                    test_end=moment(window.test[1]),
+                    params=JSON(window.params),
+                    in_sample=StudyMetrics.from_model(window.in_sample),
+                    out_of_sample=StudyMetrics.from_model(window.out_of_sample),
                 )
-                for item in run.result["splits"]
+                for window in found.windows
             ],
             model=run,
         )

@@ -57,39 +57,42 @@ class SimulationRun(OwnedNode):
     async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
         return await simulation_resolvers.get_simulation_run(context, run_id=run_id)
 
+    @property
+    def _result(self) -> simulation.SimulationResult:
+        return run_store.simulation_result_of(self.model)
+
     @strawberry.field(description="Percentiles of each path's maximum drawdown.")
     def max_drawdown_percentiles(self) -> DrawdownPercentiles:
-        values = self.model.statistics["max_drawdown_percentiles"]
-        return DrawdownPercentiles(p5=values["5"], p50=values["50"], p95=values["95"])
+        values = self._result.max_drawdown_percentiles
+        return DrawdownPercentiles(p5=values[5], p50=values[50], p95=values[95])
 
     @strawberry.field(description="Mean loss of the worst 1 % of horizon returns.")
     def expected_shortfall_99(self) -> float | None:
-        return finite(self.model.statistics["expected_shortfall_99"])
+        return finite(self._result.expected_shortfall_99)
 
     @strawberry.field(description="Share of paths whose equity fell below the ruin threshold.")
     def ruin_probability(self) -> float:
-        return float(self.model.statistics["ruin_probability"])
+        return self._result.ruin_probability
 
     @strawberry.field(description="With leverage: share of paths liquidated.")
     def liquidation_probability(self) -> float:
-        return float(self.model.statistics["liquidation_probability"])
+        return self._result.liquidation_probability
 
     @strawberry.field(description="Steps spent below a previous peak, percentiles over paths.")
     def time_under_water_percentiles(self) -> TimeUnderWater:
-        values = self.model.statistics["time_under_water_percentiles"]
-        return TimeUnderWater(p50=values["50"], p95=values["95"])
+        values = self._result.time_under_water_percentiles
+        return TimeUnderWater(p50=values[50], p95=values[95])
 
     @strawberry.field
     def final_return_percentiles(self) -> DrawdownPercentiles:
-        values = self.model.statistics["final_return_percentiles"]
-        return DrawdownPercentiles(p5=values["5"], p50=values["50"], p95=values["95"])
+        values = self._result.final_return_percentiles
+        return DrawdownPercentiles(p5=values[5], p50=values[50], p95=values[95])
 
     @strawberry.field
     def bands(self) -> Bands:
-        found = run_store.bands_of(self.model)
-        bands = found.values
+        bands = self._result.bands
         return Bands(
-            timestamps=found.timestamps,
+            timestamps=run_store.band_timestamps_of(self.model),
             p5=bands[0],
             p25=bands[1],
             p50=bands[2],

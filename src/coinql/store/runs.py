@@ -1,8 +1,11 @@
 """The run registry: finished backtests, simulations and studies. Nothing here commits.
 
+Metrics, trades, study results and statistics are stored as JSON, written and read back here
+as the domain's records (`Metrics`, `TradeRow`, `SweepResult`, `SimulationResult`).
+
 Arrays (equity curves, positions, percentile bands) are stored as raw little-endian bytes;
 this module alone encodes them (`new_backtest_run`, `new_simulation_run`) and decodes them
-into records of arrays (`equity_of`, `positions_of`, `bands_of`).
+into records of arrays (`equity_of`, `positions_of`, `simulation_result_of`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain.book import TradeRow
 from coinql.domain.metrics import Metrics
+from coinql.domain.research import SweepResult, SweepRow, WalkForwardResult
+from coinql.domain.simulation import SimulationResult
 from coinql.domain.typing import FloatArray, IntArray
 from coinql.store.db import UTCDateTime
 
@@ -219,41 +224,62 @@ async def add_simulation_run(session: AsyncSession, *, run: SimulationRun) -> Si
     return run
 
 
+_PERCENTILES = (
+    "max_drawdown_percentiles",
+    "time_under_water_percentiles",
+    "final_return_percentiles",
+)
+_SCALARS = ("expected_shortfall_99", "ruin_probability", "liquidation_probability")
+
+
 def new_simulation_run(
     *,
     owner_id: uuid.UUID,
     job_id: uuid.UUID | None,
     run_input: dict[str, Any],
-    statistics: dict[str, Any],
-    bands: FloatArray,
+    result: SimulationResult,
     band_timestamps: IntArray,
     created_at: datetime,
 ) -> SimulationRun:
-    """A simulation run to add, its bands (shape (5, n_steps)) encoded."""
+    """A simulation run to add: its statistics as JSON (percentiles keyed "5", "50", ...),
+    its bands (shape (5, n_steps)) and their timestamps encoded."""
+    statistics: dict[str, Any] = {}
+    for name in _PERCENTILES:
+        values = getattr(result, name)
+        statistics[name] = {str(key): float(value) for key, value in values.items()}
+    statistics.update({name: float(getattr(result, name)) for name in _SCALARS})
     return SimulationRun(
         owner_id=owner_id,
         job_id=job_id,
         input=run_input,
         statistics=statistics,
-        bands=bands.astype(np.float64).tobytes(),
+        bands=result.bands.astype(np.float64).tobytes(),
         band_timestamps=band_timestamps.astype(np.int64).tobytes(),
         created_at=created_at,
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Bands:
-    """Percentile bands of equity: values of shape (5, n_steps), the 5/25/50/75/95th."""
-
-    timestamps: IntArray
-    values: FloatArray
-
-
-def bands_of(run: SimulationRun) -> Bands:
-    return Bands(
-        np.frombuffer(run.band_timestamps, dtype=np.int64),
-        np.frombuffer(run.bands, dtype=np.float64).reshape(5, -1),
+def simulation_result_of(run: SimulationRun) -> SimulationResult:
+    """A simulation run's statistics and bands, as the simulation returned them."""
+    statistics = run.statistics
+    percentiles = {
+        name: {int(key): float(value) for key, value in statistics[name].items()}
+        for name in _PERCENTILES
+    }
+    return SimulationResult(
+        max_drawdown_percentiles=percentiles["max_drawdown_percentiles"],
+        time_under_water_percentiles=percentiles["time_under_water_percentiles"],
+        expected_shortfall_99=float(statistics["expected_shortfall_99"]),
+        ruin_probability=float(statistics["ruin_probability"]),
+        liquidation_probability=float(statistics["liquidation_probability"]),
+        bands=np.frombuffer(run.bands, dtype=np.float64).reshape(5, -1),
+        final_return_percentiles=percentiles["final_return_percentiles"],
     )
+
+
+def band_timestamps_of(run: SimulationRun) -> IntArray:
+    """The timestamps of a simulation run's bands: the source's last bar, then each step."""
+    return np.frombuffer(run.band_timestamps, dtype=np.int64)
 
 
 async def get_simulation_run(
@@ -263,6 +289,117 @@ async def get_simulation_run(
         SimulationRun.id == run_id, SimulationRun.owner_id == owner_id
     )
     return (await session.exec(statement)).first()
+
+
+def new_study_run(
+    *,
+    owner_id: uuid.UUID,
+    job_id: uuid.UUID | None,
+    kind: str,
+    run_input: dict[str, Any],
+    result: SweepResult | WalkForwardResult,
+    timestamps: IntArray,
+    created_at: datetime,
+) -> StudyRun:
+    """A sweep or walk-forward run to add, as JSON; `timestamps` are the candles' (epoch ms),
+    of which a walk-forward keeps each window's first and last."""
+    if isinstance(result, SweepResult):
+        encoded: dict[str, Any] = {
+            "metric": result.metric,
+            "rows": [_sweep_row(row) for row in result.rows],
+            "best": None if result.best is None else _sweep_row(result.best),
+        }
+    else:
+        encoded = {
+            "metric": result.metric,
+            "decay": result.decay,
+            "splits": [
+                {
+                    "train": [
+                        int(timestamps[s.split.train[0]]),
+                        int(timestamps[s.split.train[1] - 1]),
+                    ],
+                    "test": [
+                        int(timestamps[s.split.test[0]]),
+                        int(timestamps[s.split.test[1] - 1]),
+                    ],
+                    "params": s.params,
+                    "in_sample": s.in_sample.to_json(),
+                    "out_of_sample": s.out_of_sample.to_json(),
+                }
+                for s in result.splits
+            ],
+        }
+    return StudyRun(
+        owner_id=owner_id,
+        job_id=job_id,
+        kind=kind,
+        input=run_input,
+        result=encoded,
+        created_at=created_at,
+    )
+
+
+def _first_and_last(timestamps: IntArray, bars: tuple[int, int]) -> list[int]:
+    """The first and last timestamp of the bars [start, end)."""
+    return [int(timestamps[bars[0]]), int(timestamps[bars[1] - 1])]
+
+
+def _sweep_row(row: SweepRow) -> dict[str, Any]:
+    return {"params": row.params, "metrics": row.metrics.to_json()}
+
+
+def sweep_of(run: StudyRun) -> SweepResult:
+    """A sweep run's rows and best row, as the sweep returned them."""
+
+    def row(item: dict[str, Any]) -> SweepRow:
+        return SweepRow(item["params"], Metrics.from_json(item["metrics"]))
+
+    best = run.result.get("best")
+    return SweepResult(
+        run.result["metric"],
+        [row(item) for item in run.result["rows"]],
+        row(best) if best else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WalkForwardWindow:
+    """One walk-forward split: the first and last bar (epoch ms) of its train and test windows,
+    the parameters chosen in sample, and the metrics in and out of sample."""
+
+    train: tuple[int, int]
+    test: tuple[int, int]
+    params: dict[str, Any]
+    in_sample: Metrics
+    out_of_sample: Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class WalkForwardRecord:
+    """A walk-forward run: the metric optimised, its decay (mean OOS / mean IS), its splits."""
+
+    metric: str
+    decay: float | None
+    windows: list[WalkForwardWindow]
+
+
+def walk_forward_of(run: StudyRun) -> WalkForwardRecord:
+    decay = run.result.get("decay")
+    return WalkForwardRecord(
+        metric=run.result["metric"],
+        decay=None if decay is None else float(decay),
+        windows=[
+            WalkForwardWindow(
+                train=(int(item["train"][0]), int(item["train"][1])),
+                test=(int(item["test"][0]), int(item["test"][1])),
+                params=item["params"],
+                in_sample=Metrics.from_json(item["in_sample"]),
+                out_of_sample=Metrics.from_json(item["out_of_sample"]),
+            )
+            for item in run.result["splits"]
+        ],
+    )
 
 
 async def add_study_run(session: AsyncSession, *, run: StudyRun) -> StudyRun:
