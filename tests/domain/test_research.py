@@ -11,6 +11,7 @@ from coinql.domain import allocation as al
 from coinql.domain import backtest as bt
 from coinql.domain import research as rs
 from coinql.domain import simulation as sim
+from coinql.domain.book import run_book
 from coinql.domain.errors import InvalidInput
 from coinql.domain.strategies import AllocationConstraints, Rebalance, StrategySpec
 from coinql.domain.typing import Progress
@@ -192,7 +193,7 @@ def _heavy_runs() -> dict[str, Callable[[Progress | None], object]]:
             mode=rs.SplitMode.ROLLING,
             progress=progress,
         ),
-        "signal book": lambda progress: bt.run_book(
+        "signal book": lambda progress: run_book(
             StrategySpec("smaCross", {"fast": 10, "slow": 30}), books, CONFIG, progress
         ),
         "allocation book": lambda progress: al.run_allocation(

@@ -13,15 +13,20 @@ and the weights drift with prices.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from coinql.domain import optimize as opt
-from coinql.domain import performance as pf
-from coinql.domain.backtest import regime_labels, regime_stats
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
+from coinql.domain.metrics import (
+    Metrics,
+    equity_returns,
+    regime_labels,
+    regime_stats,
+    summarize,
+)
 from coinql.domain.strategies import (
     AllocationConstraints,
     AllocationKind,
@@ -182,37 +187,32 @@ def run_allocation(
     )
 
 
-def performance_summary(returns: FloatArray, periods_per_year: float) -> dict[str, float | None]:
-    """The headline metrics of a return stream, undefined ones as None."""
+def allocation_summary(result: AllocationResult, periods_per_year: float) -> Metrics:
+    """Headline metrics of an allocation book.
 
-    def finite(value: object) -> float | None:
-        number = float(value)  # type: ignore[arg-type]
-        return number if np.isfinite(number) else None
+    Parameters
+    ----------
+    result : AllocationResult
+    periods_per_year : float
 
-    return {
-        "total_return": finite(pf.total_return(returns)),
-        "cagr": finite(pf.cagr(returns, periods_per_year)),
-        "volatility": finite(pf.volatility(returns, periods_per_year)),
-        "sharpe": finite(pf.sharpe(returns, periods_per_year)),
-        "sortino": finite(pf.sortino(returns, periods_per_year)),
-        "calmar": finite(pf.calmar(returns, periods_per_year)),
-        "max_drawdown": finite(pf.max_drawdown(returns)),
-    }
-
-
-def allocation_summary(result: AllocationResult, periods_per_year: float) -> dict[str, object]:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.diff(result.equity) / result.equity[:-1]
+    Returns
+    -------
+    Metrics
+        `summarize` of the equity's returns, with no trades (a rebalance is not a trade),
+        the rebalance count, the mean invested share as exposure, the one-way turnover per
+        year, the fees paid and the metrics by regime (of the first symbol's closes).
+    """
+    returns = equity_returns(result.equity)
     years = max(returns.size / periods_per_year, 1e-12)
     first_close = result.closes[:, 0]
     regimes = regime_labels(first_close, periods_per_year)
-    return {
-        **performance_summary(returns, periods_per_year),
-        "trade_count": 0,
-        "rebalances": int(result.rebalance_bars.size),
-        "win_rate": None,
-        "exposure": float(np.mean(result.weights.sum(axis=1))),
-        "turnover": float(result.turnover.sum() / years),
-        "fees": result.fees,
-        "by_regime": regime_stats(returns, regimes, periods_per_year),
-    }
+    return replace(
+        summarize(returns, periods_per_year),
+        trade_count=0,
+        rebalances=int(result.rebalance_bars.size),
+        win_rate=None,
+        exposure=float(np.mean(result.weights.sum(axis=1))),
+        turnover=float(result.turnover.sum() / years),
+        fees=result.fees,
+        by_regime=regime_stats(returns, regimes, periods_per_year),
+    )

@@ -19,20 +19,20 @@ vectorized slice.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 from coinql.domain import indicators as ind
-from coinql.domain import performance as pf
 from coinql.domain.candles import Candles
 from coinql.domain.errors import UserError
+from coinql.domain.fills import first_stop, pair_signals
+from coinql.domain.metrics import equity_returns
 from coinql.domain.signals import lookback, signals
 from coinql.domain.strategies import StrategySpec
-from coinql.domain.typing import BoolArray, FloatArray, IntArray, Progress
+from coinql.domain.typing import BoolArray, FloatArray, IntArray
 
 
 class FillPrice(StrEnum):
@@ -152,8 +152,7 @@ class BacktestResult:
 
     @property
     def returns(self) -> FloatArray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.diff(self.equity) / self.equity[:-1]
+        return equity_returns(self.equity)
 
     @property
     def exposure(self) -> float:
@@ -286,24 +285,11 @@ def _simulate_all_in(
     numbers as the general path (a test checks)."""
     n, fee = len(candles), config.fee
     delay = 1 if config.fill is FillPrice.NEXT_OPEN else 0
-    enter_list = (np.flatnonzero(enter[: n - delay]) + delay).tolist()
-    leave_list = (np.flatnonzero(leave[: n - delay]) + delay).tolist()
-    starts: list[int] = []
-    ends: list[int] = []
-    bar, still_open = 0, False
-    while True:  # pairing only: two bisections per trade
-        k = bisect_left(enter_list, bar)
-        if k == len(enter_list):
-            break
-        start = enter_list[k]
-        j = bisect_left(leave_list, start + 1)
-        starts.append(start)
-        if j == len(leave_list):
-            ends.append(n - 1)
-            still_open = True
-            break
-        ends.append(leave_list[j])
-        bar = leave_list[j] + 1
+    starts, ends, still_open = pair_signals(
+        (np.flatnonzero(enter[: n - delay]) + delay).tolist(),
+        (np.flatnonzero(leave[: n - delay]) + delay).tolist(),
+        n - 1,
+    )
     capital = float(config.initial_capital)
     if not starts:
         return BacktestResult(np.full(n, capital), np.zeros(n), [])
@@ -440,165 +426,20 @@ def _stops(
     if config.stop_loss is None and config.take_profit is None:
         return end, np.nan, reason
     bars = slice(start + 1, end + 1)
-    low, high, opening = candles.low[bars], candles.high[bars], candles.open[bars]
-    hits = []
-    if config.stop_loss is not None:
-        level = entry * (1 - side * config.stop_loss)
-        touched = low <= level if side == 1 else high >= level
-        hits.append((touched, level, ExitReason.STOP_LOSS))
-    if config.take_profit is not None:
-        level = entry * (1 + side * config.take_profit)
-        touched = high >= level if side == 1 else low <= level
-        hits.append((touched, level, ExitReason.TAKE_PROFIT))
-    found: list[tuple[int, int, float, ExitReason]] = []
-    for priority, (touched, level, why) in enumerate(hits):  # stop-loss first on a tie
-        if touched.any():
-            offset = int(np.argmax(touched))
-            against = -1 if why is ExitReason.STOP_LOSS else 1
-            gapped = (opening[offset] - level) * side * against > 0
-            price = float(opening[offset]) if gapped else float(level)
-            found.append((start + 1 + offset, priority, price, why))
-    if not found:
-        return end, np.nan, reason
-    bar, _, price, why = min(found)
-    return bar, price, why
-
-
-def trade_table(trades: list[Trade], timestamps: IntArray) -> list[dict[str, object]]:
-    return [
-        {
-            "side": trade.side,
-            "entry_time": int(timestamps[trade.entry_bar]),
-            "exit_time": int(timestamps[trade.exit_bar]),
-            "entry_price": trade.entry_price,
-            "exit_price": trade.exit_price,
-            "quantity": trade.quantity,
-            "pnl": trade.pnl,
-            "return_pct": trade.return_pct,
-            "fees": trade.fees,
-            "mae": trade.mae,
-            "mfe": trade.mfe,
-            "exit_reason": trade.exit_reason.value,
-            "duration": trade.duration,
-        }
-        for trade in trades
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class BookResult:
-    """A signal strategy over several symbols, each with an equal share of the capital, on
-    the timestamps they all share. equity : shape (n_bars,)."""
-
-    timestamps: IntArray
-    equity: FloatArray
-    positions: FloatArray  # (n_bars, n_symbols), signed units
-    exposure: float
-    trades: list[tuple[str, Trade]]
-    regimes: dict[str, FloatArray]
-
-
-def run_book(
-    spec: StrategySpec,
-    candles: dict[str, Candles],
-    config: BacktestConfig,
-    progress: Progress | None = None,
-) -> BookResult:
-    """One backtest per symbol on its share of the capital, on the timestamps all share;
-    `progress` is called after each symbol."""
-    symbols = list(candles)
-    common = candles[symbols[0]].timestamps
-    for symbol in symbols[1:]:
-        common = np.intersect1d(common, candles[symbol].timestamps)
-    share = replace(config, initial_capital=config.initial_capital / len(symbols))
-    equity = np.zeros(common.size)
-    exposure = np.zeros(common.size)
-    positions = np.zeros((common.size, len(symbols)))
-    trades: list[tuple[str, Trade]] = []
-    for column, symbol in enumerate(symbols):
-        series = candles[symbol]
-        aligned = series.select(np.searchsorted(series.timestamps, common))
-        result = run(spec, aligned, share)
-        equity += result.equity
-        exposure += (result.position != 0) / len(symbols)
-        positions[:, column] = result.position
-        trades.extend((symbol, trade) for trade in result.trades)
-        if progress is not None:
-            progress((column + 1) / len(symbols))
-    trades.sort(key=lambda item: item[1].entry_bar)
-    first = candles[symbols[0]]
-    aligned_first = first.select(np.searchsorted(first.timestamps, common))
-    regimes = {
-        "volatility": ind.volatility_regime(
-            aligned_first.close,
-            30,
-            config.periods_per_year,
-            lookback=min(365, max(30, common.size // 3)),
-        ),
-        "trend": ind.trend_regime(aligned_first.close, 50),
-    }
-    return BookResult(common, equity, positions, float(exposure.mean()), trades, regimes)
-
-
-def summary(book: BookResult, periods_per_year: float) -> dict[str, object]:
-    """Headline metrics of a book, and the same by volatility and trend regime."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.diff(book.equity) / book.equity[:-1]
-    wins = sum(1 for _, trade in book.trades if trade.pnl > 0)
-    traded = sum(
-        trade.quantity * (trade.entry_price + trade.exit_price) for _, trade in book.trades
+    found = first_stop(
+        candles.low[bars],
+        candles.high[bars],
+        candles.open[bars],
+        side=side,
+        entry=entry,
+        stop_loss=config.stop_loss,
+        take_profit=config.take_profit,
     )
-    mean_equity = float(np.mean(book.equity)) if book.equity.size else 0.0
-    years = max(returns.size / periods_per_year, 1e-12)
-
-    def finite(value: object) -> float | None:
-        number = float(value)  # type: ignore[arg-type]
-        return number if np.isfinite(number) else None
-
-    metrics: dict[str, object] = {
-        "total_return": finite(pf.total_return(returns)),
-        "cagr": finite(pf.cagr(returns, periods_per_year)),
-        "volatility": finite(pf.volatility(returns, periods_per_year)),
-        "sharpe": finite(pf.sharpe(returns, periods_per_year)),
-        "sortino": finite(pf.sortino(returns, periods_per_year)),
-        "calmar": finite(pf.calmar(returns, periods_per_year)),
-        "max_drawdown": finite(pf.max_drawdown(returns)),
-        "trade_count": len(book.trades),
-        "win_rate": wins / len(book.trades) if book.trades else None,
-        "exposure": book.exposure,
-        "turnover": traded / mean_equity / years if mean_equity > 0 else None,
-    }
-    by_regime = regime_stats(returns, book.regimes, periods_per_year)
-    metrics["by_regime"] = by_regime
-    return metrics
-
-
-def regime_labels(close: FloatArray, periods_per_year: float) -> dict[str, FloatArray]:
-    """Volatility and trend regime of each bar, from the bar's past only."""
-    lookback = min(365, max(30, close.size // 3))
-    return {
-        "volatility": ind.volatility_regime(close, 30, periods_per_year, lookback=lookback),
-        "trend": ind.trend_regime(close, 50),
-    }
-
-
-def regime_stats(
-    returns: FloatArray, regimes: dict[str, FloatArray], periods_per_year: float
-) -> dict[str, dict[str, object]]:
-    """Total return and Sharpe of the returns of each regime's bars ("volatility:2" is HIGH)."""
-
-    def finite(value: object) -> float | None:
-        number = float(value)  # type: ignore[arg-type]
-        return number if np.isfinite(number) else None
-
-    found: dict[str, dict[str, object]] = {}
-    for family, labels in regimes.items():
-        later = labels[1:]  # a return belongs to the bar it ends on
-        for label in np.unique(later[~np.isnan(later)]):
-            chosen = returns[later == label]
-            found[f"{family}:{int(label)}"] = {
-                "periods": int(chosen.size),
-                "total_return": finite(pf.total_return(chosen)),
-                "sharpe": finite(pf.sharpe(chosen, periods_per_year)),
-            }
-    return found
+    if found is None:
+        return end, np.nan, reason
+    offset, price, is_stop_loss = found
+    return (
+        start + 1 + offset,
+        price,
+        ExitReason.STOP_LOSS if is_stop_loss else ExitReason.TAKE_PROFIT,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -23,9 +23,9 @@ import numpy as np
 
 from coinql.domain import backtest as bt
 from coinql.domain import indicators as ind
-from coinql.domain import performance as pf
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
+from coinql.domain.metrics import Metrics, finite, summarize
 from coinql.domain.signals import crossed_above, lookback, signals
 from coinql.domain.strategies import SignalKind, StrategySpec, validate_signal
 from coinql.domain.typing import Progress
@@ -42,7 +42,7 @@ class SplitMode(StrEnum):
 @dataclass(frozen=True, slots=True)
 class SweepRow:
     params: dict[str, Any]
-    metrics: dict[str, float | None]
+    metrics: Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +72,13 @@ def combinations(kind: str, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return valid
 
 
-def _metrics(result: bt.BacktestResult, periods_per_year: float) -> dict[str, float | None]:
-    returns = result.returns
-
-    def finite(value: Any) -> float | None:
-        number = float(value)
-        return number if np.isfinite(number) else None
-
-    return {
-        "total_return": finite(result.equity[-1] / result.equity[0] - 1),
-        "sharpe": finite(pf.sharpe(returns, periods_per_year)),
-        "sortino": finite(pf.sortino(returns, periods_per_year)),
-        "calmar": finite(pf.calmar(returns, periods_per_year)),
-        "max_drawdown": finite(pf.max_drawdown(returns)),
-        "trade_count": float(result.trade_count),
-    }
+def _metrics(result: bt.BacktestResult, periods_per_year: float) -> Metrics:
+    """A sweep's metrics of one run: its total return is the equity's (end / start - 1)."""
+    return replace(
+        summarize(result.returns, periods_per_year),
+        total_return=finite(result.equity[-1] / result.equity[0] - 1),
+        trade_count=result.trade_count,
+    )
 
 
 class _Averages:
@@ -131,7 +123,7 @@ def sweep(
     for index, params in enumerate(params_list):
         needed = lookback(StrategySpec(kind, params)) + 2
         if len(candles) < needed:
-            rows.append(SweepRow(params, dict.fromkeys(METRICS)))
+            rows.append(SweepRow(params, Metrics()))
             continue
         enter, leave = _signals(kind, params, candles, averages)
         result = bt.simulate(candles, enter, leave, config, record_trades=False)
@@ -142,7 +134,7 @@ def sweep(
 
 
 def best_row(rows: list[SweepRow], metric: str) -> SweepRow | None:
-    scored = [row for row in rows if row.metrics.get(metric) is not None]
+    scored = [row for row in rows if row.metrics[metric] is not None]
     if not scored:
         return None
     sign = -1.0 if metric == "max_drawdown" else 1.0
@@ -186,8 +178,8 @@ def splits(n: int, *, train: int, test: int, mode: SplitMode) -> list[Split]:
 class WalkForwardSplit:
     split: Split
     params: dict[str, Any]
-    in_sample: dict[str, float | None]
-    out_of_sample: dict[str, float | None]
+    in_sample: Metrics
+    out_of_sample: Metrics
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
-"""Where heavy jobs run, and the job body that is the same wherever they run.
+"""Where heavy jobs run: the queue, the runner around each job body, heartbeats, the sweeper.
 
 - Embedded default (`in-process`): `JobQueue.enqueue` wakes this process's dispatcher, which
   starts jobs as tasks while it has free slots (`COINQL_JOB_SLOTS`); their CPU-heavy step runs
   in a process pool (spawned workers), so the event loop stays free.
 - With Redis: `enqueue` puts a wake-up on arq; a `coinql worker` that takes one claims a job
-  and runs the same body, its heavy step in a thread of the worker.
+  and runs the same body, its heavy step in a thread of the worker. The bodies themselves
+  (backtest, study, simulation) are in `coinql.realtime.runs`.
 
 Either way the store chooses which job starts (`coinql.store.jobs.claim_next`): fairly across
 users, and never more than `COINQL_MAX_RUNNING_JOBS_PER_USER` at once for one user; the others
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import socket
 import subprocess
@@ -30,12 +30,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-import orjson
 import structlog
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
@@ -44,16 +41,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql import __version__
-from coinql.domain import backtest, research, simulation
-from coinql.domain.allocation import allocation_summary, performance_summary, run_allocation
-from coinql.domain.candles import Interval
-from coinql.domain.strategies import StrategySpec
 from coinql.realtime import channels
 from coinql.realtime.compute import Compute, ProcessPool, Stopped
 from coinql.realtime.hub import Hub
+from coinql.realtime.runs import run_body
 from coinql.store import jobs as job_store
-from coinql.store import market as market_store
-from coinql.store.jobs import JobKind, JobStatus
+from coinql.store.jobs import JobStatus
 
 log = structlog.get_logger("coinql.jobs")
 T = TypeVar("T")
@@ -76,10 +69,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{__version__}+{commit}" if commit else __version__
-
-
-def canonical_hash(value: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class Cancelled(Exception):
@@ -201,12 +190,7 @@ class JobRunner:
         job_id = job.id
         await self._publish(job_id, JobStatus.RUNNING, 0.0, "starting")
         try:
-            if job.kind == JobKind.BACKTEST.value:
-                result_id = await self._backtest(job)
-            elif job.kind == JobKind.SIMULATION.value:
-                result_id = await self._simulation(job)
-            else:
-                result_id = await self._study(job)
+            result_id = await run_body(self, job)
         except Cancelled:
             await self._publish(job_id, JobStatus.CANCELLED, job.progress, "cancelled")
             return JobStatus.CANCELLED
@@ -237,208 +221,6 @@ class JobRunner:
             await self._publish(
                 job_id, status, 1.0 if status is JobStatus.SUCCEEDED else 0.0, status.value.lower()
             )
-
-    async def _load(self, job: job_store.Job, symbols: list[str]) -> dict[str, Any]:
-        interval = Interval(job.input["interval"])
-        candles = {}
-        async with self.sessions() as session:
-            for symbol in symbols:
-                asset = await market_store.get_asset(session, symbol=symbol)
-                if asset is None:
-                    raise LookupError(f"asset {symbol} is no longer in the universe")
-                candles[symbol] = await market_store.load_candles(
-                    session,
-                    asset=asset,
-                    interval=interval,
-                    start=job.input.get("start"),
-                    end=job.input.get("end"),
-                )
-        return candles
-
-    async def _backtest(self, job: job_store.Job) -> Any:
-        spec = StrategySpec.from_json(job.input["strategy"])
-        config = backtest.BacktestConfig.from_json(job.input["config"])
-        await self.progress(job.id, 0.05, "loading candles")
-        symbols = list(job.input["symbols"])
-        candles = await self._load(job, symbols)
-        if spec.family == "signal":
-            book = await self.heavy(
-                job.id, 0.2, "simulating", backtest.run_book, spec, candles, config
-            )
-            metrics = backtest.summary(book, config.periods_per_year)
-            timestamps, equity, positions = book.timestamps, book.equity, book.positions
-            trades = [
-                {"symbol": symbol, **row}
-                for symbol, row in zip(
-                    [symbol for symbol, _ in book.trades],
-                    backtest.trade_table([trade for _, trade in book.trades], book.timestamps),
-                    strict=True,
-                )
-            ]
-        else:
-            found = await self.heavy(
-                job.id,
-                0.2,
-                "rebalancing",
-                partial(
-                    run_allocation,
-                    initial_capital=config.initial_capital,
-                    fee_bps=config.fee_bps,
-                    periods_per_year=config.periods_per_year,
-                    supply=job.input.get("supply") or {},
-                ),
-                spec,
-                candles,
-            )
-            metrics = allocation_summary(found, config.periods_per_year)
-            timestamps, equity, positions = found.timestamps, found.equity, found.weights
-            trades = []
-        metrics["benchmark"] = await self._benchmark(job, timestamps, config.periods_per_year)
-        await self.progress(job.id, 0.9, "storing")
-        async with self.sessions() as session, session.begin():
-            run = await job_store.add_backtest_run(
-                session,
-                run=job_store.BacktestRun(
-                    owner_id=job.owner_id,
-                    job_id=job.id,
-                    name=str(job.input.get("name") or spec.kind),
-                    input=job.input,
-                    input_hash=canonical_hash(job.input),
-                    metrics=metrics,
-                    timestamps=timestamps.astype(np.int64).tobytes(),
-                    equity=equity.astype(np.float64).tobytes(),
-                    positions=np.ascontiguousarray(positions, dtype=np.float64).tobytes(),
-                    trades=trades,
-                    code_version=self.version,
-                    created_at=datetime.now(UTC),
-                ),
-            )
-        return run.id
-
-    async def _benchmark(
-        self, job: job_store.Job, timestamps: Any, periods_per_year: float
-    ) -> dict[str, Any] | None:
-        """Buy and hold of the benchmark symbol (BTC) over the same bars, when it is stored."""
-        symbol = str(job.input.get("benchmark") or "BTC")
-        try:
-            candles = (await self._load(job, [symbol]))[symbol]
-        except LookupError:
-            return None
-        common = np.intersect1d(candles.timestamps, timestamps)
-        if common.size < 2:
-            return None
-        close = candles.close[np.searchsorted(candles.timestamps, common)]
-        return {
-            "symbol": symbol,
-            **performance_summary(close[1:] / close[:-1] - 1, periods_per_year),
-        }
-
-    async def _study(self, job: job_store.Job) -> Any:
-        config = backtest.BacktestConfig.from_json(job.input["config"])
-        symbol = str(job.input["symbols"][0])
-        await self.progress(job.id, 0.05, "loading candles")
-        candles = (await self._load(job, [symbol]))[symbol]
-        kind, grid, metric = job.input["kind"], job.input["grid"], job.input["metric"]
-        if job.kind == JobKind.SWEEP.value:
-            swept = await self.heavy(
-                job.id, 0.1, "sweeping", research.sweep, kind, grid, candles, config, metric
-            )
-            result: dict[str, Any] = {
-                "metric": metric,
-                "rows": [{"params": row.params, "metrics": row.metrics} for row in swept.rows],
-                "best": {"params": swept.best.params, "metrics": swept.best.metrics}
-                if swept.best
-                else None,
-            }
-        else:
-            walked = await self.heavy(
-                job.id,
-                0.1,
-                "walking forward",
-                partial(
-                    research.walk_forward,
-                    train=int(job.input["train_bars"]),
-                    test=int(job.input["test_bars"]),
-                    mode=research.SplitMode(job.input["mode"]),
-                    metric=metric,
-                ),
-                kind,
-                grid,
-                candles,
-                config,
-            )
-            stamps = candles.timestamps
-            result = {
-                "metric": metric,
-                "decay": walked.decay,
-                "splits": [
-                    {
-                        "train": [int(stamps[s.split.train[0]]), int(stamps[s.split.train[1] - 1])],
-                        "test": [int(stamps[s.split.test[0]]), int(stamps[s.split.test[1] - 1])],
-                        "params": s.params,
-                        "in_sample": s.in_sample,
-                        "out_of_sample": s.out_of_sample,
-                    }
-                    for s in walked.splits
-                ],
-            }
-        await self.progress(job.id, 0.9, "storing")
-        async with self.sessions() as session, session.begin():
-            run = await job_store.add_study_run(
-                session,
-                run=job_store.StudyRun(
-                    owner_id=job.owner_id,
-                    job_id=job.id,
-                    kind=job.kind,
-                    input=job.input,
-                    result=result,
-                    created_at=datetime.now(UTC),
-                ),
-            )
-        return run.id
-
-    async def _simulation(self, job: job_store.Job) -> Any:
-        returns = np.asarray(job.input["returns"], dtype=np.float64)
-        config = simulation.SimulationConfig.from_json(job.input["config"])
-        await self.progress(job.id, 0.05, "sampling paths")
-        found = await self.heavy(job.id, 0.1, "simulating", simulation.simulate, returns, config)
-        await self.progress(job.id, 0.9, "storing")
-        start, step = int(job.input["last_timestamp"]), int(job.input["step_ms"])
-        stamps = start + np.arange(config.horizon + 1, dtype=np.int64) * step
-        statistics = {
-            "max_drawdown_percentiles": {
-                str(k): v for k, v in found.max_drawdown_percentiles.items()
-            },
-            "time_under_water_percentiles": {
-                str(k): v for k, v in found.time_under_water_percentiles.items()
-            },
-            "expected_shortfall_99": found.expected_shortfall_99,
-            "ruin_probability": found.ruin_probability,
-            "liquidation_probability": found.liquidation_probability,
-            "final_return_percentiles": {
-                str(k): v for k, v in found.final_return_percentiles.items()
-            },
-        }
-        async with self.sessions() as session, session.begin():
-            run = await job_store.add_simulation_run(
-                session,
-                run=job_store.SimulationRun(
-                    owner_id=job.owner_id,
-                    job_id=job.id,
-                    input={key: value for key, value in job.input.items() if key != "returns"},
-                    statistics={k: _plain(v) for k, v in statistics.items()},
-                    bands=found.bands.astype(np.float64).tobytes(),
-                    band_timestamps=stamps.tobytes(),
-                    created_at=datetime.now(UTC),
-                ),
-            )
-        return run.id
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return float(value) if isinstance(value, np.floating | float) else value
 
 
 class JobQueue:

@@ -1,31 +1,32 @@
-"""Backtest and simulation jobs, and the run registry. Every read is scoped to the caller."""
+"""Backtests and parameter studies as jobs, backtests of uploaded files, and the run registry.
+Every read is scoped to the caller."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
-from coinql.domain import backtest, research, signals, simulation
+from coinql.domain import backtest, book, research, signals
+from coinql.domain.book import BookResult, TradeRow
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Candles, Interval
-from coinql.domain.errors import InvalidInput, NotFound, QuotaExceeded
+from coinql.domain.errors import InvalidInput, NotFound
+from coinql.domain.metrics import Metrics
+from coinql.domain.runs import BacktestJob, StudyJob
 from coinql.domain.strategies import SignalKind, StrategySpec
 from coinql.resolvers.analytics import offload
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
+from coinql.resolvers.jobs import submit
 from coinql.resolvers.market import parse_upload
 from coinql.resolvers.optimize import StrategyInput, get_strategy, validate_strategy
-from coinql.resolvers.portfolio import get_portfolio, return_stream
-from coinql.store import jobs as job_store
 from coinql.store import market as market_store
-from coinql.store.jobs import BacktestRun, Job, JobKind, JobStatus, SimulationRun, StudyRun
+from coinql.store import runs as run_store
+from coinql.store.jobs import Job, JobKind
+from coinql.store.runs import BacktestRun, StudyRun
 
 MAX_SYMBOLS = 20
-MAX_PATHS = 100_000
-MAX_HORIZON = 3_650
 MAX_CAPITAL = 10**15
 MAX_BARS = 1_000_000  # more than any series holds (a year of M1 is 525,600)
 
@@ -41,21 +42,6 @@ MAX_LEVERAGE = Bounds(0, 10, low_open=True)
 STOP_LOSS = Bounds(0, 1, low_open=True, high_open=True)  # a fall of the entry price
 TAKE_PROFIT = Bounds(0, 100, low_open=True)  # a rise, up to 10,000 %
 WALK_FORWARD_BARS = Bounds(2, MAX_BARS)
-
-# A Monte Carlo run's parameters (SimulationInput).
-PATHS = Bounds(1, MAX_PATHS)
-HORIZON = Bounds(1, MAX_HORIZON)  # steps of the source's interval: ten years of days
-BLOCK_LENGTH = Bounds(1, MAX_HORIZON)  # and at most the horizon
-SEED = Bounds(0, 2**31 - 1)  # numpy takes any non-negative seed; GraphQL's Int ends here
-RUIN_THRESHOLD = Bounds(0, 1, low_open=True, high_open=True)  # of the starting equity
-LEVERAGE = Bounds(0, 100, low_open=True)
-LIQUIDATION_THRESHOLD = Bounds(0, 1, high_open=True)  # of the starting equity
-REGIME_WEIGHT = Bounds(1, 100)
-SHOCK_PROBABILITY = Bounds(0, 1, high_open=True)  # per step
-SHOCK_SIZE = Bounds(-1, 1, low_open=True, high_open=True)  # a return
-SHOCK_VOLATILITY = Bounds(0, 100, low_open=True)  # a factor on returns
-SHOCK_DURATION = Bounds(1, MAX_HORIZON)  # steps
-SHOCK_SLIPPAGE_BPS = Bounds(0, 10_000)  # per shocked step: at most all of it
 
 
 @dataclass(frozen=True)
@@ -89,7 +75,7 @@ def _lookback(spec: StrategySpec) -> int:
 
 
 def _check_config(config: backtest.BacktestConfig) -> None:
-    _check_bounds(
+    check_bounds(
         (config.initial_capital, INITIAL_CAPITAL, "initialCapital"),
         (config.fee_bps, FEE_BPS, "feeBps"),
         (config.slippage_bps, SLIPPAGE_BPS, "slippageBps"),
@@ -102,7 +88,7 @@ def _check_config(config: backtest.BacktestConfig) -> None:
     )
 
 
-def _check_bounds(*checks: tuple[float | None, Bounds, str]) -> None:
+def check_bounds(*checks: tuple[float | None, Bounds, str]) -> None:
     for value, bounds, name in checks:
         problem = None if value is None else bounds.problem(value)
         if problem is not None:
@@ -136,49 +122,21 @@ async def run_backtest(context: Context, request: BacktestRequest) -> Job:
                     session, asset=assets[symbol], interval=request.interval, start=None, end=None
                 )
                 raise _insufficient(request, needed, len(candles), everything.timestamps)
-    job_input = {
-        "symbols": symbols,
-        "interval": request.interval.value,
-        "start": request.start,
-        "end": request.end,
-        "strategy": spec.to_json(),
-        "config": request.config.to_json(),
-        "name": (request.name or spec.kind)[:100],
-        "supply": {
+    job = BacktestJob(
+        symbols=symbols,
+        interval=request.interval,
+        start=request.start,
+        end=request.end,
+        strategy=spec,
+        config=request.config,
+        name=(request.name or spec.kind)[:100],
+        supply={
             symbol: asset.circulating_supply
             for symbol, asset in assets.items()
             if asset.circulating_supply
         },
-    }
-    return await submit(context, owner, JobKind.BACKTEST, job_input)
-
-
-async def submit(
-    context: Context, owner: uuid.UUID, kind: JobKind, job_input: dict[str, Any]
-) -> Job:
-    """Store a QUEUED job within the owner's quota and hand it to the queue (the process pool
-    or arq workers). The count and the insert hold the owner's lock together, so concurrent
-    submissions (a batch, aliases, parallel requests, several replicas) cannot pass it."""
-    settings = context.services.settings
-    async with context.services.transaction() as session:
-        await job_store.lock_owner(session, owner_id=owner)
-        counts = await job_store.count_active(session, owner_id=owner)
-        if counts.active >= settings.max_jobs_per_user:
-            raise QuotaExceeded(
-                f"you have {counts.active} jobs queued or running, the most a user may have"
-                f" (COINQL_MAX_JOBS_PER_USER={settings.max_jobs_per_user}); wait for one to"
-                " end or cancel one",
-                max_jobs=settings.max_jobs_per_user,
-                max_running=settings.max_running_jobs_per_user,
-                queued=counts.queued,
-                running=counts.running,
-            )
-        job = await job_store.add_job(
-            session, owner_id=owner, kind=kind, job_input=job_input, now=context.services.now()
-        )
-    context.services.metrics.jobs.labels(kind.value, JobStatus.QUEUED.value).inc()
-    await context.services.jobs.enqueue(job.id)
-    return job
+    )
+    return await submit(context, owner, JobKind.BACKTEST, job)
 
 
 def _insufficient(
@@ -251,136 +209,37 @@ async def run_study(context: Context, request: StudyRequest) -> Job:
         research.splits(
             len(candles), train=request.train_bars, test=request.test_bars, mode=request.mode
         )
-    job_input = {
-        "symbols": [symbol],
-        "interval": request.interval.value,
-        "start": request.start,
-        "end": request.end,
-        "kind": request.kind,
-        "grid": grid,
-        "metric": request.metric,
-        "config": request.config.to_json(),
-        "train_bars": request.train_bars,
-        "test_bars": request.test_bars,
-        "mode": request.mode.value,
-    }
+    job = StudyJob(
+        symbol=symbol,
+        interval=request.interval,
+        start=request.start,
+        end=request.end,
+        kind=request.kind,
+        grid=grid,
+        metric=request.metric,
+        config=request.config,
+        train_bars=request.train_bars,
+        test_bars=request.test_bars,
+        mode=request.mode,
+    )
     return await submit(
-        context, owner, JobKind.WALK_FORWARD if request.walk_forward else JobKind.SWEEP, job_input
+        context, owner, JobKind.WALK_FORWARD if request.walk_forward else JobKind.SWEEP, job
     )
 
 
 async def get_study_run(context: Context, *, run_id: uuid.UUID) -> StudyRun | None:
     owner = (await require_user(context)).id
     async with context.services.reader() as session:
-        return await job_store.get_study_run(session, run_id=run_id, owner_id=owner)
-
-
-@dataclass(frozen=True)
-class SimulationRequest:
-    backtest_run_id: uuid.UUID | None
-    portfolio_id: uuid.UUID | None
-    config: simulation.SimulationConfig
-    method: simulation.SimulationMethod = simulation.SimulationMethod.BLOCK_BOOTSTRAP
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-async def run_simulation(context: Context, request: SimulationRequest) -> Job:
-    owner = (await require_user(context)).id
-    config = request.config
-    _check_bounds(
-        (config.paths, PATHS, "paths"),
-        (config.horizon, HORIZON, "horizon"),
-        (config.block_length, BLOCK_LENGTH, "blockLength"),
-        (config.seed, SEED, "seed"),
-        (config.ruin_threshold, RUIN_THRESHOLD, "ruinThreshold"),
-        (config.leverage, LEVERAGE, "leverage"),
-        (config.liquidation_threshold, LIQUIDATION_THRESHOLD, "liquidationThreshold"),
-        (config.regime_weight, REGIME_WEIGHT, "regimeWeight"),
-        (config.shock_probability, SHOCK_PROBABILITY, "shockProbability"),
-        (config.shock_size, SHOCK_SIZE, "shockSize"),
-        (config.shock_volatility, SHOCK_VOLATILITY, "shockVolatility"),
-        (config.shock_duration, SHOCK_DURATION, "shockDuration"),
-        (config.shock_slippage_bps, SHOCK_SLIPPAGE_BPS, "shockSlippageBps"),
-    )
-    if config.block_length > config.horizon:
-        raise InvalidInput("blockLength", "blockLength must be at most the horizon")
-    if (request.backtest_run_id is None) == (request.portfolio_id is None):
-        raise InvalidInput("source", "give either backtestRunId or portfolioId")
-    if request.backtest_run_id is not None:
-        run = await get_backtest_run(context, run_id=request.backtest_run_id)
-        stamps = np.frombuffer(run.timestamps, dtype=np.int64)
-        equity = np.frombuffer(run.equity, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            returns = np.diff(equity) / equity[:-1]
-        step = Interval(run.input["interval"]).milliseconds
-        source = {"backtest_run_id": str(run.id)}
-    else:
-        assert request.portfolio_id is not None
-        portfolio = await get_portfolio(context, portfolio_id=request.portfolio_id)
-        stream = await return_stream(
-            context, portfolio, interval=Interval.D1, risk_free_rate=0.0, periods_per_year=None
-        )
-        stamps, returns, step = stream.timestamps, stream.returns, Interval.D1.milliseconds
-        source = {"portfolio_id": str(portfolio.id)}
-    clean = returns[np.isfinite(returns)]
-    if clean.size < max(2, config.block_length):
-        raise InvalidInput(
-            "source", f"the source has {clean.size} returns; at least {config.block_length} needed"
-        )
-    job_input = {
-        "source": source,
-        "method": request.method.value,
-        "config": replace(config, method=request.method).to_json(),
-        "returns": clean.tolist(),
-        "last_timestamp": int(stamps[-1]) if stamps.size else 0,
-        "step_ms": step,
-    }
-    return await submit(context, owner, JobKind.SIMULATION, job_input)
-
-
-async def get_job(context: Context, *, job_id: uuid.UUID) -> Job | None:
-    owner = (await require_user(context)).id
-    async with context.services.reader() as session:
-        return await job_store.get_job(session, job_id=job_id, owner_id=owner)
-
-
-async def list_jobs(context: Context, *, status: JobStatus | None, first: int) -> list[Job]:
-    if not 0 < first <= 500:
-        raise InvalidInput("first", "first must be between 1 and 500")
-    owner = (await require_user(context)).id
-    async with context.services.reader() as session:
-        return await job_store.list_jobs(session, owner_id=owner, status=status, limit=first)
-
-
-async def cancel_job(context: Context, *, job_id: uuid.UUID) -> Job:
-    """Cancel a queued or running job; a finished one is returned as it is."""
-    owner = (await require_user(context)).id
-    async with context.services.transaction() as session:
-        job = await job_store.get_job(session, job_id=job_id, owner_id=owner)
-        if job is None:
-            raise NotFound(f"no job {job_id}")
-        await job_store.finish(
-            session, job_id=job_id, status=JobStatus.CANCELLED, now=context.services.now()
-        )
-    async with context.services.reader() as session:
-        found = await job_store.get_job(session, job_id=job_id, owner_id=owner)
-    assert found is not None
-    return found
+        return await run_store.get_study_run(session, run_id=run_id, owner_id=owner)
 
 
 async def get_backtest_run(context: Context, *, run_id: uuid.UUID) -> BacktestRun:
     owner = (await require_user(context)).id
     async with context.services.reader() as session:
-        run = await job_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
+        run = await run_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
     if run is None:
         raise NotFound(f"no backtest run {run_id}")
     return run
-
-
-async def get_simulation_run(context: Context, *, run_id: uuid.UUID) -> SimulationRun | None:
-    owner = (await require_user(context)).id
-    async with context.services.reader() as session:
-        return await job_store.get_simulation_run(session, run_id=run_id, owner_id=owner)
 
 
 async def list_backtest_runs(
@@ -390,7 +249,7 @@ async def list_backtest_runs(
         raise InvalidInput("first", "first must be between 1 and 500")
     owner = (await require_user(context)).id
     async with context.services.reader() as session:
-        return await job_store.list_backtest_runs(
+        return await run_store.list_backtest_runs(
             session,
             owner_id=owner,
             offset=offset,
@@ -405,7 +264,7 @@ async def compare_backtests(context: Context, *, run_ids: list[uuid.UUID]) -> li
         raise InvalidInput("ids", "compare 1 to 50 runs")
     owner = (await require_user(context)).id
     async with context.services.reader() as session:
-        found = await job_store.get_backtest_runs(session, run_ids=run_ids, owner_id=owner)
+        found = await run_store.get_backtest_runs(session, run_ids=run_ids, owner_id=owner)
     missing = [str(run_id) for run_id in run_ids if run_id not in found]
     if missing:
         raise NotFound(f"no backtest runs {', '.join(missing)}")
@@ -415,19 +274,19 @@ async def compare_backtests(context: Context, *, run_ids: list[uuid.UUID]) -> li
 async def delete_backtest_run(context: Context, *, run_id: uuid.UUID) -> None:
     owner = (await require_user(context)).id
     async with context.services.transaction() as session:
-        run = await job_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
+        run = await run_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
         if run is None:
             raise NotFound(f"no backtest run {run_id}")
-        await job_store.delete_backtest_run(session, run=run)
+        await run_store.delete_backtest_run(session, run=run)
 
 
 @dataclass(frozen=True)
 class FileBacktest:
     symbol: str
     interval: Interval
-    book: backtest.BookResult
-    metrics: dict[str, Any]
-    trades: list[dict[str, object]]
+    book: BookResult
+    metrics: Metrics
+    trades: list[TradeRow]
 
 
 async def backtest_file(
@@ -459,17 +318,16 @@ async def backtest_file(
     if len(candles) < needed:
         raise _insufficient(request, needed, len(candles), candles.timestamps)
     config = replace(request.config, periods_per_year=parsed.interval.periods_per_year)
-    book, metrics, trades = await offload(
+    found, metrics, trades = await offload(
         len(candles) * 20, _backtest_candles, spec, parsed.symbol, candles, config
     )
-    return FileBacktest(parsed.symbol, parsed.interval, book, metrics, trades)
+    return FileBacktest(parsed.symbol, parsed.interval, found, metrics, trades)
 
 
 def _backtest_candles(
     spec: StrategySpec, symbol: str, candles: Candles, config: backtest.BacktestConfig
-) -> tuple[backtest.BookResult, dict[str, Any], list[dict[str, object]]]:
+) -> tuple[BookResult, Metrics, list[TradeRow]]:
     """The book, its summary and its trades: all of it in the worker thread, as a million
     bars' summary and trade table are a second of CPU too."""
-    book = backtest.run_book(spec, {symbol: candles}, config)
-    trades = backtest.trade_table([trade for _, trade in book.trades], book.timestamps)
-    return book, backtest.summary(book, config.periods_per_year), trades
+    found = book.run_book(spec, {symbol: candles}, config)
+    return found, book.summary(found, config.periods_per_year), book.trade_table(found)

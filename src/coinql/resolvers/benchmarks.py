@@ -11,7 +11,7 @@ from coinql.resolvers.analytics import Benchmark, BenchmarkLoader, asset_stream
 from coinql.resolvers.backtest import get_backtest_run
 from coinql.resolvers.context import Context
 from coinql.resolvers.portfolio import get_portfolio, return_stream
-from coinql.store import jobs as job_store
+from coinql.store import runs as run_store
 
 
 def benchmark_loader(
@@ -39,7 +39,7 @@ def benchmark_loader(
             return stream.timestamps, stream.returns
         assert benchmark.backtest_run_id is not None
         run = await get_backtest_run(context, run_id=benchmark.backtest_run_id)
-        timestamps, equity = job_store.equity_of(run)
+        timestamps, equity = run_store.equity_of(run)
         return timestamps[1:], pf.period_returns(equity)
 
     return load

@@ -1,58 +1,38 @@
-"""Backtests as jobs, the jobs themselves, and the run registry."""
+"""Backtests and studies queued as jobs, the jobs' queries, backtests of uploaded files, and
+the run registry's queries. The types of a finished run are in `backtest_runs`, of a job in
+`jobs`."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
-import numpy as np
 import strawberry
 from strawberry.file_uploads import Upload
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from coinql.domain import backtest, errors
-from coinql.domain import performance as pf
-from coinql.domain.bounds import Bounds
 from coinql.domain.errors import NotFound as NotFoundError
 from coinql.resolvers import backtest as backtest_resolvers
-from coinql.resolvers.analytics import ReturnStream
-from coinql.resolvers.benchmarks import benchmark_loader
+from coinql.resolvers import jobs as jobs_resolvers
+from coinql.resolvers import simulation as simulation_resolvers
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
 from coinql.resolvers.optimize import StrategyInput
-from coinql.schema.analytics import Performance, Series
-from coinql.schema.bounds import (
-    PageSizeArgument,
-    RiskFreeRateArgument,
-    bounded,
-    bounded_argument,
-)
-from coinql.schema.enums import (
-    Direction,
-    ExitReason,
-    FillPrice,
-    Interval,
-    JobKind,
-    JobStatus,
-    Sizing,
-)
+from coinql.schema.analytics import Series
+from coinql.schema.backtest_runs import BacktestMetrics, BacktestRun, BacktestTrade
+from coinql.schema.bounds import PageSizeArgument, bounded
+from coinql.schema.enums import Direction, FillPrice, Interval, JobStatus, Sizing
 from coinql.schema.errors import Error, InvalidInput, NotAuthenticated, NotFound, naming
+from coinql.schema.jobs import Job, QuotaExceeded
 from coinql.schema.market import ImportRejected
-from coinql.schema.nodes import OwnedNode, PageInfo
+from coinql.schema.nodes import PageInfo
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
-from coinql.schema.research import (
-    SimulationInput,
-    SimulationRun,
-    StudyInput,
-    SweepRun,
-    WalkForwardRun,
-)
-from coinql.schema.scalars import FloatArray, TimestampArray, finite, read_upload
+from coinql.schema.research import StudyInput
+from coinql.schema.scalars import read_upload
+from coinql.schema.simulation import SimulationInput
 from coinql.schema.strategies import StrategyKindInput
-from coinql.store import jobs as job_store
 
 
 def _time(millis: int | None) -> datetime | None:
@@ -81,287 +61,6 @@ class InsufficientData(Error):
             last=_time(error.last),
             suggested_start=_time(error.suggested_start),
         )
-
-
-@strawberry.type(
-    description="As many jobs queued or running as a user may have: one must end (or be"
-    " cancelled) before another is accepted."
-)
-class QuotaExceeded(Error):
-    max_jobs: int = strawberry.field(
-        description="Jobs a user may have queued or running (COINQL_MAX_JOBS_PER_USER)."
-    )
-    active_jobs: int = strawberry.field(description="The caller's jobs queued or running now.")
-    queued_jobs: int
-    running_jobs: int
-    max_running_jobs: int = strawberry.field(
-        description="Of those, how many run at once (COINQL_MAX_RUNNING_JOBS_PER_USER); the"
-        " others wait QUEUED."
-    )
-
-    @classmethod
-    def from_exception(cls, error: errors.QuotaExceeded) -> Self:
-        return cls(
-            message=error.message,
-            max_jobs=error.max_jobs,
-            active_jobs=error.queued + error.running,
-            queued_jobs=error.queued,
-            running_jobs=error.running,
-            max_running_jobs=error.max_running,
-        )
-
-
-@strawberry.type
-class RegimeStats:
-    regime: str = strawberry.field(description='e.g. "volatility:2" (HIGH) or "trend:1" (UP).')
-    periods: int
-    total_return: float | None
-    sharpe: float | None
-
-
-@strawberry.type(description="Headline metrics; conventions as in Performance.")
-class BacktestMetrics:
-    total_return: float | None
-    cagr: float | None
-    volatility: float | None
-    sharpe: float | None
-    sortino: float | None
-    calmar: float | None
-    max_drawdown: float | None
-    trade_count: int
-    win_rate: float | None = strawberry.field(description="Share of trades with a profit.")
-    exposure: float = strawberry.field(description="Share of bars with a position.")
-    turnover: float | None = strawberry.field(description="Traded notional / mean equity / year.")
-    by_regime: list[RegimeStats]
-
-    @classmethod
-    def from_model(cls, metrics: dict[str, Any]) -> Self:
-        return cls(
-            total_return=finite(metrics.get("total_return")),
-            cagr=finite(metrics.get("cagr")),
-            volatility=finite(metrics.get("volatility")),
-            sharpe=finite(metrics.get("sharpe")),
-            sortino=finite(metrics.get("sortino")),
-            calmar=finite(metrics.get("calmar")),
-            max_drawdown=finite(metrics.get("max_drawdown")),
-            trade_count=int(metrics.get("trade_count", 0)),
-            win_rate=finite(metrics.get("win_rate")),
-            exposure=float(metrics.get("exposure", 0.0)),
-            turnover=finite(metrics.get("turnover")),
-            by_regime=[
-                RegimeStats(
-                    regime=name,
-                    periods=int(stats["periods"]),
-                    total_return=finite(stats.get("total_return")),
-                    sharpe=finite(stats.get("sharpe")),
-                )
-                for name, stats in sorted(metrics.get("by_regime", {}).items())
-            ],
-        )
-
-
-@strawberry.type
-class BacktestTrade:
-    symbol: str
-    side: str = strawberry.field(description="LONG or SHORT.")
-    entry_time: datetime
-    exit_time: datetime
-    entry_price: float
-    exit_price: float
-    quantity: float
-    pnl: float = strawberry.field(description="Net of both fees.")
-    return_pct: float
-    fees: float
-    mae: float = strawberry.field(description="Maximum adverse excursion, a fraction.")
-    mfe: float = strawberry.field(description="Maximum favourable excursion, a fraction.")
-    duration_periods: int
-    exit_reason: ExitReason
-
-    @classmethod
-    def from_model(cls, row: dict[str, Any]) -> Self:
-        return cls(
-            symbol=row["symbol"],
-            side="LONG" if row["side"] == 1 else "SHORT",
-            entry_time=datetime.fromtimestamp(row["entry_time"] / 1000, UTC),
-            exit_time=datetime.fromtimestamp(row["exit_time"] / 1000, UTC),
-            entry_price=row["entry_price"],
-            exit_price=row["exit_price"],
-            quantity=row["quantity"],
-            pnl=row["pnl"],
-            return_pct=row["return_pct"],
-            fees=row["fees"],
-            mae=row["mae"],
-            mfe=row["mfe"],
-            duration_periods=row["duration"],
-            exit_reason=ExitReason(row["exit_reason"]),
-        )
-
-
-@strawberry.type
-class PositionSeries:
-    symbol: str
-    timestamps: TimestampArray
-    values: FloatArray
-
-
-@strawberry.type
-class BenchmarkSummary:
-    symbol: str
-    total_return: float | None
-    cagr: float | None
-    sharpe: float | None
-    max_drawdown: float | None
-    volatility: float | None
-
-
-@strawberry.type(description="A finished backtest in the registry.")
-class BacktestRun(OwnedNode):
-    name: str
-    created_at: datetime
-    code_version: str
-    input_hash: str = strawberry.field(description="SHA-256 of the canonical input.")
-    input: JSON
-    model: strawberry.Private[job_store.BacktestRun]
-
-    @classmethod
-    def from_model(cls, run: job_store.BacktestRun) -> Self:
-        return cls(
-            name=run.name,
-            created_at=run.created_at,
-            code_version=run.code_version,
-            input_hash=run.input_hash,
-            input=JSON(run.input),
-            model=run,
-        )
-
-    @staticmethod
-    async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
-        return await backtest_resolvers.get_backtest_run(context, run_id=run_id)
-
-    @property
-    def _timestamps(self) -> Any:
-        return np.frombuffer(self.model.timestamps, dtype=np.int64)
-
-    @property
-    def _equity(self) -> Any:
-        return np.frombuffer(self.model.equity, dtype=np.float64)
-
-    @strawberry.field
-    def metrics(self) -> BacktestMetrics:
-        return BacktestMetrics.from_model(self.model.metrics)
-
-    @strawberry.field(description="Equity after each bar's close.")
-    def equity(self) -> Series:
-        return Series(timestamps=self._timestamps, values=self._equity)
-
-    @strawberry.field(
-        description="Per symbol: units held (signal books) or weights (allocation books)."
-    )
-    def positions(self) -> list[PositionSeries]:
-        if self.model.positions is None:
-            return []
-        symbols = list(self.model.input["symbols"])
-        table = np.frombuffer(self.model.positions, dtype=np.float64).reshape(-1, len(symbols))
-        return [
-            PositionSeries(symbol=symbol, timestamps=self._timestamps, values=table[:, column])
-            for column, symbol in enumerate(symbols)
-        ]
-
-    @strawberry.field(description="Buy and hold of the benchmark (BTC) over the same bars.")
-    def benchmark(self) -> BenchmarkSummary | None:
-        found = self.model.metrics.get("benchmark")
-        if not found:
-            return None
-        return BenchmarkSummary(
-            symbol=found["symbol"],
-            total_return=finite(found.get("total_return")),
-            cagr=finite(found.get("cagr")),
-            sharpe=finite(found.get("sharpe")),
-            max_drawdown=finite(found.get("max_drawdown")),
-            volatility=finite(found.get("volatility")),
-        )
-
-    @strawberry.field(description="Trades in entry order.")
-    def trades(
-        self,
-        first: Annotated[int, bounded_argument(Bounds(1, 10_000))] = 100,
-        offset: Annotated[int, bounded_argument(Bounds(0, 2**31 - 1))] = 0,
-    ) -> list[BacktestTrade] | None:
-        return [BacktestTrade.from_model(row) for row in self.model.trades[offset : offset + first]]
-
-    @strawberry.field(description="The full tear sheet of the equity curve.")
-    def performance(
-        self, info: Info[Context, None], risk_free_rate: RiskFreeRateArgument = 0.0
-    ) -> Performance | None:
-        timestamps, equity = job_store.equity_of(self.model)
-        interval = Interval(self.model.input["interval"])
-        stream = ReturnStream(
-            label=self.model.name,
-            interval=interval,
-            timestamps=timestamps[1:],
-            returns=pf.period_returns(equity),
-            periods_per_year=float(self.model.input["config"]["periods_per_year"]),
-            risk_free_rate=risk_free_rate,
-        )
-        start = int(timestamps[0]) if timestamps.size else None
-        end = int(timestamps[-1]) if timestamps.size else None
-        benchmarks = benchmark_loader(info.context, interval=interval, start=start, end=end)
-        return Performance.from_model(stream, benchmarks)
-
-
-JobResult = Annotated[
-    BacktestRun | SimulationRun | SweepRun | WalkForwardRun, strawberry.union("JobResult")
-]
-
-
-@strawberry.type(description="Work running in the background. Progress is also a subscription.")
-class Job(OwnedNode):
-    kind: JobKind
-    status: JobStatus
-    progress: float = strawberry.field(description="0..1")
-    stage: str
-    error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    model: strawberry.Private[job_store.Job]
-
-    @classmethod
-    def from_model(cls, job: job_store.Job) -> Self:
-        return cls(
-            kind=JobKind(job.kind),
-            status=JobStatus(job.status),
-            progress=job.progress,
-            stage=job.stage,
-            error=job.error,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            model=job,
-        )
-
-    @staticmethod
-    async def load_owned(context: Context, job_id: uuid.UUID) -> Any:
-        return await backtest_resolvers.get_job(context, job_id=job_id)
-
-    @strawberry.field(description="The run it produced, once SUCCEEDED.")
-    async def result(self, info: Info[Context, None]) -> JobResult | None:
-        result_id = self.model.result_id
-        if result_id is None:
-            return None
-        kind = job_store.JobKind(self.model.kind)
-        if kind is job_store.JobKind.BACKTEST:
-            run = await backtest_resolvers.get_backtest_run(info.context, run_id=result_id)
-            return BacktestRun.from_model(run)
-        if kind is job_store.JobKind.SIMULATION:
-            simulated = await backtest_resolvers.get_simulation_run(info.context, run_id=result_id)
-            return SimulationRun.from_model(simulated) if simulated else None
-        study = await backtest_resolvers.get_study_run(info.context, run_id=result_id)
-        if study is None:
-            return None
-        if kind is job_store.JobKind.SWEEP:
-            return SweepRun.from_model(study)
-        return WalkForwardRun.from_model(study)
 
 
 @strawberry.input
@@ -487,7 +186,7 @@ class BacktestQuery:
             job_id = decode_id(id, "Job")
         except NotFoundError:
             return None
-        found = await backtest_resolvers.get_job(info.context, job_id=job_id)
+        found = await jobs_resolvers.get_job(info.context, job_id=job_id)
         return Job.from_model(found) if found else None
 
     @strawberry.field(
@@ -499,7 +198,7 @@ class BacktestQuery:
         status: JobStatus | None = None,
         first: PageSizeArgument = 20,
     ) -> list[Job] | None:
-        found = await backtest_resolvers.list_jobs(info.context, status=status, first=first)
+        found = await jobs_resolvers.list_jobs(info.context, status=status, first=first)
         return [Job.from_model(job) for job in found]
 
     @strawberry.field(
@@ -594,7 +293,7 @@ class BacktestMutation:
     async def run_simulation(
         self, info: Info[Context, None], input: SimulationInput
     ) -> RunSimulationResult | None:
-        job = await backtest_resolvers.run_simulation(info.context, input.to_model())
+        job = await simulation_resolvers.run_simulation(info.context, input.to_model())
         return Job.from_model(job)
 
     @strawberry.mutation(
@@ -620,16 +319,14 @@ class BacktestMutation:
             interval=found.interval,
             metrics=BacktestMetrics.from_model(found.metrics),
             equity=Series(timestamps=found.book.timestamps, values=found.book.equity),
-            trades=[
-                BacktestTrade.from_model({"symbol": found.symbol, **row}) for row in found.trades
-            ],
+            trades=[BacktestTrade.from_model(row) for row in found.trades],
         )
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def cancel_job(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> CancelJobResult | None:
-        job = await backtest_resolvers.cancel_job(info.context, job_id=decode_id(id, "Job"))
+        job = await jobs_resolvers.cancel_job(info.context, job_id=decode_id(id, "Job"))
         return Job.from_model(job)
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])

@@ -1,4 +1,5 @@
-"""Jobs and the run registry: backtest and simulation results. Nothing here commits."""
+"""Jobs: queued, claimed fairly across owners, heartbeating, finished. Nothing here commits.
+The runs they produce are in `coinql.store.runs`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
-from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, false, func, update
+from sqlalchemy import JSON, Column, ForeignKey, false, func, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.domain.typing import FloatArray, IntArray
 from coinql.store.auth import User
 from coinql.store.db import UTCDateTime
 
@@ -66,61 +65,6 @@ class Job(SQLModel, table=True):
     heartbeat_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime, nullable=True)
     )
-
-
-class BacktestRun(SQLModel, table=True):
-    """A finished backtest: its canonical input and hash, metrics, equity and trades."""
-
-    __tablename__ = "backtest_runs"
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    owner_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
-    job_id: uuid.UUID | None = Field(default=None)
-    name: str = Field(max_length=100)
-    input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    input_hash: str = Field(max_length=64, index=True)
-    metrics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    timestamps: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    equity: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    positions: bytes | None = Field(
-        default=None, sa_column=Column(LargeBinary, nullable=True)
-    )  # float64 (n_bars, n_symbols): units (signal books) or weights (allocation books)
-    trades: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
-    code_version: str = Field(max_length=80)
-    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
-
-
-class SimulationRun(SQLModel, table=True):
-    __tablename__ = "simulation_runs"
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    owner_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
-    job_id: uuid.UUID | None = Field(default=None)
-    input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    statistics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    bands: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    band_timestamps: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
-
-
-class StudyRun(SQLModel, table=True):
-    """The result of a parameter sweep or a walk-forward validation."""
-
-    __tablename__ = "study_runs"
-
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    owner_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
-    job_id: uuid.UUID | None = Field(default=None)
-    kind: str = Field(max_length=20)
-    input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 async def add_job(
@@ -346,90 +290,3 @@ async def queued(
     if max_running_per_owner is not None:
         statement = statement.where(_running_of_owner() < max_running_per_owner)
     return list((await session.exec(statement.order_by(col(Job.created_at)))).all())
-
-
-async def add_backtest_run(session: AsyncSession, *, run: BacktestRun) -> BacktestRun:
-    session.add(run)
-    await session.flush()
-    return run
-
-
-def equity_of(run: BacktestRun) -> tuple[IntArray, FloatArray]:
-    """A run's equity curve: its timestamps and values."""
-    return (
-        np.frombuffer(run.timestamps, dtype=np.int64),
-        np.frombuffer(run.equity, dtype=np.float64),
-    )
-
-
-async def get_backtest_run(
-    session: AsyncSession, *, run_id: uuid.UUID, owner_id: uuid.UUID
-) -> BacktestRun | None:
-    statement = select(BacktestRun).where(
-        BacktestRun.id == run_id, BacktestRun.owner_id == owner_id
-    )
-    return (await session.exec(statement)).first()
-
-
-async def get_backtest_runs(
-    session: AsyncSession, *, run_ids: Sequence[uuid.UUID], owner_id: uuid.UUID
-) -> dict[uuid.UUID, BacktestRun]:
-    statement = select(BacktestRun).where(
-        col(BacktestRun.id).in_(run_ids), BacktestRun.owner_id == owner_id
-    )
-    return {run.id: run for run in (await session.exec(statement)).all()}
-
-
-async def list_backtest_runs(
-    session: AsyncSession,
-    *,
-    owner_id: uuid.UUID,
-    offset: int,
-    limit: int,
-    name_contains: str | None = None,
-    input_hash: str | None = None,
-) -> list[BacktestRun]:
-    statement = select(BacktestRun).where(BacktestRun.owner_id == owner_id)
-    if name_contains:
-        statement = statement.where(func.lower(BacktestRun.name).like(f"%{name_contains.lower()}%"))
-    if input_hash:
-        statement = statement.where(BacktestRun.input_hash == input_hash)
-    statement = (
-        statement.order_by(col(BacktestRun.created_at).desc(), col(BacktestRun.id))
-        .offset(offset)
-        .limit(limit)
-    )
-    return list((await session.exec(statement)).all())
-
-
-async def delete_backtest_run(session: AsyncSession, *, run: BacktestRun) -> None:
-    await session.delete(run)
-    await session.flush()
-
-
-async def add_simulation_run(session: AsyncSession, *, run: SimulationRun) -> SimulationRun:
-    session.add(run)
-    await session.flush()
-    return run
-
-
-async def get_simulation_run(
-    session: AsyncSession, *, run_id: uuid.UUID, owner_id: uuid.UUID
-) -> SimulationRun | None:
-    statement = select(SimulationRun).where(
-        SimulationRun.id == run_id, SimulationRun.owner_id == owner_id
-    )
-    return (await session.exec(statement)).first()
-
-
-async def add_study_run(session: AsyncSession, *, run: StudyRun) -> StudyRun:
-    session.add(run)
-    await session.flush()
-    return run
-
-
-async def get_study_run(
-    session: AsyncSession, *, run_id: uuid.UUID, owner_id: uuid.UUID
-) -> StudyRun | None:
-    statement = select(StudyRun).where(StudyRun.id == run_id, StudyRun.owner_id == owner_id)
-    return (await session.exec(statement)).first()

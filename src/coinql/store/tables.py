@@ -7,10 +7,11 @@ from sqlmodel import SQLModel
 from coinql.store.auth import RefreshToken, User
 from coinql.store.candles import Candle
 from coinql.store.ingestion import IngestionState
-from coinql.store.jobs import BacktestRun, Job, SimulationRun, StudyRun
+from coinql.store.jobs import Job
 from coinql.store.market import Asset, Market
 from coinql.store.portfolio import LedgerEntry, Portfolio, Strategy
 from coinql.store.risk import Alert, RiskLimits
+from coinql.store.runs import BacktestRun, SimulationRun, StudyRun
 
 metadata = SQLModel.metadata
 
