@@ -13,12 +13,12 @@ from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Candles, Interval
 from coinql.domain.errors import InvalidInput, NotFound, QuotaExceeded
 from coinql.domain.strategies import SignalKind, StrategySpec
-from coinql.resolvers.analytics import offload
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import parse_upload
-from coinql.resolvers.optimize import StrategyInput, get_strategy, validate_strategy
+from coinql.resolvers.performance import offload
 from coinql.resolvers.portfolio import get_portfolio, return_stream
+from coinql.resolvers.strategies import StrategyInput, get_strategy, validate_strategy
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
 from coinql.store.jobs import BacktestRun, Job, JobKind, JobStatus, SimulationRun, StudyRun

@@ -16,13 +16,11 @@ from coinql.domain import backtest, errors
 from coinql.domain import performance as pf
 from coinql.domain.bounds import Bounds
 from coinql.domain.errors import NotFound as NotFoundError
+from coinql.domain.tearsheet import ReturnStream
 from coinql.resolvers import backtest as backtest_resolvers
-from coinql.resolvers.analytics import ReturnStream
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
-from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
-from coinql.resolvers.optimize import StrategyInput
-from coinql.schema.analytics import Performance, Series
+from coinql.resolvers.strategies import StrategyInput
 from coinql.schema.bounds import (
     PageSizeArgument,
     RiskFreeRateArgument,
@@ -38,11 +36,24 @@ from coinql.schema.enums import (
     JobStatus,
     Sizing,
 )
-from coinql.schema.errors import Error, InvalidInput, NotAuthenticated, NotFound, naming
-from coinql.schema.market import ImportRejected
-from coinql.schema.nodes import OwnedNode, PageInfo
+from coinql.schema.errors import (
+    Error,
+    ImportRejected,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    naming,
+)
+from coinql.schema.nodes import (
+    Connection,
+    Deleted,
+    DeleteResult,
+    OwnedNode,
+    decode_id,
+    offset_after,
+)
+from coinql.schema.performance import Performance, Series
 from coinql.schema.permissions import IsAuthenticated
-from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
 from coinql.schema.research import (
     SimulationInput,
     SimulationRun,
@@ -50,13 +61,16 @@ from coinql.schema.research import (
     SweepRun,
     WalkForwardRun,
 )
-from coinql.schema.scalars import FloatArray, TimestampArray, finite, read_upload
+from coinql.schema.scalars import (
+    FloatArray,
+    TimestampArray,
+    finite,
+    from_millis,
+    read_upload,
+    to_millis,
+)
 from coinql.schema.strategies import StrategyKindInput
 from coinql.store import jobs as job_store
-
-
-def _time(millis: int | None) -> datetime | None:
-    return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
 
 
 @strawberry.type(description="Too few candles for the strategy: what is needed and what exists.")
@@ -77,9 +91,9 @@ class InsufficientData(Error):
             required=error.required,
             received=error.received,
             lookback=error.lookback,
-            first=_time(error.first),
-            last=_time(error.last),
-            suggested_start=_time(error.suggested_start),
+            first=from_millis(error.first),
+            last=from_millis(error.last),
+            suggested_start=from_millis(error.suggested_start),
         )
 
 
@@ -435,18 +449,6 @@ class BacktestInput:
         )
 
 
-@strawberry.type
-class BacktestRunEdge:
-    node: BacktestRun
-    cursor: str
-
-
-@strawberry.type
-class BacktestRunConnection:
-    edges: list[BacktestRunEdge]
-    page_info: PageInfo
-
-
 @strawberry.input
 class BacktestRunFilter:
     name_contains: str | None = None
@@ -511,8 +513,8 @@ class BacktestQuery:
         first: PageSizeArgument = 20,
         after: str | None = None,
         filter: BacktestRunFilter | None = None,
-    ) -> BacktestRunConnection | None:
-        offset = decode_cursor(after) + 1 if after else 0
+    ) -> Connection[BacktestRun] | None:
+        offset = offset_after(after)
         found = await backtest_resolvers.list_backtest_runs(
             info.context,
             first=first + 1,
@@ -520,15 +522,10 @@ class BacktestQuery:
             name_contains=filter.name_contains if filter else None,
             input_hash=filter.input_hash if filter else None,
         )
-        edges = [
-            BacktestRunEdge(node=BacktestRun.from_model(run), cursor=encode_cursor(index))
-            for index, run in enumerate(found[:first], start=offset)
-        ]
-        return BacktestRunConnection(
-            edges=edges,
-            page_info=PageInfo.of(
-                [edge.cursor for edge in edges], offset=offset, has_next_page=len(found) > first
-            ),
+        return Connection[BacktestRun].page(
+            [BacktestRun.from_model(run) for run in found[:first]],
+            offset=offset,
+            has_next_page=len(found) > first,
         )
 
     @strawberry.field(permission_classes=[IsAuthenticated])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Self
 
 import strawberry
@@ -11,20 +11,11 @@ from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
-from coinql.domain import imports
 from coinql.domain.candles import Candles, Gap
-from coinql.resolvers import analytics as analytics_resolvers
 from coinql.resolvers import market as market_resolvers
+from coinql.resolvers import performance as performance_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
-from coinql.resolvers.market import to_millis
-from coinql.schema.analytics import (
-    REGIME_LEGEND,
-    IndicatorSet,
-    IndicatorSpec,
-    Performance,
-    compute_indicator,
-)
 from coinql.schema.bounds import (
     PAGE_SIZE,
     PageSizeArgument,
@@ -33,16 +24,29 @@ from coinql.schema.bounds import (
     bounded_argument,
 )
 from coinql.schema.enums import AssetOrder, Interval, ReturnKind
-from coinql.schema.errors import Error, Forbidden, InvalidInput, NotAuthenticated, NotFound, naming
-from coinql.schema.nodes import PageInfo
+from coinql.schema.errors import (
+    Forbidden,
+    ImportRejected,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    naming,
+)
+from coinql.schema.indicators import IndicatorSet, IndicatorSpec, indicator_set
+from coinql.schema.nodes import Connection, offset_after
+from coinql.schema.performance import Performance
 from coinql.schema.permissions import IsAdmin
-from coinql.schema.scalars import FloatArray, TimestampArray, finite, read_upload
+from coinql.schema.scalars import (
+    FloatArray,
+    TimestampArray,
+    finite,
+    from_millis,
+    moment,
+    read_upload,
+    to_millis,
+)
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
-
-
-def from_millis(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
 
 @strawberry.type(description="Packed candles: parallel arrays, one entry per candle.")
@@ -145,7 +149,7 @@ class Asset(relay.Node):
         risk_free_rate: RiskFreeRateArgument = 0.0,
         periods_per_year: PeriodsPerYearArgument = None,
     ) -> Performance | None:
-        stream = await analytics_resolvers.asset_stream(
+        stream = await performance_resolvers.asset_stream(
             info.context,
             symbol=self.symbol,
             interval=interval,
@@ -175,12 +179,7 @@ class Asset(relay.Node):
             start=to_millis(start),
             end=to_millis(end),
         )
-        series = [
-            item
-            for spec in specs
-            for item in compute_indicator(spec, candles, interval.periods_per_year)
-        ]
-        return IndicatorSet(timestamps=candles.timestamps, series=series, legend=REGIME_LEGEND)
+        return indicator_set(specs, candles, interval.periods_per_year)
 
     @classmethod
     def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
@@ -198,30 +197,15 @@ class Asset(relay.Node):
 
 
 @strawberry.type
-class AssetEdge:
-    node: Asset
-    cursor: str
-
-
-@strawberry.type
-class AssetConnection:
-    edges: list[AssetEdge]
-    page_info: PageInfo
+class AssetConnection(Connection[Asset]):
     total_count: int
 
     @classmethod
     def from_model(cls, page: market_resolvers.AssetPage) -> Self:
-        edges = [
-            AssetEdge(node=Asset.from_model(asset), cursor=market_resolvers.encode_cursor(offset))
-            for offset, asset in enumerate(page.assets, start=page.offset)
-        ]
-        return cls(
-            edges=edges,
-            page_info=PageInfo.of(
-                [edge.cursor for edge in edges],
-                offset=page.offset,
-                has_next_page=page.has_next_page,
-            ),
+        return cls.page(
+            [Asset.from_model(asset) for asset in page.assets],
+            offset=page.offset,
+            has_next_page=page.has_next_page,
             total_count=page.total_count,
         )
 
@@ -275,26 +259,6 @@ class ImportReport:
 
 
 @strawberry.type
-class LineProblem:
-    line: int = strawberry.field(description="Line in the file; the header is line 1.")
-    message: str
-
-
-@strawberry.type(description="The file has problems; nothing was written.")
-class ImportRejected(Error):
-    problems: list[LineProblem]
-    total_problems: int
-
-    @classmethod
-    def from_exception(cls, error: imports.ImportRejected) -> Self:
-        return cls(
-            message=error.message,
-            problems=[LineProblem(line=p.line, message=p.message) for p in error.problems],
-            total_problems=error.total,
-        )
-
-
-@strawberry.type
 class DataGap:
     start: datetime = strawberry.field(description="Open time of the first missing candle.")
     end: datetime = strawberry.field(description="Open time of the last missing candle.")
@@ -302,9 +266,7 @@ class DataGap:
 
     @classmethod
     def from_model(cls, gap: Gap) -> Self:
-        start, end = from_millis(gap.start), from_millis(gap.end)
-        assert start is not None and end is not None
-        return cls(start=start, end=end, missing_candles=gap.missing)
+        return cls(start=moment(gap.start), end=moment(gap.end), missing_candles=gap.missing)
 
 
 @strawberry.type
@@ -382,7 +344,7 @@ class MarketQuery:
         page = await market_resolvers.list_assets(
             info.context,
             first=first,
-            after=after,
+            offset=offset_after(after),
             order=order_by,
             where=filter.to_model() if filter else market_store.AssetFilter(),
         )
@@ -495,6 +457,3 @@ class MarketMutation:
             end=int(end.timestamp() * 1000),
         )
         return BackfillReport.from_model(symbol, interval, report)
-
-
-ERROR_TYPES = [(imports.ImportRejected, ImportRejected)]

@@ -16,8 +16,8 @@ from coinql.resolvers.context import Context
 from coinql.schema.bounds import PageSizeArgument, bounded
 from coinql.schema.enums import Interval, JobStatus
 from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound, naming
+from coinql.schema.nodes import decode_id
 from coinql.schema.permissions import IsAuthenticated
-from coinql.schema.portfolio import decode_id
 from coinql.store import risk as risk_store
 
 

@@ -16,12 +16,10 @@ from coinql.domain.bounds import Bounds
 from coinql.domain.strategies import MAX_WINDOW
 from coinql.resolvers import backtest as backtest_resolvers
 from coinql.resolvers.context import Context
-from coinql.resolvers.market import to_millis
 from coinql.schema.bounds import bounded
 from coinql.schema.enums import FillPrice, Interval, SimulationMethod, SplitMode
-from coinql.schema.nodes import OwnedNode
-from coinql.schema.portfolio import decode_id
-from coinql.schema.scalars import FloatArray, TimestampArray, finite
+from coinql.schema.nodes import OwnedNode, decode_id
+from coinql.schema.scalars import FloatArray, TimestampArray, finite, to_millis
 from coinql.store import jobs as job_store
 
 # A grid value is a window, a threshold or an RSI level: no strategy takes more (each
