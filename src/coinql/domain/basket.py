@@ -75,7 +75,7 @@ class Basket:
         weights: Sequence[float] | None,
         periods_per_year: float,
     ) -> Basket:
-        """The basket of aligned `returns`, equally weighted when `weights` is None.
+        """Build the basket of aligned `returns`, equally weighted when `weights` is None.
 
         Parameters
         ----------

@@ -59,8 +59,20 @@ def check_finite(field: str, value: float) -> None:
 
 
 def check_feasible(constraints: Constraints, n_assets: int) -> None:
-    """Raise `InvalidInput` for a bound or group cap that is not a finite number, and
-    `Infeasible` for bounds or group caps that no weights summing to 1 can meet."""
+    """Check that weights summing to 1 can meet the constraints.
+
+    Parameters
+    ----------
+    constraints : Constraints
+    n_assets : int
+
+    Raises
+    ------
+    InvalidInput
+        For a bound or group cap that is not a finite number, naming it.
+    Infeasible
+        For bounds or group caps that no weights summing to 1 can meet, naming them.
+    """
     low, high = constraints.min_weight, constraints.max_weight
     check_finite("minWeight", low)
     check_finite("maxWeight", high)
@@ -194,7 +206,7 @@ def clean(weights: FloatArray, constraints: Constraints) -> FloatArray:
 
 
 def variance_of(cov: FloatArray) -> tuple[Callable[[FloatArray], Any], Callable[[FloatArray], Any]]:
-    """The portfolio variance w'Sw and its gradient 2Sw."""
+    """Return the portfolio variance w'Sw and its gradient 2Sw, functions of weights."""
     return (lambda w: w @ cov @ w), (lambda w: 2.0 * cov @ w)
 
 
@@ -211,8 +223,19 @@ def feasible_scaled(x: FloatArray, every: Sequence[dict[str, object]]) -> bool:
 
 
 def bounded(weights: FloatArray, constraints: Constraints) -> FloatArray:
-    """Closest weights (least squares) to a heuristic allocation that meet the constraints;
-    the allocation itself when it already does."""
+    """Return the closest weights (least squares) to an allocation that meet the constraints.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_assets,)
+        A heuristic allocation summing to 1.
+    constraints : Constraints
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        `weights` themselves when they already meet the constraints.
+    """
     if (
         np.all(weights >= constraints.min_weight - 1e-12)
         and np.all(weights <= constraints.max_weight + 1e-12)

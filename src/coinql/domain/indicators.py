@@ -272,7 +272,7 @@ class NamedSeries:
 
 
 def compute(spec: IndicatorSpec, candles: Candles, periods_per_year: float) -> list[NamedSeries]:
-    """The series of one indicator over candles (three for Bollinger bands).
+    """Compute the series of one indicator over candles (three for Bollinger bands).
 
     Parameters
     ----------

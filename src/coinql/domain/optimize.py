@@ -332,7 +332,7 @@ def describe(weights: FloatArray, mu: FloatArray, cov: FloatArray, risk_free: fl
 
 
 def expected_returns(returns: FloatArray, periods_per_year: float) -> FloatArray:
-    """The optimizer's `mu`: the arithmetic mean return of each asset x P.
+    """Return the optimizer's `mu`: the arithmetic mean return of each asset x P.
 
     Parameters
     ----------
@@ -358,7 +358,7 @@ def optimal_weights(
     target_volatility: float | None = None,
     market_caps: Sequence[float] | None = None,
 ) -> FloatArray:
-    """The weights of one objective under the constraints.
+    """Return the weights of one objective under the constraints.
 
     Parameters
     ----------

@@ -25,9 +25,12 @@ Returns = tuple[IntArray, FloatArray]
 
 @dataclass(frozen=True, slots=True)
 class Drawdown:
-    """A drawdown in time: the peak is the last time at the high-water mark (the start of
-    the period before the first return for the starting capital); `recovery` is None while
-    still under water; `depth` a positive fraction and `duration` in periods."""
+    """A drawdown in time, epoch ms.
+
+    The peak is the last time at the high-water mark (the start of the period before the first
+    return for the starting capital); `recovery` is None while still under water; `depth` is a
+    positive fraction and `duration` in periods.
+    """
 
     peak: int
     trough: int
@@ -38,8 +41,11 @@ class Drawdown:
 
 @dataclass(frozen=True, slots=True)
 class CalendarYear:
-    """One calendar year (UTC): `months` of shape (12,), NaN for a month without returns;
-    `total` NaN for a year without any."""
+    """One calendar year (UTC) of compounded returns.
+
+    `months` is an ndarray of shape (12,), NaN for a month without returns; `total` is NaN for
+    a year without any.
+    """
 
     year: int
     months: FloatArray
@@ -48,8 +54,10 @@ class CalendarYear:
 
 @dataclass(frozen=True)
 class ReturnStream:
-    """Simple returns of one series; `timestamps[i]` is the open time of the period that
-    ends with `returns[i]` (the later of the two candles).
+    """Simple returns of one series, and the tear sheet's figures of them.
+
+    `timestamps[i]` is the open time of the period that ends with `returns[i]` (the later of
+    the two candles).
 
     Parameters
     ----------
@@ -84,7 +92,7 @@ class ReturnStream:
         risk_free_rate: float,
         periods_per_year: float | None = None,
     ) -> ReturnStream:
-        """The stream of simple returns between consecutive closes (`pf.simple_returns`)."""
+        """Build the stream of simple returns between consecutive closes (`simple_returns`)."""
         timestamps, returns = pf.simple_returns(candles.timestamps, candles.close)
         return cls(
             label=label,
@@ -257,8 +265,19 @@ class ReturnStream:
         return timestamps, values
 
     def against(self, benchmark: Returns) -> tuple[int, relative.BenchmarkStats]:
-        """Return the common observations and the statistics relative to a benchmark's
-        returns (timestamps and returns, each of shape (m,)), on the periods both share."""
+        """Return the statistics relative to a benchmark, on the periods both share.
+
+        Parameters
+        ----------
+        benchmark : tuple of (ndarray of shape (m,), ndarray of shape (m,))
+            The benchmark's timestamps and returns.
+
+        Returns
+        -------
+        observations : int
+            The common periods.
+        stats : BenchmarkStats
+        """
         _, ours, theirs = relative.align(self.series, benchmark)
         found = relative.benchmark_stats(
             ours, theirs, self.periods_per_year, self.risk_free_per_period

@@ -40,8 +40,9 @@ from coinql.schema.extensions import (
     log_errors,
     mask_unexpected_errors,
 )
+from coinql.schema.ingestion import IngestionMutation, IngestionQuery
 from coinql.schema.limits import max_directives_per_field
-from coinql.schema.market import MarketMutation, MarketQuery
+from coinql.schema.market import MarketQuery
 from coinql.schema.optimize import OptimizeQuery
 from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
 from coinql.schema.realtime import RealtimeMutation, RealtimeQuery, Subscription
@@ -58,6 +59,7 @@ Query = merge_types(
     (
         ServerQuery,
         MarketQuery,
+        IngestionQuery,
         RiskQuery,
         PortfolioQuery,
         OptimizeQuery,
@@ -70,7 +72,7 @@ Mutation = merge_types(
     "Mutation",
     (
         AuthMutation,
-        MarketMutation,
+        IngestionMutation,
         PortfolioMutation,
         StrategyMutation,
         BacktestMutation,
