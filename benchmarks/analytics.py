@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import Figure, median_seconds
+from coinql.domain import benchmark as bm
 from coinql.domain import performance as pf
 from coinql.domain import risk
 
@@ -62,7 +63,7 @@ def coinql_tear_sheet(returns: np.ndarray, timestamps: np.ndarray) -> dict[str, 
                 pf.drawdown_periods(r, TOP_DRAWDOWNS),
                 pf.calendar(timestamps, r),
                 pf.rolling(r, ROLLING_WINDOW, pf.RollingMetric.VOLATILITY, P),
-                pf.benchmark_stats(r, benchmark, P),
+                bm.benchmark_stats(r, benchmark, P),
             )
         )
     sheet["per_series"] = per_series

@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from coinql.domain import benchmark as bm
 from coinql.domain import performance as pf
+from coinql.domain import tearsheet
 from tests.domain.coins import NAMES, daily_returns
 
 P = 365
@@ -57,7 +59,7 @@ def test_against_empyrical(symbol: str) -> None:
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_benchmark_relative_against_empyrical(symbol: str) -> None:
     r, b = daily_returns(symbol)[-1000:], daily_returns("BTC")[-1000:]
-    found = pf.benchmark_stats(r, b, P, RF)
+    found = bm.benchmark_stats(r, b, P, RF)
     alpha, beta = ep.alpha_beta(r, b, risk_free=RF, annualization=P)
     close(found.alpha, alpha)
     close(found.beta, beta)
@@ -65,8 +67,8 @@ def test_benchmark_relative_against_empyrical(symbol: str) -> None:
     close(found.information_ratio, ep.excess_sharpe(r, b) * np.sqrt(P))  # empyrical: per period
     close(found.tracking_error, np.std(r - b, ddof=1) * np.sqrt(P))
     # empyrical's capture ratios annualise with 252 periods and take no annualization argument.
-    close(pf.benchmark_stats(r, b, 252).up_capture, ep.up_capture(r, b))
-    close(pf.benchmark_stats(r, b, 252).down_capture, ep.down_capture(r, b))
+    close(bm.benchmark_stats(r, b, 252).up_capture, ep.up_capture(r, b))
+    close(bm.benchmark_stats(r, b, 252).down_capture, ep.down_capture(r, b))
 
 
 @pytest.mark.parametrize("symbol", SYMBOLS)
@@ -172,7 +174,7 @@ def test_edge_cases_never_raise_and_undefined_is_nan(name: str) -> None:
     }
     for metric, value in values.items():
         assert np.isnan(value) or np.isfinite(value), (metric, value)
-    reasons = pf.undefined_reasons(r)
+    reasons = tearsheet.undefined_reasons(r)
     if name == "constant prices":
         assert np.isnan(values["sharpe"]) and "sharpe" in reasons
         assert values["mdd"] == 0.0
@@ -361,28 +363,28 @@ EMPYRICAL_CASES = {
         -0.36590730,
     ),
     "excess sharpe mixed vs 0": (
-        lambda: pf.benchmark_stats(MIXED, np.zeros(9), 252).information_ratio / np.sqrt(252),
+        lambda: bm.benchmark_stats(MIXED, np.zeros(9), 252).information_ratio / np.sqrt(252),
         lambda: ep.excess_sharpe(MIXED, 0.0),
         0.10859306069076737,
     ),
     "excess sharpe mixed vs flat line": (
-        lambda: pf.benchmark_stats(MIXED, FLAT_LINE_1, 252).information_ratio / np.sqrt(252),
+        lambda: bm.benchmark_stats(MIXED, FLAT_LINE_1, 252).information_ratio / np.sqrt(252),
         lambda: ep.excess_sharpe(MIXED, FLAT_LINE_1),
         -0.06515583641446039,
     ),
     "excess sharpe of a series against itself": (
         lambda: (
-            pf.benchmark_stats(
+            bm.benchmark_stats(
                 np.linspace(0, 1, 1000), np.linspace(0, 1, 1000), 252
             ).information_ratio
         ),
         lambda: ep.excess_sharpe(np.linspace(0, 1, 1000), np.linspace(0, 1, 1000)),
         None,
     ),
-    "beta mixed vs mixed": (lambda: pf.beta(MIXED, MIXED), lambda: ep.beta(MIXED, MIXED), 1.0),
-    "beta mixed vs -mixed": (lambda: pf.beta(MIXED, -MIXED), lambda: ep.beta(MIXED, -MIXED), -1.0),
+    "beta mixed vs mixed": (lambda: bm.beta(MIXED, MIXED), lambda: ep.beta(MIXED, MIXED), 1.0),
+    "beta mixed vs -mixed": (lambda: bm.beta(MIXED, -MIXED), lambda: ep.beta(MIXED, -MIXED), -1.0),
     "beta one return": (
-        lambda: pf.beta(ONE_RETURN, ONE_RETURN),
+        lambda: bm.beta(ONE_RETURN, ONE_RETURN),
         lambda: ep.beta(ONE_RETURN, ONE_RETURN),
         None,
     ),
@@ -439,13 +441,13 @@ def test_returns_that_do_not_vary_have_no_ratios(name: str) -> None:
     assert pf.volatility(r, P) == 0.0
     for value in (pf.sharpe(r, P), pf.sharpe(r, P, RF), pf.skew(r), pf.kurtosis(r)):
         assert np.isnan(value)
-    reasons = pf.undefined_reasons(r)
+    reasons = tearsheet.undefined_reasons(r)
     for metric in ("sharpe", "skew", "kurtosis"):
         assert reasons[metric] == "returns do not vary (zero standard deviation)"
     at_its_level = float(np.nanmean(r))  # a required return equal to the returns
     assert np.isnan(pf.sortino(r, P, at_its_level)) and np.isnan(pf.omega(r, at_its_level))
-    assert "sortino" in pf.undefined_reasons(r, at_its_level)
-    assert "omega" in pf.undefined_reasons(r, at_its_level)
+    assert "sortino" in tearsheet.undefined_reasons(r, at_its_level)
+    assert "omega" in tearsheet.undefined_reasons(r, at_its_level)
     window = pf.rolling(r, 20, pf.RollingMetric.SHARPE, P)
     assert np.isnan(window).all()
     assert np.nanmax(pf.rolling(r, 20, pf.RollingMetric.VOLATILITY, P)) == 0.0
@@ -457,11 +459,11 @@ def test_a_benchmark_or_active_return_that_does_not_vary(name: str) -> None:
     ratio (empyrical: ~1e17); a constant benchmark: no beta, no correlation."""
     constant = CONSTANT_SERIES[name]
     noise = np.random.default_rng(0).normal(0.0, 0.02, constant.size)
-    shifted = pf.benchmark_stats(noise + 0.001, noise, P)
+    shifted = bm.benchmark_stats(noise + 0.001, noise, P)
     assert shifted.tracking_error == 0.0 and np.isnan(shifted.information_ratio)
-    against_constant = pf.benchmark_stats(noise, constant, P)
+    against_constant = bm.benchmark_stats(noise, constant, P)
     assert np.isnan(against_constant.beta) and np.isnan(against_constant.correlation)
-    assert np.isnan(pf.beta(noise, constant))
+    assert np.isnan(bm.beta(noise, constant))
     rolled = pf.rolling(noise, 20, pf.RollingMetric.BETA, P, benchmark=constant)
     assert np.isnan(rolled).all()
 
@@ -518,7 +520,7 @@ def test_rolling_beta_drops_nan_pairs_as_empyrical() -> None:
         both = ~np.isnan(x) & ~np.isnan(y)
         expected = np.cov(y[both], x[both], ddof=0)[0, 1] / np.var(x[both])
         assert ours[end - 1] == pytest.approx(expected, rel=1e-9)
-        assert ours[end - 1] == pytest.approx(pf.beta(y, x), rel=1e-12)
+        assert ours[end - 1] == pytest.approx(bm.beta(y, x), rel=1e-12)
 
 
 def test_rolling_beta_needs_two_pairs_in_the_window() -> None:
@@ -564,8 +566,8 @@ def every_metric(r: np.ndarray) -> dict[str, object]:
         "rolling sharpe": pf.rolling(r, 3, pf.RollingMetric.SHARPE, P),
         "rolling return": pf.rolling(r, 3, pf.RollingMetric.RETURN, P),
         "rolling beta": pf.rolling(r, 3, pf.RollingMetric.BETA, P, benchmark=benchmark),
-        "benchmark": pf.benchmark_stats(r, benchmark, P),
-        "reasons": pf.undefined_reasons(r, RF),
+        "benchmark": bm.benchmark_stats(r, benchmark, P),
+        "reasons": tearsheet.undefined_reasons(r, RF),
     }
 
 
@@ -578,7 +580,7 @@ def test_infinite_returns_are_missing_like_nan(name: str) -> None:
     missing = np.where(np.isfinite(r), r, np.nan)
     ours, expected = every_metric(r), every_metric(missing)
     for metric, value in ours.items():
-        if isinstance(value, dict | pf.BenchmarkStats):
+        if isinstance(value, dict | bm.BenchmarkStats):
             assert value == expected[metric] or str(value) == str(expected[metric]), metric
         else:
             np.testing.assert_array_equal(value, expected[metric], err_msg=metric)
@@ -621,5 +623,5 @@ def test_a_metric_is_undefined_exactly_when_a_reason_is_given(name: str, risk_fr
         "winRate": pf.win_rate(r),
         "ulcerIndex": pf.ulcer_index(r),
     }
-    reasons = pf.undefined_reasons(r, risk_free)
+    reasons = tearsheet.undefined_reasons(r, risk_free)
     assert {metric for metric, value in values.items() if np.isnan(value)} == set(reasons)

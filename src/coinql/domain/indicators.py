@@ -11,12 +11,14 @@ statistics into the values whose window holds it. A window below 1 raises `Value
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 import numpy as np
 from scipy.signal import lfilter
 
+from coinql.domain.candles import Candles
 from coinql.domain.typing import FloatArray
 
 
@@ -428,3 +430,112 @@ def trend_regime(closes: FloatArray, window: int, band: float = 0.02) -> FloatAr
         up, TrendRegime.UP, np.where(down, TrendRegime.DOWN, TrendRegime.SIDEWAYS)
     )[known]
     return out
+
+
+REGIME_LEGEND = [
+    *(f"volatilityRegime {level.value} = {level.name}" for level in VolatilityRegime),
+    *(f"trendRegime {level.value} = {level.name}" for level in TrendRegime),
+]
+
+
+class IndicatorKind(StrEnum):
+    """The indicators a request can name; the values are the series names' stems."""
+
+    SMA = "sma"
+    EMA = "ema"
+    RSI = "rsi"
+    ATR = "atr"
+    BOLLINGER = "bollinger"
+    ZSCORE = "zscore"
+    VWAP = "vwap"
+    REALIZED_VOLATILITY = "realizedVolatility"
+    VOL_OF_VOL = "volOfVol"
+    VOLATILITY_REGIME = "volatilityRegime"
+    TREND_REGIME = "trendRegime"
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSpec:
+    """One indicator and its parameters; each kind reads only the parameters it has.
+
+    Parameters
+    ----------
+    kind : IndicatorKind
+        Which indicator.
+    window : int
+        Periods of the indicator (of each volatility for the volatility features).
+    width : float, default 2.0
+        Bollinger bands' width, in standard deviations.
+    outer_window : int or None, default None
+        Vol of vol: periods of the volatilities it varies over (`window` if None).
+    lookback : int, default 365
+        Volatility regime: periods ranked against.
+    band : float, default 0.02
+        Trend regime: the band around the average, a fraction.
+    """
+
+    kind: IndicatorKind
+    window: int
+    width: float = 2.0
+    outer_window: int | None = None
+    lookback: int = 365
+    band: float = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class NamedSeries:
+    """A computed series and its name, e.g. ``"ema(20)"`` or ``"bollinger(20,2).upper"``."""
+
+    name: str
+    values: FloatArray
+
+
+def compute(spec: IndicatorSpec, candles: Candles, periods_per_year: float) -> list[NamedSeries]:
+    """Compute the series of one indicator over candles (three for Bollinger bands).
+
+    Parameters
+    ----------
+    spec : IndicatorSpec
+        The indicator and its parameters.
+    candles : Candles
+        The candles, arrays of shape (n_candles,).
+    periods_per_year : float
+        Candles per year, to annualise the volatility features.
+
+    Returns
+    -------
+    list of NamedSeries
+        Each `values` of shape (n_candles,), aligned on the candles' timestamps and NaN until
+        enough history exists (see each indicator). VWAP uses the base volume where known,
+        else the quote volume in coins at the close.
+    """
+    high, low, close, window = candles.high, candles.low, candles.close, spec.window
+    kind = spec.kind
+    if kind is IndicatorKind.BOLLINGER:
+        bands = bollinger(close, window, spec.width)
+        label = f"bollinger({window},{spec.width:g})"
+        return [
+            NamedSeries(f"{label}.{part}", getattr(bands, part))
+            for part in ("lower", "middle", "upper")
+        ]
+    if kind is IndicatorKind.VOL_OF_VOL:
+        values = vol_of_vol(close, window, periods_per_year, spec.outer_window)
+        return [NamedSeries(f"volOfVol({window})", values)]
+    if kind is IndicatorKind.VOLATILITY_REGIME:
+        values = volatility_regime(close, window, periods_per_year, spec.lookback)
+        return [NamedSeries(f"volatilityRegime({window},{spec.lookback})", values)]
+    if kind is IndicatorKind.TREND_REGIME:
+        return [NamedSeries(f"trendRegime({window})", trend_regime(close, window, spec.band))]
+    volume = np.where(np.isnan(candles.volume), candles.quote_volume / close, candles.volume)
+    single: dict[IndicatorKind, Callable[[int], FloatArray]] = {
+        IndicatorKind.SMA: lambda w: sma(close, w),
+        IndicatorKind.EMA: lambda w: ema(close, w),
+        IndicatorKind.RSI: lambda w: rsi(close, w),
+        IndicatorKind.ATR: lambda w: atr(high, low, close, w),
+        IndicatorKind.ZSCORE: lambda w: zscore(close, w),
+        IndicatorKind.VWAP: lambda w: vwap(high, low, close, volume, w),
+        IndicatorKind.REALIZED_VOLATILITY: lambda w: realized_volatility(
+            close, w, periods_per_year
+        ),
+    }
+    return [NamedSeries(f"{kind.value}({window})", single[kind](window))]

@@ -9,25 +9,60 @@ naming it (SLSQP would otherwise hand back its starting point, equal weights, or
 Mean-variance problems are solved with SLSQP. MAX_SHARPE uses the convex reformulation of
 Cornuejols and Tutuncu (as PyPortfolioOpt does): minimise y'Sy subject to (mu - rf)'y = 1,
 then w = y / sum(y), so the solver never sees the non-convex ratio.
+
+The constraints and the SLSQP plumbing are in `coinql.domain.constraints`; `Constraints`,
+`Group`, `Infeasible` and `check_feasible` are part of this module's interface too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 from scipy.cluster.hierarchy import leaves_list, linkage
 from scipy.optimize import linprog, minimize
 from scipy.spatial.distance import squareform
 
-from coinql.domain.errors import InvalidInput, UserError
+from coinql.domain.constraints import (
+    MAX_ITERATIONS,
+    Constraints,
+    Group,
+    Infeasible,
+    bounded,
+    check_feasible,
+    check_finite,
+    clean,
+    feasible_scaled,
+    solve,
+    variance_of,
+)
+from coinql.domain.errors import InvalidInput
 from coinql.domain.typing import FloatArray
 
-TOLERANCE = 1e-12
-MAX_ITERATIONS = 1_000
+__all__ = [
+    "Constraints",
+    "Group",
+    "Infeasible",
+    "Objective",
+    "Portfolio",
+    "check_feasible",
+    "describe",
+    "efficient_return",
+    "efficient_risk",
+    "equal_weight",
+    "expected_returns",
+    "frontier",
+    "hrp",
+    "inverse_volatility",
+    "market_cap_weight",
+    "max_return",
+    "max_sharpe",
+    "min_volatility",
+    "optimal_weights",
+    "risk_parity",
+]
 
 
 class Objective(StrEnum):
@@ -42,155 +77,10 @@ class Objective(StrEnum):
     MARKET_CAP = "MARKET_CAP"
 
 
-class Infeasible(UserError):
-    """No weights satisfy the constraints; `constraint` names the one at fault."""
-
-    def __init__(self, constraint: str, message: str) -> None:
-        super().__init__(message)
-        self.constraint = constraint
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    name: str
-    members: tuple[int, ...]
-    max_weight: float
-
-
-@dataclass(frozen=True, slots=True)
-class Constraints:
-    min_weight: float = 0.0
-    max_weight: float = 1.0
-    groups: tuple[Group, ...] = field(default_factory=tuple)
-
-    @property
-    def long_only(self) -> bool:
-        return self.min_weight >= 0
-
-
-def _check_finite(field: str, value: float) -> None:
-    if not np.isfinite(value):
-        raise InvalidInput(field, f"{field} must be a finite number, got {value}")
-
-
-def check_feasible(constraints: Constraints, n_assets: int) -> None:
-    """Raise `InvalidInput` for a bound or group cap that is not a finite number, and
-    `Infeasible` for bounds or group caps that no weights summing to 1 can meet."""
-    low, high = constraints.min_weight, constraints.max_weight
-    _check_finite("minWeight", low)
-    _check_finite("maxWeight", high)
-    for group in constraints.groups:
-        _check_finite(f"groups.{group.name}", group.max_weight)
-    if low > high:
-        raise Infeasible("minWeight", f"minWeight {low} is above maxWeight {high}")
-    if high * n_assets < 1 - 1e-9:
-        raise Infeasible(
-            "maxWeight",
-            f"maxWeight {high} x {n_assets} assets < 1: the weights cannot sum to 1",
-        )
-    if low * n_assets > 1 + 1e-9:
-        raise Infeasible(
-            "minWeight",
-            f"minWeight {low} x {n_assets} assets > 1: the weights cannot sum to 1",
-        )
-    capped = np.zeros(n_assets)
-    for group in constraints.groups:
-        if group.max_weight < low * len(group.members) - 1e-9:
-            raise Infeasible(
-                f"groups.{group.name}",
-                f"group {group.name} is capped at {group.max_weight} but its"
-                f" {len(group.members)} assets need at least {low * len(group.members)}",
-            )
-        capped[list(group.members)] = 1
-    # Capacity: each asset can take at most its bound, each group at most its cap.
-    capacity = high * (n_assets - int(capped.sum()))
-    for group in constraints.groups:
-        capacity += min(group.max_weight, high * len(group.members))
-    if capacity < 1 - 1e-9:
-        raise Infeasible(
-            "groups", "the group caps and maxWeight together leave less than 100 % to allocate"
-        )
-
-
-def _linear_constraints(constraints: Constraints, n_assets: int) -> list[dict[str, object]]:
-    """Weights sum to 1 and each group stays under its cap, with their (constant) gradients."""
-    found: list[dict[str, object]] = [
-        {"type": "eq", "fun": lambda w: np.sum(w) - 1.0, "jac": lambda w: np.ones_like(w)}
-    ]
-    for group in constraints.groups:
-        members = list(group.members)
-        gradient = np.zeros(n_assets)
-        gradient[members] = -1.0
-        found.append(
-            {
-                "type": "ineq",
-                "fun": lambda w, m=members, cap=group.max_weight: cap - np.sum(w[m]),
-                "jac": lambda w, g=gradient: g,
-            }
-        )
-    return found
-
-
-def _solve(
-    objective: object,
-    n_assets: int,
-    constraints: Constraints,
-    extra: Sequence[dict[str, object]] = (),
-    start: FloatArray | None = None,
-    gradient: object = None,
-) -> FloatArray:
-    bounds = [(constraints.min_weight, constraints.max_weight)] * n_assets
-    x0 = start if start is not None else np.full(n_assets, 1.0 / n_assets)
-    every = [*_linear_constraints(constraints, n_assets), *extra]
-    result = minimize(
-        objective,
-        np.clip(x0, constraints.min_weight, constraints.max_weight),
-        jac=gradient,
-        method="SLSQP",
-        bounds=bounds,
-        constraints=every,
-        options={"ftol": TOLERANCE, "maxiter": MAX_ITERATIONS},
-    )
-    # SLSQP can stop with "positive directional derivative" at an optimum it cannot improve
-    # within its tolerance; a feasible answer then is the answer.
-    if not (result.success or _feasible(result.x, constraints, every)):
-        raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
-    return _clean(result.x, constraints)
-
-
-def _feasible(
-    weights: FloatArray, constraints: Constraints, every: Sequence[dict[str, object]]
-) -> bool:
-    slack = 1e-7
-    if np.any(weights < constraints.min_weight - slack) or np.any(
-        weights > constraints.max_weight + slack
-    ):
-        return False
-    for constraint in every:
-        value = np.atleast_1d(constraint["fun"](weights))  # type: ignore[operator]
-        if constraint["type"] == "eq" and np.any(np.abs(value) > slack):
-            return False
-        if constraint["type"] == "ineq" and np.any(value < -slack):
-            return False
-    return True
-
-
-def _clean(weights: FloatArray, constraints: Constraints) -> FloatArray:
-    """Clip solver noise at the bounds and renormalise to sum to exactly 1."""
-    clipped = np.clip(weights, constraints.min_weight, constraints.max_weight)
-    clipped[np.abs(clipped) < 1e-10] = 0.0
-    return clipped / clipped.sum()
-
-
-def _variance(cov: FloatArray) -> tuple[Callable[[FloatArray], Any], Callable[[FloatArray], Any]]:
-    """The portfolio variance w'Sw and its gradient 2Sw."""
-    return (lambda w: w @ cov @ w), (lambda w: 2.0 * cov @ w)
-
-
 def min_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
     check_feasible(constraints, cov.shape[0])
-    variance, gradient = _variance(cov)
-    return _solve(variance, cov.shape[0], constraints, gradient=gradient)
+    variance, gradient = variance_of(cov)
+    return solve(variance, cov.shape[0], constraints, gradient=gradient)
 
 
 def max_sharpe(
@@ -198,7 +88,7 @@ def max_sharpe(
 ) -> FloatArray:
     n = cov.shape[0]
     check_feasible(constraints, n)
-    _check_finite("riskFreeRate", risk_free)
+    check_finite("riskFreeRate", risk_free)
     excess = mu - risk_free
     if np.all(excess <= 0):
         raise Infeasible("riskFreeRate", "no asset's expected return exceeds the risk-free rate")
@@ -248,7 +138,7 @@ def max_sharpe(
             }
         )
     # Start from the feasible equal-weight book scaled onto the constraint (mu - rf)'y = 1.
-    start_w = _bounded(np.full(n, 1.0 / n), constraints)
+    start_w = bounded(np.full(n, 1.0 / n), constraints)
     kappa0 = 1.0 / max(float(excess @ start_w), 1e-12)
     result = minimize(
         objective,
@@ -259,20 +149,9 @@ def max_sharpe(
         constraints=scaled,
         options={"ftol": 1e-15, "maxiter": MAX_ITERATIONS},
     )
-    if result.x[n] <= 0 or not (result.success or _feasible_scaled(result.x, scaled)):
+    if result.x[n] <= 0 or not (result.success or feasible_scaled(result.x, scaled)):
         raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
-    return _clean(result.x[:n] / result.x[n], constraints)
-
-
-def _feasible_scaled(x: FloatArray, every: Sequence[dict[str, object]]) -> bool:
-    for constraint in every:
-        value = np.atleast_1d(constraint["fun"](x))  # type: ignore[operator]
-        limit = 1e-7 * max(1.0, float(x[-1]))
-        if constraint["type"] == "eq" and np.any(np.abs(value) > limit):
-            return False
-        if constraint["type"] == "ineq" and np.any(value < -limit):
-            return False
-    return True
+    return clean(result.x[:n] / result.x[n], constraints)
 
 
 def efficient_return(
@@ -282,14 +161,14 @@ def efficient_return(
     `efficient_return`)."""
     n = cov.shape[0]
     check_feasible(constraints, n)
-    _check_finite("targetReturn", target)
+    check_finite("targetReturn", target)
     highest = float(mu @ max_return(mu, constraints))
     if target > highest + 1e-9:
         raise Infeasible(
             "targetReturn", f"targetReturn {target} is above the highest expected return {highest}"
         )
-    variance, gradient = _variance(cov)
-    return _solve(
+    variance, gradient = variance_of(cov)
+    return solve(
         variance,
         n,
         constraints,
@@ -304,7 +183,7 @@ def efficient_risk(
     """Maximum expected return for a volatility of at most `target`."""
     n = cov.shape[0]
     check_feasible(constraints, n)
-    _check_finite("targetVolatility", target)
+    check_finite("targetVolatility", target)
     lowest = float(
         np.sqrt(min_volatility(cov, constraints) @ cov @ min_volatility(cov, constraints))
     )
@@ -313,7 +192,7 @@ def efficient_risk(
             "targetVolatility",
             f"targetVolatility {target} is below the lowest achievable volatility {lowest}",
         )
-    return _solve(
+    return solve(
         lambda w: -(mu @ w),
         n,
         constraints,
@@ -348,14 +227,14 @@ def risk_parity(cov: FloatArray, constraints: Constraints) -> FloatArray:
         and np.all(weights <= constraints.max_weight + 1e-9)
         and not constraints.groups
     ):
-        return _clean(weights, constraints)
+        return clean(weights, constraints)
 
     def spread(w: FloatArray) -> float:
         """Squared distance of the risk shares from equal shares (scale-free)."""
         shares = w * (cov @ w) / (w @ cov @ w)
         return float(np.sum((shares - 1.0 / n) ** 2))
 
-    return _solve(spread, n, constraints, start=_bounded(weights, constraints))
+    return solve(spread, n, constraints, start=bounded(weights, constraints))
 
 
 def hrp(cov: FloatArray, constraints: Constraints) -> FloatArray:
@@ -383,7 +262,7 @@ def hrp(cov: FloatArray, constraints: Constraints) -> FloatArray:
             alpha = 1.0 - left_var / (left_var + right_var)
             weights[left] *= alpha
             weights[right] *= 1.0 - alpha
-    return _bounded(weights, constraints)
+    return bounded(weights, constraints)
 
 
 def _cluster_variance(cov: FloatArray, members: list[int]) -> float:
@@ -396,33 +275,19 @@ def _cluster_variance(cov: FloatArray, members: list[int]) -> float:
 def inverse_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
     check_feasible(constraints, cov.shape[0])
     inverse = 1.0 / np.sqrt(np.diag(cov))
-    return _bounded(inverse / inverse.sum(), constraints)
+    return bounded(inverse / inverse.sum(), constraints)
 
 
 def equal_weight(n_assets: int, constraints: Constraints) -> FloatArray:
     check_feasible(constraints, n_assets)
-    return _bounded(np.full(n_assets, 1.0 / n_assets), constraints)
+    return bounded(np.full(n_assets, 1.0 / n_assets), constraints)
 
 
 def market_cap_weight(market_caps: FloatArray, constraints: Constraints) -> FloatArray:
     check_feasible(constraints, market_caps.shape[0])
     if np.any(~np.isfinite(market_caps)) or np.any(market_caps <= 0):
         raise Infeasible("symbols", "MARKET_CAP needs a known, positive market cap for every asset")
-    return _bounded(market_caps / market_caps.sum(), constraints)
-
-
-def _bounded(weights: FloatArray, constraints: Constraints) -> FloatArray:
-    """Closest weights (least squares) to a heuristic allocation that meet the constraints;
-    the allocation itself when it already does."""
-    if (
-        np.all(weights >= constraints.min_weight - 1e-12)
-        and np.all(weights <= constraints.max_weight + 1e-12)
-        and all(weights[list(g.members)].sum() <= g.max_weight + 1e-12 for g in constraints.groups)
-    ):
-        return weights
-    return _solve(
-        lambda w: np.sum((w - weights) ** 2), weights.shape[0], constraints, start=weights
-    )
+    return bounded(market_caps / market_caps.sum(), constraints)
 
 
 def max_return(mu: FloatArray, constraints: Constraints) -> FloatArray:
@@ -444,7 +309,7 @@ def max_return(mu: FloatArray, constraints: Constraints) -> FloatArray:
     )
     if not result.success:
         raise Infeasible("constraints", f"no weights meet the constraints: {result.message}")
-    return _clean(result.x, constraints)
+    return clean(result.x, constraints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,6 +329,87 @@ def describe(weights: FloatArray, mu: FloatArray, cov: FloatArray, risk_free: fl
     )
     sharpe = (expected - risk_free) / volatility if volatility > 0 else np.nan
     return Portfolio(weights, expected, volatility, sharpe, contributions)
+
+
+def expected_returns(returns: FloatArray, periods_per_year: float) -> FloatArray:
+    """Return the optimizer's `mu`: the arithmetic mean return of each asset x P.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (n_observations, n_assets)
+        NaN periods are left out of each asset's mean.
+    periods_per_year : float
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+    """
+    return np.nanmean(returns, axis=0) * periods_per_year
+
+
+def optimal_weights(
+    objective: Objective,
+    mu: FloatArray,
+    cov: FloatArray,
+    constraints: Constraints,
+    *,
+    risk_free: float = 0.0,
+    target_return: float | None = None,
+    target_volatility: float | None = None,
+    market_caps: Sequence[float] | None = None,
+) -> FloatArray:
+    """Return the weights of one objective under the constraints.
+
+    Parameters
+    ----------
+    objective : Objective
+    mu : ndarray of shape (n_assets,)
+        Annualised expected returns (`expected_returns`).
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    constraints : Constraints
+    risk_free : float, default 0.0
+        Annual, for MAX_SHARPE.
+    target_return, target_volatility : float, optional
+        Annual, required by TARGET_RETURN and TARGET_VOLATILITY.
+    market_caps : sequence of float of length n_assets, optional
+        Required by MARKET_CAP; NaN for an unknown cap.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1.
+
+    Raises
+    ------
+    InvalidInput
+        When the objective's target is missing, naming it.
+    Infeasible
+        When no weights meet the constraints.
+    """
+    if objective is Objective.MIN_VOLATILITY:
+        return min_volatility(cov, constraints)
+    if objective is Objective.MAX_SHARPE:
+        return max_sharpe(mu, cov, constraints, risk_free)
+    if objective is Objective.TARGET_RETURN:
+        if target_return is None:
+            raise InvalidInput("targetReturn", "TARGET_RETURN needs targetReturn")
+        return efficient_return(mu, cov, target_return, constraints)
+    if objective is Objective.TARGET_VOLATILITY:
+        if target_volatility is None:
+            raise InvalidInput("targetVolatility", "TARGET_VOLATILITY needs targetVolatility")
+        return efficient_risk(mu, cov, target_volatility, constraints)
+    if objective is Objective.RISK_PARITY:
+        return risk_parity(cov, constraints)
+    if objective is Objective.HRP:
+        return hrp(cov, constraints)
+    if objective is Objective.EQUAL_WEIGHT:
+        return equal_weight(cov.shape[0], constraints)
+    if objective is Objective.INVERSE_VOLATILITY:
+        return inverse_volatility(cov, constraints)
+    if market_caps is None:
+        raise ValueError("MARKET_CAP needs the assets' market caps")
+    return market_cap_weight(np.asarray(market_caps, dtype=np.float64), constraints)
 
 
 def frontier(

@@ -1,5 +1,8 @@
 """Performance of return streams: the tear-sheet metrics, drawdowns, calendar and rolling.
 
+Relative measures (against a benchmark) are in `coinql.domain.benchmark`; the facade the
+Performance type reads, and why a metric is undefined, in `coinql.domain.tearsheet`.
+
 Conventions (see docs/metrics.md) follow empyrical-reloaded unless stated:
 
 - `returns` is an ndarray of shape (n_observations,) or (n_observations, n_series) of simple
@@ -35,8 +38,8 @@ ROUNDING = 1e-12
 
 
 @contextmanager
-def _errstate() -> Iterator[None]:
-    """Undefined results become NaN silently; the callers map NaN to "undefined"."""
+def undefined_as_nan() -> Iterator[None]:
+    """Make undefined results NaN silently; the callers map NaN to "undefined"."""
     with (
         np.errstate(divide="ignore", invalid="ignore", over="ignore"),
         warnings.catch_warnings(),
@@ -73,7 +76,7 @@ def negligible(size: FloatArray | float, scale: FloatArray | float) -> BoolArray
     significant digit moves a return by more than 1e-12); the floor of 1 keeps it absolute for
     returns near zero. NaN sizes are not negligible (they stay undefined for their own reason).
     """
-    with _errstate():
+    with undefined_as_nan():
         return np.asarray(size <= ROUNDING * np.maximum(1.0, np.abs(scale)))
 
 
@@ -81,7 +84,7 @@ def _mean_std(values: FloatArray, axis: int = 0) -> tuple[FloatArray, FloatArray
     """Mean and sample standard deviation (ddof 1) over the known values along `axis`, NaN
     below two of them."""
     values = known(values)
-    with _errstate():
+    with undefined_as_nan():
         mean = np.nanmean(values, axis=axis)
         if values.shape[axis] < MIN_OBSERVATIONS:
             return mean, np.full(np.shape(mean), np.nan)
@@ -90,15 +93,15 @@ def _mean_std(values: FloatArray, axis: int = 0) -> tuple[FloatArray, FloatArray
     return mean, np.where(enough, std, np.nan)
 
 
-def _ratio_to_std(values: FloatArray, axis: int = 0) -> FloatArray:
-    """mean / std (ddof 1), NaN when the std is undefined or negligible."""
+def ratio_to_std(values: FloatArray, axis: int = 0) -> FloatArray:
+    """Mean / std (ddof 1) along `axis`, NaN when the std is undefined or negligible."""
     mean, std = _mean_std(values, axis)
-    with _errstate():
+    with undefined_as_nan():
         return np.where(negligible(std, mean), np.nan, mean / std)
 
 
-def _std_or_zero(values: FloatArray, axis: int = 0) -> FloatArray:
-    """The sample standard deviation, exactly 0 when it is negligible."""
+def std_or_zero(values: FloatArray, axis: int = 0) -> FloatArray:
+    """Return the sample standard deviation along `axis`, exactly 0 when it is negligible."""
     mean, std = _mean_std(values, axis)
     return np.where(negligible(std, mean), 0.0, std)
 
@@ -106,7 +109,7 @@ def _std_or_zero(values: FloatArray, axis: int = 0) -> FloatArray:
 def _growth(returns: FloatArray) -> FloatArray:
     """Final value of 1 invested; kept apart from `total_return` so that a loss near 100 %
     does not lose its digits to a subtraction of 1 and an addition of 1."""
-    with _errstate():
+    with undefined_as_nan():
         growth = np.nanprod(1.0 + known(returns), axis=0)
     return np.where(observations(returns) >= 1, growth, np.nan)
 
@@ -137,19 +140,19 @@ def cagr(returns: FloatArray, periods_per_year: float) -> FloatArray:
     period is time that passed with the equity flat (as empyrical's `annual_return`, whose
     years are len(returns) / P). NaN without observations."""
     periods = max(returns.shape[0], 1)  # no periods: _growth is NaN already
-    with _errstate():
+    with undefined_as_nan():
         return _growth(returns) ** (periods_per_year / periods) - 1.0
 
 
 def volatility(returns: FloatArray, periods_per_year: float) -> FloatArray:
     """Sample standard deviation x sqrt(P); exactly 0 for returns that do not vary."""
-    return _std_or_zero(returns) * np.sqrt(periods_per_year)
+    return std_or_zero(returns) * np.sqrt(periods_per_year)
 
 
 def sharpe(returns: FloatArray, periods_per_year: float, risk_free: float = 0.0) -> FloatArray:
     """Mean excess return over its sample standard deviation, times sqrt(P); NaN when the
     returns do not vary."""
-    return _ratio_to_std(returns - risk_free) * np.sqrt(periods_per_year)
+    return ratio_to_std(returns - risk_free) * np.sqrt(periods_per_year)
 
 
 def downside_risk(
@@ -157,7 +160,7 @@ def downside_risk(
 ) -> FloatArray:
     """sqrt(mean(min(r - required, 0) ** 2)) * sqrt(P), over all observations."""
     shortfall = np.minimum(known(returns) - required_return, 0.0)
-    with _errstate():
+    with undefined_as_nan():
         risk = np.sqrt(np.nanmean(shortfall**2, axis=0)) * np.sqrt(periods_per_year)
     return np.where(_enough(returns), risk, np.nan)
 
@@ -168,7 +171,7 @@ def sortino(
     """Mean excess return x P over the downside risk; NaN without a downside (none of the
     returns below the required return, up to rounding)."""
     risk = downside_risk(returns, periods_per_year, required_return)
-    with _errstate():
+    with undefined_as_nan():
         mean = np.nanmean(known(returns) - required_return, axis=0)
         ratio = mean * periods_per_year / risk
     return np.where(negligible(risk / np.sqrt(periods_per_year), mean), np.nan, ratio)
@@ -200,7 +203,7 @@ def max_drawdown(returns: FloatArray) -> FloatArray:
 def calmar(returns: FloatArray, periods_per_year: float) -> FloatArray:
     """CAGR over the maximum drawdown; NaN without a drawdown (up to rounding)."""
     depth = max_drawdown(returns)
-    with _errstate():
+    with undefined_as_nan():
         ratio = cagr(returns, periods_per_year) / depth
     return np.where(negligible(depth, 0.0), np.nan, ratio)
 
@@ -212,7 +215,7 @@ def omega(returns: FloatArray, threshold: float = 0.0) -> FloatArray:
     n = observations(returns)
     gains = np.nansum(np.maximum(excess, 0.0), axis=0)
     losses = np.nansum(np.maximum(-excess, 0.0), axis=0)
-    with _errstate():
+    with undefined_as_nan():
         ratio = gains / losses
         no_losses = negligible(losses / n, np.nanmean(excess, axis=0))
     return np.where(_enough(returns) & ~no_losses, ratio, np.nan)
@@ -224,7 +227,7 @@ def tail_ratio(returns: FloatArray) -> FloatArray:
     values = known(returns)
     if values.shape[0] == 0:  # nanpercentile drops the quantile axis of an empty input
         return np.full(values.shape[1:], np.nan)
-    with _errstate():
+    with undefined_as_nan():
         upper, lower = np.nanpercentile(values, [95, 5], axis=0)
         ratio = np.abs(upper) / np.abs(lower)
     return np.where(_enough(values) & ~negligible(np.abs(lower), upper), ratio, np.nan)
@@ -234,7 +237,7 @@ def _standardized_moment(returns: FloatArray, order: int) -> tuple[FloatArray, F
     """n and the population moment m_order / m2 ** (order / 2); NaN when the returns do not
     vary (their standard deviation negligible)."""
     n = observations(returns)
-    with _errstate():
+    with undefined_as_nan():
         mean = np.nanmean(known(returns), axis=0)
         centered = known(returns) - mean
         m2 = np.nanmean(centered**2, axis=0)
@@ -246,7 +249,7 @@ def skew(returns: FloatArray) -> FloatArray:
     """Sample skewness adjusted for bias (as pandas' and quantstats'); NaN below 3
     observations or when the returns do not vary."""
     n, g1 = _standardized_moment(returns, 3)
-    with _errstate():
+    with undefined_as_nan():
         result = g1 * np.sqrt(n * (n - 1)) / (n - 2)
     return np.where(n >= 3, result, np.nan)
 
@@ -255,7 +258,7 @@ def kurtosis(returns: FloatArray) -> FloatArray:
     """Excess kurtosis adjusted for bias (as pandas' and quantstats'); NaN below 4
     observations or when the returns do not vary."""
     n, m4 = _standardized_moment(returns, 4)
-    with _errstate():
+    with undefined_as_nan():
         result = (n - 1) / ((n - 2) * (n - 3)) * ((n + 1) * (m4 - 3.0) + 6.0)
     return np.where(n >= 4, result, np.nan)
 
@@ -276,14 +279,14 @@ def win_rate(returns: FloatArray) -> FloatArray:
     values = known(returns)
     wins = np.sum(values > 0, axis=0)
     decided = np.sum((values != 0) & ~np.isnan(values), axis=0)
-    with _errstate():
+    with undefined_as_nan():
         return np.where(decided > 0, wins / decided, np.nan)
 
 
 def ulcer_index(returns: FloatArray) -> FloatArray:
     """sqrt(sum(drawdown ** 2) / (n - 1)), drawdowns as fractions (as quantstats')."""
     n = observations(returns)
-    with _errstate():
+    with undefined_as_nan():
         result = np.sqrt(np.sum(drawdown(returns) ** 2, axis=0) / (n - 1))
     return np.where(n >= MIN_OBSERVATIONS, result, np.nan)
 
@@ -397,36 +400,25 @@ def rolling(
     windows = _windows(known(returns), window)
     sqrt_p = np.sqrt(periods_per_year)
     if metric is RollingMetric.VOLATILITY:
-        values = _std_or_zero(windows, axis=-1) * sqrt_p
+        values = std_or_zero(windows, axis=-1) * sqrt_p
     elif metric is RollingMetric.SHARPE:
-        values = _ratio_to_std(windows - risk_free, axis=-1) * sqrt_p
+        values = ratio_to_std(windows - risk_free, axis=-1) * sqrt_p
     elif metric is RollingMetric.RETURN:
         values = np.nanprod(1.0 + windows, axis=-1) - 1.0
     else:
         if benchmark is None:
             raise ValueError("rolling beta needs a benchmark")
-        values = _slope(windows, _windows(benchmark, window), axis=-1)
+        values = slope(windows, _windows(benchmark, window), axis=-1)
     out[window - 1 :] = values
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class BenchmarkStats:
-    alpha: float
-    beta: float
-    correlation: float
-    tracking_error: float
-    information_ratio: float
-    up_capture: float
-    down_capture: float
-
-
-def _slope(returns: FloatArray, benchmark: FloatArray, axis: int = 0) -> FloatArray:
+def slope(returns: FloatArray, benchmark: FloatArray, axis: int = 0) -> FloatArray:
     """Cov(r, b) / Var(b) with population moments over the pairs where both are known; NaN
     below two pairs or when the benchmark does not vary on them."""
     both = np.isfinite(returns) & np.isfinite(benchmark)
     x, y = np.where(both, benchmark, np.nan), np.where(both, returns, np.nan)
-    with _errstate():
+    with undefined_as_nan():
         mean = np.nanmean(x, axis=axis, keepdims=True)
         centered = x - mean
         variance = np.nanmean(centered**2, axis=axis)
@@ -435,96 +427,22 @@ def _slope(returns: FloatArray, benchmark: FloatArray, axis: int = 0) -> FloatAr
     return np.where((np.sum(both, axis=axis) >= MIN_OBSERVATIONS) & ~flat, slope, np.nan)
 
 
-def beta(returns: FloatArray, benchmark: FloatArray) -> float:
-    """Cov(r, b) / Var(b) over the periods where both are known (empyrical's estimate)."""
-    return float(_slope(returns, benchmark))
+def simple_returns(timestamps: IntArray, closes: FloatArray) -> tuple[IntArray, FloatArray]:
+    """Simple returns between consecutive closes, stamped with the later candle's open time.
 
+    Parameters
+    ----------
+    timestamps : ndarray of shape (n_candles,)
+        Open times, epoch ms.
+    closes : ndarray of shape (n_candles,)
 
-def _varies(values: FloatArray) -> bool:
-    return not bool(negligible(float(np.std(values)), float(np.mean(values))))
-
-
-def benchmark_stats(
-    returns: FloatArray, benchmark: FloatArray, periods_per_year: float, risk_free: float = 0.0
-) -> BenchmarkStats:
-    """Alpha (annualised, geometric), beta, correlation, tracking error, information ratio
-    (annualised) and up/down capture of 1-D `returns` against an aligned `benchmark`."""
-    both = np.isfinite(returns) & np.isfinite(benchmark)
-    r, b = returns[both], benchmark[both]
-    if r.shape[0] < MIN_OBSERVATIONS:
-        return BenchmarkStats(*(np.nan,) * 7)
-    slope = beta(r, b)
-    with _errstate():
-        alpha = (1.0 + np.mean((r - risk_free) - slope * (b - risk_free))) ** periods_per_year - 1.0
-        correlation = float(np.corrcoef(r, b)[0, 1]) if _varies(r) and _varies(b) else np.nan
-        active = r - b
-        tracking_error = _std_or_zero(active) * np.sqrt(periods_per_year)
-        information = _ratio_to_std(active) * np.sqrt(periods_per_year)
-    return BenchmarkStats(
-        alpha=float(alpha),
-        beta=slope,
-        correlation=correlation,
-        tracking_error=float(tracking_error),
-        information_ratio=float(information),
-        up_capture=_capture(r, b, b > 0, periods_per_year),
-        down_capture=_capture(r, b, b < 0, periods_per_year),
-    )
-
-
-def _capture(r: FloatArray, b: FloatArray, mask: BoolArray, periods_per_year: float) -> float:
-    """Annualised return of `r` over the annualised return of `b`, on the masked periods."""
-    if not mask.any():
-        return np.nan
-    ours = float(cagr(r[mask], periods_per_year))
-    theirs = float(cagr(b[mask], periods_per_year))
-    return ours / theirs if theirs != 0 else np.nan
-
-
-_FEW = {"volatility": 2, "sharpe": 2, "sortino": 2, "omega": 2, "tailRatio": 2, "ulcerIndex": 2}
-_FEW |= {"skew": 3, "kurtosis": 4}
-_FLAT = "returns do not vary (zero standard deviation)"
-_CAUSES = {
-    "sharpe": _FLAT,
-    "skew": _FLAT,
-    "kurtosis": _FLAT,
-    "sortino": "no period fell below the required return (no downside)",
-    "omega": "no period fell below the threshold (no losses)",
-    "calmar": "no drawdown",
-    "tailRatio": "the 5th percentile return is zero",
-    "winRate": "no period gained or lost",
-}
-
-
-def undefined_reasons(returns: FloatArray, risk_free: float = 0.0) -> dict[str, str]:
-    """Why metrics of 1-D `returns` are undefined, by metric name: exactly the metrics that
-    are NaN, with the per-period `risk_free` rate (the required return and threshold of
-    Sharpe, Sortino and omega) the schema uses."""
-    n = int(observations(returns))
-    values = {
-        "totalReturn": total_return(returns),
-        "cagr": cagr(returns, 1.0),
-        "volatility": volatility(returns, 1.0),
-        "sharpe": sharpe(returns, 1.0, risk_free),
-        "sortino": sortino(returns, 1.0, risk_free),
-        "calmar": calmar(returns, 1.0),
-        "omega": omega(returns, risk_free),
-        "maxDrawdown": max_drawdown(returns),
-        "skew": skew(returns),
-        "kurtosis": kurtosis(returns),
-        "tailRatio": tail_ratio(returns),
-        "bestPeriod": best(returns),
-        "worstPeriod": worst(returns),
-        "winRate": win_rate(returns),
-        "ulcerIndex": ulcer_index(returns),
-    }
-    reasons: dict[str, str] = {}
-    for name, value in values.items():
-        if not np.isnan(value):
-            continue
-        if n == 0:
-            reasons[name] = "no observations"
-        elif n < _FEW.get(name, 1):
-            reasons[name] = f"needs at least {_FEW[name]} observations, has {n}"
-        else:
-            reasons[name] = _CAUSES.get(name, "undefined for these returns")
-    return reasons
+    Returns
+    -------
+    timestamps : ndarray of shape (n_candles - 1,)
+    returns : ndarray of shape (n_candles - 1,)
+        ±inf after a zero close and NaN around a missing one, kept as they are: every measure
+        here treats both as a missing observation.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = closes[1:] / closes[:-1] - 1.0
+    return timestamps[1:], returns

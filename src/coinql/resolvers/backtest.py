@@ -15,12 +15,12 @@ from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.metrics import Metrics
 from coinql.domain.runs import BacktestJob, StudyJob
 from coinql.domain.strategies import SignalKind, StrategySpec
-from coinql.resolvers.analytics import offload
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.jobs import submit
 from coinql.resolvers.market import parse_upload
-from coinql.resolvers.optimize import StrategyInput, get_strategy, validate_strategy
+from coinql.resolvers.performance import offload
+from coinql.resolvers.strategies import StrategyInput, get_strategy, validate_strategy
 from coinql.store import market as market_store
 from coinql.store import runs as run_store
 from coinql.store.jobs import Job, JobKind

@@ -7,9 +7,9 @@ from __future__ import annotations
 from coinql.domain import performance as pf
 from coinql.domain.candles import Interval
 from coinql.domain.typing import FloatArray, IntArray
-from coinql.resolvers.analytics import Benchmark, BenchmarkLoader, asset_stream
 from coinql.resolvers.backtest import get_backtest_run
 from coinql.resolvers.context import Context
+from coinql.resolvers.performance import Benchmark, BenchmarkLoader, asset_stream
 from coinql.resolvers.portfolio import get_portfolio, return_stream
 from coinql.store import runs as run_store
 

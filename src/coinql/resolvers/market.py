@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,24 +27,6 @@ MAX_PAGE = 500
 IMPORT_SOURCE = "import"
 
 
-def to_millis(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1000)
-
-
-def encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind != "offset" or not value.isdigit():
-            raise ValueError(cursor)
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("after", "after is not a cursor returned by this API") from None
-
-
 @dataclass(frozen=True, slots=True)
 class AssetPage:
     assets: list[Asset]
@@ -58,13 +39,12 @@ async def list_assets(
     context: Context,
     *,
     first: int,
-    after: str | None,
+    offset: int,
     order: AssetOrder,
     where: AssetFilter,
 ) -> AssetPage:
     if not 0 < first <= MAX_PAGE:
         raise InvalidInput("first", f"first must be between 1 and {MAX_PAGE}")
-    offset = decode_cursor(after) + 1 if after else 0
     async with context.services.reader() as session:
         rows = await market_store.list_assets(
             session, order=order, where=where, offset=offset, limit=first + 1

@@ -17,7 +17,7 @@ from coinql.domain.candles import Interval
 from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.imports import ImportRejected, LineProblem
 from coinql.domain.ledger import CostBasis, LedgerState, Transaction, TransactionKind, Valuation
-from coinql.resolvers.analytics import ReturnStream
+from coinql.domain.tearsheet import ReturnStream
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import candles_for

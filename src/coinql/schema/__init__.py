@@ -28,8 +28,7 @@ from strawberry.types.graphql import OperationType
 
 from coinql.domain.errors import Unavailable
 from coinql.resolvers.context import Context
-from coinql.schema import backtest, market
-from coinql.schema.analytics import AnalyticsQuery
+from coinql.schema import backtest
 from coinql.schema.backtest import BacktestMutation, BacktestQuery
 from coinql.schema.bounds import CheckedSchema
 from coinql.schema.cost import QueryCostLimiter
@@ -41,10 +40,13 @@ from coinql.schema.extensions import (
     log_errors,
     mask_unexpected_errors,
 )
+from coinql.schema.ingestion import IngestionMutation, IngestionQuery
 from coinql.schema.limits import max_directives_per_field
-from coinql.schema.market import MarketMutation, MarketQuery
+from coinql.schema.market import MarketQuery
+from coinql.schema.optimize import OptimizeQuery
 from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
 from coinql.schema.realtime import RealtimeMutation, RealtimeQuery, Subscription
+from coinql.schema.risk import RiskQuery
 from coinql.schema.scalars import SCALAR_MAP
 from coinql.schema.server import AuthMutation, ServerQuery
 from coinql.schema.strategies import StrategyMutation, StrategyQuery
@@ -57,8 +59,10 @@ Query = merge_types(
     (
         ServerQuery,
         MarketQuery,
-        AnalyticsQuery,
+        IngestionQuery,
+        RiskQuery,
         PortfolioQuery,
+        OptimizeQuery,
         StrategyQuery,
         BacktestQuery,
         RealtimeQuery,
@@ -68,7 +72,7 @@ Mutation = merge_types(
     "Mutation",
     (
         AuthMutation,
-        MarketMutation,
+        IngestionMutation,
         PortfolioMutation,
         StrategyMutation,
         BacktestMutation,
@@ -124,7 +128,7 @@ def build_schema(
             batching_config={"max_operations": limits.max_batch_operations},
             disable_field_suggestions=production,
         ),
-        exception_handlers=exception_handlers(market.ERROR_TYPES, backtest.ERROR_TYPES),
+        exception_handlers=exception_handlers(backtest.ERROR_TYPES),
     )
 
 

@@ -4,7 +4,7 @@ the run registry's queries. The types of a finished run are in `backtest_runs`, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Self
 
 import strawberry
@@ -17,26 +17,26 @@ from coinql.resolvers import backtest as backtest_resolvers
 from coinql.resolvers import jobs as jobs_resolvers
 from coinql.resolvers import simulation as simulation_resolvers
 from coinql.resolvers.context import Context
-from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
-from coinql.resolvers.optimize import StrategyInput
-from coinql.schema.analytics import Series
+from coinql.resolvers.strategies import StrategyInput
 from coinql.schema.backtest_runs import BacktestMetrics, BacktestRun, BacktestTrade
 from coinql.schema.bounds import PageSizeArgument, bounded
 from coinql.schema.enums import Direction, FillPrice, Interval, JobStatus, Sizing
-from coinql.schema.errors import Error, InvalidInput, NotAuthenticated, NotFound, naming
+from coinql.schema.errors import (
+    Error,
+    ImportRejected,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    naming,
+)
 from coinql.schema.jobs import Job, QuotaExceeded
-from coinql.schema.market import ImportRejected
-from coinql.schema.nodes import PageInfo
+from coinql.schema.nodes import Connection, Deleted, DeleteResult, decode_id, offset_after
+from coinql.schema.performance import Series
 from coinql.schema.permissions import IsAuthenticated
-from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
 from coinql.schema.research import StudyInput
-from coinql.schema.scalars import read_upload
+from coinql.schema.scalars import from_millis, read_upload, to_millis
 from coinql.schema.simulation import SimulationInput
 from coinql.schema.strategies import StrategyKindInput
-
-
-def _time(millis: int | None) -> datetime | None:
-    return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)
 
 
 @strawberry.type(description="Too few candles for the strategy: what is needed and what exists.")
@@ -57,9 +57,9 @@ class InsufficientData(Error):
             required=error.required,
             received=error.received,
             lookback=error.lookback,
-            first=_time(error.first),
-            last=_time(error.last),
-            suggested_start=_time(error.suggested_start),
+            first=from_millis(error.first),
+            last=from_millis(error.last),
+            suggested_start=from_millis(error.suggested_start),
         )
 
 
@@ -134,18 +134,6 @@ class BacktestInput:
         )
 
 
-@strawberry.type
-class BacktestRunEdge:
-    node: BacktestRun
-    cursor: str
-
-
-@strawberry.type
-class BacktestRunConnection:
-    edges: list[BacktestRunEdge]
-    page_info: PageInfo
-
-
 @strawberry.input
 class BacktestRunFilter:
     name_contains: str | None = None
@@ -210,8 +198,8 @@ class BacktestQuery:
         first: PageSizeArgument = 20,
         after: str | None = None,
         filter: BacktestRunFilter | None = None,
-    ) -> BacktestRunConnection | None:
-        offset = decode_cursor(after) + 1 if after else 0
+    ) -> Connection[BacktestRun] | None:
+        offset = offset_after(after)
         found = await backtest_resolvers.list_backtest_runs(
             info.context,
             first=first + 1,
@@ -219,15 +207,10 @@ class BacktestQuery:
             name_contains=filter.name_contains if filter else None,
             input_hash=filter.input_hash if filter else None,
         )
-        edges = [
-            BacktestRunEdge(node=BacktestRun.from_model(run), cursor=encode_cursor(index))
-            for index, run in enumerate(found[:first], start=offset)
-        ]
-        return BacktestRunConnection(
-            edges=edges,
-            page_info=PageInfo.of(
-                [edge.cursor for edge in edges], offset=offset, has_next_page=len(found) > first
-            ),
+        return Connection[BacktestRun].page(
+            [BacktestRun.from_model(run) for run in found[:first]],
+            offset=offset,
+            has_next_page=len(found) > first,
         )
 
     @strawberry.field(permission_classes=[IsAuthenticated])

@@ -4,7 +4,7 @@ tear sheet."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Self
 
 import strawberry
@@ -15,15 +15,15 @@ from coinql.domain import performance as pf
 from coinql.domain.book import TradeRow
 from coinql.domain.bounds import Bounds
 from coinql.domain.metrics import Metrics
+from coinql.domain.tearsheet import ReturnStream
 from coinql.resolvers import backtest as backtest_resolvers
-from coinql.resolvers.analytics import ReturnStream
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
-from coinql.schema.analytics import Performance, Series
 from coinql.schema.bounds import RiskFreeRateArgument, bounded_argument
 from coinql.schema.enums import ExitReason, Interval
 from coinql.schema.nodes import OwnedNode
-from coinql.schema.scalars import FloatArray, TimestampArray
+from coinql.schema.performance import Performance, Series
+from coinql.schema.scalars import FloatArray, TimestampArray, moment
 from coinql.store import runs as run_store
 
 
@@ -98,8 +98,8 @@ class BacktestTrade:
         return cls(
             symbol=row.symbol,
             side="LONG" if row.side == 1 else "SHORT",
-            entry_time=datetime.fromtimestamp(row.entry_time / 1000, UTC),
-            exit_time=datetime.fromtimestamp(row.exit_time / 1000, UTC),
+            entry_time=moment(row.entry_time),
+            exit_time=moment(row.exit_time),
             entry_price=row.entry_price,
             exit_price=row.exit_price,
             quantity=row.quantity,

@@ -15,7 +15,7 @@ import strawberry
 from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
-from coinql.domain import errors
+from coinql.domain import errors, imports
 
 
 @contextmanager
@@ -104,6 +104,26 @@ class NotFound(Error):
         return cls(message=error.message)
 
 
+@strawberry.type
+class LineProblem:
+    line: int = strawberry.field(description="Line in the file; the header is line 1.")
+    message: str
+
+
+@strawberry.type(description="The file has problems; nothing was written.")
+class ImportRejected(Error):
+    problems: list[LineProblem]
+    total_problems: int
+
+    @classmethod
+    def from_exception(cls, error: imports.ImportRejected) -> Self:
+        return cls(
+            message=error.message,
+            problems=[LineProblem(line=p.line, message=p.message) for p in error.problems],
+            total_problems=error.total,
+        )
+
+
 # In a context's cache: the error types the operation's fields answered with.
 REFUSED = "refused"
 
@@ -123,6 +143,7 @@ class UserErrorHandler(strawberry.ExceptionHandler):  # type: ignore[type-arg]
 
 # Most specific first: the first handler whose exception type matches wins.
 ERROR_TYPES: list[tuple[type[errors.UserError], Any]] = [
+    (imports.ImportRejected, ImportRejected),
     (errors.WeakPassword, WeakPassword),
     (errors.InvalidInput, InvalidInput),
     (errors.EmailTaken, EmailTaken),

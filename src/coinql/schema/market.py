@@ -1,30 +1,20 @@
-"""Universe, candles, returns, imports, data gaps, backfill and ingestion status."""
+"""The universe, assets and their candles, performance and indicators, and returns."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Self
 
 import strawberry
 from strawberry import relay
-from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
-from coinql.domain import imports
-from coinql.domain.candles import Candles, Gap
-from coinql.resolvers import analytics as analytics_resolvers
+from coinql.domain.candles import Candles
 from coinql.resolvers import market as market_resolvers
+from coinql.resolvers import performance as performance_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
-from coinql.resolvers.market import to_millis
-from coinql.schema.analytics import (
-    REGIME_LEGEND,
-    IndicatorSet,
-    IndicatorSpec,
-    Performance,
-    compute_indicator,
-)
 from coinql.schema.bounds import (
     PAGE_SIZE,
     PageSizeArgument,
@@ -33,16 +23,17 @@ from coinql.schema.bounds import (
     bounded_argument,
 )
 from coinql.schema.enums import AssetOrder, Interval, ReturnKind
-from coinql.schema.errors import Error, Forbidden, InvalidInput, NotAuthenticated, NotFound, naming
-from coinql.schema.nodes import PageInfo
-from coinql.schema.permissions import IsAdmin
-from coinql.schema.scalars import FloatArray, TimestampArray, finite, read_upload
-from coinql.store import ingestion as ingestion_store
+from coinql.schema.indicators import IndicatorSet, IndicatorSpec, indicator_set
+from coinql.schema.nodes import Connection, offset_after
+from coinql.schema.performance import Performance
+from coinql.schema.scalars import (
+    FloatArray,
+    TimestampArray,
+    finite,
+    from_millis,
+    to_millis,
+)
 from coinql.store import market as market_store
-
-
-def from_millis(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
 
 @strawberry.type(description="Packed candles: parallel arrays, one entry per candle.")
@@ -145,7 +136,7 @@ class Asset(relay.Node):
         risk_free_rate: RiskFreeRateArgument = 0.0,
         periods_per_year: PeriodsPerYearArgument = None,
     ) -> Performance | None:
-        stream = await analytics_resolvers.asset_stream(
+        stream = await performance_resolvers.asset_stream(
             info.context,
             symbol=self.symbol,
             interval=interval,
@@ -175,12 +166,7 @@ class Asset(relay.Node):
             start=to_millis(start),
             end=to_millis(end),
         )
-        series = [
-            item
-            for spec in specs
-            for item in compute_indicator(spec, candles, interval.periods_per_year)
-        ]
-        return IndicatorSet(timestamps=candles.timestamps, series=series, legend=REGIME_LEGEND)
+        return indicator_set(specs, candles, interval.periods_per_year)
 
     @classmethod
     def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:
@@ -198,30 +184,15 @@ class Asset(relay.Node):
 
 
 @strawberry.type
-class AssetEdge:
-    node: Asset
-    cursor: str
-
-
-@strawberry.type
-class AssetConnection:
-    edges: list[AssetEdge]
-    page_info: PageInfo
+class AssetConnection(Connection[Asset]):
     total_count: int
 
     @classmethod
     def from_model(cls, page: market_resolvers.AssetPage) -> Self:
-        edges = [
-            AssetEdge(node=Asset.from_model(asset), cursor=market_resolvers.encode_cursor(offset))
-            for offset, asset in enumerate(page.assets, start=page.offset)
-        ]
-        return cls(
-            edges=edges,
-            page_info=PageInfo.of(
-                [edge.cursor for edge in edges],
-                offset=page.offset,
-                has_next_page=page.has_next_page,
-            ),
+        return cls.page(
+            [Asset.from_model(asset) for asset in page.assets],
+            offset=page.offset,
+            has_next_page=page.has_next_page,
             total_count=page.total_count,
         )
 
@@ -252,123 +223,6 @@ class ReturnsMatrix:
 
 
 @strawberry.type
-class ImportReport:
-    symbol: str
-    interval: Interval
-    format: str
-    rows_read: int
-    candles_written: int = strawberry.field(description="New candles; existing ones are kept.")
-    first: datetime | None
-    last: datetime | None
-
-    @classmethod
-    def from_model(cls, report: market_resolvers.ImportReport) -> Self:
-        return cls(
-            symbol=report.symbol,
-            interval=report.interval,
-            format=report.format,
-            rows_read=report.rows_read,
-            candles_written=report.candles_written,
-            first=from_millis(report.first),
-            last=from_millis(report.last),
-        )
-
-
-@strawberry.type
-class LineProblem:
-    line: int = strawberry.field(description="Line in the file; the header is line 1.")
-    message: str
-
-
-@strawberry.type(description="The file has problems; nothing was written.")
-class ImportRejected(Error):
-    problems: list[LineProblem]
-    total_problems: int
-
-    @classmethod
-    def from_exception(cls, error: imports.ImportRejected) -> Self:
-        return cls(
-            message=error.message,
-            problems=[LineProblem(line=p.line, message=p.message) for p in error.problems],
-            total_problems=error.total,
-        )
-
-
-@strawberry.type
-class DataGap:
-    start: datetime = strawberry.field(description="Open time of the first missing candle.")
-    end: datetime = strawberry.field(description="Open time of the last missing candle.")
-    missing_candles: int
-
-    @classmethod
-    def from_model(cls, gap: Gap) -> Self:
-        start, end = from_millis(gap.start), from_millis(gap.end)
-        assert start is not None and end is not None
-        return cls(start=start, end=end, missing_candles=gap.missing)
-
-
-@strawberry.type
-class BackfillReport:
-    symbol: str
-    interval: Interval
-    gaps_found: int
-    gaps_fixed: int
-    candles_added: int
-
-    @classmethod
-    def from_model(
-        cls, symbol: str, interval: Interval, report: market_resolvers.BackfillReport
-    ) -> Self:
-        return cls(
-            symbol=symbol.upper(),
-            interval=interval,
-            gaps_found=report.gaps_found,
-            gaps_fixed=report.gaps_fixed,
-            candles_added=report.candles_added,
-        )
-
-
-@strawberry.type(description="How one ingestion job (exchange, symbol, interval) is doing.")
-class IngestionStatus:
-    exchange: str
-    symbol: str
-    interval: str
-    last_attempt_at: datetime | None
-    last_success_at: datetime | None
-    last_error: str | None
-    consecutive_failures: int
-    stalled_by_seconds: int = strawberry.field(
-        description="0 while healthy; else seconds since the last success (or first failure)."
-        " Unhealthy: failing, or no success for 3 polls (COINQL_INGEST_POLL_SECONDS)."
-    )
-    candles_added: int
-
-    @classmethod
-    def from_model(cls, state: ingestion_store.IngestionState, stalled: int) -> Self:
-        return cls(
-            exchange=state.exchange,
-            symbol=state.symbol,
-            interval=state.interval,
-            last_attempt_at=state.last_attempt_at,
-            last_success_at=state.last_success_at,
-            last_error=state.last_error,
-            consecutive_failures=state.consecutive_failures,
-            stalled_by_seconds=stalled,
-            candles_added=state.candles_added,
-        )
-
-
-ImportCandlesResult = Annotated[
-    ImportReport | ImportRejected | InvalidInput | NotAuthenticated | Forbidden,
-    strawberry.union("ImportCandlesResult"),
-]
-BackfillResult = Annotated[
-    BackfillReport | InvalidInput | NotAuthenticated | Forbidden | NotFound,
-    strawberry.union("BackfillResult"),
-]
-
-
-@strawberry.type
 class MarketQuery:
     @strawberry.field(description="The universe as a connection.")
     async def assets(
@@ -382,7 +236,7 @@ class MarketQuery:
         page = await market_resolvers.list_assets(
             info.context,
             first=first,
-            after=after,
+            offset=offset_after(after),
             order=order_by,
             where=filter.to_model() if filter else market_store.AssetFilter(),
         )
@@ -429,72 +283,3 @@ class MarketQuery:
             timestamps=matrix.timestamps,
             values=[matrix.values[:, column] for column in range(len(matrix.symbols))],
         )
-
-    @strawberry.field(description="Runs of missing candles of an asset.")
-    async def data_gaps(
-        self,
-        info: Info[Context, None],
-        symbol: str,
-        interval: Interval = Interval.D1,
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> list[DataGap] | None:
-        with naming("symbol"):
-            gaps = await market_resolvers.data_gaps(
-                info.context,
-                symbol=symbol,
-                interval=interval,
-                start=to_millis(start),
-                end=to_millis(end),
-            )
-        return [DataGap.from_model(gap) for gap in gaps]
-
-    @strawberry.field(description="Every ingestion job's state.")
-    async def ingestion_status(self, info: Info[Context, None]) -> list[IngestionStatus]:
-        found = await market_resolvers.ingestion_status(info.context)
-        return [IngestionStatus.from_model(state, stalled) for state, stalled in found]
-
-
-@strawberry.type
-class MarketMutation:
-    @strawberry.mutation(
-        description="Import candles from a CSV file (admins). All or nothing.",
-        permission_classes=[IsAdmin],
-    )
-    async def import_candles(
-        self,
-        info: Info[Context, None],
-        file: Upload,
-        symbol: str | None = None,
-        interval: Interval | None = None,
-    ) -> ImportCandlesResult | None:
-        limit = info.context.services.settings.import_max_bytes
-        data = await read_upload(file, limit)
-        report = await market_resolvers.import_file(
-            info.context, data=data, symbol=symbol, interval=interval
-        )
-        return ImportReport.from_model(report)
-
-    @strawberry.mutation(
-        description="Fetch missing candles from the exchange (admins).",
-        permission_classes=[IsAdmin],
-    )
-    async def backfill(
-        self,
-        info: Info[Context, None],
-        symbol: str,
-        start: datetime,
-        end: datetime,
-        interval: Interval = Interval.D1,
-    ) -> BackfillResult | None:
-        report = await market_resolvers.backfill(
-            info.context,
-            symbol=symbol,
-            interval=interval,
-            start=int(start.timestamp() * 1000),
-            end=int(end.timestamp() * 1000),
-        )
-        return BackfillReport.from_model(symbol, interval, report)
-
-
-ERROR_TYPES = [(imports.ImportRejected, ImportRejected)]

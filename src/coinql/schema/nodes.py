@@ -1,18 +1,65 @@
-"""What the owned entities' types share: ids from their stored row, resolution of global ids
-for their owner only, and cursor pages."""
+"""What the entities' types share: global ids and their decoding, resolution of owned nodes
+for their owner only, the one cursor codec and the one generic connection (`Connection[T]`,
+exported as `AssetConnection`, `StrategyConnection`, ...), and `Deleted`."""
 
 from __future__ import annotations
 
+import base64
 import uuid
-from collections.abc import Iterable
-from typing import Any, Self
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from coinql.domain.errors import NotFound
+from coinql.domain.errors import InvalidInput, NotFound
 from coinql.resolvers.context import Context
+from coinql.schema.errors import NotAuthenticated
+from coinql.schema.errors import NotFound as NotFoundError
+
+NodeType = TypeVar("NodeType")
+
+
+def decode_id(value: str | relay.GlobalID, type_name: str) -> uuid.UUID:
+    """The UUID inside a global id of `type_name`; `NotFound` for anything else."""
+    try:
+        global_id = value if isinstance(value, relay.GlobalID) else relay.GlobalID.from_id(value)
+        if global_id.type_name != type_name:
+            raise ValueError(global_id.type_name)
+        return uuid.UUID(global_id.node_id)
+    except ValueError:
+        raise NotFound(f"no {type_name.lower()} {value}") from None
+
+
+def decode_uuid(global_id: relay.GlobalID, missing: str) -> uuid.UUID:
+    """The UUID inside a global id already told apart by its type; `NotFound(missing)` when
+    its node id is not one."""
+    try:
+        return uuid.UUID(global_id.node_id)
+    except ValueError:
+        raise NotFound(missing) from None
+
+
+def encode_cursor(offset: int) -> str:
+    """The opaque cursor of the item at `offset` in a page's ordering."""
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    """The offset inside a cursor of `encode_cursor`; `InvalidInput` naming `after` otherwise."""
+    try:
+        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind != "offset" or not value.isdigit():
+            raise ValueError(cursor)
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("after", "after is not a cursor returned by this API") from None
+
+
+def offset_after(after: str | None) -> int:
+    """Where the page following the cursor `after` starts (0 without one)."""
+    return decode_cursor(after) + 1 if after else 0
 
 
 @strawberry.type
@@ -30,6 +77,48 @@ class PageInfo:
             start_cursor=cursors[0] if cursors else None,
             end_cursor=cursors[-1] if cursors else None,
         )
+
+
+@strawberry.type
+class Edge(Generic[NodeType]):
+    node: NodeType
+    cursor: str
+
+
+@strawberry.type
+class Connection(Generic[NodeType]):
+    """A page of nodes; `Connection[Strategy]` is exported as `StrategyConnection`, its edges
+    as `StrategyEdge`. Subclass it to add fields (`AssetConnection` adds `totalCount`)."""
+
+    edges: list[Edge[NodeType]]
+    page_info: PageInfo
+
+    @classmethod
+    def page(
+        cls, nodes: Sequence[NodeType], *, offset: int, has_next_page: bool, **fields: Any
+    ) -> Self:
+        """The page of `nodes`, the first of which is at `offset`; `fields` are a subclass's."""
+        edges = [
+            Edge(node=node, cursor=encode_cursor(index))
+            for index, node in enumerate(nodes, start=offset)
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo.of(
+                [edge.cursor for edge in edges], offset=offset, has_next_page=has_next_page
+            ),
+            **fields,
+        )
+
+
+@strawberry.type
+class Deleted:
+    id: strawberry.ID
+
+
+DeleteResult = Annotated[
+    Deleted | NotFoundError | NotAuthenticated, strawberry.union("DeleteResult")
+]
 
 
 class OwnedNode(relay.Node):

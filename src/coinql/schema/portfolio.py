@@ -1,4 +1,4 @@
-"""Portfolios, positions, PnL, transactions, value history, rebalancing and optimization."""
+"""Portfolios, positions, PnL, transactions, value history and rebalancing."""
 
 from __future__ import annotations
 
@@ -8,25 +8,17 @@ from decimal import Decimal
 from typing import Annotated, Any, Self
 
 import strawberry
-from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
-from coinql.domain import optimize as opt
 from coinql.domain.bounds import Bounds
 from coinql.domain.errors import InvalidInput as InvalidInputError
 from coinql.domain.errors import NotFound as NotFoundError
 from coinql.domain.ledger import AMOUNT, AMOUNT_PLACES, POSITIVE_AMOUNT, Valuation
-from coinql.resolvers import optimize as optimize_resolvers
 from coinql.resolvers import portfolio as portfolio_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
-from coinql.resolvers.market import decode_cursor, encode_cursor, to_millis
-from coinql.schema.analytics import Performance, Series
 from coinql.schema.bounds import (
-    ANNUAL_RATE,
-    EWMA_DECAY,
-    SIGNED_WEIGHT,
     WEIGHT,
     PageSizeArgument,
     PeriodsPerYearArgument,
@@ -34,29 +26,22 @@ from coinql.schema.bounds import (
     bounded,
     bounded_argument,
 )
-from coinql.schema.enums import CostBasis, CovarianceMethod, Interval, Objective, TransactionKind
-from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound, naming
-from coinql.schema.market import ImportRejected
-from coinql.schema.nodes import OwnedNode, PageInfo
+from coinql.schema.enums import CostBasis, Interval, TransactionKind
+from coinql.schema.errors import ImportRejected, InvalidInput, NotAuthenticated, NotFound, naming
+from coinql.schema.nodes import (
+    Connection,
+    Deleted,
+    DeleteResult,
+    OwnedNode,
+    decode_id,
+    offset_after,
+)
+from coinql.schema.performance import Performance, Series
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.scalars import read_upload
 from coinql.store import portfolio as portfolio_store
 
-
-def decode_id(value: str | relay.GlobalID, type_name: str) -> uuid.UUID:
-    """The UUID inside a global id of `type_name`; `NotFound` for anything else."""
-    try:
-        global_id = value if isinstance(value, relay.GlobalID) else relay.GlobalID.from_id(value)
-        if global_id.type_name != type_name:
-            raise ValueError(global_id.type_name)
-        return uuid.UUID(global_id.node_id)
-    except ValueError:
-        raise NotFoundError(f"no {type_name.lower()} {value}") from None
-
-
 REBALANCE_FEE_BPS = Bounds(0, 1_000, places=AMOUNT_PLACES)
-TARGET_RETURN = Bounds(-1, 100, low_open=True)  # annual: -100 % to +10,000 %
-TARGET_VOLATILITY = Bounds(0, 100, low_open=True)
 
 
 @strawberry.type
@@ -205,15 +190,7 @@ class Portfolio(OwnedNode):
 
 
 @strawberry.type
-class PortfolioEdge:
-    node: Portfolio
-    cursor: str
-
-
-@strawberry.type
-class PortfolioConnection:
-    edges: list[PortfolioEdge]
-    page_info: PageInfo
+class PortfolioConnection(Connection[Portfolio]):
     total_count: int
 
 
@@ -248,11 +225,6 @@ class TransactionInput:
         )
 
 
-@strawberry.type
-class Deleted:
-    id: strawberry.ID
-
-
 @strawberry.input
 class TargetWeight:
     symbol: str
@@ -278,101 +250,6 @@ class RebalancePlan:
     estimated_fees: Decimal
 
 
-@strawberry.type
-class Weight:
-    symbol: str
-    weight: float
-
-
-@strawberry.type
-class RiskShare:
-    symbol: str
-    contribution: float = strawberry.field(description="Sums to volatility.")
-
-
-@strawberry.type(description="Annualised: mu = mean return x P, volatility from cov x P.")
-class OptimizationResult:
-    weights: list[Weight]
-    expected_return: float
-    volatility: float
-    sharpe: float | None
-    risk_contributions: list[RiskShare]
-    observations: int
-
-    @classmethod
-    def from_model(cls, symbols: list[str], found: opt.Portfolio, observations: int) -> Self:
-        return cls(
-            weights=[
-                Weight(symbol=s, weight=float(w))
-                for s, w in zip(symbols, found.weights, strict=True)
-            ],
-            expected_return=found.expected_return,
-            volatility=found.volatility,
-            sharpe=None if found.sharpe != found.sharpe else found.sharpe,
-            risk_contributions=[
-                RiskShare(symbol=s, contribution=float(c))
-                for s, c in zip(symbols, found.risk_contributions, strict=True)
-            ],
-            observations=observations,
-        )
-
-
-@strawberry.input
-class GroupCapInput:
-    name: str
-    symbols: list[str]
-    max_weight: float = bounded(WEIGHT)
-
-
-@strawberry.input
-class ConstraintsInput:
-    min_weight: float = bounded(SIGNED_WEIGHT, default=0.0)
-    max_weight: float = bounded(SIGNED_WEIGHT, default=1.0)
-    long_only: bool = True
-    groups: list[GroupCapInput] | None = None
-
-
-@strawberry.input
-class OptimizeInput:
-    symbols: list[str]
-    objective: Objective = Objective.MAX_SHARPE
-    interval: Interval = Interval.D1
-    start: datetime | None = None
-    end: datetime | None = None
-    covariance: CovarianceMethod = CovarianceMethod.SAMPLE
-    ewma_decay: float = bounded(EWMA_DECAY, default=0.94)
-    risk_free_rate: float = bounded(ANNUAL_RATE, default=0.0, description="Annual.")
-    target_return: float | None = bounded(
-        TARGET_RETURN, default=None, description="Annual, for TARGET_RETURN."
-    )
-    target_volatility: float | None = bounded(
-        TARGET_VOLATILITY, default=None, description="Annual, for TARGET_VOLATILITY."
-    )
-    constraints: ConstraintsInput | None = None
-
-    def to_model(self) -> optimize_resolvers.OptimizeRequest:
-        limits = self.constraints or ConstraintsInput()
-        return optimize_resolvers.OptimizeRequest(
-            symbols=[symbol.upper() for symbol in self.symbols],
-            objective=self.objective,
-            interval=self.interval,
-            start=to_millis(self.start),
-            end=to_millis(self.end),
-            covariance=self.covariance,
-            ewma_decay=self.ewma_decay,
-            risk_free_rate=self.risk_free_rate,
-            target_return=self.target_return,
-            target_volatility=self.target_volatility,
-            min_weight=limits.min_weight,
-            max_weight=limits.max_weight,
-            long_only=limits.long_only,
-            groups=[
-                optimize_resolvers.GroupCap(g.name, g.symbols, g.max_weight)
-                for g in limits.groups or []
-            ],
-        )
-
-
 CreatePortfolioResult = Annotated[
     Portfolio | InvalidInput | NotAuthenticated, strawberry.union("CreatePortfolioResult")
 ]
@@ -380,7 +257,6 @@ PortfolioChangeResult = Annotated[
     Portfolio | InvalidInput | NotFound | NotAuthenticated | ImportRejected,
     strawberry.union("PortfolioChangeResult"),
 ]
-DeleteResult = Annotated[Deleted | NotFound | NotAuthenticated, strawberry.union("DeleteResult")]
 
 
 @strawberry.type
@@ -389,19 +265,13 @@ class PortfolioQuery:
     async def portfolios(
         self, info: Info[Context, None], first: PageSizeArgument = 50, after: str | None = None
     ) -> PortfolioConnection | None:
-        offset = decode_cursor(after) + 1 if after else 0
-        page = await portfolio_resolvers.list_portfolios(info.context, first=first, offset=offset)
-        edges = [
-            PortfolioEdge(node=Portfolio.from_model(p), cursor=encode_cursor(index))
-            for index, p in enumerate(page.portfolios, start=page.offset)
-        ]
-        return PortfolioConnection(
-            edges=edges,
-            page_info=PageInfo.of(
-                [edge.cursor for edge in edges],
-                offset=page.offset,
-                has_next_page=page.has_next_page,
-            ),
+        page = await portfolio_resolvers.list_portfolios(
+            info.context, first=first, offset=offset_after(after)
+        )
+        return PortfolioConnection.page(
+            [Portfolio.from_model(p) for p in page.portfolios],
+            offset=page.offset,
+            has_next_page=page.has_next_page,
             total_count=page.total_count,
         )
 
@@ -459,26 +329,6 @@ class PortfolioQuery:
             ],
             estimated_fees=sum((t.estimated_fee for t in trades), Decimal(0)),
         )
-
-    @strawberry.field(description="Target weights for an objective under constraints.")
-    async def optimize(
-        self, info: Info[Context, None], input: OptimizeInput
-    ) -> OptimizationResult | None:
-        found = await optimize_resolvers.optimize(info.context, input.to_model())
-        return OptimizationResult.from_model(found.symbols, found.portfolios[0], found.observations)
-
-    @strawberry.field(description="Efficient portfolios from minimum volatility to maximum return.")
-    async def efficient_frontier(
-        self,
-        info: Info[Context, None],
-        input: OptimizeInput,
-        points: Annotated[int, bounded_argument(Bounds(2, optimize_resolvers.MAX_POINTS))] = 20,
-    ) -> list[OptimizationResult] | None:
-        found = await optimize_resolvers.frontier(info.context, input.to_model(), points)
-        return [
-            OptimizationResult.from_model(found.symbols, p, found.observations)
-            for p in found.portfolios
-        ]
 
 
 @strawberry.type

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
 
@@ -16,13 +16,10 @@ from coinql.resolvers.context import Context
 from coinql.schema.bounds import PageSizeArgument, bounded
 from coinql.schema.enums import Interval, JobStatus
 from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound, naming
+from coinql.schema.nodes import decode_id
 from coinql.schema.permissions import IsAuthenticated
-from coinql.schema.portfolio import decode_id
+from coinql.schema.scalars import moment
 from coinql.store import risk as risk_store
-
-
-def _moment(millis: int) -> datetime:
-    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 @strawberry.type
@@ -194,7 +191,7 @@ class Subscription:
             yield PriceTick(
                 symbol=tick["symbol"],
                 price=tick["price"],
-                timestamp=_moment(tick["timestamp"]),
+                timestamp=moment(tick["timestamp"]),
                 source=tick["source"],
             )
 
@@ -206,7 +203,7 @@ class Subscription:
             yield CandleUpdate(
                 symbol=candle["symbol"],
                 interval=Interval(candle["interval"]),
-                timestamp=_moment(candle["timestamp"]),
+                timestamp=moment(candle["timestamp"]),
                 open=candle["open"],
                 high=candle["high"],
                 low=candle["low"],
@@ -223,7 +220,7 @@ class Subscription:
             info.context, decode_id(portfolio_id, "Portfolio")
         ):
             yield PortfolioValueUpdate(
-                timestamp=_moment(update["timestamp"]),
+                timestamp=moment(update["timestamp"]),
                 value=update["value"],
                 unrealized_pnl=update["unrealizedPnl"],
                 day_change=update["dayChange"],

@@ -4,7 +4,7 @@ input."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Self
 
 import strawberry
@@ -16,11 +16,10 @@ from coinql.domain.metrics import Metrics
 from coinql.domain.strategies import MAX_WINDOW
 from coinql.resolvers import backtest as backtest_resolvers
 from coinql.resolvers.context import Context
-from coinql.resolvers.market import to_millis
 from coinql.schema.bounds import bounded
 from coinql.schema.enums import FillPrice, Interval, SplitMode
 from coinql.schema.nodes import OwnedNode
-from coinql.schema.scalars import finite
+from coinql.schema.scalars import finite, moment, to_millis
 from coinql.store import runs as run_store
 
 # A grid value is a window, a threshold or an RSI level: no strategy takes more (each
@@ -105,9 +104,6 @@ class WalkForwardRun(OwnedNode):
 
     @classmethod
     def from_model(cls, run: run_store.StudyRun) -> Self:
-        def moment(millis: int) -> datetime:
-            return datetime.fromtimestamp(millis / 1000, UTC)
-
         found = run_store.walk_forward_of(run)
         return cls(
             metric=found.metric,

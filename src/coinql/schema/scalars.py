@@ -128,6 +128,21 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
 }
 
 
+def to_millis(moment: datetime | None) -> int | None:
+    """A DateTime argument as epoch milliseconds, the store's and domain's time."""
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def from_millis(millis: int | None) -> datetime | None:
+    """Epoch milliseconds as a UTC DateTime field's value (None stays None)."""
+    return None if millis is None else moment(millis)
+
+
+def moment(millis: int) -> datetime:
+    """Epoch milliseconds as a UTC DateTime."""
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
 def finite(value: Any) -> float | None:
     """A Float field's value: None for NaN, infinities and None, else the float (numpy
     scalars and 0-d arrays included)."""

@@ -14,8 +14,7 @@ from coinql.resolvers import simulation as simulation_resolvers
 from coinql.resolvers.context import Context
 from coinql.schema.bounds import bounded
 from coinql.schema.enums import SimulationMethod
-from coinql.schema.nodes import OwnedNode
-from coinql.schema.portfolio import decode_id
+from coinql.schema.nodes import OwnedNode, decode_id
 from coinql.schema.scalars import FloatArray, TimestampArray, finite
 from coinql.store import runs as run_store
 

@@ -13,15 +13,20 @@ from strawberry.types import Info
 from coinql.domain.bounds import Bounds
 from coinql.domain.errors import NotFound as NotFoundError
 from coinql.domain.strategies import MAX_WINDOW, AllocationConstraints
-from coinql.resolvers import optimize as strategy_resolvers
+from coinql.resolvers import strategies as strategy_resolvers
 from coinql.resolvers.context import Context
-from coinql.resolvers.market import decode_cursor, encode_cursor
 from coinql.schema.bounds import SIGNED_WEIGHT, PageSizeArgument, bounded
 from coinql.schema.enums import Rebalance, UniverseRank
 from coinql.schema.errors import InvalidInput, NotAuthenticated
-from coinql.schema.nodes import OwnedNode, PageInfo
+from coinql.schema.nodes import (
+    Connection,
+    Deleted,
+    DeleteResult,
+    OwnedNode,
+    decode_id,
+    offset_after,
+)
 from coinql.schema.permissions import IsAuthenticated
-from coinql.schema.portfolio import Deleted, DeleteResult, decode_id
 from coinql.store import portfolio as portfolio_store
 
 # Periods: a fast average of one period is the price itself; anything slower needs two.
@@ -152,36 +157,19 @@ CreateStrategyResult = Annotated[
 
 
 @strawberry.type
-class StrategyEdge:
-    node: Strategy
-    cursor: str
-
-
-@strawberry.type
-class StrategyConnection:
-    edges: list[StrategyEdge]
-    page_info: PageInfo
-
-
-@strawberry.type
 class StrategyQuery:
     @strawberry.field(description="The caller's strategies.", permission_classes=[IsAuthenticated])
     async def strategies(
         self, info: Info[Context, None], first: PageSizeArgument = 50, after: str | None = None
-    ) -> StrategyConnection | None:
-        offset = decode_cursor(after) + 1 if after else 0
+    ) -> Connection[Strategy] | None:
+        offset = offset_after(after)
         found = await strategy_resolvers.list_strategies(
             info.context, first=first + 1, offset=offset
         )
-        edges = [
-            StrategyEdge(node=Strategy.from_model(strategy), cursor=encode_cursor(index))
-            for index, strategy in enumerate(found[:first], start=offset)
-        ]
-        return StrategyConnection(
-            edges=edges,
-            page_info=PageInfo.of(
-                [edge.cursor for edge in edges], offset=offset, has_next_page=len(found) > first
-            ),
+        return Connection[Strategy].page(
+            [Strategy.from_model(strategy) for strategy in found[:first]],
+            offset=offset,
+            has_next_page=len(found) > first,
         )
 
     @strawberry.field(

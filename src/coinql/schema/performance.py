@@ -1,0 +1,283 @@
+"""Performance: the tear sheet of one return stream.
+
+`Performance` wraps a `ReturnStream` (coinql.domain.tearsheet) and asks it for each field only
+when the field is selected; an undefined metric is null and `undefined` says why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Self
+
+import strawberry
+from strawberry import relay
+
+from coinql.domain.bounds import Bounds
+from coinql.domain.errors import InvalidInput, NotFound
+from coinql.domain.tearsheet import ReturnStream
+from coinql.resolvers.performance import Benchmark, BenchmarkLoader
+from coinql.schema.bounds import bounded_argument
+from coinql.schema.enums import Interval, RollingMetric, VarMethod
+from coinql.schema.indicators import MAX_WINDOW
+from coinql.schema.nodes import decode_uuid
+from coinql.schema.risk import DEFAULT_LEVEL, Level
+from coinql.schema.scalars import FloatArray, TimestampArray, finite, from_millis, moment
+
+
+@strawberry.type(description="A packed series.")
+class Series:
+    timestamps: TimestampArray
+    values: FloatArray
+
+
+@strawberry.type
+class DrawdownPeriod:
+    peak: datetime = strawberry.field(description="Last time at the high-water mark.")
+    trough: datetime
+    recovery: datetime | None = strawberry.field(description="Null while still under water.")
+    depth: float = strawberry.field(description="Positive fraction.")
+    duration_periods: int = strawberry.field(description="Peak to recovery (or to the end).")
+
+
+@strawberry.type
+class CalendarYear:
+    year: int
+    months: FloatArray = strawberry.field(description="12 compounded returns, null if empty.")
+    total: float | None
+
+
+@strawberry.type
+class BenchmarkComparison:
+    symbol: str
+    observations: int
+    alpha: float | None = strawberry.field(description="Annualised, geometric (empyrical).")
+    beta: float | None
+    correlation: float | None
+    tracking_error: float | None = strawberry.field(description="Annualised.")
+    information_ratio: float | None = strawberry.field(description="Annualised.")
+    up_capture: float | None
+    down_capture: float | None
+
+
+@strawberry.type
+class UndefinedMetric:
+    metric: str
+    reason: str
+
+
+def benchmark_of(symbol: str | None, of: str | None) -> Benchmark:
+    """The benchmark an argument pair names; `NotFound` for an id that is not a portfolio or a
+    backtest run, `InvalidInput` unless exactly one is given."""
+    if of is None:
+        return Benchmark(symbol=symbol)
+    if symbol is not None:
+        raise InvalidInput("symbol", "name one benchmark: a symbol or, in `of`, an id")
+    missing = f"no portfolio or backtest run {of}"
+    try:
+        global_id = relay.GlobalID.from_id(of)
+    except ValueError:
+        raise NotFound(missing) from None
+    if global_id.type_name == "Portfolio":
+        return Benchmark(portfolio_id=decode_uuid(global_id, missing))
+    if global_id.type_name == "BacktestRun":
+        return Benchmark(backtest_run_id=decode_uuid(global_id, missing))
+    raise NotFound(missing)
+
+
+@strawberry.type(
+    description="A tear sheet of one return stream. Every field is computed when selected."
+)
+class Performance:
+    label: str
+    interval: Interval
+    periods_per_year: float
+    risk_free_rate: float = strawberry.field(description="Annual, as given.")
+    stream: strawberry.Private[ReturnStream]
+    benchmarks: strawberry.Private[BenchmarkLoader]
+
+    @classmethod
+    def from_model(cls, stream: ReturnStream, benchmarks: BenchmarkLoader) -> Self:
+        return cls(
+            label=stream.label,
+            interval=stream.interval,
+            periods_per_year=stream.periods_per_year,
+            risk_free_rate=stream.risk_free_rate,
+            stream=stream,
+            benchmarks=benchmarks,
+        )
+
+    @strawberry.field
+    def observations(self) -> int:
+        return self.stream.observations()
+
+    @strawberry.field
+    def start(self) -> datetime | None:
+        return from_millis(self.stream.start())
+
+    @strawberry.field
+    def end(self) -> datetime | None:
+        return from_millis(self.stream.end())
+
+    @strawberry.field
+    def total_return(self) -> float | None:
+        return finite(self.stream.total_return())
+
+    @strawberry.field(description="(1 + total) ^ (P / n) - 1.")
+    def cagr(self) -> float | None:
+        return finite(self.stream.cagr())
+
+    @strawberry.field(description="Sample std (ddof 1) x sqrt(P).")
+    def volatility(self) -> float | None:
+        return finite(self.stream.volatility())
+
+    @strawberry.field(description="Mean excess return / sample std x sqrt(P).")
+    def sharpe(self) -> float | None:
+        return finite(self.stream.sharpe())
+
+    @strawberry.field(description="Downside deviation over all observations; MAR = risk-free.")
+    def sortino(self) -> float | None:
+        return finite(self.stream.sortino())
+
+    @strawberry.field(description="CAGR / max drawdown.")
+    def calmar(self) -> float | None:
+        return finite(self.stream.calmar())
+
+    @strawberry.field(description="Gains over losses around the per-period risk-free rate.")
+    def omega(self) -> float | None:
+        return finite(self.stream.omega())
+
+    @strawberry.field(description="Positive fraction, from the starting capital.")
+    def max_drawdown(self) -> float | None:
+        return finite(self.stream.max_drawdown())
+
+    @strawberry.field(description="Longest time under water, in periods.")
+    def max_drawdown_duration(self) -> int:
+        return self.stream.max_drawdown_duration()
+
+    @strawberry.field(description="Bias-adjusted sample skewness.")
+    def skew(self) -> float | None:
+        return finite(self.stream.skew())
+
+    @strawberry.field(description="Bias-adjusted excess kurtosis.")
+    def kurtosis(self) -> float | None:
+        return finite(self.stream.kurtosis())
+
+    @strawberry.field(description="|95th percentile| / |5th percentile|.")
+    def tail_ratio(self) -> float | None:
+        return finite(self.stream.tail_ratio())
+
+    @strawberry.field
+    def best_period(self) -> float | None:
+        return finite(self.stream.best())
+
+    @strawberry.field
+    def worst_period(self) -> float | None:
+        return finite(self.stream.worst())
+
+    @strawberry.field(description="Positive periods among the non-zero ones.")
+    def win_rate(self) -> float | None:
+        return finite(self.stream.win_rate())
+
+    @strawberry.field
+    def ulcer_index(self) -> float | None:
+        return finite(self.stream.ulcer_index())
+
+    @strawberry.field(description="Positive loss fraction at a confidence level.")
+    def value_at_risk(
+        self, level: Level = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
+    ) -> float | None:
+        return finite(self.stream.value_at_risk(level, method))
+
+    @strawberry.field(description="Mean loss beyond the VaR, positive fraction.")
+    def expected_shortfall(
+        self, level: Level = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
+    ) -> float | None:
+        return finite(self.stream.expected_shortfall(level, method))
+
+    @strawberry.field(description="The deepest drawdowns, deepest first.")
+    def drawdowns(
+        self, top: Annotated[int, bounded_argument(Bounds(1, 100))] = 5
+    ) -> list[DrawdownPeriod] | None:
+        return [
+            DrawdownPeriod(
+                peak=moment(found.peak),
+                trough=moment(found.trough),
+                recovery=from_millis(found.recovery),
+                depth=found.depth,
+                duration_periods=found.duration,
+            )
+            for found in self.stream.drawdowns(top)
+        ]
+
+    @strawberry.field(description="Compounded monthly returns by calendar year (UTC).")
+    def calendar(self) -> list[CalendarYear]:
+        return [
+            CalendarYear(year=found.year, months=found.months, total=finite(found.total))
+            for found in self.stream.calendar()
+        ]
+
+    @strawberry.field(description="Growth of 1, after each period.")
+    def equity(self) -> Series:
+        return Series(timestamps=self.stream.timestamps, values=self.stream.equity())
+
+    @strawberry.field(description="Drawdown after each period, a non-positive fraction.")
+    def drawdown_series(self) -> Series:
+        return Series(timestamps=self.stream.timestamps, values=self.stream.drawdown())
+
+    @strawberry.field(description="Period returns.")
+    def returns(self) -> Series:
+        return Series(timestamps=self.stream.timestamps, values=self.stream.returns)
+
+    @strawberry.field(description="A metric over each trailing window (BETA needs benchmark).")
+    async def rolling(
+        self,
+        window: Annotated[int, bounded_argument(Bounds(2, MAX_WINDOW), description="Periods.")],
+        metric: RollingMetric,
+        benchmark: str | None = None,
+        of: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Or the benchmark's id: a portfolio or backtest run."),
+        ] = None,
+    ) -> Series | None:
+        other = None
+        if metric is RollingMetric.BETA:
+            if benchmark is None and of is None:
+                raise InvalidInput("benchmark", "rolling BETA needs a benchmark")
+            other = await self.benchmarks(benchmark_of(benchmark, of))
+        timestamps, values = self.stream.rolling(window, metric, other)
+        return Series(timestamps=timestamps, values=values)
+
+    @strawberry.field(
+        description="Relative to a benchmark on the common periods: an asset by `symbol`, or"
+        " in `of` one of your portfolios or backtest runs. Null, with an error at this path,"
+        " when the benchmark is unknown; the other fields still answer."
+    )
+    async def benchmark(
+        self,
+        symbol: str | None = None,
+        of: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="A portfolio's or a backtest run's id."),
+        ] = None,
+    ) -> BenchmarkComparison | None:
+        reference = benchmark_of(symbol, of)
+        other = await self.benchmarks(reference)
+        observations, found = self.stream.against(other)
+        return BenchmarkComparison(
+            symbol=(symbol or "").upper() if symbol else str(of),
+            observations=observations,
+            alpha=finite(found.alpha),
+            beta=finite(found.beta),
+            correlation=finite(found.correlation),
+            tracking_error=finite(found.tracking_error),
+            information_ratio=finite(found.information_ratio),
+            up_capture=finite(found.up_capture),
+            down_capture=finite(found.down_capture),
+        )
+
+    @strawberry.field(
+        description="Why each null metric is undefined; VaR methods are named as in VarMethod."
+    )
+    def undefined(self) -> list[UndefinedMetric]:
+        reasons = self.stream.undefined()
+        return [UndefinedMetric(metric=metric, reason=reason) for metric, reason in reasons.items()]
