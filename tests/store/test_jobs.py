@@ -57,7 +57,7 @@ class Queue:
     async def claim(self, max_running: int = 2) -> str | None:
         async with self.sessions() as session, session.begin():
             job = await job_store.claim_next(
-                session, runner="test", now=self.tick(), max_running_per_owner=max_running
+                session, runner="test", clock=self.tick, max_running_per_owner=max_running
             )
         return None if job is None else self.names[job.id]
 

@@ -165,7 +165,7 @@ class JobRunner:
             return await job_store.claim_next(
                 session,
                 runner=self.runner,
-                now=datetime.now(UTC),
+                clock=lambda: datetime.now(UTC),
                 max_running_per_owner=self.max_running_per_user,
             )
 

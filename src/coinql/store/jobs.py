@@ -4,7 +4,7 @@ The runs they produce are in `coinql.store.runs`."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -176,7 +176,11 @@ def _running_of_owner() -> Any:
 
 
 async def claim_next(
-    session: AsyncSession, *, runner: str, now: datetime, max_running_per_owner: int
+    session: AsyncSession,
+    *,
+    runner: str,
+    clock: Callable[[], datetime],
+    max_running_per_owner: int,
 ) -> Job | None:
     """Claim the next job to run, fairly across owners, and mark it RUNNING for `runner`; None
     when nothing may start (no QUEUED job, or every owner with one runs their limit already).
@@ -185,9 +189,12 @@ async def claim_next(
     recently (one who never started a job, first), then that owner's oldest job. So one
     owner's many jobs take turns with everyone else's instead of filling the slots in
     submission order. Claims take turns (`_lock_claims`), so two runners claiming at once
-    cannot both start a job past an owner's running limit.
+    cannot both start a job past an owner's running limit. The start time is read from
+    `clock` once the claim's turn has come, so it is never before the end of a job whose
+    finish the claim waited for.
     """
     await _lock_claims(session)
+    now = clock()
     running_count = _running_of_owner()
     started = aliased(Job)
     last_started = (
