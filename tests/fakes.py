@@ -9,7 +9,7 @@ from typing import Any
 import ccxt
 
 from coinql.domain.candles import DAY_MS
-from coinql.store.exchange import MarketCap
+from coinql.exchanges.coingecko import MarketCap
 
 TIMEFRAME_MS = {"1m": 60_000, "1h": 3_600_000, "1d": DAY_MS}
 

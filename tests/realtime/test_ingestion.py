@@ -11,12 +11,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain.candles import DAY_MS, Interval
+from coinql.exchanges.ccxt import Backoff, ExchangeAdapter
+from coinql.exchanges.coingecko import CoinGeckoMarketCaps
 from coinql.realtime.ingestion import IngestionScheduler, backfill, ingest
+from coinql.realtime.leader import DatabaseLeader
 from coinql.store import candles as candle_store
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
 from coinql.store.db import create_engine, create_session_factory
-from coinql.store.exchange import Backoff, CoinGeckoMarketCaps, ExchangeAdapter
 from tests.conftest import Backend
 from tests.fakes import FakeExchange, ohlcv_rows
 
@@ -126,7 +128,7 @@ async def test_scheduler_records_success_and_failure(
     exchange = FakeExchange({("BTC/USDT", "1d"): ohlcv_rows(START, 30)}, failures=[])
     engine = create_engine(backend.database_url)
     scheduler = IngestionScheduler(
-        engine=engine,
+        leader=DatabaseLeader(engine),
         sessions=sessions,
         adapter=adapter_for(exchange),
         symbols=["BTC", "ETH"],  # ETH is not listed: BadSymbol, recorded as a failure
@@ -149,13 +151,13 @@ async def test_only_one_process_holds_the_leader_lock(backend: Backend) -> None:
         create_engine(backend.database_url),
         create_engine(backend.database_url),
     )
-    first = ingestion_store.LeaderLock(first_engine)
-    second = ingestion_store.LeaderLock(second_engine)
+    first = DatabaseLeader(first_engine)
+    second = DatabaseLeader(second_engine)
     try:
-        assert await first.try_acquire()
-        assert not await second.try_acquire()
+        assert await first.acquire()
+        assert not await second.acquire()
         await first.release()
-        assert await second.try_acquire()
+        assert await second.acquire()
     finally:
         await first.release()
         await second.release()

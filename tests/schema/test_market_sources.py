@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from coinql.app import create_app
 from coinql.cli import main
 from coinql.domain.candles import DAY_MS
-from coinql.store.exchange import MarketCap
+from coinql.exchanges.coingecko import MarketCap
 from tests.client import GraphQLClient
 from tests.conftest import COINS_DIR, CONTRACT_DIR, Backend, make_settings, make_user
 from tests.fakes import FakeExchange, FakeMarketCaps, ohlcv_rows
