@@ -68,7 +68,7 @@ async def ready(request: Request) -> Response:
             **await _check(lambda: ping(services.engine)),
         }
     }
-    if services.hub.kind == "redis":
+    if services.backends.kind == "redis":
         components["redis"] = await _check(services.hub.ping)
     for name, state in services.background.items():
         if name != "ingestion":

@@ -27,7 +27,7 @@ from coinql.domain.candles import DAY_MS, Interval
 from coinql.realtime import channels
 from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.hub import Hub
-from coinql.realtime.leader import Leader
+from coinql.realtime.leader import Leader, renewing
 from coinql.realtime.prices import LatestPrices
 from coinql.store import market as market_store
 from coinql.store import portfolio as portfolio_store
@@ -73,21 +73,29 @@ class RiskMonitor:
             started = time.monotonic()
             if await self.leader.acquire():
                 self.on_status("leader")
-                try:
-                    await check_risk_limits(
-                        self.sessions, self.hub, self.prices.snapshot(), now=self.clock()
-                    )
-                    self.checks += 1
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # a bad check must not stop the monitor
-                    log.exception("risk check failed")
+                async with renewing(self.leader):  # a lease outlives the check and the wait
+                    await self._check()
+                    await self._pause(started)
             else:
                 self.on_status("standby")
-            await asyncio.sleep(MIN_GAP_SECONDS)
-            left = self.every_seconds - (time.monotonic() - started)
-            if left > 0:  # until the schedule, or until prices move
-                await self.prices.moved(timeout=left)
+                await self._pause(started)
+
+    async def _check(self) -> None:
+        try:
+            await check_risk_limits(
+                self.sessions, self.hub, self.prices.snapshot(), now=self.clock()
+            )
+            self.checks += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bad check must not stop the monitor
+            log.exception("risk check failed")
+
+    async def _pause(self, started: float) -> None:
+        await asyncio.sleep(MIN_GAP_SECONDS)
+        left = self.every_seconds - (time.monotonic() - started)
+        if left > 0:  # until the schedule, or until prices move
+            await self.prices.moved(timeout=left)
 
 
 async def check_risk_limits(
