@@ -9,7 +9,8 @@ from typing import Any
 import ccxt
 
 from coinql.domain.candles import DAY_MS
-from coinql.store.exchange import MarketCap
+from coinql.exchanges.ccxt import Backoff, ExchangeAdapter
+from coinql.exchanges.coingecko import MarketCap
 
 TIMEFRAME_MS = {"1m": 60_000, "1h": 3_600_000, "1d": DAY_MS}
 
@@ -101,3 +102,20 @@ class FakeMarketCaps:
     async def fetch(self, symbols: list[str]) -> dict[str, MarketCap]:
         self.calls += 1
         return {symbol: self.caps[symbol] for symbol in symbols if symbol in self.caps}
+
+
+class Sleeps:
+    """A backoff's sleep that only records the delays it was asked to wait."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+def adapter_for(exchange: FakeExchange, sleeps: Sleeps | None = None) -> ExchangeAdapter:
+    """The adapter over a fake exchange: small pages, four attempts, no real waits."""
+    return ExchangeAdapter(
+        exchange, page_limit=7, backoff=Backoff(sleep=sleeps or Sleeps(), max_attempts=4)
+    )

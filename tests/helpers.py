@@ -15,8 +15,8 @@ from sqlmodel import select
 from starlette.applications import Starlette
 
 from coinql.app import create_app
+from coinql.exchanges.coingecko import MarketCap
 from coinql.store.auth import RefreshToken, User
-from coinql.store.exchange import MarketCap
 from tests.client import GraphQLClient
 from tests.conftest import CONTRACT_DIR, Backend, make_settings
 from tests.fakes import FakeExchange, FakeMarketCaps

@@ -24,6 +24,7 @@ from starlette.requests import Request
 
 from coinql.app import create_app
 from coinql.domain.candles import DAY_MS, Interval
+from coinql.exchanges.ccxt import Backoff
 from coinql.realtime.ingestion import IngestionScheduler
 from coinql.resolvers import auth as auth_resolvers
 from coinql.resolvers import realtime as realtime_resolvers
@@ -32,7 +33,6 @@ from coinql.store import auth as auth_store
 from coinql.store import db
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
-from coinql.store.exchange import Backoff
 from coinql.store.jobs import JobKind, JobStatus
 from coinql.store.portfolio import LedgerEntry
 from tests.client import GraphQLClient, contract_operations
@@ -179,7 +179,6 @@ async def test_exchange_faults_back_off_show_the_stall_and_lose_no_candle(
         adapter = services.exchange
         adapter.backoff = Backoff(base_seconds=0.5, max_attempts=4, sleep=sleep)
         scheduler = IngestionScheduler(
-            engine=services.engine,
             sessions=services.sessions,
             adapter=adapter,
             symbols=["BTC", "ETH"],

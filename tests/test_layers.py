@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "coinql"
-LAYERS = ("schema", "resolvers", "domain", "store", "realtime", "migrations")
+LAYERS = ("schema", "resolvers", "domain", "store", "realtime", "migrations", "exchanges")
 # What each layer may import from coinql, besides itself.
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "store": {"domain"},
-    "realtime": {"domain", "store", "settings", "observability"},
-    "resolvers": {"domain", "store", "realtime", "settings", "observability"},
+    "realtime": {"domain", "store", "settings", "observability", "exchanges"},
+    "resolvers": {"domain", "store", "realtime", "settings", "observability", "exchanges"},
     "schema": {"resolvers", "domain", "store", "observability", "settings"},
     "migrations": {"store", "settings"},
+    "exchanges": {"domain", "settings", "observability"},
 }
 # domain/ does no I/O: none of these may appear there.
 IO_MODULES = {"sqlalchemy", "sqlmodel", "httpx", "ccxt", "redis", "starlette", "strawberry", "arq"}

@@ -1,206 +1,51 @@
-"""The Starlette application: GraphQL over HTTP and WebSocket, health and metrics."""
+"""The Starlette application: GraphQL over HTTP and WebSocket, health and metrics.
+
+`create_app` is the factory: its lifespan builds the services from the settings (the Redis
+or local backends from `coinql.realtime.backends`), starts the background tasks the source
+calls for, and closes everything on shutdown.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import hmac
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 import httpx
-import numpy as np
-import orjson
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from coinql.domain.candles import DAY_MS, Interval
-from coinql.domain.demo import generate_demo_market
+from coinql.exchanges.ccxt import ExchangeAdapter, ExchangeClient, create_exchange
+from coinql.exchanges.coingecko import CoinGeckoMarketCaps, MarketCapProvider
+from coinql.health import live, metrics, ready
 from coinql.migrations import ensure_current
 from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
-from coinql.realtime.feed import (
-    DemoTicks,
-    ExchangeCandles,
-    ExchangeTicks,
-    FeedService,
-    LocalLeader,
-    RedisLeader,
-    TickSource,
-)
-from coinql.realtime.hub import Hub
-from coinql.realtime.ingestion import IngestionScheduler, stalled_seconds
-from coinql.realtime.jobs import JobQueue
+from coinql.realtime.backends import Backends
+from coinql.realtime.demo import demo_ticks, load_demo_if_empty
+from coinql.realtime.feed import ExchangeCandles, ExchangeTicks, FeedService, TickSource
+from coinql.realtime.ingestion import IngestionScheduler
 from coinql.realtime.prices import LatestPrices
-from coinql.realtime.risk import LEADER_KEY as RISK_LEADER_KEY
 from coinql.realtime.risk import RiskMonitor
 from coinql.realtime.sessions import LiveSessions
 from coinql.resolvers.context import Services
 from coinql.schema import build_schema
 from coinql.settings import Settings
-from coinql.store import ingestion as ingestion_store
-from coinql.store import market as market_store
-from coinql.store.db import create_engine, create_session_factory, ping
-from coinql.store.exchange import (
-    CoinGeckoMarketCaps,
-    ExchangeAdapter,
-    ExchangeClient,
-    MarketCapProvider,
-    create_exchange,
-)
-from coinql.store.throttle import create_throttle
+from coinql.store.db import create_engine, create_session_factory
 from coinql.view import CoinqlGraphQL, error_response
 
 log = structlog.get_logger("coinql.app")
-READINESS_TIMEOUT_SECONDS = 2.0
 GC_THRESHOLDS = (50_000, 20, 100)  # CPython's defaults: (700, 10, 10)
-ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-async def _check(component: Callable[[], Awaitable[None]]) -> dict[str, Any]:
-    started = time.perf_counter()
-    try:
-        await asyncio.wait_for(component(), READINESS_TIMEOUT_SECONDS)
-    except Exception as error:
-        return {"status": "down", "error": f"{type(error).__name__}: {error}"[:300]}
-    return {"status": "up", "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
-
-
-async def _ingestion_health(services: Services) -> dict[str, Any]:
-    """Ingestion is "degraded" (not down: stored data still serves) while any job fails or
-    has had no success for several polls."""
-    async with services.reader() as session:
-        states = await ingestion_store.list_states(session)
-    now, poll = services.now(), services.settings.ingest_poll_seconds
-    stalled = [
-        {
-            "symbol": state.symbol,
-            "interval": state.interval,
-            "consecutiveFailures": state.consecutive_failures,
-            "stalledBySeconds": seconds,
-            "lastError": state.last_error,
-        }
-        for state in states
-        if (seconds := stalled_seconds(state, now=now, poll_seconds=poll)) is not None
-    ]
-    return {
-        "status": "degraded" if stalled else "up",
-        "role": services.background.get("ingestion", "starting"),
-        "jobs": len(states),
-        "stalled": stalled,
-    }
-
-
-async def live(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-async def ready(request: Request) -> Response:
-    """Each component's state; 503 when a required one is down."""
-    services: Services = request.app.state.services
-    components: dict[str, dict[str, Any]] = {
-        "database": {
-            "kind": services.engine.dialect.name,
-            **await _check(lambda: ping(services.engine)),
-        }
-    }
-    if services.hub.kind == "redis":
-        components["redis"] = await _check(services.hub.ping)
-    for name, state in services.background.items():
-        if name != "ingestion":
-            components[name] = {"status": state}
-    if services.exchange is not None:
-        components["ingestion"] = await _ingestion_health(services)
-    for name, component in components.items():
-        services.metrics.component_up.labels(name).set(component["status"] == "up")
-    healthy = all(component["status"] != "down" for component in components.values())
-    return JSONResponse(
-        {"status": "ok" if healthy else "unavailable", "components": components},
-        status_code=200 if healthy else 503,
-    )
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus metrics; with COINQL_METRICS_TOKEN set, only for "Bearer <that token>"."""
-    services: Services = request.app.state.services
-    expected = services.settings.metrics_token
-    if expected is not None:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), expected):
-            return JSONResponse(
-                {"errors": [{"message": "send 'Authorization: Bearer <COINQL_METRICS_TOKEN>'"}]},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-    await _refresh_gauges(services)
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-async def _refresh_gauges(services: Services) -> None:
-    """The gauges read off the services, as of now: shared subscription streams, and the lags
-    since each ingestion job's last success and since the newest tick the feed published."""
-    services.metrics.shared_streams.set(len(services.fanout.streams))
-    now = services.now()
-    if services.feed is not None and services.feed.last_tick_ms is not None:
-        services.metrics.feed_lag.set(max(0.0, now.timestamp() - services.feed.last_tick_ms / 1000))
-    if services.exchange is None:
-        return
-    async with services.reader() as session:
-        states = await ingestion_store.list_states(session)
-    for state in states:
-        since = state.last_success_at or state.failing_since
-        if since is not None:
-            lag = (now - since).total_seconds()
-            services.metrics.ingestion_lag.labels(state.symbol, state.interval).set(lag)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     return error_response(error.status_code, error.detail)
-
-
-async def load_demo_if_empty(services: Services) -> None:
-    """On an empty store, the seeded demo market (marked dataSource "demo" everywhere)."""
-    async with services.transaction() as session:
-        if await market_store.has_assets(session):
-            return
-        today = int(services.now().timestamp() * 1000) // DAY_MS * DAY_MS
-        # The history ends with yesterday's whole day: today's candles would be closes (and
-        # hours) from the future. The feed carries on from yesterday's close.
-        added = await market_store.save_demo_market(
-            session, assets=generate_demo_market(end_day_ms=today - DAY_MS), now=services.now()
-        )
-    log.info("demo market loaded", candles=added, note="synthetic data, not market prices")
-
-
-async def demo_ticks(services: Services) -> DemoTicks:
-    """The demo market continued from its last closes, at each asset's recent volatility."""
-    assets: dict[str, tuple[float, float]] = {}
-    async with services.reader() as session:
-        for asset in await market_store.list_assets(
-            session,
-            order=market_store.AssetOrder.SYMBOL_ASC,
-            where=market_store.AssetFilter(data_source="demo"),
-            offset=0,
-            limit=500,
-        ):
-            daily = await market_store.load_candles(
-                session, asset=asset, interval=Interval.D1, start=None, end=None
-            )
-            closes = daily.close[-91:]
-            if asset.last_price is None or closes.size < 3:
-                continue
-            volatility = float(np.std(np.diff(np.log(closes)), ddof=1))
-            assets[asset.symbol] = (asset.last_price, volatility)
-    return DemoTicks(assets, interval_seconds=services.settings.feed_tick_seconds)
 
 
 async def start_feed(
@@ -218,12 +63,13 @@ async def start_feed(
         hub=services.hub,
         sessions=services.sessions,
         source=source,
-        leader=RedisLeader(settings.redis_url) if settings.redis_url else LocalLeader(),
+        leader=services.backends.leader("feed", engine=services.engine),
         exchange=exchange,
         pair_quote="USD" if exchange == "demo" else settings.exchange_quote,
         on_status=on_status,
         on_candles=services.metrics.candles_inserted.labels("feed").inc,
         candle_source=candle_source,
+        clock=services.now,
     )
     services.background["feed"] = "starting"
     services.feed = feed
@@ -234,7 +80,6 @@ async def start_feed(
 
 def start_risk_monitor(services: Services) -> RiskMonitor:
     """Risk limits checked whatever the source, even with no feed (at the stored prices)."""
-    settings = services.settings
 
     def on_status(role: str) -> None:
         services.background["risk"] = role
@@ -243,11 +88,10 @@ def start_risk_monitor(services: Services) -> RiskMonitor:
         sessions=services.sessions,
         hub=services.hub,
         prices=services.prices,
-        leader=RedisLeader(settings.redis_url, key=RISK_LEADER_KEY)
-        if settings.redis_url
-        else LocalLeader(),
-        every_seconds=settings.risk_check_seconds,
+        leader=services.backends.leader("risk", engine=services.engine),
+        every_seconds=services.settings.risk_check_seconds,
         on_status=on_status,
+        clock=services.now,
     )
     services.background["risk"] = "starting"
     monitor.start()
@@ -260,14 +104,15 @@ def start_ingestion(
     market_caps: MarketCapProvider | None,
 ) -> IngestionScheduler:
     settings = services.settings
-    adapter = ExchangeAdapter(client, quote=settings.exchange_quote)
+    adapter = ExchangeAdapter(
+        client, quote=settings.exchange_quote, clock=lambda: services.now().timestamp()
+    )
     services.exchange = adapter
 
     def on_status(role: str) -> None:
         services.background["ingestion"] = role
 
     scheduler = IngestionScheduler(
-        engine=services.engine,
         sessions=services.sessions,
         adapter=adapter,
         symbols=settings.exchange_symbols,
@@ -277,6 +122,8 @@ def start_ingestion(
         market_caps=market_caps,
         on_status=on_status,
         on_candles=services.metrics.candles_inserted.labels(adapter.exchange_id).inc,
+        leader=services.backends.leader("ingestion", engine=services.engine),
+        clock=services.now,
     )
     services.background["ingestion"] = "starting"
     scheduler.start()
@@ -318,21 +165,15 @@ def create_app(
             stack.push_async_callback(engine.dispose)
             await ensure_current(engine)
             metrics = Metrics()
-            hub = Hub(settings.redis_url, on_reconnect=metrics.broadcast_reconnects.inc)
+            backends = Backends.from_settings(settings)
+            hub = backends.hub(on_reconnect=metrics.broadcast_reconnects.inc)
             await hub.connect()
             stack.push_async_callback(hub.disconnect)
             sessions = create_session_factory(engine)
-            jobs = JobQueue(
-                settings.redis_url,
-                slots=settings.effective_job_slots,
-                max_running_per_user=settings.max_running_jobs_per_user,
-                stale_seconds=settings.job_stale_seconds,
-                sweep_seconds=settings.job_sweep_seconds,
-                on_end=metrics.job_ended,
-            )
+            jobs = backends.job_queue(settings, on_end=metrics.job_ended)
             await jobs.start(sessions=sessions, hub=hub)
             stack.push_async_callback(jobs.stop)
-            throttle = create_throttle(settings.redis_url)
+            throttle = backends.throttle()
             stack.push_async_callback(throttle.close)
             live_sessions = LiveSessions(hub)
             await live_sessions.start()
@@ -341,6 +182,7 @@ def create_app(
             stack.push_async_callback(prices.stop)
             app.state.services = Services(
                 settings=settings,
+                backends=backends,
                 engine=engine,
                 sessions=sessions,
                 hub=hub,
@@ -355,9 +197,12 @@ def create_app(
             monitor = start_risk_monitor(services)
             stack.push_async_callback(monitor.stop)
             if settings.source == "demo":
-                await load_demo_if_empty(services)
+                await load_demo_if_empty(sessions, clock=services.now)
                 if settings.feed_enabled:
-                    feed = await start_feed(services, await demo_ticks(services), "demo")
+                    demo = await demo_ticks(
+                        sessions, interval_seconds=settings.feed_tick_seconds, clock=services.now
+                    )
+                    feed = await start_feed(services, demo, "demo")
                     stack.push_async_callback(feed.stop)
             elif settings.exchange_id is not None:
                 client = exchange_client or create_exchange(settings.exchange_id)
@@ -375,6 +220,7 @@ def create_app(
                         settings.exchange_symbols,
                         quote=settings.exchange_quote,
                         poll_seconds=settings.feed_poll_seconds,
+                        clock=services.now,
                     )
                     candles = ExchangeCandles(
                         client, settings.exchange_symbols, quote=settings.exchange_quote

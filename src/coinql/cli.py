@@ -91,6 +91,7 @@ def _create_user(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _add_user(settings: Settings, email: str, password: str, *, admin: bool) -> str:
     from coinql.migrations import ensure_current
+    from coinql.realtime.clock import utc_now
     from coinql.resolvers.auth import create_user
     from coinql.store.db import create_engine, create_session_factory
 
@@ -99,7 +100,7 @@ async def _add_user(settings: Settings, email: str, password: str, *, admin: boo
         await ensure_current(engine)
         async with create_session_factory(engine)() as session, session.begin():
             user = await create_user(
-                session, email=email, password=password, is_admin=admin, now=datetime.now(UTC)
+                session, email=email, password=password, is_admin=admin, now=utc_now()
             )
             return user.email
     finally:
@@ -116,6 +117,7 @@ async def _import_files(settings: Settings, args: argparse.Namespace) -> int:
     from coinql.domain.errors import UserError
     from coinql.domain.imports import ImportRejected
     from coinql.migrations import ensure_current
+    from coinql.realtime.clock import utc_now
     from coinql.resolvers.market import import_bytes
     from coinql.store.db import create_engine, create_session_factory
 
@@ -133,7 +135,7 @@ async def _import_files(settings: Settings, args: argparse.Namespace) -> int:
                     symbol=args.symbol,
                     interval=interval,
                     max_bytes=settings.import_max_bytes,
-                    now=datetime.now(UTC),
+                    now=utc_now(),
                 )
             except ImportRejected as rejected:
                 failed += 1
@@ -160,10 +162,10 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _backfill_range(settings: Settings, args: argparse.Namespace) -> int:
     from coinql.domain.candles import Interval
+    from coinql.exchanges.ccxt import ExchangeAdapter, create_exchange
     from coinql.migrations import ensure_current
     from coinql.realtime.ingestion import backfill
     from coinql.store.db import create_engine, create_session_factory
-    from coinql.store.exchange import ExchangeAdapter, create_exchange
 
     exchange_id = args.exchange or settings.exchange_id
     if exchange_id is None:
@@ -200,7 +202,9 @@ def _millis(text: str) -> int:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     """An arq worker running coinql's jobs from Redis (COINQL_REDIS_URL)."""
-    if not settings.redis_url:
+    from coinql.realtime.backends import Backends
+
+    if Backends.from_settings(settings).kind != "redis":
         print("coinql: the worker needs COINQL_REDIS_URL", file=sys.stderr)
         return 2
     from arq.worker import run_worker

@@ -18,11 +18,10 @@ from coinql.realtime.feed import (
     ExchangeCandles,
     ExchangeTicks,
     FeedService,
-    LocalLeader,
-    RedisLeader,
     Tick,
 )
 from coinql.realtime.hub import Hub, Mailbox
+from coinql.realtime.leader import LocalLeader, RedisLeader
 from coinql.store import candles as candle_store
 from coinql.store import market as market_store
 from coinql.store.db import create_engine, create_session_factory

@@ -1,41 +1,26 @@
-"""Ingestion through an object with ccxt's interface: pages, duplicates, a gap, rate limits."""
+"""Ingestion through an object with ccxt's interface: idempotent passes, a gap, the scheduler's
+bookkeeping and its leader lock."""
 
 from __future__ import annotations
 
 import time
 
-import ccxt
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.realtime.ingestion import IngestionScheduler, backfill, ingest
+from coinql.realtime.leader import DatabaseLeader
 from coinql.store import candles as candle_store
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
 from coinql.store.db import create_engine, create_session_factory
-from coinql.store.exchange import Backoff, CoinGeckoMarketCaps, ExchangeAdapter
 from tests.conftest import Backend
-from tests.fakes import FakeExchange, ohlcv_rows
+from tests.fakes import FakeExchange, adapter_for, ohlcv_rows
 
 TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS
 START = TODAY - 30 * DAY_MS  # 30 closed daily candles: START .. TODAY - 1 day
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-
-
-def adapter_for(exchange: FakeExchange, sleeps: Sleeps | None = None) -> ExchangeAdapter:
-    return ExchangeAdapter(
-        exchange, page_limit=7, backoff=Backoff(sleep=sleeps or Sleeps(), max_attempts=4)
-    )
 
 
 @pytest.fixture
@@ -43,43 +28,6 @@ async def sessions(backend: Backend) -> async_sessionmaker[AsyncSession]:
     engine = create_engine(backend.database_url)
     yield create_session_factory(engine)
     await engine.dispose()
-
-
-async def test_pages_are_followed_and_duplicates_dropped() -> None:
-    exchange = FakeExchange({("BTC/USDT", "1d"): ohlcv_rows(START, 31)})  # the last is forming
-    candles = await adapter_for(exchange).fetch_candles("BTC", Interval.D1, since=START)
-    assert candles.timestamps.tolist() == [START + i * DAY_MS for i in range(30)]
-    assert len(exchange.calls) > 4  # 7 per page with overlaps
-    assert all(call["timeframe"] == "1d" and call["limit"] == 7 for call in exchange.calls)
-
-
-async def test_rate_limit_and_network_errors_back_off_then_succeed() -> None:
-    sleeps = Sleeps()
-    exchange = FakeExchange(
-        {("BTC/USDT", "1d"): ohlcv_rows(START, 5)},
-        failures=[ccxt.RateLimitExceeded("429"), ccxt.ExchangeNotAvailable("503")],
-    )
-    candles = await adapter_for(exchange, sleeps).fetch_candles("BTC", Interval.D1, since=START)
-    assert len(candles) == 5
-    assert len(sleeps.delays) == 2
-    assert 0 <= sleeps.delays[0] <= 1.0 and 0 <= sleeps.delays[1] <= 2.0  # full jitter
-
-
-async def test_persistent_network_errors_give_up_after_max_attempts() -> None:
-    sleeps = Sleeps()
-    exchange = FakeExchange({}, always_fail=ccxt.RequestTimeout("timed out"))
-    with pytest.raises(ccxt.RequestTimeout):
-        await adapter_for(exchange, sleeps).fetch_candles("BTC", Interval.D1, since=START)
-    assert len(exchange.calls) == 4
-    assert len(sleeps.delays) == 3
-
-
-async def test_bad_symbol_is_not_retried() -> None:
-    sleeps = Sleeps()
-    exchange = FakeExchange({})
-    with pytest.raises(ccxt.BadSymbol):
-        await adapter_for(exchange, sleeps).fetch_candles("NOPE", Interval.D1, since=START)
-    assert len(exchange.calls) == 1 and sleeps.delays == []
 
 
 async def test_ingestion_is_idempotent(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -126,7 +74,7 @@ async def test_scheduler_records_success_and_failure(
     exchange = FakeExchange({("BTC/USDT", "1d"): ohlcv_rows(START, 30)}, failures=[])
     engine = create_engine(backend.database_url)
     scheduler = IngestionScheduler(
-        engine=engine,
+        leader=DatabaseLeader(engine),
         sessions=sessions,
         adapter=adapter_for(exchange),
         symbols=["BTC", "ETH"],  # ETH is not listed: BadSymbol, recorded as a failure
@@ -149,34 +97,15 @@ async def test_only_one_process_holds_the_leader_lock(backend: Backend) -> None:
         create_engine(backend.database_url),
         create_engine(backend.database_url),
     )
-    first = ingestion_store.LeaderLock(first_engine)
-    second = ingestion_store.LeaderLock(second_engine)
+    first = DatabaseLeader(first_engine)
+    second = DatabaseLeader(second_engine)
     try:
-        assert await first.try_acquire()
-        assert not await second.try_acquire()
+        assert await first.acquire()
+        assert not await second.acquire()
         await first.release()
-        assert await second.try_acquire()
+        assert await second.acquire()
     finally:
         await first.release()
         await second.release()
         await first_engine.dispose()
         await second_engine.dispose()
-
-
-async def test_coingecko_provider_reads_market_caps() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        assert request.url.path == "/api/v3/coins/markets"
-        assert request.url.params["vs_currency"] == "usd"
-        return httpx.Response(
-            200,
-            json=[
-                {"symbol": "btc", "market_cap": 1.2e12, "circulating_supply": 19.5e6},
-                {"symbol": "eth", "market_cap": 4e11, "circulating_supply": 1.2e8},
-                {"symbol": "btc", "market_cap": 1.0, "circulating_supply": 1.0},  # a copycat
-            ],
-        )
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
-        caps = await CoinGeckoMarketCaps(http).fetch(["BTC", "DOGE"])
-    assert list(caps) == ["BTC"]
-    assert caps["BTC"].market_cap == 1.2e12 and caps["BTC"].circulating_supply == 19.5e6

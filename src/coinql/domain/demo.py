@@ -120,6 +120,28 @@ def generate_demo_market(
     return assets
 
 
+def recent_volatility(closes: FloatArray, *, days: int = 90) -> float | None:
+    """Measure the daily volatility the demo market continues at, over its last `days` returns.
+
+    Parameters
+    ----------
+    closes : ndarray of shape (n_days,)
+        Daily closes, oldest first; positive.
+    days : int, default 90
+        How many of the newest daily returns to measure (the last `days` + 1 closes).
+
+    Returns
+    -------
+    float or None
+        The sample standard deviation (ddof=1) of the log returns; None with fewer than three
+        closes (two returns), too few to measure.
+    """
+    recent = closes[-(days + 1) :]
+    if recent.size < 3:
+        return None
+    return float(np.std(np.diff(np.log(recent)), ddof=1))
+
+
 def _regime_path(rng: np.random.Generator, days: int) -> Any:
     transitions = np.asarray(DEMO_PARAMS["regime_transitions"])
     draws = rng.random(days)

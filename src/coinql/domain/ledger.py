@@ -15,7 +15,7 @@ Rules:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from coinql.domain.bounds import Bounds
+from coinql.domain.candles import Interval
 from coinql.domain.errors import InvalidInput
 from coinql.domain.typing import FloatArray, IntArray
 
@@ -464,6 +465,86 @@ def value(state: LedgerState, prices: dict[str, Decimal]) -> Valuation:
     )
 
 
+def valuation(
+    transactions: Sequence[Transaction],
+    *,
+    base_currency: str,
+    method: CostBasis,
+    last_prices: Mapping[str, float | None],
+) -> Valuation:
+    """Value the book now: replay the ledger and price its positions at their last prices.
+
+    The one valuation of a portfolio: the portfolio queries and the risk limits both read it.
+
+    Parameters
+    ----------
+    transactions : sequence of Transaction
+        The portfolio's ledger, in any order (replayed in time order).
+    base_currency : str
+        The currency of cash and of the value.
+    method : CostBasis
+        How sold units are costed (FIFO or average).
+    last_prices : mapping of str to float or None
+        The last price of each asset, in the base currency. An asset without one (absent
+        or None) has no market value and is left out of the total (its unrealized PnL is
+        unknown).
+
+    Returns
+    -------
+    Valuation
+        Cash, positions (sorted by asset) and totals, in exact decimals.
+
+    Raises
+    ------
+    LedgerError
+        When the ledger does not balance (a sale of more than is held, cash below zero).
+    """
+    state = replay(transactions, base_currency=base_currency, method=method)
+    prices = {
+        asset: Decimal(repr(price))
+        for asset, price in last_prices.items()
+        if asset in state.holdings and price is not None
+    }
+    return value(state, prices)
+
+
+def priced_assets(transactions: Sequence[Transaction], *, base_currency: str) -> list[str]:
+    """List the assets whose prices value the book over time: every one it ever held.
+
+    Parameters
+    ----------
+    transactions : sequence of Transaction
+        The portfolio's ledger.
+    base_currency : str
+        The currency of cash, which needs no price.
+
+    Returns
+    -------
+    list of str
+        The symbols, sorted; empty for a book of cash only.
+    """
+    return sorted({tx.asset for tx in transactions if tx.asset != base_currency})
+
+
+def history_start(transactions: Sequence[Transaction], interval: Interval) -> int:
+    """Find the open time (epoch ms) of the `interval` candle of the first transaction.
+
+    Parameters
+    ----------
+    transactions : sequence of Transaction
+        The portfolio's ledger; must not be empty.
+    interval : Interval
+        The candles that value the history.
+
+    Returns
+    -------
+    int
+        Where the book's value history starts.
+    """
+    first = int(min(tx.time for tx in transactions).timestamp() * 1000)
+    return int(interval.floor(np.asarray([first], np.int64))[0])
+
+
 @dataclass(frozen=True, slots=True)
 class ValueHistory:
     """Net asset value at each close, and the time-weighted returns between closes.
@@ -617,4 +698,48 @@ def value_history_from_candles(
         assets=symbols,
         timestamps=stamps,
         closes=closes,
+    )
+
+
+def nav_history(
+    transactions: Sequence[Transaction],
+    *,
+    base_currency: str,
+    candles: dict[str, Any],
+    interval: Interval,
+    now: datetime,
+) -> ValueHistory:
+    """Value the book at each `interval` close, from its first transaction on.
+
+    The one value history of a portfolio: its returns, performance and the risk limits'
+    drawdowns all read it.
+
+    Parameters
+    ----------
+    transactions : sequence of Transaction
+        The portfolio's ledger; must not be empty.
+    base_currency : str
+        The currency of cash and of the values.
+    candles : dict of str to Candles
+        Each priced asset's candles of `interval` from `history_start` on (see
+        `priced_assets`); missing closes are carried forward.
+    interval : Interval
+        The candles' interval.
+    now : datetime
+        The time the history runs up to when no coin has candles (cash only).
+
+    Returns
+    -------
+    ValueHistory
+        Arrays of shape (n_closes,): the union of the candles' open times, or each
+        `interval` from `history_start` to `now` when there are none.
+    """
+    start = history_start(transactions, interval)
+    now_ms = int(now.timestamp() * 1000)
+    last = int(interval.floor(np.asarray([now_ms], np.int64))[0])
+    return value_history_from_candles(
+        transactions,
+        base_currency=base_currency,
+        candles=candles,
+        fallback_timestamps=np.arange(start, last + 1, interval.milliseconds, dtype=np.int64),
     )

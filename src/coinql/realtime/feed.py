@@ -1,9 +1,8 @@
 """The market feed: ticks in, prices and forming candles out, closed candles into the store.
 (Risk limits are watched by coinql.realtime.risk, whatever the source.)
 
-One feed per deployment: with Redis, a lock with an expiry elects the publisher among the API
-replicas (a standby takes over within the lock's lifetime, 6 s, when the leader dies); without
-Redis there is one process, which leads.
+One feed per deployment: its leader (coinql.realtime.leader) publishes; the other replicas
+stand by and one takes over when it stops (with Redis, within the lease's lifetime, 6 s).
 
 Sources: the demo replays the synthetic market forward (a tick a second per asset, labelled
 "demo"); an exchange is read with ccxt's `watch_tickers` where the client supports it, else by
@@ -15,28 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
-import redis.asyncio as aioredis
 import structlog
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain.candles import Candles, Interval
 from coinql.realtime import channels
+from coinql.realtime.clock import Clock, epoch_ms, utc_now
 from coinql.realtime.hub import Hub
+from coinql.realtime.leader import Leader
 from coinql.store import market as market_store
 
 log = structlog.get_logger("coinql.feed")
 LIVE_INTERVALS = (Interval.M1, Interval.M5, Interval.M15, Interval.H1)
-LEADER_KEY = "coinql:feed:leader"
-LEADER_TTL_MS = 6_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +65,7 @@ class DemoTicks:
         *,
         interval_seconds: float = 1.0,
         seed: int = 0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = utc_now,
     ) -> None:
         self.symbols = sorted(assets)
         self.prices = np.array([assets[s][0] for s in self.symbols], dtype=np.float64)
@@ -85,7 +80,7 @@ class DemoTicks:
         self.prices = self.prices * np.exp(
             self.rng.standard_normal(self.prices.size) * self.sigma - self.sigma**2 / 2
         )
-        now = int(self.clock() * 1000)
+        now = epoch_ms(self.clock)
         volume = self.rng.exponential(1.0, self.prices.size)
         return [
             Tick(symbol, float(price), now, float(amount))
@@ -97,9 +92,16 @@ class ExchangeTicks:
     """Tickers from a ccxt client: streamed when it can `watch_tickers`, else polled."""
 
     def __init__(
-        self, client: Any, symbols: Sequence[str], *, quote: str, poll_seconds: float
+        self,
+        client: Any,
+        symbols: Sequence[str],
+        *,
+        quote: str,
+        poll_seconds: float,
+        clock: Clock = utc_now,
     ) -> None:
         self.client = client
+        self.clock = clock
         self.name = str(client.id)
         self.symbols = list(symbols)
         self.pairs = {f"{symbol}/{quote}": symbol for symbol in symbols}
@@ -113,7 +115,7 @@ class ExchangeTicks:
         else:
             await asyncio.sleep(self.poll_seconds)
             tickers = await self.client.fetch_tickers(list(self.pairs))
-        now = int(time.time() * 1000)
+        now = epoch_ms(self.clock)
         ticks = []
         for pair, ticker in tickers.items():
             symbol = self.pairs.get(pair)
@@ -257,66 +259,6 @@ class CandleBuilder:
         return events
 
 
-class Leader(Protocol):
-    async def acquire(self) -> bool: ...
-
-    async def release(self) -> None: ...
-
-
-class LocalLeader:
-    """One process without Redis: it always leads."""
-
-    async def acquire(self) -> bool:
-        return True
-
-    async def release(self) -> None:
-        return None
-
-
-class RedisLeader:
-    """A Redis lock with an expiry: held while renewed, taken over once it lapses."""
-
-    RENEW = (
-        "if redis.call('get', KEYS[1]) == ARGV[1] then"
-        " return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-    )
-    RELEASE = (
-        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1])"
-        " else return 0 end"
-    )
-
-    def __init__(
-        self, redis_url: str, *, key: str = LEADER_KEY, ttl_ms: int = LEADER_TTL_MS
-    ) -> None:
-        self.redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2)
-        self.key, self.ttl_ms = key, ttl_ms
-        self.token = uuid.uuid4().hex
-        self.held = False
-
-    async def acquire(self) -> bool:
-        """Take or renew the lock; False (standby) if another holds it or Redis is away."""
-        try:
-            if self.held:
-                self.held = bool(
-                    await self.redis.eval(self.RENEW, 1, self.key, self.token, self.ttl_ms)
-                )
-            if not self.held:
-                self.held = bool(
-                    await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms)
-                )
-        except (OSError, aioredis.RedisError) as error:
-            log.warning("feed leader lock unavailable", error=str(error))
-            self.held = False
-        return self.held
-
-    async def release(self) -> None:
-        with contextlib.suppress(OSError, aioredis.RedisError):
-            if self.held:
-                await self.redis.eval(self.RELEASE, 1, self.key, self.token)
-        self.held = False
-        await self.redis.aclose()
-
-
 class FeedService:
     """Publishes ticks and candles while it leads."""
 
@@ -332,8 +274,10 @@ class FeedService:
         on_status: Callable[[str], None] = lambda status: None,
         on_candles: Callable[[int], None] = lambda added: None,
         candle_source: ExchangeCandles | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self.hub = hub
+        self.clock = clock
         # With an exchange that streams OHLCV, candles come from it; else they are built here
         # from the ticks.
         self.candle_source = candle_source if candle_source and candle_source.streaming else None
@@ -430,7 +374,7 @@ class FeedService:
 
     async def _store(self, closed: dict[str, list[FormingCandle]]) -> None:
         """Closed M1 candles into the store, under the feed's market of each asset."""
-        now = datetime.now(UTC)
+        now = self.clock()
         added = 0
         async with self.sessions() as session, session.begin():
             for symbol, found in closed.items():

@@ -1,8 +1,8 @@
 """Keeping candles fresh from an exchange: one ingestion pass, gap backfill, and the scheduler.
 
-Only one process ingests at a time: the scheduler runs while it holds the leader lock
-(a PostgreSQL advisory lock, or a lock file beside the SQLite database). Replicas that do not
-hold it stand by and try again, so a replacement takes over when the leader stops.
+Only one process ingests at a time: the scheduler runs while it leads (coinql.realtime.leader:
+a Redis lease, or without Redis a lock on the database). Replicas that do not lead stand by and
+try again, so a replacement takes over when the leader stops.
 """
 
 from __future__ import annotations
@@ -11,18 +11,21 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain.candles import Interval, find_gaps
+from coinql.exchanges.ccxt import ExchangeAdapter
+from coinql.exchanges.coingecko import MarketCapProvider
+from coinql.realtime.clock import Clock, utc_now
+from coinql.realtime.leader import Leader, LocalLeader, renewing
 from coinql.store import candles as candle_store
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
-from coinql.store.exchange import ExchangeAdapter, MarketCapProvider
 
 log = structlog.get_logger("coinql.ingestion")
 DEFAULT_HISTORY_DAYS = 365
@@ -42,10 +45,6 @@ def stalled_seconds(
     if state.consecutive_failures or age > STALE_POLLS * poll_seconds:
         return age
     return None
-    age = max(0, int((now - since).total_seconds()))
-    if state.consecutive_failures or age > STALE_POLLS * poll_seconds:
-        return age
-    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +52,6 @@ class BackfillReport:
     gaps_found: int
     gaps_fixed: int
     candles_added: int
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def ingest(
@@ -67,6 +62,7 @@ async def ingest(
     interval: Interval,
     since: int,
     until: int | None = None,
+    clock: Clock = utc_now,
 ) -> int:
     """Fetch closed candles in [since, until] and store the new ones; returns how many."""
     candles = await adapter.fetch_candles(symbol, interval, since=since, until=until)
@@ -80,7 +76,7 @@ async def ingest(
             pair=adapter.pair(symbol),
             interval=interval,
             candles=candles,
-            now=_now(),
+            now=clock(),
         )
     return saved.added
 
@@ -93,6 +89,7 @@ async def backfill(
     interval: Interval,
     start: int,
     end: int,
+    clock: Clock = utc_now,
 ) -> BackfillReport:
     """Find the missing candles of [start, end] on this exchange's market and fetch them."""
     pair = adapter.pair(symbol)
@@ -115,7 +112,13 @@ async def backfill(
     added = 0
     for gap_start, gap_end in found:
         added += await ingest(
-            sessions, adapter, symbol=symbol, interval=interval, since=gap_start, until=gap_end
+            sessions,
+            adapter,
+            symbol=symbol,
+            interval=interval,
+            since=gap_start,
+            until=gap_end,
+            clock=clock,
         )
     remaining = set(await gaps())
     fixed = sum(1 for gap in found if gap not in remaining)
@@ -128,7 +131,6 @@ class IngestionScheduler:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         adapter: ExchangeAdapter,
         symbols: Sequence[str],
@@ -138,15 +140,18 @@ class IngestionScheduler:
         market_caps: MarketCapProvider | None = None,
         on_status: Callable[[str], None] = lambda status: None,
         on_candles: Callable[[int], None] = lambda added: None,
+        leader: Leader | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self.sessions = sessions
+        self.clock = clock
         self.on_candles = on_candles
         self.adapter = adapter
         self.jobs = [(symbol.upper(), interval) for symbol in symbols for interval in intervals]
         self.poll_seconds = poll_seconds
         self.history_days = history_days
         self.market_caps = market_caps
-        self.lock = ingestion_store.LeaderLock(engine)
+        self.leader = leader or LocalLeader()
         self.on_status = on_status
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -160,17 +165,22 @@ class IngestionScheduler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.lock.release()
+        await self.leader.release()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            if await self.lock.try_acquire():
+            if await self.leader.acquire():
                 self.on_status("leader")
-                await self.run_once()
+                async with renewing(self.leader):  # a lease outlives the pass and the wait
+                    await self.run_once()
+                    await self._wait()
             else:
                 self.on_status("standby")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
+                await self._wait()
+
+    async def _wait(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
 
     async def run_once(self) -> None:
         """One pass over every job: fetch what is newer than the newest stored candle."""
@@ -208,7 +218,7 @@ class IngestionScheduler:
                 )
                 if len(newest):
                     return int(newest.timestamps[0]) + interval.milliseconds
-        start = int(_now().timestamp() * 1000) - self.history_days * 86_400_000
+        start = int(self.clock().timestamp() * 1000) - self.history_days * 86_400_000
         return int(interval.floor(np.asarray([start], dtype=np.int64))[0])
 
     async def _run_job(self, symbol: str, interval: Interval) -> None:
@@ -220,6 +230,7 @@ class IngestionScheduler:
                 symbol=symbol,
                 interval=interval,
                 since=await self._since(symbol, interval),
+                clock=self.clock,
             )
         except asyncio.CancelledError:
             raise
@@ -233,7 +244,7 @@ class IngestionScheduler:
                     exchange=exchange,
                     symbol=symbol,
                     interval=interval.value,
-                    now=_now(),
+                    now=self.clock(),
                     error=f"{type(error).__name__}: {error}",
                 )
             return
@@ -244,6 +255,6 @@ class IngestionScheduler:
                 exchange=exchange,
                 symbol=symbol,
                 interval=interval.value,
-                now=_now(),
+                now=self.clock(),
                 added=added,
             )

@@ -2,8 +2,10 @@
 when prices move (at most once a second), at the prices queries read (coinql.realtime.prices).
 
 A breach is stored and pushed to its owner's `riskAlerts`, once per breach: a limit alerts
-again only after it came back. One monitor checks per deployment (a Redis lock elects it among
-replicas, as for the feed), so replicas never raise the same alert twice.
+again only after it came back. One monitor checks per deployment (elected among the replicas
+as the feed's publisher is, coinql.realtime.leader), so replicas never raise the same alert
+twice. Portfolios are valued by the same domain code as the portfolio queries
+(`ledger.valuation`, `ledger.nav_history`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 
 import numpy as np
 import structlog
@@ -24,15 +25,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from coinql.domain import ledger, risk
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.realtime import channels
-from coinql.realtime.feed import Leader
+from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.hub import Hub
+from coinql.realtime.leader import Leader, renewing
 from coinql.realtime.prices import LatestPrices
 from coinql.store import market as market_store
 from coinql.store import portfolio as portfolio_store
 from coinql.store import risk as risk_store
 
 log = structlog.get_logger("coinql.risk")
-LEADER_KEY = "coinql:risk:leader"
 MIN_GAP_SECONDS = 1.0
 
 
@@ -48,8 +49,10 @@ class RiskMonitor:
         leader: Leader,
         every_seconds: float,
         on_status: Callable[[str], None] = lambda status: None,
+        clock: Clock = utc_now,
     ) -> None:
         self.sessions, self.hub, self.prices, self.leader = sessions, hub, prices, leader
+        self.clock = clock
         self.every_seconds = every_seconds
         self.on_status = on_status
         self.checks = 0
@@ -70,28 +73,41 @@ class RiskMonitor:
             started = time.monotonic()
             if await self.leader.acquire():
                 self.on_status("leader")
-                try:
-                    await check_risk_limits(self.sessions, self.hub, self.prices.snapshot())
-                    self.checks += 1
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # a bad check must not stop the monitor
-                    log.exception("risk check failed")
+                async with renewing(self.leader):  # a lease outlives the check and the wait
+                    await self._check()
+                    await self._pause(started)
             else:
                 self.on_status("standby")
-            await asyncio.sleep(MIN_GAP_SECONDS)
-            left = self.every_seconds - (time.monotonic() - started)
-            if left > 0:  # until the schedule, or until prices move
-                await self.prices.moved(timeout=left)
+                await self._pause(started)
+
+    async def _check(self) -> None:
+        try:
+            await check_risk_limits(
+                self.sessions, self.hub, self.prices.snapshot(), now=self.clock()
+            )
+            self.checks += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bad check must not stop the monitor
+            log.exception("risk check failed")
+
+    async def _pause(self, started: float) -> None:
+        await asyncio.sleep(MIN_GAP_SECONDS)
+        left = self.every_seconds - (time.monotonic() - started)
+        if left > 0:  # until the schedule, or until prices move
+            await self.prices.moved(timeout=left)
 
 
 async def check_risk_limits(
-    sessions: async_sessionmaker[AsyncSession], hub: Hub, latest: dict[str, float]
+    sessions: async_sessionmaker[AsyncSession],
+    hub: Hub,
+    latest: dict[str, float],
+    *,
+    now: datetime,
 ) -> int:
     """Evaluate every portfolio's limits at the latest prices; store and publish an alert for
     each new breach (once per breach: a limit alerts again only after it came back)."""
     raised = 0
-    now = datetime.now(UTC)
     async with sessions() as session, session.begin():
         for limits in await risk_store.all_limits(session):
             thresholds = limits.thresholds()
@@ -136,21 +152,17 @@ async def _observe(
         )
         for e in entries
     ]
-    state = ledger.replay(
+    symbols = ledger.priced_assets(transactions, base_currency=portfolio.base_currency)
+    assets = await market_store.get_assets(session, symbols=symbols)
+    valuation = ledger.valuation(
         transactions,
         base_currency=portfolio.base_currency,
         method=ledger.CostBasis(portfolio.cost_basis),
+        last_prices={
+            symbol: latest.get(symbol, assets[symbol].last_price if symbol in assets else None)
+            for symbol in symbols
+        },
     )
-    symbols = sorted(state.holdings)
-    assets = await market_store.get_assets(session, symbols=symbols)
-    prices = {}
-    for symbol in symbols:
-        price = latest.get(symbol)
-        if price is None and symbol in assets and assets[symbol].last_price is not None:
-            price = assets[symbol].last_price
-        if price is not None:
-            prices[symbol] = Decimal(repr(price))
-    valuation = ledger.value(state, prices)
     weights = np.array(
         [
             w
@@ -158,7 +170,7 @@ async def _observe(
             if p.quantity > 0 and (w := valuation.weight(p)) is not None
         ]
     )
-    start = int(min(t.time for t in transactions).timestamp() * 1000) // DAY_MS * DAY_MS
+    start = ledger.history_start(transactions, Interval.D1)
     candles = {
         symbol: await market_store.load_candles(
             session, asset=assets[symbol], interval=Interval.D1, start=start, end=None
@@ -166,14 +178,15 @@ async def _observe(
         for symbol in symbols
         if symbol in assets
     }
-    today = int(now.timestamp() * 1000) // DAY_MS * DAY_MS
-    history = ledger.value_history_from_candles(
+    history = ledger.nav_history(
         transactions,
         base_currency=portfolio.base_currency,
         candles=candles,
-        fallback_timestamps=np.arange(start, today + 1, DAY_MS, dtype=np.int64),
+        interval=Interval.D1,
+        now=now,
     )
+    today = int(now.timestamp() * 1000) // DAY_MS * DAY_MS
     before_today = history.values[history.timestamps < today]
-    values = np.append(history.values[history.timestamps < today], float(valuation.value))
+    values = np.append(before_today, float(valuation.value))
     day_start = float(before_today[-1]) if before_today.size else None
     return risk.limit_observations(values, weights, day_start)

@@ -24,8 +24,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from coinql.observability import Metrics
+from coinql.realtime.backends import Backends
 from coinql.realtime.compute import run_in_thread
-from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import ARQ_FUNCTION, JobRunner
 from coinql.settings import Settings
 from coinql.store import tables  # noqa: F401 - every table, so foreign keys resolve
@@ -53,7 +53,7 @@ def worker_settings(settings: Settings, *, metrics_port: int | None = None) -> t
         if metrics_port is not None:
             start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
         engine = create_engine(settings.database_url)
-        hub = Hub(settings.redis_url)
+        hub = Backends.from_settings(settings).hub()
         await hub.connect()
         ctx["engine"], ctx["hub"] = engine, hub
         ctx["runner"] = JobRunner(

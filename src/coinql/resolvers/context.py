@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -20,7 +20,10 @@ from starlette.websockets import WebSocket
 from coinql import __version__
 from coinql.domain.auth import AccessClaims, read_access_token
 from coinql.domain.errors import InvalidToken, Unavailable
+from coinql.exchanges.ccxt import ExchangeAdapter
 from coinql.observability import Metrics
+from coinql.realtime.backends import Backends
+from coinql.realtime.clock import utc_now
 from coinql.realtime.fanout import FanOut
 from coinql.realtime.feed import FeedService
 from coinql.realtime.hub import Hub
@@ -31,7 +34,6 @@ from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
 from coinql.store import auth as auth_store
 from coinql.store.db import is_connection_loss
-from coinql.store.exchange import ExchangeAdapter
 from coinql.store.throttle import MemoryThrottle, Throttle
 
 
@@ -40,6 +42,7 @@ class Services:
     """The long-lived parts of one app, created and closed by its lifespan."""
 
     settings: Settings
+    backends: Backends
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     hub: Hub
@@ -59,7 +62,8 @@ class Services:
     background: dict[str, str] = field(default_factory=dict)
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        """The clock of the business's "now" (what the app hands the feed, risk and ingestion)."""
+        return utc_now()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -131,15 +131,19 @@ async def ledger_state(context: Context, portfolio: Portfolio) -> LedgerState:
 
 async def valuation(context: Context, portfolio: Portfolio) -> Valuation:
     """Positions valued at each asset's last price (one statement for all the assets)."""
-    state = await ledger_state(context, portfolio)
-    symbols = sorted(state.holdings)
+    transactions = await transactions_of(context, portfolio)
+    symbols = ledger.priced_assets(transactions, base_currency=portfolio.base_currency)
     assets = await context.loaders.assets.load_many(symbols)
-    prices = {
-        symbol: Decimal(repr(asset.last_price))
-        for symbol, asset in zip(symbols, assets, strict=True)
-        if asset is not None and asset.last_price is not None
-    }
-    return ledger.value(state, prices)
+    return ledger.valuation(
+        transactions,
+        base_currency=portfolio.base_currency,
+        method=CostBasis(portfolio.cost_basis),
+        last_prices={
+            symbol: asset.last_price
+            for symbol, asset in zip(symbols, assets, strict=True)
+            if asset is not None
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,9 +311,8 @@ async def value_history(context: Context, portfolio: Portfolio, interval: Interv
     empty = ledger.ValueHistory(np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0))
     if not transactions:
         return History(empty, interval)
-    symbols = sorted({tx.asset for tx in transactions if tx.asset != portfolio.base_currency})
-    first = int(min(tx.time for tx in transactions).timestamp() * 1000)
-    start = int(interval.floor(np.asarray([first], np.int64))[0])
+    symbols = ledger.priced_assets(transactions, base_currency=portfolio.base_currency)
+    start = ledger.history_start(transactions, interval)
     assets = await context.loaders.assets.load_many(symbols)
     candles = {}
     for symbol, asset in zip(symbols, assets, strict=True):
@@ -318,13 +321,12 @@ async def value_history(context: Context, portfolio: Portfolio, interval: Interv
         candles[symbol] = await candles_for(
             context, asset=asset, interval=interval, start=start, end=None
         )
-    now = int(context.services.now().timestamp() * 1000)
-    last = int(interval.floor(np.asarray([now], np.int64))[0])
-    found = ledger.value_history_from_candles(
+    found = ledger.nav_history(
         transactions,
         base_currency=portfolio.base_currency,
         candles=candles,
-        fallback_timestamps=np.arange(start, last + 1, interval.milliseconds, dtype=np.int64),
+        interval=interval,
+        now=context.services.now(),
     )
     return History(found, interval)
 

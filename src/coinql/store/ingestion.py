@@ -1,23 +1,15 @@
-"""Ingestion bookkeeping: per-job state, and the lock that lets one process ingest at a time."""
+"""Ingestion bookkeeping: how each (exchange, symbol, interval) job is doing.
+(The lock that lets one process ingest at a time is coinql.realtime.leader's.)"""
 
 from __future__ import annotations
 
-import fcntl
-import os
 from datetime import datetime
-from pathlib import Path
-from typing import IO
 
-from sqlalchemy import Column, UniqueConstraint, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.store.db import UTCDateTime
-
-# An arbitrary constant: the PostgreSQL advisory lock id of the ingestion leader.
-INGESTION_LOCK_KEY = 0x636F696E716C  # "coinql"
 
 
 class IngestionState(SQLModel, table=True):
@@ -85,64 +77,3 @@ async def list_states(session: AsyncSession) -> list[IngestionState]:
         col(IngestionState.exchange), col(IngestionState.symbol), col(IngestionState.interval)
     )
     return list((await session.exec(statement)).all())
-
-
-class LeaderLock:
-    """A non-blocking, process-wide lock: a PostgreSQL advisory lock held on a connection of
-    its own, or on SQLite an exclusive `flock` on a file beside the database."""
-
-    def __init__(self, engine: AsyncEngine, *, key: int = INGESTION_LOCK_KEY) -> None:
-        self.engine = engine
-        self.key = key
-        self._connection: AsyncConnection | None = None
-        self._file: IO[bytes] | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._connection is not None or self._file is not None
-
-    def _lock_path(self) -> Path:
-        database = make_url(str(self.engine.url)).database or ""
-        base = Path(database) if database and database != ":memory:" else Path(".coinql")
-        return base.with_name(f"{base.name}.{self.key:x}.lock")
-
-    async def try_acquire(self) -> bool:
-        if self.held:
-            return True
-        if self.engine.dialect.name == "postgresql":
-            connection = await self.engine.connect()
-            acquired = (
-                await connection.execute(
-                    text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
-                )
-            ).scalar_one()
-            if acquired:
-                self._connection = connection
-            else:
-                await connection.close()
-            return bool(acquired)
-        handle = open(self._lock_path(), "ab")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        handle.truncate(0)
-        handle.write(str(os.getpid()).encode())
-        handle.flush()
-        self._file = handle
-        return True
-
-    async def release(self) -> None:
-        if self._connection is not None:
-            try:
-                await self._connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": self.key}
-                )
-            finally:
-                await self._connection.close()
-                self._connection = None
-        if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None

@@ -259,7 +259,3 @@ class FallbackThrottle:
     async def close(self) -> None:
         await self.primary.close()
         await self.fallback.close()
-
-
-def create_throttle(redis_url: str | None) -> Throttle:
-    return FallbackThrottle(RedisThrottle(redis_url)) if redis_url else MemoryThrottle()

@@ -1,0 +1,52 @@
+"""The embedded demo market: loaded into an empty store, then continued live by the feed."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.domain.candles import DAY_MS, Interval
+from coinql.domain.demo import generate_demo_market, recent_volatility
+from coinql.realtime.clock import Clock
+from coinql.realtime.feed import DemoTicks
+from coinql.store import market as market_store
+
+log = structlog.get_logger("coinql.demo")
+
+
+async def load_demo_if_empty(sessions: async_sessionmaker[AsyncSession], *, clock: Clock) -> None:
+    """On an empty store, the seeded demo market (marked dataSource "demo" everywhere)."""
+    async with sessions() as session, session.begin():
+        if await market_store.has_assets(session):
+            return
+        today = int(clock().timestamp() * 1000) // DAY_MS * DAY_MS
+        # The history ends with yesterday's whole day: today's candles would be closes (and
+        # hours) from the future. The feed carries on from yesterday's close.
+        added = await market_store.save_demo_market(
+            session, assets=generate_demo_market(end_day_ms=today - DAY_MS), now=clock()
+        )
+    log.info("demo market loaded", candles=added, note="synthetic data, not market prices")
+
+
+async def demo_ticks(
+    sessions: async_sessionmaker[AsyncSession], *, interval_seconds: float, clock: Clock
+) -> DemoTicks:
+    """The demo market continued from its last closes, at each asset's recent volatility."""
+    assets: dict[str, tuple[float, float]] = {}
+    async with sessions() as session:
+        for asset in await market_store.list_assets(
+            session,
+            order=market_store.AssetOrder.SYMBOL_ASC,
+            where=market_store.AssetFilter(data_source="demo"),
+            offset=0,
+            limit=500,
+        ):
+            daily = await market_store.load_candles(
+                session, asset=asset, interval=Interval.D1, start=None, end=None
+            )
+            volatility = recent_volatility(daily.close)
+            if asset.last_price is None or volatility is None:
+                continue
+            assets[asset.symbol] = (asset.last_price, volatility)
+    return DemoTicks(assets, interval_seconds=interval_seconds, clock=clock)
