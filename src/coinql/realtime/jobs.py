@@ -29,7 +29,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql import __version__
 from coinql.realtime import channels
+from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.compute import Compute, ProcessPool, Stopped
 from coinql.realtime.hub import Hub
 from coinql.realtime.runs import run_body
@@ -87,7 +88,9 @@ class JobRunner:
         runner: str,
         max_running_per_user: int,
         on_end: Callable[[str, JobStatus, float], None] = lambda kind, status, seconds: None,
+        clock: Clock = utc_now,
     ) -> None:
+        self.now = clock  # the times a job's rows record
         self.sessions = sessions
         self.hub = hub
         self.compute = compute
@@ -115,7 +118,7 @@ class JobRunner:
     async def progress(self, job_id: Any, value: float, stage: str) -> None:
         async with self.sessions() as session, session.begin():
             running = await job_store.set_progress(
-                session, job_id=job_id, progress=value, stage=stage, now=datetime.now(UTC)
+                session, job_id=job_id, progress=value, stage=stage, now=self.now()
             )
         if not running:
             raise Cancelled
@@ -165,7 +168,7 @@ class JobRunner:
             return await job_store.claim_next(
                 session,
                 runner=self.runner,
-                clock=lambda: datetime.now(UTC),
+                clock=self.now,
                 max_running_per_owner=self.max_running_per_user,
             )
 
@@ -212,7 +215,7 @@ class JobRunner:
                 session,
                 job_id=job_id,
                 status=status,
-                now=datetime.now(UTC),
+                now=self.now(),
                 error=error,
                 result_id=result_id,
                 only_from=(JobStatus.RUNNING,),
@@ -236,7 +239,9 @@ class JobQueue:
         stale_seconds: float = 30.0,
         sweep_seconds: float = 10.0,
         on_end: Callable[[str, JobStatus, float], None] = lambda kind, status, seconds: None,
+        clock: Clock = utc_now,
     ) -> None:
+        self.now = clock
         self.redis_url = redis_url
         self.on_end = on_end
         self.kind = "redis" if redis_url else "in-process"
@@ -267,6 +272,7 @@ class JobQueue:
             runner=self.runner_id,
             max_running_per_user=self.max_running_per_user,
             on_end=self.on_end,
+            clock=self.now,
         )
         if self.kind == "in-process":
             await self._interrupt_leftovers(sessions)
@@ -275,7 +281,7 @@ class JobQueue:
 
     async def _interrupt_leftovers(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         """Jobs of an earlier in-process run of the service cannot still be running."""
-        now = datetime.now(UTC)
+        now = self.now()
         async with sessions() as session, session.begin():
             for job in await job_store.unfinished_of_runner(session, runner_prefix="in-process:"):
                 await job_store.finish(
@@ -310,7 +316,7 @@ class JobQueue:
         was down) or whose wake-up Redis lost (a restart without persistence). arq keeps one
         entry per id, so a wake-up still waiting in its queue is not added twice, and a worker
         runs a job only after claiming it in the store."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=self.stale_seconds)
+        cutoff = self.now() - timedelta(seconds=self.stale_seconds)
         async with sessions() as session:
             stranded = await job_store.queued(
                 session, older_than=cutoff, max_running_per_owner=self.max_running_per_user
@@ -323,7 +329,7 @@ class JobQueue:
         return requeued
 
     async def fail_stale(self, sessions: async_sessionmaker[AsyncSession]) -> int:
-        now = datetime.now(UTC)
+        now = self.now()
         cutoff = now - timedelta(seconds=self.stale_seconds)
         failed = 0
         async with sessions() as session, session.begin():

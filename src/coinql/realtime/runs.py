@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -110,7 +109,7 @@ async def run_backtest(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
                 positions=positions,
                 trades=trades,
                 code_version=runner.version,
-                created_at=datetime.now(UTC),
+                created_at=runner.now(),
             ),
         )
     return run.id
@@ -181,7 +180,7 @@ async def run_study(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
                 run_input=job.input,
                 result=result,
                 timestamps=candles.timestamps,
-                created_at=datetime.now(UTC),
+                created_at=runner.now(),
             ),
         )
     return run.id
@@ -207,7 +206,7 @@ async def run_simulation(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
                 run_input=request.to_json(with_returns=False),
                 result=found,
                 band_timestamps=stamps,
-                created_at=datetime.now(UTC),
+                created_at=runner.now(),
             ),
         )
     return run.id

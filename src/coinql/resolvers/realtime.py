@@ -17,6 +17,7 @@ from coinql.domain import ledger
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.domain.errors import InvalidInput, InvalidToken, LiveDataOff, NotFound, UserError
 from coinql.realtime import channels
+from coinql.realtime.clock import epoch_ms
 from coinql.realtime.feed import LIVE_INTERVALS
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
@@ -178,7 +179,7 @@ async def portfolio_values(
             asset = context.services.prices.apply(stored)  # the price queries read too
             if asset.last_price is not None:
                 latest[symbol] = Decimal(repr(asset.last_price))
-        yield _value_payload(book, latest)
+        yield _value_payload(book, latest, timestamp=epoch_ms(context.services.now))
         last_sent = time.monotonic()
         names = [channels.prices(symbol) for symbol in book.state.holdings] or [
             channels.prices("__none__")
@@ -194,13 +195,11 @@ async def portfolio_values(
             last_sent = now
 
 
-def _value_payload(
-    book: _Book, latest: dict[str, Decimal], *, timestamp: int | None = None
-) -> dict[str, Any]:
+def _value_payload(book: _Book, latest: dict[str, Decimal], *, timestamp: int) -> dict[str, Any]:
     valuation = ledger.value(book.state, latest)
     day_start = ledger.value(book.state, {**latest, **book.day_start_prices}).value
     return {
-        "timestamp": timestamp if timestamp is not None else int(time.time() * 1000),
+        "timestamp": timestamp,
         "value": valuation.value,
         "unrealizedPnl": valuation.unrealized_pnl,
         "dayChange": valuation.value - day_start,
