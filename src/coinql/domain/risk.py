@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from coinql.domain import performance
+from coinql.domain import distribution
 from coinql.domain.typing import FloatArray, IntArray
 
 CORNISH_FISHER_GRID = 2_000
@@ -60,7 +60,7 @@ def cornish_fisher_valid(skew: float, excess_kurtosis: float) -> bool:
 def _moments(values: FloatArray) -> tuple[float, float, float, float]:
     """Mean, sample std (ddof 1), and the bias-adjusted skew and excess kurtosis (taken as 0
     when they are undefined, e.g. for constant returns, where the std is 0 anyway)."""
-    skew, kurtosis = float(performance.skew(values)), float(performance.kurtosis(values))
+    skew, kurtosis = float(distribution.skew(values)), float(distribution.kurtosis(values))
     return (
         float(np.mean(values)),
         float(np.std(values, ddof=1)),
