@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmarks.common import Figure, median_seconds
 from coinql.domain import benchmark as bm
-from coinql.domain import compounding, distribution, downside, risk
+from coinql.domain import compounding, covariance, distribution, downside, risk
 from coinql.domain import performance as pf
 
 P = 365
@@ -168,9 +168,9 @@ def tear_sheet_figures(quick: bool) -> list[Figure]:
 
 
 def risk_report(returns: np.ndarray, weights: np.ndarray) -> tuple[Any, ...]:
-    cov, _ = risk.ledoit_wolf_covariance(returns)
+    cov, _ = covariance.ledoit_wolf_covariance(returns)
     found = risk.basket_risk(weights, cov, P)
-    return cov, found, risk.correlation_from(cov), risk.pca(returns, 3)
+    return cov, found, covariance.correlation_from(cov), covariance.pca(returns, 3)
 
 
 def numpy_risk_report(returns: np.ndarray, weights: np.ndarray) -> tuple[Any, ...]:
