@@ -1,10 +1,10 @@
 """Compounding: the values a return stream grows to, and the returns between values.
 
 `returns` is an ndarray of shape (n_observations,) or (n_observations, n_series) of simple
-period returns; the reductions run along axis 0 and return a float for 1-D returns, an
-ndarray of shape (n_series,) otherwise. NaN and ±inf are missing observations: they compound
-as a zero return, so equity stays flat across them, and still take their share of the elapsed
-time in CAGR (as empyrical's `annual_return`).
+period returns; the reductions run along axis 0 and return an ndarray of shape () for 1-D
+returns (a numpy scalar or a 0-d array), (n_series,) otherwise. NaN and ±inf are missing
+observations: they compound as a zero return, so equity stays flat across them, and still take
+their share of the elapsed time in CAGR (as empyrical's `annual_return`).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def total_return(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN without observations.
     """
     return _growth(returns) - 1.0
@@ -87,7 +87,7 @@ def cagr(returns: FloatArray, periods_per_year: float) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN without observations.
     """
     periods = max(returns.shape[0], 1)  # no periods: _growth is NaN already

@@ -1,9 +1,9 @@
 """The distribution of period returns: its shape (skew, kurtosis), tails and extremes.
 
 `returns` is an ndarray of shape (n_observations,) or (n_observations, n_series) of simple
-period returns; every function reduces along axis 0 and returns a float for 1-D returns, an
-ndarray of shape (n_series,) otherwise. NaN and ±inf are missing observations, left out; an
-undefined result is NaN (see `coinql.domain.estimators`).
+period returns; every function reduces along axis 0 and returns an ndarray of shape () for 1-D
+returns (a numpy scalar or a 0-d array), (n_series,) otherwise. NaN and ±inf are missing
+observations, left out; an undefined result is NaN (see `coinql.domain.estimators`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def tail_ratio(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN below two observations or when the 5th percentile is zero (up to rounding).
     """
     values = known(returns)
@@ -65,7 +65,7 @@ def skew(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN below 3 observations or when the returns do not vary.
     """
     n, g1 = _standardized_moment(returns, 3)
@@ -83,7 +83,7 @@ def kurtosis(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN below 4 observations or when the returns do not vary.
     """
     n, m4 = _standardized_moment(returns, 4)
@@ -101,7 +101,7 @@ def best(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN without observations.
     """
     # fmax ignores NaN, so NaN is its identity: NaN when all are NaN or there are none.
@@ -118,7 +118,7 @@ def worst(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN without observations.
     """
     result: FloatArray = np.fmin.reduce(known(returns), axis=0, initial=np.nan)
@@ -134,7 +134,7 @@ def win_rate(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN when no known return is non-zero.
     """
     values = known(returns)

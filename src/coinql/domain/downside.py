@@ -2,10 +2,10 @@
 
 Downside risk (the lower semi-deviation around a required return), the Sortino ratio over it,
 and the omega ratio of gains to losses around a threshold. `returns` is an ndarray of shape
-(n_observations,) or (n_observations, n_series) of simple period returns; every function
-reduces along axis 0 and returns a float for 1-D returns, an ndarray of shape (n_series,)
-otherwise. NaN and ±inf are missing observations, left out; an undefined result is NaN (see
-`coinql.domain.estimators`).
+(n_observations,) or (n_observations, n_series) of simple period returns; every function reduces
+along axis 0 and returns an ndarray of shape () for 1-D returns (a numpy scalar or a 0-d array),
+(n_series,) otherwise. NaN and ±inf are missing observations, left out; an undefined result is
+NaN (see `coinql.domain.estimators`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def downside_risk(
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN below two observations.
     """
     shortfall = np.minimum(known(returns) - required_return, 0.0)
@@ -59,7 +59,7 @@ def sortino(
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN below two observations and without a downside (none of the returns below the
         required return, up to rounding).
     """
@@ -81,7 +81,7 @@ def omega(returns: FloatArray, threshold: float = 0.0) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN below two observations or without losses (their mean per period negligible).
     """
     excess = known(returns) - threshold

@@ -1,7 +1,7 @@
 """Estimators over the known observations of return streams, and when a result is undefined.
 
-The NaN policy every measure in `coinql.domain.performance`, `coinql.domain.distribution` and
-`coinql.domain.benchmark` shares (see docs/metrics.md):
+The NaN policy the measures of `coinql.domain.performance`, `compounding`, `downside`,
+`distribution` and `benchmark` share (see docs/metrics.md):
 
 - `values` is an ndarray of shape (n_observations,) or (n_observations, n_series); the
   estimators reduce along axis 0 unless given another `axis`, so one call serves many series.
@@ -68,7 +68,7 @@ def observations(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         As floats, to divide by.
     """
     return np.sum(np.isfinite(returns), axis=0).astype(np.float64)

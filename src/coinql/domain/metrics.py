@@ -17,6 +17,7 @@ import numpy as np
 from coinql.domain import compounding, downside
 from coinql.domain import indicators as ind
 from coinql.domain import performance as pf
+from coinql.domain import volatility as vol
 from coinql.domain.typing import FloatArray
 
 
@@ -193,7 +194,7 @@ def regime_labels(close: FloatArray, periods_per_year: float) -> dict[str, Float
     """
     lookback = min(365, max(30, close.size // 3))
     return {
-        "volatility": ind.volatility_regime(close, 30, periods_per_year, lookback=lookback),
+        "volatility": vol.volatility_regime(close, 30, periods_per_year, lookback=lookback),
         "trend": ind.trend_regime(close, 50),
     }
 

@@ -10,10 +10,12 @@ Conventions (see docs/metrics.md) follow empyrical-reloaded unless stated:
 
 - `returns` is an ndarray of shape (n_observations,) or (n_observations, n_series) of simple
   period returns; every function reduces along axis 0, so one call serves many series, and
-  returns a float for 1-D returns, an ndarray of shape (n_series,) otherwise.
+  returns an ndarray of shape () for 1-D returns (a numpy scalar or a 0-d array), of shape
+  (n_series,) otherwise.
 - NaN marks a missing observation, and so does ±inf (a return from a zero price): it is left
   out of every statistic and compounds as a zero return.
-- `periods_per_year` (P) annualises; a risk-free rate is per period (`periodic_rate`).
+- `periods_per_year` (P) annualises; a risk-free rate here is per period, converted from an
+  annual one geometrically, (1 + rf) ** (1 / P) - 1 (`compounding.periodic_rate`).
 - An undefined result (too few observations, zero dispersion, no drawdown) is NaN; the schema
   shows it as null with the reason from `tearsheet.undefined_reasons`.
 - Drawdowns are measured from the starting capital too, so a loss in the first period counts
@@ -51,7 +53,7 @@ def volatility(returns: FloatArray, periods_per_year: float) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         Exactly 0 for returns that do not vary; NaN below two observations.
     """
     return std_or_zero(returns) * np.sqrt(periods_per_year)
@@ -69,7 +71,7 @@ def sharpe(returns: FloatArray, periods_per_year: float, risk_free: float = 0.0)
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN below two observations or when the returns do not vary.
     """
     return ratio_to_std(returns - risk_free) * np.sqrt(periods_per_year)
@@ -103,7 +105,7 @@ def max_drawdown(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         0 when the equity never fell; NaN without observations.
     """
     if returns.shape[0] == 0:
@@ -122,7 +124,7 @@ def calmar(returns: FloatArray, periods_per_year: float) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN without observations or without a drawdown (up to rounding).
     """
     depth = max_drawdown(returns)
@@ -140,7 +142,7 @@ def ulcer_index(returns: FloatArray) -> FloatArray:
 
     Returns
     -------
-    float or ndarray of shape (n_series,)
+    ndarray of shape () or (n_series,)
         NaN below two observations.
     """
     n = observations(returns)

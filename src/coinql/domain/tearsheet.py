@@ -2,9 +2,10 @@
 
 `ReturnStream` holds simple returns of one series, whatever produced them (an asset's closes,
 a portfolio's NAV, a backtest's equity), with the conventions to read them by; each method
-computes one figure of the tear sheet when called, from `coinql.domain.performance`,
-`coinql.domain.benchmark` and `coinql.domain.risk`. Times are epoch ms; an undefined figure is
-NaN (`undefined` says why), never an exception.
+computes one figure of the tear sheet when called, from `coinql.domain.performance` (looked up
+at call time, as `pf.<name>`), `compounding`, `downside`, `distribution`, `benchmark` and
+`risk`. Times are epoch ms; an undefined figure is NaN (`undefined` says why), never an
+exception.
 """
 
 from __future__ import annotations
