@@ -42,23 +42,6 @@ def _growth(returns: FloatArray) -> FloatArray:
     return np.where(observations(returns) >= 1, growth, np.nan)
 
 
-def period_returns(values: FloatArray) -> FloatArray:
-    """Compute simple returns between consecutive values of a series (an equity curve, closes).
-
-    Parameters
-    ----------
-    values : ndarray of shape (n_observations + 1,)
-
-    Returns
-    -------
-    ndarray of shape (n_observations,)
-        NaN where the earlier value is zero or missing.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = values[1:] / values[:-1] - 1.0
-    return np.where(np.isfinite(returns), returns, np.nan)
-
-
 def total_return(returns: FloatArray) -> FloatArray:
     """Compound the returns: the growth of 1 minus 1.
 
@@ -108,6 +91,23 @@ def equity(returns: FloatArray) -> FloatArray:
     """
     flat = np.where(np.isfinite(returns), returns, 0.0)
     return np.cumprod(1.0 + flat, axis=0)  # type: ignore[return-value]
+
+
+def period_returns(values: FloatArray) -> FloatArray:
+    """Compute simple returns between consecutive values of a series (an equity curve, closes).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_observations + 1,)
+
+    Returns
+    -------
+    ndarray of shape (n_observations,)
+        NaN where either value is missing or the earlier one is zero (never ±inf).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = values[1:] / values[:-1] - 1.0
+    return np.where(np.isfinite(returns), returns, np.nan)
 
 
 def simple_returns(timestamps: IntArray, closes: FloatArray) -> tuple[IntArray, FloatArray]:
