@@ -13,8 +13,8 @@ import pandas as pd
 
 from benchmarks.common import Figure, median_seconds
 from coinql.domain import benchmark as bm
+from coinql.domain import compounding, covariance, distribution, downside, risk
 from coinql.domain import performance as pf
-from coinql.domain import risk
 
 P = 365
 TOP_DRAWDOWNS = 5
@@ -31,24 +31,24 @@ def synthetic_returns(n_obs: int, n_assets: int, seed: int = 0) -> np.ndarray:
 def coinql_tear_sheet(returns: np.ndarray, timestamps: np.ndarray) -> dict[str, Any]:
     """Every metric of the tear sheet for every column: scalar metrics in one vectorized call
     each, then the per-series tables."""
-    rf = pf.periodic_rate(0.0, P)
+    rf = compounding.periodic_rate(0.0, P)
     sheet: dict[str, Any] = {
-        "total_return": pf.total_return(returns),
-        "cagr": pf.cagr(returns, P),
+        "total_return": compounding.total_return(returns),
+        "cagr": compounding.cagr(returns, P),
         "volatility": pf.volatility(returns, P),
         "sharpe": pf.sharpe(returns, P, rf),
-        "sortino": pf.sortino(returns, P, rf),
+        "sortino": downside.sortino(returns, P, rf),
         "calmar": pf.calmar(returns, P),
-        "omega": pf.omega(returns, rf),
-        "tail_ratio": pf.tail_ratio(returns),
-        "skew": pf.skew(returns),
-        "kurtosis": pf.kurtosis(returns),
-        "best": pf.best(returns),
-        "worst": pf.worst(returns),
-        "win_rate": pf.win_rate(returns),
+        "omega": downside.omega(returns, rf),
+        "tail_ratio": distribution.tail_ratio(returns),
+        "skew": distribution.skew(returns),
+        "kurtosis": distribution.kurtosis(returns),
+        "best": distribution.best(returns),
+        "worst": distribution.worst(returns),
+        "win_rate": distribution.win_rate(returns),
         "max_drawdown": pf.max_drawdown(returns),
         "ulcer": pf.ulcer_index(returns),
-        "equity": pf.equity(returns),
+        "equity": compounding.equity(returns),
         "drawdown": pf.drawdown(returns),
     }
     benchmark = returns[:, 0]
@@ -168,9 +168,9 @@ def tear_sheet_figures(quick: bool) -> list[Figure]:
 
 
 def risk_report(returns: np.ndarray, weights: np.ndarray) -> tuple[Any, ...]:
-    cov, _ = risk.ledoit_wolf_covariance(returns)
+    cov, _ = covariance.ledoit_wolf_covariance(returns)
     found = risk.basket_risk(weights, cov, P)
-    return cov, found, risk.correlation_from(cov), risk.pca(returns, 3)
+    return cov, found, covariance.correlation_from(cov), covariance.pca(returns, 3)
 
 
 def numpy_risk_report(returns: np.ndarray, weights: np.ndarray) -> tuple[Any, ...]:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from coinql.domain import indicators as ind
+from coinql.domain import volatility as vol
 from tests.domain.coins import parsed
 
 CANDLES = parsed("BTC").candles
@@ -64,7 +65,7 @@ def test_zscore_and_realized_volatility_match_pandas() -> None:
     np.testing.assert_allclose(ind.zscore(CLOSE, 30), expected, rtol=1e-8)
     log_returns = np.log(series).diff()
     np.testing.assert_allclose(
-        ind.realized_volatility(CLOSE, 30, 365),
+        vol.realized_volatility(CLOSE, 30, 365),
         log_returns.rolling(30).std() * np.sqrt(365),
         rtol=1e-9,
     )
@@ -78,7 +79,7 @@ def test_vwap_weights_the_typical_price_by_volume() -> None:
 
 
 def test_regimes_have_known_codes() -> None:
-    volatility = ind.volatility_regime(CLOSE, 30, 365, lookback=180)
+    volatility = vol.volatility_regime(CLOSE, 30, 365, lookback=180)
     trend = ind.trend_regime(CLOSE, 50)
     assert set(np.unique(volatility[~np.isnan(volatility)])) == {0, 1, 2}
     assert set(np.unique(trend[~np.isnan(trend)])) == {-1, 0, 1}
@@ -91,9 +92,9 @@ INDICATORS = {
     "atr": lambda c: ind.atr(c.high, c.low, c.close, 14),
     "bollinger": lambda c: ind.bollinger(c.close, 20).upper,
     "zscore": lambda c: ind.zscore(c.close, 20),
-    "realized": lambda c: ind.realized_volatility(c.close, 20, 365),
-    "volofvol": lambda c: ind.vol_of_vol(c.close, 20, 365),
-    "vol regime": lambda c: ind.volatility_regime(c.close, 20, 365, 100),
+    "realized": lambda c: vol.realized_volatility(c.close, 20, 365),
+    "volofvol": lambda c: vol.vol_of_vol(c.close, 20, 365),
+    "vol regime": lambda c: vol.volatility_regime(c.close, 20, 365, 100),
     "trend regime": lambda c: ind.trend_regime(c.close, 20),
 }
 
@@ -120,9 +121,9 @@ WARM_UP = {
     "bollinger": (lambda c: ind.bollinger(c, 20).lower, 19),
     "zscore": (lambda c: ind.zscore(c, 20), 19),
     "vwap": (lambda c: ind.vwap(c * 1.01, c * 0.99, c, np.ones_like(c), 20), 19),
-    "realized": (lambda c: ind.realized_volatility(c, 20, 365), 20),
-    "volofvol": (lambda c: ind.vol_of_vol(c, 20, 365, 10), 29),
-    "vol regime": (lambda c: ind.volatility_regime(c, 20, 365, 100), 119),
+    "realized": (lambda c: vol.realized_volatility(c, 20, 365), 20),
+    "volofvol": (lambda c: vol.vol_of_vol(c, 20, 365, 10), 29),
+    "vol regime": (lambda c: vol.volatility_regime(c, 20, 365, 100), 119),
     "trend regime": (lambda c: ind.trend_regime(c, 20), 39),
 }
 
@@ -149,7 +150,7 @@ def test_values_are_nan_exactly_until_enough_history(name: str) -> None:
         lambda c: ind.bollinger(c, 0),
         lambda c: ind.zscore(c, -1),
         lambda c: ind.vwap(c, c, c, c, 0),
-        lambda c: ind.realized_volatility(c, 0, 365),
+        lambda c: vol.realized_volatility(c, 0, 365),
     ],
 )
 def test_a_window_below_one_is_refused(compute: Callable[[np.ndarray], object]) -> None:
@@ -159,8 +160,8 @@ def test_a_window_below_one_is_refused(compute: Callable[[np.ndarray], object]) 
 
 def test_windows_without_a_sample_std_give_nan() -> None:
     assert np.isnan(ind.zscore(CLOSE[:50], 1)).all()
-    assert np.isnan(ind.realized_volatility(CLOSE[:50], 1, 365)).all()
-    assert np.isnan(ind.vol_of_vol(CLOSE[:50], 5, 365, outer_window=1)).all()
+    assert np.isnan(vol.realized_volatility(CLOSE[:50], 1, 365)).all()
+    assert np.isnan(vol.vol_of_vol(CLOSE[:50], 5, 365, outer_window=1)).all()
 
 
 def test_flat_stretches_have_defined_edge_values() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from coinql.domain import compounding
 from coinql.domain import performance as pf
 from coinql.domain.metrics import (
     Benchmark,
@@ -21,7 +22,7 @@ def test_summarize_is_the_performance_measures_with_undefined_ones_as_none() -> 
     found = summarize(returns, 365)
     assert found.sharpe == float(pf.sharpe(returns, 365))
     assert found.max_drawdown == float(pf.max_drawdown(returns))
-    assert found.cagr == float(pf.cagr(returns, 365))
+    assert found.cagr == float(compounding.cagr(returns, 365))
     flat = summarize(np.zeros(10), 365)
     assert flat.sharpe is None and flat.total_return == 0.0
     assert summarize(np.array([]), 365).total_return is None

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from coinql.domain import benchmark as bm
+from coinql.domain import compounding, distribution, downside, estimators, tearsheet
 from coinql.domain import performance as pf
-from coinql.domain import tearsheet
 from tests.domain.coins import NAMES, daily_returns
 
 P = 365
-RF = pf.periodic_rate(0.03, P)
+RF = compounding.periodic_rate(0.03, P)
 SYMBOLS = list(NAMES)
 
 
@@ -44,14 +44,16 @@ def close(ours: float, theirs: float) -> None:
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_against_empyrical(symbol: str) -> None:
     r = daily_returns(symbol)
-    close(pf.total_return(r), ep.cum_returns_final(r))
-    close(pf.cagr(r, P), ep.annual_return(r, annualization=P))
+    close(compounding.total_return(r), ep.cum_returns_final(r))
+    close(compounding.cagr(r, P), ep.annual_return(r, annualization=P))
     close(pf.volatility(r, P), ep.annual_volatility(r, annualization=P))
     close(pf.sharpe(r, P, RF), ep.sharpe_ratio(r, risk_free=RF, annualization=P))
-    close(pf.sortino(r, P, RF), ep.sortino_ratio(r, required_return=RF, annualization=P))
-    close(pf.downside_risk(r, P, RF), ep.downside_risk(r, required_return=RF, annualization=P))
-    close(pf.omega(r, RF), ep.omega_ratio(r, risk_free=RF, annualization=P))
-    close(pf.tail_ratio(r), ep.tail_ratio(r))
+    close(downside.sortino(r, P, RF), ep.sortino_ratio(r, required_return=RF, annualization=P))
+    close(
+        downside.downside_risk(r, P, RF), ep.downside_risk(r, required_return=RF, annualization=P)
+    )
+    close(downside.omega(r, RF), ep.omega_ratio(r, risk_free=RF, annualization=P))
+    close(distribution.tail_ratio(r), ep.tail_ratio(r))
     close(pf.calmar(r, P), ep.calmar_ratio(r, annualization=P))
     close(pf.max_drawdown(r), -ep.max_drawdown(r))
 
@@ -76,12 +78,12 @@ def test_against_quantstats(symbol: str) -> None:
     qs = quantstats()
     r = daily_returns(symbol)
     series = as_series(r)
-    close(pf.skew(r), qs.stats.skew(series))
-    close(pf.kurtosis(r), qs.stats.kurtosis(series))
+    close(distribution.skew(r), qs.stats.skew(series))
+    close(distribution.kurtosis(r), qs.stats.kurtosis(series))
     close(pf.ulcer_index(r), qs.stats.ulcer_index(series))
-    close(pf.win_rate(r), qs.stats.win_rate(series))
-    close(pf.best(r), qs.stats.best(series))
-    close(pf.worst(r), qs.stats.worst(series))
+    close(distribution.win_rate(r), qs.stats.win_rate(series))
+    close(distribution.best(r), qs.stats.best(series))
+    close(distribution.worst(r), qs.stats.worst(series))
     close(pf.max_drawdown(r), -qs.stats.max_drawdown(series))
 
 
@@ -157,18 +159,18 @@ EDGE_CASES = {
 def test_edge_cases_never_raise_and_undefined_is_nan(name: str) -> None:
     r = EDGE_CASES[name]
     values = {
-        "total": pf.total_return(r),
-        "cagr": pf.cagr(r, P),
+        "total": compounding.total_return(r),
+        "cagr": compounding.cagr(r, P),
         "volatility": pf.volatility(r, P),
         "sharpe": pf.sharpe(r, P),
-        "sortino": pf.sortino(r, P),
+        "sortino": downside.sortino(r, P),
         "calmar": pf.calmar(r, P),
-        "omega": pf.omega(r),
-        "tail": pf.tail_ratio(r),
-        "best": pf.best(r),
-        "worst": pf.worst(r),
-        "skew": pf.skew(r),
-        "kurtosis": pf.kurtosis(r),
+        "omega": downside.omega(r),
+        "tail": distribution.tail_ratio(r),
+        "best": distribution.best(r),
+        "worst": distribution.worst(r),
+        "skew": distribution.skew(r),
+        "kurtosis": distribution.kurtosis(r),
         "mdd": pf.max_drawdown(r),
         "ulcer": pf.ulcer_index(r),
     }
@@ -182,7 +184,7 @@ def test_edge_cases_never_raise_and_undefined_is_nan(name: str) -> None:
         assert np.isnan(values["volatility"]) and "volatility" in reasons
         assert values["total"] == pytest.approx(0.05)
     if name == "nan run":
-        assert pf.observations(r) == 5
+        assert estimators.observations(r) == 5
         assert values["total"] == pytest.approx(1.01 * 0.98 * 1.03 * 1.01 * 0.99 - 1)
     if name == "99% crash":
         assert values["mdd"] == pytest.approx(1 - 0.01, rel=1e-12)
@@ -194,7 +196,13 @@ def test_edge_cases_never_raise_and_undefined_is_nan(name: str) -> None:
 
 def test_an_empty_matrix_gives_nan_per_column() -> None:
     empty = np.empty((0, 3))
-    for metric in (pf.tail_ratio, pf.best, pf.worst, pf.total_return, pf.skew):
+    for metric in (
+        distribution.tail_ratio,
+        distribution.best,
+        distribution.worst,
+        compounding.total_return,
+        distribution.skew,
+    ):
         assert np.isnan(metric(empty)).tolist() == [True] * 3, metric.__name__
 
 
@@ -240,19 +248,19 @@ EMPTY = np.empty(0)
 # (case, coinql's value, the value empyrical's tests expect); None where empyrical expects
 # inf or NaN, which coinql reports as undefined (null).
 EMPYRICAL_CASES = {
-    "cagr empty": (lambda: pf.cagr(EMPTY, 252), lambda: ep.cagr(EMPTY), None),
+    "cagr empty": (lambda: compounding.cagr(EMPTY, 252), lambda: ep.cagr(EMPTY), None),
     "cagr one return": (
-        lambda: pf.cagr(ONE_RETURN, 252),
+        lambda: compounding.cagr(ONE_RETURN, 252),
         lambda: ep.cagr(ONE_RETURN),
         11.274002099240244,
     ),
     "cagr mixed (a leading NaN)": (
-        lambda: pf.cagr(MIXED, 252),
+        lambda: compounding.cagr(MIXED, 252),
         lambda: ep.cagr(MIXED),
         1.9135925373194231,
     ),
     "cagr flat line": (
-        lambda: pf.cagr(np.full(1000, 0.01), 252),
+        lambda: compounding.cagr(np.full(1000, 0.01), 252),
         lambda: ep.cagr(np.full(1000, 0.01)),
         11.274002099240256,
     ),
@@ -302,57 +310,57 @@ EMPYRICAL_CASES = {
         None,
     ),
     "sortino mixed": (
-        lambda: pf.sortino(MIXED, 252),
+        lambda: downside.sortino(MIXED, 252),
         lambda: ep.sortino_ratio(MIXED),
         2.605531251673693,
     ),
     "sortino positive": (
-        lambda: pf.sortino(POSITIVE, 252),
+        lambda: downside.sortino(POSITIVE, 252),
         lambda: ep.sortino_ratio(POSITIVE),
         None,
     ),
     "sortino negative": (
-        lambda: pf.sortino(NEGATIVE, 252),
+        lambda: downside.sortino(NEGATIVE, 252),
         lambda: ep.sortino_ratio(NEGATIVE),
         -13.532743075043401,
     ),
     "sortino simple benchmark": (
-        lambda: pf.sortino(SIMPLE_BENCHMARK, 252),
+        lambda: downside.sortino(SIMPLE_BENCHMARK, 252),
         lambda: ep.sortino_ratio(SIMPLE_BENCHMARK),
         None,
     ),
     "downside risk mixed": (
-        lambda: pf.downside_risk(MIXED, 252),
+        lambda: downside.downside_risk(MIXED, 252),
         lambda: ep.downside_risk(MIXED),
         0.60448325038829653,
     ),
     "downside risk mixed 0.1": (
-        lambda: pf.downside_risk(MIXED, 252, 0.1),
+        lambda: downside.downside_risk(MIXED, 252, 0.1),
         lambda: ep.downside_risk(MIXED, 0.1),
         1.7161730681956295,
     ),
     "omega mixed, required 10": (
-        lambda: pf.omega(MIXED, pf.periodic_rate(10.0, 252)),
+        lambda: downside.omega(MIXED, compounding.periodic_rate(10.0, 252)),
         lambda: ep.omega_ratio(MIXED, required_return=10.0),
         0.83354263497557934,
     ),
     "omega positive, rf 0.01": (
-        lambda: pf.omega(POSITIVE, 0.01),
+        lambda: downside.omega(POSITIVE, 0.01),
         lambda: ep.omega_ratio(POSITIVE, 0.01),
         None,
     ),
     "omega positive, rf 0.011": (
-        lambda: pf.omega(POSITIVE, 0.011),
+        lambda: downside.omega(POSITIVE, 0.011),
         lambda: ep.omega_ratio(POSITIVE, 0.011),
         1.125,
     ),
     "omega positive, rf 0.02": (
-        lambda: pf.omega(POSITIVE, 0.02),
+        lambda: downside.omega(POSITIVE, 0.02),
         lambda: ep.omega_ratio(POSITIVE, 0.02),
         0.0,
     ),
     "omega negative, rf 0.01": (
-        lambda: pf.omega(NEGATIVE, 0.01),
+        lambda: downside.omega(NEGATIVE, 0.01),
         lambda: ep.omega_ratio(NEGATIVE, 0.01),
         0.0,
     ),
@@ -412,7 +420,9 @@ def test_one_observation_is_undefined_where_empyrical_answers() -> None:
     """coinql needs 2 observations for a dispersion or a percentile spread; empyrical's tests
     expect 0.0 downside risk and a tail ratio of 1.0 from a single return."""
     assert ep.downside_risk(ONE_RETURN) == 0.0 and ep.tail_ratio(ONE_RETURN) == 1.0
-    assert np.isnan(pf.downside_risk(ONE_RETURN, 252)) and np.isnan(pf.tail_ratio(ONE_RETURN))
+    assert np.isnan(downside.downside_risk(ONE_RETURN, 252)) and np.isnan(
+        distribution.tail_ratio(ONE_RETURN)
+    )
 
 
 def constant_growth(rate: float, n: int) -> np.ndarray:
@@ -428,7 +438,7 @@ CONSTANT_SERIES = {
     "prices growing 0.1 % a day": constant_growth(0.001, 1000),
     "prices falling 0.2 % a day": constant_growth(-0.002, 500),
     "zeros with a NaN run": np.concatenate([np.zeros(20), [np.nan] * 5, np.zeros(20)]),
-    "the risk-free rate": np.full(365, pf.periodic_rate(0.05, 365)),
+    "the risk-free rate": np.full(365, compounding.periodic_rate(0.05, 365)),
 }
 
 
@@ -439,13 +449,20 @@ def test_returns_that_do_not_vary_have_no_ratios(name: str) -> None:
     r = CONSTANT_SERIES[name]
     assert np.nanstd(r) < 1e-15  # constant up to rounding
     assert pf.volatility(r, P) == 0.0
-    for value in (pf.sharpe(r, P), pf.sharpe(r, P, RF), pf.skew(r), pf.kurtosis(r)):
+    for value in (
+        pf.sharpe(r, P),
+        pf.sharpe(r, P, RF),
+        distribution.skew(r),
+        distribution.kurtosis(r),
+    ):
         assert np.isnan(value)
     reasons = tearsheet.undefined_reasons(r)
     for metric in ("sharpe", "skew", "kurtosis"):
         assert reasons[metric] == "returns do not vary (zero standard deviation)"
     at_its_level = float(np.nanmean(r))  # a required return equal to the returns
-    assert np.isnan(pf.sortino(r, P, at_its_level)) and np.isnan(pf.omega(r, at_its_level))
+    assert np.isnan(downside.sortino(r, P, at_its_level)) and np.isnan(
+        downside.omega(r, at_its_level)
+    )
     assert "sortino" in tearsheet.undefined_reasons(r, at_its_level)
     assert "omega" in tearsheet.undefined_reasons(r, at_its_level)
     window = pf.rolling(r, 20, pf.RollingMetric.SHARPE, P)
@@ -486,14 +503,15 @@ def test_cagr_counts_missing_periods_as_elapsed_time_as_empyrical() -> None:
     r[rng.choice(800, 60, replace=False)] = np.nan
     r[100:130] = np.nan  # a month without data
     r[:5] = np.nan  # and a missing start
-    close(pf.cagr(r, P), ep.annual_return(r, annualization=P))
+    close(compounding.cagr(r, P), ep.annual_return(r, annualization=P))
     close(pf.calmar(r, P), ep.calmar_ratio(r, annualization=P))
-    equity = pf.equity(r)
+    equity = compounding.equity(r)
     years = r.size / P
-    assert pf.cagr(r, P) == pytest.approx(equity[-1] ** (1 / years) - 1, rel=1e-12)
+    assert compounding.cagr(r, P) == pytest.approx(equity[-1] ** (1 / years) - 1, rel=1e-12)
     matrix = np.column_stack([r, daily_returns("BTC")[:800]])
     np.testing.assert_allclose(
-        pf.cagr(matrix, P), [ep.annual_return(column, annualization=P) for column in matrix.T]
+        compounding.cagr(matrix, P),
+        [ep.annual_return(column, annualization=P) for column in matrix.T],
     )
 
 
@@ -543,24 +561,24 @@ NON_FINITE = {
 def every_metric(r: np.ndarray) -> dict[str, object]:
     benchmark = daily_returns("BTC")[: r.size]
     return {
-        "total": pf.total_return(r),
-        "cagr": pf.cagr(r, P),
+        "total": compounding.total_return(r),
+        "cagr": compounding.cagr(r, P),
         "volatility": pf.volatility(r, P),
         "sharpe": pf.sharpe(r, P, RF),
-        "sortino": pf.sortino(r, P, RF),
+        "sortino": downside.sortino(r, P, RF),
         "calmar": pf.calmar(r, P),
-        "omega": pf.omega(r, RF),
-        "tail": pf.tail_ratio(r),
-        "tail of a matrix": pf.tail_ratio(np.column_stack([r, r]))[1],
-        "skew": pf.skew(r),
-        "kurtosis": pf.kurtosis(r),
-        "best": pf.best(r),
-        "worst": pf.worst(r),
-        "win rate": pf.win_rate(r),
+        "omega": downside.omega(r, RF),
+        "tail": distribution.tail_ratio(r),
+        "tail of a matrix": distribution.tail_ratio(np.column_stack([r, r]))[1],
+        "skew": distribution.skew(r),
+        "kurtosis": distribution.kurtosis(r),
+        "best": distribution.best(r),
+        "worst": distribution.worst(r),
+        "win rate": distribution.win_rate(r),
         "max drawdown": pf.max_drawdown(r),
         "ulcer": pf.ulcer_index(r),
         "duration": pf.max_drawdown_duration(r),
-        "equity": pf.equity(r),
+        "equity": compounding.equity(r),
         "drawdown": pf.drawdown(r),
         "rolling volatility": pf.rolling(r, 3, pf.RollingMetric.VOLATILITY, P),
         "rolling sharpe": pf.rolling(r, 3, pf.RollingMetric.SHARPE, P),
@@ -586,9 +604,9 @@ def test_infinite_returns_are_missing_like_nan(name: str) -> None:
             np.testing.assert_array_equal(value, expected[metric], err_msg=metric)
     finite = r[np.isfinite(r)]
     if finite.size >= 2:
-        assert pf.tail_ratio(r) == pytest.approx(ep.tail_ratio(finite), rel=1e-12)
+        assert distribution.tail_ratio(r) == pytest.approx(ep.tail_ratio(finite), rel=1e-12)
     else:
-        assert np.isnan(pf.tail_ratio(r))
+        assert np.isnan(distribution.tail_ratio(r))
 
 
 UNDEFINED_CASES = {
@@ -607,20 +625,20 @@ UNDEFINED_CASES = {
 def test_a_metric_is_undefined_exactly_when_a_reason_is_given(name: str, risk_free: float) -> None:
     r = UNDEFINED_CASES[name]
     values = {
-        "totalReturn": pf.total_return(r),
-        "cagr": pf.cagr(r, P),
+        "totalReturn": compounding.total_return(r),
+        "cagr": compounding.cagr(r, P),
         "volatility": pf.volatility(r, P),
         "sharpe": pf.sharpe(r, P, risk_free),
-        "sortino": pf.sortino(r, P, risk_free),
+        "sortino": downside.sortino(r, P, risk_free),
         "calmar": pf.calmar(r, P),
-        "omega": pf.omega(r, risk_free),
+        "omega": downside.omega(r, risk_free),
         "maxDrawdown": pf.max_drawdown(r),
-        "skew": pf.skew(r),
-        "kurtosis": pf.kurtosis(r),
-        "tailRatio": pf.tail_ratio(r),
-        "bestPeriod": pf.best(r),
-        "worstPeriod": pf.worst(r),
-        "winRate": pf.win_rate(r),
+        "skew": distribution.skew(r),
+        "kurtosis": distribution.kurtosis(r),
+        "tailRatio": distribution.tail_ratio(r),
+        "bestPeriod": distribution.best(r),
+        "worstPeriod": distribution.worst(r),
+        "winRate": distribution.win_rate(r),
         "ulcerIndex": pf.ulcer_index(r),
     }
     reasons = tearsheet.undefined_reasons(r, risk_free)

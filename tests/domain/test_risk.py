@@ -15,12 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from sklearn.covariance import LedoitWolf
 
-from coinql.domain import risk
-from coinql.domain.risk import CovarianceMethod, VarMethod
+from coinql.domain import covariance, risk
+from coinql.domain.covariance import CovarianceMethod
+from coinql.domain.risk import VarMethod
 from tests.domain.coins import NAMES, aligned_returns, daily_returns
-from tests.helpers import ewma_reference
 
 SYMBOLS = list(NAMES)
 
@@ -165,90 +164,16 @@ def test_gaussian_expected_shortfall_closed_form() -> None:
     assert risk.expected_shortfall(r, 0.95, VarMethod.GAUSSIAN) == pytest.approx(expected)
 
 
-def test_ledoit_wolf_matches_scikit_learn() -> None:
-    _, r = aligned_returns(SYMBOLS)
-    ours, shrinkage = risk.ledoit_wolf_covariance(r)
-    theirs = LedoitWolf().fit(r)
-    np.testing.assert_allclose(ours, theirs.covariance_, rtol=1e-10)
-    assert shrinkage == pytest.approx(theirs.shrinkage_, rel=1e-10)
-
-
-def test_sample_covariance_matches_numpy() -> None:
-    _, r = aligned_returns(SYMBOLS)
-    np.testing.assert_allclose(risk.sample_covariance(r), np.cov(r, rowvar=False), rtol=1e-12)
-
-
-@pytest.mark.parametrize("decay", [0.5, 0.9, 0.94, 0.97, 0.99])
-def test_ewma_covariance_matches_a_plain_reference(decay: float) -> None:
-    _, r = aligned_returns(["BTC", "ETH", "LTC"])
-    r = r[-500:]
-    ours = risk.ewma_covariance(r, decay)
-    np.testing.assert_allclose(ours, ewma_reference(r, decay), rtol=1e-12)
-    # pandas' adjusted exponentially weighted mean of the cross products is the same thing.
-    frame = pd.DataFrame(r)
-    for i in range(3):
-        for j in range(3):
-            products = (frame[i] * frame[j]).ewm(alpha=1 - decay, adjust=True).mean()
-            assert ours[i, j] == pytest.approx(products.iloc[-1], rel=1e-9)
-    assert risk.covariance(r, CovarianceMethod.EWMA, decay=decay) == pytest.approx(ours)
-
-
-def test_ewma_decay_changes_the_estimate() -> None:
-    _, r = aligned_returns(["BTC", "ETH"])
-    fast, slow = risk.ewma_covariance(r, 0.5), risk.ewma_covariance(r, 0.99)
-    assert not np.allclose(fast, slow, rtol=1e-3)
-    # With decay -> 1 the weights flatten: the estimate tends to the uncentred mean square.
-    np.testing.assert_allclose(risk.ewma_covariance(r, 1 - 1e-9), r.T @ r / r.shape[0], rtol=1e-5)
-
-
-@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, np.nan])
-def test_ewma_decay_out_of_range_is_refused(decay: float) -> None:
-    with pytest.raises(ValueError, match="decay"):
-        risk.ewma_covariance(np.zeros((10, 2)), decay)
-
-
-def test_pca_matches_numpy_svd_up_to_sign() -> None:
-    _, r = aligned_returns(SYMBOLS)
-    found = risk.pca(r, 3)
-    centered = r - r.mean(axis=0)
-    _, singular, vt = np.linalg.svd(centered, full_matrices=False)
-    np.testing.assert_allclose(
-        found.explained_variance_ratio, (singular**2 / np.sum(singular**2))[:3], rtol=1e-12
-    )
-    for row in range(3):
-        np.testing.assert_allclose(np.abs(found.loadings[row]), np.abs(vt[row]), rtol=1e-10)
-        assert found.loadings[row][np.argmax(np.abs(found.loadings[row]))] > 0
-    # Crypto moves together: the first component loads every coin with the same sign.
-    assert np.all(found.loadings[0] > 0)
-
-
 @pytest.mark.parametrize("method", list(CovarianceMethod))
 def test_risk_contributions_sum_to_volatility(method: CovarianceMethod) -> None:
     _, r = aligned_returns(["BTC", "ETH", "LTC", "DOGE"])
     weights = np.array([0.4, 0.3, 0.2, 0.1])
-    found = risk.basket_risk(weights, risk.covariance(r, method), 365)
+    found = risk.basket_risk(weights, covariance.covariance(r, method), 365)
     assert found.contributions.sum() == pytest.approx(found.volatility, rel=1e-12)
     basket = r @ weights
     if method is CovarianceMethod.SAMPLE:
         assert found.volatility == pytest.approx(basket.std(ddof=1) * np.sqrt(365), rel=1e-12)
     assert found.diversification_ratio > 1  # imperfect correlation diversifies
-
-
-def test_stress_scenarios_replay_the_worst_window() -> None:
-    timestamps, r = aligned_returns(["BTC", "ETH"])
-    closes = np.vstack([np.ones(2), np.cumprod(1 + r, axis=0)])
-    stamps = np.concatenate([[timestamps[0]], timestamps])
-    weights = np.array([0.5, 0.5])
-    scenarios = risk.historical_scenarios(stamps, closes, weights, anchor=0, windows=(30,))
-    (worst,) = scenarios
-    btc_moves = closes[30:, 0] / closes[:-30, 0] - 1
-    assert btc_moves.min() < -0.4  # the March 2020 crash is in the data
-    start = int(np.argmin(btc_moves))
-    moves = closes[start + 30] / closes[start] - 1
-    assert worst.basket_return == pytest.approx(weights @ moves)
-    shock = risk.beta_shock(r, weights, anchor=0, shock=-0.3)
-    eth_beta = np.cov(r[:, 1], r[:, 0], ddof=0)[0, 1] / np.var(r[:, 0])
-    assert shock == pytest.approx(0.5 * -0.3 + 0.5 * eth_beta * -0.3, rel=1e-9)
 
 
 @settings(max_examples=100, deadline=None)
@@ -273,6 +198,6 @@ def test_var_is_monotone_in_the_level(r: np.ndarray, method: VarMethod) -> None:
     arrays(np.float64, 3, elements=st.floats(0.01, 1)),
 )
 def test_contributions_always_sum_to_volatility(r: np.ndarray, weights: np.ndarray) -> None:
-    found = risk.basket_risk(weights, risk.sample_covariance(r), 365)
+    found = risk.basket_risk(weights, covariance.sample_covariance(r), 365)
     if found.volatility > 1e-9:
         assert found.contributions.sum() == pytest.approx(found.volatility, rel=1e-9)

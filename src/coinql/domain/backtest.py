@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from coinql.domain import indicators as ind
 from coinql.domain.candles import Candles
 from coinql.domain.errors import UserError
 from coinql.domain.fills import first_stop, pair_signals
@@ -33,6 +32,7 @@ from coinql.domain.metrics import equity_returns
 from coinql.domain.signals import lookback, signals
 from coinql.domain.strategies import StrategySpec
 from coinql.domain.typing import BoolArray, FloatArray, IntArray
+from coinql.domain.volatility import realized_volatility
 
 
 class FillPrice(StrEnum):
@@ -226,7 +226,7 @@ def simulate(
     enter_bars = np.flatnonzero(enter[: n - delay]) + delay
     leave_bars = np.flatnonzero(leave[: n - delay]) + delay
     volatility = (
-        ind.realized_volatility(close, config.volatility_window, config.periods_per_year)
+        realized_volatility(close, config.volatility_window, config.periods_per_year)
         if config.sizing is Sizing.VOLATILITY_TARGET
         else None
     )

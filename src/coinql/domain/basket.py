@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coinql.domain import risk
+from coinql.domain import stress
 from coinql.domain.errors import InvalidInput
 from coinql.domain.typing import FloatArray, IntArray
 
@@ -119,7 +119,7 @@ class Basket:
         return self.returns @ self.weights
 
 
-def stress_scenarios(basket: Basket) -> list[risk.Scenario]:
+def stress_scenarios(basket: Basket) -> list[stress.Scenario]:
     """Historical and shock scenarios replayed on the basket's weights.
 
     Parameters
@@ -137,22 +137,22 @@ def stress_scenarios(basket: Basket) -> list[risk.Scenario]:
     anchor = basket.symbols.index("BTC") if "BTC" in basket.symbols else 0
     name = basket.symbols[anchor]
     scenarios = [
-        risk.Scenario(
+        stress.Scenario(
             name=f"{name} worst {found.window}-period move",
             basket_return=found.basket_return,
             window=found.window,
             start=found.start,
             end=found.end,
         )
-        for found in risk.historical_scenarios(
+        for found in stress.historical_scenarios(
             basket.close_timestamps, basket.closes, basket.weights, anchor=anchor
         )
     ]
     for shock in SHOCKS:
         scenarios.append(
-            risk.Scenario(
+            stress.Scenario(
                 name=f"{name} {shock:+.0%}, others through their beta",
-                basket_return=risk.beta_shock(
+                basket_return=stress.beta_shock(
                     basket.returns, basket.weights, anchor=anchor, shock=shock
                 ),
             )

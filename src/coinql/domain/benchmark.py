@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coinql.domain.performance import (
+from coinql.domain.compounding import cagr
+from coinql.domain.estimators import (
     MIN_OBSERVATIONS,
-    cagr,
     negligible,
     ratio_to_std,
     slope,

@@ -1,5 +1,8 @@
 """Indicators and features over candles, shared by analytics and the backtest engine.
 
+The volatility features are in `coinql.domain.volatility`; `compute` computes any of them
+by name.
+
 Every function returns arrays aligned on its input (shape (n,)), NaN until enough history
 exists: no value ever uses a later bar, so a backtest can read them without look-ahead.
 Recursive smoothers are computed with `scipy.signal.lfilter`, not a Python loop over bars.
@@ -18,6 +21,7 @@ from enum import IntEnum, StrEnum
 import numpy as np
 from scipy.signal import lfilter
 
+from coinql.domain import volatility as vol
 from coinql.domain.candles import Candles
 from coinql.domain.typing import FloatArray
 
@@ -258,141 +262,12 @@ def vwap(
         return np.where(total > 0, weighted / total, np.nan)
 
 
-def log_returns(closes: FloatArray) -> FloatArray:
-    """Compute the log return of each bar from the previous close.
-
-    Parameters
-    ----------
-    closes : ndarray of shape (n,)
-        Closing prices, expected positive.
-
-    Returns
-    -------
-    ndarray of shape (n,)
-        ln(close[t] / close[t - 1]); NaN on the first bar. A zero or negative close gives an
-        infinite or NaN return instead of raising.
-    """
-    out = np.full(closes.shape[0], np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[1:] = np.log(closes[1:] / closes[:-1])
-    return out
-
-
-def realized_volatility(closes: FloatArray, window: int, periods_per_year: float) -> FloatArray:
-    """Compute the annualised sample std (ddof 1) of the last `window` log returns.
-
-    Parameters
-    ----------
-    closes : ndarray of shape (n,)
-        Closing prices.
-    window : int
-        Log returns in the moving window, at least 1; a window of 1 has no sample std.
-    periods_per_year : float
-        Bars per year, e.g. `Interval.D1.periods_per_year` (365); the std is scaled by its
-        square root.
-
-    Returns
-    -------
-    ndarray of shape (n,)
-        The volatility at each bar; NaN on the first `window` bars (the first has no return),
-        and everywhere when window < 2 or n <= window.
-    """
-    _check_window(window)
-    returns = log_returns(closes)
-    out = np.full(closes.shape[0], np.nan)
-    if window >= 2 and closes.shape[0] > window:
-        out[window:] = np.std(_windows(returns[1:], window), axis=-1, ddof=1) * np.sqrt(
-            periods_per_year
-        )
-    return out
-
-
-def vol_of_vol(
-    closes: FloatArray, window: int, periods_per_year: float, outer_window: int | None = None
-) -> FloatArray:
-    """Compute the sample std (ddof 1) of the realized volatility.
-
-    Parameters
-    ----------
-    closes : ndarray of shape (n,)
-        Closing prices.
-    window : int
-        The window of `realized_volatility`.
-    periods_per_year : float
-        Bars per year, for `realized_volatility`.
-    outer_window : int or None, default None
-        Volatility values whose std is taken; None for `window`.
-
-    Returns
-    -------
-    ndarray of shape (n,)
-        NaN on the first `window + outer_window - 1` bars, and everywhere when the outer
-        window is below 2 or the series is not longer than that.
-    """
-    outer = outer_window or window
-    volatility = realized_volatility(closes, window, periods_per_year)
-    out = np.full(closes.shape[0], np.nan)
-    start = window + outer - 1
-    if outer >= 2 and closes.shape[0] > start:
-        out[start:] = np.std(_windows(volatility[window:], outer), axis=-1, ddof=1)
-    return out
-
-
-class VolatilityRegime(IntEnum):
-    """The values of `volatility_regime`."""
-
-    LOW = 0
-    NORMAL = 1
-    HIGH = 2
-
-
 class TrendRegime(IntEnum):
     """The values of `trend_regime`."""
 
     DOWN = -1
     SIDEWAYS = 0
     UP = 1
-
-
-def volatility_regime(
-    closes: FloatArray, window: int, periods_per_year: float, lookback: int = 365
-) -> FloatArray:
-    """Classify each bar's realized volatility against its own trailing history.
-
-    LOW below the 33rd percentile of the last `lookback` volatility values (the bar's own
-    included, none later), HIGH above the 67th, NORMAL between.
-
-    Parameters
-    ----------
-    closes : ndarray of shape (n,)
-        Closing prices.
-    window : int
-        The window of `realized_volatility`.
-    periods_per_year : float
-        Bars per year, for `realized_volatility`.
-    lookback : int, default 365
-        Volatility values the percentiles are taken over.
-
-    Returns
-    -------
-    ndarray of shape (n,)
-        `VolatilityRegime` values as floats (0, 1, 2); NaN on the first
-        `window + lookback - 1` bars (all of them when n <= window + lookback - 1).
-    """
-    volatility = realized_volatility(closes, window, periods_per_year)
-    out = np.full(closes.shape[0], np.nan)
-    start = window + lookback - 1
-    if closes.shape[0] <= start:
-        return out
-    history = _windows(volatility[window:], lookback)
-    low, high = np.percentile(history, [100 / 3, 200 / 3], axis=-1)
-    current = volatility[start:]
-    out[start:] = np.where(
-        current < low,
-        VolatilityRegime.LOW,
-        np.where(current > high, VolatilityRegime.HIGH, VolatilityRegime.NORMAL),
-    )
-    return out
 
 
 def trend_regime(closes: FloatArray, window: int, band: float = 0.02) -> FloatArray:
@@ -433,7 +308,7 @@ def trend_regime(closes: FloatArray, window: int, band: float = 0.02) -> FloatAr
 
 
 REGIME_LEGEND = [
-    *(f"volatilityRegime {level.value} = {level.name}" for level in VolatilityRegime),
+    *(f"volatilityRegime {level.value} = {level.name}" for level in vol.VolatilityRegime),
     *(f"trendRegime {level.value} = {level.name}" for level in TrendRegime),
 ]
 
@@ -519,10 +394,10 @@ def compute(spec: IndicatorSpec, candles: Candles, periods_per_year: float) -> l
             for part in ("lower", "middle", "upper")
         ]
     if kind is IndicatorKind.VOL_OF_VOL:
-        values = vol_of_vol(close, window, periods_per_year, spec.outer_window)
+        values = vol.vol_of_vol(close, window, periods_per_year, spec.outer_window)
         return [NamedSeries(f"volOfVol({window})", values)]
     if kind is IndicatorKind.VOLATILITY_REGIME:
-        values = volatility_regime(close, window, periods_per_year, spec.lookback)
+        values = vol.volatility_regime(close, window, periods_per_year, spec.lookback)
         return [NamedSeries(f"volatilityRegime({window},{spec.lookback})", values)]
     if kind is IndicatorKind.TREND_REGIME:
         return [NamedSeries(f"trendRegime({window})", trend_regime(close, window, spec.band))]
@@ -534,7 +409,7 @@ def compute(spec: IndicatorSpec, candles: Candles, periods_per_year: float) -> l
         IndicatorKind.ATR: lambda w: atr(high, low, close, w),
         IndicatorKind.ZSCORE: lambda w: zscore(close, w),
         IndicatorKind.VWAP: lambda w: vwap(high, low, close, volume, w),
-        IndicatorKind.REALIZED_VOLATILITY: lambda w: realized_volatility(
+        IndicatorKind.REALIZED_VOLATILITY: lambda w: vol.realized_volatility(
             close, w, periods_per_year
         ),
     }

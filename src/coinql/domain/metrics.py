@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from coinql.domain import compounding, downside
 from coinql.domain import indicators as ind
 from coinql.domain import performance as pf
+from coinql.domain import volatility as vol
 from coinql.domain.typing import FloatArray
 
 
@@ -166,11 +168,11 @@ def summarize(returns: FloatArray, periods_per_year: float) -> Metrics:
         None where it is undefined. The run-specific fields are left None.
     """
     return Metrics(
-        total_return=finite(pf.total_return(returns)),
-        cagr=finite(pf.cagr(returns, periods_per_year)),
+        total_return=finite(compounding.total_return(returns)),
+        cagr=finite(compounding.cagr(returns, periods_per_year)),
         volatility=finite(pf.volatility(returns, periods_per_year)),
         sharpe=finite(pf.sharpe(returns, periods_per_year)),
-        sortino=finite(pf.sortino(returns, periods_per_year)),
+        sortino=finite(downside.sortino(returns, periods_per_year)),
         calmar=finite(pf.calmar(returns, periods_per_year)),
         max_drawdown=finite(pf.max_drawdown(returns)),
     )
@@ -192,7 +194,7 @@ def regime_labels(close: FloatArray, periods_per_year: float) -> dict[str, Float
     """
     lookback = min(365, max(30, close.size // 3))
     return {
-        "volatility": ind.volatility_regime(close, 30, periods_per_year, lookback=lookback),
+        "volatility": vol.volatility_regime(close, 30, periods_per_year, lookback=lookback),
         "trend": ind.trend_regime(close, 50),
     }
 
@@ -222,7 +224,7 @@ def regime_stats(
             chosen = returns[later == label]
             found[f"{family}:{int(label)}"] = RegimeMetrics(
                 periods=int(chosen.size),
-                total_return=finite(pf.total_return(chosen)),
+                total_return=finite(compounding.total_return(chosen)),
                 sharpe=finite(pf.sharpe(chosen, periods_per_year)),
             )
     return found

@@ -2,9 +2,10 @@
 
 `ReturnStream` holds simple returns of one series, whatever produced them (an asset's closes,
 a portfolio's NAV, a backtest's equity), with the conventions to read them by; each method
-computes one figure of the tear sheet when called, from `coinql.domain.performance`,
-`coinql.domain.benchmark` and `coinql.domain.risk`. Times are epoch ms; an undefined figure is
-NaN (`undefined` says why), never an exception.
+computes one figure of the tear sheet when called, from `coinql.domain.performance` (looked up
+at call time, as `pf.<name>`), `compounding`, `downside`, `distribution`, `benchmark` and
+`risk`. Times are epoch ms; an undefined figure is NaN (`undefined` says why), never an
+exception.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from coinql.domain import benchmark as relative
+from coinql.domain import compounding, distribution, downside, estimators, risk
 from coinql.domain import performance as pf
-from coinql.domain import risk
 from coinql.domain.candles import Candles, Interval
 from coinql.domain.typing import FloatArray, IntArray
 
@@ -93,7 +94,7 @@ class ReturnStream:
         periods_per_year: float | None = None,
     ) -> ReturnStream:
         """Build the stream of simple returns between consecutive closes (`simple_returns`)."""
-        timestamps, returns = pf.simple_returns(candles.timestamps, candles.close)
+        timestamps, returns = compounding.simple_returns(candles.timestamps, candles.close)
         return cls(
             label=label,
             interval=interval,
@@ -106,7 +107,7 @@ class ReturnStream:
     @property
     def risk_free_per_period(self) -> float:
         """The per-period rate equivalent to the annual risk-free rate."""
-        return pf.periodic_rate(self.risk_free_rate, self.periods_per_year)
+        return compounding.periodic_rate(self.risk_free_rate, self.periods_per_year)
 
     @property
     def series(self) -> Returns:
@@ -115,7 +116,7 @@ class ReturnStream:
 
     def observations(self) -> int:
         """Return the number of known returns."""
-        return int(pf.observations(self.returns))
+        return int(estimators.observations(self.returns))
 
     def start(self) -> int | None:
         """Return the first return's time, None without returns."""
@@ -127,11 +128,11 @@ class ReturnStream:
 
     def total_return(self) -> float:
         """Return the compounded return."""
-        return float(pf.total_return(self.returns))
+        return float(compounding.total_return(self.returns))
 
     def cagr(self) -> float:
         """Return (1 + total) ^ (P / n) - 1."""
-        return float(pf.cagr(self.returns, self.periods_per_year))
+        return float(compounding.cagr(self.returns, self.periods_per_year))
 
     def volatility(self) -> float:
         """Return the sample std (ddof 1) x sqrt(P)."""
@@ -143,7 +144,9 @@ class ReturnStream:
 
     def sortino(self) -> float:
         """Return the Sortino ratio, the risk-free rate as the required return."""
-        return float(pf.sortino(self.returns, self.periods_per_year, self.risk_free_per_period))
+        return float(
+            downside.sortino(self.returns, self.periods_per_year, self.risk_free_per_period)
+        )
 
     def calmar(self) -> float:
         """Return CAGR / max drawdown."""
@@ -151,7 +154,7 @@ class ReturnStream:
 
     def omega(self) -> float:
         """Return gains over losses around the per-period risk-free rate."""
-        return float(pf.omega(self.returns, self.risk_free_per_period))
+        return float(downside.omega(self.returns, self.risk_free_per_period))
 
     def max_drawdown(self) -> float:
         """Return the deepest drawdown from the starting capital, a positive fraction."""
@@ -163,27 +166,27 @@ class ReturnStream:
 
     def skew(self) -> float:
         """Return the bias-adjusted sample skewness."""
-        return float(pf.skew(self.returns))
+        return float(distribution.skew(self.returns))
 
     def kurtosis(self) -> float:
         """Return the bias-adjusted excess kurtosis."""
-        return float(pf.kurtosis(self.returns))
+        return float(distribution.kurtosis(self.returns))
 
     def tail_ratio(self) -> float:
         """Return |95th percentile| / |5th percentile|."""
-        return float(pf.tail_ratio(self.returns))
+        return float(distribution.tail_ratio(self.returns))
 
     def best(self) -> float:
         """Return the best period's return."""
-        return float(pf.best(self.returns))
+        return float(distribution.best(self.returns))
 
     def worst(self) -> float:
         """Return the worst period's return."""
-        return float(pf.worst(self.returns))
+        return float(distribution.worst(self.returns))
 
     def win_rate(self) -> float:
         """Return the share of positive periods among the non-zero ones."""
-        return float(pf.win_rate(self.returns))
+        return float(distribution.win_rate(self.returns))
 
     def ulcer_index(self) -> float:
         """Return the ulcer index of the drawdowns."""
@@ -226,7 +229,7 @@ class ReturnStream:
 
     def equity(self) -> FloatArray:
         """Return the growth of 1 after each period, shape (n_observations,)."""
-        return pf.equity(self.returns)
+        return compounding.equity(self.returns)
 
     def drawdown(self) -> FloatArray:
         """Return the drawdown after each period, non-positive, shape (n_observations,)."""
@@ -323,22 +326,22 @@ def undefined_reasons(returns: FloatArray, risk_free: float = 0.0) -> dict[str, 
         Exactly the metrics (by their GraphQL names) that are NaN for these returns, each
         with the reason.
     """
-    n = int(pf.observations(returns))
+    n = int(estimators.observations(returns))
     values = {
-        "totalReturn": pf.total_return(returns),
-        "cagr": pf.cagr(returns, 1.0),
+        "totalReturn": compounding.total_return(returns),
+        "cagr": compounding.cagr(returns, 1.0),
         "volatility": pf.volatility(returns, 1.0),
         "sharpe": pf.sharpe(returns, 1.0, risk_free),
-        "sortino": pf.sortino(returns, 1.0, risk_free),
+        "sortino": downside.sortino(returns, 1.0, risk_free),
         "calmar": pf.calmar(returns, 1.0),
-        "omega": pf.omega(returns, risk_free),
+        "omega": downside.omega(returns, risk_free),
         "maxDrawdown": pf.max_drawdown(returns),
-        "skew": pf.skew(returns),
-        "kurtosis": pf.kurtosis(returns),
-        "tailRatio": pf.tail_ratio(returns),
-        "bestPeriod": pf.best(returns),
-        "worstPeriod": pf.worst(returns),
-        "winRate": pf.win_rate(returns),
+        "skew": distribution.skew(returns),
+        "kurtosis": distribution.kurtosis(returns),
+        "tailRatio": distribution.tail_ratio(returns),
+        "bestPeriod": distribution.best(returns),
+        "worstPeriod": distribution.worst(returns),
+        "winRate": distribution.win_rate(returns),
         "ulcerIndex": pf.ulcer_index(returns),
     }
     reasons: dict[str, str] = {}

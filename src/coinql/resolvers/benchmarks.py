@@ -4,7 +4,7 @@ same loader, so `benchmark` and rolling `BETA` work on each of them."""
 
 from __future__ import annotations
 
-from coinql.domain import performance as pf
+from coinql.domain import compounding
 from coinql.domain.candles import Interval
 from coinql.domain.typing import FloatArray, IntArray
 from coinql.resolvers.backtest import get_backtest_run
@@ -40,6 +40,6 @@ def benchmark_loader(
         assert benchmark.backtest_run_id is not None
         run = await get_backtest_run(context, run_id=benchmark.backtest_run_id)
         timestamps, equity = run_store.equity_of(run)
-        return timestamps[1:], pf.period_returns(equity)
+        return timestamps[1:], compounding.period_returns(equity)
 
     return load

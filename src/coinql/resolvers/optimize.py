@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass, field
 
 from coinql.domain import optimize as opt
-from coinql.domain import risk
 from coinql.domain.basket import Basket
 from coinql.domain.candles import Interval
+from coinql.domain.covariance import EWMA_DEFAULT_DECAY, CovarianceMethod
 from coinql.domain.errors import InvalidInput
 from coinql.domain.typing import FloatArray
 from coinql.resolvers.context import Context
@@ -32,8 +32,8 @@ class OptimizeRequest:
     interval: Interval = Interval.D1
     start: int | None = None
     end: int | None = None
-    covariance: risk.CovarianceMethod = risk.CovarianceMethod.SAMPLE
-    ewma_decay: float = risk.EWMA_DEFAULT_DECAY
+    covariance: CovarianceMethod = CovarianceMethod.SAMPLE
+    ewma_decay: float = EWMA_DEFAULT_DECAY
     risk_free_rate: float = 0.0
     target_return: float | None = None
     target_volatility: float | None = None

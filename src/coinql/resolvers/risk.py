@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
-from coinql.domain import risk
+from coinql.domain import covariance
 from coinql.domain.basket import Basket, check_weights
 from coinql.domain.candles import Interval, ReturnKind
 from coinql.domain.errors import InvalidInput
@@ -42,17 +42,17 @@ async def load_basket(
 
 
 async def basket_covariance(
-    basket: Basket, method: risk.CovarianceMethod, decay: float
+    basket: Basket, method: covariance.CovarianceMethod, decay: float
 ) -> FloatArray:
     """The per-period covariance of the basket's returns; `decay` is EWMA's lambda (checked
     whatever the method, so that a bad argument is never silently ignored)."""
     if not 0 < decay < 1:
         raise InvalidInput("ewmaDecay", "ewmaDecay must be between 0 and 1 (exclusive)")
-    estimate = partial(risk.covariance, method=method, decay=decay)
+    estimate = partial(covariance.covariance, method=method, decay=decay)
     return await offload(basket.returns.size, estimate, basket.returns)
 
 
-async def principal_components(basket: Basket, components: int) -> risk.Pca:
+async def principal_components(basket: Basket, components: int) -> covariance.Pca:
     if not 1 <= components <= MAX_COMPONENTS:
         raise InvalidInput("components", f"components must be between 1 and {MAX_COMPONENTS}")
-    return await offload(basket.returns.size, risk.pca, basket.returns, components)
+    return await offload(basket.returns.size, covariance.pca, basket.returns, components)

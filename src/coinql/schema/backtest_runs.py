@@ -11,7 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from coinql.domain import performance as pf
+from coinql.domain import compounding
 from coinql.domain.book import TradeRow
 from coinql.domain.bounds import Bounds
 from coinql.domain.metrics import Metrics
@@ -208,7 +208,7 @@ class BacktestRun(OwnedNode):
             label=self.model.name,
             interval=interval,
             timestamps=timestamps[1:],
-            returns=pf.period_returns(equity),
+            returns=compounding.period_returns(equity),
             periods_per_year=float(self.model.input["config"]["periods_per_year"]),
             risk_free_rate=risk_free_rate,
         )

@@ -9,11 +9,12 @@ import strawberry
 
 from coinql.domain.backtest import Direction, ExitReason, FillPrice, Sizing
 from coinql.domain.candles import Interval, ReturnKind
+from coinql.domain.covariance import CovarianceMethod
 from coinql.domain.ledger import CostBasis, TransactionKind
 from coinql.domain.optimize import Objective
 from coinql.domain.performance import RollingMetric
 from coinql.domain.research import SplitMode
-from coinql.domain.risk import CovarianceMethod, VarMethod
+from coinql.domain.risk import VarMethod
 from coinql.domain.simulation import SimulationMethod
 from coinql.domain.strategies import Rebalance, UniverseRank
 from coinql.store.jobs import JobKind, JobStatus

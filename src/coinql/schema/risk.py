@@ -11,6 +11,7 @@ from strawberry.types import Info
 from coinql.domain import risk
 from coinql.domain.basket import Basket, stress_scenarios
 from coinql.domain.bounds import Bounds
+from coinql.domain.covariance import EWMA_DEFAULT_DECAY, correlation_from
 from coinql.resolvers import risk as risk_resolvers
 from coinql.resolvers.context import Context
 from coinql.schema.bounds import CONFIDENCE, EWMA_DECAY, bounded_argument
@@ -97,7 +98,7 @@ class RiskReport:
 
     @strawberry.field
     def correlation(self) -> CorrelationMatrix:
-        matrix = risk.correlation_from(self.cov)
+        matrix = correlation_from(self.cov)
         return CorrelationMatrix(symbols=self.basket.symbols, matrix=list(matrix))
 
     @strawberry.field(description="Historical windows replayed on the weights, and shocks.")
@@ -141,7 +142,7 @@ class RiskQuery:
         start: datetime | None = None,
         end: datetime | None = None,
         covariance: CovarianceMethod = CovarianceMethod.SAMPLE,
-        ewma_decay: Annotated[float, bounded_argument(EWMA_DECAY)] = risk.EWMA_DEFAULT_DECAY,
+        ewma_decay: Annotated[float, bounded_argument(EWMA_DECAY)] = EWMA_DEFAULT_DECAY,
     ) -> RiskReport | None:
         basket = await risk_resolvers.load_basket(
             info.context,
