@@ -14,8 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from coinql.domain import candles as candle_domain
 from coinql.domain import returns as returns_domain
 from coinql.domain.candles import Candles, Gap, Interval
+from coinql.domain.csv_lines import TooManyRows
 from coinql.domain.errors import InvalidInput, NotFound
-from coinql.domain.imports import ParsedFile, TooManyRows, parse_candle_file
+from coinql.domain.imports import ParsedFile, parse_candle_file
 from coinql.domain.returns import ReturnKind, ReturnsMatrix
 from coinql.realtime.ingestion import BackfillReport, stalled_seconds
 from coinql.realtime.ingestion import backfill as run_backfill

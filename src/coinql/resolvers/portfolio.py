@@ -15,8 +15,8 @@ from coinql.domain import ledger
 from coinql.domain import valuation as book
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Interval
+from coinql.domain.csv_lines import ImportRejected, LineProblem
 from coinql.domain.errors import InvalidInput, NotFound
-from coinql.domain.imports import ImportRejected, LineProblem
 from coinql.domain.ledger import CostBasis, LedgerState, Transaction, TransactionKind
 from coinql.domain.tearsheet import ReturnStream
 from coinql.domain.valuation import Valuation
