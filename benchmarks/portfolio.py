@@ -13,6 +13,7 @@ from benchmarks.analytics import synthetic_returns
 from benchmarks.common import Figure, median_seconds
 from coinql.domain import ledger
 from coinql.domain import optimize as opt
+from coinql.domain.valuation import value, value_history
 
 P = 365
 
@@ -91,10 +92,10 @@ def ledger_figures() -> list[Figure]:
 
     def valuation() -> None:
         state = ledger.replay(transactions, base_currency="USDT", method=ledger.CostBasis.FIFO)
-        ledger.value(state, prices)
+        value(state, prices)
 
     def history() -> None:
-        ledger.value_history(
+        value_history(
             transactions, base_currency="USDT", assets=coins, timestamps=stamps, closes=closes
         )
 

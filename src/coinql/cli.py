@@ -114,8 +114,8 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _import_files(settings: Settings, args: argparse.Namespace) -> int:
     from coinql.domain.candles import Interval
+    from coinql.domain.csv_lines import ImportRejected
     from coinql.domain.errors import UserError
-    from coinql.domain.imports import ImportRejected
     from coinql.migrations import ensure_current
     from coinql.realtime.clock import utc_now
     from coinql.resolvers.market import import_bytes

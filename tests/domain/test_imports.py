@@ -7,14 +7,9 @@ import numpy as np
 import pytest
 
 from coinql.domain.candles import DAY_MS, Interval
+from coinql.domain.csv_lines import ImportRejected, TooManyRows
 from coinql.domain.errors import InvalidInput
-from coinql.domain.imports import (
-    BINANCE_COLUMNS,
-    CsvFormat,
-    ImportRejected,
-    TooManyRows,
-    parse_candle_file,
-)
+from coinql.domain.imports import BINANCE_COLUMNS, CsvFormat, parse_candle_file
 from tests.conftest import COINS_DIR
 
 DAILY_HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap\n"

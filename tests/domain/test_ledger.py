@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
-import numpy as np
 import pytest
 
-from coinql.domain.candles import Candles
 from coinql.domain.ledger import (
     CostBasis,
     LedgerError,
@@ -16,40 +14,9 @@ from coinql.domain.ledger import (
     TransactionKind,
     replay,
     validate,
-    value,
-    value_history,
-    value_history_from_candles,
 )
-
-DAY_MS = 86_400_000
-START = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp() * 1000)
-
-
-def tx(kind: str, asset: str, quantity: str, day: int, price: str | None = None, fee: str = "0"):  # type: ignore[no-untyped-def]
-    return Transaction(
-        TransactionKind(kind),
-        asset,
-        D(quantity),
-        datetime(2020, 1, day, 12, tzinfo=UTC),
-        D(price) if price else None,
-        D(fee),
-    )
-
-
-# Worked by hand:
-#   deposit 10,000.00
-#   buy 0.5 BTC @ 7,200 + fee 3.60 -> lot A: 0.5 @ 7,207.20 (cost 3,603.60), cash 6,396.40
-#   buy 0.3 BTC @ 8,000 + fee 2.40 -> lot B: 0.3 @ 8,008.00 (cost 2,402.40), cash 3,994.00
-#   sell 0.6 BTC @ 9,000 - fee 5.40 -> proceeds 5,394.60
-#       FIFO cost: 0.5 of A (3,603.60) + 0.1 of B (800.80) = 4,404.40 -> realized 990.20
-#       cash 9,388.60; left 0.2 BTC of lot B at 8,008.00 (cost 1,601.60)
-#   at 10,000: market value 2,000.00, unrealized 398.40, value 11,388.60
-WORKED = [
-    tx("DEPOSIT", "USDT", "10000", 1),
-    tx("BUY", "BTC", "0.5", 2, "7200", "3.6"),
-    tx("BUY", "BTC", "0.3", 3, "8000", "2.4"),
-    tx("SELL", "BTC", "0.6", 10, "9000", "5.4"),
-]
+from coinql.domain.valuation import value
+from tests.domain.ledgers import WORKED, tx
 
 
 def test_hand_worked_fifo_example_to_the_cent() -> None:
@@ -163,26 +130,6 @@ def test_future_time_is_refused() -> None:
         validate(future, base_currency="USDT", now=NOW)
 
 
-def test_value_history_excludes_flows_from_returns() -> None:
-    start = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp() * 1000)
-    stamps = start + np.arange(6) * DAY_MS
-    closes = np.array([[100.0], [110.0], [121.0], [121.0], [108.9], [np.nan]])
-    history = value_history(
-        [
-            tx("DEPOSIT", "USDT", "1000", 1),
-            tx("BUY", "BTC", "10", 1, "100"),
-            tx("DEPOSIT", "USDT", "5000", 4),  # new money is not performance
-        ],
-        base_currency="USDT",
-        assets=["BTC"],
-        timestamps=stamps,
-        closes=closes,
-    )
-    np.testing.assert_allclose(history.values, [1000, 1100, 1210, 6210, 6089, 6089])
-    np.testing.assert_allclose(history.returns[1:], [0.1, 0.1, 0.0, -121 / 6210, 0.0])
-    assert np.isnan(history.returns[0])
-
-
 def test_a_sale_whose_fee_exceeds_its_proceeds_and_the_cash_is_refused() -> None:
     book = [tx("TRANSFER_IN", "BTC", "1", 1, "100")]  # units, and no cash at all
     with pytest.raises(LedgerError) as raised:
@@ -201,68 +148,3 @@ def test_a_sale_whose_fee_exceeds_its_proceeds_and_the_cash_is_refused() -> None
     )
     assert state.cash == D("5.1")
     assert state.realized_pnl == D("0.1") - D("5") - D("0.1")
-
-
-def test_a_position_without_a_price_has_no_value_or_weight() -> None:
-    state = replay(WORKED, base_currency="USDT", method=CostBasis.FIFO)
-    found = value(state, {})
-    (btc,) = found.positions
-    assert btc.last_price is None and btc.market_value is None and btc.unrealized_pnl is None
-    assert found.value == found.cash == D("9388.60") and found.unrealized_pnl == 0
-    assert found.weight(btc) is None
-    empty = value(replay([], base_currency="USDT", method=CostBasis.FIFO), {})
-    assert empty.value == 0 and empty.positions == []
-
-
-def test_value_history_of_every_kind_worked_by_hand() -> None:
-    stamps = START + np.arange(5) * DAY_MS
-    history = value_history(
-        [
-            tx("DEPOSIT", "USDT", "1000", 1),  # cash 1,000; flow +1,000
-            tx("BUY", "BTC", "2", 2, "100", "1"),  # cash 799; 2 BTC
-            tx("TRANSFER_IN", "BTC", "1", 3, "120"),  # 3 BTC; flow +120
-            tx("FEE", "USDT", "9", 3),  # cash 790
-            tx("SELL", "BTC", "1", 4, "120"),  # cash 910; 2 BTC
-            tx("WITHDRAW", "USDT", "100", 4),  # cash 810; flow -100
-            tx("TRANSFER_OUT", "BTC", "1", 5, "150"),  # 1 BTC; flow -150
-        ],
-        base_currency="USDT",
-        assets=["BTC"],
-        timestamps=stamps,
-        closes=np.array([[100.0], [100.0], [120.0], [120.0], [150.0]]),
-    )
-    np.testing.assert_allclose(history.values, [1000, 999, 1150, 1050, 960])
-    np.testing.assert_allclose(history.flows, [1000, 0, 120, -100, -150])
-    np.testing.assert_allclose(
-        history.returns[1:], [999 / 1000 - 1, 1030 / 999 - 1, 0.0, 1110 / 1050 - 1]
-    )
-    assert np.isnan(history.returns[0])
-
-
-def test_value_history_from_candles_uses_the_union_of_their_times() -> None:
-    def candles(days: list[int], closes: list[float]) -> Candles:
-        prices = np.asarray(closes)
-        return Candles.from_columns(
-            np.asarray(days) * DAY_MS + START, prices, prices, prices, prices, None, None
-        )
-
-    book = [
-        tx("DEPOSIT", "USDT", "1000", 1),
-        tx("BUY", "BTC", "1", 1, "100"),
-        tx("BUY", "ETH", "10", 1, "10"),
-    ]
-    history = value_history_from_candles(
-        book,
-        base_currency="USDT",
-        candles={"BTC": candles([0, 2], [100.0, 130.0]), "ETH": candles([1, 2], [12.0, 11.0])},
-        fallback_timestamps=np.empty(0, np.int64),
-    )
-    np.testing.assert_array_equal(history.timestamps, START + np.arange(3) * DAY_MS)
-    # Day 1: ETH has no close yet (counts for nothing); day 2: BTC's close carried forward.
-    np.testing.assert_allclose(history.values, [800 + 100, 800 + 100 + 120, 800 + 130 + 110])
-    fallback = START + np.arange(4) * DAY_MS
-    cash_only = value_history_from_candles(
-        book[:1], base_currency="USDT", candles={}, fallback_timestamps=fallback
-    )
-    np.testing.assert_array_equal(cash_only.timestamps, fallback)
-    np.testing.assert_allclose(cash_only.values, [1000] * 4)

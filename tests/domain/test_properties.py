@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from coinql.domain import backtest as bt
 from coinql.domain import ledger
 from coinql.domain.candles import Candles, Interval, aggregate, find_gaps
+from coinql.domain.valuation import value
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 ASSETS = ("BTC", "ETH")
@@ -74,7 +75,7 @@ def test_value_is_deposits_plus_realized_plus_unrealized(
     history: list[ledger.Transaction], method: ledger.CostBasis, btc: Decimal, eth: Decimal
 ) -> None:
     state = ledger.replay(history, base_currency="USD", method=method)
-    valuation = ledger.value(state, {"BTC": btc, "ETH": eth})
+    valuation = value(state, {"BTC": btc, "ETH": eth})
     assert state.cash >= 0
     assert all(position.quantity >= 0 for position in valuation.positions)
     # Exact but for the lots' unit costs, divided at Decimal's 28 significant digits.
@@ -90,10 +91,8 @@ def test_total_pnl_does_not_depend_on_the_cost_basis_method(
     """FIFO and average cost split PnL differently between realized and unrealized, never the
     total."""
     prices = {"BTC": btc, "ETH": eth}
-    fifo = ledger.value(
-        ledger.replay(history, base_currency="USD", method=ledger.CostBasis.FIFO), prices
-    )
-    average = ledger.value(
+    fifo = value(ledger.replay(history, base_currency="USD", method=ledger.CostBasis.FIFO), prices)
+    average = value(
         ledger.replay(history, base_currency="USD", method=ledger.CostBasis.AVERAGE), prices
     )
     assert fifo.value == average.value and fifo.cash == average.cash

@@ -10,13 +10,12 @@ Three formats are read:
   open, high, low, close, optionally volume and quote_volume.
 
 Numbers are converted with Python's correctly rounded float parsing, so an imported close is
-bit for bit the float of the file's text. Line numbers count the header as line 1.
+bit for bit the float of the file's text. Line numbers count the header as line 1. Cells are
+read and converted, and problems collected by line, in `coinql.domain.csv_lines`.
 """
 
 from __future__ import annotations
 
-import io
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -24,10 +23,18 @@ import numpy as np
 import pandas as pd
 
 from coinql.domain.candles import DAY_MS, Candles, Interval, validate
-from coinql.domain.errors import InvalidInput, UserError
-from coinql.domain.typing import AnyArray, FloatArray, IntArray
+from coinql.domain.csv_lines import (
+    ImportRejected,
+    LineProblem,
+    LineProblems,
+    blank_rows,
+    epoch_millis,
+    floats,
+    read_csv,
+)
+from coinql.domain.errors import InvalidInput
+from coinql.domain.typing import FloatArray, IntArray
 
-MAX_LISTED_PROBLEMS = 100
 DAILY_COLUMNS = [
     "SNo",
     "Name",
@@ -64,35 +71,6 @@ class CsvFormat(StrEnum):
     DAILY_MARKET_CAP = "daily-market-cap"
     BINANCE_KLINES = "binance-klines"
     GENERIC_OHLCV = "generic-ohlcv"
-
-
-@dataclass(frozen=True, slots=True)
-class LineProblem:
-    """What is wrong with one line of a file; `line` counts the header as line 1."""
-
-    line: int
-    message: str
-
-
-class TooManyRows(UserError):
-    """The file has more data rows than `limit`; parsing stopped after `limit + 1`."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the file has more than {limit:,} rows")
-        self.limit = limit
-
-
-class ImportRejected(UserError):
-    """The file has problems; nothing was written. `problems` lists them by line."""
-
-    def __init__(self, problems: list[LineProblem], total: int | None = None) -> None:
-        total = len(problems) if total is None else total
-        listed = problems[:MAX_LISTED_PROBLEMS]
-        suffix = f"; the first {len(listed)} are listed" if total > len(listed) else ""
-        noun = "problem" if total == 1 else "problems"
-        super().__init__(f"file rejected: {total} {noun}{suffix}; nothing was written")
-        self.problems = listed
-        self.total = total
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,87 +149,7 @@ def parse_candle_file(
     return _parse_generic(text, header, symbol=symbol, interval=interval, max_rows=max_rows)
 
 
-def _read(
-    text: str, *, header: bool, max_rows: int | None, names: list[str] | None = None
-) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            header=0 if header else None,
-            names=names,
-            skipinitialspace=True,
-            engine="c",
-            nrows=None if max_rows is None else max_rows + 1,
-        )
-    except pd.errors.ParserError as error:
-        # "Error tokenizing data. C error: Expected 10 fields in line 5, saw 11"
-        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
-        if match is None:
-            raise ImportRejected([LineProblem(1, f"not a CSV file: {error}")]) from None
-        expected, line, seen = (int(group) for group in match.groups())
-        raise ImportRejected(
-            [LineProblem(line, f"expected {expected} fields, found {seen}")]
-        ) from None
-    if max_rows is not None and len(frame) > max_rows:
-        raise TooManyRows(max_rows)
-    return frame
-
-
-class _Lines:
-    """Collects problems with file line numbers for data row indexes."""
-
-    def __init__(self, first_data_line: int) -> None:
-        self.first = first_data_line
-        self.problems: list[LineProblem] = []
-        self.blank: set[int] = set()  # blank lines get one problem, not one per column
-
-    def add(self, row: int, message: str) -> None:
-        if row not in self.blank:
-            self.problems.append(LineProblem(self.first + row, message))
-
-    def add_many(self, rows: AnyArray, message: str) -> None:
-        for row in np.flatnonzero(rows):
-            self.add(int(row), message)
-
-    def raise_if_any(self) -> None:
-        if self.problems:
-            self.problems.sort(key=lambda problem: problem.line)
-            raise ImportRejected(self.problems)
-
-
-def _floats(column: pd.Series, name: str, lines: _Lines, *, required: bool = True) -> FloatArray:
-    """Exact float conversion of a text column, reporting unparseable cells by line."""
-    values = column.to_numpy(dtype=object)
-    blank = np.array([not str(value).strip() for value in values], dtype=bool)
-    result = np.full(values.shape[0], np.nan)
-    unparsed = np.zeros(values.shape[0], dtype=bool)
-    try:
-        result[~blank] = np.asarray(values[~blank], dtype=str).astype(np.float64)
-    except ValueError:
-        for row in np.flatnonzero(~blank):
-            try:
-                result[row] = float(values[row])
-            except ValueError:
-                unparsed[row] = True
-                lines.add(int(row), f"{name} {str(values[row])[:40]!r} is not a number")
-    if required:
-        lines.add_many(blank, f"{name} is empty")
-    lines.add_many(~blank & ~unparsed & ~np.isfinite(result), f"{name} must be a finite number")
-    return result
-
-
-def _blank_rows(frame: pd.DataFrame, lines: _Lines) -> AnyArray:
-    blank = (frame.apply(lambda column: column.str.strip() == "") | frame.isna()).all(axis=1)
-    mask: AnyArray = blank.to_numpy()
-    lines.add_many(mask, "blank line")
-    lines.blank.update(int(row) for row in np.flatnonzero(mask))
-    return mask
-
-
-def _check_candles(candles: Candles, interval: Interval, lines: _Lines) -> None:
+def _check_candles(candles: Candles, interval: Interval, lines: LineProblems) -> None:
     for problem in validate(candles, interval):
         lines.add(problem.row, problem.message)
 
@@ -273,9 +171,9 @@ def _parse_daily(
 ) -> ParsedFile:
     if interval is not None and interval is not Interval.D1:
         raise InvalidInput("interval", f"this file holds D1 candles, not {interval.value}")
-    frame = _read(text, header=True, max_rows=max_rows)
-    lines = _Lines(first_data_line=2)
-    blank = _blank_rows(frame, lines)
+    frame = read_csv(text, header=True, max_rows=max_rows)
+    lines = LineProblems(first_data_line=2)
+    blank = blank_rows(frame, lines)
     frame = frame.fillna("")
     file_symbols = frame["Symbol"].str.strip().str.upper()
     first_symbol = next((value for value in file_symbols[~blank] if value), None)
@@ -283,17 +181,17 @@ def _parse_daily(
     lines.add_many((~blank & (file_symbols != chosen)).to_numpy(), f"Symbol differs from {chosen}")
     names = [value.strip() for value in frame["Name"][~blank] if value.strip()]
     dates = _daily_open_times(frame["Date"], lines)
-    close = _floats(frame["Close"], "Close", lines)
+    close = floats(frame["Close"], "Close", lines)
     candles = Candles(
         timestamps=dates,
-        open=_floats(frame["Open"], "Open", lines),
-        high=_floats(frame["High"], "High", lines),
-        low=_floats(frame["Low"], "Low", lines),
+        open=floats(frame["Open"], "Open", lines),
+        high=floats(frame["High"], "High", lines),
+        low=floats(frame["Low"], "Low", lines),
         close=close,
         volume=np.full(close.shape[0], np.nan),  # the file's volume is in dollars, not coins
-        quote_volume=_floats(frame["Volume"], "Volume", lines),
+        quote_volume=floats(frame["Volume"], "Volume", lines),
     )
-    market_caps = _floats(frame["Marketcap"], "Marketcap", lines, required=False)
+    market_caps = floats(frame["Marketcap"], "Marketcap", lines, required=False)
     if not lines.problems:
         _check_candles(candles, Interval.D1, lines)
     lines.raise_if_any()
@@ -308,7 +206,7 @@ def _parse_daily(
     )
 
 
-def _daily_open_times(column: pd.Series, lines: _Lines) -> IntArray:
+def _daily_open_times(column: pd.Series, lines: LineProblems) -> IntArray:
     """Open times of the days whose close `Date` names (23:59 of a UTC day -> 00:00)."""
     text = column.str.strip()
     parsed = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns]")
@@ -331,15 +229,6 @@ def _looks_like_binance(header: list[str]) -> bool:
     if len(header) != len(BINANCE_COLUMNS):
         return False
     return all(cell.replace(".", "", 1).isdigit() for cell in header[:6])
-
-
-def _epoch_millis(values: FloatArray) -> IntArray:
-    """Epoch seconds, milliseconds or microseconds to milliseconds, judged by magnitude."""
-    finite = values[np.isfinite(values)]
-    largest = float(np.max(np.abs(finite))) if finite.size else 0.0
-    scale = 1000.0 if largest < 1e11 else (1.0 if largest < 1e14 else 1e-3)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(values), np.round(values * scale), 0).astype(np.int64)
 
 
 def _settle_interval(given: Interval | None, timestamps: IntArray) -> Interval:
@@ -365,24 +254,24 @@ def _parse_binance(
     max_rows: int | None,
 ) -> ParsedFile:
     chosen = _settle_symbol(symbol, None)
-    frame = _read(
+    frame = read_csv(
         text,
         header=header_present,
         max_rows=max_rows,
         names=None if header_present else BINANCE_COLUMNS,
     )
-    lines = _Lines(first_data_line=2 if header_present else 1)
-    blank = _blank_rows(frame, lines)
+    lines = LineProblems(first_data_line=2 if header_present else 1)
+    blank = blank_rows(frame, lines)
     frame = frame.fillna("")
-    timestamps = _epoch_millis(_floats(frame["open_time"], "open_time", lines))
+    timestamps = epoch_millis(floats(frame["open_time"], "open_time", lines))
     candles = Candles(
         timestamps=timestamps,
-        open=_floats(frame["open"], "open", lines),
-        high=_floats(frame["high"], "high", lines),
-        low=_floats(frame["low"], "low", lines),
-        close=_floats(frame["close"], "close", lines),
-        volume=_floats(frame["volume"], "volume", lines),
-        quote_volume=_floats(frame["quote_volume"], "quote_volume", lines),
+        open=floats(frame["open"], "open", lines),
+        high=floats(frame["high"], "high", lines),
+        low=floats(frame["low"], "low", lines),
+        close=floats(frame["close"], "close", lines),
+        volume=floats(frame["volume"], "volume", lines),
+        quote_volume=floats(frame["quote_volume"], "quote_volume", lines),
     )
     resolved = _settle_interval(interval, timestamps[~blank])
     if not lines.problems:
@@ -408,7 +297,7 @@ def _parse_generic(
     max_rows: int | None,
 ) -> ParsedFile:
     lowered = [cell.lower() for cell in header]
-    lines = _Lines(first_data_line=2)
+    lines = LineProblems(first_data_line=2)
     time_column = next((header[i] for i, cell in enumerate(lowered) if cell in TIME_COLUMNS), None)
     missing = [name for name in ("open", "high", "low", "close") if name not in lowered]
     if time_column is None or missing:
@@ -417,24 +306,24 @@ def _parse_generic(
             [LineProblem(1, f"unknown format: the header lacks {', '.join(needed)}")]
         )
     chosen = _settle_symbol(symbol, None)
-    frame = _read(text, header=True, max_rows=max_rows)
+    frame = read_csv(text, header=True, max_rows=max_rows)
     frame.columns = [str(column).strip().lower() for column in frame.columns]
-    blank = _blank_rows(frame, lines)
+    blank = blank_rows(frame, lines)
     frame = frame.fillna("")
     timestamps = _generic_times(frame[time_column.lower()], lines)
     row_count = len(frame)
     optional = {
-        name: _floats(frame[name], name, lines, required=False)
+        name: floats(frame[name], name, lines, required=False)
         if name in frame.columns
         else np.full(row_count, np.nan)
         for name in ("volume", "quote_volume")
     }
     candles = Candles(
         timestamps=timestamps,
-        open=_floats(frame["open"], "open", lines),
-        high=_floats(frame["high"], "high", lines),
-        low=_floats(frame["low"], "low", lines),
-        close=_floats(frame["close"], "close", lines),
+        open=floats(frame["open"], "open", lines),
+        high=floats(frame["high"], "high", lines),
+        low=floats(frame["low"], "low", lines),
+        close=floats(frame["close"], "close", lines),
         volume=optional["volume"],
         quote_volume=optional["quote_volume"],
     )
@@ -453,12 +342,12 @@ def _parse_generic(
     )
 
 
-def _generic_times(column: pd.Series, lines: _Lines) -> IntArray:
+def _generic_times(column: pd.Series, lines: LineProblems) -> IntArray:
     """ISO 8601 (naive means UTC) or epoch seconds / milliseconds."""
     text = column.str.strip()
     numeric = text.str.fullmatch(r"\d+(\.\d+)?")
     if numeric.all():
-        return _epoch_millis(text.astype(np.float64).to_numpy())
+        return epoch_millis(text.astype(np.float64).to_numpy())
     parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     bad = parsed.isna().to_numpy()
     for row in np.flatnonzero(bad):

@@ -5,7 +5,7 @@ A breach is stored and pushed to its owner's `riskAlerts`, once per breach: a li
 again only after it came back. One monitor checks per deployment (elected among the replicas
 as the feed's publisher is, coinql.realtime.leader), so replicas never raise the same alert
 twice. Portfolios are valued by the same domain code as the portfolio queries
-(`ledger.valuation`, `ledger.nav_history`).
+(`valuation.valuation`, `valuation.nav_history`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.domain import ledger, risk
+from coinql.domain import ledger, risk, valuation
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.realtime import channels
 from coinql.realtime.clock import Clock, utc_now
@@ -152,9 +152,9 @@ async def _observe(
         )
         for e in entries
     ]
-    symbols = ledger.priced_assets(transactions, base_currency=portfolio.base_currency)
+    symbols = valuation.priced_assets(transactions, base_currency=portfolio.base_currency)
     assets = await market_store.get_assets(session, symbols=symbols)
-    valuation = ledger.valuation(
+    current = valuation.valuation(
         transactions,
         base_currency=portfolio.base_currency,
         method=ledger.CostBasis(portfolio.cost_basis),
@@ -164,13 +164,9 @@ async def _observe(
         },
     )
     weights = np.array(
-        [
-            w
-            for p in valuation.positions
-            if p.quantity > 0 and (w := valuation.weight(p)) is not None
-        ]
+        [w for p in current.positions if p.quantity > 0 and (w := current.weight(p)) is not None]
     )
-    start = ledger.history_start(transactions, Interval.D1)
+    start = valuation.history_start(transactions, Interval.D1)
     candles = {
         symbol: await market_store.load_candles(
             session, asset=assets[symbol], interval=Interval.D1, start=start, end=None
@@ -178,7 +174,7 @@ async def _observe(
         for symbol in symbols
         if symbol in assets
     }
-    history = ledger.nav_history(
+    history = valuation.nav_history(
         transactions,
         base_currency=portfolio.base_currency,
         candles=candles,
@@ -187,6 +183,6 @@ async def _observe(
     )
     today = int(now.timestamp() * 1000) // DAY_MS * DAY_MS
     before_today = history.values[history.timestamps < today]
-    values = np.append(before_today, float(valuation.value))
+    values = np.append(before_today, float(current.value))
     day_start = float(before_today[-1]) if before_today.size else None
     return risk.limit_observations(values, weights, day_start)

@@ -12,9 +12,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain import candles as candle_domain
-from coinql.domain.candles import Candles, Gap, Interval, ReturnKind, ReturnsMatrix
+from coinql.domain import returns as returns_domain
+from coinql.domain.candles import Candles, Gap, Interval
+from coinql.domain.csv_lines import TooManyRows
 from coinql.domain.errors import InvalidInput, NotFound
-from coinql.domain.imports import ParsedFile, TooManyRows, parse_candle_file
+from coinql.domain.imports import ParsedFile, parse_candle_file
+from coinql.domain.returns import ReturnKind, ReturnsMatrix
 from coinql.realtime.ingestion import BackfillReport, stalled_seconds
 from coinql.realtime.ingestion import backfill as run_backfill
 from coinql.resolvers.context import Context
@@ -141,7 +144,7 @@ async def returns_matrix(
             context, asset=assets[symbol], interval=interval, start=start, end=end
         )
         closes.append((series.timestamps, series.close))
-    return candle_domain.returns_matrix(upper, closes, kind)
+    return returns_domain.returns_matrix(upper, closes, kind)
 
 
 @dataclass(frozen=True, slots=True)

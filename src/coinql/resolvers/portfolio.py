@@ -12,12 +12,14 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 
 from coinql.domain import ledger
+from coinql.domain import valuation as book
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Interval
+from coinql.domain.csv_lines import ImportRejected, LineProblem
 from coinql.domain.errors import InvalidInput, NotFound
-from coinql.domain.imports import ImportRejected, LineProblem
-from coinql.domain.ledger import CostBasis, LedgerState, Transaction, TransactionKind, Valuation
+from coinql.domain.ledger import CostBasis, LedgerState, Transaction, TransactionKind
 from coinql.domain.tearsheet import ReturnStream
+from coinql.domain.valuation import Valuation
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import candles_for
@@ -132,9 +134,9 @@ async def ledger_state(context: Context, portfolio: Portfolio) -> LedgerState:
 async def valuation(context: Context, portfolio: Portfolio) -> Valuation:
     """Positions valued at each asset's last price (one statement for all the assets)."""
     transactions = await transactions_of(context, portfolio)
-    symbols = ledger.priced_assets(transactions, base_currency=portfolio.base_currency)
+    symbols = book.priced_assets(transactions, base_currency=portfolio.base_currency)
     assets = await context.loaders.assets.load_many(symbols)
-    return ledger.valuation(
+    return book.valuation(
         transactions,
         base_currency=portfolio.base_currency,
         method=CostBasis(portfolio.cost_basis),
@@ -301,18 +303,18 @@ def _row_to_input(row: dict[str, str | None]) -> TransactionInput:
 
 @dataclass(frozen=True, slots=True)
 class History:
-    history: ledger.ValueHistory
+    history: book.ValueHistory
     interval: Interval
 
 
 async def value_history(context: Context, portfolio: Portfolio, interval: Interval) -> History:
     """NAV at each candle close from the first transaction to the newest candle."""
     transactions = await transactions_of(context, portfolio)
-    empty = ledger.ValueHistory(np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0))
+    empty = book.ValueHistory(np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0))
     if not transactions:
         return History(empty, interval)
-    symbols = ledger.priced_assets(transactions, base_currency=portfolio.base_currency)
-    start = ledger.history_start(transactions, interval)
+    symbols = book.priced_assets(transactions, base_currency=portfolio.base_currency)
+    start = book.history_start(transactions, interval)
     assets = await context.loaders.assets.load_many(symbols)
     candles = {}
     for symbol, asset in zip(symbols, assets, strict=True):
@@ -321,7 +323,7 @@ async def value_history(context: Context, portfolio: Portfolio, interval: Interv
         candles[symbol] = await candles_for(
             context, asset=asset, interval=interval, start=start, end=None
         )
-    found = ledger.nav_history(
+    found = book.nav_history(
         transactions,
         base_currency=portfolio.base_currency,
         candles=candles,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from coinql.domain import ledger
+from coinql.domain import ledger, valuation
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.domain.errors import InvalidInput, InvalidToken, LiveDataOff, NotFound, UserError
 from coinql.realtime import channels
@@ -196,13 +196,13 @@ async def portfolio_values(
 
 
 def _value_payload(book: _Book, latest: dict[str, Decimal], *, timestamp: int) -> dict[str, Any]:
-    valuation = ledger.value(book.state, latest)
-    day_start = ledger.value(book.state, {**latest, **book.day_start_prices}).value
+    current = valuation.value(book.state, latest)
+    day_start = valuation.value(book.state, {**latest, **book.day_start_prices}).value
     return {
         "timestamp": timestamp,
-        "value": valuation.value,
-        "unrealizedPnl": valuation.unrealized_pnl,
-        "dayChange": valuation.value - day_start,
+        "value": current.value,
+        "unrealizedPnl": current.unrealized_pnl,
+        "dayChange": current.value - day_start,
     }
 
 

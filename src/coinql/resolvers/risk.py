@@ -7,8 +7,9 @@ from functools import partial
 
 from coinql.domain import covariance
 from coinql.domain.basket import Basket, check_weights
-from coinql.domain.candles import Interval, ReturnKind
+from coinql.domain.candles import Interval
 from coinql.domain.errors import InvalidInput
+from coinql.domain.returns import ReturnKind
 from coinql.domain.typing import FloatArray
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import returns_matrix

@@ -8,12 +8,13 @@ from __future__ import annotations
 import strawberry
 
 from coinql.domain.backtest import Direction, ExitReason, FillPrice, Sizing
-from coinql.domain.candles import Interval, ReturnKind
+from coinql.domain.candles import Interval
 from coinql.domain.covariance import CovarianceMethod
 from coinql.domain.ledger import CostBasis, TransactionKind
 from coinql.domain.optimize import Objective
 from coinql.domain.performance import RollingMetric
 from coinql.domain.research import SplitMode
+from coinql.domain.returns import ReturnKind
 from coinql.domain.risk import VarMethod
 from coinql.domain.simulation import SimulationMethod
 from coinql.domain.strategies import Rebalance, UniverseRank

@@ -15,7 +15,7 @@ import strawberry
 from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
-from coinql.domain import errors, imports
+from coinql.domain import csv_lines, errors
 
 
 @contextmanager
@@ -116,7 +116,7 @@ class ImportRejected(Error):
     total_problems: int
 
     @classmethod
-    def from_exception(cls, error: imports.ImportRejected) -> Self:
+    def from_exception(cls, error: csv_lines.ImportRejected) -> Self:
         return cls(
             message=error.message,
             problems=[LineProblem(line=p.line, message=p.message) for p in error.problems],
@@ -143,7 +143,7 @@ class UserErrorHandler(strawberry.ExceptionHandler):  # type: ignore[type-arg]
 
 # Most specific first: the first handler whose exception type matches wins.
 ERROR_TYPES: list[tuple[type[errors.UserError], Any]] = [
-    (imports.ImportRejected, ImportRejected),
+    (csv_lines.ImportRejected, ImportRejected),
     (errors.WeakPassword, WeakPassword),
     (errors.InvalidInput, InvalidInput),
     (errors.EmailTaken, EmailTaken),

@@ -14,7 +14,8 @@ from strawberry.types import Info
 from coinql.domain.bounds import Bounds
 from coinql.domain.errors import InvalidInput as InvalidInputError
 from coinql.domain.errors import NotFound as NotFoundError
-from coinql.domain.ledger import AMOUNT, AMOUNT_PLACES, POSITIVE_AMOUNT, Valuation
+from coinql.domain.ledger import AMOUNT, AMOUNT_PLACES, POSITIVE_AMOUNT
+from coinql.domain.valuation import Valuation
 from coinql.resolvers import portfolio as portfolio_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
