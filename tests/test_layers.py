@@ -46,3 +46,16 @@ def test_layer_imports_point_one_way(layer: str) -> None:
             elif layer == "domain" and parts[0] in IO_MODULES:
                 violations.append(f"{path.relative_to(PACKAGE)} imports {module} (I/O)")
     assert not violations, "\n".join(violations)
+
+
+def test_schema_maps_and_leaves_numbers_to_domain() -> None:
+    """schema/ maps results to types; only scalars.py touches numpy (to serialize arrays)."""
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in (PACKAGE / "schema").rglob("*.py")
+        if path.name != "scalars.py"
+        and any(
+            module.split(".")[0] in {"numpy", "pandas", "scipy"} for module in coinql_imports(path)
+        )
+    ]
+    assert not offenders, offenders
