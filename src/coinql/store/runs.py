@@ -28,7 +28,7 @@ from coinql.domain.metrics import Metrics
 from coinql.domain.research import SweepResult, SweepRow, WalkForwardResult
 from coinql.domain.simulation import SimulationResult
 from coinql.domain.typing import FloatArray, IntArray
-from coinql.store.db import UTCDateTime, insert, parent_key
+from coinql.store.db import UTCDateTime, parent_key
 
 
 class BacktestRun(SQLModel, table=True):
@@ -78,10 +78,6 @@ class StudyRun(SQLModel, table=True):
     input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
-
-
-async def add_backtest_run(session: AsyncSession, *, run: BacktestRun) -> BacktestRun:
-    return await insert(session, run)
 
 
 def canonical_hash(value: dict[str, Any]) -> str:
@@ -208,10 +204,6 @@ async def list_backtest_runs(
 async def delete_backtest_run(session: AsyncSession, *, run: BacktestRun) -> None:
     await session.delete(run)
     await session.flush()
-
-
-async def add_simulation_run(session: AsyncSession, *, run: SimulationRun) -> SimulationRun:
-    return await insert(session, run)
 
 
 _PERCENTILES = (
@@ -390,10 +382,6 @@ def walk_forward_of(run: StudyRun) -> WalkForwardRecord:
             for item in run.result["splits"]
         ],
     )
-
-
-async def add_study_run(session: AsyncSession, *, run: StudyRun) -> StudyRun:
-    return await insert(session, run)
 
 
 async def get_study_run(
