@@ -145,3 +145,9 @@ async def insert(session: AsyncSession, row: Row) -> Row:
     session.add(row)
     await session.flush()
     return row
+
+
+async def delete(session: AsyncSession, row: object) -> None:
+    """Delete `row` and flush."""
+    await session.delete(row)
+    await session.flush()

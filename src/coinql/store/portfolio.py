@@ -111,11 +111,6 @@ async def count_portfolios(session: AsyncSession, *, owner_id: uuid.UUID) -> int
     return int((await session.exec(statement)).one())
 
 
-async def delete_portfolio(session: AsyncSession, *, portfolio: Portfolio) -> None:
-    await session.delete(portfolio)
-    await session.flush()
-
-
 async def entries_of(
     session: AsyncSession, *, portfolio_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[LedgerEntry]]:
@@ -176,8 +171,3 @@ async def list_strategies(
         .limit(limit)
     )
     return list((await session.exec(statement)).all())
-
-
-async def delete_strategy(session: AsyncSession, *, strategy: Strategy) -> None:
-    await session.delete(strategy)
-    await session.flush()

@@ -201,11 +201,6 @@ async def list_backtest_runs(
     return list((await session.exec(statement)).all())
 
 
-async def delete_backtest_run(session: AsyncSession, *, run: BacktestRun) -> None:
-    await session.delete(run)
-    await session.flush()
-
-
 _PERCENTILES = (
     "max_drawdown_percentiles",
     "time_under_water_percentiles",
