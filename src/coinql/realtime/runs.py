@@ -99,9 +99,8 @@ async def run_backtest(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
     return await _store(
         runner,
         job,
-        lambda: run_store.new_backtest_run(
-            owner_id=job.owner_id,
-            job_id=job.id,
+        partial(
+            run_store.new_backtest_run,
             name=request.name,
             run_input=job.input,
             metrics=replace(metrics, benchmark=benchmark),
@@ -110,7 +109,6 @@ async def run_backtest(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
             positions=positions,
             trades=trades,
             code_version=runner.version,
-            created_at=runner.now(),
         ),
     )
 
@@ -172,14 +170,12 @@ async def run_study(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
     return await _store(
         runner,
         job,
-        lambda: run_store.new_study_run(
-            owner_id=job.owner_id,
-            job_id=job.id,
+        partial(
+            run_store.new_study_run,
             kind=job.kind,
             run_input=job.input,
             result=result,
             timestamps=candles.timestamps,
-            created_at=runner.now(),
         ),
     )
 
@@ -197,13 +193,11 @@ async def run_simulation(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
     return await _store(
         runner,
         job,
-        lambda: run_store.new_simulation_run(
-            owner_id=job.owner_id,
-            job_id=job.id,
+        partial(
+            run_store.new_simulation_run,
             run_input=request.to_json(with_returns=False),
             result=found,
             band_timestamps=stamps,
-            created_at=runner.now(),
         ),
     )
 
@@ -211,10 +205,13 @@ async def run_simulation(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
 async def _store(
     runner: JobRunner,
     job: job_store.Job,
-    build: Callable[[], run_store.BacktestRun | run_store.StudyRun | run_store.SimulationRun],
+    build: Callable[..., run_store.BacktestRun | run_store.StudyRun | run_store.SimulationRun],
 ) -> uuid.UUID:
-    """Store the run that `build` makes, in the "storing" stage of `job`; its id."""
+    """Store the run that `build` makes for `job` (given its owner, its id and the time), in the
+    job's "storing" stage; the run's id."""
     await runner.progress(job.id, 0.9, "storing")
     async with runner.sessions() as session, session.begin():
-        run = await insert(session, build())
+        run = await insert(
+            session, build(owner_id=job.owner_id, job_id=job.id, created_at=runner.now())
+        )
     return run.id
