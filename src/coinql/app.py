@@ -8,7 +8,7 @@ calls for, and closes everything on shutdown.
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -48,6 +48,16 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return error_response(error.status_code, error.detail)
 
 
+def reporter(services: Services, task: str) -> Callable[[str], None]:
+    """How the background `task` reports its state to /health: "starting", then the role its
+    leader election gave it."""
+
+    def on_status(state: str) -> None:
+        services.background[task] = state
+
+    return on_status
+
+
 async def start_feed(
     services: Services,
     source: TickSource,
@@ -56,9 +66,7 @@ async def start_feed(
 ) -> FeedService:
     settings = services.settings
 
-    def on_status(role: str) -> None:
-        services.background["feed"] = role
-
+    on_status = reporter(services, "feed")
     feed = FeedService(
         hub=services.hub,
         sessions=services.sessions,
@@ -71,7 +79,7 @@ async def start_feed(
         candle_source=candle_source,
         clock=services.now,
     )
-    services.background["feed"] = "starting"
+    on_status("starting")
     services.feed = feed
     await services.prices.start(source.symbols)  # hear every tick, as queries read them
     feed.start()
@@ -81,9 +89,7 @@ async def start_feed(
 def start_risk_monitor(services: Services) -> RiskMonitor:
     """Risk limits checked whatever the source, even with no feed (at the stored prices)."""
 
-    def on_status(role: str) -> None:
-        services.background["risk"] = role
-
+    on_status = reporter(services, "risk")
     monitor = RiskMonitor(
         sessions=services.sessions,
         hub=services.hub,
@@ -93,7 +99,7 @@ def start_risk_monitor(services: Services) -> RiskMonitor:
         on_status=on_status,
         clock=services.now,
     )
-    services.background["risk"] = "starting"
+    on_status("starting")
     monitor.start()
     return monitor
 
@@ -109,9 +115,7 @@ def start_ingestion(
     )
     services.exchange = adapter
 
-    def on_status(role: str) -> None:
-        services.background["ingestion"] = role
-
+    on_status = reporter(services, "ingestion")
     scheduler = IngestionScheduler(
         sessions=services.sessions,
         adapter=adapter,
@@ -125,7 +129,7 @@ def start_ingestion(
         leader=services.backends.leader("ingestion", engine=services.engine),
         clock=services.now,
     )
-    services.background["ingestion"] = "starting"
+    on_status("starting")
     scheduler.start()
     return scheduler
 

@@ -47,7 +47,8 @@ class LogFormat(StrEnum):
 
 @dataclass(frozen=True)
 class QueryLimits:
-    """Limits checked before a document executes (hashable: the schema is built per set)."""
+    """Limits checked before a document executes (hashable: the schema is built per set).
+    Its defaults are the settings' defaults."""
 
     max_depth: int = 10
     max_aliases: int = 15
@@ -95,17 +96,17 @@ class Settings(BaseSettings):
     ws_compression: bool = False  # permessage-deflate on WebSocket connections
     shared_subscriptions: bool = True  # one execution per public stream (coinql.transport)
     portfolio_value_throttle_seconds: float = 1.0
-    max_query_depth: int = 10
-    max_aliases: int = 15
-    max_tokens: int = 2_000
+    max_query_depth: int = QueryLimits.max_depth
+    max_aliases: int = QueryLimits.max_aliases
+    max_tokens: int = QueryLimits.max_tokens
     max_document_bytes: int = 20_000
     max_anonymous_body_bytes: int = 64 * 1024  # a request without a valid token, whole body
-    max_batch_operations: int = 10
-    max_query_cost: int = 5_000
+    max_batch_operations: int = QueryLimits.max_batch_operations
+    max_query_cost: int = QueryLimits.max_cost
     request_timeout_seconds: float = 30.0
     slow_operation_seconds: float = 1.0
     max_series_points: int = 200_000
-    max_directives_per_field: int = 4
+    max_directives_per_field: int = QueryLimits.max_directives_per_field
     rate_limit_cost_per_user: int = 60_000
     rate_limit_cost_per_address: int = 120_000
     rate_limit_window_seconds: float = 60.0

@@ -11,11 +11,11 @@ slow socket does not hold the others up. The upstream stops when its last member
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import aclosing
 
 from coinql.realtime.hub import DEFAULT_CAPACITY, Mailbox
+from coinql.realtime.tasks import cancel
 
 # (kind, text): "next" or "error" with the serialized payload, then ("complete", "").
 Message = tuple[str, str]
@@ -69,9 +69,7 @@ class FanOut:
         if stream.members:
             return
         self.forget(stream)
-        stream.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stream.task
+        await cancel(stream.task)
 
     def forget(self, stream: SharedStream) -> None:
         if self.streams.get(stream.key) is stream:

@@ -29,6 +29,8 @@ import structlog
 from broadcaster import Broadcast
 from redis.exceptions import RedisError
 
+from coinql.realtime.tasks import cancel
+
 log = structlog.get_logger("coinql.hub")
 DEFAULT_CAPACITY = 64
 T = TypeVar("T")
@@ -113,10 +115,7 @@ class Hub:
             await asyncio.wait_for(connected.wait(), 5)  # up, or reconnecting in the background
 
     async def disconnect(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+        await cancel(self._supervisor)
         await self._close_broadcast()
         if self._redis is not None:
             await self._redis.aclose()

@@ -23,6 +23,7 @@ from coinql.exchanges.ccxt import ExchangeAdapter
 from coinql.exchanges.coingecko import MarketCapProvider
 from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.leader import Leader, LocalLeader, renewing
+from coinql.realtime.tasks import cancel
 from coinql.store import candles as candle_store
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
@@ -161,10 +162,7 @@ class IngestionScheduler:
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         await self.leader.release()
 
     async def _run(self) -> None:

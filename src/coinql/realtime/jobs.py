@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,7 @@ from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.compute import Compute, ProcessPool, Stopped
 from coinql.realtime.hub import Hub
 from coinql.realtime.runs import run_body
+from coinql.realtime.tasks import cancel
 from coinql.store import jobs as job_store
 from coinql.store.jobs import JobStatus
 
@@ -157,9 +159,7 @@ class JobRunner:
         except Stopped:
             raise Cancelled from None
         finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+            await cancel(watch)
         return result
 
     async def claim_next(self) -> job_store.Job | None:
@@ -283,22 +283,18 @@ class JobQueue:
         """Jobs of an earlier in-process run of the service cannot still be running."""
         now = self.now()
         async with sessions() as session, session.begin():
-            for job in await job_store.unfinished_of_runner(session, runner_prefix="in-process:"):
-                await job_store.finish(
-                    session,
-                    job_id=job.id,
-                    status=JobStatus.INTERRUPTED,
-                    now=now,
-                    error="the service restarted while the job ran",
-                )
-            for job in await job_store.queued(session):
-                await job_store.finish(
-                    session,
-                    job_id=job.id,
-                    status=JobStatus.INTERRUPTED,
-                    now=now,
-                    error="the service restarted before the job started",
-                )
+            leftovers = (
+                (
+                    partial(job_store.unfinished_of_runner, runner_prefix="in-process:"),
+                    "the service restarted while the job ran",
+                ),
+                (job_store.queued, "the service restarted before the job started"),
+            )
+            for find, error in leftovers:
+                for job in await find(session):
+                    await job_store.finish(
+                        session, job_id=job.id, status=JobStatus.INTERRUPTED, now=now, error=error
+                    )
 
     async def _sweep(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         while True:
@@ -402,10 +398,7 @@ class JobQueue:
 
     async def stop(self) -> None:
         for background in (self._dispatcher, self._sweeper):
-            if background is not None:
-                background.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await background
+            await cancel(background)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

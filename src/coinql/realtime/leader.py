@@ -26,6 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from coinql.realtime.tasks import cancel
+
 log = structlog.get_logger("coinql.leader")
 LEADER_TTL_MS = 6_000
 # An arbitrary constant: the PostgreSQL advisory lock id of the ingestion leader.
@@ -186,6 +188,4 @@ async def renewing(leader: Leader) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel(task)

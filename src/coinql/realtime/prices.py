@@ -10,12 +10,12 @@ process that has heard no tick yet, or a server without a feed, answers from it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coinql.realtime import channels
 from coinql.realtime.hub import Hub
+from coinql.realtime.tasks import cancel
 from coinql.store import market as market_store
 
 
@@ -43,10 +43,7 @@ class LatestPrices:
         await self._hub.listening(names)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        await cancel(self._listener)
 
     async def _listen(self, names: list[str]) -> None:
         async for tick in self._hub.subscribe(names, conflate=True, capacity=len(names) * 4):

@@ -11,7 +11,6 @@ twice. Portfolios are valued by the same domain code as the portfolio queries
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.hub import Hub
 from coinql.realtime.leader import Leader, renewing
 from coinql.realtime.prices import LatestPrices
+from coinql.realtime.tasks import cancel
 from coinql.store import market as market_store
 from coinql.store import portfolio as portfolio_store
 from coinql.store import risk as risk_store
@@ -62,10 +62,7 @@ class RiskMonitor:
         self._task = asyncio.create_task(self._run(), name="coinql-risk-monitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         await self.leader.release()
 
     async def _run(self) -> None:

@@ -9,6 +9,7 @@ around it (claims, heartbeats, the final status), is `coinql.realtime.jobs`'s.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from coinql.domain.typing import IntArray
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
 from coinql.store import runs as run_store
+from coinql.store.db import insert
 from coinql.store.jobs import JobKind
 
 if TYPE_CHECKING:
@@ -94,25 +96,21 @@ async def run_backtest(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
         metrics = allocation_summary(found, config.periods_per_year)
         timestamps, equity, positions, trades = found.timestamps, found.equity, found.weights, []
     benchmark = await _benchmark(runner, request, timestamps)
-    await runner.progress(job.id, 0.9, "storing")
-    async with runner.sessions() as session, session.begin():
-        run = await run_store.add_backtest_run(
-            session,
-            run=run_store.new_backtest_run(
-                owner_id=job.owner_id,
-                job_id=job.id,
-                name=request.name,
-                run_input=job.input,
-                metrics=replace(metrics, benchmark=benchmark),
-                timestamps=timestamps,
-                equity=equity,
-                positions=positions,
-                trades=trades,
-                code_version=runner.version,
-                created_at=runner.now(),
-            ),
-        )
-    return run.id
+    return await _store(
+        runner,
+        job,
+        partial(
+            run_store.new_backtest_run,
+            name=request.name,
+            run_input=job.input,
+            metrics=replace(metrics, benchmark=benchmark),
+            timestamps=timestamps,
+            equity=equity,
+            positions=positions,
+            trades=trades,
+            code_version=runner.version,
+        ),
+    )
 
 
 async def _benchmark(
@@ -169,21 +167,17 @@ async def run_study(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
             candles,
             config,
         )
-    await runner.progress(job.id, 0.9, "storing")
-    async with runner.sessions() as session, session.begin():
-        run = await run_store.add_study_run(
-            session,
-            run=run_store.new_study_run(
-                owner_id=job.owner_id,
-                job_id=job.id,
-                kind=job.kind,
-                run_input=job.input,
-                result=result,
-                timestamps=candles.timestamps,
-                created_at=runner.now(),
-            ),
-        )
-    return run.id
+    return await _store(
+        runner,
+        job,
+        partial(
+            run_store.new_study_run,
+            kind=job.kind,
+            run_input=job.input,
+            result=result,
+            timestamps=candles.timestamps,
+        ),
+    )
 
 
 async def run_simulation(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
@@ -193,20 +187,31 @@ async def run_simulation(runner: JobRunner, job: job_store.Job) -> uuid.UUID:
     found = await runner.heavy(
         job.id, 0.1, "simulating", simulation.simulate, request.returns, config
     )
-    await runner.progress(job.id, 0.9, "storing")
     stamps = (
         request.last_timestamp + np.arange(config.horizon + 1, dtype=np.int64) * request.step_ms
     )
+    return await _store(
+        runner,
+        job,
+        partial(
+            run_store.new_simulation_run,
+            run_input=request.to_json(with_returns=False),
+            result=found,
+            band_timestamps=stamps,
+        ),
+    )
+
+
+async def _store(
+    runner: JobRunner,
+    job: job_store.Job,
+    build: Callable[..., run_store.BacktestRun | run_store.StudyRun | run_store.SimulationRun],
+) -> uuid.UUID:
+    """Store the run that `build` makes for `job` (given its owner, its id and the time), in the
+    job's "storing" stage; the run's id."""
+    await runner.progress(job.id, 0.9, "storing")
     async with runner.sessions() as session, session.begin():
-        run = await run_store.add_simulation_run(
-            session,
-            run=run_store.new_simulation_run(
-                owner_id=job.owner_id,
-                job_id=job.id,
-                run_input=request.to_json(with_returns=False),
-                result=found,
-                band_timestamps=stamps,
-                created_at=runner.now(),
-            ),
+        run = await insert(
+            session, build(owner_id=job.owner_id, job_id=job.id, created_at=runner.now())
         )
     return run.id

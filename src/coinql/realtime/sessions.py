@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from coinql.realtime import channels
 from coinql.realtime.hub import Hub
+from coinql.realtime.tasks import cancel
 
 log = structlog.get_logger("coinql.sessions")
 Close = Callable[[str], Awaitable[None]]
@@ -59,10 +60,7 @@ class LiveSessions:
         await self._hub.listening([channels.revocations()])
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        await cancel(self._listener)
         for socket in list(self._sockets):
             self.discard(socket)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from coinql.domain import backtest, book, research, signals
@@ -19,6 +20,7 @@ from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.jobs import submit
 from coinql.resolvers.market import parse_upload
+from coinql.resolvers.owned import delete_owned, get_owned
 from coinql.resolvers.performance import offload
 from coinql.resolvers.strategies import StrategyInput, get_strategy, validate_strategy
 from coinql.store import market as market_store
@@ -234,12 +236,9 @@ async def get_study_run(context: Context, *, run_id: uuid.UUID) -> StudyRun | No
 
 
 async def get_backtest_run(context: Context, *, run_id: uuid.UUID) -> BacktestRun:
-    owner = (await require_user(context)).id
-    async with context.services.reader() as session:
-        run = await run_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
-    if run is None:
-        raise NotFound(f"no backtest run {run_id}")
-    return run
+    return await get_owned(
+        context, partial(run_store.get_backtest_run, run_id=run_id), f"no backtest run {run_id}"
+    )
 
 
 async def list_backtest_runs(
@@ -272,12 +271,9 @@ async def compare_backtests(context: Context, *, run_ids: list[uuid.UUID]) -> li
 
 
 async def delete_backtest_run(context: Context, *, run_id: uuid.UUID) -> None:
-    owner = (await require_user(context)).id
-    async with context.services.transaction() as session:
-        run = await run_store.get_backtest_run(session, run_id=run_id, owner_id=owner)
-        if run is None:
-            raise NotFound(f"no backtest run {run_id}")
-        await run_store.delete_backtest_run(session, run=run)
+    await delete_owned(
+        context, partial(run_store.get_backtest_run, run_id=run_id), f"no backtest run {run_id}"
+    )
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-from coinql.domain.errors import InvalidInput, NotFound, QuotaExceeded
+from coinql.domain.errors import InvalidInput, QuotaExceeded
 from coinql.domain.runs import BacktestJob, SimulationJob, StudyJob
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
+from coinql.resolvers.owned import owned
 from coinql.store import jobs as job_store
 from coinql.store.jobs import Job, JobKind, JobStatus
 
@@ -59,9 +60,7 @@ async def cancel_job(context: Context, *, job_id: uuid.UUID) -> Job:
     """Cancel a queued or running job; a finished one is returned as it is."""
     owner = (await require_user(context)).id
     async with context.services.transaction() as session:
-        job = await job_store.get_job(session, job_id=job_id, owner_id=owner)
-        if job is None:
-            raise NotFound(f"no job {job_id}")
+        owned(await job_store.get_job(session, job_id=job_id, owner_id=owner), f"no job {job_id}")
         await job_store.finish(
             session, job_id=job_id, status=JobStatus.CANCELLED, now=context.services.now()
         )

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from coinql.domain.valuation import Valuation
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import candles_for
+from coinql.resolvers.owned import delete_owned, get_owned
 from coinql.store import portfolio as portfolio_store
 from coinql.store.portfolio import LedgerEntry, Portfolio
 
@@ -34,10 +36,6 @@ TRANSACTION_COLUMNS = ("kind", "asset", "quantity", "price", "fee", "time")
 
 async def owner_id(context: Context) -> uuid.UUID:
     return (await require_user(context)).id
-
-
-def portfolio_not_found(portfolio_id: object) -> NotFound:
-    return NotFound(f"no portfolio {portfolio_id}")
 
 
 async def create_portfolio(
@@ -65,14 +63,11 @@ async def create_portfolio(
 
 async def get_portfolio(context: Context, *, portfolio_id: uuid.UUID) -> Portfolio:
     """The caller's portfolio; `NotFound` for a missing one and for someone else's alike."""
-    owner = await owner_id(context)
-    async with context.services.reader() as session:
-        found = await portfolio_store.get_portfolio(
-            session, owner_id=owner, portfolio_id=portfolio_id
-        )
-    if found is None:
-        raise portfolio_not_found(portfolio_id)
-    return found
+    return await get_owned(
+        context,
+        partial(portfolio_store.get_portfolio, portfolio_id=portfolio_id),
+        f"no portfolio {portfolio_id}",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +91,11 @@ async def list_portfolios(context: Context, *, first: int, offset: int) -> Portf
 
 
 async def delete_portfolio(context: Context, *, portfolio_id: uuid.UUID) -> uuid.UUID:
-    owner = await owner_id(context)
-    async with context.services.transaction() as session:
-        found = await portfolio_store.get_portfolio(
-            session, owner_id=owner, portfolio_id=portfolio_id
-        )
-        if found is None:
-            raise portfolio_not_found(portfolio_id)
-        await portfolio_store.delete_portfolio(session, portfolio=found)
+    await delete_owned(
+        context,
+        partial(portfolio_store.get_portfolio, portfolio_id=portfolio_id),
+        f"no portfolio {portfolio_id}",
+    )
     return portfolio_id
 
 

@@ -15,12 +15,13 @@ from typing import Any
 
 from coinql.domain import ledger, valuation
 from coinql.domain.candles import DAY_MS, Interval
-from coinql.domain.errors import InvalidInput, InvalidToken, LiveDataOff, NotFound, UserError
+from coinql.domain.errors import InvalidInput, InvalidToken, LiveDataOff, UserError
 from coinql.realtime import channels
 from coinql.realtime.clock import epoch_ms
 from coinql.realtime.feed import LIVE_INTERVALS
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
+from coinql.resolvers.owned import owned
 from coinql.resolvers.portfolio import get_portfolio, ledger_state
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
@@ -240,9 +241,9 @@ async def job_progress(context: Context, job_id: uuid.UUID) -> AsyncIterator[dic
 
 async def _job_state(context: Context, job_id: uuid.UUID, owner_id: uuid.UUID) -> dict[str, Any]:
     async with context.services.reader() as session:
-        job = await job_store.get_job(session, job_id=job_id, owner_id=owner_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
+        job = owned(
+            await job_store.get_job(session, job_id=job_id, owner_id=owner_id), f"no job {job_id}"
+        )
     return {
         "jobId": str(job.id),
         "status": job.status,

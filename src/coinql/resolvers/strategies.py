@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 
-from coinql.domain.errors import InvalidInput, NotFound
+from coinql.domain.errors import InvalidInput
 from coinql.domain.strategies import (
     AllocationConstraints,
     AllocationKind,
@@ -19,6 +20,7 @@ from coinql.domain.strategies import (
 )
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
+from coinql.resolvers.owned import delete_owned, get_owned
 from coinql.store import portfolio as portfolio_store
 from coinql.store.portfolio import Strategy
 
@@ -75,12 +77,11 @@ async def create_strategy(context: Context, item: StrategyInput) -> Strategy:
 
 
 async def get_strategy(context: Context, *, strategy_id: uuid.UUID) -> Strategy:
-    owner = (await require_user(context)).id
-    async with context.services.reader() as session:
-        found = await portfolio_store.get_strategy(session, owner_id=owner, strategy_id=strategy_id)
-    if found is None:
-        raise NotFound(f"no strategy {strategy_id}")
-    return found
+    return await get_owned(
+        context,
+        partial(portfolio_store.get_strategy, strategy_id=strategy_id),
+        f"no strategy {strategy_id}",
+    )
 
 
 async def list_strategies(context: Context, *, first: int, offset: int) -> list[Strategy]:
@@ -94,10 +95,9 @@ async def list_strategies(context: Context, *, first: int, offset: int) -> list[
 
 
 async def delete_strategy(context: Context, *, strategy_id: uuid.UUID) -> uuid.UUID:
-    owner = (await require_user(context)).id
-    async with context.services.transaction() as session:
-        found = await portfolio_store.get_strategy(session, owner_id=owner, strategy_id=strategy_id)
-        if found is None:
-            raise NotFound(f"no strategy {strategy_id}")
-        await portfolio_store.delete_strategy(session, strategy=found)
+    await delete_owned(
+        context,
+        partial(portfolio_store.get_strategy, strategy_id=strategy_id),
+        f"no strategy {strategy_id}",
+    )
     return strategy_id

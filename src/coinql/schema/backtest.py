@@ -12,7 +12,6 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from coinql.domain import backtest, errors
-from coinql.domain.errors import NotFound as NotFoundError
 from coinql.resolvers import backtest as backtest_resolvers
 from coinql.resolvers import jobs as jobs_resolvers
 from coinql.resolvers import simulation as simulation_resolvers
@@ -170,12 +169,7 @@ CancelJobResult = Annotated[Job | NotFound | NotAuthenticated, strawberry.union(
 class BacktestQuery:
     @strawberry.field(permission_classes=[IsAuthenticated])
     async def job(self, info: Info[Context, None], id: strawberry.ID) -> Job | None:
-        try:
-            job_id = decode_id(id, "Job")
-        except NotFoundError:
-            return None
-        found = await jobs_resolvers.get_job(info.context, job_id=job_id)
-        return Job.from_model(found) if found else None
+        return await Job.owned(info, id)
 
     @strawberry.field(
         description="The caller's jobs, newest first.", permission_classes=[IsAuthenticated]
@@ -217,13 +211,7 @@ class BacktestQuery:
     async def backtest_run(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> BacktestRun | None:
-        try:
-            run = await backtest_resolvers.get_backtest_run(
-                info.context, run_id=decode_id(id, "BacktestRun")
-            )
-        except NotFoundError:
-            return None
-        return BacktestRun.from_model(run)
+        return await BacktestRun.owned(info, id)
 
     @strawberry.field(
         description="Runs side by side, in the order asked.", permission_classes=[IsAuthenticated]

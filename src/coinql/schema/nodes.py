@@ -139,6 +139,16 @@ class OwnedNode(relay.Node):
         raise NotImplementedError
 
     @classmethod
+    async def owned(cls, info: Info[Context, None], id: strawberry.ID) -> Self | None:
+        """The node of global id `id` for its owner: null when `id` is not one of this type's
+        or names a row that is absent or someone else's (the `portfolio(id:)` fields)."""
+        try:
+            row = await cls.load_owned(info.context, decode_id(id, cls.__name__))
+        except NotFound:
+            return None
+        return cls.from_model(row) if row is not None else None
+
+    @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:

@@ -13,7 +13,6 @@ from strawberry.types import Info
 
 from coinql.domain.bounds import Bounds
 from coinql.domain.errors import InvalidInput as InvalidInputError
-from coinql.domain.errors import NotFound as NotFoundError
 from coinql.domain.ledger import AMOUNT, AMOUNT_PLACES, POSITIVE_AMOUNT
 from coinql.domain.valuation import Valuation
 from coinql.resolvers import portfolio as portfolio_resolvers
@@ -281,13 +280,7 @@ class PortfolioQuery:
         permission_classes=[IsAuthenticated],
     )
     async def portfolio(self, info: Info[Context, None], id: strawberry.ID) -> Portfolio | None:
-        try:
-            found = await portfolio_resolvers.get_portfolio(
-                info.context, portfolio_id=decode_id(id, "Portfolio")
-            )
-        except NotFoundError:
-            return None
-        return Portfolio.from_model(found)
+        return await Portfolio.owned(info, id)
 
     @strawberry.field(
         description="Trades to reach target weights (the rest stays in cash).",

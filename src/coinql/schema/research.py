@@ -48,6 +48,14 @@ class StudyMetrics:
         )
 
 
+class StudyRunNode(OwnedNode):
+    """A node backed by a stored study run (a sweep or a walk-forward)."""
+
+    @staticmethod
+    async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
+        return await backtest_resolvers.get_study_run(context, run_id=run_id)
+
+
 @strawberry.type
 class SweepRow:
     params: JSON
@@ -55,15 +63,11 @@ class SweepRow:
 
 
 @strawberry.type(description="Every combination of a parameter grid, and the best one.")
-class SweepRun(OwnedNode):
+class SweepRun(StudyRunNode):
     metric: str
     rows: list[SweepRow]
     best: SweepRow | None
     model: strawberry.Private[run_store.StudyRun]
-
-    @staticmethod
-    async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
-        return await backtest_resolvers.get_study_run(context, run_id=run_id)
 
     @classmethod
     def from_model(cls, run: run_store.StudyRun) -> Self:
@@ -92,15 +96,11 @@ class WalkForwardSplit:
 
 
 @strawberry.type(description="Optimised in sample, evaluated out of sample, window by window.")
-class WalkForwardRun(OwnedNode):
+class WalkForwardRun(StudyRunNode):
     metric: str
     decay: float | None = strawberry.field(description="Mean OOS metric / mean IS metric.")
     splits: list[WalkForwardSplit]
     model: strawberry.Private[run_store.StudyRun]
-
-    @staticmethod
-    async def load_owned(context: Context, run_id: uuid.UUID) -> Any:
-        return await backtest_resolvers.get_study_run(context, run_id=run_id)
 
     @classmethod
     def from_model(cls, run: run_store.StudyRun) -> Self:

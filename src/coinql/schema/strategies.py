@@ -11,7 +11,6 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from coinql.domain.bounds import Bounds
-from coinql.domain.errors import NotFound as NotFoundError
 from coinql.domain.strategies import MAX_WINDOW, AllocationConstraints
 from coinql.resolvers import strategies as strategy_resolvers
 from coinql.resolvers.context import Context
@@ -177,13 +176,7 @@ class StrategyQuery:
         permission_classes=[IsAuthenticated],
     )
     async def strategy(self, info: Info[Context, None], id: strawberry.ID) -> Strategy | None:
-        try:
-            found = await strategy_resolvers.get_strategy(
-                info.context, strategy_id=decode_id(id, "Strategy")
-            )
-        except NotFoundError:
-            return None
-        return Strategy.from_model(found)
+        return await Strategy.owned(info, id)
 
 
 @strawberry.type

@@ -6,11 +6,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, update
+from sqlalchemy import Column, update
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.store.db import UTCDateTime
+from coinql.store.db import UTCDateTime, insert, parent_key
 
 
 class User(SQLModel, table=True):
@@ -33,9 +33,7 @@ class RefreshToken(SQLModel, table=True):
     __tablename__ = "refresh_tokens"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    user_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    user_id: uuid.UUID = parent_key("users.id")
     family_id: uuid.UUID = Field(index=True)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
@@ -57,9 +55,7 @@ async def add_user(
     session: AsyncSession, *, email: str, password_hash: str, is_admin: bool, now: datetime
 ) -> User:
     user = User(email=email, password_hash=password_hash, is_admin=is_admin, created_at=now)
-    session.add(user)
-    await session.flush()
-    return user
+    return await insert(session, user)
 
 
 async def add_refresh_token(
@@ -78,9 +74,7 @@ async def add_refresh_token(
         created_at=now,
         expires_at=expires_at,
     )
-    session.add(token)
-    await session.flush()
-    return token
+    return await insert(session, token)
 
 
 async def get_refresh_token(session: AsyncSession, *, token_hash: str) -> RefreshToken | None:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Numeric, String, event, text
+from sqlalchemy import Column, DateTime, ForeignKey, Numeric, String, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+Row = TypeVar("Row")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -127,3 +130,24 @@ class DecimalType(TypeDecorator[Decimal]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(value)
+
+
+def parent_key(target: str) -> Any:
+    """A required, indexed foreign key to `target` ("users.id"): the row goes when its parent
+    does (ON DELETE CASCADE)."""
+    return Field(
+        sa_column=Column(ForeignKey(target, ondelete="CASCADE"), nullable=False, index=True)
+    )
+
+
+async def insert(session: AsyncSession, row: Row) -> Row:
+    """Add `row` and flush, so that its generated columns are set; return it."""
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def delete(session: AsyncSession, row: object) -> None:
+    """Delete `row` and flush."""
+    await session.delete(row)
+    await session.flush()

@@ -9,7 +9,7 @@ from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.store.db import UTCDateTime
+from coinql.store.db import UTCDateTime, insert
 
 
 class IngestionState(SQLModel, table=True):
@@ -46,9 +46,9 @@ async def get_state(
     )
     state = (await session.exec(statement)).first()
     if state is None:
-        state = IngestionState(exchange=exchange, symbol=symbol, interval=interval)
-        session.add(state)
-        await session.flush()
+        state = await insert(
+            session, IngestionState(exchange=exchange, symbol=symbol, interval=interval)
+        )
     return state
 
 

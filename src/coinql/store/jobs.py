@@ -10,13 +10,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, false, func, update
+from sqlalchemy import JSON, Column, false, func, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.store.auth import User
-from coinql.store.db import UTCDateTime
+from coinql.store.db import UTCDateTime, insert, parent_key
 
 
 class JobStatus(StrEnum):
@@ -48,9 +48,7 @@ class Job(SQLModel, table=True):
     __tablename__ = "jobs"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    owner_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    owner_id: uuid.UUID = parent_key("users.id")
     kind: str = Field(max_length=20)
     status: str = Field(max_length=12, index=True)
     progress: float = Field(default=0.0)
@@ -82,9 +80,7 @@ async def add_job(
         input=job_input,
         created_at=now,
     )
-    session.add(job)
-    await session.flush()
-    return job
+    return await insert(session, job)
 
 
 async def get_job(

@@ -9,14 +9,14 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from sqlalchemy import BigInteger, Column, Float, ForeignKey, UniqueConstraint, func
+from sqlalchemy import BigInteger, Column, Float, UniqueConstraint, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain.candles import Candles, Interval, aggregate, source_intervals
 from coinql.domain.demo import DemoAsset
 from coinql.store.candles import latest_quote, read_candles, stored_intervals, write_candles
-from coinql.store.db import UTCDateTime
+from coinql.store.db import UTCDateTime, insert, parent_key
 
 
 class Asset(SQLModel, table=True):
@@ -49,9 +49,7 @@ class Market(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("asset_id", "exchange", "pair"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    asset_id: int = Field(
-        sa_column=Column(ForeignKey("assets.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    asset_id: int = parent_key("assets.id")
     exchange: str = Field(max_length=40)
     pair: str = Field(max_length=40)
 
@@ -184,9 +182,7 @@ async def get_or_add_market(
     )
     market = (await session.exec(statement)).first()
     if market is None:
-        market = Market(asset_id=asset_id, exchange=exchange, pair=pair)
-        session.add(market)
-        await session.flush()
+        market = await insert(session, Market(asset_id=asset_id, exchange=exchange, pair=pair))
     return market
 
 

@@ -9,20 +9,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, func
+from sqlalchemy import JSON, Column, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.store.db import DecimalType, UTCDateTime
+from coinql.store.db import DecimalType, UTCDateTime, insert, parent_key
 
 
 class Portfolio(SQLModel, table=True):
     __tablename__ = "portfolios"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    owner_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    owner_id: uuid.UUID = parent_key("users.id")
     name: str = Field(max_length=100)
     base_currency: str = Field(max_length=20)
     cost_basis: str = Field(max_length=10, default="FIFO")
@@ -35,11 +33,7 @@ class LedgerEntry(SQLModel, table=True):
     __tablename__ = "transactions"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    portfolio_id: uuid.UUID = Field(
-        sa_column=Column(
-            ForeignKey("portfolios.id", ondelete="CASCADE"), nullable=False, index=True
-        )
-    )
+    portfolio_id: uuid.UUID = parent_key("portfolios.id")
     seq: int
     kind: str = Field(max_length=20)
     asset: str = Field(max_length=20)
@@ -54,9 +48,7 @@ class Strategy(SQLModel, table=True):
     __tablename__ = "strategies"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    owner_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    owner_id: uuid.UUID = parent_key("users.id")
     name: str = Field(max_length=100)
     family: str = Field(max_length=20)  # "signal" or "allocation"
     spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
@@ -80,9 +72,7 @@ async def add_portfolio(
         cost_basis=cost_basis,
         created_at=now,
     )
-    session.add(portfolio)
-    await session.flush()
-    return portfolio
+    return await insert(session, portfolio)
 
 
 async def get_portfolio(
@@ -119,11 +109,6 @@ async def list_portfolios(
 async def count_portfolios(session: AsyncSession, *, owner_id: uuid.UUID) -> int:
     statement = select(func.count()).select_from(Portfolio).where(Portfolio.owner_id == owner_id)
     return int((await session.exec(statement)).one())
-
-
-async def delete_portfolio(session: AsyncSession, *, portfolio: Portfolio) -> None:
-    await session.delete(portfolio)
-    await session.flush()
 
 
 async def entries_of(
@@ -165,9 +150,7 @@ async def add_strategy(
     strategy = Strategy(
         owner_id=owner_id, name=name, family=family, spec=spec, created_at=now, updated_at=now
     )
-    session.add(strategy)
-    await session.flush()
-    return strategy
+    return await insert(session, strategy)
 
 
 async def get_strategy(
@@ -188,8 +171,3 @@ async def list_strategies(
         .limit(limit)
     )
     return list((await session.exec(statement)).all())
-
-
-async def delete_strategy(session: AsyncSession, *, strategy: Strategy) -> None:
-    await session.delete(strategy)
-    await session.flush()

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Column, Float, ForeignKey
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.store.db import UTCDateTime
+from coinql.store.db import UTCDateTime, insert, parent_key
 
 LIMITS = ("max_drawdown", "value_at_risk_99", "max_position_weight", "daily_loss")
 
@@ -40,11 +40,7 @@ class Alert(SQLModel, table=True):
     __tablename__ = "alerts"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    portfolio_id: uuid.UUID = Field(
-        sa_column=Column(
-            ForeignKey("portfolios.id", ondelete="CASCADE"), nullable=False, index=True
-        )
-    )
+    portfolio_id: uuid.UUID = parent_key("portfolios.id")
     owner_id: uuid.UUID = Field(index=True)
     limit: str = Field(max_length=30)
     observed: float
@@ -85,9 +81,7 @@ async def all_limits(session: AsyncSession) -> list[RiskLimits]:
 
 
 async def add_alert(session: AsyncSession, *, alert: Alert) -> Alert:
-    session.add(alert)
-    await session.flush()
-    return alert
+    return await insert(session, alert)
 
 
 async def list_alerts(

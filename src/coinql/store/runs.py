@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, func
+from sqlalchemy import JSON, Column, LargeBinary, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,7 +28,7 @@ from coinql.domain.metrics import Metrics
 from coinql.domain.research import SweepResult, SweepRow, WalkForwardResult
 from coinql.domain.simulation import SimulationResult
 from coinql.domain.typing import FloatArray, IntArray
-from coinql.store.db import UTCDateTime
+from coinql.store.db import UTCDateTime, parent_key
 
 
 class BacktestRun(SQLModel, table=True):
@@ -37,9 +37,7 @@ class BacktestRun(SQLModel, table=True):
     __tablename__ = "backtest_runs"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    owner_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    owner_id: uuid.UUID = parent_key("users.id")
     job_id: uuid.UUID | None = Field(default=None)
     name: str = Field(max_length=100)
     input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
@@ -59,9 +57,7 @@ class SimulationRun(SQLModel, table=True):
     __tablename__ = "simulation_runs"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    owner_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    owner_id: uuid.UUID = parent_key("users.id")
     job_id: uuid.UUID | None = Field(default=None)
     input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     statistics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
@@ -76,20 +72,12 @@ class StudyRun(SQLModel, table=True):
     __tablename__ = "study_runs"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    owner_id: uuid.UUID = Field(
-        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    )
+    owner_id: uuid.UUID = parent_key("users.id")
     job_id: uuid.UUID | None = Field(default=None)
     kind: str = Field(max_length=20)
     input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     result: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
-
-
-async def add_backtest_run(session: AsyncSession, *, run: BacktestRun) -> BacktestRun:
-    session.add(run)
-    await session.flush()
-    return run
 
 
 def canonical_hash(value: dict[str, Any]) -> str:
@@ -211,17 +199,6 @@ async def list_backtest_runs(
         .limit(limit)
     )
     return list((await session.exec(statement)).all())
-
-
-async def delete_backtest_run(session: AsyncSession, *, run: BacktestRun) -> None:
-    await session.delete(run)
-    await session.flush()
-
-
-async def add_simulation_run(session: AsyncSession, *, run: SimulationRun) -> SimulationRun:
-    session.add(run)
-    await session.flush()
-    return run
 
 
 _PERCENTILES = (
@@ -400,12 +377,6 @@ def walk_forward_of(run: StudyRun) -> WalkForwardRecord:
             for item in run.result["splits"]
         ],
     )
-
-
-async def add_study_run(session: AsyncSession, *, run: StudyRun) -> StudyRun:
-    session.add(run)
-    await session.flush()
-    return run
 
 
 async def get_study_run(
