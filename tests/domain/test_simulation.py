@@ -133,3 +133,15 @@ def test_a_state_seen_too_rarely_takes_the_fit_of_the_whole_stream() -> None:
     assert model.location[1] == location and model.scale[1] == scale
     assert model.tail[1] == max(tail, 2.1)
     assert model.location[0] != location
+
+
+def test_a_shock_longer_than_the_horizon_lasts_to_its_end() -> None:
+    """A shock may outlast the paths (the API bounds each separately): it shocks every step
+    after its start, as one that ends exactly at the horizon does."""
+    path_returns = np.full((3, 5), 0.01)
+    longer = sim.SimulationConfig(shock_probability=1.0, shock_duration=30)
+    exact = replace(longer, shock_duration=5)
+    np.testing.assert_array_equal(
+        sim.inject_shocks(path_returns, longer, np.random.default_rng(RNG_SEED)),
+        sim.inject_shocks(path_returns, exact, np.random.default_rng(RNG_SEED)),
+    )

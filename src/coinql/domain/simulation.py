@@ -281,8 +281,10 @@ def inject_shocks(path_returns: Any, config: SimulationConfig, rng: np.random.Ge
         return path_returns
     starts = rng.random(path_returns.shape) < config.shock_probability
     shocked = np.zeros(path_returns.shape, dtype=bool)
-    for lag in range(config.shock_duration):  # a few steps, vectorized over paths and time
-        shocked[:, lag:] |= starts[:, : path_returns.shape[1] - lag]
+    horizon = path_returns.shape[1]
+    # a few steps, vectorized over paths and time; a shock ends with the paths at the latest
+    for lag in range(min(config.shock_duration, horizon)):
+        shocked[:, lag:] |= starts[:, : horizon - lag]
     scaled = np.where(shocked, path_returns * config.shock_volatility, path_returns)
     scaled = scaled - shocked * config.shock_slippage_bps / 10_000
     return scaled + starts * config.shock_size
