@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from coinql.domain import backtest as bt
+from coinql.domain import backtest_config as bc
 from coinql.domain import indicators as ind
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
@@ -109,7 +110,7 @@ def sweep(
     kind: str,
     grid: dict[str, list[Any]],
     candles: Candles,
-    config: bt.BacktestConfig,
+    config: bc.BacktestConfig,
     metric: str = "sharpe",
     progress: Progress | None = None,
 ) -> SweepResult:
@@ -207,7 +208,7 @@ def walk_forward(
     kind: str,
     grid: dict[str, list[Any]],
     candles: Candles,
-    config: bt.BacktestConfig,
+    config: bc.BacktestConfig,
     *,
     train: int,
     test: int,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import strawberry
 
-from coinql.domain.backtest import Direction, ExitReason, FillPrice, Sizing
+from coinql.domain.backtest_config import Direction, FillPrice, Sizing
 from coinql.domain.candles import Interval, ReturnKind
 from coinql.domain.ledger import CostBasis, TransactionKind
 from coinql.domain.optimize import Objective
@@ -16,6 +16,7 @@ from coinql.domain.research import SplitMode
 from coinql.domain.risk import CovarianceMethod, VarMethod
 from coinql.domain.simulation import SimulationMethod
 from coinql.domain.strategies import Rebalance, UniverseRank
+from coinql.domain.trades import ExitReason
 from coinql.store.jobs import JobKind, JobStatus
 from coinql.store.market import AssetOrder
 
