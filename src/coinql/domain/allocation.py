@@ -17,8 +17,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from coinql.domain import mean_variance as mv
 from coinql.domain import optimize as opt
 from coinql.domain.candles import Candles
+from coinql.domain.constraints import Constraints, Infeasible
 from coinql.domain.errors import InvalidInput
 from coinql.domain.metrics import (
     Metrics,
@@ -73,7 +75,7 @@ def target_weights(
 ) -> FloatArray:
     """Weights for one rebalance from past returns of shape (lookback, n_assets)."""
     n = returns.shape[1]
-    limits = opt.Constraints(constraints.min_weight, constraints.max_weight)
+    limits = Constraints(constraints.min_weight, constraints.max_weight)
     usable = returns[~np.isnan(returns).any(axis=1)]
     if kind is AllocationKind.EQUAL_WEIGHT or usable.shape[0] < 3:
         return opt.equal_weight(n, limits)
@@ -84,12 +86,12 @@ def target_weights(
     if kind is AllocationKind.INVERSE_VOLATILITY:
         return opt.inverse_volatility(cov, limits)
     if kind is AllocationKind.MIN_VOLATILITY:
-        return opt.min_volatility(cov, limits)
+        return mv.min_volatility(cov, limits)
     if kind is AllocationKind.MAX_SHARPE:
         try:
-            return opt.max_sharpe(usable.mean(axis=0) * periods_per_year, cov, limits)
-        except opt.Infeasible:
-            return opt.min_volatility(cov, limits)  # nothing beats cash: the least risky book
+            return mv.max_sharpe(usable.mean(axis=0) * periods_per_year, cov, limits)
+        except Infeasible:
+            return mv.min_volatility(cov, limits)  # nothing beats cash: the least risky book
     if kind is AllocationKind.RISK_PARITY:
         return opt.risk_parity(cov, limits)
     return opt.hrp(cov, limits)
