@@ -17,13 +17,14 @@ import pandas as pd
 
 from benchmarks.common import BENCHMARK_SECRET, UNLIMITED_BUDGETS, Figure, median_seconds
 from coinql.domain import backtest as bt
+from coinql.domain import backtest_config as bc
 from coinql.domain import research
 from coinql.domain import simulation as sim
 from coinql.domain.candles import Candles
 from coinql.domain.strategies import StrategySpec
 
 SMA = StrategySpec("smaCross", {"fast": 10, "slow": 30})
-CONFIG = bt.BacktestConfig(fee_bps=10, fill=bt.FillPrice.CLOSE)
+CONFIG = bc.BacktestConfig(fee_bps=10, fill=bc.FillPrice.CLOSE)
 
 
 def random_walk(bars: int, seed: int = 0) -> Candles:

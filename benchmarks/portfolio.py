@@ -12,7 +12,8 @@ import numpy as np
 from benchmarks.analytics import synthetic_returns
 from benchmarks.common import Figure, median_seconds
 from coinql.domain import ledger
-from coinql.domain import optimize as opt
+from coinql.domain import mean_variance as mv
+from coinql.domain.constraints import Constraints
 from coinql.domain.valuation import value, value_history
 
 P = 365
@@ -23,7 +24,7 @@ def optimizer_figures(quick: bool) -> list[Figure]:
     returns = synthetic_returns(5 * 365, n_assets, seed=3)
     mu = returns.mean(axis=0) * P
     cov = np.cov(returns, rowvar=False) * P
-    constraints = opt.Constraints(0.0, 0.1)
+    constraints = Constraints(0.0, 0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from pypfopt import EfficientFrontier
@@ -35,13 +36,13 @@ def optimizer_figures(quick: bool) -> list[Figure]:
         low = EfficientFrontier(mu, cov, weight_bounds=(0.0, 0.1))
         low.min_volatility()
         low_return = low.portfolio_performance()[0]
-        high_return = float(mu @ opt.max_return(mu, constraints))
+        high_return = float(mu @ mv.max_return(mu, constraints))
         for target in np.linspace(low_return, high_return, 50)[:-1]:
             EfficientFrontier(mu, cov, weight_bounds=(0.0, 0.1)).efficient_return(target)
 
-    ours_sharpe = median_seconds(lambda: opt.max_sharpe(mu, cov, constraints), repeat=5)
+    ours_sharpe = median_seconds(lambda: mv.max_sharpe(mu, cov, constraints), repeat=5)
     theirs_sharpe = median_seconds(theirs_max_sharpe, repeat=5)
-    ours_frontier = median_seconds(lambda: opt.frontier(mu, cov, constraints, 50), repeat=1)
+    ours_frontier = median_seconds(lambda: mv.frontier(mu, cov, constraints, 50), repeat=1)
     theirs_frontier_s = median_seconds(theirs_frontier, repeat=1)
     return [
         Figure(

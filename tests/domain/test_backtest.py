@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from coinql.domain import backtest as bt
+from coinql.domain import backtest_config as bc
 from coinql.domain import signals
 from coinql.domain.candles import Candles
 from coinql.domain.strategies import StrategySpec
+from coinql.domain.trades import ExitReason
 from tests.domain.coins import parsed
 
 SMA = StrategySpec("smaCross", {"fast": 10, "slow": 30})
@@ -37,7 +39,7 @@ def test_sma_cross_at_the_close_equals_vectorbt(symbol: str) -> None:
         theirs = vbt.Portfolio.from_signals(close, entries, exits, fees=0.001, init_cash=10_000)
         final, count, curve = theirs.final_value(), theirs.trades.count(), theirs.value().values
     ours = bt.run(
-        SMA, candles, bt.BacktestConfig(initial_capital=10_000, fee_bps=10, fill=bt.FillPrice.CLOSE)
+        SMA, candles, bc.BacktestConfig(initial_capital=10_000, fee_bps=10, fill=bc.FillPrice.CLOSE)
     )
     ours_entries, ours_exits = signals.signals(SMA, candles)
     np.testing.assert_array_equal(ours_entries, entries.values)
@@ -66,7 +68,7 @@ def perturbed_after(candles: Candles, cut: int, seed: int = 0) -> Candles:
     return future
 
 
-@pytest.mark.parametrize("fill", list(bt.FillPrice))
+@pytest.mark.parametrize("fill", list(bc.FillPrice))
 @pytest.mark.parametrize(
     "spec",
     [
@@ -78,11 +80,11 @@ def perturbed_after(candles: Candles, cut: int, seed: int = 0) -> Candles:
     ],
     ids=lambda spec: spec.kind if isinstance(spec, StrategySpec) else None,
 )
-def test_no_look_ahead(spec: StrategySpec, fill: bt.FillPrice) -> None:
+def test_no_look_ahead(spec: StrategySpec, fill: bc.FillPrice) -> None:
     """Changing the bars from `cut` on never changes equity before `cut` (a NEXT_OPEN fill at
     `cut` uses that bar's open, so equity is compared up to cut - 1)."""
     candles = parsed("BTC").candles
-    config = bt.BacktestConfig(fee_bps=10, slippage_bps=5, fill=fill, stop_loss=0.1)
+    config = bc.BacktestConfig(fee_bps=10, slippage_bps=5, fill=fill, stop_loss=0.1)
     cut = 900
     base = bt.run(spec, candles, config)
     changed = bt.run(spec, perturbed_after(candles, cut), config)
@@ -109,10 +111,10 @@ def test_stop_loss_exits_at_the_level() -> None:
     candles = synthetic([100, 100, 100, 95, 85, 80, 90], spread=0.0)
     enter = np.array([False, True, False, False, False, False, False])
     leave = np.zeros(7, dtype=bool)
-    config = bt.BacktestConfig(fill=bt.FillPrice.CLOSE, stop_loss=0.1)
+    config = bc.BacktestConfig(fill=bc.FillPrice.CLOSE, stop_loss=0.1)
     result = bt.simulate(candles, enter, leave, config)
     (trade,) = result.trades
-    assert trade.exit_reason is bt.ExitReason.STOP_LOSS
+    assert trade.exit_reason is ExitReason.STOP_LOSS
     assert trade.exit_bar == 4 and trade.exit_price == pytest.approx(90.0)
     assert result.equity[-1] == pytest.approx(10_000 * 0.9)
 
@@ -120,9 +122,9 @@ def test_stop_loss_exits_at_the_level() -> None:
 def test_take_profit_and_a_gap_fill_at_the_open() -> None:
     candles = synthetic([100, 100, 105, 130, 131], spread=0.0)
     enter = np.array([False, True, False, False, False])
-    config = bt.BacktestConfig(fill=bt.FillPrice.CLOSE, take_profit=0.2)
+    config = bc.BacktestConfig(fill=bc.FillPrice.CLOSE, take_profit=0.2)
     (trade,) = bt.simulate(candles, enter, np.zeros(5, dtype=bool), config).trades
-    assert trade.exit_reason is bt.ExitReason.TAKE_PROFIT
+    assert trade.exit_reason is ExitReason.TAKE_PROFIT
     assert trade.exit_price == pytest.approx(120.0)  # bar 3 opens at 105, touches 120 on the way
     gap = synthetic([100, 100, 100, 130], spread=0.0)
     gap.open[3] = 128.0
@@ -134,7 +136,7 @@ def test_next_open_fills_and_slippage() -> None:
     candles = synthetic([100, 100, 110, 120, 120])
     enter = np.array([False, True, False, False, False])
     leave = np.array([False, False, False, True, False])
-    config = bt.BacktestConfig(fill=bt.FillPrice.NEXT_OPEN, slippage_bps=100)
+    config = bc.BacktestConfig(fill=bc.FillPrice.NEXT_OPEN, slippage_bps=100)
     (trade,) = bt.simulate(candles, enter, leave, config).trades
     assert trade.entry_bar == 2 and trade.entry_price == pytest.approx(candles.open[2] * 1.01)
     assert trade.exit_bar == 4 and trade.exit_price == pytest.approx(candles.open[4] * 0.99)
@@ -144,7 +146,7 @@ def test_long_short_reverses_on_signals() -> None:
     candles = synthetic([100, 100, 110, 90, 80, 100])
     enter = np.array([False, True, False, False, True, False])
     leave = np.array([False, False, True, False, False, False])
-    config = bt.BacktestConfig(fill=bt.FillPrice.CLOSE, direction=bt.Direction.LONG_SHORT)
+    config = bc.BacktestConfig(fill=bc.FillPrice.CLOSE, direction=bc.Direction.LONG_SHORT)
     trades = bt.simulate(candles, enter, leave, config).trades
     assert [(t.side, t.entry_bar, t.exit_bar) for t in trades] == [(1, 1, 2), (-1, 2, 4), (1, 4, 5)]
     short = trades[1]
@@ -153,13 +155,13 @@ def test_long_short_reverses_on_signals() -> None:
 
 def test_fixed_fraction_and_volatility_target_sizing() -> None:
     candles = parsed("ETH").candles
-    half = bt.run(SMA, candles, bt.BacktestConfig(sizing=bt.Sizing.FIXED_FRACTION, fraction=0.5))
+    half = bt.run(SMA, candles, bc.BacktestConfig(sizing=bc.Sizing.FIXED_FRACTION, fraction=0.5))
     first = half.trades[0]
     assert first.quantity * first.entry_price == pytest.approx(5_000, rel=1e-12)
     targeted = bt.run(
         SMA,
         candles,
-        bt.BacktestConfig(sizing=bt.Sizing.VOLATILITY_TARGET, volatility_target=0.2),
+        bc.BacktestConfig(sizing=bc.Sizing.VOLATILITY_TARGET, volatility_target=0.2),
     )
     assert targeted.trades[0].quantity * targeted.trades[0].entry_price < 10_000
 
@@ -167,7 +169,7 @@ def test_fixed_fraction_and_volatility_target_sizing() -> None:
 def test_insufficient_data_says_what_is_needed() -> None:
     candles = parsed("BTC").candles.select(np.arange(20))
     with pytest.raises(bt.InsufficientData) as raised:
-        bt.run(SMA, candles, bt.BacktestConfig())
+        bt.run(SMA, candles, bc.BacktestConfig())
     error = raised.value
     assert (error.required, error.received, error.lookback) == (32, 20, 30)
     assert error.first == candles.timestamps[0] and error.last == candles.timestamps[-1]
@@ -175,14 +177,14 @@ def test_insufficient_data_says_what_is_needed() -> None:
     assert "needs at least 32 candles" in error.message
 
 
-@pytest.mark.parametrize("fill", list(bt.FillPrice))
-def test_the_vectorized_path_equals_the_general_one(fill: bt.FillPrice) -> None:
+@pytest.mark.parametrize("fill", list(bc.FillPrice))
+def test_the_vectorized_path_equals_the_general_one(fill: bc.FillPrice) -> None:
     """All-in long-only books take a vectorized path; a stop that can never trigger sends the
     same book through the general path, which must agree."""
     candles = parsed("ETH").candles
-    fast = bt.run(SMA, candles, bt.BacktestConfig(fee_bps=10, slippage_bps=5, fill=fill))
+    fast = bt.run(SMA, candles, bc.BacktestConfig(fee_bps=10, slippage_bps=5, fill=fill))
     general = bt.run(
-        SMA, candles, bt.BacktestConfig(fee_bps=10, slippage_bps=5, fill=fill, stop_loss=0.999999)
+        SMA, candles, bc.BacktestConfig(fee_bps=10, slippage_bps=5, fill=fill, stop_loss=0.999999)
     )
     np.testing.assert_allclose(fast.equity, general.equity, rtol=1e-12)
     np.testing.assert_allclose(fast.position, general.position, rtol=1e-12)

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coinql.domain import mean_variance as mv
 from coinql.domain import optimize as opt
+from coinql.domain.constraints import Constraints, Group, Infeasible, check_feasible
 from coinql.domain.errors import InvalidInput
 from tests.domain.coins import aligned_returns
 
@@ -17,7 +19,7 @@ SYMBOLS = ["BTC", "ETH", "BNB", "ADA", "DOGE", "LTC"]
 _, RETURNS = aligned_returns(SYMBOLS)
 MU = RETURNS.mean(axis=0) * 365
 COV = np.cov(RETURNS, rowvar=False) * 365
-BOUNDED = opt.Constraints(0.0, 0.5)
+BOUNDED = Constraints(0.0, 0.5)
 TOLERANCE = 1e-4
 
 
@@ -35,14 +37,14 @@ def weights_of(frontier) -> np.ndarray:  # type: ignore[no-untyped-def]
 def test_max_sharpe_matches_pypfopt() -> None:
     theirs = pypfopt_frontier()
     theirs.max_sharpe(risk_free_rate=0.02)
-    ours = opt.max_sharpe(MU, COV, BOUNDED, 0.02)
+    ours = mv.max_sharpe(MU, COV, BOUNDED, 0.02)
     np.testing.assert_allclose(ours, weights_of(theirs), atol=TOLERANCE)
 
 
 def test_min_volatility_matches_pypfopt() -> None:
     theirs = pypfopt_frontier()
     theirs.min_volatility()
-    np.testing.assert_allclose(opt.min_volatility(COV, BOUNDED), weights_of(theirs), atol=TOLERANCE)
+    np.testing.assert_allclose(mv.min_volatility(COV, BOUNDED), weights_of(theirs), atol=TOLERANCE)
 
 
 @pytest.mark.parametrize("target", [1.2, 1.5, 1.8])
@@ -50,7 +52,7 @@ def test_efficient_return_matches_pypfopt(target: float) -> None:
     theirs = pypfopt_frontier()
     theirs.efficient_return(target)
     np.testing.assert_allclose(
-        opt.efficient_return(MU, COV, target, BOUNDED), weights_of(theirs), atol=TOLERANCE
+        mv.efficient_return(MU, COV, target, BOUNDED), weights_of(theirs), atol=TOLERANCE
     )
 
 
@@ -58,12 +60,12 @@ def test_efficient_risk_matches_pypfopt() -> None:
     theirs = pypfopt_frontier()
     theirs.efficient_risk(0.95)
     np.testing.assert_allclose(
-        opt.efficient_risk(MU, COV, 0.95, BOUNDED), weights_of(theirs), atol=TOLERANCE
+        mv.efficient_risk(MU, COV, 0.95, BOUNDED), weights_of(theirs), atol=TOLERANCE
     )
 
 
 def test_frontier_is_ordered_and_efficient() -> None:
-    portfolios = [opt.describe(w, MU, COV, 0.0) for w in opt.frontier(MU, COV, BOUNDED, 10)]
+    portfolios = [opt.describe(w, MU, COV, 0.0) for w in mv.frontier(MU, COV, BOUNDED, 10)]
     returns = [p.expected_return for p in portfolios]
     vols = [p.volatility for p in portfolios]
     assert returns == sorted(returns) and vols == sorted(vols)
@@ -89,7 +91,7 @@ def test_risk_parity_matches_skfolio() -> None:
     sk = skfolio()
     prior = sk.prior.EmpiricalPrior(covariance_estimator=sk.moments.EmpiricalCovariance())
     theirs = sk.optimization.RiskBudgeting(prior_estimator=prior).fit(RETURNS).weights_
-    ours = opt.risk_parity(np.cov(RETURNS, rowvar=False), opt.Constraints())
+    ours = opt.risk_parity(np.cov(RETURNS, rowvar=False), Constraints())
     np.testing.assert_allclose(ours, theirs, atol=TOLERANCE)
     contributions = ours * (COV @ ours)
     np.testing.assert_allclose(contributions, contributions.mean(), rtol=1e-6)
@@ -111,16 +113,14 @@ def test_hrp_matches_skfolio_with_the_original_papers_choices() -> None:
         .fit(RETURNS)
         .weights_
     )
-    ours = opt.hrp(np.cov(RETURNS, rowvar=False), opt.Constraints())
+    ours = opt.hrp(np.cov(RETURNS, rowvar=False), Constraints())
     np.testing.assert_allclose(ours, theirs, atol=TOLERANCE)
 
 
 def test_simple_allocations() -> None:
-    np.testing.assert_allclose(opt.equal_weight(4, opt.Constraints()), 0.25)
+    np.testing.assert_allclose(opt.equal_weight(4, Constraints()), 0.25)
     inverse = 1 / np.sqrt(np.diag(COV))
-    np.testing.assert_allclose(
-        opt.inverse_volatility(COV, opt.Constraints()), inverse / inverse.sum()
-    )
+    np.testing.assert_allclose(opt.inverse_volatility(COV, Constraints()), inverse / inverse.sum())
     caps = np.array([600.0, 250.0, 50.0, 40.0, 30.0, 10.0])
     capped = opt.market_cap_weight(caps, BOUNDED)
     assert capped.max() <= 0.5 + 1e-9 and capped.sum() == pytest.approx(1.0)
@@ -129,51 +129,51 @@ def test_simple_allocations() -> None:
 @pytest.mark.parametrize(
     ("constraints", "named"),
     [
-        (opt.Constraints(0.0, 0.1), "maxWeight"),
-        (opt.Constraints(0.2, 1.0), "minWeight"),
-        (opt.Constraints(0.5, 0.4), "minWeight"),
-        (opt.Constraints(0.0, 0.5, (opt.Group("coins", (0, 1, 2, 3, 4, 5), 0.5),)), "groups"),
+        (Constraints(0.0, 0.1), "maxWeight"),
+        (Constraints(0.2, 1.0), "minWeight"),
+        (Constraints(0.5, 0.4), "minWeight"),
+        (Constraints(0.0, 0.5, (Group("coins", (0, 1, 2, 3, 4, 5), 0.5),)), "groups"),
     ],
 )
-def test_infeasible_constraints_are_named(constraints: opt.Constraints, named: str) -> None:
-    with pytest.raises(opt.Infeasible) as raised:
-        opt.max_sharpe(MU, COV, constraints)
+def test_infeasible_constraints_are_named(constraints: Constraints, named: str) -> None:
+    with pytest.raises(Infeasible) as raised:
+        mv.max_sharpe(MU, COV, constraints)
     assert raised.value.constraint == named
 
 
 def test_unreachable_targets_are_named() -> None:
-    with pytest.raises(opt.Infeasible) as raised:
-        opt.efficient_return(MU, COV, 50.0, BOUNDED)
+    with pytest.raises(Infeasible) as raised:
+        mv.efficient_return(MU, COV, 50.0, BOUNDED)
     assert raised.value.constraint == "targetReturn"
-    with pytest.raises(opt.Infeasible) as raised:
-        opt.efficient_risk(MU, COV, 0.01, BOUNDED)
+    with pytest.raises(Infeasible) as raised:
+        mv.efficient_risk(MU, COV, 0.01, BOUNDED)
     assert raised.value.constraint == "targetVolatility"
 
 
 OBJECTIVES = {
-    "min_volatility": lambda c: opt.min_volatility(COV, c),
-    "max_sharpe": lambda c: opt.max_sharpe(MU, COV, c),
-    "target_return": lambda c: opt.efficient_return(MU, COV, 1.2, c),
-    "target_volatility": lambda c: opt.efficient_risk(MU, COV, 0.95, c),
+    "min_volatility": lambda c: mv.min_volatility(COV, c),
+    "max_sharpe": lambda c: mv.max_sharpe(MU, COV, c),
+    "target_return": lambda c: mv.efficient_return(MU, COV, 1.2, c),
+    "target_volatility": lambda c: mv.efficient_risk(MU, COV, 0.95, c),
     "risk_parity": lambda c: opt.risk_parity(COV, c),
     "hrp": lambda c: opt.hrp(COV, c),
     "inverse_volatility": lambda c: opt.inverse_volatility(COV, c),
     "equal_weight": lambda c: opt.equal_weight(6, c),
-    "max_return": lambda c: opt.max_return(MU, c),
-    "frontier": lambda c: opt.frontier(MU, COV, c, 3),
+    "max_return": lambda c: mv.max_return(MU, c),
+    "frontier": lambda c: mv.frontier(MU, COV, c, 3),
 }
 NON_FINITE_CONSTRAINTS = {
-    "maxWeight inf": (opt.Constraints(0.0, np.inf), "maxWeight"),
-    "minWeight -inf": (opt.Constraints(-np.inf, 1.0), "minWeight"),
-    "both infinite": (opt.Constraints(-np.inf, np.inf), "minWeight"),
-    "maxWeight NaN": (opt.Constraints(0.0, np.nan), "maxWeight"),
-    "minWeight NaN": (opt.Constraints(np.nan, 1.0), "minWeight"),
+    "maxWeight inf": (Constraints(0.0, np.inf), "maxWeight"),
+    "minWeight -inf": (Constraints(-np.inf, 1.0), "minWeight"),
+    "both infinite": (Constraints(-np.inf, np.inf), "minWeight"),
+    "maxWeight NaN": (Constraints(0.0, np.nan), "maxWeight"),
+    "minWeight NaN": (Constraints(np.nan, 1.0), "minWeight"),
     "group cap NaN": (
-        opt.Constraints(0.0, 1.0, (opt.Group("alts", (3, 4), np.nan),)),
+        Constraints(0.0, 1.0, (Group("alts", (3, 4), np.nan),)),
         "groups.alts",
     ),
     "group cap inf": (
-        opt.Constraints(0.0, 1.0, (opt.Group("alts", (3, 4), np.inf),)),
+        Constraints(0.0, 1.0, (Group("alts", (3, 4), np.inf),)),
         "groups.alts",
     ),
 }
@@ -192,9 +192,9 @@ def test_non_finite_bounds_are_refused_naming_the_field(objective: str, case: st
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 def test_non_finite_targets_are_refused_naming_the_field(value: float) -> None:
     for call, named in (
-        (lambda: opt.efficient_return(MU, COV, value, BOUNDED), "targetReturn"),
-        (lambda: opt.efficient_risk(MU, COV, value, BOUNDED), "targetVolatility"),
-        (lambda: opt.max_sharpe(MU, COV, BOUNDED, value), "riskFreeRate"),
+        (lambda: mv.efficient_return(MU, COV, value, BOUNDED), "targetReturn"),
+        (lambda: mv.efficient_risk(MU, COV, value, BOUNDED), "targetVolatility"),
+        (lambda: mv.max_sharpe(MU, COV, BOUNDED, value), "riskFreeRate"),
     ):
         with pytest.raises(InvalidInput) as raised:
             call()
@@ -213,15 +213,15 @@ def test_non_finite_targets_are_refused_naming_the_field(value: float) -> None:
 def test_every_objective_respects_the_constraints(
     low: float, high: float, objective: str, group_cap: float
 ) -> None:
-    group = opt.Group("alts", (3, 4, 5), group_cap)
-    constraints = opt.Constraints(low, high, (group,))
+    group = Group("alts", (3, 4, 5), group_cap)
+    constraints = Constraints(low, high, (group,))
     try:
-        opt.check_feasible(constraints, 6)
-    except opt.Infeasible:
+        check_feasible(constraints, 6)
+    except Infeasible:
         return
     weights = {
-        "min_volatility": lambda: opt.min_volatility(COV, constraints),
-        "max_sharpe": lambda: opt.max_sharpe(MU, COV, constraints),
+        "min_volatility": lambda: mv.min_volatility(COV, constraints),
+        "max_sharpe": lambda: mv.max_sharpe(MU, COV, constraints),
         "risk_parity": lambda: opt.risk_parity(COV, constraints),
         "hrp": lambda: opt.hrp(COV, constraints),
         "inverse_volatility": lambda: opt.inverse_volatility(COV, constraints),

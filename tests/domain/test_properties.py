@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coinql.domain import backtest as bt
+from coinql.domain import backtest_config as bc
 from coinql.domain import ledger
 from coinql.domain.candles import Candles, Interval, aggregate, find_gaps
 from coinql.domain.valuation import value
@@ -181,12 +182,12 @@ def priced_signals(draw: st.DrawFn) -> tuple[Candles, np.ndarray, np.ndarray]:
 
 
 @settings(max_examples=100, deadline=None)
-@given(priced_signals(), st.sampled_from(list(bt.FillPrice)))
+@given(priced_signals(), st.sampled_from(list(bc.FillPrice)))
 def test_long_only_all_in_never_borrows_and_never_goes_below_zero(
-    drawn: tuple[Candles, np.ndarray, np.ndarray], fill: bt.FillPrice
+    drawn: tuple[Candles, np.ndarray, np.ndarray], fill: bc.FillPrice
 ) -> None:
     candles, enter, leave = drawn
-    result = bt.simulate(candles, enter, leave, bt.BacktestConfig(fee_bps=10, fill=fill))
+    result = bt.simulate(candles, enter, leave, bc.BacktestConfig(fee_bps=10, fill=fill))
     assert np.all(result.position >= 0)
     assert np.all(np.isfinite(result.equity)) and np.all(result.equity > 0)
     invested = result.position * candles.close
@@ -200,7 +201,7 @@ def test_without_a_signal_the_capital_stays_put(
 ) -> None:
     candles, _, leave = drawn
     never = np.zeros(len(candles), dtype=bool)
-    result = bt.simulate(candles, never, leave, bt.BacktestConfig(fee_bps=25))
+    result = bt.simulate(candles, never, leave, bc.BacktestConfig(fee_bps=25))
     assert result.trade_count == 0
     assert np.all(result.equity == 10_000.0)
 
@@ -211,7 +212,7 @@ def test_higher_fees_never_leave_more_money(
     drawn: tuple[Candles, np.ndarray, np.ndarray], fee_bps: float, more: float
 ) -> None:
     candles, enter, leave = drawn
-    cheap = bt.simulate(candles, enter, leave, bt.BacktestConfig(fee_bps=fee_bps))
-    dear = bt.simulate(candles, enter, leave, bt.BacktestConfig(fee_bps=fee_bps + more))
+    cheap = bt.simulate(candles, enter, leave, bc.BacktestConfig(fee_bps=fee_bps))
+    dear = bt.simulate(candles, enter, leave, bc.BacktestConfig(fee_bps=fee_bps + more))
     assert cheap.trade_count == dear.trade_count
     assert np.all(dear.equity <= cheap.equity * (1 + 1e-12))

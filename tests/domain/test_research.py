@@ -9,6 +9,7 @@ import pytest
 
 from coinql.domain import allocation as al
 from coinql.domain import backtest as bt
+from coinql.domain import backtest_config as bc
 from coinql.domain import research as rs
 from coinql.domain import simulation as sim
 from coinql.domain.book import run_book
@@ -17,7 +18,7 @@ from coinql.domain.strategies import AllocationConstraints, Rebalance, StrategyS
 from coinql.domain.typing import Progress
 from tests.domain.coins import parsed
 
-CONFIG = bt.BacktestConfig(fee_bps=10, fill=bt.FillPrice.CLOSE)
+CONFIG = bc.BacktestConfig(fee_bps=10, fill=bc.FillPrice.CLOSE)
 
 
 def test_sweep_rows_are_the_engines_backtests() -> None:

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from coinql.app import create_app
 from coinql.domain import backtest as bt
+from coinql.domain import backtest_config as bc
 from coinql.domain.strategies import StrategySpec
 from coinql.settings import Settings
 from tests.client import GraphQLClient
@@ -68,7 +69,7 @@ async def test_backtest_job_equals_the_engine(trader: GraphQLClient) -> None:
     expected = bt.run(
         StrategySpec("smaCross", {"fast": 10, "slow": 30}),
         candles,
-        bt.BacktestConfig(initial_capital=10_000, fee_bps=10, fill=bt.FillPrice.CLOSE),
+        bc.BacktestConfig(initial_capital=10_000, fee_bps=10, fill=bc.FillPrice.CLOSE),
     )
     assert run["equity"]["values"] == pytest.approx(expected.equity.tolist(), rel=1e-12)
     assert run["equity"]["timestamps"] == candles.timestamps.tolist()
@@ -245,7 +246,7 @@ async def test_sweep_and_walk_forward_jobs(trader: GraphQLClient) -> None:
     expected = bt.run(
         StrategySpec("smaCross", params),
         parsed("BTC").candles,
-        bt.BacktestConfig(fee_bps=10, fill=bt.FillPrice.CLOSE),
+        bc.BacktestConfig(fee_bps=10, fill=bc.FillPrice.CLOSE),
     )
     assert result["rows"][0]["metrics"]["tradeCount"] == len(expected.trades)
 
@@ -313,7 +314,7 @@ async def test_backtest_an_uploaded_file_without_storing_it(
     expected = bt.run(
         StrategySpec("smaCross", {"fast": 10, "slow": 30}),
         parsed("BTC").candles,
-        bt.BacktestConfig(fee_bps=10, fill=bt.FillPrice.CLOSE),
+        bc.BacktestConfig(fee_bps=10, fill=bc.FillPrice.CLOSE),
     )
     assert (found["symbol"], found["interval"]) == ("BTC", "D1")
     assert found["metrics"]["tradeCount"] == len(expected.trades)

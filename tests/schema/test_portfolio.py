@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import event
 from starlette.applications import Starlette
 
-from coinql.domain import optimize as opt
+from coinql.domain import mean_variance as mv
+from coinql.domain.constraints import Constraints
 from tests.client import GraphQLClient
 from tests.conftest import import_real_files
 from tests.domain.coins import aligned_returns, parsed
@@ -138,7 +139,7 @@ async def test_ewma_decay_reaches_optimize_and_frontier(market: GraphQLClient) -
         optimized = found["optimize"]
         assert optimized["observations"] == r.shape[0]
         cov = ewma_reference(r, decay) * 365
-        expected = opt.min_volatility(cov, opt.Constraints())
+        expected = mv.min_volatility(cov, Constraints())
         weights = np.array([w["weight"] for w in optimized["weights"]])
         np.testing.assert_allclose(weights, expected, atol=1e-6)
         assert optimized["volatility"] == pytest.approx(np.sqrt(expected @ cov @ expected))

@@ -1,5 +1,6 @@
-"""Backtests of allocation strategies: a multi-asset book with shared cash, rebalanced on a
-schedule to weights computed from past data only.
+"""Backtests of allocation strategies: a multi-asset book with shared cash, rebalanced.
+
+The book is rebalanced on a schedule to weights computed from past data only.
 
 At each rebalance bar t (the first bar of each week, month or quarter, UTC), the weights come
 from the `lookback` returns that end at t's close; trades fill at t's close with `fee_bps` on
@@ -17,8 +18,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from coinql.domain import mean_variance as mv
 from coinql.domain import optimize as opt
 from coinql.domain.candles import Candles
+from coinql.domain.constraints import Constraints, Infeasible
 from coinql.domain.errors import InvalidInput
 from coinql.domain.metrics import (
     Metrics,
@@ -52,7 +55,20 @@ class AllocationResult:
 
 
 def rebalance_bars(timestamps: IntArray, schedule: Rebalance) -> BoolArray:
-    """True on the first bar of each period of the schedule."""
+    """Mark the first bar of each period of the schedule.
+
+    Parameters
+    ----------
+    timestamps : ndarray of int64 of shape (n_bars,)
+        Milliseconds since the epoch, ascending; periods are UTC days, weeks starting on
+        Monday, months or quarters.
+    schedule : Rebalance
+
+    Returns
+    -------
+    ndarray of bool of shape (n_bars,)
+        True on the first bar of each period (the first bar is always True).
+    """
     days = timestamps.astype("datetime64[ms]").astype("datetime64[D]")
     if schedule is Rebalance.DAILY:
         period = days.astype(np.int64)
@@ -73,7 +89,7 @@ def target_weights(
 ) -> FloatArray:
     """Weights for one rebalance from past returns of shape (lookback, n_assets)."""
     n = returns.shape[1]
-    limits = opt.Constraints(constraints.min_weight, constraints.max_weight)
+    limits = Constraints(constraints.min_weight, constraints.max_weight)
     usable = returns[~np.isnan(returns).any(axis=1)]
     if kind is AllocationKind.EQUAL_WEIGHT or usable.shape[0] < 3:
         return opt.equal_weight(n, limits)
@@ -84,12 +100,12 @@ def target_weights(
     if kind is AllocationKind.INVERSE_VOLATILITY:
         return opt.inverse_volatility(cov, limits)
     if kind is AllocationKind.MIN_VOLATILITY:
-        return opt.min_volatility(cov, limits)
+        return mv.min_volatility(cov, limits)
     if kind is AllocationKind.MAX_SHARPE:
         try:
-            return opt.max_sharpe(usable.mean(axis=0) * periods_per_year, cov, limits)
-        except opt.Infeasible:
-            return opt.min_volatility(cov, limits)  # nothing beats cash: the least risky book
+            return mv.max_sharpe(usable.mean(axis=0) * periods_per_year, cov, limits)
+        except Infeasible:
+            return mv.min_volatility(cov, limits)  # nothing beats cash: the least risky book
     if kind is AllocationKind.RISK_PARITY:
         return opt.risk_parity(cov, limits)
     return opt.hrp(cov, limits)
@@ -105,8 +121,39 @@ def run_allocation(
     supply: dict[str, float] | None = None,
     progress: Progress | None = None,
 ) -> AllocationResult:
-    """Simulate the book on the timestamps all symbols share; `progress` is called after
-    each rebalance."""
+    """Simulate the allocation book on the timestamps all symbols share.
+
+    Parameters
+    ----------
+    spec : StrategySpec
+        An allocation strategy: its kind, `lookback` parameter, constraints and rebalance.
+    candles : dict of str to Candles
+        One series per symbol; only the timestamps all of them share are used.
+    initial_capital : float
+    fee_bps : float
+        The fee in basis points of each rebalance's traded notional.
+    periods_per_year : float
+        The bars in a year, for the optimizers' annualised inputs.
+    supply : dict of str to float, optional
+        Today's circulating supply of each symbol, for market-cap ranking and MARKET_CAP
+        weights; a missing symbol counts as unknown (NaN).
+    progress : callable, optional
+        Called with the share of rebalances done, after each rebalance.
+
+    Returns
+    -------
+    AllocationResult
+        `equity` of shape (n_common,), `weights` and `closes` of shape (n_common, n_symbols).
+
+    Raises
+    ------
+    InvalidInput
+        When the strategy has no constraints or rebalance ("strategy"), or fewer than
+        lookback + 2 common candles ("start").
+    Infeasible
+        When the weights of a rebalance cannot meet the constraints (MARKET_CAP without a
+        known, positive cap for every chosen symbol among them).
+    """
     if spec.constraints is None or spec.rebalance is None:
         raise InvalidInput("strategy", "allocation strategies need constraints and a rebalance")
     symbols = list(candles)

@@ -14,52 +14,44 @@ Conventions:
   high; a bar that opens beyond the level fills at its open, otherwise at the level.
 
 The engine loops over trades (a few hundred), never over bars: everything inside a trade is a
-vectorized slice.
+vectorized slice (`coinql.domain.trades`). The settings are in `coinql.domain.backtest_config`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
 import numpy as np
 
+from coinql.domain.backtest_config import BacktestConfig, Direction, FillPrice, Sizing
 from coinql.domain.candles import Candles
 from coinql.domain.errors import UserError
-from coinql.domain.fills import first_stop, pair_signals
+from coinql.domain.fills import pair_signals
 from coinql.domain.metrics import equity_returns
 from coinql.domain.signals import lookback, signals
 from coinql.domain.strategies import StrategySpec
-from coinql.domain.typing import BoolArray, FloatArray, IntArray
+from coinql.domain.trades import ExitReason, Trade, next_bar, open_trade
+from coinql.domain.typing import BoolArray, FloatArray
 from coinql.domain.volatility import realized_volatility
 
 
-class FillPrice(StrEnum):
-    CLOSE = "CLOSE"
-    NEXT_OPEN = "NEXT_OPEN"
-
-
-class Sizing(StrEnum):
-    ALL_IN = "ALL_IN"
-    FIXED_FRACTION = "FIXED_FRACTION"
-    VOLATILITY_TARGET = "VOLATILITY_TARGET"
-
-
-class Direction(StrEnum):
-    LONG_ONLY = "LONG_ONLY"
-    LONG_SHORT = "LONG_SHORT"
-
-
-class ExitReason(StrEnum):
-    SIGNAL = "SIGNAL"
-    STOP_LOSS = "STOP_LOSS"
-    TAKE_PROFIT = "TAKE_PROFIT"
-    END = "END"
-
-
 class InsufficientData(UserError):
-    """Too few candles for the strategy's lookback; says what is needed and what exists."""
+    """Too few candles for the strategy's lookback; says what is needed and what exists.
+
+    Parameters
+    ----------
+    required : int
+        The candles needed: the lookback plus two bars to trade on.
+    received : int
+        The candles given.
+    lookback : int
+        The strategy's lookback in bars.
+    first, last : int or None
+        The timestamps of the first and last candles given; None without candles.
+    suggested_start : int or None
+        A start timestamp that would give enough candles at the same spacing; None with fewer
+        than two candles.
+    """
 
     def __init__(
         self,
@@ -80,66 +72,20 @@ class InsufficientData(UserError):
 
 
 @dataclass(frozen=True, slots=True)
-class BacktestConfig:
-    initial_capital: float = 10_000.0
-    fee_bps: float = 0.0
-    slippage_bps: float = 0.0
-    slippage_range: float = 0.0
-    fill: FillPrice = FillPrice.NEXT_OPEN
-    direction: Direction = Direction.LONG_ONLY
-    sizing: Sizing = Sizing.ALL_IN
-    fraction: float = 1.0
-    volatility_target: float = 0.5
-    volatility_window: int = 30
-    max_leverage: float = 1.0
-    stop_loss: float | None = None
-    take_profit: float | None = None
-    periods_per_year: float = 365.0
-
-    @property
-    def fee(self) -> float:
-        return self.fee_bps / 10_000
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            name: value.value if isinstance(value, StrEnum) else value
-            for name, value in ((name, getattr(self, name)) for name in self.__slots__)
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> BacktestConfig:
-        enums = {"fill": FillPrice, "direction": Direction, "sizing": Sizing}
-        values = {
-            name: enums[name](value) if name in enums else value for name, value in data.items()
-        }
-        return cls(**values)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, slots=True)
-class Trade:
-    """Indexes are bars; `side` is +1 long or -1 short; prices include slippage."""
-
-    side: int
-    entry_bar: int
-    exit_bar: int
-    entry_price: float
-    exit_price: float
-    quantity: float
-    pnl: float
-    return_pct: float
-    fees: float
-    mae: float
-    mfe: float
-    exit_reason: ExitReason
-
-    @property
-    def duration(self) -> int:
-        return self.exit_bar - self.entry_bar
-
-
-@dataclass(frozen=True, slots=True)
 class BacktestResult:
-    """equity : shape (n_bars,), after each bar's close; position : units held (signed)."""
+    """The outcome of one backtest.
+
+    Parameters
+    ----------
+    equity : ndarray of shape (n_bars,)
+        The equity after each bar's close, fees included.
+    position : ndarray of shape (n_bars,)
+        The units held after each bar, signed (negative short).
+    trades : list of Trade
+        Empty when the run did not record them.
+    trade_count : int, optional
+        The number of trades; defaults to ``len(trades)``.
+    """
 
     equity: FloatArray
     position: FloatArray
@@ -147,11 +93,13 @@ class BacktestResult:
     trade_count: int = -1  # set when the trades themselves were not recorded
 
     def __post_init__(self) -> None:
+        """Count the trades when no `trade_count` was given."""
         if self.trade_count < 0:
             object.__setattr__(self, "trade_count", len(self.trades))
 
     @property
     def returns(self) -> FloatArray:
+        """The equity's simple returns, of shape (n_bars - 1,) (see `equity_returns`)."""
         return equity_returns(self.equity)
 
     @property
@@ -161,7 +109,25 @@ class BacktestResult:
 
 
 def run(spec: StrategySpec, candles: Candles, config: BacktestConfig) -> BacktestResult:
-    """Backtest one symbol. Raises `InsufficientData` when the lookback does not fit."""
+    """Backtest one strategy on one symbol's candles.
+
+    Parameters
+    ----------
+    spec : StrategySpec
+    candles : Candles
+        Of length n_bars, oldest first.
+    config : BacktestConfig
+
+    Returns
+    -------
+    BacktestResult
+        Arrays of shape (n_bars,).
+
+    Raises
+    ------
+    InsufficientData
+        When there are fewer candles than the strategy's lookback plus two.
+    """
     n = len(candles)
     needed = lookback(spec)
     required = needed + 2
@@ -186,21 +152,6 @@ def run(spec: StrategySpec, candles: Candles, config: BacktestConfig) -> Backtes
     return simulate(candles, enter, leave, config)
 
 
-def _fill_price(candles: Candles, bar: int, side: int, config: BacktestConfig) -> float:
-    """The price paid (side +1) or received (side -1) at `bar`, slippage included."""
-    raw = float(candles.open[bar] if config.fill is FillPrice.NEXT_OPEN else candles.close[bar])
-    spread = raw * config.slippage_bps / 10_000 + config.slippage_range * float(
-        candles.high[bar] - candles.low[bar]
-    )
-    return raw + side * spread
-
-
-def _next(bars: IntArray, at: int) -> int | None:
-    """The first of the sorted `bars` at or after `at`."""
-    found = int(np.searchsorted(bars, at))
-    return int(bars[found]) if found < bars.size else None
-
-
 def simulate(
     candles: Candles,
     enter: BoolArray,
@@ -209,8 +160,25 @@ def simulate(
     *,
     record_trades: bool = True,
 ) -> BacktestResult:
-    """Trades and equity from entry and exit signals (see the module's conventions).
-    Sweeps skip `record_trades` where they only need the equity and the trade count."""
+    """Compute the trades and equity from entry and exit signals (see the module's conventions).
+
+    Parameters
+    ----------
+    candles : Candles
+        Of length n_bars.
+    enter, leave : ndarray of bool of shape (n_bars,)
+        The entry and exit signals, on the bars they are computed at; with NEXT_OPEN fills a
+        signal on the last bar is ignored.
+    config : BacktestConfig
+    record_trades : bool, default True
+        Sweeps skip it where they only need the equity and the trade count; it only has effect
+        on the long-only, all-in path without stops.
+
+    Returns
+    -------
+    BacktestResult
+        Arrays of shape (n_bars,).
+    """
     if (
         config.stop_loss is None
         and config.take_profit is None
@@ -235,15 +203,15 @@ def simulate(
     trades: list[Trade] = []
     cash, bar = float(config.initial_capital), 0
     while bar < n:  # one iteration per trade
-        long_at = _next(enter_bars, bar)
-        short_at = _next(leave_bars, bar) if long_short else None
+        long_at = next_bar(enter_bars, bar)
+        short_at = next_bar(leave_bars, bar) if long_short else None
         candidates = [at for at in (long_at, short_at) if at is not None]
         if not candidates or cash <= 0:
             break
         start = min(candidates)
         side = 1 if start == long_at else -1
         equity[bar:start] = cash
-        trade = _trade(
+        trade = open_trade(
             candles,
             start,
             side,
@@ -280,9 +248,11 @@ def _simulate_all_in(
     *,
     record_trades: bool = True,
 ) -> BacktestResult:
-    """The common case (long only, all in, no stops) with every bar-level step vectorized:
-    each trade compounds the cash by (exit x (1 - fee)) / (entry x (1 + fee)). Gives the same
-    numbers as the general path (a test checks)."""
+    """Simulate the common case (long only, all in, no stops), every bar-level step vectorized.
+
+    Each trade compounds the cash by (exit x (1 - fee)) / (entry x (1 + fee)). Gives the same
+    numbers as the general path (a test checks).
+    """
     n, fee = len(candles), config.fee
     delay = 1 if config.fill is FillPrice.NEXT_OPEN else 0
     starts, ends, still_open = pair_signals(
@@ -347,99 +317,3 @@ def _simulate_all_in(
         for i in range(len(starts))
     ]
     return BacktestResult(equity, position, trades)
-
-
-def _trade(
-    candles: Candles,
-    start: int,
-    side: int,
-    cash: float,
-    config: BacktestConfig,
-    volatility: FloatArray | None,
-    delay: int,
-    *,
-    exits: IntArray,
-) -> Trade:
-    """One trade from its entry fill to its exit: an opposite signal, a stop, or the end."""
-    n, fee = len(candles), config.fee
-    price = _fill_price(candles, start, side, config)
-    if config.sizing is Sizing.ALL_IN:
-        quantity = cash / (price * (1 + fee))
-    else:
-        quantity = _notional(cash, config, volatility, start - delay) / price
-    signal_exit = _next(exits, start + 1)
-    last = signal_exit if signal_exit is not None else n - 1
-    reason = ExitReason.SIGNAL if signal_exit is not None else ExitReason.END
-    end, exit_price, reason = _stops(candles, start, last, side, price, config, reason)
-    if reason is ExitReason.SIGNAL:
-        exit_price = _fill_price(candles, end, -side, config)
-    elif reason is ExitReason.END:
-        exit_price = float(candles.close[end])  # still open: marked at the last close
-    exit_fee = 0.0 if reason is ExitReason.END else quantity * exit_price * fee
-    entry_fee = quantity * price * fee
-    pnl = side * quantity * (exit_price - price) - entry_fee - exit_fee
-    span = slice(start, end + 1)
-    excursions = side * (np.concatenate([candles.low[span], candles.high[span]]) - price) / price
-    return Trade(
-        side=side,
-        entry_bar=start,
-        exit_bar=end,
-        entry_price=price,
-        exit_price=exit_price,
-        quantity=quantity,
-        pnl=pnl,
-        return_pct=pnl / (quantity * price) if quantity else 0.0,
-        fees=entry_fee + exit_fee,
-        mae=float(np.min(excursions)),
-        mfe=float(np.max(excursions)),
-        exit_reason=reason,
-    )
-
-
-def _notional(
-    cash: float, config: BacktestConfig, volatility: FloatArray | None, signal_bar: int
-) -> float:
-    if config.sizing is Sizing.FIXED_FRACTION:
-        return cash * config.fraction
-    if config.sizing is Sizing.VOLATILITY_TARGET:
-        assert volatility is not None
-        current = volatility[max(signal_bar, 0)]
-        scale = (
-            config.max_leverage
-            if not np.isfinite(current) or current <= 0
-            else min(config.max_leverage, config.volatility_target / current)
-        )
-        return cash * scale
-    return cash
-
-
-def _stops(
-    candles: Candles,
-    start: int,
-    end: int,
-    side: int,
-    entry: float,
-    config: BacktestConfig,
-    reason: ExitReason,
-) -> tuple[int, float, ExitReason]:
-    """The first bar after the entry where a stop-loss or take-profit level is touched."""
-    if config.stop_loss is None and config.take_profit is None:
-        return end, np.nan, reason
-    bars = slice(start + 1, end + 1)
-    found = first_stop(
-        candles.low[bars],
-        candles.high[bars],
-        candles.open[bars],
-        side=side,
-        entry=entry,
-        stop_loss=config.stop_loss,
-        take_profit=config.take_profit,
-    )
-    if found is None:
-        return end, np.nan, reason
-    offset, price, is_stop_loss = found
-    return (
-        start + 1 + offset,
-        price,
-        ExitReason.STOP_LOSS if is_stop_loss else ExitReason.TAKE_PROFIT,
-    )

@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from coinql.domain.backtest import BacktestConfig, ExitReason, Trade, run
+from coinql.domain.backtest import run
+from coinql.domain.backtest_config import BacktestConfig
 from coinql.domain.candles import Candles
 from coinql.domain.metrics import Metrics, equity_returns, regime_labels, regime_stats, summarize
 from coinql.domain.strategies import StrategySpec
+from coinql.domain.trades import ExitReason, Trade
 from coinql.domain.typing import FloatArray, IntArray, Progress
 
 

@@ -1,17 +1,12 @@
-"""Portfolio optimization: mean-variance, risk parity, HRP and the simple allocations.
+"""Portfolio optimization: the objectives, risk parity, HRP and the simple allocations.
 
-Inputs are annualised: `mu` of shape (n_assets,) (arithmetic mean return x P) and `cov` of
-shape (n_assets, n_assets) (per-period covariance x P). Weights sum to 1 and respect the
-constraints; an impossible constraint set raises `Infeasible`, naming the constraint, and a
-bound, group cap, target or risk-free rate that is not a finite number raises `InvalidInput`
-naming it (SLSQP would otherwise hand back its starting point, equal weights, or NaN).
-
-Mean-variance problems are solved with SLSQP. MAX_SHARPE uses the convex reformulation of
-Cornuejols and Tutuncu (as PyPortfolioOpt does): minimise y'Sy subject to (mu - rf)'y = 1,
-then w = y / sum(y), so the solver never sees the non-convex ratio.
-
-The constraints and the SLSQP plumbing are in `coinql.domain.constraints`; `Constraints`,
-`Group`, `Infeasible` and `check_feasible` are part of this module's interface too.
+`optimal_weights` dispatches an `Objective` to its solver: the mean-variance ones are in
+`coinql.domain.mean_variance`, the risk-based and simple allocations here. Inputs are
+annualised: `mu` of shape (n_assets,) (arithmetic mean return x P, `expected_returns`) and
+`cov` of shape (n_assets, n_assets) (per-period covariance x P). Weights sum to 1 and respect
+the constraints (`coinql.domain.constraints`); an impossible constraint set raises
+`Infeasible`, naming the constraint, and a bound or group cap that is not a finite number
+raises `InvalidInput` naming it.
 """
 
 from __future__ import annotations
@@ -22,50 +17,31 @@ from enum import StrEnum
 
 import numpy as np
 from scipy.cluster.hierarchy import leaves_list, linkage
-from scipy.optimize import linprog, minimize
+from scipy.optimize import minimize
 from scipy.spatial.distance import squareform
 
 from coinql.domain.constraints import (
     MAX_ITERATIONS,
     Constraints,
-    Group,
     Infeasible,
     bounded,
     check_feasible,
-    check_finite,
     clean,
-    feasible_scaled,
     solve,
-    variance_of,
 )
 from coinql.domain.errors import InvalidInput
+from coinql.domain.mean_variance import (
+    efficient_return,
+    efficient_risk,
+    max_sharpe,
+    min_volatility,
+)
 from coinql.domain.typing import FloatArray
-
-__all__ = [
-    "Constraints",
-    "Group",
-    "Infeasible",
-    "Objective",
-    "Portfolio",
-    "check_feasible",
-    "describe",
-    "efficient_return",
-    "efficient_risk",
-    "equal_weight",
-    "expected_returns",
-    "frontier",
-    "hrp",
-    "inverse_volatility",
-    "market_cap_weight",
-    "max_return",
-    "max_sharpe",
-    "min_volatility",
-    "optimal_weights",
-    "risk_parity",
-]
 
 
 class Objective(StrEnum):
+    """What `optimal_weights` optimizes or allocates by."""
+
     MIN_VOLATILITY = "MIN_VOLATILITY"
     MAX_SHARPE = "MAX_SHARPE"
     TARGET_RETURN = "TARGET_RETURN"
@@ -77,140 +53,32 @@ class Objective(StrEnum):
     MARKET_CAP = "MARKET_CAP"
 
 
-def min_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
-    check_feasible(constraints, cov.shape[0])
-    variance, gradient = variance_of(cov)
-    return solve(variance, cov.shape[0], constraints, gradient=gradient)
-
-
-def max_sharpe(
-    mu: FloatArray, cov: FloatArray, constraints: Constraints, risk_free: float = 0.0
-) -> FloatArray:
-    n = cov.shape[0]
-    check_feasible(constraints, n)
-    check_finite("riskFreeRate", risk_free)
-    excess = mu - risk_free
-    if np.all(excess <= 0):
-        raise Infeasible("riskFreeRate", "no asset's expected return exceeds the risk-free rate")
-    # Variables (y, kappa): w = y / kappa with sum(y) = kappa and bounds scaled by kappa.
-    low, high = constraints.min_weight, constraints.max_weight
-
-    def objective(x: FloatArray) -> float:
-        return float(x[:n] @ cov @ x[:n])
-
-    def gradient(x: FloatArray) -> FloatArray:
-        return np.concatenate([2.0 * cov @ x[:n], [0.0]])
-
-    lower_jacobian = np.hstack([np.eye(n), -low * np.ones((n, 1))])
-    upper_jacobian = np.hstack([-np.eye(n), high * np.ones((n, 1))])
-    scaled: list[dict[str, object]] = [
-        {
-            "type": "eq",
-            "fun": lambda x: excess @ x[:n] - 1.0,
-            "jac": lambda x: np.concatenate([excess, [0.0]]),
-        },
-        {
-            "type": "eq",
-            "fun": lambda x: np.sum(x[:n]) - x[n],
-            "jac": lambda x: np.concatenate([np.ones(n), [-1.0]]),
-        },
-        {
-            "type": "ineq",
-            "fun": lambda x: x[:n] - low * x[n],
-            "jac": lambda x: lower_jacobian,
-        },
-        {
-            "type": "ineq",
-            "fun": lambda x: high * x[n] - x[:n],
-            "jac": lambda x: upper_jacobian,
-        },
-    ]
-    for group in constraints.groups:
-        members = list(group.members)
-        row = np.zeros(n + 1)
-        row[members] = -1.0
-        row[n] = group.max_weight
-        scaled.append(
-            {
-                "type": "ineq",
-                "fun": lambda x, m=members, cap=group.max_weight: cap * x[n] - np.sum(x[m]),
-                "jac": lambda x, r=row: r,
-            }
-        )
-    # Start from the feasible equal-weight book scaled onto the constraint (mu - rf)'y = 1.
-    start_w = bounded(np.full(n, 1.0 / n), constraints)
-    kappa0 = 1.0 / max(float(excess @ start_w), 1e-12)
-    result = minimize(
-        objective,
-        np.concatenate([start_w * kappa0, [kappa0]]),
-        jac=gradient,
-        method="SLSQP",
-        bounds=[(None, None)] * n + [(0.0, None)],
-        constraints=scaled,
-        options={"ftol": 1e-15, "maxiter": MAX_ITERATIONS},
-    )
-    if result.x[n] <= 0 or not (result.success or feasible_scaled(result.x, scaled)):
-        raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
-    return clean(result.x[:n] / result.x[n], constraints)
-
-
-def efficient_return(
-    mu: FloatArray, cov: FloatArray, target: float, constraints: Constraints
-) -> FloatArray:
-    """Minimum volatility for an expected return of at least `target` (as PyPortfolioOpt's
-    `efficient_return`)."""
-    n = cov.shape[0]
-    check_feasible(constraints, n)
-    check_finite("targetReturn", target)
-    highest = float(mu @ max_return(mu, constraints))
-    if target > highest + 1e-9:
-        raise Infeasible(
-            "targetReturn", f"targetReturn {target} is above the highest expected return {highest}"
-        )
-    variance, gradient = variance_of(cov)
-    return solve(
-        variance,
-        n,
-        constraints,
-        [{"type": "ineq", "fun": lambda w: mu @ w - target, "jac": lambda w: mu}],
-        gradient=gradient,
-    )
-
-
-def efficient_risk(
-    mu: FloatArray, cov: FloatArray, target: float, constraints: Constraints
-) -> FloatArray:
-    """Maximum expected return for a volatility of at most `target`."""
-    n = cov.shape[0]
-    check_feasible(constraints, n)
-    check_finite("targetVolatility", target)
-    lowest = float(
-        np.sqrt(min_volatility(cov, constraints) @ cov @ min_volatility(cov, constraints))
-    )
-    if target < lowest - 1e-9:
-        raise Infeasible(
-            "targetVolatility",
-            f"targetVolatility {target} is below the lowest achievable volatility {lowest}",
-        )
-    return solve(
-        lambda w: -(mu @ w),
-        n,
-        constraints,
-        [
-            {
-                "type": "ineq",
-                "fun": lambda w: target**2 - w @ cov @ w,
-                "jac": lambda w: -2.0 * cov @ w,
-            }
-        ],
-        gradient=lambda w: -mu,
-    )
-
-
 def risk_parity(cov: FloatArray, constraints: Constraints) -> FloatArray:
-    """Equal risk contributions. Without binding bounds this is the unique long-only solution
-    of min 0.5 y'Sy - sum(log y) / n, normalised; with bounds, the contributions are made as
-    equal as the bounds allow."""
+    """Return the weights of equal risk contributions.
+
+    Without binding bounds this is the unique long-only solution of
+    min 0.5 y'Sy - sum(log y) / n, normalised; with bounds or group caps, the risk shares are made
+    as equal as the constraints allow.
+
+    Parameters
+    ----------
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    constraints : Constraints
+        Weight bounds and group caps.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+    """
     n = cov.shape[0]
     check_feasible(constraints, n)
     result = minimize(
@@ -238,9 +106,31 @@ def risk_parity(cov: FloatArray, constraints: Constraints) -> FloatArray:
 
 
 def hrp(cov: FloatArray, constraints: Constraints) -> FloatArray:
-    """Hierarchical risk parity (Lopez de Prado, 2016): single-linkage clustering on the
-    correlation distance sqrt((1 - rho) / 2), quasi-diagonal order, recursive bisection with
-    inverse-variance weights inside each half."""
+    """Return the hierarchical risk parity weights (Lopez de Prado, 2016).
+
+    Single-linkage clustering on the correlation distance sqrt((1 - rho) / 2), quasi-diagonal
+    order, recursive bisection with inverse-variance weights inside each half. Projected onto
+    the constraints by least squares when it breaks them.
+
+    Parameters
+    ----------
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    constraints : Constraints
+        Weight bounds and group caps.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+    """
     n = cov.shape[0]
     check_feasible(constraints, n)
     std = np.sqrt(np.diag(cov))
@@ -273,47 +163,109 @@ def _cluster_variance(cov: FloatArray, members: list[int]) -> float:
 
 
 def inverse_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
+    """Return weights proportional to 1 / volatility.
+
+    Projected onto the constraints by least squares when it breaks them.
+
+    Parameters
+    ----------
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    constraints : Constraints
+        Weight bounds and group caps.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+    """
     check_feasible(constraints, cov.shape[0])
     inverse = 1.0 / np.sqrt(np.diag(cov))
     return bounded(inverse / inverse.sum(), constraints)
 
 
 def equal_weight(n_assets: int, constraints: Constraints) -> FloatArray:
+    """Return 1 / n_assets for each asset.
+
+    Projected onto the constraints by least squares when it breaks them.
+
+    Parameters
+    ----------
+    n_assets : int
+    constraints : Constraints
+        Weight bounds and group caps.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+    """
     check_feasible(constraints, n_assets)
     return bounded(np.full(n_assets, 1.0 / n_assets), constraints)
 
 
 def market_cap_weight(market_caps: FloatArray, constraints: Constraints) -> FloatArray:
+    """Return weights proportional to the market caps.
+
+    Projected onto the constraints by least squares when it breaks them.
+
+    Parameters
+    ----------
+    market_caps : ndarray of shape (n_assets,)
+        Every cap known (not NaN) and positive.
+    constraints : Constraints
+        Weight bounds and group caps.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+        Also ("symbols") when a market cap is NaN, infinite or not positive.
+    """
     check_feasible(constraints, market_caps.shape[0])
     if np.any(~np.isfinite(market_caps)) or np.any(market_caps <= 0):
         raise Infeasible("symbols", "MARKET_CAP needs a known, positive market cap for every asset")
     return bounded(market_caps / market_caps.sum(), constraints)
 
 
-def max_return(mu: FloatArray, constraints: Constraints) -> FloatArray:
-    """The highest expected return under the constraints: a linear program, solved exactly."""
-    n = mu.shape[0]
-    check_feasible(constraints, n)
-    caps = [(list(g.members), g.max_weight) for g in constraints.groups]
-    a_ub = np.zeros((len(caps), n))
-    for row, (members, _) in enumerate(caps):
-        a_ub[row, members] = 1.0
-    result = linprog(
-        -mu,
-        A_ub=a_ub if caps else None,
-        b_ub=[cap for _, cap in caps] if caps else None,
-        A_eq=np.ones((1, n)),
-        b_eq=[1.0],
-        bounds=[(constraints.min_weight, constraints.max_weight)] * n,
-        method="highs",
-    )
-    if not result.success:
-        raise Infeasible("constraints", f"no weights meet the constraints: {result.message}")
-    return clean(result.x, constraints)
-
-
 @dataclass(frozen=True, slots=True)
 class Portfolio:
+    """A portfolio's weights and their annualised figures.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_assets,)
+    expected_return : float
+        mu'w.
+    volatility : float
+        sqrt(w'Sw).
+    sharpe : float
+        (expected_return - risk_free) / volatility; NaN at zero volatility.
+    risk_contributions : ndarray of shape (n_assets,)
+        w * (Sw) / volatility, summing to the volatility; zeros at zero volatility.
+    """
+
     weights: FloatArray
     expected_return: float
     volatility: float
@@ -322,6 +274,23 @@ class Portfolio:
 
 
 def describe(weights: FloatArray, mu: FloatArray, cov: FloatArray, risk_free: float) -> Portfolio:
+    """Compute the expected return, volatility, Sharpe ratio and risk contributions of weights.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_assets,)
+    mu : ndarray of shape (n_assets,)
+        Annualised expected returns.
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    risk_free : float
+        The annual risk-free rate.
+
+    Returns
+    -------
+    Portfolio
+        Its Sharpe ratio NaN and its contributions zero when the volatility is zero.
+    """
     volatility = float(np.sqrt(max(float(weights @ cov @ weights), 0.0)))
     expected = float(mu @ weights)
     contributions = (
@@ -410,18 +379,3 @@ def optimal_weights(
     if market_caps is None:
         raise ValueError("MARKET_CAP needs the assets' market caps")
     return market_cap_weight(np.asarray(market_caps, dtype=np.float64), constraints)
-
-
-def frontier(
-    mu: FloatArray, cov: FloatArray, constraints: Constraints, points: int
-) -> list[FloatArray]:
-    """`points` efficient portfolios, from the minimum-volatility one to the highest return
-    reachable under the constraints, equally spaced in expected return."""
-    lowest = min_volatility(cov, constraints)
-    highest = max_return(mu, constraints)
-    targets = np.linspace(float(mu @ lowest), float(mu @ highest), points)
-    portfolios = [lowest]
-    for target in targets[1:-1]:
-        portfolios.append(efficient_return(mu, cov, float(target), constraints))
-    portfolios.append(highest)
-    return portfolios

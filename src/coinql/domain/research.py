@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from coinql.domain import backtest as bt
+from coinql.domain import backtest_config as bc
 from coinql.domain import indicators as ind
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
@@ -35,25 +36,52 @@ METRICS = ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", "trade
 
 
 class SplitMode(StrEnum):
+    """How walk-forward train windows move: ROLLING slides them, ANCHORED starts each at bar 0."""
+
     ROLLING = "ROLLING"
     ANCHORED = "ANCHORED"
 
 
 @dataclass(frozen=True, slots=True)
 class SweepRow:
+    """One combination of a sweep and its metrics (all None when the candles were too few)."""
+
     params: dict[str, Any]
     metrics: Metrics
 
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
+    """A sweep's rows in the order of `combinations`, and the best row by `metric`, if any."""
+
     metric: str
     rows: list[SweepRow]
     best: SweepRow | None
 
 
 def combinations(kind: str, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every valid combination of the grid (e.g. fast < slow), validated like a strategy."""
+    """Return every valid combination of the grid, validated like a strategy.
+
+    Combinations that are not a strategy (e.g. fast >= slow) are skipped.
+
+    Parameters
+    ----------
+    kind : str
+        A signal strategy kind (`SignalKind` value).
+    grid : dict of str to list
+        The values of each parameter.
+
+    Returns
+    -------
+    list of dict
+        Validated parameters, in the product order of the sorted parameter names.
+
+    Raises
+    ------
+    InvalidInput
+        ("grid") When a parameter has no values, the grid has more than `MAX_COMBINATIONS`
+        combinations, or none of them is valid.
+    """
     if not grid or any(not values for values in grid.values()):
         raise InvalidInput("grid", "give at least one value for each parameter")
     names = sorted(grid)
@@ -73,7 +101,7 @@ def combinations(kind: str, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def _metrics(result: bt.BacktestResult, periods_per_year: float) -> Metrics:
-    """A sweep's metrics of one run: its total return is the equity's (end / start - 1)."""
+    """Summarize one run for a sweep: its total return is the equity's (end / start - 1)."""
     return replace(
         summarize(result.returns, periods_per_year),
         total_return=finite(result.equity[-1] / result.equity[0] - 1),
@@ -109,12 +137,35 @@ def sweep(
     kind: str,
     grid: dict[str, list[Any]],
     candles: Candles,
-    config: bt.BacktestConfig,
+    config: bc.BacktestConfig,
     metric: str = "sharpe",
     progress: Progress | None = None,
 ) -> SweepResult:
-    """Backtest every combination; the best maximises `metric` (minimises max_drawdown).
-    `progress` is called after each combination."""
+    """Backtest every combination of the grid on the same candles.
+
+    Parameters
+    ----------
+    kind : str
+        A signal strategy kind (`SignalKind` value).
+    grid : dict of str to list
+        The values of each parameter.
+    candles : Candles
+    config : BacktestConfig
+    metric : str, default "sharpe"
+        One of `METRICS`; the best row maximises it (minimises max_drawdown).
+    progress : callable, optional
+        Called with the share of combinations done, after each one that ran.
+
+    Returns
+    -------
+    SweepResult
+        A combination whose lookback does not fit the candles gets empty metrics.
+
+    Raises
+    ------
+    InvalidInput
+        When `metric` is unknown ("metric") or the grid is invalid ("grid").
+    """
     if metric not in METRICS:
         raise InvalidInput("metric", f"metric must be one of {', '.join(METRICS)}")
     params_list = combinations(kind, grid)
@@ -134,6 +185,20 @@ def sweep(
 
 
 def best_row(rows: list[SweepRow], metric: str) -> SweepRow | None:
+    """Return the row that maximises `metric` (minimises max_drawdown).
+
+    Parameters
+    ----------
+    rows : list of SweepRow
+    metric : str
+        One of `METRICS`.
+
+    Returns
+    -------
+    SweepRow or None
+        Rows whose metric is None are skipped; None when no row has a value. Ties go to the
+        first row.
+    """
     scored = [row for row in rows if row.metrics[metric] is not None]
     if not scored:
         return None
@@ -142,7 +207,7 @@ def best_row(rows: list[SweepRow], metric: str) -> SweepRow | None:
 
 
 def _part(progress: Progress | None, part: int, parts: int) -> Progress | None:
-    """The progress of part `part` (from 0) of a run in `parts` equal parts."""
+    """Scale `progress` to part `part` (from 0) of a run in `parts` equal parts."""
     if progress is None:
         return None
 
@@ -154,11 +219,36 @@ def _part(progress: Progress | None, part: int, parts: int) -> Progress | None:
 
 @dataclass(frozen=True, slots=True)
 class Split:
+    """One walk-forward window: train and test bar ranges, each [start, end)."""
+
     train: tuple[int, int]  # bar indexes [start, end)
     test: tuple[int, int]
 
 
 def splits(n: int, *, train: int, test: int, mode: SplitMode) -> list[Split]:
+    """Cut `n` bars into successive train/test windows.
+
+    Each test window follows its train window; the next split starts `test` bars later.
+
+    Parameters
+    ----------
+    n : int
+        The number of bars.
+    train, test : int
+        The bars of each train and test window, at least 2 each.
+    mode : SplitMode
+        ROLLING slides the train window; ANCHORED starts it at bar 0 and lets it grow.
+
+    Returns
+    -------
+    list of Split
+        As many as fit in `n` bars.
+
+    Raises
+    ------
+    InvalidInput
+        ("trainBars") When a window is shorter than 2 bars or train + test exceeds `n`.
+    """
     if train < 2 or test < 2:
         raise InvalidInput("trainBars", "train and test windows need at least 2 bars each")
     if train + test > n:
@@ -176,6 +266,8 @@ def splits(n: int, *, train: int, test: int, mode: SplitMode) -> list[Split]:
 
 @dataclass(frozen=True, slots=True)
 class WalkForwardSplit:
+    """One window's chosen parameters with their in-sample and out-of-sample metrics."""
+
     split: Split
     params: dict[str, Any]
     in_sample: Metrics
@@ -184,12 +276,18 @@ class WalkForwardSplit:
 
 @dataclass(frozen=True, slots=True)
 class WalkForwardResult:
+    """The walk-forward windows that found a best combination, and the metric they used."""
+
     metric: str
     splits: list[WalkForwardSplit] = field(default_factory=list)
 
     @property
     def decay(self) -> float | None:
-        """Mean out-of-sample metric over mean in-sample metric."""
+        """The mean out-of-sample metric over the mean in-sample metric.
+
+        Windows whose metric is None are left out of each mean; None without any value on
+        either side or when the in-sample mean is zero.
+        """
         ins = [
             s.in_sample[self.metric] for s in self.splits if s.in_sample[self.metric] is not None
         ]
@@ -207,7 +305,7 @@ def walk_forward(
     kind: str,
     grid: dict[str, list[Any]],
     candles: Candles,
-    config: bt.BacktestConfig,
+    config: bc.BacktestConfig,
     *,
     train: int,
     test: int,
@@ -215,10 +313,37 @@ def walk_forward(
     metric: str = "sharpe",
     progress: Progress | None = None,
 ) -> WalkForwardResult:
-    """Optimise on each train window, evaluate out of sample on the next test window. The test
-    run sees the train window's bars too, as warm-up for its indicators, but only trades and
-    counts returns inside the test window. `progress` is called after each combination of
-    each window's sweep."""
+    """Optimise on each train window and evaluate out of sample on the next test window.
+
+    The test run sees the train window's bars too, as warm-up for its indicators, but only
+    trades and counts returns inside the test window.
+
+    Parameters
+    ----------
+    kind : str
+        A signal strategy kind (`SignalKind` value).
+    grid : dict of str to list
+        The values of each parameter.
+    candles : Candles
+    config : BacktestConfig
+    train, test : int
+        The bars of each train and test window.
+    mode : SplitMode
+    metric : str, default "sharpe"
+        The metric each train window's sweep selects by (see `sweep`).
+    progress : callable, optional
+        Called with the share done, after each combination of each window's sweep.
+
+    Returns
+    -------
+    WalkForwardResult
+        Windows whose sweep found no best combination are left out.
+
+    Raises
+    ------
+    InvalidInput
+        When the windows do not fit ("trainBars"), the metric is unknown or the grid invalid.
+    """
     windows = splits(len(candles), train=train, test=test, mode=mode)
     results = []
     for index, window in enumerate(windows):

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from coinql.domain.backtest import BacktestConfig
+from coinql.domain.backtest_config import BacktestConfig
 from coinql.domain.candles import Interval
 from coinql.domain.research import SplitMode
 from coinql.domain.simulation import SimulationConfig, SimulationMethod

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from coinql.domain import backtest, book, research, signals
+from coinql.domain.backtest_config import BacktestConfig
 from coinql.domain.book import BookResult, TradeRow
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Candles, Interval
@@ -52,7 +53,7 @@ class BacktestRequest:
     interval: Interval
     start: int | None
     end: int | None
-    config: backtest.BacktestConfig
+    config: BacktestConfig
     strategy: StrategyInput | None = None
     strategy_id: uuid.UUID | None = None
     name: str | None = None
@@ -76,7 +77,7 @@ def _lookback(spec: StrategySpec) -> int:
     return int(spec.params.get("lookback", 90))
 
 
-def _check_config(config: backtest.BacktestConfig) -> None:
+def _check_config(config: BacktestConfig) -> None:
     check_bounds(
         (config.initial_capital, INITIAL_CAPITAL, "initialCapital"),
         (config.fee_bps, FEE_BPS, "feeBps"),
@@ -170,7 +171,7 @@ class StudyRequest:
     kind: str
     grid: dict[str, list[float]]
     metric: str
-    config: backtest.BacktestConfig
+    config: BacktestConfig
     walk_forward: bool = False
     train_bars: int = 365
     test_bars: int = 90
@@ -321,7 +322,7 @@ async def backtest_file(
 
 
 def _backtest_candles(
-    spec: StrategySpec, symbol: str, candles: Candles, config: backtest.BacktestConfig
+    spec: StrategySpec, symbol: str, candles: Candles, config: BacktestConfig
 ) -> tuple[BookResult, Metrics, list[TradeRow]]:
     """The book, its summary and its trades: all of it in the worker thread, as a million
     bars' summary and trade table are a second of CPU too."""

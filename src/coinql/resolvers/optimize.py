@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from coinql.domain import mean_variance as mv
 from coinql.domain import optimize as opt
 from coinql.domain.basket import Basket
 from coinql.domain.candles import Interval
+from coinql.domain.constraints import Constraints, Group
 from coinql.domain.covariance import EWMA_DEFAULT_DECAY, CovarianceMethod
 from coinql.domain.errors import InvalidInput
 from coinql.domain.typing import FloatArray
@@ -50,7 +52,7 @@ class Optimized:
     observations: int
 
 
-def _constraints(request: OptimizeRequest, symbols: list[str]) -> opt.Constraints:
+def _constraints(request: OptimizeRequest, symbols: list[str]) -> Constraints:
     if request.long_only and request.min_weight < 0:
         raise InvalidInput("constraints.minWeight", "minWeight must be >= 0 when longOnly")
     groups = []
@@ -61,13 +63,13 @@ def _constraints(request: OptimizeRequest, symbols: list[str]) -> opt.Constraint
                 f"constraints.groups.{group.name}", f"not among the symbols: {', '.join(unknown)}"
             )
         groups.append(
-            opt.Group(
+            Group(
                 group.name,
                 tuple(symbols.index(s.upper()) for s in group.symbols),
                 group.max_weight,
             )
         )
-    return opt.Constraints(request.min_weight, request.max_weight, tuple(groups))
+    return Constraints(request.min_weight, request.max_weight, tuple(groups))
 
 
 async def _inputs(
@@ -117,7 +119,7 @@ async def frontier(context: Context, request: OptimizeRequest, points: int) -> O
         raise InvalidInput("points", f"points must be between 2 and {MAX_POINTS}")
     basket, mu, cov = await _inputs(context, request)
     constraints = _constraints(request, basket.symbols)
-    found = await offload(points * 10_000, opt.frontier, mu, cov, constraints, points)
+    found = await offload(points * 10_000, mv.frontier, mu, cov, constraints, points)
     rf = request.risk_free_rate
     return Optimized(
         basket.symbols,

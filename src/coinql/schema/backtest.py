@@ -12,6 +12,7 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from coinql.domain import backtest, errors
+from coinql.domain.backtest_config import BacktestConfig
 from coinql.resolvers import backtest as backtest_resolvers
 from coinql.resolvers import jobs as jobs_resolvers
 from coinql.resolvers import simulation as simulation_resolvers
@@ -115,7 +116,7 @@ class BacktestInput:
             strategy=strategy,
             strategy_id=decode_id(self.strategy_id, "Strategy") if self.strategy_id else None,
             name=self.name,
-            config=backtest.BacktestConfig(
+            config=BacktestConfig(
                 initial_capital=self.initial_capital,
                 fee_bps=self.fee_bps,
                 slippage_bps=self.slippage_bps,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import strawberry
 
-from coinql.domain.backtest import Direction, ExitReason, FillPrice, Sizing
+from coinql.domain.backtest_config import Direction, FillPrice, Sizing
 from coinql.domain.candles import Interval
 from coinql.domain.covariance import CovarianceMethod
 from coinql.domain.ledger import CostBasis, TransactionKind
@@ -18,6 +18,7 @@ from coinql.domain.returns import ReturnKind
 from coinql.domain.risk import VarMethod
 from coinql.domain.simulation import SimulationMethod
 from coinql.domain.strategies import Rebalance, UniverseRank
+from coinql.domain.trades import ExitReason
 from coinql.store.jobs import JobKind, JobStatus
 from coinql.store.market import AssetOrder
 

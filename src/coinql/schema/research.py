@@ -10,7 +10,8 @@ from typing import Any, Self
 import strawberry
 from strawberry.scalars import JSON
 
-from coinql.domain import backtest, research
+from coinql.domain import research
+from coinql.domain.backtest_config import BacktestConfig
 from coinql.domain.bounds import Bounds
 from coinql.domain.metrics import Metrics
 from coinql.domain.strategies import MAX_WINDOW
@@ -162,7 +163,7 @@ class StudyInput:
             kind=self.strategy,
             grid={item.name: list(item.values) for item in self.grid},
             metric=self.metric,
-            config=backtest.BacktestConfig(
+            config=BacktestConfig(
                 initial_capital=self.initial_capital,
                 fee_bps=self.fee_bps,
                 slippage_bps=self.slippage_bps,

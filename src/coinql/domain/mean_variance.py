@@ -1,0 +1,347 @@
+"""Mean-variance optimization: minimum volatility, maximum Sharpe, the efficient frontier.
+
+Inputs are annualised: `mu` of shape (n_assets,) (arithmetic mean return x P) and `cov` of
+shape (n_assets, n_assets) (per-period covariance x P); they are not checked for NaN, which the
+caller's estimators leave out. Weights sum to 1 and respect the constraints; an impossible
+constraint set raises `Infeasible`, naming the constraint, and a bound, group cap, target or
+risk-free rate that is not a finite number raises `InvalidInput` naming it (SLSQP would
+otherwise hand back its starting point, equal weights, or NaN).
+
+The quadratic problems are solved with SLSQP, the maximum return with a linear program.
+MAX_SHARPE uses the convex reformulation of Cornuejols and Tutuncu (as PyPortfolioOpt does):
+minimise y'Sy subject to (mu - rf)'y = 1, then w = y / sum(y), so the solver never sees the
+non-convex ratio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linprog, minimize
+
+from coinql.domain.constraints import (
+    MAX_ITERATIONS,
+    Constraints,
+    Infeasible,
+    bounded,
+    check_feasible,
+    check_finite,
+    clean,
+    feasible_scaled,
+    solve,
+    variance_of,
+)
+from coinql.domain.typing import FloatArray
+
+
+def min_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
+    """Return the weights of the lowest volatility under the constraints.
+
+    Parameters
+    ----------
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    constraints : Constraints
+        Weight bounds and group caps.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+    """
+    check_feasible(constraints, cov.shape[0])
+    variance, gradient = variance_of(cov)
+    return solve(variance, cov.shape[0], constraints, gradient=gradient)
+
+
+def max_sharpe(
+    mu: FloatArray, cov: FloatArray, constraints: Constraints, risk_free: float = 0.0
+) -> FloatArray:
+    """Return the weights of the highest Sharpe ratio under the constraints.
+
+    Solved in the convex form (minimise y'Sy subject to (mu - rf)'y = 1, then w = y / sum(y)).
+
+    Parameters
+    ----------
+    mu : ndarray of shape (n_assets,)
+        Annualised expected returns.
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    constraints : Constraints
+        Weight bounds and group caps.
+    risk_free : float, default 0.0
+        The annual risk-free rate.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap or `risk_free` is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+        Also when no asset's expected return exceeds `risk_free` ("riskFreeRate") or the solver
+        finds no solution ("constraints").
+    """
+    n = cov.shape[0]
+    check_feasible(constraints, n)
+    check_finite("riskFreeRate", risk_free)
+    excess = mu - risk_free
+    if np.all(excess <= 0):
+        raise Infeasible("riskFreeRate", "no asset's expected return exceeds the risk-free rate")
+    # Variables (y, kappa): w = y / kappa with sum(y) = kappa and bounds scaled by kappa.
+    low, high = constraints.min_weight, constraints.max_weight
+
+    def objective(x: FloatArray) -> float:
+        return float(x[:n] @ cov @ x[:n])
+
+    def gradient(x: FloatArray) -> FloatArray:
+        return np.concatenate([2.0 * cov @ x[:n], [0.0]])
+
+    lower_jacobian = np.hstack([np.eye(n), -low * np.ones((n, 1))])
+    upper_jacobian = np.hstack([-np.eye(n), high * np.ones((n, 1))])
+    scaled: list[dict[str, object]] = [
+        {
+            "type": "eq",
+            "fun": lambda x: excess @ x[:n] - 1.0,
+            "jac": lambda x: np.concatenate([excess, [0.0]]),
+        },
+        {
+            "type": "eq",
+            "fun": lambda x: np.sum(x[:n]) - x[n],
+            "jac": lambda x: np.concatenate([np.ones(n), [-1.0]]),
+        },
+        {
+            "type": "ineq",
+            "fun": lambda x: x[:n] - low * x[n],
+            "jac": lambda x: lower_jacobian,
+        },
+        {
+            "type": "ineq",
+            "fun": lambda x: high * x[n] - x[:n],
+            "jac": lambda x: upper_jacobian,
+        },
+    ]
+    for group in constraints.groups:
+        members = list(group.members)
+        row = np.zeros(n + 1)
+        row[members] = -1.0
+        row[n] = group.max_weight
+        scaled.append(
+            {
+                "type": "ineq",
+                "fun": lambda x, m=members, cap=group.max_weight: cap * x[n] - np.sum(x[m]),
+                "jac": lambda x, r=row: r,
+            }
+        )
+    # Start from the feasible equal-weight book scaled onto the constraint (mu - rf)'y = 1.
+    start_w = bounded(np.full(n, 1.0 / n), constraints)
+    kappa0 = 1.0 / max(float(excess @ start_w), 1e-12)
+    result = minimize(
+        objective,
+        np.concatenate([start_w * kappa0, [kappa0]]),
+        jac=gradient,
+        method="SLSQP",
+        bounds=[(None, None)] * n + [(0.0, None)],
+        constraints=scaled,
+        options={"ftol": 1e-15, "maxiter": MAX_ITERATIONS},
+    )
+    if result.x[n] <= 0 or not (result.success or feasible_scaled(result.x, scaled)):
+        raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
+    return clean(result.x[:n] / result.x[n], constraints)
+
+
+def efficient_return(
+    mu: FloatArray, cov: FloatArray, target: float, constraints: Constraints
+) -> FloatArray:
+    """Return the minimum-volatility weights for an expected return of at least `target`.
+
+    As PyPortfolioOpt's `efficient_return`.
+
+    Parameters
+    ----------
+    mu : ndarray of shape (n_assets,)
+        Annualised expected returns.
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    target : float
+        The annual expected return to reach.
+    constraints : Constraints
+        Weight bounds and group caps.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap or `target` is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+        Also ("targetReturn") when `target` is above the highest expected return the constraints
+        allow.
+    """
+    n = cov.shape[0]
+    check_feasible(constraints, n)
+    check_finite("targetReturn", target)
+    highest = float(mu @ max_return(mu, constraints))
+    if target > highest + 1e-9:
+        raise Infeasible(
+            "targetReturn", f"targetReturn {target} is above the highest expected return {highest}"
+        )
+    variance, gradient = variance_of(cov)
+    return solve(
+        variance,
+        n,
+        constraints,
+        [{"type": "ineq", "fun": lambda w: mu @ w - target, "jac": lambda w: mu}],
+        gradient=gradient,
+    )
+
+
+def efficient_risk(
+    mu: FloatArray, cov: FloatArray, target: float, constraints: Constraints
+) -> FloatArray:
+    """Return the maximum-return weights for a volatility of at most `target`.
+
+    Parameters
+    ----------
+    mu : ndarray of shape (n_assets,)
+        Annualised expected returns.
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    target : float
+        The annual volatility not to exceed.
+    constraints : Constraints
+        Weight bounds and group caps.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap or `target` is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+        Also ("targetVolatility") when `target` is below the lowest achievable volatility.
+    """
+    n = cov.shape[0]
+    check_feasible(constraints, n)
+    check_finite("targetVolatility", target)
+    lowest = float(
+        np.sqrt(min_volatility(cov, constraints) @ cov @ min_volatility(cov, constraints))
+    )
+    if target < lowest - 1e-9:
+        raise Infeasible(
+            "targetVolatility",
+            f"targetVolatility {target} is below the lowest achievable volatility {lowest}",
+        )
+    return solve(
+        lambda w: -(mu @ w),
+        n,
+        constraints,
+        [
+            {
+                "type": "ineq",
+                "fun": lambda w: target**2 - w @ cov @ w,
+                "jac": lambda w: -2.0 * cov @ w,
+            }
+        ],
+        gradient=lambda w: -mu,
+    )
+
+
+def max_return(mu: FloatArray, constraints: Constraints) -> FloatArray:
+    """Return the weights of the highest expected return: a linear program, solved exactly.
+
+    Parameters
+    ----------
+    mu : ndarray of shape (n_assets,)
+        Annualised expected returns.
+    constraints : Constraints
+        Weight bounds and group caps.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        Summing to 1 within the constraints.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+    """
+    n = mu.shape[0]
+    check_feasible(constraints, n)
+    caps = [(list(g.members), g.max_weight) for g in constraints.groups]
+    a_ub = np.zeros((len(caps), n))
+    for row, (members, _) in enumerate(caps):
+        a_ub[row, members] = 1.0
+    result = linprog(
+        -mu,
+        A_ub=a_ub if caps else None,
+        b_ub=[cap for _, cap in caps] if caps else None,
+        A_eq=np.ones((1, n)),
+        b_eq=[1.0],
+        bounds=[(constraints.min_weight, constraints.max_weight)] * n,
+        method="highs",
+    )
+    if not result.success:
+        raise Infeasible("constraints", f"no weights meet the constraints: {result.message}")
+    return clean(result.x, constraints)
+
+
+def frontier(
+    mu: FloatArray, cov: FloatArray, constraints: Constraints, points: int
+) -> list[FloatArray]:
+    """Return `points` efficient portfolios, equally spaced in expected return.
+
+    From the minimum-volatility portfolio to the highest return reachable under the constraints.
+
+    Parameters
+    ----------
+    mu : ndarray of shape (n_assets,)
+        Annualised expected returns.
+    cov : ndarray of shape (n_assets, n_assets)
+        Annualised covariance.
+    constraints : Constraints
+        Weight bounds and group caps.
+    points : int
+        The number of portfolios; at least 2 (fewer still gives the two ends).
+
+    Returns
+    -------
+    list of ndarray of shape (n_assets,)
+        Weights, lowest expected return first.
+
+    Raises
+    ------
+    InvalidInput
+        When a bound or group cap is not finite, naming it.
+    Infeasible
+        When no weights meet the constraints, naming the constraint.
+    """
+    lowest = min_volatility(cov, constraints)
+    highest = max_return(mu, constraints)
+    targets = np.linspace(float(mu @ lowest), float(mu @ highest), points)
+    portfolios = [lowest]
+    for target in targets[1:-1]:
+        portfolios.append(efficient_return(mu, cov, float(target), constraints))
+    portfolios.append(highest)
+    return portfolios
