@@ -104,6 +104,48 @@ class ReturnStream:
             risk_free_rate=risk_free_rate,
         )
 
+    @classmethod
+    def of_equity(
+        cls,
+        label: str,
+        timestamps: IntArray,
+        equity: FloatArray,
+        interval: Interval,
+        *,
+        periods_per_year: float,
+        risk_free_rate: float,
+    ) -> ReturnStream:
+        """Build the stream of an equity curve's period returns (`period_returns`).
+
+        Parameters
+        ----------
+        label : str
+            What the curve is of (a backtest run's name).
+        timestamps : ndarray of shape (n_points,)
+            Epoch ms of each equity value, increasing.
+        equity : ndarray of shape (n_points,)
+            The curve; a return next to a missing or zero value is NaN.
+        interval : Interval
+            The period between points.
+        periods_per_year : float
+            Annualises.
+        risk_free_rate : float
+            Annual.
+
+        Returns
+        -------
+        ReturnStream
+            Returns of shape (n_points - 1,), each stamped with the later point's time.
+        """
+        return cls(
+            label=label,
+            interval=interval,
+            timestamps=timestamps[1:],
+            returns=compounding.period_returns(equity),
+            periods_per_year=periods_per_year,
+            risk_free_rate=risk_free_rate,
+        )
+
     @property
     def risk_free_per_period(self) -> float:
         """The per-period rate equivalent to the annual risk-free rate."""

@@ -221,6 +221,11 @@ class ValueHistory:
     flows: FloatArray
     returns: FloatArray
 
+    @classmethod
+    def empty(cls) -> ValueHistory:
+        """Return the history of a book with no transactions: every array of length 0."""
+        return cls(np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0))
+
 
 def value_history(
     transactions: Sequence[Transaction],

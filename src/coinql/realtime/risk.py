@@ -143,12 +143,7 @@ async def _observe(
     ]
     if not entries:
         return {}
-    transactions = [
-        ledger.Transaction(
-            ledger.TransactionKind(e.kind), e.asset, e.quantity, e.time, e.price, e.fee
-        )
-        for e in entries
-    ]
+    transactions = [entry.transaction() for entry in entries]
     symbols = valuation.priced_assets(transactions, base_currency=portfolio.base_currency)
     assets = await market_store.get_assets(session, symbols=symbols)
     current = valuation.valuation(

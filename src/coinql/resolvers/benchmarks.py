@@ -4,8 +4,8 @@ same loader, so `benchmark` and rolling `BETA` work on each of them."""
 
 from __future__ import annotations
 
-from coinql.domain import compounding
 from coinql.domain.candles import Interval
+from coinql.domain.tearsheet import ReturnStream
 from coinql.domain.typing import FloatArray, IntArray
 from coinql.resolvers.backtest import get_backtest_run
 from coinql.resolvers.context import Context
@@ -40,6 +40,14 @@ def benchmark_loader(
         assert benchmark.backtest_run_id is not None
         run = await get_backtest_run(context, run_id=benchmark.backtest_run_id)
         timestamps, equity = run_store.equity_of(run)
-        return timestamps[1:], compounding.period_returns(equity)
+        stream = ReturnStream.of_equity(
+            run.name,
+            timestamps,
+            equity,
+            interval,
+            periods_per_year=float(run.input["config"]["periods_per_year"]),
+            risk_free_rate=0.0,
+        )
+        return stream.timestamps, stream.returns
 
     return load

@@ -10,8 +10,6 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
 
-import numpy as np
-
 from coinql.domain import ledger
 from coinql.domain import valuation as book
 from coinql.domain.bounds import Bounds
@@ -99,20 +97,9 @@ async def delete_portfolio(context: Context, *, portfolio_id: uuid.UUID) -> uuid
     return portfolio_id
 
 
-def to_transaction(entry: LedgerEntry) -> Transaction:
-    return Transaction(
-        kind=TransactionKind(entry.kind),
-        asset=entry.asset,
-        quantity=entry.quantity,
-        time=entry.time,
-        price=entry.price,
-        fee=entry.fee,
-    )
-
-
 async def transactions_of(context: Context, portfolio: Portfolio) -> list[Transaction]:
     entries = await context.loaders.entries.load(portfolio.id)
-    return [to_transaction(entry) for entry in entries]
+    return [entry.transaction() for entry in entries]
 
 
 async def ledger_state(context: Context, portfolio: Portfolio) -> LedgerState:
@@ -175,7 +162,7 @@ async def add_transactions(
         existing = (await portfolio_store.entries_of(session, portfolio_ids=[portfolio.id]))[
             portfolio.id
         ]
-        history = [to_transaction(entry) for entry in existing]
+        history = [entry.transaction() for entry in existing]
         ledger.replay(
             [*history, *batch],
             base_currency=portfolio.base_currency,
@@ -302,9 +289,8 @@ class History:
 async def value_history(context: Context, portfolio: Portfolio, interval: Interval) -> History:
     """NAV at each candle close from the first transaction to the newest candle."""
     transactions = await transactions_of(context, portfolio)
-    empty = book.ValueHistory(np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0))
     if not transactions:
-        return History(empty, interval)
+        return History(book.ValueHistory.empty(), interval)
     symbols = book.priced_assets(transactions, base_currency=portfolio.base_currency)
     start = book.history_start(transactions, interval)
     assets = await context.loaders.assets.load_many(symbols)

@@ -11,7 +11,6 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from coinql.domain import compounding
 from coinql.domain.book import TradeRow
 from coinql.domain.bounds import Bounds
 from coinql.domain.metrics import Metrics
@@ -204,11 +203,11 @@ class BacktestRun(OwnedNode):
     ) -> Performance | None:
         timestamps, equity = run_store.equity_of(self.model)
         interval = Interval(self.model.input["interval"])
-        stream = ReturnStream(
-            label=self.model.name,
-            interval=interval,
-            timestamps=timestamps[1:],
-            returns=compounding.period_returns(equity),
+        stream = ReturnStream.of_equity(
+            self.model.name,
+            timestamps,
+            equity,
+            interval,
             periods_per_year=float(self.model.input["config"]["periods_per_year"]),
             risk_free_rate=risk_free_rate,
         )

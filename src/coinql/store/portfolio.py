@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Column, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from coinql.domain.ledger import Transaction, TransactionKind
 from coinql.store.db import DecimalType, UTCDateTime, insert, parent_key
 
 
@@ -42,6 +43,17 @@ class LedgerEntry(SQLModel, table=True):
     fee: Decimal = Field(sa_column=Column(DecimalType, nullable=False))
     time: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     note: str | None = Field(default=None, max_length=200)
+
+    def transaction(self) -> Transaction:
+        """The entry as the ledger's domain record (what replay and valuation read)."""
+        return Transaction(
+            kind=TransactionKind(self.kind),
+            asset=self.asset,
+            quantity=self.quantity,
+            time=self.time,
+            price=self.price,
+            fee=self.fee,
+        )
 
 
 class Strategy(SQLModel, table=True):
