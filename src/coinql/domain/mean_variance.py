@@ -11,6 +11,9 @@ The quadratic problems are solved with SLSQP, the maximum return with a linear p
 MAX_SHARPE uses the convex reformulation of Cornuejols and Tutuncu (as PyPortfolioOpt does):
 minimise y'Sy subject to (mu - rf)'y = 1, then w = y / sum(y), so the solver never sees the
 non-convex ratio.
+
+A function's docstring names only what is its own: `mu`, `cov`, `constraints`, the weights it
+returns (ndarray of shape (n_assets,)) and the two errors are as stated here.
 """
 
 from __future__ import annotations
@@ -34,27 +37,7 @@ from coinql.domain.typing import FloatArray
 
 
 def min_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
-    """Return the weights of the lowest volatility under the constraints.
-
-    Parameters
-    ----------
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
-    constraints : Constraints
-        Weight bounds and group caps.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
-
-    Raises
-    ------
-    InvalidInput
-        When a bound or group cap is not finite, naming it.
-    Infeasible
-        When no weights meet the constraints, naming the constraint.
-    """
+    """Return the weights of the lowest volatility under the constraints."""
     check_feasible(constraints, cov.shape[0])
     variance, gradient = variance_of(cov)
     return solve(variance, cov.shape[0], constraints, gradient=gradient)
@@ -69,28 +52,16 @@ def max_sharpe(
 
     Parameters
     ----------
-    mu : ndarray of shape (n_assets,)
-        Annualised expected returns.
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
-    constraints : Constraints
-        Weight bounds and group caps.
     risk_free : float, default 0.0
         The annual risk-free rate.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
 
     Raises
     ------
     InvalidInput
         When a bound or group cap or `risk_free` is not finite, naming it.
     Infeasible
-        When no weights meet the constraints, naming the constraint.
-        Also when no asset's expected return exceeds `risk_free` ("riskFreeRate") or the solver
-        finds no solution ("constraints").
+        ("riskFreeRate") When no asset's expected return exceeds `risk_free`, and
+        ("constraints") when the solver finds no solution.
     """
     n = cov.shape[0]
     check_feasible(constraints, n)
@@ -169,27 +140,15 @@ def efficient_return(
 
     Parameters
     ----------
-    mu : ndarray of shape (n_assets,)
-        Annualised expected returns.
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
     target : float
         The annual expected return to reach.
-    constraints : Constraints
-        Weight bounds and group caps.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
 
     Raises
     ------
     InvalidInput
         When a bound or group cap or `target` is not finite, naming it.
     Infeasible
-        When no weights meet the constraints, naming the constraint.
-        Also ("targetReturn") when `target` is above the highest expected return the constraints
+        ("targetReturn") When `target` is above the highest expected return the constraints
         allow.
     """
     n = cov.shape[0]
@@ -217,27 +176,15 @@ def efficient_risk(
 
     Parameters
     ----------
-    mu : ndarray of shape (n_assets,)
-        Annualised expected returns.
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
     target : float
         The annual volatility not to exceed.
-    constraints : Constraints
-        Weight bounds and group caps.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
 
     Raises
     ------
     InvalidInput
         When a bound or group cap or `target` is not finite, naming it.
     Infeasible
-        When no weights meet the constraints, naming the constraint.
-        Also ("targetVolatility") when `target` is below the lowest achievable volatility.
+        ("targetVolatility") When `target` is below the lowest achievable volatility.
     """
     n = cov.shape[0]
     check_feasible(constraints, n)
@@ -266,27 +213,7 @@ def efficient_risk(
 
 
 def max_return(mu: FloatArray, constraints: Constraints) -> FloatArray:
-    """Return the weights of the highest expected return: a linear program, solved exactly.
-
-    Parameters
-    ----------
-    mu : ndarray of shape (n_assets,)
-        Annualised expected returns.
-    constraints : Constraints
-        Weight bounds and group caps.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
-
-    Raises
-    ------
-    InvalidInput
-        When a bound or group cap is not finite, naming it.
-    Infeasible
-        When no weights meet the constraints, naming the constraint.
-    """
+    """Return the weights of the highest expected return: a linear program, solved exactly."""
     n = mu.shape[0]
     check_feasible(constraints, n)
     caps = [(list(g.members), g.max_weight) for g in constraints.groups]
@@ -316,12 +243,6 @@ def frontier(
 
     Parameters
     ----------
-    mu : ndarray of shape (n_assets,)
-        Annualised expected returns.
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
-    constraints : Constraints
-        Weight bounds and group caps.
     points : int
         The number of portfolios; at least 2 (fewer still gives the two ends).
 
@@ -329,13 +250,6 @@ def frontier(
     -------
     list of ndarray of shape (n_assets,)
         Weights, lowest expected return first.
-
-    Raises
-    ------
-    InvalidInput
-        When a bound or group cap is not finite, naming it.
-    Infeasible
-        When no weights meet the constraints, naming the constraint.
     """
     lowest = min_volatility(cov, constraints)
     highest = max_return(mu, constraints)

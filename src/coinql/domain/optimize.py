@@ -6,7 +6,8 @@ annualised: `mu` of shape (n_assets,) (arithmetic mean return x P, `expected_ret
 `cov` of shape (n_assets, n_assets) (per-period covariance x P). Weights sum to 1 and respect
 the constraints (`coinql.domain.constraints`); an impossible constraint set raises
 `Infeasible`, naming the constraint, and a bound or group cap that is not a finite number
-raises `InvalidInput` naming it.
+raises `InvalidInput` naming it. A function's docstring names only what is its own beyond
+these `mu`, `cov`, `constraints`, weights (ndarray of shape (n_assets,)) and errors.
 """
 
 from __future__ import annotations
@@ -59,25 +60,6 @@ def risk_parity(cov: FloatArray, constraints: Constraints) -> FloatArray:
     Without binding bounds this is the unique long-only solution of
     min 0.5 y'Sy - sum(log y) / n, normalised; with bounds or group caps, the risk shares are made
     as equal as the constraints allow.
-
-    Parameters
-    ----------
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
-    constraints : Constraints
-        Weight bounds and group caps.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
-
-    Raises
-    ------
-    InvalidInput
-        When a bound or group cap is not finite, naming it.
-    Infeasible
-        When no weights meet the constraints, naming the constraint.
     """
     n = cov.shape[0]
     check_feasible(constraints, n)
@@ -111,25 +93,6 @@ def hrp(cov: FloatArray, constraints: Constraints) -> FloatArray:
     Single-linkage clustering on the correlation distance sqrt((1 - rho) / 2), quasi-diagonal
     order, recursive bisection with inverse-variance weights inside each half. Projected onto
     the constraints by least squares when it breaks them.
-
-    Parameters
-    ----------
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
-    constraints : Constraints
-        Weight bounds and group caps.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
-
-    Raises
-    ------
-    InvalidInput
-        When a bound or group cap is not finite, naming it.
-    Infeasible
-        When no weights meet the constraints, naming the constraint.
     """
     n = cov.shape[0]
     check_feasible(constraints, n)
@@ -166,25 +129,6 @@ def inverse_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
     """Return weights proportional to 1 / volatility.
 
     Projected onto the constraints by least squares when it breaks them.
-
-    Parameters
-    ----------
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
-    constraints : Constraints
-        Weight bounds and group caps.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
-
-    Raises
-    ------
-    InvalidInput
-        When a bound or group cap is not finite, naming it.
-    Infeasible
-        When no weights meet the constraints, naming the constraint.
     """
     check_feasible(constraints, cov.shape[0])
     inverse = 1.0 / np.sqrt(np.diag(cov))
@@ -199,20 +143,6 @@ def equal_weight(n_assets: int, constraints: Constraints) -> FloatArray:
     Parameters
     ----------
     n_assets : int
-    constraints : Constraints
-        Weight bounds and group caps.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
-
-    Raises
-    ------
-    InvalidInput
-        When a bound or group cap is not finite, naming it.
-    Infeasible
-        When no weights meet the constraints, naming the constraint.
     """
     check_feasible(constraints, n_assets)
     return bounded(np.full(n_assets, 1.0 / n_assets), constraints)
@@ -227,21 +157,11 @@ def market_cap_weight(market_caps: FloatArray, constraints: Constraints) -> Floa
     ----------
     market_caps : ndarray of shape (n_assets,)
         Every cap known (not NaN) and positive.
-    constraints : Constraints
-        Weight bounds and group caps.
-
-    Returns
-    -------
-    ndarray of shape (n_assets,)
-        Summing to 1 within the constraints.
 
     Raises
     ------
-    InvalidInput
-        When a bound or group cap is not finite, naming it.
     Infeasible
-        When no weights meet the constraints, naming the constraint.
-        Also ("symbols") when a market cap is NaN, infinite or not positive.
+        ("symbols") When a market cap is NaN, infinite or not positive.
     """
     check_feasible(constraints, market_caps.shape[0])
     if np.any(~np.isfinite(market_caps)) or np.any(market_caps <= 0):
@@ -279,10 +199,6 @@ def describe(weights: FloatArray, mu: FloatArray, cov: FloatArray, risk_free: fl
     Parameters
     ----------
     weights : ndarray of shape (n_assets,)
-    mu : ndarray of shape (n_assets,)
-        Annualised expected returns.
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
     risk_free : float
         The annual risk-free rate.
 
@@ -332,11 +248,6 @@ def optimal_weights(
     Parameters
     ----------
     objective : Objective
-    mu : ndarray of shape (n_assets,)
-        Annualised expected returns (`expected_returns`).
-    cov : ndarray of shape (n_assets, n_assets)
-        Annualised covariance.
-    constraints : Constraints
     risk_free : float, default 0.0
         Annual, for MAX_SHARPE.
     target_return, target_volatility : float, optional
