@@ -71,6 +71,10 @@ class PaperExchange:
         """Accept ccxt's sandbox switch: every paper account is simulated either way."""
         self.sandbox = enabled
 
+    async def fetch_permissions(self) -> dict[str, bool]:
+        """Return what a paper key may do: read and trade, never withdraw."""
+        return dict(PERMISSIONS)
+
     async def load_markets(self, reload: bool = False) -> dict[str, dict[str, Any]]:
         """Return a spot market BASE/QUOTE for every currency the price source knows of."""
         quote = self.book.quote

@@ -1,0 +1,220 @@
+"""Exchange accounts through ccxt: verify credentials, read balances and trades, name failures.
+
+The same functions serve a real exchange (a ccxt async client made by `create_account_client`)
+and coinql's paper exchange (`coinql.exchanges.paper.PaperExchange`), which answers the same
+calls. Every ccxt failure becomes an `ExchangeAccountError` of one `AccountFailure` kind that
+names the exchange; its message is ccxt's class and the exchange's name only, because ccxt's
+own messages can quote the request, and a request can carry a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+import ccxt
+
+from coinql.domain.errors import UserError
+from coinql.domain.reconcile import ExchangeTrade
+
+T = TypeVar("T")
+TRADES_PAGE = 500
+MAX_TRADE_PAGES = 200
+
+
+class AccountClient(Protocol):
+    """The account calls of a ccxt async exchange that coinql makes."""
+
+    id: str
+
+    def set_sandbox_mode(self, enabled: bool) -> None: ...
+
+    async def fetch_balance(self, params: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    async def fetch_my_trades(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class AccountFailure(StrEnum):
+    """Why an exchange call failed, from ccxt's exception classes."""
+
+    AUTHENTICATION = "AUTHENTICATION"  # AuthenticationError: the key or secret is wrong
+    PERMISSION = "PERMISSION"  # PermissionDenied: the key may not do this
+    UNAVAILABLE = "UNAVAILABLE"  # ExchangeNotAvailable: down or in maintenance
+    RATE_LIMITED = "RATE_LIMITED"  # RateLimitExceeded (DDoSProtection)
+    NETWORK = "NETWORK"  # NetworkError: timeouts and the rest of the network
+    NO_SANDBOX = "NO_SANDBOX"  # NotSupported from set_sandbox_mode
+    EXCHANGE = "EXCHANGE"  # any other ExchangeError
+
+
+class ExchangeAccountError(UserError):
+    """An exchange refused or failed a call; `exchange` and `failure` say which and why."""
+
+    def __init__(self, exchange: str, failure: AccountFailure, message: str) -> None:
+        super().__init__(message)
+        self.exchange = exchange
+        self.failure = failure
+
+    @property
+    def retryable(self) -> bool:
+        """Tell whether trying again later may succeed (the network, not the credentials)."""
+        return self.failure in {
+            AccountFailure.UNAVAILABLE,
+            AccountFailure.RATE_LIMITED,
+            AccountFailure.NETWORK,
+        }
+
+
+# Most specific first: RateLimitExceeded and ExchangeNotAvailable are NetworkErrors, and
+# PermissionDenied is an AuthenticationError.
+_FAILURES: list[tuple[type[Exception], AccountFailure, str]] = [
+    (ccxt.PermissionDenied, AccountFailure.PERMISSION, "refused the key this permission"),
+    (ccxt.AuthenticationError, AccountFailure.AUTHENTICATION, "did not accept the credentials"),
+    (ccxt.RateLimitExceeded, AccountFailure.RATE_LIMITED, "is rate limiting requests"),
+    (ccxt.DDoSProtection, AccountFailure.RATE_LIMITED, "is rate limiting requests"),
+    (ccxt.ExchangeNotAvailable, AccountFailure.UNAVAILABLE, "is not available"),
+    (ccxt.NetworkError, AccountFailure.NETWORK, "could not be reached"),
+    (ccxt.NotSupported, AccountFailure.NO_SANDBOX, "has no sandbox or testnet"),
+]
+
+
+def classify(exchange: str, error: Exception) -> ExchangeAccountError:
+    """Return the typed error for a ccxt exception raised by `exchange`."""
+    name = type(error).__name__
+    for kind, failure, says in _FAILURES:
+        if isinstance(error, kind):
+            return ExchangeAccountError(exchange, failure, f"{exchange} {says} ({name})")
+    return ExchangeAccountError(exchange, AccountFailure.EXCHANGE, f"{exchange} failed ({name})")
+
+
+async def calling(exchange: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Await an exchange call, turning ccxt's exceptions into `ExchangeAccountError`."""
+    try:
+        return await call()
+    except ccxt.BaseError as error:
+        raise classify(exchange, error) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    """What a key may do; None where the exchange does not say."""
+
+    read: bool | None
+    trade: bool | None
+    withdraw: bool | None
+
+
+def create_account_client(
+    exchange_id: str, *, api_key: str, secret: str, passphrase: str | None
+) -> AccountClient:
+    """Return a real ccxt async client holding the credentials, its rate limiter on."""
+    import ccxt.async_support as ccxt_async
+
+    exchange_class = getattr(ccxt_async, exchange_id, None)
+    if exchange_class is None:
+        raise ValueError(f"ccxt has no exchange {exchange_id!r}")
+    config: dict[str, Any] = {"apiKey": api_key, "secret": secret, "enableRateLimit": True}
+    if passphrase:
+        config["password"] = passphrase
+    client: AccountClient = exchange_class(config)
+    return client
+
+
+async def verify(client: AccountClient, *, sandbox: bool) -> Permissions:
+    """Check that the credentials authenticate and return what the exchange says they may do.
+
+    Sandbox mode is set first, so the check runs against the testnet; an exchange without one
+    fails with `AccountFailure.NO_SANDBOX`. The balance call proves the key reads. Trading and
+    withdrawal rights come from the client's `fetch_permissions` where it has one (the paper
+    exchange, and adapters for exchanges that report restrictions); otherwise they are unknown.
+    """
+    exchange = str(client.id)
+    if sandbox:
+        try:
+            client.set_sandbox_mode(True)
+        except ccxt.BaseError as error:
+            raise classify(exchange, error) from None
+    await calling(exchange, client.fetch_balance)
+    reporter = getattr(client, "fetch_permissions", None)
+    if reporter is None:
+        return Permissions(read=True, trade=None, withdraw=None)
+    reported: dict[str, bool] = await calling(exchange, reporter)
+    return Permissions(read=True, trade=reported.get("trade"), withdraw=reported.get("withdraw"))
+
+
+async def fetch_balances(client: AccountClient) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+    """Return (free, used, total) per currency with a non-zero total, in decimals."""
+    raw = await calling(str(client.id), client.fetch_balance)
+    balances = {}
+    for currency, total in (raw.get("total") or {}).items():
+        if total:
+            free = (raw.get("free") or {}).get(currency)
+            used = (raw.get("used") or {}).get(currency)
+            balances[currency] = (_decimal(free), _decimal(used), _decimal(total))
+    return balances
+
+
+async def fetch_trades_since(client: AccountClient, *, since: int | None) -> list[ExchangeTrade]:
+    """Return the account's trades from `since` (epoch ms), paging, each trade id once.
+
+    Pages follow the newest timestamp seen; a page that brings nothing new ends the walk, so
+    an exchange that ignores `since` cannot loop forever.
+    """
+    exchange = str(client.id)
+    trades: dict[str, ExchangeTrade] = {}
+    cursor = since
+    for _ in range(MAX_TRADE_PAGES):
+        page = await calling(
+            exchange, partial(client.fetch_my_trades, since=cursor, limit=TRADES_PAGE)
+        )
+        fresh = [raw for raw in page if str(raw["id"]) not in trades]
+        for raw in fresh:
+            trade = to_exchange_trade(raw)
+            trades[trade.id] = trade
+        if not fresh or len(page) < TRADES_PAGE:
+            break
+        cursor = max(int(raw["timestamp"]) for raw in page)
+    return sorted(trades.values(), key=lambda t: (t.time, t.id))
+
+
+def to_exchange_trade(raw: dict[str, Any]) -> ExchangeTrade:
+    """Return a ccxt unified trade as an `ExchangeTrade`."""
+    base, _, quote = str(raw["symbol"]).partition("/")
+    quote = quote.partition(":")[0]  # "BTC/USDT:USDT" for a linear perpetual
+    fee = raw.get("fee") or {}
+    return ExchangeTrade(
+        id=str(raw["id"]),
+        base=base,
+        quote=quote,
+        side=str(raw["side"]),
+        amount=_decimal(raw["amount"]),
+        price=_decimal(raw["price"]),
+        fee=_decimal(fee.get("cost")),
+        fee_currency=str(fee.get("currency") or quote),
+        time=datetime.fromtimestamp(int(raw["timestamp"]) / 1000, tz=UTC),
+    )
+
+
+def _decimal(value: object) -> Decimal:
+    """Return a ccxt number as a Decimal (via its shortest repr); None counts as 0."""
+    if value is None:
+        return Decimal(0)
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+    if not result.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return result
