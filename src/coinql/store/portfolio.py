@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, func
+from sqlalchemy import JSON, Column, UniqueConstraint, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,9 +29,18 @@ class Portfolio(SQLModel, table=True):
 
 
 class LedgerEntry(SQLModel, table=True):
-    """One transaction. `seq` keeps the order of transactions that share a time."""
+    """One transaction. `seq` keeps the order of transactions that share a time.
+
+    `exchange_trade_id` is set on a trade an account sync booked: unique per portfolio, so an
+    exchange trade is never booked twice whatever the syncs' interleaving.
+    """
 
     __tablename__ = "transactions"
+    __table_args__ = (
+        UniqueConstraint(
+            "portfolio_id", "exchange_trade_id", name="uq_transactions_exchange_trade"
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     portfolio_id: uuid.UUID = parent_key("portfolios.id")
@@ -43,6 +52,7 @@ class LedgerEntry(SQLModel, table=True):
     fee: Decimal = Field(sa_column=Column(DecimalType, nullable=False))
     time: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     note: str | None = Field(default=None, max_length=200)
+    exchange_trade_id: str | None = Field(default=None, max_length=100)
 
     def transaction(self) -> Transaction:
         """The entry as the ledger's domain record (what replay and valuation read)."""

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from coinql.store.accounts import (
+    AccountSnapshot,
+    ApiKey,
+    AuditEntry,
+    ExchangeConnection,
+    PaperAccount,
+)
 from coinql.store.auth import RefreshToken, User
 from coinql.store.candles import Candle
 from coinql.store.ingestion import IngestionState
@@ -16,14 +23,19 @@ from coinql.store.runs import BacktestRun, SimulationRun, StudyRun
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AccountSnapshot",
     "Alert",
+    "ApiKey",
     "Asset",
+    "AuditEntry",
     "BacktestRun",
     "Candle",
+    "ExchangeConnection",
     "IngestionState",
     "Job",
     "LedgerEntry",
     "Market",
+    "PaperAccount",
     "Portfolio",
     "RefreshToken",
     "RiskLimits",

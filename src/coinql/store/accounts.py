@@ -1,0 +1,332 @@
+"""Exchange connections, their snapshots and paper books, API keys and the audit log.
+
+Every read is scoped to an owner: another user's connection or key looks exactly like one that
+does not exist. Secrets arrive here already encrypted (`coinql.store.secrets.SecretBox`): the
+tables hold Fernet tokens, never a secret in clear, and no function returns a decrypted one
+except `connection_credentials`, which the exchange client is built from. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Text, update
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from coinql.store.db import UTCDateTime, insert, parent_key
+from coinql.store.secrets import SecretBox
+
+
+class ExchangeConnection(SQLModel, table=True):
+    """A user's account on an exchange (or on the paper exchange), and its portfolio.
+
+    `can_read`, `can_trade` and `can_withdraw` are what the exchange reported when the
+    connection was verified (None: it does not say). `status` is ACTIVE, SYNCING or ERROR.
+    """
+
+    __tablename__ = "exchange_connections"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = parent_key("users.id")
+    portfolio_id: uuid.UUID = parent_key("portfolios.id")
+    exchange: str = Field(max_length=40)
+    label: str = Field(max_length=100)
+    api_key_token: str = Field(sa_column=Column(Text, nullable=False))
+    secret_token: str = Field(sa_column=Column(Text, nullable=False))
+    passphrase_token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    api_key_mask: str = Field(max_length=4)
+    sandbox: bool = Field(default=False)
+    can_read: bool | None = Field(default=None)
+    can_trade: bool | None = Field(default=None)
+    can_withdraw: bool | None = Field(default=None)
+    status: str = Field(default="ACTIVE", max_length=20)
+    last_sync_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime, nullable=True)
+    )
+    last_error: str | None = Field(default=None, max_length=300)
+    failures: int = Field(default=0)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class AccountSnapshot(SQLModel, table=True):
+    """Balances (and derivatives positions) as a sync read them; amounts as decimal strings."""
+
+    __tablename__ = "account_snapshots"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    connection_id: uuid.UUID = parent_key("exchange_connections.id")
+    taken_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    balances: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    positions: list[Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class PaperAccount(SQLModel, table=True):
+    """A paper connection's book (`PaperBook.to_json`); `version` makes each change atomic."""
+
+    __tablename__ = "paper_accounts"
+
+    connection_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey("exchange_connections.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    book: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    version: int = Field(default=0)
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for scripts: only its SHA-256 is kept; `prefix` finds it, `scopes` bound it."""
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = parent_key("users.id")
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16, unique=True, index=True)
+    key_hash: str = Field(max_length=64)
+    scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    last_used_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime, nullable=True)
+    )
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+class AuditEntry(SQLModel, table=True):
+    """One sensitive action: who (None for an unknown email's failed login), what, on what.
+
+    Append-only: nothing here updates or deletes an entry, and the entries of a deleted user
+    stay (`user_id` is not a foreign key). `id` increases with time, and pages follow it.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: uuid.UUID | None = Field(default=None, index=True)
+    action: str = Field(max_length=40)
+    target: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=64)
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+
+
+def hash_key(key: str) -> str:
+    """Return the SHA-256 of an API key (a random 256-bit key needs no slow hash)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+async def add_connection(
+    session: AsyncSession,
+    *,
+    box: SecretBox,
+    owner_id: uuid.UUID,
+    portfolio_id: uuid.UUID,
+    exchange: str,
+    label: str,
+    api_key: str,
+    secret: str,
+    passphrase: str | None,
+    sandbox: bool,
+    permissions: tuple[bool | None, bool | None, bool | None],
+    now: datetime,
+) -> ExchangeConnection:
+    """Store a verified connection, its key, secret and passphrase encrypted."""
+    can_read, can_trade, can_withdraw = permissions
+    connection = ExchangeConnection(
+        owner_id=owner_id,
+        portfolio_id=portfolio_id,
+        exchange=exchange,
+        label=label,
+        api_key_token=box.encrypt(api_key),
+        secret_token=box.encrypt(secret),
+        passphrase_token=None if passphrase is None else box.encrypt(passphrase),
+        api_key_mask=api_key[-4:],
+        sandbox=sandbox,
+        can_read=can_read,
+        can_trade=can_trade,
+        can_withdraw=can_withdraw,
+        created_at=now,
+    )
+    return await insert(session, connection)
+
+
+async def get_connection(
+    session: AsyncSession, *, connection_id: uuid.UUID, owner_id: uuid.UUID
+) -> ExchangeConnection | None:
+    """Return an owner's connection; None for another's and for none alike."""
+    connection = await session.get(ExchangeConnection, connection_id)
+    return connection if connection is not None and connection.owner_id == owner_id else None
+
+
+async def list_connections(
+    session: AsyncSession, *, owner_id: uuid.UUID
+) -> list[ExchangeConnection]:
+    """Return an owner's connections, oldest first."""
+    result = await session.exec(
+        select(ExchangeConnection)
+        .where(ExchangeConnection.owner_id == owner_id)
+        .order_by(col(ExchangeConnection.created_at), col(ExchangeConnection.id))
+    )
+    return list(result.all())
+
+
+def connection_credentials(
+    connection: ExchangeConnection, box: SecretBox
+) -> tuple[str, str, str | None]:
+    """Return the decrypted (api key, secret, passphrase), for building the exchange client."""
+    passphrase = connection.passphrase_token
+    return (
+        box.decrypt(connection.api_key_token),
+        box.decrypt(connection.secret_token),
+        None if passphrase is None else box.decrypt(passphrase),
+    )
+
+
+async def rotate_secrets(session: AsyncSession, *, box: SecretBox) -> int:
+    """Re-encrypt every stored secret under the box's newest key; return how many changed."""
+    changed = 0
+    result = await session.exec(select(ExchangeConnection))
+    for connection in result.all():
+        for name in ("api_key_token", "secret_token", "passphrase_token"):
+            token = getattr(connection, name)
+            if token is not None and not box.is_current(token):
+                setattr(connection, name, box.rotate(token))
+                changed += 1
+        session.add(connection)
+    await session.flush()
+    return changed
+
+
+async def latest_snapshot(
+    session: AsyncSession, *, connection_id: uuid.UUID
+) -> AccountSnapshot | None:
+    """Return a connection's newest snapshot, or None before its first sync."""
+    result = await session.exec(
+        select(AccountSnapshot)
+        .where(AccountSnapshot.connection_id == connection_id)
+        .order_by(col(AccountSnapshot.taken_at).desc())
+        .limit(1)
+    )
+    return result.first()
+
+
+async def load_paper_book(
+    session: AsyncSession, *, connection_id: uuid.UUID
+) -> PaperAccount | None:
+    """Return a paper connection's stored book with the version it was read at."""
+    return await session.get(PaperAccount, connection_id)
+
+
+async def add_paper_book(
+    session: AsyncSession, *, connection_id: uuid.UUID, book: dict[str, Any]
+) -> PaperAccount:
+    """Store a new paper connection's opening book."""
+    return await insert(session, PaperAccount(connection_id=connection_id, book=book))
+
+
+async def save_paper_book(
+    session: AsyncSession, *, account: PaperAccount, book: dict[str, Any]
+) -> bool:
+    """Store `book` if nobody changed it since `account` was read; False when someone did.
+
+    One conditional UPDATE on the version, so two requests that each read the book and
+    placed an order can never both write: the loser re-reads and tries again.
+    """
+    statement = (
+        update(PaperAccount)
+        .where(
+            col(PaperAccount.connection_id) == account.connection_id,
+            col(PaperAccount.version) == account.version,
+        )
+        .values(book=book, version=account.version + 1)
+        .returning(col(PaperAccount.version))
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def add_api_key(
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    name: str,
+    prefix: str,
+    key: str,
+    scopes: list[str],
+    now: datetime,
+) -> ApiKey:
+    """Store a new key by its hash; the key itself is shown to its owner once, not stored."""
+    row = ApiKey(
+        owner_id=owner_id,
+        name=name,
+        prefix=prefix,
+        key_hash=hash_key(key),
+        scopes=scopes,
+        created_at=now,
+    )
+    return await insert(session, row)
+
+
+async def list_api_keys(session: AsyncSession, *, owner_id: uuid.UUID) -> list[ApiKey]:
+    """Return an owner's keys that are not revoked, newest first."""
+    result = await session.exec(
+        select(ApiKey)
+        .where(ApiKey.owner_id == owner_id, col(ApiKey.revoked_at).is_(None))
+        .order_by(col(ApiKey.created_at).desc(), col(ApiKey.id))
+    )
+    return list(result.all())
+
+
+async def find_api_key(session: AsyncSession, *, prefix: str, key: str) -> ApiKey | None:
+    """Return the live key with this prefix whose hash matches `key`, or None."""
+    row = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return row if hmac.compare_digest(hash_key(key), row.key_hash) else None
+
+
+async def revoke_api_key(
+    session: AsyncSession, *, key_id: uuid.UUID, owner_id: uuid.UUID, now: datetime
+) -> bool:
+    """Revoke an owner's live key in one statement; False for another's, unknown or revoked."""
+    statement = (
+        update(ApiKey)
+        .where(
+            col(ApiKey.id) == key_id,
+            col(ApiKey.owner_id) == owner_id,
+            col(ApiKey.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+        .returning(col(ApiKey.id))
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID | None,
+    action: str,
+    target: str | None,
+    address: str | None,
+    now: datetime,
+) -> AuditEntry:
+    """Append one entry to the audit log."""
+    entry = AuditEntry(user_id=user_id, action=action, target=target, address=address, at=now)
+    return await insert(session, entry)
+
+
+async def audit_page(
+    session: AsyncSession, *, user_id: uuid.UUID | None, after: int | None, first: int
+) -> list[AuditEntry]:
+    """Return up to `first` entries after the id `after`, newest first; all users for None."""
+    query = select(AuditEntry)
+    if user_id is not None:
+        query = query.where(AuditEntry.user_id == user_id)
+    if after is not None:
+        query = query.where(col(AuditEntry.id) < after)
+    result = await session.exec(query.order_by(col(AuditEntry.id).desc()).limit(first))
+    return list(result.all())
