@@ -237,6 +237,7 @@ def make_settings(backend: Backend, tmp_path: Path, **overrides: Any) -> Setting
         "redis_url": backend.redis_url,
         "secret_key": TEST_SECRET,
         "secret_key_file": tmp_path / "secret",
+        "encryption_key_file": tmp_path / "encryption-key",
         "source": "none",
         "log_level": "WARNING",
     }

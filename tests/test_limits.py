@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from coinql.app import create_app
+from coinql.store.secrets import generate_key
 from tests.client import GraphQLClient
 from tests.conftest import (
     CONTRACT_DIR,
@@ -104,7 +105,9 @@ def test_limits_are_settings(tmp_path: Path) -> None:
 async def test_production_masks_errors_hides_suggestions_and_introspection(
     backend: Backend, tmp_path: Path
 ) -> None:
-    settings = make_settings(backend, tmp_path, env="production", secret_key=TEST_SECRET)
+    settings = make_settings(
+        backend, tmp_path, env="production", secret_key=TEST_SECRET, encryption_key=generate_key()
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

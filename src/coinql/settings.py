@@ -6,9 +6,12 @@ Nothing here runs at import time: `Settings()` is called by the CLI (or a test) 
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
@@ -68,6 +71,14 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     secret_key: str | None = None
     secret_key_file: Path = Path(".coinql-secret")
+    # Fernet keys for the secrets kept at rest, newest first (comma-separated): a new key in
+    # front, then `coinql rotate-encryption-key`, then the old one can go.
+    encryption_key: str | None = None
+    encryption_key_file: Path = Path(".coinql-encryption-key")
+    paper_starting_balance: Decimal = Decimal(10_000)  # in paper_quote, per paper connection
+    paper_quote: str = "USDT"
+    paper_fee_bps: Decimal = Decimal(10)
+    paper_slippage_bps: Decimal = Decimal(5)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_format: LogFormat | None = None
     log_level: str = "INFO"
@@ -145,6 +156,8 @@ class Settings(BaseSettings):
             problem = weak_key_problem(self.secret_key)
             if problem is not None:
                 raise ValueError(f"COINQL_SECRET_KEY is weak: {problem}")
+        if self.env is Environment.PRODUCTION and not self.encryption_key:
+            raise ValueError("COINQL_ENCRYPTION_KEY is required when COINQL_ENV=production")
         if self.redis_url == "":
             self.redis_url = None
         return self
@@ -194,21 +207,38 @@ class Settings(BaseSettings):
         return self.database_url.split(":", 1)[0].split("+", 1)[0]
 
     def resolved_secret_key(self) -> str:
-        """The signing key: configured, or in development generated once and kept in a file.
-
-        The file is created with mode 0600 so that only its owner can read it.
-        """
+        """The signing key: configured, or in development generated once and kept in a file."""
         if self.secret_key:
             return self.secret_key
-        path = self.secret_key_file
-        if path.exists():
-            key = path.read_text().strip()
-            if weak_key_problem(key) is None:
-                return key
-        key = secrets.token_urlsafe(48)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(key)
-        os.chmod(path, 0o600)
-        return key
+        return _kept_in_file(
+            self.secret_key_file,
+            make=lambda: secrets.token_urlsafe(48),
+            usable=lambda key: weak_key_problem(key) is None,
+        )
+
+    def resolved_encryption_keys(self) -> list[str]:
+        """The keys of secrets at rest, newest first: configured, or in development one
+        generated once and kept in a file."""
+        if self.encryption_key:
+            return [key.strip() for key in self.encryption_key.split(",") if key.strip()]
+        return [_kept_in_file(self.encryption_key_file, make=_fernet_key, usable=bool)]
+
+
+def _fernet_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def _kept_in_file(path: Path, *, make: Callable[[], str], usable: Callable[[str], bool]) -> str:
+    """A development key read from `path`, or made and written there (mode 0600, so that only
+    its owner can read it) when the file is missing or holds no usable key."""
+    if path.exists():
+        key = path.read_text().strip()
+        if usable(key):
+            return key
+    key = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
+    os.chmod(path, 0o600)
+    return key
