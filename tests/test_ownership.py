@@ -37,7 +37,7 @@ from tests.ws import SubscriptionError, take, ws_connect
 # Node types anyone may read: market data.
 PUBLIC_NODE_TYPES = frozenset({"Asset"})
 # Ids whose names do not say their type: "argument" or "field.argument" -> the type.
-ID_ALIASES = {"runId": "BacktestRun"}
+ID_ALIASES = {"runId": "BacktestRun", "connectionId": "ExchangeConnection"}
 MOMENT = "2020-06-01T00:00:00Z"  # inside the imported candles
 SCALAR_SAMPLES: dict[str, Any] = {
     "String": "BTC",
@@ -62,7 +62,7 @@ OVERRIDES: dict[str, Any] = {
 }
 REFUSAL_TYPES = frozenset({"NotFound", "Forbidden"})
 REFUSAL_CODES = frozenset({"NotFound", "Forbidden", "NOT_FOUND", "FORBIDDEN"})
-DESTRUCTIVE = ("delete", "cancel")
+DESTRUCTIVE = ("delete", "cancel", "remove")
 WINDOW = {"start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
 SNAPSHOT_DEPTH = 3
 REFUSAL_SECONDS = 10.0  # for a subscription to be refused
@@ -173,7 +173,7 @@ async def finished(client: GraphQLClient, token: str, job_id: str) -> str:
 async def owner_samples(client: GraphQLClient, admin: str) -> Owner:
     """A signs up and makes one of each thing a user owns, through the API, on real BTC
     candles: a portfolio with transactions and risk limits, a strategy, a backtest run (and
-    its job), a simulation, a sweep and a walk-forward run."""
+    its job), a simulation, a sweep, a walk-forward run and a paper exchange connection."""
     report = await upload(client, (COINS_DIR / "coin_Bitcoin.csv").read_bytes(), token=admin)
     assert report["__typename"] == "ImportReport", report
     email = "owner-a@example.com"
@@ -257,8 +257,12 @@ async def owner_samples(client: GraphQLClient, admin: str) -> Owner:
         " horizon: 60}) { __typename ... on Job { id } } }",
         r=run,
     )
+    connected = await client.contract("accounts", "AddExchangeConnection", token=token)
+    connection = connected.ok()["addExchangeConnection"]
+    assert connection["__typename"] == "ExchangeConnection", connection
     ids = {
         "User": user,
+        "ExchangeConnection": connection["id"],
         "Portfolio": portfolio,
         "Strategy": strategy,
         "Job": backtest_job,

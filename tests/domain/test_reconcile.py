@@ -14,6 +14,7 @@ from coinql.domain.reconcile import (
     OPENING,
     UNEXPLAINED,
     ExchangeTrade,
+    plain,
     reconcile,
 )
 
@@ -252,3 +253,11 @@ def test_random_accounts_reconcile_to_their_balances() -> None:
         transactions = [b.transaction for b in ledger.bookings + result.bookings]
         expected = {c: v for c, v in current.items() if v}
         assert holdings(replayed(transactions)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("500.00", "500"), ("1E+4", "10000"), ("0.0", "0"), ("0.010", "0.01"), ("-2.50", "-2.5")],
+)
+def test_plain_drops_trailing_zeros_without_an_exponent(value: str, shown: str) -> None:
+    assert str(plain(D(value))) == shown

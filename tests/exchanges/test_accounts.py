@@ -122,8 +122,8 @@ async def test_verify_sets_sandbox_and_reports_unknown_rights_as_none() -> None:
 
 async def test_balances_are_decimals_without_zero_currencies() -> None:
     assert await fetch_balances(FakeExchange()) == {
-        "USDT": (Decimal("900.5"), Decimal("100.0"), Decimal("1000.5")),
-        "BTC": (Decimal("0.1"), Decimal("0.0"), Decimal("0.1")),
+        "USDT": (Decimal("900.5"), Decimal("100"), Decimal("1000.5")),
+        "BTC": (Decimal("0.1"), Decimal("0"), Decimal("0.1")),
     }
 
 

@@ -6,6 +6,8 @@ clients receive them as data. Anything else that escapes a resolver is a bug and
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class UserError(Exception):
     """Base of every expected failure; `message` is shown to the client as is."""
@@ -95,5 +97,39 @@ class Forbidden(UserError):
     """The caller is signed in but may not do this (e.g. only admins change market data)."""
 
 
+class Conflict(UserError):
+    """Something else is changing the same thing right now; the request may be sent again."""
+
+
 class NotFound(UserError):
     """The thing does not exist, or belongs to someone else (the two look alike on purpose)."""
+
+
+class AccountFailure(StrEnum):
+    """Why an exchange call failed, from ccxt's exception classes (`coinql.exchanges`)."""
+
+    AUTHENTICATION = "AUTHENTICATION"  # AuthenticationError: the key or secret is wrong
+    PERMISSION = "PERMISSION"  # PermissionDenied: the key may not do this
+    UNAVAILABLE = "UNAVAILABLE"  # ExchangeNotAvailable: down or in maintenance
+    RATE_LIMITED = "RATE_LIMITED"  # RateLimitExceeded (DDoSProtection)
+    NETWORK = "NETWORK"  # NetworkError: timeouts and the rest of the network
+    NO_SANDBOX = "NO_SANDBOX"  # NotSupported from set_sandbox_mode
+    EXCHANGE = "EXCHANGE"  # any other ExchangeError
+
+
+class ExchangeAccountError(UserError):
+    """An exchange refused or failed a call; `exchange` and `failure` say which and why."""
+
+    def __init__(self, exchange: str, failure: AccountFailure, message: str) -> None:
+        super().__init__(message)
+        self.exchange = exchange
+        self.failure = failure
+
+    @property
+    def retryable(self) -> bool:
+        """Tell whether trying again later may succeed (the network, not the credentials)."""
+        return self.failure in {
+            AccountFailure.UNAVAILABLE,
+            AccountFailure.RATE_LIMITED,
+            AccountFailure.NETWORK,
+        }

@@ -160,6 +160,16 @@ def _difference(left: Mapping[str, Decimal], right: Mapping[str, Decimal]) -> di
     return {c: left.get(c, ZERO) - right.get(c, ZERO) for c in sorted(set(left) | set(right))}
 
 
+def plain(value: Decimal) -> Decimal:
+    """Return `value` without trailing zeros and without an exponent: 500.00 -> 500, 1E+4 -> 10000.
+
+    Exchanges report floats ("10000.0") and differences of them carry their places; the
+    ledger shows amounts as written.
+    """
+    trimmed = value.normalize()
+    return trimmed.quantize(Decimal(1)) if trimmed.as_tuple().exponent > 0 else trimmed  # type: ignore[operator]
+
+
 def _book(trade: ExchangeTrade, cash: str) -> Booking:
     kind = TransactionKind.BUY if trade.side == "buy" else TransactionKind.SELL
     quantity, fee = trade.amount, ZERO
@@ -196,7 +206,7 @@ def _moves(
 ) -> list[Booking]:
     bookings = []
     for currency in sorted(changes, key=lambda c: (c != cash, c)):
-        change = changes[currency]
+        change = plain(changes[currency])
         if abs(change) <= dust:
             continue
         if currency == cash:

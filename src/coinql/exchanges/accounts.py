@@ -13,14 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import ccxt
 
-from coinql.domain.errors import UserError
-from coinql.domain.reconcile import ExchangeTrade
+from coinql.domain.errors import AccountFailure, ExchangeAccountError
+from coinql.domain.reconcile import ExchangeTrade, plain
 
 T = TypeVar("T")
 TRADES_PAGE = 500
@@ -47,34 +46,12 @@ class AccountClient(Protocol):
     async def close(self) -> None: ...
 
 
-class AccountFailure(StrEnum):
-    """Why an exchange call failed, from ccxt's exception classes."""
+class AccountClients(Protocol):
+    """What builds an account's client: `create_account_client`, or a test's fake."""
 
-    AUTHENTICATION = "AUTHENTICATION"  # AuthenticationError: the key or secret is wrong
-    PERMISSION = "PERMISSION"  # PermissionDenied: the key may not do this
-    UNAVAILABLE = "UNAVAILABLE"  # ExchangeNotAvailable: down or in maintenance
-    RATE_LIMITED = "RATE_LIMITED"  # RateLimitExceeded (DDoSProtection)
-    NETWORK = "NETWORK"  # NetworkError: timeouts and the rest of the network
-    NO_SANDBOX = "NO_SANDBOX"  # NotSupported from set_sandbox_mode
-    EXCHANGE = "EXCHANGE"  # any other ExchangeError
-
-
-class ExchangeAccountError(UserError):
-    """An exchange refused or failed a call; `exchange` and `failure` say which and why."""
-
-    def __init__(self, exchange: str, failure: AccountFailure, message: str) -> None:
-        super().__init__(message)
-        self.exchange = exchange
-        self.failure = failure
-
-    @property
-    def retryable(self) -> bool:
-        """Tell whether trying again later may succeed (the network, not the credentials)."""
-        return self.failure in {
-            AccountFailure.UNAVAILABLE,
-            AccountFailure.RATE_LIMITED,
-            AccountFailure.NETWORK,
-        }
+    def __call__(
+        self, exchange_id: str, *, api_key: str, secret: str, passphrase: str | None
+    ) -> AccountClient: ...
 
 
 # Most specific first: RateLimitExceeded and ExchangeNotAvailable are NetworkErrors, and
@@ -208,7 +185,8 @@ def to_exchange_trade(raw: dict[str, Any]) -> ExchangeTrade:
 
 
 def _decimal(value: object) -> Decimal:
-    """Return a ccxt number as a Decimal (via its shortest repr); None counts as 0."""
+    """Return a ccxt number as a Decimal (via its shortest repr, trailing zeros trimmed);
+    None counts as 0."""
     if value is None:
         return Decimal(0)
     try:
@@ -217,4 +195,4 @@ def _decimal(value: object) -> Decimal:
         raise ValueError(f"not a number: {value!r}") from None
     if not result.is_finite():
         raise ValueError(f"not a finite number: {value!r}")
-    return result
+    return plain(result)

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 from coinql import __version__
 from coinql.domain.auth import AccessClaims, read_access_token
 from coinql.domain.errors import InvalidToken, Unavailable
+from coinql.exchanges.accounts import AccountClients, create_account_client
 from coinql.exchanges.ccxt import ExchangeAdapter
 from coinql.observability import Metrics
 from coinql.realtime.backends import Backends
@@ -53,6 +54,8 @@ class Services:
     prices: LatestPrices
     throttle: Throttle = field(default_factory=MemoryThrottle)
     exchange: ExchangeAdapter | None = None
+    # Builds an exchange account's ccxt client from its credentials (tests give a fake).
+    account_clients: AccountClients = create_account_client
     feed: FeedService | None = None
     fanout: FanOut = field(default_factory=FanOut)
     subscriptions_by_user: dict[uuid.UUID, int] = field(default_factory=dict)

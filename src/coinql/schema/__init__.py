@@ -28,7 +28,8 @@ from strawberry.types.graphql import OperationType
 
 from coinql.domain.errors import Unavailable
 from coinql.resolvers.context import Context
-from coinql.schema import backtest
+from coinql.schema import accounts, backtest
+from coinql.schema.accounts import AccountsMutation, AccountsQuery
 from coinql.schema.backtest import BacktestMutation, BacktestQuery
 from coinql.schema.bounds import CheckedSchema
 from coinql.schema.cost import QueryCostLimiter
@@ -66,6 +67,7 @@ Query = merge_types(
         StrategyQuery,
         BacktestQuery,
         RealtimeQuery,
+        AccountsQuery,
     ),
 )
 Mutation = merge_types(
@@ -77,6 +79,7 @@ Mutation = merge_types(
         StrategyMutation,
         BacktestMutation,
         RealtimeMutation,
+        AccountsMutation,
     ),
 )
 
@@ -128,7 +131,7 @@ def build_schema(
             batching_config={"max_operations": limits.max_batch_operations},
             disable_field_suggestions=production,
         ),
-        exception_handlers=exception_handlers(backtest.ERROR_TYPES),
+        exception_handlers=exception_handlers(backtest.ERROR_TYPES, accounts.ERROR_TYPES),
     )
 
 

@@ -10,6 +10,7 @@ import strawberry
 from coinql.domain.backtest_config import Direction, FillPrice, Sizing
 from coinql.domain.candles import Interval
 from coinql.domain.covariance import CovarianceMethod
+from coinql.domain.errors import AccountFailure
 from coinql.domain.ledger import CostBasis, TransactionKind
 from coinql.domain.optimize import Objective
 from coinql.domain.performance import RollingMetric
@@ -46,8 +47,10 @@ strawberry.enum(SimulationMethod, description="How Monte Carlo paths are drawn."
 strawberry.enum(SplitMode, description="Walk-forward windows: sliding, or growing from the start.")
 strawberry.enum(JobKind, description="What a job computes.")
 strawberry.enum(JobStatus, description="Where a job is; the last four are final.")
+strawberry.enum(AccountFailure, description="Why an exchange call failed (ccxt's error classes).")
 
 __all__ = [
+    "AccountFailure",
     "AssetOrder",
     "CostBasis",
     "CovarianceMethod",

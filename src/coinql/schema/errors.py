@@ -97,6 +97,13 @@ class Forbidden(Error):
         return cls(message=error.message)
 
 
+@strawberry.type(description="Something else is changing the same thing; send it again later.")
+class Conflict(Error):
+    @classmethod
+    def from_exception(cls, error: errors.Conflict) -> Self:
+        return cls(message=error.message)
+
+
 @strawberry.type(description="Not found, or not yours: the two are indistinguishable on purpose.")
 class NotFound(Error):
     @classmethod
@@ -153,6 +160,7 @@ ERROR_TYPES: list[tuple[type[errors.UserError], Any]] = [
     (errors.NotAuthenticated, NotAuthenticated),
     (errors.Forbidden, Forbidden),
     (errors.NotFound, NotFound),
+    (errors.Conflict, Conflict),
 ]
 
 

@@ -50,6 +50,9 @@ class ExchangeConnection(SQLModel, table=True):
     )
     last_error: str | None = Field(default=None, max_length=300)
     failures: int = Field(default=0)
+    sync_started_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime, nullable=True)
+    )
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
@@ -330,3 +333,58 @@ async def audit_page(
         query = query.where(col(AuditEntry.id) < after)
     result = await session.exec(query.order_by(col(AuditEntry.id).desc()).limit(first))
     return list(result.all())
+
+
+async def claim_sync(
+    session: AsyncSession, *, connection_id: uuid.UUID, now: datetime, stale_before: datetime
+) -> bool:
+    """Mark a connection SYNCING in one statement; False while another sync holds it.
+
+    A mark older than `stale_before` belonged to a sync that died, and is taken over.
+    """
+    statement = (
+        update(ExchangeConnection)
+        .where(
+            col(ExchangeConnection.id) == connection_id,
+            (col(ExchangeConnection.status) != "SYNCING")
+            | (col(ExchangeConnection.sync_started_at) < stale_before),
+        )
+        .values(status="SYNCING", sync_started_at=now)
+        .returning(col(ExchangeConnection.id))
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def end_sync(
+    session: AsyncSession, *, connection_id: uuid.UUID, now: datetime, error: str | None
+) -> None:
+    """Release the SYNCING mark: ACTIVE after a sync that worked, ERROR with its reason."""
+    values: dict[str, Any] = {"sync_started_at": None}
+    if error is None:
+        values |= {"status": "ACTIVE", "last_sync_at": now, "last_error": None, "failures": 0}
+    else:
+        values |= {
+            "status": "ERROR",
+            "last_error": error[:300],
+            "failures": ExchangeConnection.failures + 1,
+        }
+    await session.exec(
+        update(ExchangeConnection)
+        .where(col(ExchangeConnection.id) == connection_id)
+        .values(**values)
+    )
+
+
+async def add_snapshot(
+    session: AsyncSession,
+    *,
+    connection_id: uuid.UUID,
+    taken_at: datetime,
+    balances: dict[str, Any],
+    positions: list[Any] | None = None,
+) -> AccountSnapshot:
+    """Keep the balances a sync read."""
+    snapshot = AccountSnapshot(
+        connection_id=connection_id, taken_at=taken_at, balances=balances, positions=positions
+    )
+    return await insert(session, snapshot)

@@ -148,6 +148,14 @@ async def entries_of(
     return found
 
 
+async def exchange_trade_ids(session: AsyncSession, *, portfolio_id: uuid.UUID) -> set[str]:
+    """The exchange trade ids a portfolio's ledger has booked."""
+    statement = select(LedgerEntry.exchange_trade_id).where(
+        LedgerEntry.portfolio_id == portfolio_id, col(LedgerEntry.exchange_trade_id).is_not(None)
+    )
+    return {str(trade_id) for trade_id in (await session.exec(statement)).all()}
+
+
 async def next_seq(session: AsyncSession, *, portfolio_id: uuid.UUID) -> int:
     statement = select(func.coalesce(func.max(LedgerEntry.seq), 0)).where(
         LedgerEntry.portfolio_id == portfolio_id

@@ -1,0 +1,308 @@
+"""Exchange connections and account sync: the contract's operations, a ccxt-shaped fake
+exchange with ccxt's exceptions, the paper exchange end to end, and secrets that never show."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import ccxt
+import pytest
+from starlette.applications import Starlette
+
+from tests.client import GraphQLClient
+from tests.conftest import make_user
+
+API_KEY = "pk-live-0123456789abcdef"
+SECRET = "sk-0123456789abcdefghijklmnopqrstuv"
+ADD = """
+mutation($input: AddExchangeConnectionInput!) {
+  addExchangeConnection(input: $input) {
+    __typename
+    ... on ExchangeConnection { id exchange status permissions { read trade withdraw } }
+    ... on ExchangeRefused { message exchange reason retryable }
+    ... on InvalidInput { message field }
+  }
+}
+"""
+SYNC = """
+mutation($id: ID!) {
+  syncExchangeAccount(connectionId: $id) {
+    __typename
+    ... on AccountSnapshot { balances { asset total valueUsd } portfolio { id value } }
+    ... on ExchangeRefused { message reason }
+    ... on Error { message }
+  }
+}
+"""
+LEDGER = "query($id: ID!) { portfolio(id: $id) { transactions { kind asset quantity price } } }"
+
+
+class FakeExchange:
+    """A ccxt-shaped account; `error` is raised by the next calls, like ccxt raises."""
+
+    def __init__(self) -> None:
+        self.id = "binance"
+        self.error: Exception | None = None
+        self.permissions: dict[str, bool] | None = None
+        self.balance = {"USDT": 1000.0}
+        self.trades: list[dict[str, Any]] = []
+        self.credentials: list[tuple[str, str]] = []
+
+    def set_sandbox_mode(self, enabled: bool) -> None:
+        pass
+
+    async def fetch_balance(self, params: Any = None) -> dict[str, Any]:
+        if self.error is not None:
+            raise self.error
+        return {
+            "free": dict(self.balance),
+            "used": dict.fromkeys(self.balance, 0.0),
+            "total": dict(self.balance),
+        }
+
+    async def fetch_my_trades(self, since: int | None = None, **_: Any) -> list[dict[str, Any]]:
+        if self.error is not None:
+            raise self.error
+        return [t for t in self.trades if since is None or t["timestamp"] >= since]
+
+    async def close(self) -> None:
+        pass
+
+
+class WithPermissions(FakeExchange):
+    async def fetch_permissions(self) -> dict[str, bool]:
+        return {"trade": True, "withdraw": True}
+
+
+@pytest.fixture
+def fake(app: Starlette) -> Iterable[FakeExchange]:
+    exchange = FakeExchange()
+
+    def build(exchange_id: str, *, api_key: str, secret: str, passphrase: str | None) -> Any:
+        exchange.credentials.append((api_key, secret))
+        return exchange
+
+    app.state.services.account_clients = build
+    yield exchange
+
+
+async def add(client: GraphQLClient, token: str, **fields: Any) -> dict[str, Any]:
+    values = {"exchange": "binance", "label": "main", "apiKey": API_KEY, "secret": SECRET, **fields}
+    response = await client.execute(ADD, {"input": values}, token=token)
+    return dict(response.ok()["addExchangeConnection"])
+
+
+async def test_a_paper_account_connects_syncs_and_is_removed_as_the_contract_says(
+    app: Starlette, client: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    answers = []
+    added = await client.contract("accounts", "AddExchangeConnection", token=token)
+    answers.append(added.body)
+    connection = added.ok()["addExchangeConnection"]
+    assert connection["__typename"] == "ExchangeConnection", connection
+    assert connection["apiKeyMask"] == "cdef" and connection["status"] == "ACTIVE"
+    assert connection["permissions"] == {"read": True, "trade": True, "withdraw": False}
+    listed = (await client.contract("accounts", "Connections", token=token)).ok()
+    assert [c["id"] for c in listed["exchangeConnections"]] == [connection["id"]]
+    assert listed["exchangeConnections"][0]["lastSyncAt"] is None
+    variables = {"connectionId": connection["id"]}
+    for _ in range(2):  # a second sync books nothing again
+        synced = await client.contract("accounts", "SyncAccount", variables, token=token)
+        answers.append(synced.body)
+        snapshot = synced.ok()["syncExchangeAccount"]
+        assert snapshot["__typename"] == "AccountSnapshot", snapshot
+        assert snapshot["balances"] == [
+            {"asset": "USDT", "free": "10000", "used": "0", "total": "10000", "valueUsd": "10000"}
+        ]
+        assert snapshot["portfolio"]["value"] == "10000"
+    ledger = (await client.execute(LEDGER, {"id": snapshot["portfolio"]["id"]}, token=token)).ok()
+    assert ledger["portfolio"]["transactions"] == [
+        {"kind": "DEPOSIT", "asset": "USDT", "quantity": "10000", "price": None}
+    ]
+    listed = (await client.contract("accounts", "Connections", token=token)).ok()
+    assert listed["exchangeConnections"][0]["lastSyncAt"] is not None
+    removed = await client.contract("accounts", "RemoveConnection", variables, token=token)
+    assert removed.ok()["removeExchangeConnection"]["__typename"] == "Deleted"
+    assert (await client.contract("accounts", "Connections", token=token)).ok() == {
+        "exchangeConnections": []
+    }
+    gone = await client.contract("accounts", "SyncAccount", variables, token=token)
+    assert gone.ok()["syncExchangeAccount"]["__typename"] == "NotFound"
+    kept = (await client.execute(LEDGER, {"id": snapshot["portfolio"]["id"]}, token=token)).ok()
+    assert kept["portfolio"] is not None  # the portfolio outlives its connection
+    for text in [str(answer) for answer in answers] + [caplog.text]:
+        assert "sk-0123456789abcdefghijklmnopqrstuv" not in text
+        assert "pk-live-0123456789abcdef" not in text
+
+
+async def test_another_user_cannot_sync_or_see_a_connection(
+    app: Starlette, client: GraphQLClient
+) -> None:
+    owner = await make_user(app, client, "ada@example.com", admin=False)
+    other = await make_user(app, client, "eve@example.com", admin=False)
+    added = (await client.contract("accounts", "AddExchangeConnection", token=owner)).ok()
+    connection_id = added["addExchangeConnection"]["id"]
+    refused = await client.execute(SYNC, {"id": connection_id}, token=other)
+    assert refused.ok()["syncExchangeAccount"]["__typename"] == "NotFound"
+    node = await client.execute(
+        "query($id: ID!) { node(id: $id) { id } }", {"id": connection_id}, token=other
+    )
+    assert node.ok()["node"] is None
+    assert (await client.contract("accounts", "Connections", token=other)).ok() == {
+        "exchangeConnections": []
+    }
+    anonymous = await client.contract("accounts", "Connections")
+    assert anonymous.body["data"] is None
+    assert [e["extensions"]["code"] for e in anonymous.errors] == ["NotAuthenticated"]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "retryable"),
+    [
+        (ccxt.AuthenticationError(f"invalid key {API_KEY}"), "AUTHENTICATION", False),
+        (ccxt.PermissionDenied("no"), "PERMISSION", False),
+        (ccxt.ExchangeNotAvailable("maintenance"), "UNAVAILABLE", True),
+        (ccxt.RateLimitExceeded("slow"), "RATE_LIMITED", True),
+        (ccxt.NetworkError("reset"), "NETWORK", True),
+    ],
+)
+async def test_an_exchange_refusal_is_typed_and_stores_nothing(
+    app: Starlette,
+    client: GraphQLClient,
+    fake: FakeExchange,
+    error: Exception,
+    reason: str,
+    retryable: bool,
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    fake.error = error
+    refused = await add(client, token)
+    assert refused["__typename"] == "ExchangeRefused", refused
+    assert (refused["exchange"], refused["reason"], refused["retryable"]) == (
+        "binance",
+        reason,
+        retryable,
+    )
+    assert API_KEY not in refused["message"] and "binance" in refused["message"]
+    assert (await client.contract("accounts", "Connections", token=token)).ok() == {
+        "exchangeConnections": []
+    }
+
+
+async def test_a_key_that_can_withdraw_needs_allow_withdraw(
+    app: Starlette, client: GraphQLClient
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    exchange = WithPermissions()
+    app.state.services.account_clients = lambda *args, **kwargs: exchange
+    refused = await add(client, token)
+    assert (refused["__typename"], refused["field"]) == ("InvalidInput", "allowWithdraw")
+    assert (await client.contract("accounts", "Connections", token=token)).ok() == {
+        "exchangeConnections": []
+    }
+    allowed = await add(client, token, allowWithdraw=True)
+    assert allowed["permissions"] == {"read": True, "trade": True, "withdraw": True}
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"exchange": "nope"}, "exchange"),
+        ({"label": " "}, "label"),
+        ({"apiKey": "short"}, "apiKey"),
+        ({"secret": ""}, "secret"),
+    ],
+)
+async def test_bad_input_names_its_field(
+    app: Starlette, client: GraphQLClient, fake: FakeExchange, fields: dict[str, str], field: str
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    refused = await add(client, token, **fields)
+    assert (refused["__typename"], refused["field"]) == ("InvalidInput", field)
+    assert fake.credentials == []  # refused before the exchange was asked
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def ccxt_trade(n: int, side: str, amount: float, price: float, timestamp: int) -> dict[str, Any]:
+    return {
+        "id": f"T{n}",
+        "timestamp": timestamp,
+        "symbol": "BTC/USDT",
+        "side": side,
+        "amount": amount,
+        "price": price,
+        "fee": {"cost": 1.0, "currency": "USDT"},
+    }
+
+
+async def test_a_sync_books_trades_once_and_labels_what_they_do_not_explain(
+    app: Starlette, client: GraphQLClient, fake: FakeExchange
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    connection = await add(client, token)
+    assert fake.credentials == [(API_KEY, SECRET)]
+    first = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
+    portfolio = first["syncExchangeAccount"]["portfolio"]["id"]
+    fake.trades = [ccxt_trade(1, "buy", 0.01, 20000.0, now_ms())]
+    fake.balance = {"USDT": 1000.0 - 200.0 - 1.0 + 500.0, "BTC": 0.01}
+    for _ in range(2):
+        synced = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
+        assert synced["syncExchangeAccount"]["__typename"] == "AccountSnapshot", synced
+    ledger = (await client.execute(LEDGER, {"id": portfolio}, token=token)).ok()
+    assert ledger["portfolio"]["transactions"] == [
+        {"kind": "DEPOSIT", "asset": "USDT", "quantity": "1000", "price": None},
+        {"kind": "DEPOSIT", "asset": "USDT", "quantity": "500", "price": None},
+        {"kind": "BUY", "asset": "BTC", "quantity": "0.01", "price": "20000"},
+    ]
+
+
+async def test_concurrent_syncs_book_once(
+    app: Starlette, client: GraphQLClient, fake: FakeExchange
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    connection = await add(client, token)
+    fake.trades = [ccxt_trade(1, "buy", 0.01, 20000.0, now_ms())]
+    fake.balance = {"USDT": 799.0, "BTC": 0.01}
+    answers = await asyncio.gather(
+        *(client.execute(SYNC, {"id": connection["id"]}, token=token) for _ in range(4))
+    )
+    kinds = sorted(a.ok()["syncExchangeAccount"]["__typename"] for a in answers)
+    assert kinds.count("AccountSnapshot") >= 1
+    assert set(kinds) <= {"AccountSnapshot", "Conflict"}
+    portfolio = next(
+        a.ok()["syncExchangeAccount"]["portfolio"]["id"]
+        for a in answers
+        if a.ok()["syncExchangeAccount"]["__typename"] == "AccountSnapshot"
+    )
+    ledger = (await client.execute(LEDGER, {"id": portfolio}, token=token)).ok()
+    buys = [t for t in ledger["portfolio"]["transactions"] if t["kind"] == "BUY"]
+    deposits = [t for t in ledger["portfolio"]["transactions"] if t["kind"] == "DEPOSIT"]
+    assert len(buys) == 1 and len(deposits) == 1
+
+
+async def test_a_failed_sync_marks_the_connection_and_says_why(
+    app: Starlette, client: GraphQLClient, fake: FakeExchange
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    connection = await add(client, token)
+    fake.error = ccxt.RateLimitExceeded("429")
+    refused = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
+    assert refused["syncExchangeAccount"]["reason"] == "RATE_LIMITED"
+    listed = (await client.contract("accounts", "Connections", token=token)).ok()
+    assert listed["exchangeConnections"][0]["status"] == "ERROR"
+    assert "rate limiting" in listed["exchangeConnections"][0]["lastError"]
+    fake.error = None
+    synced = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
+    assert synced["syncExchangeAccount"]["__typename"] == "AccountSnapshot"
+    listed = (await client.contract("accounts", "Connections", token=token)).ok()
+    assert listed["exchangeConnections"][0]["status"] == "ACTIVE"
+    assert listed["exchangeConnections"][0]["lastError"] is None
