@@ -306,3 +306,103 @@ async def test_a_failed_sync_marks_the_connection_and_says_why(
     listed = (await client.contract("accounts", "Connections", token=token)).ok()
     assert listed["exchangeConnections"][0]["status"] == "ACTIVE"
     assert listed["exchangeConnections"][0]["lastError"] is None
+
+
+AUDIT = """
+query($first: Int, $after: String, $userId: ID) {
+  auditLog(first: $first, after: $after, userId: $userId) {
+    edges { cursor node { action target address } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+async def actions(client: GraphQLClient, token: str, **variables: Any) -> list[str]:
+    log = (await client.execute(AUDIT, variables, token=token)).ok()["auditLog"]
+    return [edge["node"]["action"] for edge in log["edges"]]
+
+
+async def test_the_audit_log_records_sensitive_actions_for_their_user_only(
+    app: Starlette, client: GraphQLClient
+) -> None:
+    ada = (await client.sign_up("ada@example.com"))["accessToken"]
+    wrong = {"email": "ada@example.com", "password": "not the password at all"}
+    assert (await client.contract("server", "Login", wrong)).ok()["login"]["__typename"] == (
+        "InvalidCredentials"
+    )
+    added = (await client.contract("accounts", "AddExchangeConnection", token=ada)).ok()
+    variables = {"connectionId": added["addExchangeConnection"]["id"]}
+    await client.contract("accounts", "SyncAccount", variables, token=ada)
+    await client.contract("accounts", "RemoveConnection", variables, token=ada)
+    contract = (await client.contract("accounts", "AuditLog", token=ada)).ok()
+    nodes = [edge["node"] for edge in contract["auditLog"]["edges"]]
+    assert [node["action"] for node in nodes] == [
+        "CONNECTION_REMOVED",
+        "ACCOUNT_SYNCED",
+        "CONNECTION_ADDED",
+        "LOGIN_FAILED",
+        "REGISTERED",
+    ]
+    assert all(node["address"] == "127.0.0.1" and node["at"] for node in nodes)
+    first = (await client.execute(AUDIT, {"first": 2}, token=ada)).ok()["auditLog"]
+    assert first["pageInfo"]["hasNextPage"]
+    rest = await actions(client, ada, first=10, after=first["pageInfo"]["endCursor"])
+    assert rest == ["CONNECTION_ADDED", "LOGIN_FAILED", "REGISTERED"]
+    eve = (await client.sign_up("eve@example.com"))["accessToken"]
+    assert await actions(client, eve) == ["REGISTERED"]
+    ada_id = (await client.execute("{ me { id } }", token=ada)).ok()["me"]["id"]
+    refused = await client.execute(AUDIT, {"userId": ada_id}, token=eve)
+    assert refused.body["data"]["auditLog"] is None
+    assert [e["extensions"]["code"] for e in refused.errors] == ["Forbidden"]
+    admin = await make_user(app, client, "root@example.com", admin=True)
+    assert len(await actions(client, admin, userId=ada_id)) == 5
+    assert "LOGIN" in await actions(client, admin, first=50)  # everyone's, the admin's own login
+    unknown = {"email": "nobody@example.com", "password": "not the password at all"}
+    await client.contract("server", "Login", unknown)
+    everyone = (await client.execute(AUDIT, {"first": 1}, token=admin)).ok()["auditLog"]
+    assert everyone["edges"][0]["node"] == {
+        "action": "LOGIN_FAILED",
+        "target": "nobody@example.com",
+        "address": "127.0.0.1",
+    }
+    bad = await client.execute(AUDIT, {"after": "bm90IGEgY3Vyc29y"}, token=ada)
+    assert [e["extensions"]["code"] for e in bad.errors] == ["InvalidInput"]
+
+
+async def test_changing_the_password_revokes_every_session(
+    app: Starlette, client: GraphQLClient
+) -> None:
+    first = await client.sign_up("ada@example.com")
+    login = {"email": "ada@example.com", "password": "correct horse battery staple"}
+    second = (await client.contract("server", "Login", login)).ok()["login"]
+    passwords = {
+        "currentPassword": "correct horse battery staple",
+        "newPassword": "another long passphrase",
+    }
+    wrong = {**passwords, "currentPassword": "not it at all, no"}
+    refused = await client.contract("accounts", "ChangePassword", wrong, token=first["accessToken"])
+    assert refused.ok()["changePassword"]["__typename"] == "InvalidCredentials"
+    weak = {**passwords, "newPassword": "short"}
+    refused = await client.contract("accounts", "ChangePassword", weak, token=first["accessToken"])
+    assert refused.ok()["changePassword"]["__typename"] == "WeakPassword"
+    changed = await client.contract(
+        "accounts", "ChangePassword", passwords, token=first["accessToken"]
+    )
+    payload = changed.ok()["changePassword"]
+    assert payload["__typename"] == "AuthPayload"
+    for old in (first, second):
+        me = await client.execute("{ me { email } }", token=old["accessToken"])
+        assert [e["extensions"]["code"] for e in me.errors] == ["InvalidToken"]
+        reused = await client.contract("server", "Refresh", {"refreshToken": old["refreshToken"]})
+        assert reused.ok()["refreshToken"]["__typename"] == "InvalidToken"
+    me = (await client.execute("{ me { email } }", token=payload["accessToken"])).ok()
+    assert me["me"]["email"] == "ada@example.com"
+    assert (await client.contract("server", "Login", login)).ok()["login"]["__typename"] == (
+        "InvalidCredentials"
+    )
+    new_login = {"email": "ada@example.com", "password": "another long passphrase"}
+    assert (await client.contract("server", "Login", new_login)).ok()["login"]["__typename"] == (
+        "AuthPayload"
+    )
+    assert "PASSWORD_CHANGED" in await actions(client, payload["accessToken"])

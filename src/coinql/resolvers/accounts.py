@@ -20,7 +20,13 @@ import ccxt
 import structlog
 
 from coinql.domain import ledger
-from coinql.domain.errors import Conflict, ExchangeAccountError, InvalidInput, NotFound
+from coinql.domain.errors import (
+    Conflict,
+    ExchangeAccountError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from coinql.domain.ledger import CostBasis
 from coinql.domain.paper import PaperBook
 from coinql.domain.reconcile import ExchangeTrade, reconcile
@@ -439,3 +445,16 @@ def _trade_in_cash(trade: ExchangeTrade, cash: str) -> ExchangeTrade:
     quote = cash if trade.quote in CASH else trade.quote
     fee_currency = cash if trade.fee_currency in CASH else trade.fee_currency
     return replace(trade, quote=quote, fee_currency=fee_currency)
+
+
+async def audit_log(
+    context: Context, *, first: int, after: int | None, user_id: uuid.UUID | None
+) -> list[account_store.AuditEntry]:
+    """The caller's audit entries, newest first; an admin may name any user's, or None: all."""
+    caller = await require_user(context)
+    if user_id is not None and user_id != caller.id and not caller.is_admin:
+        raise Forbidden("only admins may read another user's audit log")
+    if user_id is None and not caller.is_admin:
+        user_id = caller.id
+    async with context.services.reader() as session:
+        return await account_store.audit_page(session, user_id=user_id, after=after, first=first)

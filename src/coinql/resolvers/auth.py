@@ -20,6 +20,7 @@ from coinql.domain.errors import (
 )
 from coinql.resolvers.budget import refuse
 from coinql.resolvers.context import Context, Services
+from coinql.store import accounts as account_store
 from coinql.store import auth as auth_store
 
 
@@ -87,6 +88,7 @@ async def register(context: Context, *, email: str, password: str) -> IssuedToke
         user = await create_user(
             session, email=email, password=password, is_admin=False, now=services.now()
         )
+        await audit(context, session, user.id, "REGISTERED")
         return await _issue(services, session, user=user, family_id=uuid.uuid4())
 
 
@@ -122,10 +124,17 @@ async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
             password,
         )
         if user is None or not valid:
-            raise InvalidCredentials("email or password is incorrect")
-        if auth.password_needs_rehash(user.password_hash):
-            user.password_hash = await asyncio.to_thread(auth.hash_password, password)
-        issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
+            # Recorded in this transaction, which commits: the refusal is raised after it.
+            target = None if user is not None else normalized or None
+            await audit(context, session, user.id if user else None, "LOGIN_FAILED", target=target)
+            issued = None
+        else:
+            if auth.password_needs_rehash(user.password_hash):
+                user.password_hash = await asyncio.to_thread(auth.hash_password, password)
+            await audit(context, session, user.id, "LOGIN")
+            issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
+    if issued is None:
+        raise InvalidCredentials("email or password is incorrect")
     await services.throttle.release([address_key], attempt)
     await services.throttle.clear(account_key)
     return issued
@@ -183,8 +192,61 @@ async def logout(context: Context, *, refresh_token: str) -> bool:
             return False
         family_id = token.family_id
         await auth_store.revoke_family(session, family_id=family_id, now=services.now())
+        await audit(context, session, token.user_id, "LOGOUT")
     await services.live_sessions.revoke(session_id=family_id)
     return True
+
+
+async def change_password(
+    context: Context, *, current_password: str, new_password: str
+) -> IssuedTokens:
+    """Change the caller's password: every login session of theirs is revoked (their sockets
+    closed on every replica) and the caller gets a new one.
+
+    The current password is checked like a login, against the same per-account limit.
+    """
+    services = context.services
+    user = await require_user(context)
+    account_key = f"login:account:{user.email}"
+    attempt = await _reserve(
+        context,
+        [(account_key, services.settings.login_failures_per_account)],
+        reason="login_throttle",
+        message="too many failed password checks",
+    )
+    auth.check_password_policy(new_password)
+    if not await asyncio.to_thread(auth.verify_password, user.password_hash, current_password):
+        raise InvalidCredentials("the current password is incorrect")
+    new_hash = await asyncio.to_thread(auth.hash_password, new_password)
+    now = services.now()
+    async with services.transaction() as session:
+        families = await auth_store.revoke_user_sessions(session, user_id=user.id, now=now)
+        await auth_store.set_password_hash(session, user_id=user.id, password_hash=new_hash)
+        await audit(context, session, user.id, "PASSWORD_CHANGED")
+        issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
+    await services.throttle.release([account_key], attempt)
+    for family_id in families:
+        await services.live_sessions.revoke(session_id=family_id)
+    return issued
+
+
+async def audit(
+    context: Context,
+    session: AsyncSession,
+    user_id: uuid.UUID | None,
+    action: str,
+    *,
+    target: str | None = None,
+) -> None:
+    """Append a sensitive action to the audit log, in the caller's transaction."""
+    await account_store.record(
+        session,
+        user_id=user_id,
+        action=action,
+        target=target,
+        address=context.client_address(),
+        now=context.services.now(),
+    )
 
 
 async def require_user(context: Context) -> auth_store.User:

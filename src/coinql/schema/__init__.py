@@ -29,7 +29,12 @@ from strawberry.types.graphql import OperationType
 from coinql.domain.errors import Unavailable
 from coinql.resolvers.context import Context
 from coinql.schema import accounts, backtest
-from coinql.schema.accounts import AccountsMutation, AccountsQuery
+from coinql.schema.accounts import (
+    AccountsMutation,
+    AccountsQuery,
+    ProfileMutation,
+    ProfileQuery,
+)
 from coinql.schema.backtest import BacktestMutation, BacktestQuery
 from coinql.schema.bounds import CheckedSchema
 from coinql.schema.cost import QueryCostLimiter
@@ -68,6 +73,7 @@ Query = merge_types(
         BacktestQuery,
         RealtimeQuery,
         AccountsQuery,
+        ProfileQuery,
     ),
 )
 Mutation = merge_types(
@@ -80,6 +86,7 @@ Mutation = merge_types(
         BacktestMutation,
         RealtimeMutation,
         AccountsMutation,
+        ProfileMutation,
     ),
 )
 

@@ -13,18 +13,34 @@ from strawberry.types import Info
 
 from coinql.domain.errors import ExchangeAccountError, NotFound
 from coinql.resolvers import accounts as account_resolvers
+from coinql.resolvers import auth as auth_resolvers
 from coinql.resolvers.context import Context
+from coinql.schema.bounds import PageSizeArgument
 from coinql.schema.enums import AccountFailure
 from coinql.schema.errors import (
     Conflict,
     Error,
+    InvalidCredentials,
     InvalidInput,
     NotAuthenticated,
+    RateLimited,
+    WeakPassword,
 )
 from coinql.schema.errors import NotFound as NotFoundError
-from coinql.schema.nodes import Deleted, DeleteResult, OwnedNode, decode_id
+from coinql.schema.nodes import (
+    Connection,
+    Deleted,
+    DeleteResult,
+    Edge,
+    OwnedNode,
+    PageInfo,
+    decode_cursor,
+    decode_id,
+    encode_cursor,
+)
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Portfolio
+from coinql.schema.server import AuthPayload
 from coinql.store.accounts import ExchangeConnection as ConnectionRow
 
 
@@ -215,4 +231,73 @@ class AccountsMutation:
         return Deleted(id=id)
 
 
+@strawberry.type(description="One sensitive action, as the audit log keeps it (append-only).")
+class AuditEntry:
+    action: str = strawberry.field(description="LOGIN, LOGIN_FAILED, PASSWORD_CHANGED, ...")
+    target: str | None = strawberry.field(description="What it acted on, where it says.")
+    at: datetime
+    address: str | None = strawberry.field(description="The client address it came from.")
+
+
+ChangePasswordResult = Annotated[
+    AuthPayload | InvalidCredentials | WeakPassword | RateLimited | NotAuthenticated,
+    strawberry.union("ChangePasswordResult"),
+]
+
+
+@strawberry.type
+class ProfileQuery:
+    @strawberry.field(
+        description="The caller's audit log, newest first; admins may name a user, or see all.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def audit_log(
+        self,
+        info: Info[Context, None],
+        first: PageSizeArgument = 50,
+        after: str | None = None,
+        user_id: strawberry.ID | None = None,
+    ) -> Connection[AuditEntry] | None:
+        entries = await account_resolvers.audit_log(
+            info.context,
+            first=first + 1,
+            after=None if after is None else decode_cursor(after, AUDIT_CURSOR),
+            user_id=None if user_id is None else decode_id(user_id, "User"),
+        )
+        page = entries[:first]
+        edges = [
+            Edge(
+                node=AuditEntry(
+                    action=entry.action, target=entry.target, at=entry.at, address=entry.address
+                ),
+                cursor=encode_cursor(entry.id or 0, AUDIT_CURSOR),
+            )
+            for entry in page
+        ]
+        cursors = [edge.cursor for edge in edges]
+        return Connection[AuditEntry](
+            edges=edges,
+            page_info=PageInfo.of(
+                cursors, offset=int(after is not None), has_next_page=len(entries) > first
+            ),
+        )
+
+
+@strawberry.type
+class ProfileMutation:
+    @strawberry.mutation(
+        description="Change the password: every session of the caller is revoked and its"
+        " sockets closed; the answer is a new session.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def change_password(
+        self, info: Info[Context, None], current_password: str, new_password: str
+    ) -> ChangePasswordResult | None:
+        issued = await auth_resolvers.change_password(
+            info.context, current_password=current_password, new_password=new_password
+        )
+        return AuthPayload.from_model(issued)
+
+
+AUDIT_CURSOR = "audit"
 ERROR_TYPES = [(ExchangeAccountError, ExchangeRefused)]

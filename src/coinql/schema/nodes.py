@@ -41,16 +41,17 @@ def decode_uuid(global_id: relay.GlobalID, missing: str) -> uuid.UUID:
         raise NotFound(missing) from None
 
 
-def encode_cursor(offset: int) -> str:
-    """The opaque cursor of the item at `offset` in a page's ordering."""
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+def encode_cursor(position: int, kind: str = "offset") -> str:
+    """The opaque cursor of the item at `position` in a page's ordering: its offset, or (for
+    a keyset page such as the audit log's) its `kind` of key."""
+    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> int:
-    """The offset inside a cursor of `encode_cursor`; `InvalidInput` naming `after` otherwise."""
+def decode_cursor(cursor: str, kind: str = "offset") -> int:
+    """The position inside a cursor of `encode_cursor`; `InvalidInput` naming `after` otherwise."""
     try:
-        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind != "offset" or not value.isdigit():
+        found, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if found != kind or not value.isdigit():
             raise ValueError(cursor)
         return int(value)
     except (ValueError, UnicodeDecodeError):

@@ -318,7 +318,13 @@ async def record(
     now: datetime,
 ) -> AuditEntry:
     """Append one entry to the audit log."""
-    entry = AuditEntry(user_id=user_id, action=action, target=target, address=address, at=now)
+    entry = AuditEntry(
+        user_id=user_id,
+        action=action,
+        target=None if target is None else target[:200],
+        address=None if address is None else address[:64],
+        at=now,
+    )
     return await insert(session, entry)
 
 

@@ -123,3 +123,24 @@ async def is_family_active(session: AsyncSession, *, family_id: uuid.UUID) -> bo
     )
     result = await session.exec(statement.limit(1))
     return result.first() is not None
+
+
+async def revoke_user_sessions(
+    session: AsyncSession, *, user_id: uuid.UUID, now: datetime
+) -> list[uuid.UUID]:
+    """Revoke every live refresh token of a user; return the login sessions they were of."""
+    statement = (
+        update(RefreshToken)
+        .where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+        .returning(col(RefreshToken.family_id))
+    )
+    return sorted({row[0] for row in (await session.exec(statement)).all()})
+
+
+async def set_password_hash(
+    session: AsyncSession, *, user_id: uuid.UUID, password_hash: str
+) -> None:
+    await session.exec(
+        update(User).where(col(User.id) == user_id).values(password_hash=password_hash)
+    )
