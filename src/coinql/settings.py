@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     paper_quote: str = "USDT"
     paper_fee_bps: Decimal = Decimal(10)
     paper_slippage_bps: Decimal = Decimal(5)
+    max_api_keys_per_user: int = 20
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_format: LogFormat | None = None
     log_level: str = "INFO"
@@ -120,6 +121,7 @@ class Settings(BaseSettings):
     max_directives_per_field: int = QueryLimits.max_directives_per_field
     rate_limit_cost_per_user: int = 60_000
     rate_limit_cost_per_address: int = 120_000
+    rate_limit_cost_per_key: int = 60_000  # per API key, beside its user's budget
     rate_limit_window_seconds: float = 60.0
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20

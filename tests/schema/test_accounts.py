@@ -406,3 +406,84 @@ async def test_changing_the_password_revokes_every_session(
         "AuthPayload"
     )
     assert "PASSWORD_CHANGED" in await actions(client, payload["accessToken"])
+
+
+KEYED = "query { me { email } apiKeys { prefix lastUsedAt } }"
+
+
+async def new_key(client: GraphQLClient, token: str, scopes: list[str]) -> dict[str, Any]:
+    created = await client.execute(
+        'mutation($scopes: [ApiScope!]!) { createApiKey(input: {name: "script", scopes:'
+        " $scopes}) { __typename ... on CreatedApiKey { key apiKey { id prefix scopes } }"
+        " ... on Error { message } } }",
+        {"scopes": scopes},
+        token=token,
+    )
+    return dict(created.ok()["createApiKey"])
+
+
+def keyed(key: str) -> dict[str, str]:
+    return {"Authorization": f"ApiKey {key}"}
+
+
+async def test_an_api_key_is_shown_once_works_in_its_scope_and_is_revoked(
+    app: Starlette, client: GraphQLClient
+) -> None:
+    token = (await client.sign_up("ada@example.com"))["accessToken"]
+    created = (await client.contract("accounts", "CreateApiKey", token=token)).ok()
+    made = created["createApiKey"]
+    assert made["__typename"] == "CreatedApiKey", made
+    key, prefix = made["key"], made["apiKey"]["prefix"]
+    assert key.startswith(f"cq_{prefix}_") and made["apiKey"]["scopes"] == ["READ"]
+    assert made["apiKey"]["lastUsedAt"] is None
+    listed = (await client.contract("accounts", "ApiKeys", token=token)).ok()
+    assert key not in str(listed) and [k["prefix"] for k in listed["apiKeys"]] == [prefix]
+    used = (await client.execute(KEYED, headers=keyed(key))).ok()
+    assert used["me"]["email"] == "ada@example.com"
+    assert used["apiKeys"][0]["lastUsedAt"] is not None
+    # READ may not change money or credentials; the refusal names what it needs.
+    refused = await client.contract("portfolio", "CreatePortfolio", headers=keyed(key))
+    assert refused.body["data"]["createPortfolio"] is None
+    assert [e["extensions"]["code"] for e in refused.errors] == ["Forbidden"]
+    assert "needs TRADE" in refused.errors[0]["message"]
+    for operation in ("AddExchangeConnection", "CreateApiKey"):
+        answer = await client.contract("accounts", operation, headers=keyed(key))
+        assert "Forbidden" in str(answer.body), answer.body
+    trade = await new_key(client, token, ["TRADE", "READ"])
+    assert trade["apiKey"]["scopes"] == ["READ", "TRADE"]
+    made_with_trade = await client.contract(
+        "portfolio", "CreatePortfolio", headers=keyed(trade["key"])
+    )
+    assert made_with_trade.ok()["createPortfolio"]["__typename"] == "Portfolio"
+    no_keys_from_keys = await new_key_with_key(client, trade["key"])
+    assert no_keys_from_keys["__typename"] == "Forbidden"
+    variables = {"apiKeyId": made["apiKey"]["id"]}
+    revoked = await client.contract("accounts", "RevokeApiKey", variables, token=token)
+    assert revoked.ok()["revokeApiKey"]["__typename"] == "Deleted"
+    again = await client.contract("accounts", "RevokeApiKey", variables, token=token)
+    assert again.ok()["revokeApiKey"]["__typename"] == "NotFound"
+    gone = await client.execute(KEYED, headers=keyed(key))
+    assert {e["extensions"]["code"] for e in gone.errors} == {"InvalidToken"}
+    for bad in ("cq_nope", key[:-1] + ("A" if key[-1] != "A" else "B"), "x" * 60):
+        wrong = await client.execute(KEYED, headers=keyed(bad))
+        assert {e["extensions"]["code"] for e in wrong.errors} == {"InvalidToken"}
+    actions_logged = await actions(client, token)
+    assert actions_logged[:3] == ["API_KEY_REVOKED", "API_KEY_CREATED", "API_KEY_CREATED"]
+
+
+async def new_key_with_key(client: GraphQLClient, key: str) -> dict[str, Any]:
+    created = await client.execute(
+        'mutation { createApiKey(input: {name: "child", scopes: [TRADE]}) { __typename } }',
+        headers=keyed(key),
+    )
+    return dict(created.ok()["createApiKey"])
+
+
+async def test_another_users_key_cannot_be_revoked(app: Starlette, client: GraphQLClient) -> None:
+    ada = (await client.sign_up("ada@example.com"))["accessToken"]
+    eve = (await client.sign_up("eve@example.com"))["accessToken"]
+    made = await new_key(client, ada, ["READ"])
+    variables = {"apiKeyId": made["apiKey"]["id"]}
+    refused = await client.contract("accounts", "RevokeApiKey", variables, token=eve)
+    assert refused.ok()["revokeApiKey"]["__typename"] == "NotFound"
+    assert (await client.execute(KEYED, headers=keyed(made["key"]))).ok()["me"]

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -264,3 +265,39 @@ def refresh_token_digest(token: str) -> str:
         Its SHA-256, hex encoded (64 characters).
     """
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+API_KEY_PREFIX = "cq"
+API_KEY_NEVER_EXPIRES = datetime(9999, 1, 1, tzinfo=UTC)  # a key lives until revoked
+
+
+class ApiScope(StrEnum):
+    """What an API key may do: READ everything and run research, or TRADE (all a session may)."""
+
+    READ = "READ"
+    TRADE = "TRADE"
+
+
+def new_api_key() -> tuple[str, str]:
+    """Return a new API key and its public prefix: "cq_<prefix>_<secret>".
+
+    The prefix (8 hex digits) finds the stored key; the 256 random bits after it are what
+    authenticates, and only their SHA-256 is stored.
+    """
+    prefix = secrets.token_hex(4)
+    return f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+def api_key_prefix(key: str) -> str:
+    """Return the prefix of a key made by `new_api_key`.
+
+    Raises
+    ------
+    InvalidToken
+        When `key` does not have the shape of one.
+    """
+    scheme, _, rest = key.partition("_")
+    prefix, _, secret = rest.partition("_")
+    if scheme != API_KEY_PREFIX or len(prefix) != 8 or len(secret) < 32:
+        raise InvalidToken("API key is invalid or revoked")
+    return prefix

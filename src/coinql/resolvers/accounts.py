@@ -19,7 +19,8 @@ from functools import cache, partial
 import ccxt
 import structlog
 
-from coinql.domain import ledger
+from coinql.domain import auth, ledger
+from coinql.domain.auth import ApiScope
 from coinql.domain.errors import (
     Conflict,
     ExchangeAccountError,
@@ -458,3 +459,75 @@ async def audit_log(
         user_id = caller.id
     async with context.services.reader() as session:
         return await account_store.audit_page(session, user_id=user_id, after=after, first=first)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    key: str  # shown once, in the answer that created it
+    row: account_store.ApiKey
+
+
+async def create_api_key(context: Context, *, name: str, scopes: list[ApiScope]) -> CreatedKey:
+    """Make an API key for the caller; only its hash is stored.
+
+    Only a session may make keys (a key making keys would outlive its own revocation), and a
+    user holds at most COINQL_MAX_API_KEYS_PER_USER live ones.
+    """
+    user = await require_user(context)
+    if context.api_key is not None:
+        raise Forbidden("API keys are made with a session, not with another API key")
+    name = name.strip()
+    if not 0 < len(name) <= MAX_LABEL:
+        raise InvalidInput("name", f"name must have 1 to {MAX_LABEL} characters")
+    if not scopes:
+        raise InvalidInput("scopes", "give at least one scope: READ or TRADE")
+    limit = context.services.settings.max_api_keys_per_user
+    key, prefix = auth.new_api_key()
+    now = context.services.now()
+    async with context.services.transaction() as session:
+        if len(await account_store.list_api_keys(session, owner_id=user.id)) >= limit:
+            raise InvalidInput("name", f"at most {limit} live API keys per user; revoke one")
+        row = await account_store.add_api_key(
+            session,
+            owner_id=user.id,
+            name=name,
+            prefix=prefix,
+            key=key,
+            scopes=sorted({scope.value for scope in scopes}),
+            now=now,
+        )
+        await account_store.record(
+            session,
+            user_id=user.id,
+            action="API_KEY_CREATED",
+            target=f"{prefix}:{name}",
+            address=context.client_address(),
+            now=now,
+        )
+    return CreatedKey(key, row)
+
+
+async def list_api_keys(context: Context) -> list[account_store.ApiKey]:
+    user = await require_user(context)
+    async with context.services.reader() as session:
+        return await account_store.list_api_keys(session, owner_id=user.id)
+
+
+async def revoke_api_key(context: Context, *, key_id: uuid.UUID) -> None:
+    """Revoke one of the caller's keys: it stops working on every replica, sockets included."""
+    user = await require_user(context)
+    now = context.services.now()
+    async with context.services.transaction() as session:
+        if not await account_store.revoke_api_key(
+            session, key_id=key_id, owner_id=user.id, now=now
+        ):
+            raise NotFound(f"no API key {key_id}")
+        await account_store.record(
+            session,
+            user_id=user.id,
+            action="API_KEY_REVOKED",
+            target=str(key_id),
+            address=context.client_address(),
+            now=now,
+        )
+    await context.services.live_sessions.revoke(session_id=key_id)

@@ -22,6 +22,8 @@ async def spend(context: Context, cost: int) -> None:
         user = None
     if user is not None:
         budgets[f"user:{user.id}"] = (settings.rate_limit_cost_per_user, "user")
+    if context.api_key is not None:
+        budgets[f"key:{context.api_key.id}"] = (settings.rate_limit_cost_per_key, "key")
     window = settings.rate_limit_window_seconds
     refused = await services.throttle.spend(
         [(key, limit) for key, (limit, _) in budgets.items()], max(cost, 1), window=window

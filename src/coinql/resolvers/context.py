@@ -18,7 +18,12 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from coinql import __version__
-from coinql.domain.auth import AccessClaims, read_access_token
+from coinql.domain.auth import (
+    API_KEY_NEVER_EXPIRES,
+    AccessClaims,
+    api_key_prefix,
+    read_access_token,
+)
 from coinql.domain.errors import InvalidToken, Unavailable
 from coinql.exchanges.accounts import AccountClients, create_account_client
 from coinql.exchanges.ccxt import ExchangeAdapter
@@ -33,6 +38,7 @@ from coinql.realtime.prices import LatestPrices
 from coinql.realtime.sessions import LiveSessions
 from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
+from coinql.store import accounts as account_store
 from coinql.store import auth as auth_store
 from coinql.store.db import is_connection_loss
 from coinql.store.throttle import MemoryThrottle, Throttle
@@ -133,6 +139,8 @@ class Context:
     cache: dict[str, Any] = field(default_factory=dict)
     # The verified access token's claims, once `user()` has read one.
     claims: AccessClaims | None = None
+    # The API key the request came with (`Authorization: ApiKey ...`), once `user()` read it.
+    api_key: account_store.ApiKey | None = None
     _user: auth_store.User | None = None
     _user_loaded: bool = False
 
@@ -153,8 +161,9 @@ class Context:
         self.__dict__.pop("loaders", None)
         self.cache["retry"] = True
 
-    def bearer_token(self) -> str | None:
-        """The access token from the Authorization header, or from connection_init's payload."""
+    def credentials(self) -> tuple[str, str] | None:
+        """The scheme ("bearer" or "apikey") and credential of the Authorization header, or of
+        connection_init's payload; None when there is none."""
         header = self.request.headers.get("authorization")
         if header is None and self.connection_params:
             value = self.connection_params.get("Authorization") or self.connection_params.get(
@@ -163,10 +172,17 @@ class Context:
             header = value if isinstance(value, str) else None
         if header is None:
             return None
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise InvalidToken("the Authorization header must be 'Bearer <access token>'")
-        return token.strip()
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() not in ("bearer", "apikey") or not credential.strip():
+            raise InvalidToken(
+                "the Authorization header must be 'Bearer <access token>' or 'ApiKey <key>'"
+            )
+        return scheme.lower(), credential.strip()
+
+    def bearer_token(self) -> str | None:
+        """The access token sent, if the credential is one."""
+        found = self.credentials()
+        return found[1] if found is not None and found[0] == "bearer" else None
 
     @property
     def known_user_id(self) -> uuid.UUID | None:
@@ -189,6 +205,24 @@ class Context:
         """Forget the loaded user, so that the next `user()` checks the token again."""
         self._user, self._user_loaded = None, False
 
+    async def _api_key_user(self, key: str) -> auth_store.User:
+        """The owner of a live API key; its id stands as the socket session, so revoking the
+        key closes the sockets opened with it."""
+        prefix = api_key_prefix(key)
+        now = self.services.now()
+        async with self.services.transaction() as session:
+            row = await account_store.find_api_key(session, prefix=prefix, key=key)
+            user = None if row is None else await auth_store.get_user(session, user_id=row.owner_id)
+            if row is not None:
+                await account_store.touch_api_key(session, key_id=row.id, now=now)
+        if row is None or user is None:
+            raise InvalidToken("API key is invalid or revoked")
+        self.api_key = row
+        self.claims = AccessClaims(
+            user_id=user.id, session_id=row.id, expires_at=API_KEY_NEVER_EXPIRES
+        )
+        return user
+
     async def user(self) -> auth_store.User | None:
         """The signed-in user, or None when anonymous; `InvalidToken` for a bad token.
 
@@ -196,10 +230,12 @@ class Context:
         """
         if self._user_loaded:
             return self._user
-        token = self.bearer_token()
+        found = self.credentials()
         user = None
-        if token is not None:
-            claims = read_access_token(self.services.secret_key, token, now=self.services.now())
+        if found is not None and found[0] == "apikey":
+            user = await self._api_key_user(found[1])
+        elif found is not None:
+            claims = read_access_token(self.services.secret_key, found[1], now=self.services.now())
             async with self.services.reader() as session:
                 user = await auth_store.get_user(session, user_id=claims.user_id)
                 active = await auth_store.is_family_active(session, family_id=claims.session_id)

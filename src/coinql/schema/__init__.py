@@ -32,6 +32,8 @@ from coinql.schema import accounts, backtest
 from coinql.schema.accounts import (
     AccountsMutation,
     AccountsQuery,
+    ApiKeyMutation,
+    ApiKeyQuery,
     ProfileMutation,
     ProfileQuery,
 )
@@ -74,6 +76,7 @@ Query = merge_types(
         RealtimeQuery,
         AccountsQuery,
         ProfileQuery,
+        ApiKeyQuery,
     ),
 )
 Mutation = merge_types(
@@ -87,6 +90,7 @@ Mutation = merge_types(
         RealtimeMutation,
         AccountsMutation,
         ProfileMutation,
+        ApiKeyMutation,
     ),
 )
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Self
 import strawberry
 from strawberry.types import Info
 
+from coinql.domain.auth import ApiScope
 from coinql.domain.errors import ExchangeAccountError, NotFound
 from coinql.resolvers import accounts as account_resolvers
 from coinql.resolvers import auth as auth_resolvers
@@ -20,6 +21,7 @@ from coinql.schema.enums import AccountFailure
 from coinql.schema.errors import (
     Conflict,
     Error,
+    Forbidden,
     InvalidCredentials,
     InvalidInput,
     NotAuthenticated,
@@ -41,6 +43,7 @@ from coinql.schema.nodes import (
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Portfolio
 from coinql.schema.server import AuthPayload
+from coinql.store.accounts import ApiKey as ApiKeyRow
 from coinql.store.accounts import ExchangeConnection as ConnectionRow
 
 
@@ -297,6 +300,89 @@ class ProfileMutation:
             info.context, current_password=current_password, new_password=new_password
         )
         return AuthPayload.from_model(issued)
+
+
+@strawberry.type(description="A key for scripts and notebooks: 'Authorization: ApiKey <key>'.")
+class ApiKey(OwnedNode):
+    name: str
+    prefix: str = strawberry.field(description="The key's public part, to tell keys apart.")
+    scopes: list[ApiScope]
+    created_at: datetime
+    last_used_at: datetime | None = strawberry.field(description="To the minute.")
+    model: strawberry.Private[ApiKeyRow]
+
+    @classmethod
+    def from_model(cls, row: ApiKeyRow) -> Self:
+        return cls(
+            name=row.name,
+            prefix=row.prefix,
+            scopes=[ApiScope(scope) for scope in row.scopes],
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            model=row,
+        )
+
+    @staticmethod
+    async def load_owned(context: Context, key_id: uuid.UUID) -> Any:
+        keys = await account_resolvers.list_api_keys(context)
+        return next((key for key in keys if key.id == key_id), None)
+
+
+@strawberry.type(description="A new key, shown in this answer only; afterwards its prefix.")
+class CreatedApiKey:
+    key: str
+    api_key: ApiKey
+
+
+@strawberry.input
+class CreateApiKeyInput:
+    name: str
+    scopes: list[ApiScope] = strawberry.field(
+        description="READ: queries, subscriptions and research runs. TRADE: all a session may."
+    )
+
+
+CreateApiKeyResult = Annotated[
+    CreatedApiKey | InvalidInput | Forbidden | NotAuthenticated,
+    strawberry.union("CreateApiKeyResult"),
+]
+
+
+@strawberry.type
+class ApiKeyQuery:
+    @strawberry.field(
+        description="The caller's live API keys, newest first.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def api_keys(self, info: Info[Context, None]) -> list[ApiKey]:
+        return [
+            ApiKey.from_model(row) for row in await account_resolvers.list_api_keys(info.context)
+        ]
+
+
+@strawberry.type
+class ApiKeyMutation:
+    @strawberry.mutation(
+        description="Make an API key (with a session, not with another key).",
+        permission_classes=[IsAuthenticated],
+    )
+    async def create_api_key(
+        self, info: Info[Context, None], input: CreateApiKeyInput
+    ) -> CreateApiKeyResult | None:
+        created = await account_resolvers.create_api_key(
+            info.context, name=input.name, scopes=input.scopes
+        )
+        return CreatedApiKey(key=created.key, api_key=ApiKey.from_model(created.row))
+
+    @strawberry.mutation(
+        description="Revoke an API key: it stops working at once, open sockets included.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def revoke_api_key(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> DeleteResult | None:
+        await account_resolvers.revoke_api_key(info.context, key_id=decode_id(id, "ApiKey"))
+        return Deleted(id=id)
 
 
 AUDIT_CURSOR = "audit"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import strawberry
 
+from coinql.domain.auth import ApiScope
 from coinql.domain.backtest_config import Direction, FillPrice, Sizing
 from coinql.domain.candles import Interval
 from coinql.domain.covariance import CovarianceMethod
@@ -47,10 +48,12 @@ strawberry.enum(SimulationMethod, description="How Monte Carlo paths are drawn."
 strawberry.enum(SplitMode, description="Walk-forward windows: sliding, or growing from the start.")
 strawberry.enum(JobKind, description="What a job computes.")
 strawberry.enum(JobStatus, description="Where a job is; the last four are final.")
+strawberry.enum(ApiScope, description="What an API key may do.")
 strawberry.enum(AccountFailure, description="Why an exchange call failed (ccxt's error classes).")
 
 __all__ = [
     "AccountFailure",
+    "ApiScope",
     "AssetOrder",
     "CostBasis",
     "CovarianceMethod",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Column, ForeignKey, Text, update
@@ -20,6 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.store.db import UTCDateTime, insert, parent_key
 from coinql.store.secrets import SecretBox
+
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 class ExchangeConnection(SQLModel, table=True):
@@ -289,6 +291,18 @@ async def find_api_key(session: AsyncSession, *, prefix: str, key: str) -> ApiKe
     if row is None or row.revoked_at is not None:
         return None
     return row if hmac.compare_digest(hash_key(key), row.key_hash) else None
+
+
+async def touch_api_key(session: AsyncSession, *, key_id: uuid.UUID, now: datetime) -> None:
+    """Record a key's use, at most once a minute (a write per request would cost more)."""
+    await session.exec(
+        update(ApiKey)
+        .where(
+            col(ApiKey.id) == key_id,
+            col(ApiKey.last_used_at).is_(None) | (col(ApiKey.last_used_at) < now - TOUCH_EVERY),
+        )
+        .values(last_used_at=now)
+    )
 
 
 async def revoke_api_key(
