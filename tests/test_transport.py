@@ -145,6 +145,43 @@ async def test_logout_closes_the_socket_within_a_second(server: Server) -> None:
         assert ws.close_reason == "session revoked"
 
 
+async def test_a_revoked_api_keys_socket_closes_within_a_second(server: Server) -> None:
+    registered = await signed_up(server, "scripter@example.com")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        client = GraphQLClient(http, CONTRACT_DIR)
+        made = await client.contract("accounts", "CreateApiKey", token=registered["accessToken"])
+        key = made.ok()["createApiKey"]
+        async with connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+            init = {"type": "connection_init", "payload": {"Authorization": f"ApiKey {key['key']}"}}
+            await ws.send(json.dumps(init))
+            assert (await receive(ws))["type"] == "connection_ack"
+            answer = await run(ws, "1", ME)
+            assert answer["payload"]["data"] == {"me": {"email": "scripter@example.com"}}
+            assert (await receive(ws))["type"] == "complete"
+            variables = {"apiKeyId": key["apiKey"]["id"]}
+            revoked = await client.contract(
+                "accounts", "RevokeApiKey", variables, token=registered["accessToken"]
+            )
+            assert revoked.ok()["revokeApiKey"]["__typename"] == "Deleted"
+            assert await closed_within(ws, 1.0) == 4403
+
+
+async def test_a_password_change_closes_the_other_sessions_sockets(server: Server) -> None:
+    registered = await signed_up(server, "mover@example.com")
+    async with signed_in_socket(server.ws_url, registered["accessToken"]) as ws:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            client = GraphQLClient(http, CONTRACT_DIR)
+            passwords = {
+                "currentPassword": "correct horse battery staple",
+                "newPassword": "another long passphrase",
+            }
+            changed = await client.contract(
+                "accounts", "ChangePassword", passwords, token=registered["accessToken"]
+            )
+            assert changed.ok()["changePassword"]["__typename"] == "AuthPayload"
+        assert await closed_within(ws, 1.0) == 4403
+
+
 async def test_refresh_token_reuse_closes_the_sockets_of_the_family(server: Server) -> None:
     registered = await signed_up(server, "victim@example.com")
     async with signed_in_socket(server.ws_url, registered["accessToken"]) as ws:
