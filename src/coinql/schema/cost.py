@@ -49,6 +49,7 @@ LIST_SIZES: dict[str, str] = {
     "Query.backtestRuns": "first",
     "Query.compareBacktests": "ids",
     "Query.alerts": "first",
+    "Query.auditLog": "first",
     "Performance.drawdowns": "top",
     "BacktestRun.trades": "first",
 }
