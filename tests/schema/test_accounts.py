@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import ccxt
 import pytest
+from sqlalchemy import text
 from starlette.applications import Starlette
+from strawberry import relay
 
 from tests.client import GraphQLClient
 from tests.conftest import make_user
@@ -136,9 +139,9 @@ async def test_a_paper_account_connects_syncs_and_is_removed_as_the_contract_say
     assert gone.ok()["syncExchangeAccount"]["__typename"] == "NotFound"
     kept = (await client.execute(LEDGER, {"id": snapshot["portfolio"]["id"]}, token=token)).ok()
     assert kept["portfolio"] is not None  # the portfolio outlives its connection
-    for text in [str(answer) for answer in answers] + [caplog.text]:
-        assert "sk-0123456789abcdefghijklmnopqrstuv" not in text
-        assert "pk-live-0123456789abcdef" not in text
+    for seen in [str(answer) for answer in answers] + [caplog.text]:
+        assert "sk-0123456789abcdefghijklmnopqrstuv" not in seen
+        assert "pk-live-0123456789abcdef" not in seen
 
 
 async def test_another_user_cannot_sync_or_see_a_connection(
@@ -487,3 +490,83 @@ async def test_another_users_key_cannot_be_revoked(app: Starlette, client: Graph
     refused = await client.contract("accounts", "RevokeApiKey", variables, token=eve)
     assert refused.ok()["revokeApiKey"]["__typename"] == "NotFound"
     assert (await client.execute(KEYED, headers=keyed(made["key"]))).ok()["me"]
+
+
+CHANGE_EMAIL = """
+mutation($password: String!, $email: String!) {
+  changeEmail(password: $password, newEmail: $email) {
+    __typename ... on User { email } ... on Error { message }
+  }
+}
+"""
+DELETE_ACCOUNT = """
+mutation($password: String!) { deleteAccount(password: $password) { __typename } }
+"""
+PASSWORD = "correct horse battery staple"
+
+
+async def test_the_email_changes_with_the_password_only(
+    app: Starlette, client: GraphQLClient
+) -> None:
+    ada = (await client.sign_up("ada@example.com"))["accessToken"]
+    await client.sign_up("eve@example.com")
+    wrong = {"password": "not it at all, no", "email": "ada2@example.com"}
+    answer = (await client.execute(CHANGE_EMAIL, wrong, token=ada)).ok()["changeEmail"]
+    assert answer["__typename"] == "InvalidCredentials"
+    taken = {"password": PASSWORD, "email": "EVE@example.com"}
+    answer = (await client.execute(CHANGE_EMAIL, taken, token=ada)).ok()["changeEmail"]
+    assert answer["__typename"] == "EmailTaken"
+    moved = {"password": PASSWORD, "email": "Ada.New@Example.com"}
+    answer = (await client.execute(CHANGE_EMAIL, moved, token=ada)).ok()["changeEmail"]
+    assert answer == {"__typename": "User", "email": "ada.new@example.com"}
+    login = {"email": "ada.new@example.com", "password": PASSWORD}
+    assert (await client.contract("server", "Login", login)).ok()["login"]["__typename"] == (
+        "AuthPayload"
+    )
+    assert "EMAIL_CHANGED" in await actions(client, ada)
+
+
+async def owned_rows(app: Starlette, user_id: uuid.UUID) -> dict[str, int]:
+    """How many rows of some tables a user owns."""
+    owners = {"portfolios": "owner_id", "exchange_connections": "owner_id", "api_keys": "owner_id"}
+    found = {}
+    async with app.state.services.engine.connect() as connection:
+        value = user_id.hex if connection.dialect.name == "sqlite" else user_id
+        for table, column in {**owners, "refresh_tokens": "user_id"}.items():
+            query = text(f"SELECT count(*) FROM {table} WHERE {column} = :user")
+            found[table] = (await connection.execute(query, {"user": value})).scalar_one()
+    return found
+
+
+async def test_deleting_the_account_removes_everything_it_owns(
+    app: Starlette, client: GraphQLClient
+) -> None:
+    ada = (await client.sign_up("ada@example.com"))["accessToken"]
+    eve = (await client.sign_up("eve@example.com"))["accessToken"]
+    for token in (ada, eve):
+        await client.contract("accounts", "AddExchangeConnection", token=token)
+        await client.contract("portfolio", "CreatePortfolio", token=token)
+    key = (await new_key(client, ada, ["READ"]))["key"]
+    me = (await client.execute("{ me { id } }", token=ada)).ok()["me"]["id"]
+    ada_id = uuid.UUID(relay.GlobalID.from_id(me).node_id)
+    assert 0 not in (await owned_rows(app, ada_id)).values()  # the check below can fail
+    refused = (await client.execute(DELETE_ACCOUNT, {"password": "nope, not it"}, token=ada)).ok()
+    assert refused["deleteAccount"]["__typename"] == "InvalidCredentials"
+    deleted = (await client.execute(DELETE_ACCOUNT, {"password": PASSWORD}, token=ada)).ok()
+    assert deleted["deleteAccount"]["__typename"] == "Deleted"
+    for credential in ({"token": ada}, {"headers": keyed(key)}):
+        gone = await client.execute("{ me { email } }", **credential)  # type: ignore[arg-type]
+        assert {e["extensions"]["code"] for e in gone.errors} == {"InvalidToken"}
+    login = {"email": "ada@example.com", "password": PASSWORD}
+    assert (await client.contract("server", "Login", login)).ok()["login"]["__typename"] == (
+        "InvalidCredentials"
+    )
+    assert set((await owned_rows(app, ada_id)).values()) == {0}
+    async with app.state.services.engine.connect() as connection:
+        kept = (
+            await connection.execute(
+                text("SELECT count(*) FROM audit_log WHERE action = 'ACCOUNT_DELETED'")
+            )
+        ).scalar_one()
+    assert kept == 1
+    assert (await client.contract("accounts", "Connections", token=eve)).ok()["exchangeConnections"]

@@ -206,6 +206,23 @@ async def change_password(
     The current password is checked like a login, against the same per-account limit.
     """
     services = context.services
+    auth.check_password_policy(new_password)
+    user = await _confirm_password(context, current_password)
+    new_hash = await asyncio.to_thread(auth.hash_password, new_password)
+    now = services.now()
+    async with services.transaction() as session:
+        families = await auth_store.revoke_user_sessions(session, user_id=user.id, now=now)
+        await auth_store.set_password_hash(session, user_id=user.id, password_hash=new_hash)
+        await audit(context, session, user.id, "PASSWORD_CHANGED")
+        issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
+    for family_id in families:
+        await services.live_sessions.revoke(session_id=family_id)
+    return issued
+
+
+async def _confirm_password(context: Context, password: str) -> auth_store.User:
+    """The caller, once `password` is theirs; checked against the login throttle."""
+    services = context.services
     user = await require_user(context)
     account_key = f"login:account:{user.email}"
     attempt = await _reserve(
@@ -214,20 +231,37 @@ async def change_password(
         reason="login_throttle",
         message="too many failed password checks",
     )
-    auth.check_password_policy(new_password)
-    if not await asyncio.to_thread(auth.verify_password, user.password_hash, current_password):
-        raise InvalidCredentials("the current password is incorrect")
-    new_hash = await asyncio.to_thread(auth.hash_password, new_password)
-    now = services.now()
-    async with services.transaction() as session:
-        families = await auth_store.revoke_user_sessions(session, user_id=user.id, now=now)
-        await auth_store.set_password_hash(session, user_id=user.id, password_hash=new_hash)
-        await audit(context, session, user.id, "PASSWORD_CHANGED")
-        issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
+    if not await asyncio.to_thread(auth.verify_password, user.password_hash, password):
+        raise InvalidCredentials("the password is incorrect")
     await services.throttle.release([account_key], attempt)
-    for family_id in families:
-        await services.live_sessions.revoke(session_id=family_id)
-    return issued
+    return user
+
+
+async def change_email(context: Context, *, password: str, new_email: str) -> auth_store.User:
+    """Move the caller's account to another email, confirmed with the password."""
+    email = auth.normalize_email(new_email)
+    user = await _confirm_password(context, password)
+    async with context.services.transaction() as session:
+        if await auth_store.get_user_by_email(session, email=email) is not None:
+            raise EmailTaken("an account with this email already exists")
+        await auth_store.set_email(session, user_id=user.id, email=email)
+        await audit(context, session, user.id, "EMAIL_CHANGED", target=email)
+        changed = await auth_store.get_user(session, user_id=user.id)
+    assert changed is not None
+    context.reset_user()
+    return changed
+
+
+async def delete_account(context: Context, *, password: str) -> uuid.UUID:
+    """Delete the caller and everything they own in one transaction (the rows cascade from the
+    user); their sockets close on every replica. The audit log keeps the deletion."""
+    user = await _confirm_password(context, password)
+    async with context.services.transaction() as session:
+        await audit(context, session, user.id, "ACCOUNT_DELETED", target=user.email)
+        await auth_store.delete_user(session, user_id=user.id)
+    await context.services.live_sessions.revoke(user_id=user.id)
+    context.reset_user()
+    return user.id
 
 
 async def audit(

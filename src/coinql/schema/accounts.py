@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Annotated, Any, Self
 
 import strawberry
+from strawberry import relay
 from strawberry.types import Info
 
 from coinql.domain.auth import ApiScope
@@ -20,6 +21,7 @@ from coinql.schema.bounds import PageSizeArgument
 from coinql.schema.enums import AccountFailure
 from coinql.schema.errors import (
     Conflict,
+    EmailTaken,
     Error,
     Forbidden,
     InvalidCredentials,
@@ -42,7 +44,7 @@ from coinql.schema.nodes import (
 )
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Portfolio
-from coinql.schema.server import AuthPayload
+from coinql.schema.server import AuthPayload, User
 from coinql.store.accounts import ApiKey as ApiKeyRow
 from coinql.store.accounts import ExchangeConnection as ConnectionRow
 
@@ -286,6 +288,16 @@ class ProfileQuery:
         )
 
 
+ChangeEmailResult = Annotated[
+    User | InvalidCredentials | EmailTaken | InvalidInput | RateLimited | NotAuthenticated,
+    strawberry.union("ChangeEmailResult"),
+]
+DeleteAccountResult = Annotated[
+    Deleted | InvalidCredentials | RateLimited | NotAuthenticated,
+    strawberry.union("DeleteAccountResult"),
+]
+
+
 @strawberry.type
 class ProfileMutation:
     @strawberry.mutation(
@@ -300,6 +312,29 @@ class ProfileMutation:
             info.context, current_password=current_password, new_password=new_password
         )
         return AuthPayload.from_model(issued)
+
+    @strawberry.mutation(
+        description="Move the account to another email, confirmed with the password.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def change_email(
+        self, info: Info[Context, None], password: str, new_email: str
+    ) -> ChangeEmailResult | None:
+        user = await auth_resolvers.change_email(
+            info.context, password=password, new_email=new_email
+        )
+        return User.from_model(user)
+
+    @strawberry.mutation(
+        description="Delete the account and everything it owns, confirmed with the password;"
+        " its sockets close. The audit log keeps the deletion.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def delete_account(
+        self, info: Info[Context, None], password: str
+    ) -> DeleteAccountResult | None:
+        user_id = await auth_resolvers.delete_account(info.context, password=password)
+        return Deleted(id=strawberry.ID(str(relay.GlobalID("User", str(user_id)))))
 
 
 @strawberry.type(description="A key for scripts and notebooks: 'Authorization: ApiKey <key>'.")

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Column, update
+from sqlalchemy import Column, delete, update
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -144,3 +144,12 @@ async def set_password_hash(
     await session.exec(
         update(User).where(col(User.id) == user_id).values(password_hash=password_hash)
     )
+
+
+async def set_email(session: AsyncSession, *, user_id: uuid.UUID, email: str) -> None:
+    await session.exec(update(User).where(col(User.id) == user_id).values(email=email))
+
+
+async def delete_user(session: AsyncSession, *, user_id: uuid.UUID) -> None:
+    """Delete a user; what they own goes with them (ON DELETE CASCADE)."""
+    await session.exec(delete(User).where(col(User.id) == user_id))
