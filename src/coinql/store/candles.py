@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,8 +117,9 @@ def _nullable(values: Any) -> list[float | None]:
     return result
 
 
-def _rows(market_id: int, interval: Interval, candles: Candles) -> list[tuple[Any, ...]]:
-    return list(
+def _rows(market_id: int, interval: Interval, candles: Candles) -> Iterator[tuple[Any, ...]]:
+    """The candles as rows of `candles`, lazily (sqlite3 takes them in the driver's thread)."""
+    return iter(
         zip(
             itertools.repeat(market_id, len(candles)),
             itertools.repeat(interval.value, len(candles)),
@@ -148,7 +150,7 @@ async def write_candles(
     before = await count_candles(
         session, market_id=market_id, interval=interval, start=start, end=end
     )
-    await _batched_insert(connection, _rows(market_id, interval, candles))
+    await _batched_insert(connection, list(_rows(market_id, interval, candles)))
     after = await count_candles(
         session, market_id=market_id, interval=interval, start=start, end=end
     )
@@ -161,7 +163,7 @@ _SQLITE_INSERT = (
 )
 
 
-async def _sqlite_insert(connection: AsyncConnection, rows: list[tuple[Any, ...]]) -> int:
+async def _sqlite_insert(connection: AsyncConnection, rows: Iterator[tuple[Any, ...]]) -> int:
     """One executemany of plain tuples on the driver's connection, inside the session's
     transaction; sqlite3 sums the rows each insert added into the cursor's rowcount."""
     raw = await connection.get_raw_connection()
@@ -229,7 +231,8 @@ def copy_binary(market_id: int, interval: Interval, candles: Candles) -> bytes:
             if nulls.get(name, False):
                 records[f"{name}_size"] = -1
             else:
-                records[f"{name}_size"], records[name] = 8, values[rows]
+                records[f"{name}_size"] = 8
+                records[name] = values if rows.size == len(candles) else values[rows]
         parts.append(records.tobytes())
     parts.append(PGCOPY_TRAILER)
     return b"".join(parts)
