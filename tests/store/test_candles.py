@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -230,3 +232,58 @@ async def test_duplicate_open_times_in_one_large_write_are_added_once(
             now=NOW,
         )
     assert saved.added == len(candles)
+
+
+async def test_a_concurrent_writer_of_the_same_candles_is_not_an_error(
+    sessions: async_sessionmaker[AsyncSession], backend: Backend
+) -> None:
+    """The second writer saw nothing stored when it started (the first had not committed):
+    on PostgreSQL its COPY straight into the table meets the first one's rows, rolls back to
+    its savepoint and inserts only the rest through the staging table."""
+    candles = minutes(2 * candle_store.COPY_THRESHOLD + 1_000)
+    half, rest = len(candles) // 2, np.arange(len(candles) // 2 - 500, len(candles))
+    async with sessions() as session, session.begin():
+        saved = await market_store.save_candles(
+            session,
+            symbol="DOT",
+            name=None,
+            data_source="import",
+            exchange="import",
+            pair="DOT/USD",
+            interval=Interval.M1,
+            candles=candles.select(np.arange(0)),
+            now=NOW,
+        )
+    assert saved.market.id is not None
+    market_id = saved.market.id
+
+    async def write(rows: np.ndarray, started: asyncio.Event | None = None) -> int:
+        async with sessions() as session, session.begin():
+            added = await candle_store.write_candles(
+                session, market_id=market_id, interval=Interval.M1, candles=candles.select(rows)
+            )
+            if started is not None:
+                started.set()
+                await asyncio.sleep(0.2)
+                while backend.name == "postgres" and not await _someone_waits(session):
+                    await asyncio.sleep(0.05)
+            return added
+
+    started = asyncio.Event()
+    first = asyncio.create_task(write(np.arange(half), started))
+    await started.wait()
+    second = await asyncio.wait_for(write(rest), timeout=60)
+    assert (await first, second) == (half, len(candles) - half)
+    async with sessions() as session:
+        stored = await candle_store.read_candles(session, market_id=market_id, interval=Interval.M1)
+    assert stored.close.tolist() == candles.close.tolist()
+
+
+async def _someone_waits(session: AsyncSession) -> bool:
+    """Whether another connection waits for a lock (the second writer's COPY)."""
+    statement = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    connection = await session.connection()
+    return bool((await connection.execute(statement)).scalar_one())

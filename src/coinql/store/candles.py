@@ -256,16 +256,20 @@ async def _copy_insert(
     start, end = int(timestamps.min()), int(timestamps.max())
     stored = select(Candle.open_time).where(*_where(market_id, interval, start, end)).limit(1)
     if distinct and (await session.exec(stored)).first() is None:
+        # On the driver's connection, as the COPY is: the session would not emit a savepoint
+        # for statements it does not see.
+        await driver.execute("SAVEPOINT candles_copy")
         try:
-            async with session.begin_nested():
-                await driver.copy_to_table(
-                    "candles", source=io.BytesIO(payload), columns=names, format="binary"
-                )
-            return len(candles)
+            await driver.copy_to_table(
+                "candles", source=io.BytesIO(payload), columns=names, format="binary"
+            )
         except Exception as error:  # the driver's UniqueViolationError, SQLSTATE 23505
             if getattr(error, "sqlstate", None) != UNIQUE_VIOLATION:
                 raise
-            # rolled back to the savepoint: take the staging path
+            await driver.execute("ROLLBACK TO SAVEPOINT candles_copy")  # then the staging path
+        else:
+            await driver.execute("RELEASE SAVEPOINT candles_copy")
+            return len(candles)
     await connection.execute(
         text(
             "CREATE TEMP TABLE IF NOT EXISTS candles_staging"
