@@ -2,14 +2,18 @@ from __future__ import annotations
 
 import csv
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from coinql.domain import imports
 from coinql.domain.candles import DAY_MS, Interval
-from coinql.domain.csv_lines import ImportRejected, TooManyRows
+from coinql.domain.csv_lines import BYTE_ORDER_MARK, ImportRejected, TooManyRows
 from coinql.domain.errors import InvalidInput
-from coinql.domain.imports import BINANCE_COLUMNS, CsvFormat, parse_candle_file
+from coinql.domain.imports import BINANCE_COLUMNS, CsvFormat, ParsedFile, parse_candle_file
 from tests.conftest import COINS_DIR
 
 DAILY_HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap\n"
@@ -252,3 +256,217 @@ def test_a_generic_time_that_does_not_parse_is_named_by_its_line() -> None:
     assert (3, "time 'yesterday' is not ISO 8601 or epoch s/ms") in [
         (p.line, p.message) for p in error.problems
     ]
+
+
+# The vectorized reading (`read_numbers`) against the careful one, which names the lines.
+
+
+def careful(data: bytes, monkeypatch: pytest.MonkeyPatch, **kwargs: object) -> object:
+    """What the line-by-line reading gives: the parsed file, or the exception raised."""
+    with monkeypatch.context() as patch:
+        patch.setattr(imports, "read_numbers", lambda *args, **kw: None)
+        return outcome(data, **kwargs)
+
+
+def outcome(data: bytes, **kwargs: object) -> object:
+    try:
+        return parse_candle_file(data, **kwargs)  # type: ignore[arg-type]
+    except (ImportRejected, InvalidInput, TooManyRows) as error:
+        return error
+
+
+def assert_same(fast: object, slow: object) -> None:
+    if isinstance(slow, Exception):
+        assert type(fast) is type(slow), fast
+        assert str(fast) == str(slow)
+        assert getattr(fast, "problems", None) == getattr(slow, "problems", None)
+        return
+    assert isinstance(fast, ParsedFile) and isinstance(slow, ParsedFile), fast
+    assert (fast.format, fast.symbol, fast.name, fast.interval, fast.rows_read) == (
+        slow.format,
+        slow.symbol,
+        slow.name,
+        slow.interval,
+        slow.rows_read,
+    )
+    for name in ("timestamps", "open", "high", "low", "close", "volume", "quote_volume"):
+        a, b = getattr(fast.candles, name), getattr(slow.candles, name)
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b, strict=True)  # NaN where NaN, else bit for bit
+    np.testing.assert_array_equal(fast.market_caps, slow.market_caps, strict=True)
+
+
+@pytest.fixture
+def fast_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records whether each `read_numbers` call took the fast path."""
+    taken: list[bool] = []
+    original = imports.read_numbers
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(imports, "read_numbers", spy)
+    return taken
+
+
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda path: path.stem)
+def test_vectorized_reading_equals_the_careful_one_on_the_real_files(
+    path: Path, monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool]
+) -> None:
+    data = path.read_bytes()
+    fast = outcome(data)
+    assert fast_reads == [True]
+    assert_same(fast, careful(data, monkeypatch))
+
+
+LOSSLESS = [
+    repr,
+    lambda v: f"{v:.17g}",
+    lambda v: f"{v:.17e}",
+    lambda v: f"{v:.16E}",
+    lambda v: f"{v:.30f}" if v > 1 else repr(v),
+    lambda v: f"+{v!r}",
+    lambda v: f"  {v!r}",
+    lambda v: repr(v) if "e" in repr(v) else f"{v!r}000",
+]
+LOSSY = [
+    lambda v: f"{v:.10g}",
+    lambda v: f"{v:.6e}",
+    lambda v: f"{v:.3E}",
+    lambda v: f"{round(v)}",
+    lambda v: f"{v:.2f}",
+]
+
+
+def random_cells(rng: np.random.Generator, values: np.ndarray, styles: list[Any]) -> list[str]:
+    """The values written the ways files write numbers: shortest repr, 17 digits, exponents,
+    integers, trailing zeros, a plus sign, leading spaces."""
+    picks = rng.integers(0, len(styles), values.size)
+    return [styles[pick](float(value)) for pick, value in zip(picks, values, strict=True)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vectorized_reading_equals_the_careful_one_on_random_files(
+    seed: int, monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool]
+) -> None:
+    rng = np.random.default_rng(seed)
+    rows = 3_000
+    low = np.exp(rng.normal(0, 6, rows))
+    high = low * (1 + rng.random(rows))
+    mid = low + (high - low) * rng.random((2, rows))
+    volume = rng.random(rows) * 10.0 ** rng.integers(-9, 9, rows)
+    volume[rng.random(rows) < 0.1] = np.nan
+    times = JAN_2020 + np.arange(rows) * 3_600_000
+    low[0], high[0], mid[:, 0] = 1.0, 2.0, 1.5  # Binance is told by a plain first line
+    columns = [mid[0], high, low, mid[1]]
+    cells = [random_cells(rng, values, LOSSLESS) for values in columns]
+    for column in cells:
+        column[0] = "1.5"
+    volumes = random_cells(rng, np.nan_to_num(volume), LOSSY)
+    volumes = ["" if np.isnan(v) else cell for v, cell in zip(volume, volumes, strict=True)]
+    lines = ["timestamp,open,high,low,close,volume"] + [
+        ",".join([str(t), *(column[i] for column in cells), volumes[i]])
+        for i, t in enumerate(times)
+    ]
+    data = ("\r\n" if seed % 2 else "\n").join(lines).encode() + (b"\n" if seed < 2 else b"")
+    fast = outcome(data, symbol="BTC")
+    assert fast_reads == [True]
+    assert isinstance(fast, ParsedFile) and fast.interval is Interval.H1
+    assert fast.candles.close.tolist() == [float(cell) for cell in cells[3]]
+    assert_same(fast, careful(data, monkeypatch, symbol="BTC"))
+    binance = "".join(
+        f"{t},{o},{h},{lo},{c},{v},{t + 3_599_999},1,2,3,4,0\n"
+        for t, o, h, lo, c, v in zip(
+            times, *cells, ["7", *(f"{v:.12g}" for v in np.nan_to_num(volume[1:]))], strict=True
+        )
+    ).encode()
+    assert_same(outcome(binance, symbol="BTC"), careful(binance, monkeypatch, symbol="BTC"))
+    assert fast_reads == [True, True]
+
+
+def generic_lines(rows: int) -> list[str]:
+    lines = ["time,open,high,low,close,volume"]
+    lines += [f"{JAN_2020 + day * DAY_MS},100,101,99,100.5,1" for day in range(rows)]
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "fast_path"),
+    [
+        ("{t},100,101,99,abc,1", False),  # not a number
+        ("{t},100,101,99,,1", False),  # empty price
+        ("{t},100,101,99,inf,1", False),  # not finite
+        ("{t},100,101,99,nan,1", False),
+        ("{t},100,101,99,100.5,-1", True),  # negative volume: a validation problem
+        ("{t},100,101,99,100.5,inf", False),
+        ("{t},100,99,101,100.5,1", True),  # low above high
+        ("{t},100,101,99,100.5,1,7", False),  # an extra field
+        ("{t},100,101,99,100.5", False),  # a missing optional field: NaN volume
+        ("{t},100,101,99", False),  # missing fields
+        ("", False),  # a blank line
+        ("   ", False),
+        (",,,,,", False),
+        ("+{t},100,101,99,100.5,1", False),  # times the careful reading does not take
+        ("{t}.,100,101,99,100.5,1", False),
+        ("{t}e0,100,101,99,100.5,1", False),
+        ("{t}.5,100,101,99,100.5,1", True),  # off the D1 boundary
+        (" {t},100,101,99,100.5,1", False),
+        ('{t},"100",101,99,100.5,1', False),  # quoted
+        ("{t},100,101,99,100.5,1\rX", False),  # a stray carriage return
+        ("{t},100,101,99,100.5,1é", False),  # not ASCII
+        ("{t},100,101,99,1_00.5,1", False),  # Python's float takes underscores
+        ("{t},100,101,99,\uff11\uff10\uff10,1", False),  # and other digits
+        ("{t},100,101,99,0x10,1", False),
+        ("{p},100,101,99,100.5,1", True),  # the previous line's time: a duplicate
+    ],
+)
+def test_a_bad_line_in_a_large_file_is_named_as_the_careful_reading_names_it(
+    bad_line: str, fast_path: bool, monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool]
+) -> None:
+    lines = generic_lines(1_000)
+    number = 700  # the file's line number, the header being line 1
+    times = (JAN_2020 + (number - 2) * DAY_MS, JAN_2020 + (number - 3) * DAY_MS)
+    lines[number - 1] = bad_line.format(t=times[0], p=times[1])
+    data = ("\n".join(lines) + "\n").encode()
+    fast = outcome(data, symbol="BTC", interval=Interval.D1)
+    assert fast_reads == [fast_path]
+    slow = careful(data, monkeypatch, symbol="BTC", interval=Interval.D1)
+    assert_same(fast, slow)
+    if fast_path and isinstance(fast, ImportRejected):
+        assert {problem.line for problem in fast.problems} == {number}
+
+
+def test_iso_times_take_the_vectorized_reading_too(
+    monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool]
+) -> None:
+    days = pd.date_range("2021-01-01", periods=400, freq="D", tz="UTC")
+    lines = ["date,open,high,low,close"] + [f"{day.isoformat()},1,2,0.5,1.5" for day in days]
+    lines[300] = "not a date,1,2,0.5,1.5"
+    data = "\n".join(lines).encode()
+    fast = outcome(data, symbol="X")
+    assert fast_reads == [True]
+    assert isinstance(fast, ImportRejected)
+    assert (301, "time 'not a date' is not ISO 8601 or epoch s/ms") in [
+        (p.line, p.message) for p in fast.problems
+    ]
+    assert_same(fast, careful(data, monkeypatch, symbol="X"))
+
+
+@pytest.mark.parametrize("limit", [999, 1_000])
+def test_max_rows_on_the_vectorized_reading(
+    limit: int, monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool]
+) -> None:
+    data = ("\n".join(generic_lines(1_000)) + "\n").encode()
+    fast = outcome(data, symbol="BTC", max_rows=limit)
+    assert_same(fast, careful(data, monkeypatch, symbol="BTC", max_rows=limit))
+    assert isinstance(fast, TooManyRows if limit < 1_000 else ParsedFile)
+
+
+def test_a_daily_file_with_a_byte_order_mark_reads_the_same(
+    monkeypatch: pytest.MonkeyPatch, fast_reads: list[bool]
+) -> None:
+    data = BYTE_ORDER_MARK + daily(GOOD)
+    assert_same(outcome(data), careful(data, monkeypatch))
+    assert fast_reads == [True]

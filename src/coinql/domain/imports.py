@@ -16,6 +16,7 @@ read and converted, and problems collected by line, in `coinql.domain.csv_lines`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -31,9 +32,10 @@ from coinql.domain.csv_lines import (
     epoch_millis,
     floats,
     read_csv,
+    read_numbers,
 )
 from coinql.domain.errors import InvalidInput
-from coinql.domain.typing import FloatArray, IntArray
+from coinql.domain.typing import AnyArray, FloatArray, IntArray
 
 DAILY_COLUMNS = [
     "SNo",
@@ -62,6 +64,8 @@ BINANCE_COLUMNS = [
     "ignore",
 ]
 TIME_COLUMNS = ("time", "timestamp", "date", "datetime", "open_time", "opentime")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+VOLUME_COLUMNS = ("volume", "quote_volume")
 DAILY_DATE_FORMATS = ("%m/%d/%y %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
@@ -128,25 +132,28 @@ def parse_candle_file(
         When the symbol or the interval is missing and cannot be read from the file, or the
         given symbol contradicts the file's.
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ImportRejected([LineProblem(1, f"file is not UTF-8 text: {error.reason}")]) from None
-    first_line = text.split("\n", 1)[0].strip()
+    first_line = _text(data.split(b"\n", 1)[0]).split("\n", 1)[0].strip()
     if not first_line:
         raise ImportRejected([LineProblem(1, "file is empty or starts with a blank line")])
     header = [cell.strip() for cell in first_line.split(",")]
     if header == DAILY_COLUMNS:
-        return _parse_daily(text, symbol=symbol, interval=interval, max_rows=max_rows)
+        return _parse_daily(data, symbol=symbol, interval=interval, max_rows=max_rows)
     if _looks_like_binance(header):
         return _parse_binance(
-            text,
+            data,
             header_present=header[0] == "open_time",
             symbol=symbol,
             interval=interval,
             max_rows=max_rows,
         )
-    return _parse_generic(text, header, symbol=symbol, interval=interval, max_rows=max_rows)
+    return _parse_generic(data, header, symbol=symbol, interval=interval, max_rows=max_rows)
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ImportRejected([LineProblem(1, f"file is not UTF-8 text: {error.reason}")]) from None
 
 
 def _check_candles(candles: Candles, interval: Interval, lines: LineProblems) -> None:
@@ -167,31 +174,59 @@ def _settle_symbol(given: str | None, from_file: str | None) -> str:
 
 
 def _parse_daily(
-    text: str, *, symbol: str | None, interval: Interval | None, max_rows: int | None
+    data: bytes, *, symbol: str | None, interval: Interval | None, max_rows: int | None
 ) -> ParsedFile:
     if interval is not None and interval is not Interval.D1:
         raise InvalidInput("interval", f"this file holds D1 candles, not {interval.value}")
-    frame = read_csv(text, header=True, max_rows=max_rows)
     lines = LineProblems(first_data_line=2)
-    blank = blank_rows(frame, lines)
-    frame = frame.fillna("")
-    file_symbols = frame["Symbol"].str.strip().str.upper()
+    position = {name: index for index, name in enumerate(DAILY_COLUMNS)}
+    fast = read_numbers(
+        data,
+        fields=len(DAILY_COLUMNS),
+        header=True,
+        required=[position[name] for name in ("High", "Low", "Open", "Close", "Volume")],
+        optional=[position["Marketcap"]],
+        texts=[position[name] for name in ("Name", "Symbol", "Date")],
+        max_rows=max_rows,
+    )
+    if fast is None:
+        frame = read_csv(_text(data), header=True, max_rows=max_rows)
+        blank = blank_rows(frame, lines)
+        frame = frame.fillna("")
+        row_count = len(frame)
+
+        def column(name: str, *, required: bool = True) -> FloatArray:
+            return floats(frame[name], name, lines, required=required)
+
+        def cells(name: str) -> pd.Series:
+            return frame[name]
+    else:
+        row_count = len(fast[position["Close"]])
+        blank = np.zeros(row_count, dtype=bool)
+
+        def column(name: str, *, required: bool = True) -> FloatArray:
+            return fast[position[name]]
+
+        def cells(name: str) -> pd.Series:
+            return pd.Series(fast[position[name]], dtype=object)
+
+    file_symbols = cells("Symbol").str.strip().str.upper()
     first_symbol = next((value for value in file_symbols[~blank] if value), None)
     chosen = _settle_symbol(symbol, first_symbol)
     lines.add_many((~blank & (file_symbols != chosen)).to_numpy(), f"Symbol differs from {chosen}")
-    names = [value.strip() for value in frame["Name"][~blank] if value.strip()]
-    dates = _daily_open_times(frame["Date"], lines)
-    close = floats(frame["Close"], "Close", lines)
+    names = [value.strip() for value in cells("Name")[~blank] if value.strip()]
+    dates = _daily_open_times(cells("Date"), lines)
+    close = column("Close")
     candles = Candles(
         timestamps=dates,
-        open=floats(frame["Open"], "Open", lines),
-        high=floats(frame["High"], "High", lines),
-        low=floats(frame["Low"], "Low", lines),
+        open=column("Open"),
+        high=column("High"),
+        low=column("Low"),
         close=close,
         volume=np.full(close.shape[0], np.nan),  # the file's volume is in dollars, not coins
-        quote_volume=floats(frame["Volume"], "Volume", lines),
+        quote_volume=column("Volume"),
     )
-    market_caps = floats(frame["Marketcap"], "Marketcap", lines, required=False)
+    market_caps = column("Marketcap", required=False)
     if not lines.problems:
         _check_candles(candles, Interval.D1, lines)
     lines.raise_if_any()
@@ -202,7 +237,7 @@ def _parse_daily(
         Interval.D1,
         candles,
         market_caps,
-        rows_read=len(frame),
+        rows_read=row_count,
     )
 
 
@@ -246,7 +281,7 @@ def _settle_interval(given: Interval | None, timestamps: IntArray) -> Interval:
 
 
 def _parse_binance(
-    text: str,
+    data: bytes,
     *,
     header_present: bool,
     symbol: str | None,
@@ -254,24 +289,38 @@ def _parse_binance(
     max_rows: int | None,
 ) -> ParsedFile:
     chosen = _settle_symbol(symbol, None)
-    frame = read_csv(
-        text,
-        header=header_present,
-        max_rows=max_rows,
-        names=None if header_present else BINANCE_COLUMNS,
-    )
     lines = LineProblems(first_data_line=2 if header_present else 1)
-    blank = blank_rows(frame, lines)
-    frame = frame.fillna("")
-    timestamps = epoch_millis(floats(frame["open_time"], "open_time", lines))
+    wanted = ("open_time", "open", "high", "low", "close", "volume", "quote_volume")
+    position = {name: BINANCE_COLUMNS.index(name) for name in wanted}
+    fast = read_numbers(
+        data,
+        fields=len(BINANCE_COLUMNS),
+        header=header_present,
+        required=list(position.values()),
+        max_rows=max_rows,
+    )
+    if fast is None:
+        frame = read_csv(
+            _text(data),
+            header=header_present,
+            max_rows=max_rows,
+            names=None if header_present else BINANCE_COLUMNS,
+        )
+        blank = blank_rows(frame, lines)
+        frame = frame.fillna("")
+        values = {name: floats(frame[name], name, lines) for name in wanted}
+    else:
+        values = {name: fast[index] for name, index in position.items()}
+        blank = np.zeros(len(values["close"]), dtype=bool)
+    timestamps = epoch_millis(values["open_time"])
     candles = Candles(
         timestamps=timestamps,
-        open=floats(frame["open"], "open", lines),
-        high=floats(frame["high"], "high", lines),
-        low=floats(frame["low"], "low", lines),
-        close=floats(frame["close"], "close", lines),
-        volume=floats(frame["volume"], "volume", lines),
-        quote_volume=floats(frame["quote_volume"], "quote_volume", lines),
+        open=values["open"],
+        high=values["high"],
+        low=values["low"],
+        close=values["close"],
+        volume=values["volume"],
+        quote_volume=values["quote_volume"],
     )
     resolved = _settle_interval(interval, timestamps[~blank])
     if not lines.problems:
@@ -284,12 +333,12 @@ def _parse_binance(
         resolved,
         candles,
         np.full(len(candles), np.nan),
-        rows_read=len(frame),
+        rows_read=len(candles),
     )
 
 
 def _parse_generic(
-    text: str,
+    data: bytes,
     header: list[str],
     *,
     symbol: str | None,
@@ -306,27 +355,31 @@ def _parse_generic(
             [LineProblem(1, f"unknown format: the header lacks {', '.join(needed)}")]
         )
     chosen = _settle_symbol(symbol, None)
-    frame = read_csv(text, header=True, max_rows=max_rows)
-    frame.columns = [str(column).strip().lower() for column in frame.columns]
-    blank = blank_rows(frame, lines)
-    frame = frame.fillna("")
-    timestamps = _generic_times(frame[time_column.lower()], lines)
-    row_count = len(frame)
-    optional = {
-        name: floats(frame[name], name, lines, required=False)
-        if name in frame.columns
-        else np.full(row_count, np.nan)
-        for name in ("volume", "quote_volume")
-    }
-    candles = Candles(
-        timestamps=timestamps,
-        open=floats(frame["open"], "open", lines),
-        high=floats(frame["high"], "high", lines),
-        low=floats(frame["low"], "low", lines),
-        close=floats(frame["close"], "close", lines),
-        volume=optional["volume"],
-        quote_volume=optional["quote_volume"],
-    )
+    time_name = time_column.lower()
+    fast = _generic_fast(data, lowered, time_name, max_rows=max_rows)
+    if fast is None:
+        frame = read_csv(_text(data), header=True, max_rows=max_rows)
+        frame.columns = [str(column).strip().lower() for column in frame.columns]
+        blank = blank_rows(frame, lines)
+        frame = frame.fillna("")
+        timestamps = _generic_times(frame[time_name], lines)
+        row_count = len(frame)
+        values = {
+            name: floats(frame[name], name, lines, required=name in PRICE_COLUMNS)
+            if name in frame.columns
+            else np.full(row_count, np.nan)
+            for name in (*PRICE_COLUMNS, *VOLUME_COLUMNS)
+        }
+    else:
+        times, values = fast
+        row_count = len(values["close"])
+        blank = np.zeros(row_count, dtype=bool)
+        timestamps = (
+            epoch_millis(times)
+            if times.dtype == np.float64
+            else _generic_times(pd.Series(times, dtype=object), lines)
+        )
+    candles = Candles(timestamps=timestamps, **values)
     resolved = _settle_interval(interval, timestamps[~blank])
     if not lines.problems:
         _check_candles(candles, resolved, lines)
@@ -340,6 +393,42 @@ def _parse_generic(
         np.full(row_count, np.nan),
         rows_read=row_count,
     )
+
+
+def _generic_fast(
+    data: bytes, lowered: list[str], time_name: str, *, max_rows: int | None
+) -> tuple[AnyArray, dict[str, FloatArray]] | None:
+    """Read a regular generic file's times (epoch floats, else text cells) and numbers.
+
+    None for `read_numbers`' reasons, and for a header naming a column twice (the careful
+    reading decides which one counts).
+    """
+    position = {name: index for index, name in enumerate(lowered)}
+    prices = [position[name] for name in PRICE_COLUMNS]
+    volumes = [position[name] for name in VOLUME_COLUMNS if name in position]
+    time_index = position[time_name]
+    if len(set(lowered)) != len(lowered) or time_index in {*prices, *volumes}:
+        return None
+    second_line = data.split(b"\n", 2)[1:2]
+    first_time = second_line[0].split(b",")[time_index : time_index + 1] if second_line else []
+    epoch = bool(first_time) and re.fullmatch(rb"\s*\d+(\.\d+)?\s*", first_time[0]) is not None
+    columns = read_numbers(
+        data,
+        fields=len(lowered),
+        header=True,
+        required=[*prices, time_index] if epoch else prices,
+        optional=volumes,
+        texts=[] if epoch else [time_index],
+        plain_decimal=time_index if epoch else None,
+        max_rows=max_rows,
+    )
+    if columns is None:
+        return None
+    row_count = len(columns[prices[0]])
+    values = {name: columns[position[name]] for name in PRICE_COLUMNS}
+    for name in VOLUME_COLUMNS:
+        values[name] = columns[position[name]] if name in position else np.full(row_count, np.nan)
+    return columns[time_index], values
 
 
 def _generic_times(column: pd.Series, lines: LineProblems) -> IntArray:
