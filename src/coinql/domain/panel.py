@@ -10,6 +10,7 @@ serve the columns whose returns are all finite, and a column with a missing obse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,20 +88,27 @@ def _historical_var(values: FloatArray, tail: float) -> FloatArray:
 
 
 def _historical_es(values: FloatArray, tail: float) -> FloatArray:
+    # The per-series function's tail size, boundary rule included (one definition of it).
     count = risk._tail_count(values.shape[0], tail)
     result: FloatArray = -np.mean(np.partition(values, count - 1, axis=0)[:count], axis=0)
     return result
 
 
-def _tail_measure(returns: FloatArray, level: float, one: object, many: object) -> FloatArray:
+def _tail_measure(
+    returns: FloatArray,
+    level: float,
+    one: Callable[[FloatArray, float, risk.VarMethod], float],
+    many: Callable[[FloatArray, float], FloatArray],
+) -> FloatArray:
+    """`many` of the finite columns at the tail 1 - level, `one` of each other column."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
     out = np.full(returns.shape[1], np.nan)
     finite = _finite_columns(returns)
     if returns.shape[0] >= MIN_OBSERVATIONS and finite.any():
-        out[finite] = many(returns[:, finite], 1.0 - level)  # type: ignore[operator]
+        out[finite] = many(returns[:, finite], 1.0 - level)
     for column in np.flatnonzero(~finite):
-        out[column] = one(returns[:, column], level, risk.VarMethod.HISTORICAL)  # type: ignore[operator]
+        out[column] = one(returns[:, column], level, risk.VarMethod.HISTORICAL)
     return out
 
 
@@ -297,8 +305,12 @@ class TearSheet:
 
     Attributes
     ----------
-    total_return, cagr, volatility, sharpe, sortino, calmar, omega, tail_ratio, skew, kurtosis, best, worst, win_rate, max_drawdown, ulcer_index, value_at_risk, expected_shortfall : ndarray of shape (n_series,)
-        As the per-series functions of the same names (VaR and ES historical, at `level`).
+    total_return, cagr, volatility, sharpe, sortino, calmar, omega : ndarray of shape (n_series,)
+        As the per-series functions of the same names.
+    tail_ratio, skew, kurtosis, best, worst, win_rate : ndarray of shape (n_series,)
+    max_drawdown, ulcer_index : ndarray of shape (n_series,)
+    value_at_risk, expected_shortfall : ndarray of shape (n_series,)
+        Historical, at the tear sheet's `level`.
     max_drawdown_duration : ndarray of int64 of shape (n_series,)
     equity, drawdown, rolling_volatility : ndarray of shape (n_observations, n_series)
     drawdowns : list of list of DrawdownPeriod
@@ -306,7 +318,7 @@ class TearSheet:
     calendars : list of Calendar
     relative : list of BenchmarkStats
         Against the benchmark.
-    """  # noqa: E501
+    """
 
     total_return: FloatArray
     cagr: FloatArray
