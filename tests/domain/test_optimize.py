@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from coinql.domain import mean_variance as mv
 from coinql.domain import optimize as opt
-from coinql.domain.constraints import Constraints, Group, Infeasible, check_feasible
+from coinql.domain.constraints import (
+    Constraints,
+    Group,
+    Infeasible,
+    check_feasible,
+    feasible_scaled,
+)
 from coinql.domain.errors import InvalidInput
 from tests.domain.coins import aligned_returns
 
@@ -39,6 +45,47 @@ def test_max_sharpe_matches_pypfopt() -> None:
     theirs.max_sharpe(risk_free_rate=0.02)
     ours = mv.max_sharpe(MU, COV, BOUNDED, 0.02)
     np.testing.assert_allclose(ours, weights_of(theirs), atol=TOLERANCE)
+
+
+def test_max_sharpe_with_shorts_matches_pypfopt() -> None:
+    """Negative bounds: the scaled lower bounds and sum(y) >= 0 are general constraints."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pypfopt import EfficientFrontier
+
+        theirs = EfficientFrontier(MU, COV, weight_bounds=(-0.2, 0.6))
+        theirs.max_sharpe(risk_free_rate=0.02)
+    ours = mv.max_sharpe(MU, COV, Constraints(-0.2, 0.6), 0.02)
+    np.testing.assert_allclose(ours, weights_of(theirs), atol=TOLERANCE)
+
+
+def test_max_sharpe_with_a_group_cap_and_no_upper_bound_matches_pypfopt() -> None:
+    """maxWeight 1 needs no scaled upper bounds; a group cap is a scaled constraint."""
+    sectors = {symbol: "alts" if i >= 3 else "majors" for i, symbol in enumerate(SYMBOLS)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pandas as pd
+        from pypfopt import EfficientFrontier
+
+        theirs = EfficientFrontier(
+            pd.Series(MU, index=SYMBOLS),
+            pd.DataFrame(COV, index=SYMBOLS, columns=SYMBOLS),
+            weight_bounds=(0.0, 1.0),
+        )
+        theirs.add_sector_constraints(sectors, {}, {"alts": 0.15})
+        theirs.max_sharpe(risk_free_rate=0.02)
+    capped = Constraints(0.0, 1.0, (Group("alts", (3, 4, 5), 0.15),))
+    ours = mv.max_sharpe(MU, COV, capped, 0.02)
+    np.testing.assert_allclose(ours, weights_of(theirs), atol=TOLERANCE)
+    assert ours[3:].sum() <= 0.15 + 1e-9
+
+
+def test_a_solver_failure_with_infeasible_weights_is_infeasible() -> None:
+    every = [{"type": "eq", "fun": lambda x: np.sum(x) - 2.0}]
+    assert feasible_scaled(np.array([1.0, 1.0]), every, 2.0)
+    assert not feasible_scaled(np.array([1.0, 1.5]), every, 2.5)
+    upper = [{"type": "ineq", "fun": lambda x: 0.5 * np.sum(x) - x}]
+    assert not feasible_scaled(np.array([1.0, 3.0]), upper, 4.0)
 
 
 def test_min_volatility_matches_pypfopt() -> None:
@@ -74,6 +121,18 @@ def test_frontier_is_ordered_and_efficient() -> None:
         theirs = pypfopt_frontier()
         theirs.efficient_return(p.expected_return)
         np.testing.assert_allclose(p.weights, weights_of(theirs), atol=TOLERANCE)
+
+
+def test_the_warm_started_frontier_equals_the_cold_one() -> None:
+    """Each point solved from its neighbour's weights is the point solved from equal weights."""
+    warm = mv.frontier(MU, COV, BOUNDED, 12)
+    targets = np.linspace(MU @ warm[0], MU @ warm[-1], 12)
+    for weights, target in zip(warm[1:-1], targets[1:-1], strict=True):
+        cold = mv.efficient_return(MU, COV, float(target), BOUNDED)
+        np.testing.assert_allclose(weights, cold, atol=1e-6)
+        assert np.sqrt(weights @ COV @ weights) == pytest.approx(
+            np.sqrt(cold @ COV @ cold), rel=1e-9
+        )
 
 
 def skfolio():  # type: ignore[no-untyped-def]

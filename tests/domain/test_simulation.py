@@ -145,3 +145,68 @@ def test_a_shock_longer_than_the_horizon_lasts_to_its_end() -> None:
         sim.inject_shocks(path_returns, longer, np.random.default_rng(RNG_SEED)),
         sim.inject_shocks(path_returns, exact, np.random.default_rng(RNG_SEED)),
     )
+
+
+def by_definition(returns: np.ndarray, config: sim.SimulationConfig) -> sim.SimulationResult:
+    """The statistics as stated, from every path's whole equity curve held at once (the same
+    draws: one `block_bootstrap` call per chunk of paths, shocks after each)."""
+    rng = np.random.default_rng(config.seed)
+    chunks = []
+    for first in range(0, config.paths, sim.CHUNK_PATHS):
+        count = min(sim.CHUNK_PATHS, config.paths - first)
+        drawn = sim.block_bootstrap(returns, count, config.horizon, config.block_length, rng)
+        chunks.append(sim.inject_shocks(drawn, config, rng) * config.leverage)
+    path_returns = np.concatenate(chunks)
+    equity = np.cumprod(1.0 + np.maximum(path_returns, -1.0), axis=1)
+    equity = np.concatenate([np.ones((config.paths, 1)), equity], axis=1)
+    drawdown = 1.0 - equity / np.maximum.accumulate(equity, axis=1)
+    final = equity[:, -1] - 1.0
+    cutoff = np.percentile(final, 1)
+    return sim.SimulationResult(
+        max_drawdown_percentiles=dict(
+            zip((5, 50, 95), np.percentile(drawdown.max(axis=1), (5, 50, 95)), strict=True)
+        ),
+        time_under_water_percentiles=dict(
+            zip((50, 95), np.percentile((drawdown > 0).sum(axis=1), (50, 95)), strict=True)
+        ),
+        expected_shortfall_99=float(-np.mean(final[final <= cutoff])),
+        ruin_probability=float(np.mean(equity.min(axis=1) < config.ruin_threshold)),
+        liquidation_probability=float(np.mean(equity.min(axis=1) <= config.liquidation_threshold))
+        if config.leverage > 1
+        else 0.0,
+        bands=np.percentile(equity[: sim.BAND_PATHS], sim.BAND_PERCENTILES, axis=0),
+        final_return_percentiles=dict(
+            zip((5, 50, 95), np.percentile(final, (5, 50, 95)), strict=True)
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        sim.SimulationConfig(paths=3_500, horizon=120, block_length=7, seed=4),
+        sim.SimulationConfig(
+            paths=2_100,
+            horizon=50,
+            block_length=60,
+            seed=5,
+            leverage=3.0,
+            liquidation_threshold=0.3,
+            ruin_threshold=1.1,
+            shock_probability=0.02,
+        ),
+    ],
+    ids=["plain", "levered-shocked"],
+)
+def test_the_chunked_run_equals_the_statistics_of_all_paths_at_once(
+    config: sim.SimulationConfig,
+) -> None:
+    returns = np.random.default_rng(RNG_SEED).standard_t(4, 300) * 0.03
+    found, expected = sim.simulate(returns, config), by_definition(returns, config)
+    np.testing.assert_array_equal(found.bands, expected.bands)
+    for name in ("max_drawdown_percentiles", "time_under_water_percentiles"):
+        assert getattr(found, name) == getattr(expected, name)
+    assert found.final_return_percentiles == expected.final_return_percentiles
+    assert found.expected_shortfall_99 == expected.expected_shortfall_99
+    assert found.ruin_probability == expected.ruin_probability
+    assert found.liquidation_probability == expected.liquidation_probability

@@ -255,21 +255,21 @@ def _simulate_all_in(
     """
     n, fee = len(candles), config.fee
     delay = 1 if config.fill is FillPrice.NEXT_OPEN else 0
-    starts, ends, still_open = pair_signals(
-        (np.flatnonzero(enter[: n - delay]) + delay).tolist(),
-        (np.flatnonzero(leave[: n - delay]) + delay).tolist(),
+    start_bars, end_bars, still_open = pair_signals(
+        np.flatnonzero(enter[: n - delay]) + delay,
+        np.flatnonzero(leave[: n - delay]) + delay,
         n - 1,
     )
     capital = float(config.initial_capital)
-    if not starts:
+    if not start_bars.size:
         return BacktestResult(np.full(n, capital), np.zeros(n), [])
-    start_bars, end_bars = np.asarray(starts), np.asarray(ends)
+    count = start_bars.size
     raw = candles.open if delay else candles.close
     spread_rate = config.slippage_bps / 10_000
     ranges = config.slippage_range * (candles.high - candles.low)
     entry = raw[start_bars] * (1 + spread_rate) + ranges[start_bars]
     exit_ = raw[end_bars] * (1 - spread_rate) - ranges[end_bars]
-    exit_fee_rate = np.full(len(starts), fee)
+    exit_fee_rate = np.full(count, fee)
     if still_open:  # marked at the last close, no exit fee
         exit_[-1] = candles.close[end_bars[-1]]
         exit_fee_rate[-1] = 0.0
@@ -277,11 +277,16 @@ def _simulate_all_in(
     cash_after = capital * np.cumprod(growth)
     cash_before = np.concatenate([[capital], cash_after[:-1]])
     units = cash_before / (entry * (1 + fee))
-    bars = np.arange(n)
-    trade = np.searchsorted(start_bars, bars, side="right") - 1
+    # The trade each bar belongs to (the last started), and whether it is held then: trades
+    # never overlap, so running sums of their starts and ends say both in one pass each.
+    opened = np.zeros(n, dtype=np.int64)
+    opened[start_bars] = 1
+    trade = np.cumsum(opened) - 1
     started = trade >= 0
     index = np.maximum(trade, 0)
-    holding = started & (bars < end_bars[index])
+    held = opened.copy()
+    held[end_bars] -= 1  # ends are unique; a trade opened on the last bar is not held
+    holding = np.cumsum(held) > 0
     equity = np.where(
         holding, units[index] * candles.close, np.where(started, cash_after[index], capital)
     )
@@ -289,7 +294,7 @@ def _simulate_all_in(
     if still_open:
         position[end_bars[-1]] = units[-1]
     if not record_trades:
-        return BacktestResult(equity, position, [], trade_count=len(starts))
+        return BacktestResult(equity, position, [], trade_count=count)
     # Excursions over each trade's bars [start, end], in one pass.
     bounds = np.column_stack([start_bars, end_bars + 1]).ravel()
     low = np.minimum.reduceat(np.append(candles.low, np.inf), bounds)[::2]
@@ -297,23 +302,23 @@ def _simulate_all_in(
     entry_fees = units * entry * fee
     exit_fees = units * exit_ * exit_fee_rate
     pnl = units * (exit_ - entry) - entry_fees - exit_fees
-    trades = [
-        Trade(
-            side=1,
-            entry_bar=int(start_bars[i]),
-            exit_bar=int(end_bars[i]),
-            entry_price=float(entry[i]),
-            exit_price=float(exit_[i]),
-            quantity=float(units[i]),
-            pnl=float(pnl[i]),
-            return_pct=float(pnl[i] / (units[i] * entry[i])),
-            fees=float(entry_fees[i] + exit_fees[i]),
-            mae=float((low[i] - entry[i]) / entry[i]),
-            mfe=float((high[i] - entry[i]) / entry[i]),
-            exit_reason=ExitReason.END
-            if still_open and i == len(starts) - 1
-            else ExitReason.SIGNAL,
-        )
-        for i in range(len(starts))
-    ]
+    reasons = [ExitReason.SIGNAL] * count
+    if still_open:
+        reasons[-1] = ExitReason.END
+    # One conversion per column, not per value: numpy scalars are slow to index one by one.
+    columns = zip(
+        start_bars.tolist(),
+        end_bars.tolist(),
+        entry.tolist(),
+        exit_.tolist(),
+        units.tolist(),
+        pnl.tolist(),
+        (pnl / (units * entry)).tolist(),
+        (entry_fees + exit_fees).tolist(),
+        ((low - entry) / entry).tolist(),
+        ((high - entry) / entry).tolist(),
+        reasons,
+        strict=True,
+    )
+    trades = [Trade(1, *values) for values in columns]
     return BacktestResult(equity, position, trades)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coinql.domain.estimators import known, observations, undefined_as_nan
+from coinql.domain.estimators import known, observations, reduce_known, undefined_as_nan
 from coinql.domain.typing import FloatArray, IntArray
 
 
@@ -38,7 +38,7 @@ def _growth(returns: FloatArray) -> FloatArray:
     subtraction of 1 and an addition of 1.
     """
     with undefined_as_nan():
-        growth = np.nanprod(1.0 + known(returns), axis=0)
+        growth = reduce_known("prod", 1.0 + known(returns), axis=0)
     return np.where(observations(returns) >= 1, growth, np.nan)
 
 

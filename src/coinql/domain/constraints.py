@@ -210,11 +210,11 @@ def variance_of(cov: FloatArray) -> tuple[Callable[[FloatArray], Any], Callable[
     return (lambda w: w @ cov @ w), (lambda w: 2.0 * cov @ w)
 
 
-def feasible_scaled(x: FloatArray, every: Sequence[dict[str, object]]) -> bool:
-    """Whether scaled variables (y, kappa) meet every constraint, up to 1e-7 x max(1, kappa)."""
+def feasible_scaled(x: FloatArray, every: Sequence[dict[str, object]], kappa: float) -> bool:
+    """Whether scaled variables x = w x kappa meet every constraint, up to 1e-7 x max(1, kappa)."""
+    limit = 1e-7 * max(1.0, kappa)
     for constraint in every:
         value = np.atleast_1d(constraint["fun"](x))  # type: ignore[operator]
-        limit = 1e-7 * max(1.0, float(x[-1]))
         if constraint["type"] == "eq" and np.any(np.abs(value) > limit):
             return False
         if constraint["type"] == "ineq" and np.any(value < -limit):

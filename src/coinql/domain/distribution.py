@@ -15,6 +15,7 @@ from coinql.domain.estimators import (
     known,
     negligible,
     observations,
+    reduce_known,
     undefined_as_nan,
 )
 from coinql.domain.typing import FloatArray
@@ -36,7 +37,7 @@ def tail_ratio(returns: FloatArray) -> FloatArray:
     if values.shape[0] == 0:  # nanpercentile drops the quantile axis of an empty input
         return np.full(values.shape[1:], np.nan)
     with undefined_as_nan():
-        upper, lower = np.nanpercentile(values, [95, 5], axis=0)
+        upper, lower = reduce_known("percentile", values, q=[95, 5])
         ratio = np.abs(upper) / np.abs(lower)
     enough = observations(values) >= MIN_OBSERVATIONS
     return np.where(enough & ~negligible(np.abs(lower), upper), ratio, np.nan)
@@ -49,10 +50,10 @@ def _standardized_moment(returns: FloatArray, order: int) -> tuple[FloatArray, F
     """
     n = observations(returns)
     with undefined_as_nan():
-        mean = np.nanmean(known(returns), axis=0)
+        mean = reduce_known("mean", known(returns), axis=0)
         centered = known(returns) - mean
-        m2 = np.nanmean(centered**2, axis=0)
-        moment = np.nanmean(centered**order, axis=0) / m2 ** (order / 2)
+        m2 = reduce_known("mean", centered**2, axis=0)
+        moment = reduce_known("mean", centered**order, axis=0) / m2 ** (order / 2)
     return n, np.where(negligible(np.sqrt(m2), mean) | ~(m2 > 0), np.nan, moment)
 
 

@@ -17,6 +17,7 @@ from coinql.domain.estimators import (
     known,
     negligible,
     observations,
+    reduce_known,
     undefined_as_nan,
 )
 from coinql.domain.typing import FloatArray
@@ -41,7 +42,7 @@ def downside_risk(
     """
     shortfall = np.minimum(known(returns) - required_return, 0.0)
     with undefined_as_nan():
-        risk = np.sqrt(np.nanmean(shortfall**2, axis=0)) * np.sqrt(periods_per_year)
+        risk = np.sqrt(reduce_known("mean", shortfall**2, axis=0)) * np.sqrt(periods_per_year)
     return np.where(observations(returns) >= MIN_OBSERVATIONS, risk, np.nan)
 
 
@@ -65,7 +66,7 @@ def sortino(
     """
     risk = downside_risk(returns, periods_per_year, required_return)
     with undefined_as_nan():
-        mean = np.nanmean(known(returns) - required_return, axis=0)
+        mean = reduce_known("mean", known(returns) - required_return, axis=0)
         ratio = mean * periods_per_year / risk
     return np.where(negligible(risk / np.sqrt(periods_per_year), mean), np.nan, ratio)
 
@@ -86,9 +87,9 @@ def omega(returns: FloatArray, threshold: float = 0.0) -> FloatArray:
     """
     excess = known(returns) - threshold
     n = observations(returns)
-    gains = np.nansum(np.maximum(excess, 0.0), axis=0)
-    losses = np.nansum(np.maximum(-excess, 0.0), axis=0)
+    gains = reduce_known("sum", np.maximum(excess, 0.0), axis=0)
+    losses = reduce_known("sum", np.maximum(-excess, 0.0), axis=0)
     with undefined_as_nan():
         ratio = gains / losses
-        no_losses = negligible(losses / n, np.nanmean(excess, axis=0))
+        no_losses = negligible(losses / n, reduce_known("mean", excess, axis=0))
     return np.where((n >= MIN_OBSERVATIONS) & ~no_losses, ratio, np.nan)

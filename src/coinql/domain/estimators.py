@@ -15,8 +15,9 @@ The NaN policy the measures of `coinql.domain.performance`, `compounding`, `down
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,10 @@ def known(returns: FloatArray) -> FloatArray:
     -------
     ndarray of the same shape
     """
-    return np.where(np.isfinite(returns), returns, np.nan)
+    finite = np.isfinite(returns)
+    if finite.all():  # the common case: no copy
+        return returns
+    return np.where(finite, returns, np.nan)
 
 
 def observations(returns: FloatArray) -> FloatArray:
@@ -104,10 +108,10 @@ def _mean_std(values: FloatArray, axis: int = 0) -> tuple[FloatArray, FloatArray
     """Return the mean and sample std (ddof 1) of the known values, NaN below two of them."""
     values = known(values)
     with undefined_as_nan():
-        mean = np.nanmean(values, axis=axis)
+        mean = reduce_known("mean", values, axis=axis)
         if values.shape[axis] < MIN_OBSERVATIONS:
             return mean, np.full(np.shape(mean), np.nan)
-        std = np.nanstd(values, axis=axis, ddof=1)
+        std = reduce_known("std", values, axis=axis, ddof=1)
     enough = np.sum(~np.isnan(values), axis=axis) >= MIN_OBSERVATIONS
     return mean, np.where(enough, std, np.nan)
 
@@ -169,9 +173,45 @@ def slope(returns: FloatArray, benchmark: FloatArray, axis: int = 0) -> FloatArr
     both = np.isfinite(returns) & np.isfinite(benchmark)
     x, y = np.where(both, benchmark, np.nan), np.where(both, returns, np.nan)
     with undefined_as_nan():
-        mean = np.nanmean(x, axis=axis, keepdims=True)
+        mean = reduce_known("mean", x, axis=axis, keepdims=True)
         centered = x - mean
-        variance = np.nanmean(centered**2, axis=axis)
-        slope = np.nanmean(centered * y, axis=axis) / variance
+        variance = reduce_known("mean", centered**2, axis=axis)
+        slope = reduce_known("mean", centered * y, axis=axis) / variance
     flat = negligible(np.sqrt(variance), np.squeeze(mean, axis=axis)) | ~(variance > 0)
     return np.where((np.sum(both, axis=axis) >= MIN_OBSERVATIONS) & ~flat, slope, np.nan)
+
+
+_NAN_REDUCTIONS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "mean": (np.mean, np.nanmean),
+    "sum": (np.sum, np.nansum),
+    "prod": (np.prod, np.nanprod),
+    "std": (np.std, np.nanstd),
+    "percentile": (np.percentile, np.nanpercentile),
+}
+
+
+def reduce_known(reduction: str, values: FloatArray, axis: int = 0, **options: Any) -> Any:
+    """Apply numpy's NaN-skipping reduction, without its copy of values that hold no NaN.
+
+    numpy's `nanmean` and kin copy their input to replace NaN (and `nanpercentile` of a 2-D
+    array works column by column); on values without NaN the plain reduction gives the same
+    numbers at a fraction of the cost.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "prod", "std", "percentile"}
+        The reduction: ``np.nan<reduction>`` where a value is NaN, else ``np.<reduction>``.
+    values : ndarray
+        Reduced along `axis`.
+    axis : int, default 0
+    **options
+        Passed on, e.g. ``ddof`` for "std", ``q`` for "percentile", ``keepdims``.
+
+    Returns
+    -------
+    ndarray
+        What ``np.nan<reduction>`` returns.
+    """
+    plain, skipping = _NAN_REDUCTIONS[reduction]
+    function = skipping if np.isnan(values).any() else plain
+    return function(values, axis=axis, **options)

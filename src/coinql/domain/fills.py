@@ -10,43 +10,67 @@ from bisect import bisect_left
 
 import numpy as np
 
-from coinql.domain.typing import FloatArray
+from coinql.domain.typing import FloatArray, IntArray
 
 
 def pair_signals(
-    enter_bars: list[int], leave_bars: list[int], last_bar: int
-) -> tuple[list[int], list[int], bool]:
+    enter_bars: IntArray, leave_bars: IntArray, last_bar: int
+) -> tuple[IntArray, IntArray, bool]:
     """Pair each entry with the first exit after it, the next entry coming after that exit.
 
     Parameters
     ----------
-    enter_bars, leave_bars : list of int
-        Sorted bars where entries and exits fill.
+    enter_bars, leave_bars : ndarray of int64 of shape (n_entries,) and (n_exits,)
+        Sorted, unique bars where entries and exits fill.
     last_bar : int
         The last bar: a trade still open at the end ends there.
 
     Returns
     -------
-    starts, ends : list of int
+    starts, ends : ndarray of int64
         The entry and exit bar of each trade, of equal length.
     still_open : bool
         Whether the last trade has no exit (it ends at `last_bar`).
     """
+    at = np.minimum(np.searchsorted(leave_bars, enter_bars), max(leave_bars.size - 1, 0))
+    if leave_bars.size and np.any(leave_bars[at] == enter_bars):  # a bar both enters and exits
+        return _pair_one_by_one(enter_bars.tolist(), leave_bars.tolist(), last_bar)
+    # Without a bar that both enters and exits, the book after each signal is the signal's
+    # own side: a trade starts at an entry after an exit (or first), ends at the reverse.
+    bars = np.concatenate([enter_bars, leave_bars])
+    order = np.argsort(bars, kind="stable")
+    is_entry = (np.arange(bars.size) < enter_bars.size)[order]
+    after_exit = np.concatenate([[True], ~is_entry[:-1]])
+    starts = bars[order][is_entry & after_exit].astype(np.int64)
+    ends = bars[order][~is_entry & ~after_exit].astype(np.int64)
+    still_open = starts.size > ends.size
+    if still_open:
+        ends = np.append(ends, np.int64(last_bar))
+    return starts, ends, still_open
+
+
+def _pair_one_by_one(
+    enter_bars: list[int], leave_bars: list[int], last_bar: int
+) -> tuple[IntArray, IntArray, bool]:
+    """`pair_signals` by two bisections per trade, for signals that share a bar."""
     starts: list[int] = []
     ends: list[int] = []
+    still_open = False
     bar = 0
-    while True:  # two bisections per trade
+    while True:
         k = bisect_left(enter_bars, bar)
         if k == len(enter_bars):
-            return starts, ends, False
+            break
         start = enter_bars[k]
         j = bisect_left(leave_bars, start + 1)
         starts.append(start)
         if j == len(leave_bars):
             ends.append(last_bar)
-            return starts, ends, True
+            still_open = True
+            break
         ends.append(leave_bars[j])
         bar = leave_bars[j] + 1
+    return np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), still_open
 
 
 def first_stop(

@@ -69,66 +69,61 @@ def max_sharpe(
     excess = mu - risk_free
     if np.all(excess <= 0):
         raise Infeasible("riskFreeRate", "no asset's expected return exceeds the risk-free rate")
-    # Variables (y, kappa): w = y / kappa with sum(y) = kappa and bounds scaled by kappa.
+    # Variables y, w = y / kappa with kappa = sum(y) eliminated, bounds scaled by it. Long
+    # only, y >= low x sum(y) with low = 0 is the plain bound y >= 0, and y <= high x sum(y)
+    # holds by itself once high >= 1: SLSQP's work grows with its general constraints.
     low, high = constraints.min_weight, constraints.max_weight
-
-    def objective(x: FloatArray) -> float:
-        return float(x[:n] @ cov @ x[:n])
-
-    def gradient(x: FloatArray) -> FloatArray:
-        return np.concatenate([2.0 * cov @ x[:n], [0.0]])
-
-    lower_jacobian = np.hstack([np.eye(n), -low * np.ones((n, 1))])
-    upper_jacobian = np.hstack([-np.eye(n), high * np.ones((n, 1))])
+    ones = np.ones(n)
     scaled: list[dict[str, object]] = [
-        {
-            "type": "eq",
-            "fun": lambda x: excess @ x[:n] - 1.0,
-            "jac": lambda x: np.concatenate([excess, [0.0]]),
-        },
-        {
-            "type": "eq",
-            "fun": lambda x: np.sum(x[:n]) - x[n],
-            "jac": lambda x: np.concatenate([np.ones(n), [-1.0]]),
-        },
-        {
-            "type": "ineq",
-            "fun": lambda x: x[:n] - low * x[n],
-            "jac": lambda x: lower_jacobian,
-        },
-        {
-            "type": "ineq",
-            "fun": lambda x: high * x[n] - x[:n],
-            "jac": lambda x: upper_jacobian,
-        },
+        {"type": "eq", "fun": lambda y: excess @ y - 1.0, "jac": lambda y: excess}
     ]
-    for group in constraints.groups:
-        members = list(group.members)
-        row = np.zeros(n + 1)
-        row[members] = -1.0
-        row[n] = group.max_weight
+    if low < 0:
+        scaled.append({"type": "ineq", "fun": lambda y: np.sum(y), "jac": lambda y: ones})
+    if low != 0:
+        lower_jacobian = np.eye(n) - low
         scaled.append(
             {
                 "type": "ineq",
-                "fun": lambda x, m=members, cap=group.max_weight: cap * x[n] - np.sum(x[m]),
-                "jac": lambda x, r=row: r,
+                "fun": lambda y: y - low * np.sum(y),
+                "jac": lambda y: lower_jacobian,
+            }
+        )
+    if high < 1 or low < 0:
+        upper_jacobian = high - np.eye(n)
+        scaled.append(
+            {
+                "type": "ineq",
+                "fun": lambda y: high * np.sum(y) - y,
+                "jac": lambda y: upper_jacobian,
+            }
+        )
+    for group in constraints.groups:
+        members = list(group.members)
+        row = np.full(n, group.max_weight)
+        row[members] -= 1.0
+        scaled.append(
+            {
+                "type": "ineq",
+                "fun": lambda y, m=members, cap=group.max_weight: cap * np.sum(y) - np.sum(y[m]),
+                "jac": lambda y, r=row: r,
             }
         )
     # Start from the feasible equal-weight book scaled onto the constraint (mu - rf)'y = 1.
     start_w = bounded(np.full(n, 1.0 / n), constraints)
     kappa0 = 1.0 / max(float(excess @ start_w), 1e-12)
     result = minimize(
-        objective,
-        np.concatenate([start_w * kappa0, [kappa0]]),
-        jac=gradient,
+        lambda y: float(y @ cov @ y),
+        start_w * kappa0,
+        jac=lambda y: 2.0 * cov @ y,
         method="SLSQP",
-        bounds=[(None, None)] * n + [(0.0, None)],
+        bounds=[(0.0 if low >= 0 else None, None)] * n,
         constraints=scaled,
         options={"ftol": 1e-15, "maxiter": MAX_ITERATIONS},
     )
-    if result.x[n] <= 0 or not (result.success or feasible_scaled(result.x, scaled)):
+    kappa = float(np.sum(result.x))
+    if kappa <= 0 or not (result.success or feasible_scaled(result.x, scaled, kappa)):
         raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
-    return clean(result.x[:n] / result.x[n], constraints)
+    return clean(result.x / kappa, constraints)
 
 
 def efficient_return(
@@ -159,12 +154,24 @@ def efficient_return(
         raise Infeasible(
             "targetReturn", f"targetReturn {target} is above the highest expected return {highest}"
         )
+    return _efficient_return(mu, cov, target, constraints)
+
+
+def _efficient_return(
+    mu: FloatArray,
+    cov: FloatArray,
+    target: float,
+    constraints: Constraints,
+    start: FloatArray | None = None,
+) -> FloatArray:
+    """Solve `efficient_return` from `start` (equal weights if None), the checks done."""
     variance, gradient = variance_of(cov)
     return solve(
         variance,
-        n,
+        cov.shape[0],
         constraints,
         [{"type": "ineq", "fun": lambda w: mu @ w - target, "jac": lambda w: mu}],
+        start=start,
         gradient=gradient,
     )
 
@@ -255,7 +262,7 @@ def frontier(
     highest = max_return(mu, constraints)
     targets = np.linspace(float(mu @ lowest), float(mu @ highest), points)
     portfolios = [lowest]
-    for target in targets[1:-1]:
-        portfolios.append(efficient_return(mu, cov, float(target), constraints))
+    for target in targets[1:-1]:  # warm: each point starts from its neighbour's weights
+        portfolios.append(_efficient_return(mu, cov, float(target), constraints, portfolios[-1]))
     portfolios.append(highest)
     return portfolios

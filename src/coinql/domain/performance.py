@@ -200,27 +200,48 @@ def drawdown_periods(returns: FloatArray, top: int) -> list[DrawdownPeriod]:
     -------
     list of DrawdownPeriod
     """
-    curve = drawdown(returns)
+    return periods_of_drawdown(drawdown(returns), top)
+
+
+def periods_of_drawdown(curve: FloatArray, top: int) -> list[DrawdownPeriod]:
+    """Find the `top` deepest drawdowns of a drawdown curve, deepest first.
+
+    Parameters
+    ----------
+    curve : ndarray of shape (n_observations,)
+        The drawdown after each period (`drawdown`), non-positive.
+    top : int
+        At most this many; none when it is not positive.
+
+    Returns
+    -------
+    list of DrawdownPeriod
+        As `drawdown_periods` of the returns the curve is of; equally deep drawdowns in time
+        order.
+    """
     underwater = curve < 0
     if not underwater.any() or top <= 0:
         return []
     edges = np.diff(np.concatenate([[0], underwater.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    # Between one drawdown's end and the next one's start the curve is 0, so each segment's
+    # minimum from a start to the next start is that drawdown's depth.
+    depths = -np.minimum.reduceat(curve, starts)
     periods = []
-    for start, end in zip(starts, ends, strict=True):  # one per drawdown, not per bar
-        trough = int(start + np.argmin(curve[start:end]))
+    for i in np.argsort(-depths, kind="stable")[:top]:  # only the drawdowns listed
+        start, end = int(starts[i]), int(ends[i])
+        trough = start + int(np.argmin(curve[start:end]))
         recovered = end < curve.shape[0]
         periods.append(
             DrawdownPeriod(
-                peak=int(start) - 1,
+                peak=start - 1,
                 trough=trough,
-                recovery=int(end) if recovered else None,
+                recovery=end if recovered else None,
                 depth=float(-curve[trough]),
-                duration=int(end - start + 1) if recovered else int(curve.shape[0] - start),
+                duration=end - start + 1 if recovered else int(curve.shape[0] - start),
             )
         )
-    periods.sort(key=lambda period: -period.depth)
-    return periods[:top]
+    return periods
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,14 +145,34 @@ def block_bootstrap(
     ndarray of shape (paths, horizon)
         The paths' returns.
     """
+    return _blocks_by_step(returns, paths, horizon, block_length, rng, weights).T
+
+
+def _blocks_by_step(
+    returns: FloatArray,
+    paths: int,
+    horizon: int,
+    block_length: int,
+    rng: np.random.Generator,
+    weights: FloatArray | None = None,
+) -> FloatArray:
+    """`block_bootstrap`'s paths (the same draws) laid out step-major, (horizon, paths).
+
+    Step-major, the running products and peaks of the paths advance one step for all paths
+    at a time (vectorized across paths) instead of path by path.
+    """
     n = returns.shape[0]
     blocks = -(-horizon // block_length)
     if weights is None:
         starts = rng.integers(0, n, size=(paths, blocks))
     else:
         starts = rng.choice(n, size=(paths, blocks), p=weights)
-    offsets = (starts[:, :, None] + np.arange(block_length)) % n
-    return returns[offsets.reshape(paths, -1)[:, :horizon]]
+    steps = np.arange(horizon)
+    # Step t of a path is observation (start of block t // L) + t % L, circularly: index a
+    # history extended by its first L - 1 observations instead of taking a modulo per step.
+    extended = np.concatenate([returns, returns[np.arange(block_length - 1) % n]])
+    result: FloatArray = extended[starts.T[steps // block_length] + (steps % block_length)[:, None]]
+    return result
 
 
 REGIME_WINDOW = 30
@@ -338,34 +358,43 @@ def simulate(
     for first in range(0, config.paths, CHUNK_PATHS):
         count = min(CHUNK_PATHS, config.paths - first)
         if model is not None:
-            path_returns = model.paths(count, config.horizon, int(regimes[-1]), rng)
+            by_step = model.paths(count, config.horizon, int(regimes[-1]), rng).T
         else:
-            path_returns = block_bootstrap(
+            by_step = _blocks_by_step(
                 clean, count, config.horizon, config.block_length, rng, weights
             )
         if progress is not None:
             progress((first + count / 2) / config.paths)
-        path_returns = inject_shocks(path_returns, config, rng) * config.leverage
-        equity = np.cumprod(1.0 + np.maximum(path_returns, -1.0), axis=1)
-        equity = np.concatenate([np.ones((count, 1)), equity], axis=1)
-        peak = np.maximum.accumulate(equity, axis=1)
-        drawdown = 1.0 - equity / peak
-        drawdowns.append(drawdown.max(axis=1))
-        under_water.append((drawdown > 0).sum(axis=1))
-        finals.append(equity[:, -1] - 1.0)
-        ruined += int(np.sum(equity.min(axis=1) < config.ruin_threshold))
+        # Shocks are drawn path-major, as ever; then step-major and contiguous, in place, one
+        # (horizon, count) buffer at a time, with the starting equity of 1 folded into the
+        # peak and the minimum rather than stored as a step of its own.
+        by_step = np.ascontiguousarray(inject_shocks(by_step.T, config, rng).T)
+        if config.leverage != 1.0:
+            by_step = by_step * config.leverage
+        equity = np.maximum(by_step, -1.0, out=by_step)
+        equity += 1.0
+        np.cumprod(equity, axis=0, out=equity)
+        peak = np.maximum.accumulate(equity, axis=0)
+        np.maximum(peak, 1.0, out=peak)
+        relative = np.divide(equity, peak, out=peak)  # drawdown = 1 - relative
+        drawdowns.append(1.0 - relative.min(axis=0, initial=1.0))
+        under_water.append((relative < 1.0).sum(axis=0))
+        finals.append(equity[-1] - 1.0)
+        lowest = equity.min(axis=0, initial=1.0)
+        ruined += int(np.sum(lowest < config.ruin_threshold))
         if config.leverage > 1:
-            liquidated += int(np.sum(equity.min(axis=1) <= config.liquidation_threshold))
-        kept = sum(sample.shape[0] for sample in band_samples)
+            liquidated += int(np.sum(lowest <= config.liquidation_threshold))
+        kept = sum(sample.shape[1] for sample in band_samples)
         if kept < BAND_PATHS:
-            band_samples.append(equity[: BAND_PATHS - kept])
-        del path_returns, peak, drawdown, equity
+            sample = equity[:, : BAND_PATHS - kept]
+            band_samples.append(np.concatenate([np.ones((1, sample.shape[1])), sample]))
+        del by_step, peak, relative, equity
         if progress is not None:
             progress((first + count) / config.paths)
     max_drawdowns = np.concatenate(drawdowns)
     times = np.concatenate(under_water)
     final = np.concatenate(finals)
-    bands = np.percentile(np.concatenate(band_samples), BAND_PERCENTILES, axis=0)
+    bands = np.percentile(np.concatenate(band_samples, axis=1), BAND_PERCENTILES, axis=1)
     cutoff = np.percentile(final, 1)
     percentiles = (5, 50, 95)
     return SimulationResult(
