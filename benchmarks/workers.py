@@ -290,7 +290,7 @@ async def mixed_load(
 
 async def run(*, quick: bool) -> list[Figure]:
     seconds = 5.0 if quick else 15.0
-    name = f"mixed read load, {CONNECTIONS} connections (wrk)"
+    name = f"mixed read load, wrk {CONNECTIONS} conns"
     if shutil.which("wrk") is None:
         return [Figure(f"{name}: not measured", 0.0, "", target=WRK_MISSING)]
     with own_redis() as redis_url:
@@ -298,10 +298,10 @@ async def run(*, quick: bool) -> list[Figure]:
             return [Figure(f"{name}: not measured", 0.0, "", target=REDIS_MISSING)]
         one, _, _ = await mixed_load(workers=1, redis_url=redis_url, seconds=seconds)
         two, _, _ = await mixed_load(workers=2, redis_url=redis_url, seconds=seconds)
-    per_worker = ">= 300/s per worker process, p99 < 100 ms"
+    per_worker = ">= 300/s per worker process"
     return [
         Figure(
-            f"{name}, 1 worker: requests/s per worker",
+            f"{name}, 1 worker: req/s per worker",
             one.per_second,
             "req/s",
             higher_is_better=True,
@@ -309,7 +309,7 @@ async def run(*, quick: bool) -> list[Figure]:
         ),
         Figure(f"{name}, 1 worker: latency p99", one.p99_ms, "ms", target="< 100 ms"),
         Figure(
-            f"{name}, 2 workers: requests/s per worker",
+            f"{name}, 2 workers: req/s per worker",
             two.per_second / 2,
             "req/s",
             higher_is_better=True,
@@ -317,7 +317,7 @@ async def run(*, quick: bool) -> list[Figure]:
         ),
         Figure(f"{name}, 2 workers: latency p99", two.p99_ms, "ms", target="< 100 ms"),
         Figure(
-            f"{name}: 2 workers' requests/s (errors {one.errors + two.errors})",
+            f"{name}, 2 workers: req/s (errors {one.errors + two.errors})",
             two.per_second,
             "req/s",
             baseline=one.per_second,
