@@ -101,6 +101,14 @@ class RawSubscriber:
         subscribe = {"id": "1", "type": "subscribe", "payload": {"query": PRICES}}
         self.writer.write(_frame(orjson.dumps(subscribe)))
 
+    async def first_tick(self) -> None:
+        """Wait until the subscription delivers (the server has taken it up)."""
+        while not any(b'"next"' in payload for payload in self._frames()):
+            chunk = await self.reader.read(65536)
+            if not chunk:
+                raise ConnectionError("closed before the first tick")
+            self.buffer += chunk
+
     def _frames(self) -> list[bytes]:
         """The text frames complete in the buffer (consumed); pings answered."""
         buffer, position, found = self.buffer, 0, []
@@ -126,12 +134,15 @@ class RawSubscriber:
         del buffer[:position]
         return found
 
-    async def read(self, began: float, until: float) -> None:
-        """Every tick received until `until` (epoch seconds); latency from `began` + warm-up."""
+    async def read(self, window: asyncio.Future[float]) -> None:
+        """Every tick received, from the subscription on (reading all along: pings unanswered
+        for 20 s close the socket) until the deadline set once `window` gives the reading
+        window's start; latency from that start + the warm-up."""
         with contextlib.suppress(TimeoutError, ConnectionError):
-            async with asyncio.timeout(until - time.time()):
+            async with asyncio.timeout(None) as self.deadline:
                 while chunk := await self.reader.read(1 << 18):
                     now = time.time()
+                    began = window.result() if window.done() else None
                     self.buffer += chunk
                     for payload in self._frames():
                         start = payload.find(self.MARK)
@@ -141,17 +152,17 @@ class RawSubscriber:
                         text = payload[start : payload.index(b'"', start)]
                         sent = self.stamps.get(text)
                         if sent is None:
-                            sent = self.stamps[text] = datetime.fromisoformat(
-                                text.decode()
-                            ).timestamp()
-                        if sent >= began + WARMUP_SECONDS:
+                            sent = datetime.fromisoformat(text.decode()).timestamp()
+                            self.stamps[text] = sent
+                        if began is not None and sent >= began + WARMUP_SECONDS:
                             self.latencies.append(now - sent)
                         self.seen.append(sent)
         self.writer.close()
 
 
 async def _client_process(url: str, clients: int, seconds: float, out: Path) -> None:
-    """A client process: subscribe `clients`, say "ready", read from the time given on stdin
+    """A client process: subscribe `clients`, say "ready" once each has had a tick (every
+    subscription is live), read from the time given on stdin
     ("go <epoch seconds>") for `seconds`, write what was received to `out`."""
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
@@ -160,20 +171,27 @@ async def _client_process(url: str, clients: int, seconds: float, out: Path) -> 
     handshakes = asyncio.Semaphore(100)
 
     async def subscribe(subscriber: RawSubscriber) -> bool:
-        async with handshakes:
-            try:
+        try:
+            async with handshakes:
                 await subscriber.subscribe(host, port, path)
-            except (OSError, ConnectionError, asyncio.IncompleteReadError):
-                return False
-            return True
+            async with asyncio.timeout(120):
+                await subscriber.first_tick()
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            return False
+        return True
 
     subscribed = await asyncio.gather(*(subscribe(s) for s in subscribers))
     live = [s for s, ok in zip(subscribers, subscribed, strict=True) if ok]
+    window: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    readers = [asyncio.create_task(s.read(window)) for s in live]
     print(f"ready {len(live)}", flush=True)
     line = await asyncio.to_thread(sys.stdin.readline)
     began = float(line.split()[1])
-    # Each client drains what queued while the others subscribed, then reads live.
-    await asyncio.gather(*(s.read(began, began + seconds) for s in live))
+    window.set_result(began)
+    deadline = asyncio.get_running_loop().time() + (began + seconds - time.time())
+    for subscriber in live:
+        subscriber.deadline.reschedule(deadline)
+    await asyncio.gather(*readers)
     latencies = array("d", [latency for s in live for latency in s.latencies])
     out.write_bytes(
         orjson.dumps(
@@ -244,7 +262,9 @@ async def fan_out_processes(
             await asyncio.to_thread(child.wait, seconds + 60)
         latencies: list[float] = []
         received: list[set[int]] = []
-        for out in outs:
+        for child, out in zip(children, outs, strict=True):
+            if child.returncode != 0 or not out.exists():
+                raise RuntimeError(f"a client process failed (exit {child.returncode})")
             result = orjson.loads(out.read_bytes())
             latencies.extend(result["latencies"])
             received.extend(set(seen) for seen in result["seen"])
