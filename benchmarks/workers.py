@@ -1,7 +1,7 @@
 """[4/8] More than one process: the mixed read load (`benchmarks.load`) driven by wrk, in a
 process of its own, against `coinql serve --workers 1` and `--workers 2` (Redis for both, a
-redis-server of the benchmark's own): requests/s per worker process, p99 at 8 connections,
-and the two-worker ratio.
+redis-server of the benchmark's own), both serving at once and loaded in alternating
+slices: requests/s per worker process, p99 at 8 connections, and the two-worker ratio.
 
 Also the pieces `benchmarks.load` and `benchmarks.realtime` share: a Redis server of their own
 (Redis pub/sub channels are global across database numbers, so a shared server would mix in
@@ -18,11 +18,12 @@ import re
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -245,11 +246,22 @@ def wrk(url: str, bodies: list[bytes], token: str, *, seconds: float, connection
     return WrkRun(requests, duration_us / 1e6, p50_us / 1000, p99_us / 1000, errors)
 
 
-async def mixed_load(
-    *, workers: int, redis_url: str | None, seconds: float, connections: int = CONNECTIONS
-) -> tuple[WrkRun, float, float]:
-    """The mixed read load against a fresh `coinql serve --workers N` on a fresh SQLite store:
-    wrk's run, and the workers' resident memory (MB, summed) before and after."""
+@dataclass
+class Service:
+    """A running `coinql serve --workers N` with the load's user and bodies."""
+
+    workers: int
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+    bodies: list[bytes]
+
+
+@contextlib.asynccontextmanager
+async def loaded_service(
+    directory: Path, *, workers: int, redis_url: str | None
+) -> AsyncIterator[Service]:
+    """`coinql serve --workers N` on a fresh SQLite store holding the mixed load's data."""
     import asyncio
 
     import orjson
@@ -257,47 +269,66 @@ async def mixed_load(
     from benchmarks.load import mix, prepare
     from coinql.migrations import upgrade
 
-    with tempfile.TemporaryDirectory() as directory:
-        database_url = f"sqlite+aiosqlite:///{Path(directory) / 'load.db'}"
-        await asyncio.to_thread(upgrade, database_url)
-        process, url = await asyncio.to_thread(
-            start_service,
-            database_url,
-            workers=workers,
-            redis_url=redis_url,
-            COINQL_FEED_ENABLED="false",
-        )
-        try:
-            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-                token, portfolio_id = await prepare(http)
-            bodies = [
-                orjson.dumps({"query": query, "variables": variables})
-                for _, query, variables in mix(portfolio_id)
-            ]
-            # every worker warms up (first executions, caches), then the measured run
-            await asyncio.to_thread(
-                wrk, url, bodies, token, seconds=min(3.0, seconds), connections=connections
-            )
-            rss_before = service_rss_mb(process, workers)
-            run = await asyncio.to_thread(
-                wrk, url, bodies, token, seconds=seconds, connections=connections
-            )
-            rss_after = service_rss_mb(process, workers)
-        finally:
-            stop_service(process)
-    return run, rss_before, rss_after
+    database_url = f"sqlite+aiosqlite:///{directory / f'load-{workers}.db'}"
+    await asyncio.to_thread(upgrade, database_url)
+    process, url = await asyncio.to_thread(
+        start_service,
+        database_url,
+        workers=workers,
+        redis_url=redis_url,
+        COINQL_FEED_ENABLED="false",
+    )
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            token, portfolio_id = await prepare(http)
+        bodies = [
+            orjson.dumps({"query": query, "variables": variables})
+            for _, query, variables in mix(portfolio_id)
+        ]
+        yield Service(workers, process, url, token, bodies)
+    finally:
+        stop_service(process)
+
+
+def slices(service: Service, *, seconds: float, connections: int = CONNECTIONS) -> WrkRun:
+    return wrk(service.url, service.bodies, service.token, seconds=seconds, connections=connections)
+
+
+def combined(runs: list[WrkRun]) -> WrkRun:
+    """Slices of one load as one run: requests over time; p50 and p99 the slices' medians."""
+    return WrkRun(
+        sum(run.requests for run in runs),
+        sum(run.seconds for run in runs),
+        statistics.median(run.p50_ms for run in runs),
+        statistics.median(run.p99_ms for run in runs),
+        sum(run.errors for run in runs),
+    )
 
 
 async def run(*, quick: bool) -> list[Figure]:
-    seconds = 5.0 if quick else 15.0
+    """One worker and two, both serving at once and loaded in turns (slices of a few seconds,
+    alternating), so that what else the machine runs weighs on both alike."""
+    import asyncio
+
+    rounds, seconds = (2, 4.0) if quick else (4, 5.0)
     name = f"mixed read load, wrk {CONNECTIONS} conns"
     if shutil.which("wrk") is None:
         return [Figure(f"{name}: not measured", 0.0, "", target=WRK_MISSING)]
-    with own_redis() as redis_url:
+    with own_redis() as redis_url, tempfile.TemporaryDirectory() as directory:
         if redis_url is None:
             return [Figure(f"{name}: not measured", 0.0, "", target=REDIS_MISSING)]
-        one, _, _ = await mixed_load(workers=1, redis_url=redis_url, seconds=seconds)
-        two, _, _ = await mixed_load(workers=2, redis_url=redis_url, seconds=seconds)
+        async with (
+            loaded_service(Path(directory), workers=1, redis_url=redis_url) as single,
+            loaded_service(Path(directory), workers=2, redis_url=redis_url) as double,
+        ):
+            for service in (single, double):  # warm up: first executions, caches
+                await asyncio.to_thread(slices, service, seconds=3.0)
+            measured: dict[int, list[WrkRun]] = {1: [], 2: []}
+            for _ in range(rounds):
+                for service in (single, double):
+                    run = await asyncio.to_thread(slices, service, seconds=seconds)
+                    measured[service.workers].append(run)
+    one, two = combined(measured[1]), combined(measured[2])
     per_worker = ">= 300/s per worker process"
     return [
         Figure(
