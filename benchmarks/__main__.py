@@ -15,6 +15,7 @@ SUITES = {
     "portfolio": portfolio.run,
     "backtest": backtest.run,
     "realtime": realtime.run,
+    "workers": __import__("benchmarks.workers", fromlist=["run"]).run,  # [4/8] processes
 }
 
 

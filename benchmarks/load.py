@@ -1,14 +1,19 @@
-"""[7/7] A mixed read load: universe, candles, tear sheet and portfolio, from this process
-against `coinql serve` in another, on loopback, for a fixed time (60 s by default).
+"""[7/7] A mixed read load: universe, candles, tear sheet and portfolio, against `coinql
+serve --workers N` on loopback, for a fixed time (60 s by default), from 8 connections of wrk
+in a process of its own (or, without wrk, this process's Python client: `--client python`).
 
-Prints requests/s, p50/p99 latency, errors and the server's resident memory before and after.
-`make load` runs it; `python -m benchmarks.load --seconds 10` for a short run.
+Prints requests/s in all and per worker process, p50/p99 latency, errors, the workers'
+resident memory before and after, and each operation's median on its own (one client).
+`make load` runs it; `python -m benchmarks.load --seconds 10 --workers 2` for a short run
+(more than one worker: with a redis-server of its own, as `coinql serve` requires).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import shutil
 import statistics
 import tempfile
 import time
@@ -18,7 +23,6 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import rss_mb, start_server
 from coinql.migrations import upgrade
 
 CONTRACT = Path(__file__).resolve().parents[1].parent / "shared/contract"
@@ -67,8 +71,20 @@ async def post(
     return body
 
 
-async def prepare(http: httpx.AsyncClient, ops: dict[str, str]) -> tuple[str, str]:
-    """A user with a portfolio holding BTC: the portfolio view's data."""
+def mix(portfolio_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The load's operations, taken in turn: name, document, variables."""
+    ops = operations()
+    return [
+        ("Universe", ops["Universe"], {}),
+        ("Candles", ops["Candles"], {"symbol": "BTC", **PERIOD}),
+        ("AssetPerformance", ops["AssetPerformance"], {"symbol": "ETH", **PERIOD}),
+        ("PortfolioView", ops["PortfolioView"], {"portfolioId": portfolio_id}),
+    ]
+
+
+async def prepare(http: httpx.AsyncClient) -> tuple[str, str]:
+    """A user with a portfolio holding BTC (the portfolio view's data): token, portfolio id."""
+    ops = operations()
     credentials = {"email": "load@example.com", "password": "correct horse battery staple"}
     token = (await post(http, ops["Register"], credentials))["data"]["register"]["accessToken"]
     created = await post(http, ops["CreatePortfolio"], {}, token)
@@ -96,56 +112,134 @@ async def client(
     return tally
 
 
-async def run(seconds: float, concurrency: int) -> None:
-    ops = operations()
-    with tempfile.TemporaryDirectory() as directory:
+async def python_clients(
+    url: str,
+    operations_mix: list[tuple[str, str, dict[str, Any]]],
+    token: str,
+    *,
+    seconds: float,
+    concurrency: int,
+) -> tuple[list[Tally], float]:
+    """`concurrency` httpx clients in this process, for when wrk is missing."""
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        began = time.perf_counter()
+        until = began + seconds
+        tallies = await asyncio.gather(
+            *(
+                client(http, operations_mix[i:] + operations_mix[:i], token, until)
+                for i in range(concurrency)
+            )
+        )
+    return list(tallies), time.perf_counter() - began
+
+
+async def alone(
+    url: str, operations_mix: list[tuple[str, str, dict[str, Any]]], token: str, repeat: int = 10
+) -> dict[str, float]:
+    """Each operation's median latency (ms) with nothing else running."""
+    medians: dict[str, float] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for name, query, variables in operations_mix:
+            await post(http, query, variables, token)
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                await post(http, query, variables, token)
+                times.append(time.perf_counter() - started)
+            medians[name] = statistics.median(times) * 1000
+    return medians
+
+
+async def run(seconds: float, concurrency: int, workers: int, use_wrk: bool) -> None:
+    import orjson
+
+    from benchmarks.workers import (
+        WRK_MISSING,
+        own_redis,
+        service_rss_mb,
+        start_service,
+        stop_service,
+        wrk,
+    )
+
+    if use_wrk and shutil.which("wrk") is None:
+        print(f"{WRK_MISSING}; using this process's Python client instead")
+        use_wrk = False
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as directory:
+        redis_url = stack.enter_context(own_redis()) if workers > 1 else None
+        if workers > 1 and redis_url is None:
+            raise SystemExit("more than one worker needs Redis: `apt-get install redis-server`")
         database_url = f"sqlite+aiosqlite:///{Path(directory) / 'load.db'}"
         await asyncio.to_thread(upgrade, database_url)
-        process, url = start_server(database_url, COINQL_FEED_ENABLED="false")
+        process, url = await asyncio.to_thread(
+            start_service,
+            database_url,
+            workers=workers,
+            redis_url=redis_url,
+            COINQL_FEED_ENABLED="false",
+        )
         try:
-            limits = httpx.Limits(max_connections=concurrency)
-            async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
-                token, portfolio_id = await prepare(http, ops)
-                mix = [
-                    ("Universe", ops["Universe"], {}),
-                    ("Candles", ops["Candles"], {"symbol": "BTC", **PERIOD}),
-                    ("AssetPerformance", ops["AssetPerformance"], {"symbol": "ETH", **PERIOD}),
-                    ("PortfolioView", ops["PortfolioView"], {"portfolioId": portfolio_id}),
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                token, portfolio_id = await prepare(http)
+            operations_mix = mix(portfolio_id)
+            medians = await alone(url, operations_mix, token)  # warms every operation up too
+            rss_before = service_rss_mb(process, workers)
+            if use_wrk:
+                bodies = [
+                    orjson.dumps({"query": query, "variables": variables})
+                    for _, query, variables in operations_mix
                 ]
-                for _, query, variables in mix:  # warm up: every operation works before timing
-                    await post(http, query, variables, token)
-                rss_before = rss_mb(process.pid)
-                began = time.perf_counter()
-                until = began + seconds
-                tallies = await asyncio.gather(
-                    *(client(http, mix[i:] + mix[:i], token, until) for i in range(concurrency))
+                await asyncio.to_thread(  # every worker warms up
+                    wrk, url, bodies, token, seconds=3.0, connections=concurrency
                 )
-                elapsed = time.perf_counter() - began
-                rss_after = rss_mb(process.pid)
+                measured = await asyncio.to_thread(
+                    wrk, url, bodies, token, seconds=seconds, connections=concurrency
+                )
+                count, elapsed = measured.requests, measured.seconds
+                p50, p99, errors = measured.p50_ms, measured.p99_ms, measured.errors
+                first_error = ""
+                generator = "wrk (a process of its own)"
+            else:
+                tallies, elapsed = await python_clients(
+                    url, operations_mix, token, seconds=seconds, concurrency=concurrency
+                )
+                latencies = [latency for tally in tallies for latency in tally.latencies]
+                failures = [error for tally in tallies for error in tally.errors]
+                quantiles = statistics.quantiles(latencies, n=100)
+                count, p50, p99 = len(latencies), quantiles[49] * 1000, quantiles[98] * 1000
+                errors, first_error = len(failures), failures[0] if failures else ""
+                generator = "httpx clients in the benchmark's process"
+            rss_after = service_rss_mb(process, workers)
         finally:
-            process.terminate()
-            process.wait(timeout=20)
-    latencies = [latency for tally in tallies for latency in tally.latencies]
-    errors = [error for tally in tallies for error in tally.errors]
-    quantiles = statistics.quantiles(latencies, n=100)
-    print(f"mixed read load, {concurrency} concurrent clients, {elapsed:.0f} s on loopback")
-    print(f"  requests       {len(latencies):,} ({len(latencies) / elapsed:,.0f}/s)")
-    print(f"  latency p50    {quantiles[49] * 1000:.1f} ms")
-    print(f"  latency p99    {quantiles[98] * 1000:.1f} ms")
-    print(f"  errors         {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
-    print(f"  server RSS     {rss_before:.0f} MB before, {rss_after:.0f} MB after")
-    for name in sorted({name for tally in tallies for name in tally.by_operation}):
-        times = [t for tally in tallies for t in tally.by_operation.get(name, [])]
-        median_ms = statistics.median(times) * 1000
-        print(f"  {name:<18} {len(times):>6,} requests, median {median_ms:.1f} ms")
+            stop_service(process)
+    rate = count / elapsed
+    print(
+        f"mixed read load, {concurrency} concurrent connections, {elapsed:.0f} s on loopback,"
+        f" {workers} worker process{'es' if workers > 1 else ''}; load from {generator}"
+    )
+    print(f"  requests       {count:,} ({rate:,.0f}/s)")
+    print(f"  per worker     {rate / workers:,.0f} requests/s   (target >= 300/s)")
+    print(f"  latency p50    {p50:.1f} ms")
+    print(f"  latency p99    {p99:.1f} ms   (target < 100 ms)")
+    print(f"  errors         {errors}" + (f" (first: {first_error})" if first_error else ""))
+    print(f"  server RSS     {rss_before:.0f} MB before, {rss_after:.0f} MB after (all workers)")
+    for name, median_ms in medians.items():
+        print(f"  {name:<18} median {median_ms:.1f} ms alone (one client, before the load)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="coinql serve --workers N")
+    parser.add_argument(
+        "--client", choices=["wrk", "python"], default="wrk", help="the load generator"
+    )
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.seconds, arguments.concurrency))
+    asyncio.run(
+        run(arguments.seconds, arguments.concurrency, arguments.workers, arguments.client == "wrk")
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coinql.settings import Settings
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 DEFAULT_SCHEMA_PATH = Path("schema.graphql")
 
@@ -19,18 +23,38 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import structlog
     import uvicorn
 
-    from coinql.app import create_app
+    from coinql.observability import configure_logging
+    from coinql.realtime.backends import Backends
 
-    app = create_app(settings)  # configures logging
+    if args.workers > 1 and Backends.from_settings(settings).kind != "redis":
+        print(
+            f"coinql: --workers {args.workers} needs COINQL_REDIS_URL: without Redis each"
+            " process keeps its own broadcast, job queue and throttles, so a subscriber would"
+            " hear only the feed of the process it reached (run one worker, or set"
+            " COINQL_REDIS_URL=redis://...)",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(settings)
+    if args.workers > 1:
+        problem = asyncio.run(_prepare_once(settings))
+        if problem is not None:
+            print(f"coinql: {problem}", file=sys.stderr)
+            return 1
     base = f"http://{args.host}:{args.port}"
     structlog.get_logger("coinql.cli").info(
         "serving",
         api=f"{base}/graphql",
         graphiql=f"{base}/graphql" if settings.graphiql_enabled else "off",
         websocket=f"ws://{args.host}:{args.port}/graphql",
+        workers=args.workers,
     )
     uvicorn.run(
-        app,
+        # Workers are spawned processes: each builds its app from the environment, as this one
+        # read its settings.
+        _app(settings) if args.workers == 1 else "coinql.cli:app_from_environment",
+        factory=args.workers > 1,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         log_config=None,
@@ -45,6 +69,40 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         ws_max_size=settings.max_ws_message_bytes,
     )
     return 0
+
+
+def _app(settings: Settings) -> Starlette:
+    from coinql.app import create_app
+
+    return create_app(settings)
+
+
+def app_from_environment() -> Starlette:
+    """The app of one `coinql serve --workers N` process, from the environment's settings."""
+    return _app(Settings())
+
+
+async def _prepare_once(settings: Settings) -> str | None:
+    """What the workers would otherwise race to do, done once before they start: check the
+    schema is current (one clear message, not N failing workers), write the development
+    signing key (two workers generating it at once would each sign with their own), and load
+    the demo market into an empty store (two would both load it). None, or what is wrong."""
+    from coinql.migrations import DatabaseBehind, ensure_current
+    from coinql.realtime.clock import utc_now
+    from coinql.realtime.demo import load_demo_if_empty
+    from coinql.store.db import create_engine, create_session_factory
+
+    settings.resolved_secret_key()
+    engine = create_engine(settings.database_url)
+    try:
+        await ensure_current(engine)
+        if settings.source == "demo":
+            await load_demo_if_empty(create_session_factory(engine), clock=utc_now)
+    except DatabaseBehind as behind:
+        return str(behind)
+    finally:
+        await engine.dispose()
+    return None
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -217,6 +275,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coinql", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -224,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the API (GraphiQL at /graphql)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes serving the port (more than 1 needs COINQL_REDIS_URL: broadcast, job"
+        " queue, throttles and leader leases are shared through Redis)",
+    )
     serve.set_defaults(handler=_serve)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")

@@ -142,6 +142,41 @@ async def test_feed_publishes_and_stores_closed_minutes(
     assert feed.last_tick_ms == T0 + 4 * 30_000  # what feed lag is measured from
 
 
+class CountingHub:
+    """Counts the publishes in flight at once."""
+
+    def __init__(self) -> None:
+        self.in_flight = self.most_in_flight = 0
+        self.channels: list[str] = []
+
+    async def publish(self, channel: str, payload: dict[str, object]) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0)  # a round trip to Redis
+        self.in_flight -= 1
+        self.channels.append(channel)
+
+
+async def test_a_step_waits_once_for_all_its_messages(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Behind a leader's busy loop each wait is long: a step's messages (prices and forming
+    candles of every asset) go out together, not one wait each."""
+    hub = CountingHub()
+    feed = FeedService(
+        hub=hub,  # type: ignore[arg-type]
+        sessions=sessions,
+        source=Script([]),
+        leader=LocalLeader(),
+        exchange="demo",
+    )
+    await feed.publish([Tick("BTC", 100.0, T0, 1.0), Tick("ETH", 10.0, T0, 1.0)])
+    assert channels.prices("BTC") in hub.channels and channels.prices("ETH") in hub.channels
+    assert len(hub.channels) > 2  # the forming candles too
+    assert hub.most_in_flight == len(hub.channels)
+    assert feed.published == 2 and feed.last_tick_ms == T0
+
+
 class StreamingExchange:
     """ccxt's streaming interface, answering `watch_ohlcv` from a script per (pair,
     timeframe): each entry is what ccxt holds at that moment, forming candle last."""
