@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import io
+import uuid
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from strawberry import relay
 
 from coinql.cli import main
+from coinql.store.secrets import generate_key
 from tests.client import GraphQLClient
 from tests.conftest import Backend
 
@@ -91,3 +95,33 @@ def test_serve_names_the_urls_it_serves(tmp_path: Path) -> None:
             process.stdout.close()
     serving = next(line for line in lines if '"serving"' in line)
     assert f'"graphiql": "http://127.0.0.1:{port}/graphql"' in serving.replace('":"', '": "')
+
+
+async def test_rotate_encryption_key_moves_every_secret_to_the_new_key(
+    app: Starlette, client: GraphQLClient, monkeypatch: pytest.MonkeyPatch, backend: Backend
+) -> None:
+    import asyncio
+
+    from coinql.store import accounts as account_store
+    from coinql.store.secrets import SecretBox
+
+    [old] = app.state.services.settings.resolved_encryption_keys()
+    token = (await client.sign_up("ada@example.com"))["accessToken"]
+    added = await client.contract("accounts", "AddExchangeConnection", token=token)
+    assert added.ok()["addExchangeConnection"]["__typename"] == "ExchangeConnection"
+    new = generate_key()
+    monkeypatch.setenv("COINQL_DATABASE_URL", backend.database_url)
+    monkeypatch.setenv("COINQL_ENCRYPTION_KEY", f"{new},{old}")
+    assert await asyncio.to_thread(main, ["rotate-encryption-key"]) == 0
+    async with app.state.services.reader() as session:
+        [connection] = await account_store.list_connections(
+            session, owner_id=(await client_user_id(client, token))
+        )
+    secret = account_store.connection_credentials(connection, SecretBox([new]))[1]
+    assert secret == "sk-0123456789abcdefghijklmnopqrstuv"  # readable under the new key alone
+    assert await asyncio.to_thread(main, ["rotate-encryption-key"]) == 0  # nothing left to do
+
+
+async def client_user_id(client: GraphQLClient, token: str) -> uuid.UUID:
+    me = (await client.execute("{ me { id } }", token=token)).ok()["me"]["id"]
+    return uuid.UUID(relay.GlobalID.from_id(me).node_id)

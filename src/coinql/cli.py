@@ -165,6 +165,29 @@ async def _add_user(settings: Settings, email: str, password: str, *, admin: boo
         await engine.dispose()
 
 
+def _rotate_encryption_key(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-encrypt every stored secret under the newest COINQL_ENCRYPTION_KEY."""
+    changed = asyncio.run(_rotate(settings))
+    print(f"re-encrypted {changed} secrets under the newest key")
+    return 0
+
+
+async def _rotate(settings: Settings) -> int:
+    from coinql.migrations import ensure_current
+    from coinql.store.accounts import rotate_secrets
+    from coinql.store.db import create_engine, create_session_factory
+    from coinql.store.secrets import SecretBox
+
+    box = SecretBox(settings.resolved_encryption_keys())
+    engine = create_engine(settings.database_url)
+    try:
+        await ensure_current(engine)
+        async with create_session_factory(engine)() as session, session.begin():
+            return await rotate_secrets(session, box=box)
+    finally:
+        await engine.dispose()
+
+
 def _import(settings: Settings, args: argparse.Namespace) -> int:
     """Import each file in its own transaction; exit 1 if any was rejected."""
     return asyncio.run(_import_files(settings, args))
@@ -315,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.set_defaults(handler=_create_user)
 
     intervals = ["M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1"]
+    rotate = commands.add_parser(
+        "rotate-encryption-key",
+        help="re-encrypt the stored secrets under the first key of COINQL_ENCRYPTION_KEY",
+    )
+    rotate.set_defaults(handler=_rotate_encryption_key)
+
     import_ = commands.add_parser("import", help="import candle CSV files (all or nothing each)")
     import_.add_argument("files", nargs="+")
     import_.add_argument("--symbol", help="when the file does not name it")
