@@ -38,7 +38,7 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,11 +83,15 @@ def code_version() -> str:
     return f"{__version__}+{commit}" if commit else __version__
 
 
-async def wake_workers(arq: ArqRedis, job_id: Any) -> bool:
-    """Put a wake-up named after a queued job on arq; False if arq already has that wake-up,
-    or if Redis is away (the job stays QUEUED in the store, and the sweeper hands it over)."""
+async def wake_workers(arq: ArqRedis, job_id: Any, *, fresh: bool = False) -> bool:
+    """Put a wake-up named after a queued job on arq (with `fresh`, one of a new name: that
+    of a chunk whose worker died may still be held by it); False if arq already has that
+    wake-up, or if Redis is away (the job stays QUEUED in the store, and the sweeper hands it
+    over)."""
     try:
-        added = await arq.enqueue_job(ARQ_FUNCTION, str(job_id), _job_id=str(job_id))
+        added = await arq.enqueue_job(
+            ARQ_FUNCTION, str(job_id), _job_id=None if fresh else str(job_id)
+        )
     except (OSError, RedisError) as error:
         log.warning("job kept in the store: Redis is unavailable", error=str(error))
         return False
@@ -318,6 +322,51 @@ class JobRunner:
             )
 
 
+async def sweep_stale(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    stale_seconds: float,
+    now: datetime,
+    wake: Callable[[Any], Awaitable[bool]],
+) -> int:
+    """End the RUNNING jobs whose runner stopped heartbeating `stale_seconds` ago (FAILED);
+    hand their chunks to the next runner instead, and leave a job with chunks to run.
+    The count of jobs ended and chunks handed over."""
+    cutoff = now - timedelta(seconds=stale_seconds)
+    failed = 0
+    requeued = []
+    async with sessions() as session, session.begin():
+        for job in await job_store.stale_running(session, older_than=cutoff):
+            if job.parent_id is not None and job.attempts + 1 < job_store.MAX_CHUNK_ATTEMPTS:
+                if await job_store.requeue_chunk(session, chunk=job, now=now):
+                    requeued.append(job.id)
+                continue
+            if job.parent_id is not None:  # run too often: its parent fails with it
+                await job_store.finish(
+                    session,
+                    job_id=job.parent_id,
+                    status=JobStatus.FAILED,
+                    now=now,
+                    error=f"a chunk's worker stopped {job_store.MAX_CHUNK_ATTEMPTS} times",
+                    only_from=(JobStatus.RUNNING,),
+                )
+            elif await job_store.has_unfinished_chunks(session, parent_id=job.id):
+                continue  # its chunks heartbeat for it once they run
+            failed += await job_store.finish(
+                session,
+                job_id=job.id,
+                status=JobStatus.FAILED,
+                now=now,
+                error=f"the worker stopped: no heartbeat for {stale_seconds:g} s"
+                f" (runner {job.runner})",
+                only_from=(JobStatus.RUNNING,),
+            )
+    for chunk_id in requeued:
+        log.info("a chunk whose worker stopped is handed over", chunk_id=str(chunk_id))
+        await wake(chunk_id)
+    return failed + len(requeued)
+
+
 class JobQueue:
     """The job backend of one process; `kind` is `in-process` or `redis`. In process, `slots`
     jobs run at once (the size of the process pool)."""
@@ -419,51 +468,21 @@ class JobQueue:
         return requeued
 
     async def fail_stale(self, sessions: async_sessionmaker[AsyncSession]) -> int:
-        """End the RUNNING jobs whose runner stopped heartbeating `stale_seconds` ago (FAILED);
-        hand their chunks to the next runner instead, and leave a job with chunks to run.
-        The count of jobs ended and chunks handed over."""
-        now = self.now()
-        cutoff = now - timedelta(seconds=self.stale_seconds)
-        failed = 0
-        requeued = []
-        async with sessions() as session, session.begin():
-            for job in await job_store.stale_running(session, older_than=cutoff):
-                if job.parent_id is not None and job.attempts + 1 < job_store.MAX_CHUNK_ATTEMPTS:
-                    if await job_store.requeue_chunk(session, chunk=job, now=now):
-                        requeued.append(job.id)
-                    continue
-                if job.parent_id is not None:  # run too often: its parent fails with it
-                    await job_store.finish(
-                        session,
-                        job_id=job.parent_id,
-                        status=JobStatus.FAILED,
-                        now=now,
-                        error=f"a chunk's worker stopped {job_store.MAX_CHUNK_ATTEMPTS} times",
-                        only_from=(JobStatus.RUNNING,),
-                    )
-                elif await job_store.has_unfinished_chunks(session, parent_id=job.id):
-                    continue  # its chunks heartbeat for it once they run
-                failed += await job_store.finish(
-                    session,
-                    job_id=job.id,
-                    status=JobStatus.FAILED,
-                    now=now,
-                    error=f"the worker stopped: no heartbeat for {self.stale_seconds:g} s"
-                    f" (runner {job.runner})",
-                    only_from=(JobStatus.RUNNING,),
-                )
-        for chunk_id in requeued:
-            log.info("a chunk whose worker stopped is handed over", chunk_id=str(chunk_id))
-            await self.enqueue(chunk_id)
-        return failed + len(requeued)
+        """See `sweep_stale`; handed-over chunks wake this process or the workers."""
+        return await sweep_stale(
+            sessions,
+            stale_seconds=self.stale_seconds,
+            now=self.now(),
+            wake=partial(self.enqueue, fresh=True),
+        )
 
-    async def enqueue(self, job_id: Any) -> bool:
+    async def enqueue(self, job_id: Any, *, fresh: bool = False) -> bool:
         """A job was queued: wake the dispatcher here, or the workers through arq (a wake-up
-        named after the job; whichever job is fairest starts). False if arq already has that
-        wake-up, or if Redis is away: the job stays QUEUED in the store and the sweeper hands
-        it over later."""
+        named after the job, or with `fresh` a new one: whichever job is fairest starts).
+        False if arq already has that wake-up, or if Redis is away: the job stays QUEUED in
+        the store and the sweeper hands it over later."""
         if self.arq is not None:
-            return await wake_workers(self.arq, job_id)
+            return await wake_workers(self.arq, job_id, fresh=fresh)
         assert self.runner is not None, "the job queue was started without a store"
         self._wake.set()
         return True
