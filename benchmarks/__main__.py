@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import platform
 
-from benchmarks import analytics, backtest, market, portfolio, realtime
+from benchmarks import analytics, backtest, distributed, market, portfolio, realtime
 from benchmarks.common import Figure, print_table
 
 SUITES = {
@@ -15,6 +15,7 @@ SUITES = {
     "portfolio": portfolio.run,
     "backtest": backtest.run,
     "realtime": realtime.run,
+    "distributed": distributed.run,
 }
 
 

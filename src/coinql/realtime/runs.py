@@ -189,6 +189,20 @@ async def _study_candles(runner: JobRunner, request: StudyJob) -> Candles:
     return found[request.symbol]
 
 
+# The candles of the last job whose chunks ran in this process: its next chunks here reuse
+# them (a chunk's input is its job's, so they are the same candles).
+_chunk_candles: dict[uuid.UUID, Candles] = {}
+
+
+async def _candles_of_job(runner: JobRunner, job_id: uuid.UUID, request: StudyJob) -> Candles:
+    found = _chunk_candles.get(job_id)
+    if found is None:
+        found = await _study_candles(runner, request)
+        _chunk_candles.clear()
+        _chunk_candles[job_id] = found
+    return found
+
+
 async def run_chunk(runner: JobRunner, chunk: job_store.Job) -> None:
     """Run one chunk of its parent's job and keep its result; the runner of the last chunk to
     end merges them all into the parent's run and ends the parent."""
@@ -213,7 +227,7 @@ async def run_chunk(runner: JobRunner, chunk: job_store.Job) -> None:
         )
     else:
         study = StudyJob.from_json(parent.input)
-        candles = await _study_candles(runner, study)
+        candles = await _candles_of_job(runner, parent.id, study)
         timestamps = candles.timestamps
         if parent.kind == JobKind.SWEEP.value:
             result = await runner.heavy(
@@ -257,6 +271,7 @@ async def run_chunk(runner: JobRunner, chunk: job_store.Job) -> None:
     async with runner.sessions() as session, session.begin():
         merging = await job_store.take_merge(session, parent_id=parent.id, now=runner.now())
     if merging:
+        _chunk_candles.pop(parent.id, None)
         await _merge(runner, parent, timestamps)
 
 
