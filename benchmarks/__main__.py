@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import platform
 
-from benchmarks import analytics, backtest, market, portfolio, realtime
+from benchmarks import analytics, backtest, distributed, market, portfolio, realtime, workers
 from benchmarks.common import Figure, print_table
 
 SUITES = {
@@ -15,7 +15,8 @@ SUITES = {
     "portfolio": portfolio.run,
     "backtest": backtest.run,
     "realtime": realtime.run,
-    "workers": __import__("benchmarks.workers", fromlist=["run"]).run,  # [4/8] processes
+    "workers": workers.run,
+    "distributed": distributed.run,
 }
 
 

@@ -149,11 +149,12 @@ def test_a_shock_longer_than_the_horizon_lasts_to_its_end() -> None:
 
 def by_definition(returns: np.ndarray, config: sim.SimulationConfig) -> sim.SimulationResult:
     """The statistics as stated, from every path's whole equity curve held at once (the same
-    draws: one `block_bootstrap` call per chunk of paths, shocks after each)."""
-    rng = np.random.default_rng(config.seed)
+    draws: one `block_bootstrap` call per chunk of paths from the chunk's own stream, shocks
+    after each)."""
     chunks = []
     for first in range(0, config.paths, sim.CHUNK_PATHS):
         count = min(sim.CHUNK_PATHS, config.paths - first)
+        rng = sim.block_rng(config.seed, first // sim.CHUNK_PATHS)
         drawn = sim.block_bootstrap(returns, count, config.horizon, config.block_length, rng)
         chunks.append(sim.inject_shocks(drawn, config, rng) * config.leverage)
     path_returns = np.concatenate(chunks)

@@ -140,6 +140,7 @@ def sweep(
     config: bc.BacktestConfig,
     metric: str = "sharpe",
     progress: Progress | None = None,
+    part: tuple[int, int] | None = None,
 ) -> SweepResult:
     """Backtest every combination of the grid on the same candles.
 
@@ -155,11 +156,16 @@ def sweep(
         One of `METRICS`; the best row maximises it (minimises max_drawdown).
     progress : callable, optional
         Called with the share of combinations done, after each one that ran.
+    part : tuple of int, optional
+        Only the combinations [start, stop) of `combinations`' list (a chunk of a sweep run
+        on several workers: each row depends on its combination alone, so the chunks' rows
+        in order are the whole sweep's).
 
     Returns
     -------
     SweepResult
-        A combination whose lookback does not fit the candles gets empty metrics.
+        A combination whose lookback does not fit the candles gets empty metrics; with
+        `part`, the best row is the part's.
 
     Raises
     ------
@@ -169,6 +175,8 @@ def sweep(
     if metric not in METRICS:
         raise InvalidInput("metric", f"metric must be one of {', '.join(METRICS)}")
     params_list = combinations(kind, grid)
+    if part is not None:
+        params_list = params_list[part[0] : part[1]]
     averages = _Averages(candles.close)
     rows = []
     for index, params in enumerate(params_list):
@@ -312,6 +320,7 @@ def walk_forward(
     mode: SplitMode,
     metric: str = "sharpe",
     progress: Progress | None = None,
+    part: tuple[int, int] | None = None,
 ) -> WalkForwardResult:
     """Optimise on each train window and evaluate out of sample on the next test window.
 
@@ -333,6 +342,9 @@ def walk_forward(
         The metric each train window's sweep selects by (see `sweep`).
     progress : callable, optional
         Called with the share done, after each combination of each window's sweep.
+    part : tuple of int, optional
+        Only the windows [start, stop) of `splits`' list (a chunk of a run on several
+        workers: each window is optimised and tested on its own).
 
     Returns
     -------
@@ -345,11 +357,14 @@ def walk_forward(
         When the windows do not fit ("trainBars"), the metric is unknown or the grid invalid.
     """
     windows = splits(len(candles), train=train, test=test, mode=mode)
+    if part is not None:
+        windows = windows[part[0] : part[1]]
     results = []
     for index, window in enumerate(windows):
         train_candles = candles.select(np.arange(*window.train))
-        part = _part(progress, index, len(windows))
-        found = sweep(kind, grid, train_candles, config, metric, part)
+        found = sweep(
+            kind, grid, train_candles, config, metric, _part(progress, index, len(windows))
+        )
         if found.best is None:
             continue
         params = found.best.params

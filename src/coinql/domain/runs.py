@@ -191,3 +191,32 @@ class SimulationJob:
             last_timestamp=int(data["last_timestamp"]),
             step_ms=int(data["step_ms"]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkJob:
+    """One chunk of a job: its `index` among `count`, the items [start, stop) it runs."""
+
+    index: int
+    count: int
+    start: int
+    stop: int
+
+    @property
+    def part(self) -> tuple[int, int]:
+        """The chunk's items as a (start, stop) pair."""
+        return (self.start, self.stop)
+
+    def to_json(self) -> dict[str, Any]:
+        """Encode the chunk's input as stored."""
+        return {"index": self.index, "count": self.count, "start": self.start, "stop": self.stop}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChunkJob:
+        """Decode the input `to_json` wrote."""
+        return cls(
+            index=int(data["index"]),
+            count=int(data["count"]),
+            start=int(data["start"]),
+            stop=int(data["stop"]),
+        )

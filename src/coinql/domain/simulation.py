@@ -310,13 +310,222 @@ def inject_shocks(path_returns: Any, config: SimulationConfig, rng: np.random.Ge
     return scaled + starts * config.shock_size
 
 
+@dataclass(frozen=True, slots=True)
+class PathStats:
+    """The per-path statistics of a range of paths, from which a run's result is summarised.
+
+    Parameters
+    ----------
+    first : int
+        The index of the range's first path.
+    max_drawdowns : ndarray of shape (n_paths,)
+        Each path's max drawdown, a fraction in [0, 1].
+    under_water : ndarray of shape (n_paths,)
+        The steps each path spends below its peak.
+    finals : ndarray of shape (n_paths,)
+        Each path's return over the horizon.
+    ruined, liquidated : int
+        The paths that fell below the ruin threshold, and those liquidated.
+    bands : ndarray of shape (5, horizon + 1) or None
+        The equity percentiles of the run's first `BAND_PATHS` paths, in the range that
+        starts at path 0 (which holds them all); None in the others.
+    """
+
+    first: int
+    max_drawdowns: FloatArray
+    under_water: FloatArray
+    finals: FloatArray
+    ruined: int
+    liquidated: int
+    bands: FloatArray | None
+
+
+def block_rng(seed: int, block: int) -> np.random.Generator:
+    """Return the generator of the block of `CHUNK_PATHS` paths number `block` of a run.
+
+    Each block has its own stream, so a range of blocks draws the same paths wherever and in
+    whichever order it runs.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    block : int
+        The block's index (its first path // `CHUNK_PATHS`).
+
+    Returns
+    -------
+    numpy.random.Generator
+        Seeded with (seed, block).
+    """
+    return np.random.default_rng([seed, block])
+
+
+def simulate_paths(
+    returns: FloatArray,
+    config: SimulationConfig,
+    first: int = 0,
+    count: int | None = None,
+    progress: Progress | None = None,
+) -> PathStats:
+    """Draw the paths [first, first + count) of a run and keep their statistics.
+
+    `progress` is called twice per block of paths (after drawing them and after summarising
+    them), so that a caller raising from it stops the run within a fraction of a second.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (n_observations,)
+        The return stream, e.g. a backtest's daily returns; NaN values are dropped.
+    config : SimulationConfig
+        The run's parameters.
+    first : int, default 0
+        The first path, a multiple of `CHUNK_PATHS`; a range holding path 0 must hold the
+        first `BAND_PATHS` paths (or all of them, when fewer).
+    count : int or None, default None
+        The paths to draw; None for every path from `first`.
+    progress : callable or None, default None
+        Called with the fraction of the range done, see `Progress`.
+
+    Returns
+    -------
+    PathStats
+        A step's return is floored at -1 (equity never goes negative), after leverage and
+        shocks.
+
+    Raises
+    ------
+    ValueError
+        When fewer than max(2, block_length) returns remain without NaN, or the range does
+        not start a block.
+    """
+    count = config.paths - first if count is None else count
+    if first % CHUNK_PATHS or (first == 0 and count < min(BAND_PATHS, config.paths)):
+        raise ValueError(f"paths [{first}, {first + count}) do not start a block of the bands")
+    clean = returns[~np.isnan(returns)]
+    if clean.size < max(2, config.block_length):
+        raise ValueError(f"needs at least {max(2, config.block_length)} returns, has {clean.size}")
+    if config.volatility_scaling:
+        recent = np.std(clean[-config.recent_window :], ddof=1)
+        overall = np.std(clean, ddof=1)
+        clean = clean * (recent / overall if overall > 0 else 1.0)
+    regimes = volatility_regimes(clean)
+    model = RegimeModel.fit(clean) if config.method is SimulationMethod.REGIME_SWITCHING else None
+    weights = None
+    if config.regime_weight != 1.0:
+        weights = np.where(regimes == regimes[-1], config.regime_weight, 1.0)
+        weights /= weights.sum()
+    drawdowns, under_water, finals = [], [], []
+    ruined = liquidated = 0
+    band_samples: list[Any] = []
+    for start in range(first, first + count, CHUNK_PATHS):
+        size = min(CHUNK_PATHS, first + count - start)
+        rng = block_rng(config.seed, start // CHUNK_PATHS)
+        if model is not None:
+            by_step = model.paths(size, config.horizon, int(regimes[-1]), rng).T
+        else:
+            by_step = _blocks_by_step(
+                clean, size, config.horizon, config.block_length, rng, weights
+            )
+        if progress is not None:
+            progress((start - first + size / 2) / count)
+        # Shocks are drawn path-major, as ever; then step-major and contiguous, in place, one
+        # (horizon, size) buffer at a time, with the starting equity of 1 folded into the
+        # peak and the minimum rather than stored as a step of its own.
+        by_step = np.ascontiguousarray(inject_shocks(by_step.T, config, rng).T)
+        if config.leverage != 1.0:
+            by_step = by_step * config.leverage
+        equity = np.maximum(by_step, -1.0, out=by_step)
+        equity += 1.0
+        np.cumprod(equity, axis=0, out=equity)
+        peak = np.maximum.accumulate(equity, axis=0)
+        np.maximum(peak, 1.0, out=peak)
+        relative = np.divide(equity, peak, out=peak)  # drawdown = 1 - relative
+        drawdowns.append(1.0 - relative.min(axis=0, initial=1.0))
+        under_water.append((relative < 1.0).sum(axis=0).astype(np.float64))
+        finals.append(equity[-1] - 1.0)
+        lowest = equity.min(axis=0, initial=1.0)
+        ruined += int(np.sum(lowest < config.ruin_threshold))
+        if config.leverage > 1:
+            liquidated += int(np.sum(lowest <= config.liquidation_threshold))
+        if start < BAND_PATHS:
+            sample = equity[:, : BAND_PATHS - start]
+            band_samples.append(np.concatenate([np.ones((1, sample.shape[1])), sample]))
+        del by_step, peak, relative, equity
+        if progress is not None:
+            progress((start - first + size) / count)
+    bands = None
+    if band_samples:
+        bands = np.percentile(np.concatenate(band_samples, axis=1), BAND_PERCENTILES, axis=1)
+    return PathStats(
+        first=first,
+        max_drawdowns=np.concatenate(drawdowns),
+        under_water=np.concatenate(under_water),
+        finals=np.concatenate(finals),
+        ruined=ruined,
+        liquidated=liquidated,
+        bands=bands,
+    )
+
+
+def summarize_paths(parts: list[PathStats], config: SimulationConfig) -> SimulationResult:
+    """Summarise the statistics of every path of a run, drawn in one range or several.
+
+    Parameters
+    ----------
+    parts : list of PathStats
+        Ranges covering the run's paths once each, in any order.
+    config : SimulationConfig
+        The run's parameters.
+
+    Returns
+    -------
+    SimulationResult
+        The same whichever ranges the paths were drawn in.
+
+    Raises
+    ------
+    ValueError
+        When the ranges do not cover the paths once each from path 0.
+    """
+    ordered = sorted(parts, key=lambda part: part.first)
+    covered = 0
+    for part in ordered:
+        if part.first != covered:
+            raise ValueError(f"paths from {covered} are missing or drawn twice")
+        covered += part.finals.shape[0]
+    if covered != config.paths or ordered[0].bands is None:
+        raise ValueError(f"{covered} paths drawn of {config.paths}")
+    max_drawdowns = np.concatenate([part.max_drawdowns for part in ordered])
+    times = np.concatenate([part.under_water for part in ordered])
+    final = np.concatenate([part.finals for part in ordered])
+    cutoff = np.percentile(final, 1)
+    percentiles = (5, 50, 95)
+    return SimulationResult(
+        max_drawdown_percentiles=dict(
+            zip(percentiles, np.percentile(max_drawdowns, percentiles), strict=True)
+        ),
+        time_under_water_percentiles=dict(
+            zip((50, 95), np.percentile(times, (50, 95)), strict=True)
+        ),
+        expected_shortfall_99=float(-np.mean(final[final <= cutoff])),
+        ruin_probability=sum(part.ruined for part in ordered) / config.paths,
+        liquidation_probability=sum(part.liquidated for part in ordered) / config.paths,
+        bands=ordered[0].bands,
+        final_return_percentiles=dict(
+            zip(percentiles, np.percentile(final, percentiles), strict=True)
+        ),
+    )
+
+
 def simulate(
     returns: FloatArray, config: SimulationConfig, progress: Progress | None = None
 ) -> SimulationResult:
     """Bootstrap `config.paths` equity paths from `returns` and summarise them.
 
-    `progress` is called twice per chunk of paths (after drawing them and after summarising
-    them), so that a caller raising from it stops the run within a fraction of a second.
+    The paths are drawn in blocks of `CHUNK_PATHS`, each from its own stream (`block_rng`),
+    so that a run split into ranges of blocks (`simulate_paths`, `summarize_paths`), on as
+    many processes or machines, gives the same numbers.
 
     Parameters
     ----------
@@ -338,77 +547,4 @@ def simulate(
     ValueError
         When fewer than max(2, block_length) returns remain without NaN.
     """
-    clean = returns[~np.isnan(returns)]
-    if clean.size < max(2, config.block_length):
-        raise ValueError(f"needs at least {max(2, config.block_length)} returns, has {clean.size}")
-    if config.volatility_scaling:
-        recent = np.std(clean[-config.recent_window :], ddof=1)
-        overall = np.std(clean, ddof=1)
-        clean = clean * (recent / overall if overall > 0 else 1.0)
-    rng = np.random.default_rng(config.seed)
-    regimes = volatility_regimes(clean)
-    model = RegimeModel.fit(clean) if config.method is SimulationMethod.REGIME_SWITCHING else None
-    weights = None
-    if config.regime_weight != 1.0:
-        weights = np.where(regimes == regimes[-1], config.regime_weight, 1.0)
-        weights /= weights.sum()
-    drawdowns, under_water, finals = [], [], []
-    ruined = liquidated = 0
-    band_samples: list[Any] = []
-    for first in range(0, config.paths, CHUNK_PATHS):
-        count = min(CHUNK_PATHS, config.paths - first)
-        if model is not None:
-            by_step = model.paths(count, config.horizon, int(regimes[-1]), rng).T
-        else:
-            by_step = _blocks_by_step(
-                clean, count, config.horizon, config.block_length, rng, weights
-            )
-        if progress is not None:
-            progress((first + count / 2) / config.paths)
-        # Shocks are drawn path-major, as ever; then step-major and contiguous, in place, one
-        # (horizon, count) buffer at a time, with the starting equity of 1 folded into the
-        # peak and the minimum rather than stored as a step of its own.
-        by_step = np.ascontiguousarray(inject_shocks(by_step.T, config, rng).T)
-        if config.leverage != 1.0:
-            by_step = by_step * config.leverage
-        equity = np.maximum(by_step, -1.0, out=by_step)
-        equity += 1.0
-        np.cumprod(equity, axis=0, out=equity)
-        peak = np.maximum.accumulate(equity, axis=0)
-        np.maximum(peak, 1.0, out=peak)
-        relative = np.divide(equity, peak, out=peak)  # drawdown = 1 - relative
-        drawdowns.append(1.0 - relative.min(axis=0, initial=1.0))
-        under_water.append((relative < 1.0).sum(axis=0))
-        finals.append(equity[-1] - 1.0)
-        lowest = equity.min(axis=0, initial=1.0)
-        ruined += int(np.sum(lowest < config.ruin_threshold))
-        if config.leverage > 1:
-            liquidated += int(np.sum(lowest <= config.liquidation_threshold))
-        kept = sum(sample.shape[1] for sample in band_samples)
-        if kept < BAND_PATHS:
-            sample = equity[:, : BAND_PATHS - kept]
-            band_samples.append(np.concatenate([np.ones((1, sample.shape[1])), sample]))
-        del by_step, peak, relative, equity
-        if progress is not None:
-            progress((first + count) / config.paths)
-    max_drawdowns = np.concatenate(drawdowns)
-    times = np.concatenate(under_water)
-    final = np.concatenate(finals)
-    bands = np.percentile(np.concatenate(band_samples, axis=1), BAND_PERCENTILES, axis=1)
-    cutoff = np.percentile(final, 1)
-    percentiles = (5, 50, 95)
-    return SimulationResult(
-        max_drawdown_percentiles=dict(
-            zip(percentiles, np.percentile(max_drawdowns, percentiles), strict=True)
-        ),
-        time_under_water_percentiles=dict(
-            zip((50, 95), np.percentile(times, (50, 95)), strict=True)
-        ),
-        expected_shortfall_99=float(-np.mean(final[final <= cutoff])),
-        ruin_probability=ruined / config.paths,
-        liquidation_probability=liquidated / config.paths,
-        bands=bands,
-        final_return_percentiles=dict(
-            zip(percentiles, np.percentile(final, percentiles), strict=True)
-        ),
-    )
+    return summarize_paths([simulate_paths(returns, config, 0, None, progress)], config)

@@ -14,9 +14,18 @@ While its heavy step runs it checks the store every `CANCEL_CHECK_SECONDS`: once
 longer RUNNING (cancelled, from any replica) the step is stopped at its next chunk
 (`coinql.realtime.compute`) and the slot is free for the next job.
 
+A sweep, walk-forward or simulation runs as chunks (`coinql.domain.chunks`): its body plans
+them, queues them as jobs of kind CHUNK and wakes the runners, one wake-up per chunk; any runner
+(this process's pool, any `coinql worker`) claims them like jobs, and the runner of the last
+chunk to end merges their results into the job's run and ends the job. A chunk heartbeats for
+its parent too, and reports the parent's progress (the chunks' mean). The parent holds its
+owner's running slot; its chunks are claimed fairly across owners by what each runs.
+
 Failures are visible: an exception marks the job FAILED with its message; a job whose runner
-stops heartbeating (a killed worker) is marked FAILED by the sweeper; jobs this process was
-running when it stopped are marked INTERRUPTED at its next start. Jobs are not retried.
+stops heartbeating (a killed worker) is marked FAILED by the sweeper, except a chunk, which is
+queued again for another runner (up to `MAX_CHUNK_ATTEMPTS` runs), and a job with chunks still
+to run, which lives on with them; jobs this process was running when it stopped are marked
+INTERRUPTED at its next start. Jobs are not retried.
 """
 
 from __future__ import annotations
@@ -27,9 +36,9 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,7 +55,7 @@ from coinql.realtime import channels
 from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.compute import Compute, ProcessPool, Stopped
 from coinql.realtime.hub import Hub
-from coinql.realtime.runs import run_body
+from coinql.realtime.runs import CHUNKS_END, CHUNKS_START, Cancelled, run_body
 from coinql.realtime.tasks import cancel
 from coinql.store import jobs as job_store
 from coinql.store.jobs import JobStatus
@@ -74,12 +83,26 @@ def code_version() -> str:
     return f"{__version__}+{commit}" if commit else __version__
 
 
-class Cancelled(Exception):
-    """The job stopped being RUNNING (cancelled) while it worked."""
+async def wake_workers(arq: ArqRedis, job_id: Any, *, fresh: bool = False) -> bool:
+    """Put a wake-up named after a queued job on arq (with `fresh`, one of a new name: that
+    of a chunk whose worker died may still be held by it); False if arq already has that
+    wake-up, or if Redis is away (the job stays QUEUED in the store, and the sweeper hands it
+    over)."""
+    try:
+        added = await arq.enqueue_job(
+            ARQ_FUNCTION, str(job_id), _job_id=None if fresh else str(job_id)
+        )
+    except (OSError, RedisError) as error:
+        log.warning("job kept in the store: Redis is unavailable", error=str(error))
+        return False
+    return added is not None
 
 
 class JobRunner:
-    """Runs one job body: claims it, reports progress, stores the result, records the end."""
+    """Runs one job body: claims it, reports progress, stores the result, records the end.
+    `wake` hands a queued job (a chunk) to the runners; with `hand_over`, a chunk this
+    runner stops running (its process shuts down) is queued for another runner, without,
+    it is INTERRUPTED with its parent (in process: no other runner is left)."""
 
     def __init__(
         self,
@@ -89,9 +112,13 @@ class JobRunner:
         compute: Compute,
         runner: str,
         max_running_per_user: int,
+        wake: Callable[[Any], Awaitable[bool]],
+        hand_over: bool = True,
         on_end: Callable[[str, JobStatus, float], None] = lambda kind, status, seconds: None,
         clock: Clock = utc_now,
     ) -> None:
+        self.wake = wake
+        self.hand_over = hand_over
         self.now = clock  # the times a job's rows record
         self.sessions = sessions
         self.hub = hub
@@ -117,7 +144,16 @@ class JobRunner:
         except (OSError, RedisError) as error:
             log.warning("job progress not broadcast", job_id=str(job_id), error=str(error))
 
-    async def progress(self, job_id: Any, value: float, stage: str) -> None:
+    async def progress(
+        self, job_id: Any, value: float | None, stage: str, *, parent: Any = None
+    ) -> None:
+        """Record (and heartbeat) a running job's progress; with `parent`, `job_id` is one of
+        its chunks and the parent's progress (the chunks' mean) is recorded and published too
+        (`value` None: the chunk has ended). Cancelled if the job no longer runs."""
+        if parent is not None:
+            await self._chunk_progress(job_id, value, stage, parent)
+            return
+        assert value is not None
         async with self.sessions() as session, session.begin():
             running = await job_store.set_progress(
                 session, job_id=job_id, progress=value, stage=stage, now=self.now()
@@ -126,7 +162,28 @@ class JobRunner:
             raise Cancelled
         await self._publish(job_id, JobStatus.RUNNING, value, stage)
 
-    async def _watch(self, job_id: Any, value: float, stage: str, stop: asyncio.Event) -> None:
+    async def _chunk_progress(
+        self, chunk_id: Any, value: float | None, stage: str, parent: Any
+    ) -> None:
+        async with self.sessions() as session, session.begin():
+            found = await job_store.chunk_progress(
+                session,
+                chunk_id=chunk_id,
+                parent_id=parent,
+                progress=value,
+                stage=stage,
+                now=self.now(),
+                start=CHUNKS_START,
+                end=CHUNKS_END,
+            )
+            parent_stage = (await job_store.get_job(session, job_id=parent)) if found else None
+        if found is None or parent_stage is None:
+            raise Cancelled
+        await self._publish(parent, JobStatus.RUNNING, found, parent_stage.stage)
+
+    async def _watch(
+        self, job_id: Any, value: float, stage: str, stop: asyncio.Event, parent: Any
+    ) -> None:
         """While the heavy step runs: heartbeat, so that a dead runner is noticed, and check
         that the job is still RUNNING; once it is not (cancelled), `stop` the step."""
         beat_at = time.monotonic() + HEARTBEAT_SECONDS
@@ -135,7 +192,7 @@ class JobRunner:
             try:
                 if time.monotonic() >= beat_at:
                     beat_at += HEARTBEAT_SECONDS
-                    await self.progress(job_id, value, stage)
+                    await self.progress(job_id, value, stage, parent=parent)
                 else:
                     async with self.sessions() as session:
                         status = await job_store.get_status(session, job_id=job_id)
@@ -148,12 +205,19 @@ class JobRunner:
                 log.warning("job check failed", job_id=str(job_id), error=str(error))
 
     async def heavy(
-        self, job_id: Any, value: float, stage: str, function: Callable[..., T], *args: Any
+        self,
+        job_id: Any,
+        value: float,
+        stage: str,
+        function: Callable[..., T],
+        *args: Any,
+        parent: Any = None,
     ) -> T:
-        """Run the CPU-heavy step while watching the job; Cancelled once it is stopped."""
-        await self.progress(job_id, value, stage)
+        """Run the CPU-heavy step while watching the job (a chunk of `parent`'s, with one);
+        Cancelled once it is stopped."""
+        await self.progress(job_id, value, stage, parent=parent)
         stop = asyncio.Event()
-        watch = asyncio.create_task(self._watch(job_id, value, stage, stop))
+        watch = asyncio.create_task(self._watch(job_id, value, stage, stop, parent))
         try:
             result: T = await self.compute(function, *args, stop=stop)
         except Stopped:
@@ -182,30 +246,62 @@ class JobRunner:
 
     async def run_claimed(self, job: job_store.Job) -> None:
         started = time.monotonic()
-        status = JobStatus.INTERRUPTED
+        status: JobStatus | None = JobStatus.INTERRUPTED
         try:
             status = await self._run_body(job)
         finally:
-            self.on_end(job.kind, status, time.monotonic() - started)
+            if status is not None:
+                self.on_end(job.kind, status, time.monotonic() - started)
 
-    async def _run_body(self, job: job_store.Job) -> JobStatus:
-        """Run the claimed job to its final status and return it."""
+    async def _run_body(self, job: job_store.Job) -> JobStatus | None:
+        """Run the claimed job to its final status and return it; None when it goes on as
+        chunks (a job once they are queued, a chunk whose parent is not merged yet)."""
         job_id = job.id
-        await self._publish(job_id, JobStatus.RUNNING, 0.0, "starting")
+        if job.parent_id is None:
+            await self._publish(job_id, JobStatus.RUNNING, 0.0, "starting")
         try:
             result_id = await run_body(self, job)
         except Cancelled:
             await self._publish(job_id, JobStatus.CANCELLED, job.progress, "cancelled")
             return JobStatus.CANCELLED
         except asyncio.CancelledError:
-            await self._end(job_id, JobStatus.INTERRUPTED, "the service stopped during the job")
+            if job.parent_id is not None and self.hand_over:  # another runner runs it
+                await self._hand_over(job)
+                raise
+            stopped = "the service stopped during the job"
+            await self._end(job.parent_id or job_id, JobStatus.INTERRUPTED, stopped)
             raise
         except Exception as error:
             log.exception("job failed", job_id=str(job_id))
             await self._end(job_id, JobStatus.FAILED, f"{type(error).__name__}: {error}")
+            if job.parent_id is not None:
+                index = job.input.get("index", 0) + 1
+                await self._end(
+                    job.parent_id,
+                    JobStatus.FAILED,
+                    f"chunk {index} of {job.input.get('count')}: {type(error).__name__}: {error}",
+                )
             return JobStatus.FAILED
+        if result_id is None:
+            return None
         await self._end(job_id, JobStatus.SUCCEEDED, None, result_id)
         return JobStatus.SUCCEEDED
+
+    async def _hand_over(self, chunk: job_store.Job) -> None:
+        """Queue a chunk this runner stops running for the next runner (it was not counted as
+        a run of its own: the runner, not the chunk, stopped)."""
+        with contextlib.suppress(Exception):  # else the sweeper hands it over
+            async with self.sessions() as session, session.begin():
+                await job_store.requeue_chunk(
+                    session, chunk=chunk, now=self.now(), count_attempt=False
+                )
+            await self.wake(chunk.id)
+
+    async def end(
+        self, job_id: Any, status: JobStatus, error: str | None, result_id: Any = None
+    ) -> None:
+        """Record the job's final status (if it still runs) and publish it."""
+        await self._end(job_id, status, error, result_id)
 
     async def _end(
         self, job_id: Any, status: JobStatus, error: str | None, result_id: Any = None
@@ -224,6 +320,51 @@ class JobRunner:
             await self._publish(
                 job_id, status, 1.0 if status is JobStatus.SUCCEEDED else 0.0, status.value.lower()
             )
+
+
+async def sweep_stale(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    stale_seconds: float,
+    now: datetime,
+    wake: Callable[[Any], Awaitable[bool]],
+) -> int:
+    """End the RUNNING jobs whose runner stopped heartbeating `stale_seconds` ago (FAILED);
+    hand their chunks to the next runner instead, and leave a job with chunks to run.
+    The count of jobs ended and chunks handed over."""
+    cutoff = now - timedelta(seconds=stale_seconds)
+    failed = 0
+    requeued = []
+    async with sessions() as session, session.begin():
+        for job in await job_store.stale_running(session, older_than=cutoff):
+            if job.parent_id is not None and job.attempts + 1 < job_store.MAX_CHUNK_ATTEMPTS:
+                if await job_store.requeue_chunk(session, chunk=job, now=now):
+                    requeued.append(job.id)
+                continue
+            if job.parent_id is not None:  # run too often: its parent fails with it
+                await job_store.finish(
+                    session,
+                    job_id=job.parent_id,
+                    status=JobStatus.FAILED,
+                    now=now,
+                    error=f"a chunk's worker stopped {job_store.MAX_CHUNK_ATTEMPTS} times",
+                    only_from=(JobStatus.RUNNING,),
+                )
+            elif await job_store.has_unfinished_chunks(session, parent_id=job.id):
+                continue  # its chunks heartbeat for it once they run
+            failed += await job_store.finish(
+                session,
+                job_id=job.id,
+                status=JobStatus.FAILED,
+                now=now,
+                error=f"the worker stopped: no heartbeat for {stale_seconds:g} s"
+                f" (runner {job.runner})",
+                only_from=(JobStatus.RUNNING,),
+            )
+    for chunk_id in requeued:
+        log.info("a chunk whose worker stopped is handed over", chunk_id=str(chunk_id))
+        await wake(chunk_id)
+    return failed + len(requeued)
 
 
 class JobQueue:
@@ -271,6 +412,8 @@ class JobQueue:
             compute=self.run_in_pool,
             runner=self.runner_id,
             max_running_per_user=self.max_running_per_user,
+            wake=self.enqueue,
+            hand_over=self.kind == "redis",
             on_end=self.on_end,
             clock=self.now,
         )
@@ -325,34 +468,21 @@ class JobQueue:
         return requeued
 
     async def fail_stale(self, sessions: async_sessionmaker[AsyncSession]) -> int:
-        now = self.now()
-        cutoff = now - timedelta(seconds=self.stale_seconds)
-        failed = 0
-        async with sessions() as session, session.begin():
-            for job in await job_store.stale_running(session, older_than=cutoff):
-                failed += await job_store.finish(
-                    session,
-                    job_id=job.id,
-                    status=JobStatus.FAILED,
-                    now=now,
-                    error=f"the worker stopped: no heartbeat for {self.stale_seconds:g} s"
-                    f" (runner {job.runner})",
-                    only_from=(JobStatus.RUNNING,),
-                )
-        return failed
+        """See `sweep_stale`; handed-over chunks wake this process or the workers."""
+        return await sweep_stale(
+            sessions,
+            stale_seconds=self.stale_seconds,
+            now=self.now(),
+            wake=partial(self.enqueue, fresh=True),
+        )
 
-    async def enqueue(self, job_id: Any) -> bool:
+    async def enqueue(self, job_id: Any, *, fresh: bool = False) -> bool:
         """A job was queued: wake the dispatcher here, or the workers through arq (a wake-up
-        named after the job; whichever job is fairest starts). False if arq already has that
-        wake-up, or if Redis is away: the job stays QUEUED in the store and the sweeper hands
-        it over later."""
+        named after the job, or with `fresh` a new one: whichever job is fairest starts).
+        False if arq already has that wake-up, or if Redis is away: the job stays QUEUED in
+        the store and the sweeper hands it over later."""
         if self.arq is not None:
-            try:
-                added = await self.arq.enqueue_job(ARQ_FUNCTION, str(job_id), _job_id=str(job_id))
-            except (OSError, RedisError) as error:
-                log.warning("job kept in the store: Redis is unavailable", error=str(error))
-                return False
-            return added is not None
+            return await wake_workers(self.arq, job_id, fresh=fresh)
         assert self.runner is not None, "the job queue was started without a store"
         self._wake.set()
         return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+from functools import partial
 from typing import Any
 
 import structlog
@@ -26,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from coinql.observability import Metrics
 from coinql.realtime.backends import Backends
 from coinql.realtime.compute import run_in_thread
-from coinql.realtime.jobs import ARQ_FUNCTION, JobRunner
+from coinql.realtime.jobs import ARQ_FUNCTION, JobRunner, wake_workers
 from coinql.settings import Settings
 from coinql.store import tables  # noqa: F401 - every table, so foreign keys resolve
 from coinql.store.db import create_engine, create_session_factory
@@ -62,6 +63,7 @@ def worker_settings(settings: Settings, *, metrics_port: int | None = None) -> t
             compute=run_in_thread,
             runner=f"arq:{socket.gethostname()}:{os.getpid()}",
             max_running_per_user=settings.max_running_jobs_per_user,
+            wake=partial(wake_workers, ctx["redis"]),
             on_end=metrics.job_ended,
         )
 

@@ -1,8 +1,16 @@
 """Jobs: queued, claimed fairly across owners, heartbeating, finished. Nothing here commits.
-The runs they produce are in `coinql.store.runs`."""
+The runs they produce are in `coinql.store.runs`.
+
+A sweep, walk-forward or simulation job is run as chunks: rows of kind CHUNK whose
+`parent_id` is the job (the parent). The parent counts against its owner's quota and running
+limit as any job; its chunks do not (the parent holds its owner's running slot), so any runner
+may claim them, fairly across owners by the chunks and backtests each owner runs. A chunk
+keeps its result in `output` until the parent's result is merged from them all; then the
+chunks go. Cancelling or failing the parent ends its chunks with it."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,11 +18,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, false, func, update
+import numpy as np
+from sqlalchemy import JSON, Column, ForeignKey, case, delete, false, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from coinql.domain.metrics import Metrics
+from coinql.domain.research import Split, SweepResult, SweepRow, WalkForwardResult, WalkForwardSplit
+from coinql.domain.simulation import PathStats
+from coinql.domain.typing import FloatArray
 from coinql.store.auth import User
 from coinql.store.db import UTCDateTime, insert, parent_key
 
@@ -42,6 +55,12 @@ class JobKind(StrEnum):
     SWEEP = "SWEEP"
     WALK_FORWARD = "WALK_FORWARD"
     SIMULATION = "SIMULATION"
+    CHUNK = "CHUNK"
+
+
+COMPUTE_KINDS = (JobKind.BACKTEST.value, JobKind.CHUNK.value)  # what occupies a runner
+MAX_CHUNK_ATTEMPTS = 3  # a chunk whose runner died is run again, up to this many times
+MERGING = "merging"  # the stage of a parent whose chunks' results are being merged
 
 
 class Job(SQLModel, table=True):
@@ -63,6 +82,12 @@ class Job(SQLModel, table=True):
     heartbeat_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime, nullable=True)
     )
+    parent_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True, index=True),
+    )
+    output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    attempts: int = Field(default=0)
 
 
 async def add_job(
@@ -95,7 +120,7 @@ async def get_job(
 async def list_jobs(
     session: AsyncSession, *, owner_id: uuid.UUID, status: JobStatus | None, limit: int
 ) -> list[Job]:
-    statement = select(Job).where(Job.owner_id == owner_id)
+    statement = select(Job).where(Job.owner_id == owner_id, Job.kind != JobKind.CHUNK.value)
     if status is not None:
         statement = statement.where(Job.status == status.value)
     statement = statement.order_by(col(Job.created_at).desc()).limit(limit)
@@ -149,7 +174,11 @@ async def count_active(session: AsyncSession, *, owner_id: uuid.UUID) -> JobCoun
     """The owner's QUEUED and RUNNING jobs (exact once `lock_owner` is held)."""
     rows = await session.exec(
         select(Job.status, func.count())
-        .where(Job.owner_id == owner_id, col(Job.status).in_(ACTIVE))
+        .where(
+            Job.owner_id == owner_id,
+            col(Job.status).in_(ACTIVE),
+            Job.kind != JobKind.CHUNK.value,
+        )
         .group_by(col(Job.status))
     )
     found = dict(rows.all())
@@ -159,16 +188,24 @@ async def count_active(session: AsyncSession, *, owner_id: uuid.UUID) -> JobCoun
     )
 
 
-def _running_of_owner() -> Any:
-    """How many jobs the owner of the outer query's job runs (a correlated subquery)."""
+def _running_of_owner(*, compute: bool = False) -> Any:
+    """How many jobs the owner of the outer query's job runs (a correlated subquery): its
+    jobs (not their chunks), or with `compute`, what occupies runners (chunks, backtests)."""
     running = aliased(Job)
+    kinds = col(running.kind).in_(COMPUTE_KINDS) if compute else running.kind != JobKind.CHUNK.value
     return (
         select(func.count())
         .select_from(running)
-        .where(running.owner_id == Job.owner_id, running.status == JobStatus.RUNNING.value)
+        .where(running.owner_id == Job.owner_id, running.status == JobStatus.RUNNING.value, kinds)
         .correlate(Job)
         .scalar_subquery()
     )
+
+
+def _may_start(max_running_per_owner: int) -> Any:
+    """A QUEUED row may start: a chunk (its parent holds the owner's running slot), or a job
+    whose owner runs fewer than the limit."""
+    return or_(col(Job.kind) == JobKind.CHUNK.value, _running_of_owner() < max_running_per_owner)
 
 
 async def claim_next(
@@ -181,8 +218,8 @@ async def claim_next(
     """Claim the next job to run, fairly across owners, and mark it RUNNING for `runner`; None
     when nothing may start (no QUEUED job, or every owner with one runs their limit already).
 
-    Fair: the owner with the fewest jobs running goes first, then the one served least
-    recently (one who never started a job, first), then that owner's oldest job. So one
+    Fair: the owner with the fewest chunks and backtests running goes first, then the one
+    served least recently (one who never started a job, first), then that owner's oldest job. So one
     owner's many jobs take turns with everyone else's instead of filling the slots in
     submission order. Claims take turns (`_lock_claims`), so two runners claiming at once
     cannot both start a job past an owner's running limit. The start time is read from
@@ -191,7 +228,7 @@ async def claim_next(
     """
     await _lock_claims(session)
     now = clock()
-    running_count = _running_of_owner()
+    running_count = _running_of_owner(compute=True)
     started = aliased(Job)
     last_started = (
         select(func.max(started.started_at))
@@ -201,7 +238,7 @@ async def claim_next(
     )
     fairest = (
         select(Job.id)
-        .where(Job.status == JobStatus.QUEUED.value, running_count < max_running_per_owner)
+        .where(Job.status == JobStatus.QUEUED.value, _may_start(max_running_per_owner))
         .order_by(running_count, last_started.asc().nulls_first(), col(Job.created_at), col(Job.id))
         .limit(1)
     )
@@ -262,7 +299,17 @@ async def finish(
         .where(col(Job.id) == job_id, col(Job.status).in_([s.value for s in only_from]))
         .values(**values)
     )
-    return bool(result.rowcount)
+    if not result.rowcount:
+        return False
+    if status is JobStatus.SUCCEEDED:  # merged: the chunks' results are the run's now
+        await session.exec(delete(Job).where(col(Job.parent_id) == job_id))
+    else:  # the chunks end with their parent (a running one stops at its next check)
+        await session.exec(
+            update(Job)
+            .where(col(Job.parent_id) == job_id, col(Job.status).in_(ACTIVE))
+            .values(status=status.value, finished_at=now, stage=status.value.lower())
+        )
+    return True
 
 
 async def stale_running(session: AsyncSession, *, older_than: datetime) -> list[Job]:
@@ -285,11 +332,251 @@ async def queued(
     older_than: datetime | None = None,
     max_running_per_owner: int | None = None,
 ) -> list[Job]:
-    """QUEUED jobs, oldest first; with `older_than`, only those created before it; with
-    `max_running_per_owner`, only those whose owner runs fewer jobs (which may start now)."""
+    """QUEUED jobs and chunks, oldest first; with `older_than`, only those created before it;
+    with `max_running_per_owner`, only those that may start now (chunks, and jobs whose owner
+    runs fewer)."""
     statement = select(Job).where(Job.status == JobStatus.QUEUED.value)
     if older_than is not None:
         statement = statement.where(col(Job.created_at) < older_than)
     if max_running_per_owner is not None:
-        statement = statement.where(_running_of_owner() < max_running_per_owner)
+        statement = statement.where(_may_start(max_running_per_owner))
     return list((await session.exec(statement.order_by(col(Job.created_at)))).all())
+
+
+async def add_chunks(
+    session: AsyncSession,
+    *,
+    parent: Job,
+    chunk_inputs: Sequence[dict[str, Any]],
+    now: datetime,
+) -> list[Job]:
+    """Queue the chunks of a RUNNING parent, one per input, for any runner to claim."""
+    chunks = [
+        Job(
+            owner_id=parent.owner_id,
+            kind=JobKind.CHUNK.value,
+            status=JobStatus.QUEUED.value,
+            input=chunk_input,
+            parent_id=parent.id,
+            created_at=now,
+        )
+        for chunk_input in chunk_inputs
+    ]
+    session.add_all(chunks)
+    await session.flush()
+    return chunks
+
+
+async def chunks_of(session: AsyncSession, *, parent_id: uuid.UUID) -> list[Job]:
+    """The parent's chunks, in their order."""
+    statement = select(Job).where(col(Job.parent_id) == parent_id).order_by(col(Job.created_at))
+    found = list((await session.exec(statement)).all())
+    return sorted(found, key=lambda chunk: int(chunk.input["index"]))
+
+
+async def chunk_progress(
+    session: AsyncSession,
+    *,
+    chunk_id: uuid.UUID,
+    parent_id: uuid.UUID,
+    progress: float | None,
+    stage: str,
+    now: datetime,
+    start: float,
+    end: float,
+) -> float | None:
+    """Record a RUNNING chunk's progress (None: `chunk_id` is not recorded, it has ended),
+    and its parent's: `start` plus the chunks' mean progress (a finished chunk's is 1) scaled
+    to `end`, never lower than the parent's already (a chunk run again starts from 0). The
+    parent heartbeats with its chunks. None if the chunk or the parent no longer runs
+    (cancelled), or the parent is merging."""
+    if progress is not None and not await set_progress(
+        session, job_id=chunk_id, progress=progress, stage=stage, now=now
+    ):
+        return None
+    rows = await session.exec(
+        select(Job.status, Job.progress).where(col(Job.parent_id) == parent_id)
+    )
+    shares = [1.0 if status == JobStatus.SUCCEEDED.value else done for status, done in rows.all()]
+    finished = sum(share == 1.0 for share in shares)
+    value = start + (end - start) * min(1.0, sum(shares) / max(1, len(shares)))
+    result = await session.exec(
+        update(Job)
+        .where(
+            col(Job.id) == parent_id,
+            col(Job.status) == JobStatus.RUNNING.value,
+            col(Job.stage) != MERGING,
+        )
+        .values(
+            heartbeat_at=now,
+            # raised, never lowered, in one statement: two chunks reporting at once cannot
+            # lower it, nor a chunk run again from 0
+            progress=case((col(Job.progress) < value, value), else_=col(Job.progress)),
+            stage=f"{finished} of {len(shares)} chunks done",
+        )
+    )
+    if not result.rowcount:
+        return None
+    current = (await session.exec(select(Job.progress).where(Job.id == parent_id))).one()
+    return float(current)
+
+
+async def finish_chunk(
+    session: AsyncSession, *, chunk_id: uuid.UUID, output: dict[str, Any], now: datetime
+) -> bool:
+    """Keep a RUNNING chunk's result and mark it SUCCEEDED; False if it no longer runs."""
+    result = await session.exec(
+        update(Job)
+        .where(col(Job.id) == chunk_id, col(Job.status) == JobStatus.RUNNING.value)
+        .values(
+            status=JobStatus.SUCCEEDED.value,
+            progress=1.0,
+            stage="succeeded",
+            output=output,
+            finished_at=now,
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def take_merge(session: AsyncSession, *, parent_id: uuid.UUID, now: datetime) -> bool:
+    """Claim the merge of a RUNNING parent whose chunks have all SUCCEEDED; one caller wins
+    (the parent's stage becomes `MERGING`), the others and any caller before the last chunk
+    ended get False. Call it after the chunk's end is committed, so that of two chunks
+    ending at once the later one sees both."""
+    unfinished = aliased(Job)
+    pending = (
+        select(unfinished.id)
+        .where(
+            unfinished.parent_id == Job.id,
+            unfinished.status != JobStatus.SUCCEEDED.value,
+        )
+        .correlate(Job)
+        .exists()
+    )
+    result = await session.exec(
+        update(Job)
+        .where(
+            col(Job.id) == parent_id,
+            col(Job.status) == JobStatus.RUNNING.value,
+            col(Job.stage) != MERGING,
+            ~pending,
+        )
+        .values(stage=MERGING, heartbeat_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def requeue_chunk(
+    session: AsyncSession, *, chunk: Job, now: datetime, count_attempt: bool = True
+) -> bool:
+    """Hand a chunk whose runner stopped to the next runner (QUEUED again, from 0), counting
+    the run as one of its attempts unless `count_attempt` is False (the runner shut down in
+    order); False if it was not RUNNING any more."""
+    result = await session.exec(
+        update(Job)
+        .where(col(Job.id) == chunk.id, col(Job.status) == JobStatus.RUNNING.value)
+        .values(
+            status=JobStatus.QUEUED.value,
+            runner=None,
+            progress=0.0,
+            stage="queued again",
+            heartbeat_at=None,
+            started_at=None,
+            attempts=chunk.attempts + int(count_attempt),
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def has_unfinished_chunks(session: AsyncSession, *, parent_id: uuid.UUID) -> bool:
+    statement = select(Job.id).where(col(Job.parent_id) == parent_id, col(Job.status).in_(ACTIVE))
+    return (await session.exec(statement.limit(1))).first() is not None
+
+
+def _array(values: FloatArray) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype=np.float64).tobytes()).decode()
+
+
+def _floats(encoded: str) -> FloatArray:
+    return np.frombuffer(base64.b64decode(encoded), dtype=np.float64).copy()
+
+
+def encode_output(result: SweepResult | WalkForwardResult | PathStats) -> dict[str, Any]:
+    """A chunk's result as its `output` (exact: metrics as JSON floats, arrays as bytes)."""
+    if isinstance(result, SweepResult):
+        return {
+            "metric": result.metric,
+            "rows": [{"params": r.params, "metrics": r.metrics.to_json()} for r in result.rows],
+        }
+    if isinstance(result, WalkForwardResult):
+        return {
+            "metric": result.metric,
+            "splits": [
+                {
+                    "train": list(s.split.train),
+                    "test": list(s.split.test),
+                    "params": s.params,
+                    "in_sample": s.in_sample.to_json(),
+                    "out_of_sample": s.out_of_sample.to_json(),
+                }
+                for s in result.splits
+            ],
+        }
+    return {
+        "first": result.first,
+        "max_drawdowns": _array(result.max_drawdowns),
+        "under_water": _array(result.under_water),
+        "finals": _array(result.finals),
+        "ruined": result.ruined,
+        "liquidated": result.liquidated,
+        "bands": None if result.bands is None else _array(result.bands.ravel()),
+        "band_steps": None if result.bands is None else int(result.bands.shape[1]),
+    }
+
+
+def sweep_output(chunk: Job) -> SweepResult:
+    """The rows a sweep's chunk found (its best row is left to the merge)."""
+    assert chunk.output is not None
+    rows = [
+        SweepRow(row["params"], Metrics.from_json(row["metrics"])) for row in chunk.output["rows"]
+    ]
+    return SweepResult(chunk.output["metric"], rows, None)
+
+
+def walk_forward_output(chunk: Job) -> WalkForwardResult:
+    """The windows a walk-forward's chunk tested."""
+    assert chunk.output is not None
+    return WalkForwardResult(
+        chunk.output["metric"],
+        [
+            WalkForwardSplit(
+                Split(
+                    (int(item["train"][0]), int(item["train"][1])),
+                    (int(item["test"][0]), int(item["test"][1])),
+                ),
+                item["params"],
+                Metrics.from_json(item["in_sample"]),
+                Metrics.from_json(item["out_of_sample"]),
+            )
+            for item in chunk.output["splits"]
+        ],
+    )
+
+
+def path_stats_output(chunk: Job) -> PathStats:
+    """The path statistics a simulation's chunk drew."""
+    data = chunk.output
+    assert data is not None
+    bands = None
+    if data["bands"] is not None:
+        bands = _floats(data["bands"]).reshape(-1, int(data["band_steps"]))
+    return PathStats(
+        first=int(data["first"]),
+        max_drawdowns=_floats(data["max_drawdowns"]),
+        under_water=_floats(data["under_water"]),
+        finals=_floats(data["finals"]),
+        ruined=int(data["ruined"]),
+        liquidated=int(data["liquidated"]),
+        bands=bands,
+    )

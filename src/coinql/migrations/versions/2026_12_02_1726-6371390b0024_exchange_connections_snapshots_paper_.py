@@ -2,7 +2,7 @@
 transactions booked by a sync carry their exchange trade id, unique per portfolio.
 
 Revision ID: 6371390b0024
-Revises: e0e3eac5d632
+Revises: 088640a15438
 Create Date: 2026-12-02 17:26:50.665578
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import coinql.store.db
 
 revision: str = "6371390b0024"
-down_revision: str | None = "e0e3eac5d632"
+down_revision: str | None = "088640a15438"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
