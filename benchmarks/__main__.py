@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import platform
 
-from benchmarks import analytics, backtest, market, portfolio, realtime
+from benchmarks import analytics, backtest, market, portfolio, reads, realtime
 from benchmarks.common import Figure, print_table
 
 SUITES = {
     "market": market.run,
+    "reads": reads.run,
     "analytics": analytics.run,
     "portfolio": portfolio.run,
     "backtest": backtest.run,
