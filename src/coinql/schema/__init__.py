@@ -98,16 +98,22 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema, built once per mode, limits and process. In production unexpected errors
     are masked and field suggestions ("did you mean ...?") are off."""
+    # The limits' validation rules, built once: strawberry's limiters make a new rule class
+    # per instance, and the validation cache is keyed by the rules, so limiters built per
+    # request (as extension factories are) would miss it every time.
+    rules = [
+        *QueryDepthLimiter(
+            max_depth=limits.max_depth, should_ignore=_not_introspection_nesting
+        ).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+        max_directives_per_field(limits.max_directives_per_field),
+    ]
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,
         UserErrorCodes,
         # Refused before execution, each naming its limit (see docs and README).
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: QueryDepthLimiter(
-            max_depth=limits.max_depth, should_ignore=_not_introspection_nesting
-        ),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-        lambda: AddValidationRules([max_directives_per_field(limits.max_directives_per_field)]),
+        lambda: AddValidationRules(rules),
         lambda: QueryCostLimiter(max_cost=limits.max_cost),
         # The same documents arrive again and again (a dashboard's queries, 1,000 identical
         # subscriptions): parse and validate each once.
