@@ -213,6 +213,18 @@ class Metrics:
             "Queries run a second time after the database connection was lost.",
             registry=self.registry,
         )
+        self.series_cache = Counter(
+            "coinql_series_cache",
+            "Candle series reads by outcome: hit (from memory), miss (from the store), and"
+            " series evicted to stay within COINQL_CACHE_MB.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.series_cache_bytes = Gauge(
+            "coinql_series_cache_bytes",
+            "Bytes of candle series (and results computed from them) cached in this process.",
+            registry=self.registry,
+        )
         self._known_operations: set[str] = set()
 
     def job_ended(self, kind: str, status: JobStatus, seconds: float) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import BigInteger, Column, Float, UniqueConstraint, func
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -238,9 +239,25 @@ async def save_candles(
     assert asset.id is not None
     market = await get_or_add_market(session, asset_id=asset.id, exchange=exchange, pair=pair)
     assert market.id is not None
+    mark_written(session, market.id)
     added = await write_candles(session, market_id=market.id, interval=interval, candles=candles)
     await refresh_quote(session, asset=asset, market=market)
     return SavedCandles(asset, market, added)
+
+
+WRITTEN_MARKETS = "coinql.written_markets"
+
+
+def mark_written(session: AsyncSession, market_id: int) -> None:
+    """Note in the session that this transaction writes candles of the market: when it
+    commits, cached series of it are dropped (coinql.realtime.series_cache)."""
+    session.info.setdefault(WRITTEN_MARKETS, set()).add(market_id)
+
+
+def written_markets(session: Session) -> set[int]:
+    """The markets whose candles a transaction wrote, forgotten once asked (after it ended)."""
+    found: set[int] = session.info.pop(WRITTEN_MARKETS, set())
+    return found
 
 
 async def refresh_quote(session: AsyncSession, *, asset: Asset, market: Market) -> None:
@@ -264,8 +281,13 @@ async def refresh_quote(session: AsyncSession, *, asset: Asset, market: Market) 
 
 def primary_market(asset: Asset, markets: list[Market]) -> Market | None:
     """The market an asset's candles are read from: the one of its data source, else the first."""
+    return primary_market_of(asset.data_source, markets)
+
+
+def primary_market_of(data_source: str, markets: list[Market]) -> Market | None:
+    """Of an asset's markets, the one of its data source, else the first."""
     for market in markets:
-        if market.exchange == asset.data_source:
+        if market.exchange == data_source:
             return market
     return markets[0] if markets else None
 
