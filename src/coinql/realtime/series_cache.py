@@ -34,7 +34,8 @@ from coinql.realtime import channels
 from coinql.realtime.hub import Hub
 from coinql.realtime.tasks import cancel
 from coinql.store import candles as candle_store
-from coinql.store.market import written_markets
+from coinql.store.db import flushed_tables
+from coinql.store.market import AssetSnapshot, asset_snapshot, written_markets
 
 log = structlog.get_logger("coinql.series_cache")
 
@@ -42,6 +43,7 @@ BYTES_PER_CANDLE = 8 * 7  # an int64 open time and six float64 columns
 MAX_RESULTS_PER_SERIES = 16
 
 Key = tuple[int, Interval]  # (market id, interval)
+REFERENCE_TABLES = frozenset({"assets", "markets"})  # what the asset snapshot holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,9 @@ class SeriesCache:
         self._listener: asyncio.Task[None] | None = None
         self._publishing: set[asyncio.Task[None]] = set()
         self.nbytes = 0
+        # Every asset and market (coinql.store.market.AssetSnapshot), while none changed.
+        self._assets: AssetSnapshot | None = None
+        self._assets_generation = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -144,6 +149,8 @@ class SeriesCache:
         async for message in self._hub.subscribe([channel], conflate=False, capacity=10_000):
             if message.get("origin") != self._origin:
                 self.invalidate(int(market) for market in message.get("markets", ()))
+                if message.get("assets"):
+                    self.invalidate_assets()
 
     # -- invalidation -----------------------------------------------------------------------
 
@@ -151,11 +158,13 @@ class SeriesCache:
         """After a commit: drop the series of the markets the transaction wrote candles of,
         here and, through the hub, in every other process."""
         markets = written_markets(session)
-        if not markets:
+        assets = bool(markets) or bool(flushed_tables(session) & REFERENCE_TABLES)
+        if not assets:
             return
         self.invalidate(markets)
+        self.invalidate_assets()
         if self._hub is not None:
-            payload = {"origin": self._origin, "markets": sorted(markets)}
+            payload = {"origin": self._origin, "markets": sorted(markets), "assets": assets}
             task = asyncio.get_running_loop().create_task(self._publish(payload))
             self._publishing.add(task)
             task.add_done_callback(self._publishing.discard)
@@ -180,6 +189,11 @@ class SeriesCache:
         for market in targets:
             self._generations[market] = self._generations.get(market, 0) + 1
 
+    def invalidate_assets(self) -> None:
+        """Forget the snapshot of assets and markets."""
+        self._assets = None
+        self._assets_generation += 1
+
     def _entries_dropped(self, keys: list[Key]) -> None:
         for key in keys:
             entry = self._entries.pop(key)
@@ -187,6 +201,35 @@ class SeriesCache:
         self._on_size(self.nbytes)
 
     # -- reads ------------------------------------------------------------------------------
+
+    def cached_assets(self) -> AssetSnapshot | None:
+        """The snapshot of every asset and market, if one is kept."""
+        return self._assets
+
+    async def assets(self, session: AsyncSession) -> AssetSnapshot | None:
+        """The snapshot, read now if none is kept (None: too many assets to keep, or none
+        kept at all)."""
+        if self._assets is not None:
+            return self._assets
+        if self.max_bytes <= 0:
+            return None
+        generation = self._assets_generation
+        found = await asset_snapshot(session)
+        if generation == self._assets_generation:  # nothing written while it was read
+            self._assets = found
+        return found
+
+    def cached(
+        self, *, market_id: int, interval: Interval, start: int | None, end: int | None
+    ) -> SeriesRead | None:
+        """`read` when the series is cached (no session needed), else None."""
+        key = (market_id, interval)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        self._on_hit()
+        return SeriesRead(_window(entry.candles, start, end), entry.version)
 
     async def read(
         self,
@@ -199,12 +242,10 @@ class SeriesCache:
     ) -> SeriesRead:
         """The market's candles of `interval` with open time in [start, end], aggregated from
         the largest smaller stored interval when `interval` itself is not stored."""
+        found = self.cached(market_id=market_id, interval=interval, start=start, end=end)
+        if found is not None:
+            return found
         key = (market_id, interval)
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-            self._on_hit()
-            return SeriesRead(_window(entry.candles, start, end), entry.version)
         self._on_miss()
         generation = self._generations.get(market_id, 0)
         whole = None if key in self._too_large else await self._whole(session, key)

@@ -50,7 +50,7 @@ class Loaders:
     assets: DataLoader[str, market_store.Asset | None] = field(init=False)
     ranks: DataLoader[int, int | None] = field(init=False)
     markets: DataLoader[MarketKey, market_store.Market | None] = field(init=False)
-    candles: DataLoader[SeriesKey, SeriesRead] = field(init=False)
+    candles: DataLoader[SeriesKey, SeriesRead | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.entries = DataLoader(load_fn=self._load_entries)
@@ -59,32 +59,58 @@ class Loaders:
         self.markets = DataLoader(load_fn=self._load_markets)
         self.candles = DataLoader(load_fn=self._load_candles)
 
+    async def snapshot(self) -> market_store.AssetSnapshot | None:
+        """Every asset and market from the cache, read once if it holds none (no statement
+        at all when it does)."""
+        found = self.series.cached_assets()
+        if found is None:
+            async with self.sessions() as session:
+                found = await self.series.assets(session)
+        return found
+
     async def _load_ranks(self, keys: Sequence[int]) -> list[int | None]:
-        async with self.sessions() as session:
-            ranks = await market_store.market_cap_ranks(session)
+        snapshot = await self.snapshot()
+        if snapshot is not None:
+            ranks = snapshot.ranks
+        else:
+            async with self.sessions() as session:
+                ranks = await market_store.market_cap_ranks(session)
         return [ranks.get(key) for key in keys]
 
     async def _load_markets(self, keys: Sequence[MarketKey]) -> list[market_store.Market | None]:
-        async with self.sessions() as session:
-            found = await market_store.markets_of(
-                session, asset_ids=sorted({key.asset_id for key in keys})
-            )
+        snapshot = await self.snapshot()
+        if snapshot is not None:
+            found = snapshot.markets
+        else:
+            async with self.sessions() as session:
+                found = await market_store.markets_of(
+                    session, asset_ids=sorted({key.asset_id for key in keys})
+                )
         return [
-            market_store.primary_market_of(key.data_source, found[key.asset_id]) for key in keys
+            market_store.primary_market_of(key.data_source, found.get(key.asset_id, []))
+            for key in keys
         ]
 
-    async def _load_candles(self, keys: Sequence[SeriesKey]) -> list[SeriesRead]:
-        async with self.sessions() as session:
-            return [
-                await self.series.read(
-                    session,
-                    market_id=key.market_id,
-                    interval=key.interval,
-                    start=key.start,
-                    end=key.end,
-                )
-                for key in keys
-            ]
+    async def _load_candles(self, keys: Sequence[SeriesKey]) -> list[SeriesRead | None]:
+        found: list[SeriesRead | None] = [
+            self.series.cached(
+                market_id=key.market_id, interval=key.interval, start=key.start, end=key.end
+            )
+            for key in keys
+        ]
+        missing = [index for index, read in enumerate(found) if read is None]
+        if missing:
+            async with self.sessions() as session:
+                for index in missing:
+                    key = keys[index]
+                    found[index] = await self.series.read(
+                        session,
+                        market_id=key.market_id,
+                        interval=key.interval,
+                        start=key.start,
+                        end=key.end,
+                    )
+        return found
 
     async def _load_entries(
         self, keys: Sequence[uuid.UUID]
@@ -94,8 +120,12 @@ class Loaders:
         return [found[key] for key in keys]
 
     async def _load_assets(self, keys: Sequence[str]) -> list[market_store.Asset | None]:
-        async with self.sessions() as session:
-            found = await market_store.get_assets(session, symbols=list(keys))
+        snapshot = await self.snapshot()
+        if snapshot is not None:
+            found = snapshot.by_symbol
+        else:
+            async with self.sessions() as session:
+                found = await market_store.get_assets(session, symbols=list(keys))
         return [
             self.prices.apply(asset) if (asset := found.get(key.upper())) is not None else None
             for key in keys

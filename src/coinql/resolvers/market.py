@@ -25,7 +25,7 @@ from coinql.resolvers.loaders import MarketKey, SeriesKey
 from coinql.store import candles as candle_store
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
-from coinql.store.market import Asset, AssetFilter, AssetOrder
+from coinql.store.market import Asset, AssetFilter, AssetOrder, AssetSnapshot
 
 MAX_PAGE = 500
 IMPORT_SOURCE = "import"
@@ -59,15 +59,22 @@ async def list_assets(
 ) -> AssetPage:
     if not 0 < first <= MAX_PAGE:
         raise InvalidInput("first", f"first must be between 1 and {MAX_PAGE}")
-    async with context.reader() as session:
-        rows = await market_store.list_assets(
-            session, order=order, where=where, offset=offset, limit=first + 1
-        )
+    snapshot = await context.loaders.snapshot() if AssetSnapshot.serves(where) else None
+    if snapshot is not None:
+        rows = snapshot.page(order=order, where=where, offset=offset, limit=first + 1)
+    else:
+        async with context.reader() as session:
+            rows = await market_store.list_assets(
+                session, order=order, where=where, offset=offset, limit=first + 1
+            )
     live = [context.services.prices.apply(asset) for asset in rows[:first]]
     return AssetPage(live, offset, len(rows) > first, where)
 
 
 async def count_assets(context: Context, *, where: AssetFilter) -> int:
+    snapshot = await context.loaders.snapshot() if AssetSnapshot.serves(where) else None
+    if snapshot is not None:
+        return snapshot.count(where=where)
     async with context.reader() as session:
         return await market_store.count_assets(session, where=where)
 
@@ -84,8 +91,14 @@ async def universe(
     if not 0 < top <= MAX_PAGE:
         raise InvalidInput("top", f"top must be between 1 and {MAX_PAGE}")
     where = AssetFilter(stablecoin=False if exclude_stablecoins else None)
-    async with context.reader() as session:
-        found = await market_store.list_assets(session, order=by, where=where, offset=0, limit=top)
+    snapshot = await context.loaders.snapshot()
+    if snapshot is not None:
+        found = snapshot.page(order=by, where=where, offset=0, limit=top)
+    else:
+        async with context.reader() as session:
+            found = await market_store.list_assets(
+                session, order=by, where=where, offset=0, limit=top
+            )
     return [context.services.prices.apply(asset) for asset in found]
 
 
@@ -122,6 +135,7 @@ async def market_series(
     if market is None or market.id is None:
         return MarketSeries(Candles.empty(), None, None)
     read = await loaders.candles.load(SeriesKey(market.id, interval, start, end))
+    assert read is not None
     candles = read.candles
     limit = context.services.settings.max_series_points
     if len(candles) > limit:

@@ -111,11 +111,30 @@ def create_session_factory(
         return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     # A session class of this factory's own: the hooks reach its sessions only.
     hooked = type("HookedSession", (SyncSession,), {})
+    event.listen(hooked, "before_flush", _note_flushed)
     event.listen(hooked, "after_commit", on_commit)
     event.listen(hooked, "after_rollback", lambda session: session.info.clear())
     return async_sessionmaker(
         engine, class_=AsyncSession, sync_session_class=hooked, expire_on_commit=False
     )
+
+
+FLUSHED_TABLES = "coinql.flushed_tables"
+
+
+def _note_flushed(session: Session, _context: Any, _instances: Any) -> None:
+    tables: set[str] = session.info.setdefault(FLUSHED_TABLES, set())
+    for row in (*session.new, *session.dirty, *session.deleted):
+        name = getattr(type(row), "__tablename__", None)
+        if isinstance(name, str):
+            tables.add(name)
+
+
+def flushed_tables(session: Session) -> set[str]:
+    """The tables a transaction added, changed or deleted rows of through the session (a
+    hooked factory's), forgotten once asked (after it ended)."""
+    found: set[str] = session.info.pop(FLUSHED_TABLES, set())
+    return found
 
 
 async def ping(engine: AsyncEngine) -> None:
