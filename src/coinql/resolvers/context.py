@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -143,11 +142,19 @@ class Context:
     _session_lock: asyncio.Lock | None = None
     _retired: list[AsyncSession] = field(default_factory=list)
 
-    @cached_property
+    @property
     def loaders(self) -> Loaders:
-        """Per request; a WebSocket connection's context lives as long as the connection, so
-        subscriptions read through the store, not these caches."""
-        return Loaders(self.reader, self.services.prices, self.services.series)
+        """Per request. A WebSocket connection's context lives as long as the connection:
+        there each use gets fresh loaders, so that nothing one operation loaded is answered
+        to the next (subscriptions read through the store)."""
+        if not self.shares_session:
+            return Loaders(self.reader, self.services.prices, self.services.series)
+        found = self.__dict__.get("_loaders")
+        if found is None:
+            found = self.__dict__["_loaders"] = Loaders(
+                self.reader, self.services.prices, self.services.series
+            )
+        return found
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
@@ -183,7 +190,7 @@ class Context:
     def prepare_retry(self) -> None:
         """Before the same operation runs again: fresh DataLoaders (they may hold the failure),
         and the request budgets already charged once."""
-        self.__dict__.pop("loaders", None)
+        self.__dict__.pop("_loaders", None)
         if self._session is not None:  # its connection was lost: the retry takes a new one
             self._retired.append(self._session)
             self._session = None
