@@ -34,8 +34,9 @@ from coinql.realtime import channels
 from coinql.realtime.hub import Hub
 from coinql.realtime.tasks import cancel
 from coinql.store import candles as candle_store
+from coinql.store import market as market_store
 from coinql.store.db import flushed_tables
-from coinql.store.market import AssetSnapshot, asset_snapshot, written_markets
+from coinql.store.market import AssetSnapshot, written_markets
 
 log = structlog.get_logger("coinql.series_cache")
 
@@ -214,7 +215,7 @@ class SeriesCache:
         if self.max_bytes <= 0:
             return None
         generation = self._assets_generation
-        found = await asset_snapshot(session)
+        found = await market_store.asset_snapshot(session)
         if generation == self._assets_generation:  # nothing written while it was read
             self._assets = found
         return found
