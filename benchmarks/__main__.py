@@ -6,11 +6,21 @@ import argparse
 import asyncio
 import platform
 
-from benchmarks import analytics, backtest, distributed, market, portfolio, realtime, workers
+from benchmarks import (
+    analytics,
+    backtest,
+    distributed,
+    market,
+    portfolio,
+    reads,
+    realtime,
+    workers,
+)
 from benchmarks.common import Figure, print_table
 
 SUITES = {
     "market": market.run,
+    "reads": reads.run,
     "analytics": analytics.run,
     "portfolio": portfolio.run,
     "backtest": backtest.run,

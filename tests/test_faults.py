@@ -351,7 +351,7 @@ async def test_a_query_cut_off_by_a_lost_connection_runs_once_more(
     client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    real = market_store.list_assets
+    real = market_store.asset_snapshot
 
     async def flaky(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -359,7 +359,7 @@ async def test_a_query_cut_off_by_a_lost_connection_runs_once_more(
             raise lost_connection()
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(market_store, "list_assets", flaky)
+    monkeypatch.setattr(market_store, "asset_snapshot", flaky)
     response = await client.execute("{ universe(top: 3) { symbol } }")
     assert response.errors == [] and len(calls) == 2
     metrics = (await client.http.get("/metrics")).text.splitlines()
@@ -375,7 +375,7 @@ async def test_a_query_retried_once_then_unavailable_and_mutations_never_rerun(
         calls.append("read")
         raise lost_connection()
 
-    monkeypatch.setattr(market_store, "list_assets", down)
+    monkeypatch.setattr(market_store, "asset_snapshot", down)
     response = await client.execute("{ universe(top: 3) { symbol } }")
     assert calls == ["read", "read"]  # once more, not forever
     (error,) = response.errors

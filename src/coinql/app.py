@@ -32,6 +32,7 @@ from coinql.realtime.feed import ExchangeCandles, ExchangeTicks, FeedService, Ti
 from coinql.realtime.ingestion import IngestionScheduler
 from coinql.realtime.prices import LatestPrices
 from coinql.realtime.risk import RiskMonitor
+from coinql.realtime.series_cache import SeriesCache
 from coinql.realtime.sessions import LiveSessions
 from coinql.resolvers.context import Services
 from coinql.schema import build_schema
@@ -173,7 +174,18 @@ def create_app(
             hub = backends.hub(on_reconnect=metrics.broadcast_reconnects.inc)
             await hub.connect()
             stack.push_async_callback(hub.disconnect)
-            sessions = create_session_factory(engine)
+            series = SeriesCache(
+                max_bytes=int(settings.cache_mb * 1024 * 1024),
+                hub=hub,
+                on_hit=metrics.series_cache.labels("hit").inc,
+                on_miss=metrics.series_cache.labels("miss").inc,
+                on_eviction=metrics.series_cache.labels("eviction").inc,
+                on_size=metrics.series_cache_bytes.set,
+            )
+            await series.start()
+            stack.push_async_callback(series.stop)
+            # Every transaction that writes candles drops their cached series when it commits.
+            sessions = create_session_factory(engine, on_commit=series.committed)
             jobs = backends.job_queue(settings, on_end=metrics.job_ended)
             await jobs.start(sessions=sessions, hub=hub)
             stack.push_async_callback(jobs.stop)
@@ -196,6 +208,7 @@ def create_app(
                 live_sessions=live_sessions,
                 prices=prices,
                 throttle=throttle,
+                series=series,
             )
             services = app.state.services
             monitor = start_risk_monitor(services)

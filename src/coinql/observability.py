@@ -44,7 +44,13 @@ def configure_logging(settings: Settings) -> None:
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A line below the level is dropped first, before any processor works on it (the
+        # request and operation lines are on every request's path).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -211,6 +217,18 @@ class Metrics:
         self.read_retries = Counter(
             "coinql_read_retries",
             "Queries run a second time after the database connection was lost.",
+            registry=self.registry,
+        )
+        self.series_cache = Counter(
+            "coinql_series_cache",
+            "Candle series reads by outcome: hit (from memory), miss (from the store), and"
+            " series evicted to stay within COINQL_CACHE_MB.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.series_cache_bytes = Gauge(
+            "coinql_series_cache_bytes",
+            "Bytes of candle series (and results computed from them) cached in this process.",
             registry=self.registry,
         )
         self._known_operations: set[str] = set()

@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 30.0
     slow_operation_seconds: float = 1.0
     max_series_points: int = 200_000
+    # Candle series kept in each process's memory (coinql.realtime.series_cache); 0: none.
+    cache_mb: float = Field(default=256.0, ge=0)
     max_directives_per_field: int = QueryLimits.max_directives_per_field
     rate_limit_cost_per_user: int = 60_000
     rate_limit_cost_per_address: int = 120_000

@@ -50,6 +50,7 @@ from coinql.transport import (
 ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
 DEADLINE = "coinql.deadline"  # the request's asyncio.Timeout, in its scope
+CONTEXT = "coinql.context"  # the request's Context, in its scope
 
 
 class BodyTooLarge(Exception):
@@ -110,6 +111,9 @@ class CoinqlGraphQL(GraphQL[Context, None]):
                 code="TIMEOUT",
             )
         finally:
+            context: Context | None = scope.pop(CONTEXT, None)
+            if context is not None:
+                await context.close()
             await request.close()  # uploaded files, even those no resolver read
         await response(scope, receive, send)
 
@@ -246,7 +250,15 @@ class CoinqlGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
-        return Context(services=request.app.state.services, request=request, response=response)
+        context = Context(
+            services=request.app.state.services,
+            request=request,
+            response=response,
+            shares_session=isinstance(request, Request),
+        )
+        if isinstance(request, Request):  # its read session is closed with the request
+            request.scope[CONTEXT] = context
+        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Check the token of connection_init's payload: a bad one closes the socket (4403).

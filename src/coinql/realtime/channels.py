@@ -28,3 +28,8 @@ def alerts(user_id: object) -> str:
 def revocations() -> str:
     """{sessionId, userId}: close the sockets of that login session, or of that user"""
     return f"{PREFIX}.revocations"
+
+
+def series_written() -> str:
+    """{origin, markets}: the candles of these markets changed (drop their cached series)"""
+    return f"{PREFIX}.series-written"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -35,6 +36,7 @@ from coinql.realtime.feed import FeedService
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
 from coinql.realtime.prices import LatestPrices
+from coinql.realtime.series_cache import SeriesCache
 from coinql.realtime.sessions import LiveSessions
 from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
@@ -59,6 +61,7 @@ class Services:
     live_sessions: LiveSessions
     prices: LatestPrices
     throttle: Throttle = field(default_factory=MemoryThrottle)
+    series: SeriesCache = field(default_factory=lambda: SeriesCache(max_bytes=0))
     exchange: ExchangeAdapter | None = None
     # Builds an exchange account's ccxt client from its credentials (tests give a fake).
     account_clients: AccountClients = create_account_client
@@ -141,14 +144,54 @@ class Context:
     claims: AccessClaims | None = None
     # The API key the request came with (`Authorization: ApiKey ...`), once `user()` read it.
     api_key: account_store.ApiKey | None = None
+    # An HTTP request reads through one session (`reader`); a socket's context lives as long
+    # as the socket, so it opens one per read instead.
+    shares_session: bool = False
     _user: auth_store.User | None = None
     _user_loaded: bool = False
+    _session: AsyncSession | None = None
+    _session_lock: asyncio.Lock | None = None
+    _retired: list[AsyncSession] = field(default_factory=list)
 
-    @cached_property
+    @property
     def loaders(self) -> Loaders:
-        """Per request; a WebSocket connection's context lives as long as the connection, so
-        subscriptions read through the store, not these caches."""
-        return Loaders(self.services.reader, self.services.prices)
+        """Per request. A WebSocket connection's context lives as long as the connection:
+        there each use gets fresh loaders, so that nothing one operation loaded is answered
+        to the next (subscriptions read through the store)."""
+        if not self.shares_session:
+            return Loaders(self.reader, self.services.prices, self.services.series)
+        found = self.__dict__.get("_loaders")
+        if found is None:
+            found = self.__dict__["_loaders"] = Loaders(
+                self.reader, self.services.prices, self.services.series
+            )
+        return found
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """The request's read session: one for every read of an HTTP request, opened on first
+        use and closed with the request (`close`), used by one reader at a time. Never nest
+        two `reader()` blocks (or a DataLoader's load inside one): the second would wait for
+        the first."""
+        if not self.shares_session:
+            async with self.services.reader() as session:
+                yield session
+            return
+        if self._session_lock is None:
+            self._session_lock = asyncio.Lock()
+        async with self._session_lock:
+            if self._session is None:
+                self._session = self.services.sessions()
+            with _faults_as_unavailable():
+                yield self._session
+
+    async def close(self) -> None:
+        """End the request's read session (its transaction rolls back: it wrote nothing)."""
+        sessions = [*self._retired, *([self._session] if self._session is not None else [])]
+        self._session, self._retired = None, []
+        for session in sessions:
+            with contextlib.suppress(Exception):  # a lost connection has nothing to close
+                await session.close()
 
     @classmethod
     def anonymous(cls, services: Services, request: Request | WebSocket) -> Context:
@@ -158,7 +201,10 @@ class Context:
     def prepare_retry(self) -> None:
         """Before the same operation runs again: fresh DataLoaders (they may hold the failure),
         and the request budgets already charged once."""
-        self.__dict__.pop("loaders", None)
+        self.__dict__.pop("_loaders", None)
+        if self._session is not None:  # its connection was lost: the retry takes a new one
+            self._retired.append(self._session)
+            self._session = None
         self.cache["retry"] = True
 
     def credentials(self) -> tuple[str, str] | None:

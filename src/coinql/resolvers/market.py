@@ -21,10 +21,11 @@ from coinql.domain.returns import ReturnKind, ReturnsMatrix
 from coinql.realtime.ingestion import BackfillReport, stalled_seconds
 from coinql.realtime.ingestion import backfill as run_backfill
 from coinql.resolvers.context import Context
+from coinql.resolvers.loaders import MarketKey, SeriesKey
 from coinql.store import candles as candle_store
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
-from coinql.store.market import Asset, AssetFilter, AssetOrder
+from coinql.store.market import Asset, AssetFilter, AssetOrder, AssetSnapshot
 
 MAX_PAGE = 500
 IMPORT_SOURCE = "import"
@@ -35,7 +36,17 @@ class AssetPage:
     assets: list[Asset]
     offset: int
     has_next_page: bool
-    total_count: int
+    where: AssetFilter  # for the total count, read only when asked for
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSeries:
+    """Candles of an asset's primary market, and where they come from (the market, and the
+    version of the cached series; None for either when there is none)."""
+
+    candles: Candles
+    market_id: int | None
+    version: int | None
 
 
 async def list_assets(
@@ -48,20 +59,29 @@ async def list_assets(
 ) -> AssetPage:
     if not 0 < first <= MAX_PAGE:
         raise InvalidInput("first", f"first must be between 1 and {MAX_PAGE}")
-    async with context.services.reader() as session:
-        rows = await market_store.list_assets(
-            session, order=order, where=where, offset=offset, limit=first + 1
-        )
-        total = await market_store.count_assets(session, where=where)
+    snapshot = await context.loaders.snapshot() if AssetSnapshot.serves(where) else None
+    if snapshot is not None:
+        rows = snapshot.page(order=order, where=where, offset=offset, limit=first + 1)
+    else:
+        async with context.reader() as session:
+            rows = await market_store.list_assets(
+                session, order=order, where=where, offset=offset, limit=first + 1
+            )
     live = [context.services.prices.apply(asset) for asset in rows[:first]]
-    return AssetPage(live, offset, len(rows) > first, total)
+    return AssetPage(live, offset, len(rows) > first, where)
+
+
+async def count_assets(context: Context, *, where: AssetFilter) -> int:
+    snapshot = await context.loaders.snapshot() if AssetSnapshot.serves(where) else None
+    if snapshot is not None:
+        return snapshot.count(where=where)
+    async with context.reader() as session:
+        return await market_store.count_assets(session, where=where)
 
 
 async def get_asset(context: Context, *, symbol: str) -> Asset | None:
     """The asset, carrying its live price (coinql.realtime.prices)."""
-    async with context.services.reader() as session:
-        found = await market_store.get_asset(session, symbol=symbol)
-    return context.services.prices.apply(found) if found is not None else None
+    return await context.loaders.assets.load(symbol)
 
 
 async def universe(
@@ -71,19 +91,20 @@ async def universe(
     if not 0 < top <= MAX_PAGE:
         raise InvalidInput("top", f"top must be between 1 and {MAX_PAGE}")
     where = AssetFilter(stablecoin=False if exclude_stablecoins else None)
-    async with context.services.reader() as session:
-        found = await market_store.list_assets(session, order=by, where=where, offset=0, limit=top)
+    snapshot = await context.loaders.snapshot()
+    if snapshot is not None:
+        found = snapshot.page(order=by, where=where, offset=0, limit=top)
+    else:
+        async with context.reader() as session:
+            found = await market_store.list_assets(
+                session, order=by, where=where, offset=0, limit=top
+            )
     return [context.services.prices.apply(asset) for asset in found]
 
 
 async def rank(context: Context, asset: Asset) -> int | None:
-    """Rank by market cap; the ranking is read once per request."""
-    ranks = context.cache.get("market_cap_ranks")
-    if ranks is None:
-        async with context.services.reader() as session:
-            ranks = await market_store.market_cap_ranks(session)
-        context.cache["market_cap_ranks"] = ranks
-    return ranks.get(asset.id) if asset.id is not None else None
+    """Rank by market cap; the ranking is read once per request, whatever the assets."""
+    return await context.loaders.ranks.load(asset.id) if asset.id is not None else None
 
 
 async def candles_for(
@@ -95,10 +116,27 @@ async def candles_for(
     end: int | None,
 ) -> Candles:
     """The candles of one request, at most COINQL_MAX_SERIES_POINTS of them."""
-    async with context.services.reader() as session:
-        candles = await market_store.load_candles(
-            session, asset=asset, interval=interval, start=start, end=end
-        )
+    found = await market_series(context, asset=asset, interval=interval, start=start, end=end)
+    return found.candles
+
+
+async def market_series(
+    context: Context,
+    *,
+    asset: Asset,
+    interval: Interval,
+    start: int | None,
+    end: int | None,
+) -> MarketSeries:
+    """`candles_for`, with the market and the cached series' version they come from."""
+    assert asset.id is not None
+    loaders = context.loaders
+    market = await loaders.markets.load(MarketKey(asset.id, asset.data_source))
+    if market is None or market.id is None:
+        return MarketSeries(Candles.empty(), None, None)
+    read = await loaders.candles.load(SeriesKey(market.id, interval, start, end))
+    assert read is not None
+    candles = read.candles
     limit = context.services.settings.max_series_points
     if len(candles) > limit:
         raise InvalidInput(
@@ -107,7 +145,7 @@ async def candles_for(
             f" a request reads at most {limit:,} (COINQL_MAX_SERIES_POINTS): narrow start and"
             " end, or use a larger interval",
         )
-    return candles
+    return MarketSeries(candles, market.id, read.version)
 
 
 async def candles_by_symbol(
@@ -133,7 +171,7 @@ async def returns_matrix(
     upper = [symbol.upper() for symbol in symbols]
     if len(set(upper)) != len(upper):
         raise InvalidInput("symbols", "symbols must not repeat")
-    async with context.services.reader() as session:
+    async with context.reader() as session:
         assets = await market_store.get_assets(session, symbols=upper)
     unknown = [symbol for symbol in upper if symbol not in assets]
     if unknown:
@@ -253,7 +291,7 @@ async def data_gaps(
     asset = await get_asset(context, symbol=symbol)
     if asset is None or asset.id is None:
         raise NotFound(f"no asset {symbol.upper()!r}")
-    async with context.services.reader() as session:
+    async with context.reader() as session:
         markets = (await market_store.markets_of(session, asset_ids=[asset.id]))[asset.id]
         market = market_store.primary_market(asset, markets)
         if market is None or market.id is None:

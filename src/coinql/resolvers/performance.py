@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from coinql.domain.candles import Interval
@@ -17,7 +17,7 @@ from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.tearsheet import ReturnStream
 from coinql.domain.typing import FloatArray, IntArray
 from coinql.resolvers.context import Context
-from coinql.resolvers.market import candles_for, get_asset
+from coinql.resolvers.market import get_asset, market_series
 
 T = TypeVar("T")
 # Work on more numbers than this leaves the event loop (see docs/metrics.md, "Where it runs").
@@ -54,6 +54,18 @@ class Benchmark:
             )
 
 
+@dataclass(frozen=True)
+class KeptStream(ReturnStream):
+    """A return stream kept in the series cache with the figures computed of it so far
+    (`Performance` fills them: the same field over the same stream is computed once)."""
+
+    figures: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, stream: ReturnStream) -> KeptStream:
+        return cls(**{f.name: getattr(stream, f.name) for f in fields(ReturnStream)})
+
+
 # The returns of a benchmark (timestamps, returns) at the stream's interval and window.
 BenchmarkLoader = Callable[[Benchmark], Awaitable[tuple[IntArray, FloatArray]]]
 
@@ -80,11 +92,31 @@ async def asset_stream(
     asset = await get_asset(context, symbol=symbol)
     if asset is None:
         raise NotFound(f"no asset {symbol.upper()!r}")
-    candles = await candles_for(context, asset=asset, interval=interval, start=start, end=end)
-    return ReturnStream.of_candles(
+    found = await market_series(context, asset=asset, interval=interval, start=start, end=end)
+    # Over an unchanged series, the same arguments give the same stream: it is kept beside
+    # the cached series (with the figures computed of it, see `StreamFigures`).
+    arguments = ("stream", asset.symbol, start, end, risk_free_rate, periods_per_year)
+    series = context.services.series
+    if found.market_id is not None and found.version is not None:
+        kept = series.recall(found.market_id, interval, found.version, arguments)
+        if isinstance(kept, KeptStream):
+            return kept
+    stream = ReturnStream.of_candles(
         asset.symbol,
-        candles,
+        found.candles,
         interval,
         risk_free_rate=risk_free_rate,
         periods_per_year=periods_per_year,
     )
+    if found.market_id is None or found.version is None:
+        return stream
+    kept = KeptStream.of(stream)
+    series.remember(
+        found.market_id,
+        interval,
+        found.version,
+        arguments,
+        kept,
+        nbytes=stream.timestamps.nbytes + stream.returns.nbytes,
+    )
+    return kept

@@ -11,14 +11,10 @@ import structlog
 from graphql import GraphQLError, get_operation_ast, parse
 from graphql import OperationType as GraphQLOperationType
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.schema.config import StrawberryConfig
@@ -49,7 +45,7 @@ from coinql.schema.extensions import (
     mask_unexpected_errors,
 )
 from coinql.schema.ingestion import IngestionMutation, IngestionQuery
-from coinql.schema.limits import max_directives_per_field
+from coinql.schema.limits import PreparedDocuments, document_caches, max_directives_per_field
 from coinql.schema.market import MarketQuery
 from coinql.schema.optimize import OptimizeQuery
 from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
@@ -112,21 +108,24 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema, built once per mode, limits and process. In production unexpected errors
     are masked and field suggestions ("did you mean ...?") are off."""
+    # The limits' validation rules, built once: strawberry's limiters make a new rule class
+    # per instance, and the validation cache is keyed by the rules, so limiters built per
+    # request (as extension factories are) would miss it every time.
+    rules = [
+        *QueryDepthLimiter(
+            max_depth=limits.max_depth, should_ignore=_not_introspection_nesting
+        ).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+        max_directives_per_field(limits.max_directives_per_field),
+    ]
+    caches = document_caches(256)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,
         UserErrorCodes,
-        # Refused before execution, each naming its limit (see docs and README).
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: QueryDepthLimiter(
-            max_depth=limits.max_depth, should_ignore=_not_introspection_nesting
-        ),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-        lambda: AddValidationRules([max_directives_per_field(limits.max_directives_per_field)]),
+        # Refused before execution, each naming its limit (see docs and README); each
+        # document parsed and validated once.
+        lambda: PreparedDocuments(max_tokens=limits.max_tokens, rules=rules, caches=caches),
         lambda: QueryCostLimiter(max_cost=limits.max_cost),
-        # The same documents arrive again and again (a dashboard's queries, 1,000 identical
-        # subscriptions): parse and validate each once.
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
     ]
     if production:
         extensions += [mask_unexpected_errors, HideSuggestions]

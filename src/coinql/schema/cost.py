@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import orjson
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
@@ -180,10 +182,36 @@ class QueryCostLimiter(SchemaExtension):
         yield
 
 
+# Costs of recent (document, operation, variables): a cached document (the parse cache hands
+# back the same object) asked again with the same variables costs what it cost before.
+_COSTS: dict[tuple[int, str | None, bytes], tuple[DocumentNode, int | None]] = {}
+MAX_COSTS = 512
+MAX_KEYED_VARIABLES = 2_000  # bytes of JSON; larger variables are measured every time
+
+
 def _cost_of(execution: ExecutionContext) -> int | None:
     document = execution.graphql_document
-    operation = None if document is None else get_operation_ast(document, execution.operation_name)
-    if document is None or operation is None:
+    if document is None:
+        return None
+    try:
+        variables = orjson.dumps(execution.variables or {}, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON (an upload): measured, not kept
+        variables = b""
+    key = (id(document), execution.operation_name, variables)
+    kept = _COSTS.get(key) if variables and len(variables) <= MAX_KEYED_VARIABLES else None
+    if kept is not None and kept[0] is document:
+        return kept[1]
+    cost = _measure(execution, document)
+    if variables and len(variables) <= MAX_KEYED_VARIABLES:
+        if len(_COSTS) >= MAX_COSTS:
+            _COSTS.clear()
+        _COSTS[key] = (document, cost)
+    return cost
+
+
+def _measure(execution: ExecutionContext, document: DocumentNode) -> int | None:
+    operation = get_operation_ast(document, execution.operation_name)
+    if operation is None:
         return None
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)

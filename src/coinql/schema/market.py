@@ -185,7 +185,11 @@ class Asset(relay.Node):
 
 @strawberry.type
 class AssetConnection(Connection[Asset]):
-    total_count: int
+    where: strawberry.Private[market_store.AssetFilter]
+
+    @strawberry.field
+    async def total_count(self, info: Info[Context, None]) -> int:
+        return await market_resolvers.count_assets(info.context, where=self.where)
 
     @classmethod
     def from_model(cls, page: market_resolvers.AssetPage) -> Self:
@@ -193,7 +197,7 @@ class AssetConnection(Connection[Asset]):
             [Asset.from_model(asset) for asset in page.assets],
             offset=page.offset,
             has_next_page=page.has_next_page,
-            total_count=page.total_count,
+            where=page.where,
         )
 
 

@@ -6,8 +6,9 @@ when the field is selected; an undefined metric is null and `undefined` says why
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self, TypeVar, cast
 
 import strawberry
 from strawberry import relay
@@ -15,13 +16,15 @@ from strawberry import relay
 from coinql.domain.bounds import Bounds
 from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.tearsheet import ReturnStream
-from coinql.resolvers.performance import Benchmark, BenchmarkLoader
+from coinql.resolvers.performance import Benchmark, BenchmarkLoader, KeptStream
 from coinql.schema.bounds import bounded_argument
 from coinql.schema.enums import Interval, RollingMetric, VarMethod
 from coinql.schema.indicators import MAX_WINDOW
 from coinql.schema.nodes import decode_uuid
 from coinql.schema.risk import DEFAULT_LEVEL, Level
 from coinql.schema.scalars import FloatArray, TimestampArray, finite, from_millis, moment
+
+T = TypeVar("T")
 
 
 @strawberry.type(description="A packed series.")
@@ -94,6 +97,9 @@ class Performance:
     risk_free_rate: float = strawberry.field(description="Annual, as given.")
     stream: strawberry.Private[ReturnStream]
     benchmarks: strawberry.Private[BenchmarkLoader]
+    # The figures computed so far: the cached stream's own when it is kept (an unchanged
+    # series asked again), else this answer's.
+    figures: strawberry.Private[dict[Hashable, Any]]
 
     @classmethod
     def from_model(cls, stream: ReturnStream, benchmarks: BenchmarkLoader) -> Self:
@@ -104,11 +110,18 @@ class Performance:
             risk_free_rate=stream.risk_free_rate,
             stream=stream,
             benchmarks=benchmarks,
+            figures=stream.figures if isinstance(stream, KeptStream) else {},
         )
+
+    def _figure(self, key: Hashable, compute: Callable[[], T]) -> T:
+        figures = self.figures
+        if key not in figures:
+            figures[key] = compute()
+        return cast(T, figures[key])
 
     @strawberry.field
     def observations(self) -> int:
-        return self.stream.observations()
+        return int(self._figure("observations", self.stream.observations))
 
     @strawberry.field
     def start(self) -> datetime | None:
@@ -120,79 +133,85 @@ class Performance:
 
     @strawberry.field
     def total_return(self) -> float | None:
-        return finite(self.stream.total_return())
+        return self._figure("total_return", lambda: finite(self.stream.total_return()))
 
     @strawberry.field(description="(1 + total) ^ (P / n) - 1.")
     def cagr(self) -> float | None:
-        return finite(self.stream.cagr())
+        return self._figure("cagr", lambda: finite(self.stream.cagr()))
 
     @strawberry.field(description="Sample std (ddof 1) x sqrt(P).")
     def volatility(self) -> float | None:
-        return finite(self.stream.volatility())
+        return self._figure("volatility", lambda: finite(self.stream.volatility()))
 
     @strawberry.field(description="Mean excess return / sample std x sqrt(P).")
     def sharpe(self) -> float | None:
-        return finite(self.stream.sharpe())
+        return self._figure("sharpe", lambda: finite(self.stream.sharpe()))
 
     @strawberry.field(description="Downside deviation over all observations; MAR = risk-free.")
     def sortino(self) -> float | None:
-        return finite(self.stream.sortino())
+        return self._figure("sortino", lambda: finite(self.stream.sortino()))
 
     @strawberry.field(description="CAGR / max drawdown.")
     def calmar(self) -> float | None:
-        return finite(self.stream.calmar())
+        return self._figure("calmar", lambda: finite(self.stream.calmar()))
 
     @strawberry.field(description="Gains over losses around the per-period risk-free rate.")
     def omega(self) -> float | None:
-        return finite(self.stream.omega())
+        return self._figure("omega", lambda: finite(self.stream.omega()))
 
     @strawberry.field(description="Positive fraction, from the starting capital.")
     def max_drawdown(self) -> float | None:
-        return finite(self.stream.max_drawdown())
+        return self._figure("max_drawdown", lambda: finite(self.stream.max_drawdown()))
 
     @strawberry.field(description="Longest time under water, in periods.")
     def max_drawdown_duration(self) -> int:
-        return self.stream.max_drawdown_duration()
+        return int(self._figure("max_drawdown_duration", self.stream.max_drawdown_duration))
 
     @strawberry.field(description="Bias-adjusted sample skewness.")
     def skew(self) -> float | None:
-        return finite(self.stream.skew())
+        return self._figure("skew", lambda: finite(self.stream.skew()))
 
     @strawberry.field(description="Bias-adjusted excess kurtosis.")
     def kurtosis(self) -> float | None:
-        return finite(self.stream.kurtosis())
+        return self._figure("kurtosis", lambda: finite(self.stream.kurtosis()))
 
     @strawberry.field(description="|95th percentile| / |5th percentile|.")
     def tail_ratio(self) -> float | None:
-        return finite(self.stream.tail_ratio())
+        return self._figure("tail_ratio", lambda: finite(self.stream.tail_ratio()))
 
     @strawberry.field
     def best_period(self) -> float | None:
-        return finite(self.stream.best())
+        return self._figure("best", lambda: finite(self.stream.best()))
 
     @strawberry.field
     def worst_period(self) -> float | None:
-        return finite(self.stream.worst())
+        return self._figure("worst", lambda: finite(self.stream.worst()))
 
     @strawberry.field(description="Positive periods among the non-zero ones.")
     def win_rate(self) -> float | None:
-        return finite(self.stream.win_rate())
+        return self._figure("win_rate", lambda: finite(self.stream.win_rate()))
 
     @strawberry.field
     def ulcer_index(self) -> float | None:
-        return finite(self.stream.ulcer_index())
+        return self._figure("ulcer_index", lambda: finite(self.stream.ulcer_index()))
 
     @strawberry.field(description="Positive loss fraction at a confidence level.")
     def value_at_risk(
         self, level: Level = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
     ) -> float | None:
-        return finite(self.stream.value_at_risk(level, method))
+        return self._figure(
+            ("value_at_risk", level, method),
+            lambda: finite(self.stream.value_at_risk(level, method)),
+        )
 
     @strawberry.field(description="Mean loss beyond the VaR, positive fraction.")
     def expected_shortfall(
         self, level: Level = DEFAULT_LEVEL, method: VarMethod = VarMethod.HISTORICAL
     ) -> float | None:
-        return finite(self.stream.expected_shortfall(level, method))
+        return self._figure(
+            ("expected_shortfall", level, method),
+            lambda: finite(self.stream.expected_shortfall(level, method)),
+        )
 
     @strawberry.field(description="The deepest drawdowns, deepest first.")
     def drawdowns(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -11,9 +12,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.orm.session import Session as SyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
@@ -99,8 +102,39 @@ def is_connection_loss(error: BaseException) -> bool:
     return False
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+def create_session_factory(
+    engine: AsyncEngine, *, on_commit: Callable[[Session], None] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on `engine`; `on_commit` is called with each one's (sync) session after each
+    of its transactions commits, and what a rolled-back transaction noted is forgotten."""
+    if on_commit is None:
+        return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    # A session class of this factory's own: the hooks reach its sessions only.
+    hooked = type("HookedSession", (SyncSession,), {})
+    event.listen(hooked, "before_flush", _note_flushed)
+    event.listen(hooked, "after_commit", on_commit)
+    event.listen(hooked, "after_rollback", lambda session: session.info.clear())
+    return async_sessionmaker(
+        engine, class_=AsyncSession, sync_session_class=hooked, expire_on_commit=False
+    )
+
+
+FLUSHED_TABLES = "coinql.flushed_tables"
+
+
+def _note_flushed(session: Session, _context: Any, _instances: Any) -> None:
+    tables: set[str] = session.info.setdefault(FLUSHED_TABLES, set())
+    for row in (*session.new, *session.dirty, *session.deleted):
+        name = getattr(type(row), "__tablename__", None)
+        if isinstance(name, str):
+            tables.add(name)
+
+
+def flushed_tables(session: Session) -> set[str]:
+    """The tables a transaction added, changed or deleted rows of through the session (a
+    hooked factory's), forgotten once asked (after it ended)."""
+    found: set[str] = session.info.pop(FLUSHED_TABLES, set())
+    return found
 
 
 async def ping(engine: AsyncEngine) -> None:

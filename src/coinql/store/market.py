@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import BigInteger, Column, Float, UniqueConstraint, func
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -132,6 +133,74 @@ async def get_assets(session: AsyncSession, *, symbols: Sequence[str]) -> dict[s
     return {asset.symbol: asset for asset in result.all()}
 
 
+MAX_SNAPSHOT_ASSETS = 10_000
+_SORT_KEYS = {
+    AssetOrder.MARKET_CAP_DESC: lambda asset: asset.market_cap,
+    AssetOrder.VOLUME_DESC: lambda asset: asset.quote_volume_24h,
+    AssetOrder.CHANGE_24H_DESC: lambda asset: asset.change_24h,
+}
+
+
+@dataclass(frozen=True)
+class AssetSnapshot:
+    """Every asset and market as read at once, for reads that need no statement: pages and
+    counts without a text search, lookups by symbol, primary markets and ranks. The rows are
+    shared by every reader: never change them."""
+
+    by_symbol: dict[str, Asset]
+    markets: dict[int, list[Market]]
+    ranks: dict[int, int]
+
+    @staticmethod
+    def serves(where: AssetFilter) -> bool:
+        """Whether a page or count with this filter can come from the snapshot (a text search
+        is LIKE's to answer)."""
+        return not where.search
+
+    def _matching(self, where: AssetFilter) -> list[Asset]:
+        symbols = None if where.symbols is None else {s.upper() for s in where.symbols}
+        return [
+            asset
+            for asset in self.by_symbol.values()
+            if (symbols is None or asset.symbol in symbols)
+            and (where.stablecoin is None or asset.stablecoin == where.stablecoin)
+            and (where.data_source is None or asset.data_source == where.data_source)
+        ]
+
+    def page(
+        self, *, order: AssetOrder, where: AssetFilter, offset: int, limit: int
+    ) -> list[Asset]:
+        """What `list_assets` answers (descending values first, nulls last, then by symbol)."""
+        found = sorted(self._matching(where), key=lambda asset: asset.symbol)
+        key = _SORT_KEYS.get(order)
+        if key is not None:
+            known = [asset for asset in found if key(asset) is not None]
+            unknown = [asset for asset in found if key(asset) is None]
+            known.sort(key=key, reverse=True)  # stable: ties keep the symbol order
+            found = known + unknown
+        return found[offset : offset + limit]
+
+    def count(self, *, where: AssetFilter) -> int:
+        return len(self._matching(where))
+
+
+async def asset_snapshot(session: AsyncSession) -> AssetSnapshot | None:
+    """Every asset and market, or None when there are too many to keep."""
+    assets = list((await session.exec(select(Asset).limit(MAX_SNAPSHOT_ASSETS + 1))).all())
+    if len(assets) > MAX_SNAPSHOT_ASSETS:
+        return None
+    markets: dict[int, list[Market]] = {asset.id: [] for asset in assets if asset.id is not None}
+    for market in (await session.exec(select(Market).order_by(col(Market.id)))).all():
+        markets.setdefault(market.asset_id, []).append(market)
+    capped = sorted(
+        (asset for asset in assets if asset.market_cap is not None and asset.id is not None),
+        key=lambda asset: asset.symbol,
+    )
+    capped.sort(key=lambda asset: asset.market_cap or 0.0, reverse=True)
+    ranks = {asset.id: rank for rank, asset in enumerate(capped, start=1) if asset.id}
+    return AssetSnapshot({asset.symbol: asset for asset in assets}, markets, ranks)
+
+
 async def has_assets(session: AsyncSession) -> bool:
     result = await session.exec(select(Asset.id).limit(1))
     return result.first() is not None
@@ -238,9 +307,25 @@ async def save_candles(
     assert asset.id is not None
     market = await get_or_add_market(session, asset_id=asset.id, exchange=exchange, pair=pair)
     assert market.id is not None
+    mark_written(session, market.id)
     added = await write_candles(session, market_id=market.id, interval=interval, candles=candles)
     await refresh_quote(session, asset=asset, market=market)
     return SavedCandles(asset, market, added)
+
+
+WRITTEN_MARKETS = "coinql.written_markets"
+
+
+def mark_written(session: AsyncSession, market_id: int) -> None:
+    """Note in the session that this transaction writes candles of the market: when it
+    commits, cached series of it are dropped (coinql.realtime.series_cache)."""
+    session.info.setdefault(WRITTEN_MARKETS, set()).add(market_id)
+
+
+def written_markets(session: Session) -> set[int]:
+    """The markets whose candles a transaction wrote, forgotten once asked (after it ended)."""
+    found: set[int] = session.info.pop(WRITTEN_MARKETS, set())
+    return found
 
 
 async def refresh_quote(session: AsyncSession, *, asset: Asset, market: Market) -> None:
@@ -264,8 +349,13 @@ async def refresh_quote(session: AsyncSession, *, asset: Asset, market: Market) 
 
 def primary_market(asset: Asset, markets: list[Market]) -> Market | None:
     """The market an asset's candles are read from: the one of its data source, else the first."""
+    return primary_market_of(asset.data_source, markets)
+
+
+def primary_market_of(data_source: str, markets: list[Market]) -> Market | None:
+    """Of an asset's markets, the one of its data source, else the first."""
     for market in markets:
-        if market.exchange == asset.data_source:
+        if market.exchange == data_source:
             return market
     return markets[0] if markets else None
 
