@@ -155,6 +155,45 @@ async def test_concurrent_register_batches_on_sqlite_answer_truthfully(
     assert not failed, failed
 
 
+async def test_sqlite_writers_of_one_process_take_turns_instead_of_timing_out(
+    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty transactions at once, each holding SQLite's write lock for 40 ms (800 ms in
+    all, under a 1 s busy timeout): SQLite's busy handler polls without order, so some of
+    them would poll past the timeout while the others take turns; queued in the process,
+    all twenty commit."""
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 1_000)
+    path = tmp_path / "writers.db"
+    shutil.copy(sqlite_template, path)
+    backend = Backend("sqlite", f"sqlite+aiosqlite:///{path}", None)
+    app = create_app(make_settings(backend, tmp_path))
+    async with app.router.lifespan_context(app):
+        services = app.state.services
+
+        async def write(index: int) -> str | None:
+            try:
+                async with services.transaction() as session:
+                    await auth_store.add_user(
+                        session,
+                        email=f"writer-{index}@example.com",
+                        password_hash="x",
+                        is_admin=False,
+                        now=services.now(),
+                    )
+                    await session.flush()  # the write lock is taken here
+                    await asyncio.sleep(0.04)
+            except Exception as error:
+                return f"{type(error).__name__}: {error}"
+            return None
+
+        failures = [found for found in await asyncio.gather(*map(write, range(20))) if found]
+        async with services.reader() as session:
+            users = await session.exec(select(func.count()).select_from(auth_store.User))
+            stored = users.one()
+    assert failures == []
+    assert stored == 20  # the template holds no user
+
+
 async def test_exchange_faults_back_off_show_the_stall_and_lose_no_candle(
     backend: Backend, tmp_path: Path
 ) -> None:
@@ -386,7 +425,7 @@ async def test_a_query_retried_once_then_unavailable_and_mutations_never_rerun(
         calls.append("write")
         raise lost_connection()
 
-    monkeypatch.setattr(auth_resolvers, "create_user", cut)
+    monkeypatch.setattr(auth_resolvers, "add_new_user", cut)
     register = await client.contract(
         "server", "Register", {"email": "ada@example.com", "password": "correct horse battery"}
     )

@@ -37,7 +37,11 @@ from tests.ws import SubscriptionError, take, ws_connect
 # Node types anyone may read: market data.
 PUBLIC_NODE_TYPES = frozenset({"Asset"})
 # Ids whose names do not say their type: "argument" or "field.argument" -> the type.
-ID_ALIASES = {"runId": "BacktestRun", "connectionId": "ExchangeConnection"}
+ID_ALIASES = {
+    "runId": "BacktestRun",
+    "connectionId": "ExchangeConnection",
+    "apiKeyId": "ApiKey",
+}
 MOMENT = "2020-06-01T00:00:00Z"  # inside the imported candles
 SCALAR_SAMPLES: dict[str, Any] = {
     "String": "BTC",
@@ -173,7 +177,8 @@ async def finished(client: GraphQLClient, token: str, job_id: str) -> str:
 async def owner_samples(client: GraphQLClient, admin: str) -> Owner:
     """A signs up and makes one of each thing a user owns, through the API, on real BTC
     candles: a portfolio with transactions and risk limits, a strategy, a backtest run (and
-    its job), a simulation, a sweep, a walk-forward run and a paper exchange connection."""
+    its job), a simulation, a sweep, a walk-forward run, a paper exchange connection
+    and an API key."""
     report = await upload(client, (COINS_DIR / "coin_Bitcoin.csv").read_bytes(), token=admin)
     assert report["__typename"] == "ImportReport", report
     email = "owner-a@example.com"
@@ -260,9 +265,13 @@ async def owner_samples(client: GraphQLClient, admin: str) -> Owner:
     connected = await client.contract("accounts", "AddExchangeConnection", token=token)
     connection = connected.ok()["addExchangeConnection"]
     assert connection["__typename"] == "ExchangeConnection", connection
+    created_key = (await client.contract("accounts", "CreateApiKey", token=token)).ok()
+    api_key = created_key["createApiKey"]
+    assert api_key["__typename"] == "CreatedApiKey", api_key
     ids = {
         "User": user,
         "ExchangeConnection": connection["id"],
+        "ApiKey": api_key["apiKey"]["id"],
         "Portfolio": portfolio,
         "Strategy": strategy,
         "Job": backtest_job,

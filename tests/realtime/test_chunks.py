@@ -312,13 +312,16 @@ def runner_of(sessions: async_sessionmaker[AsyncSession], name: str, hub: Heard)
     )
 
 
-async def claim_and_die(sessions: async_sessionmaker[AsyncSession]) -> job_store.Job:
-    """What a worker killed mid-chunk leaves: a chunk claimed, RUNNING, never heartbeating."""
+async def claim_and_die(
+    sessions: async_sessionmaker[AsyncSession], kind: JobKind = JobKind.CHUNK
+) -> job_store.Job:
+    """What a worker killed mid-job leaves: a job (a chunk) claimed, RUNNING, never
+    heartbeating."""
     async with sessions() as session, session.begin():
         claimed = await job_store.claim_next(
             session, runner="arq:killed:1", clock=utc_now, max_running_per_owner=2
         )
-    assert claimed is not None and claimed.kind == JobKind.CHUNK.value
+    assert claimed is not None and claimed.kind == kind.value
     return claimed
 
 
@@ -362,6 +365,18 @@ async def test_a_chunk_whose_worker_died_is_run_again_by_another(store: Any) -> 
     assert found.expected_shortfall_99 == expected.expected_shortfall_99
     values = [m["progress"] for channel, m in hub.messages if channel == channels.job(job_id)]
     assert values == sorted(values) and values[-1] == 1.0
+
+
+async def test_a_job_whose_worker_died_before_it_planned_chunks_is_failed(store: Any) -> None:
+    """No chunk to hand over: the sweeper fails the job itself, naming the silent runner."""
+    job_id, _ = await queue_simulation(store, simulation.SimulationConfig(paths=1_000))
+    dead = await claim_and_die(store, kind=JobKind.SIMULATION)
+    assert dead.id == job_id
+    later = utc_now() + timedelta(seconds=10)
+    assert await sweep_stale(store, stale_seconds=5, now=later, wake=no_wake) == 1
+    failed = await stored_job(store, job_id)
+    assert failed.status == "FAILED"
+    assert failed.error == "the worker stopped: no heartbeat for 5 s (runner arq:killed:1)"
 
 
 async def test_a_chunk_that_keeps_losing_its_worker_fails_the_job(store: Any) -> None:

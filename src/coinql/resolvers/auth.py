@@ -59,21 +59,35 @@ async def _issue(
 async def create_user(
     session: AsyncSession, *, email: str, password: str, is_admin: bool, now: datetime
 ) -> auth_store.User:
-    """Validate and add a user; `EmailTaken`, `InvalidInput` or `WeakPassword` otherwise.
-
-    The password is hashed before the email is looked up, so a taken email answers no sooner
-    than a new one (the time would tell who has an account). Hashing (argon2id, tens of
-    milliseconds of CPU) runs in a worker thread: on the event loop it would hold up every
-    other request, among them transactions that have taken SQLite's write lock and wait for
-    the loop to commit, until other writers' busy timeouts ran out.
-    """
+    """Validate and add a user; `EmailTaken`, `InvalidInput` or `WeakPassword` otherwise."""
     normalized = auth.normalize_email(email)
+    return await add_new_user(
+        session,
+        email=normalized,
+        password_hash=await hash_new_password(password),
+        is_admin=is_admin,
+        now=now,
+    )
+
+
+async def hash_new_password(password: str) -> str:
+    """A password that meets the policy, hashed (argon2id, tens of milliseconds of CPU) in a
+    worker thread: on the event loop it would hold up every other request. Hash before a
+    transaction, not in it: on SQLite the process's transactions take turns."""
     auth.check_password_policy(password)
-    password_hash = await asyncio.to_thread(auth.hash_password, password)
-    if await auth_store.get_user_by_email(session, email=normalized) is not None:
+    return await asyncio.to_thread(auth.hash_password, password)
+
+
+async def add_new_user(
+    session: AsyncSession, *, email: str, password_hash: str, is_admin: bool, now: datetime
+) -> auth_store.User:
+    """Add a user with a normalized email and a hashed password; `EmailTaken` if it has one.
+    The password was hashed before the email is looked up, so a taken email answers no
+    sooner than a new one (the time would tell who has an account)."""
+    if await auth_store.get_user_by_email(session, email=email) is not None:
         raise EmailTaken("an account with this email already exists")
     return await auth_store.add_user(
-        session, email=normalized, password_hash=password_hash, is_admin=is_admin, now=now
+        session, email=email, password_hash=password_hash, is_admin=is_admin, now=now
     )
 
 
@@ -84,9 +98,15 @@ async def register(context: Context, *, email: str, password: str) -> IssuedToke
     settings = services.settings
     limit = (f"register:address:{context.client_address()}", settings.registrations_per_address)
     await _reserve(context, [limit], reason="register_throttle", message="too many sign-ups")
+    normalized = auth.normalize_email(email)
+    password_hash = await hash_new_password(password)
     async with services.transaction() as session:
-        user = await create_user(
-            session, email=email, password=password, is_admin=False, now=services.now()
+        user = await add_new_user(
+            session,
+            email=normalized,
+            password_hash=password_hash,
+            is_admin=False,
+            now=services.now(),
         )
         await audit(context, session, user.id, "REGISTERED")
         return await _issue(services, session, user=user, family_id=uuid.uuid4())
@@ -114,23 +134,25 @@ async def login(context: Context, *, email: str, password: str) -> IssuedTokens:
     attempt = await _reserve(
         context, limits, reason="login_throttle", message="too many failed logins"
     )
-    async with services.transaction() as session:
+    async with context.reader() as session:
         user = await auth_store.get_user_by_email(session, email=normalized) if normalized else None
-        # Verify against a dummy hash for unknown emails so both failures take as long; in a
-        # worker thread, as hashing is (see create_user).
-        valid = await asyncio.to_thread(
-            auth.verify_password,
-            user.password_hash if user else auth.DUMMY_PASSWORD_HASH,
-            password,
-        )
+    # Verified against a dummy hash for unknown emails so both failures take as long; in a
+    # worker thread, and outside a transaction, as hashing is (see hash_new_password).
+    valid = await asyncio.to_thread(
+        auth.verify_password, user.password_hash if user else auth.DUMMY_PASSWORD_HASH, password
+    )
+    rehashed = None
+    if user is not None and valid and auth.password_needs_rehash(user.password_hash):
+        rehashed = await asyncio.to_thread(auth.hash_password, password)
+    async with services.transaction() as session:
         if user is None or not valid:
             # Recorded in this transaction, which commits: the refusal is raised after it.
             target = None if user is not None else normalized or None
             await audit(context, session, user.id if user else None, "LOGIN_FAILED", target=target)
             issued = None
         else:
-            if auth.password_needs_rehash(user.password_hash):
-                user.password_hash = await asyncio.to_thread(auth.hash_password, password)
+            if rehashed is not None:
+                await auth_store.set_password_hash(session, user_id=user.id, password_hash=rehashed)
             await audit(context, session, user.id, "LOGIN")
             issued = await _issue(services, session, user=user, family_id=uuid.uuid4())
     if issued is None:

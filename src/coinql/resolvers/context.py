@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,8 +43,11 @@ from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
 from coinql.store import accounts as account_store
 from coinql.store import auth as auth_store
+from coinql.store import db as store_db
 from coinql.store.db import is_connection_loss
 from coinql.store.throttle import MemoryThrottle, Throttle
+
+_HAS_TURN: ContextVar[bool] = ContextVar("coinql_has_write_turn", default=False)
 
 
 @dataclass
@@ -72,6 +76,14 @@ class Services:
     sockets_by_address: dict[tuple[str, str], int] = field(default_factory=dict)
     version: str = __version__
     background: dict[str, str] = field(default_factory=dict)
+    # SQLite takes one writer at a time, and its busy handler polls without order: with many
+    # of this process's transactions waiting, one can poll past its busy timeout while the
+    # others take turns. They queue here instead, in order (None on PostgreSQL).
+    writer: asyncio.Lock | None = None
+
+    def __post_init__(self) -> None:
+        if self.writer is None and self.engine.dialect.name == "sqlite":
+            self.writer = asyncio.Lock()
 
     def now(self) -> datetime:
         """The clock of the business's "now" (what the app hands the feed, risk and ingestion)."""
@@ -83,14 +95,35 @@ class Services:
 
         What a failure says is what is known: before COMMIT (the writes flushed first, so that
         a locked database or a constraint shows here) nothing was changed; a connection lost
-        during COMMIT may or may not have committed, and the error says so.
+        during COMMIT may or may not have committed, and the error says so. On SQLite the
+        process's transactions take turns (`writer`): keep slow work (hashing) outside.
         """
-        async with self.sessions() as session:
+        async with self._turn(), self.sessions() as session:
             with _faults_as_unavailable():
                 yield session
                 await session.flush()
             with _faults_as_unavailable(committing=True):
                 await session.commit()
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """This task's turn at writing (SQLite), waited for as long as SQLite's busy timeout;
+        a transaction inside another's (the same task) already has it."""
+        if self.writer is None or _HAS_TURN.get():
+            yield
+            return
+        try:
+            await asyncio.wait_for(self.writer.acquire(), store_db.SQLITE_BUSY_TIMEOUT_MS / 1000)
+        except TimeoutError:
+            raise Unavailable(
+                "the database is busy with other writes; nothing was changed, try again"
+            ) from None
+        token = _HAS_TURN.set(True)
+        try:
+            yield
+        finally:
+            _HAS_TURN.reset(token)
+            self.writer.release()
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
