@@ -240,6 +240,7 @@ def make_settings(backend: Backend, tmp_path: Path, **overrides: Any) -> Setting
         "encryption_key_file": tmp_path / "encryption-key",
         "source": "none",
         "log_level": "WARNING",
+        "account_sync_seconds": 0,  # on in the tests of scheduled sync
     }
     values.update(overrides)
     return Settings(**values)

@@ -26,6 +26,7 @@ from coinql.exchanges.coingecko import CoinGeckoMarketCaps, MarketCapProvider
 from coinql.health import live, metrics, ready
 from coinql.migrations import ensure_current
 from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
+from coinql.realtime.accounts import AccountSyncScheduler
 from coinql.realtime.backends import Backends
 from coinql.realtime.demo import demo_ticks, load_demo_if_empty
 from coinql.realtime.feed import ExchangeCandles, ExchangeTicks, FeedService, TickSource
@@ -103,6 +104,22 @@ def start_risk_monitor(services: Services) -> RiskMonitor:
     on_status("starting")
     monitor.start()
     return monitor
+
+
+def start_account_sync(services: Services) -> AccountSyncScheduler:
+    """Every exchange connection synced each COINQL_ACCOUNT_SYNC_SECONDS, by one process."""
+    on_status = reporter(services, "accountSync")
+    scheduler = AccountSyncScheduler(
+        syncer=services.accounts,
+        every_seconds=services.settings.account_sync_seconds,
+        leader=services.backends.leader("account-sync", engine=services.engine),
+        on_status=on_status,
+        on_sync=lambda outcome: services.metrics.account_syncs.labels(outcome).inc(),
+        clock=services.now,
+    )
+    on_status("starting")
+    scheduler.start()
+    return scheduler
 
 
 def start_ingestion(
@@ -213,6 +230,9 @@ def create_app(
             services = app.state.services
             monitor = start_risk_monitor(services)
             stack.push_async_callback(monitor.stop)
+            if settings.account_sync_seconds > 0:
+                account_sync = start_account_sync(services)
+                stack.push_async_callback(account_sync.stop)
             if settings.source == "demo":
                 await load_demo_if_empty(sessions, clock=services.now)
                 if settings.feed_enabled:

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from coinql.realtime.ingestion import stalled_seconds
 from coinql.resolvers.context import Services
+from coinql.store import accounts as account_store
 from coinql.store import ingestion as ingestion_store
 from coinql.store.db import ping
 
@@ -55,6 +56,34 @@ async def _ingestion_health(services: Services) -> dict[str, Any]:
     }
 
 
+async def _account_sync_health(services: Services) -> dict[str, Any]:
+    """Account sync is "degraded" (not down: the portfolios still serve) while a connection's
+    last sync failed; the counts say how many connections stand where ("unknown" while the
+    database cannot tell)."""
+
+    async def read() -> list[tuple[str, int, Any]]:
+        async with services.reader() as session:
+            return await account_store.sync_states(session)
+
+    try:
+        states = await asyncio.wait_for(read(), READINESS_TIMEOUT_SECONDS)
+    except Exception as error:
+        return {"status": "unknown", "error": f"{type(error).__name__}: {error}"[:300]}
+    failing = [failures for status, failures, _ in states if status == "ERROR"]
+    synced = [at for _, _, at in states if at is not None]
+    every = services.settings.account_sync_seconds
+    return {
+        "status": "degraded" if failing else "up",
+        "role": services.background.get("accountSync", "starting") if every else "off",
+        "everySeconds": every,
+        "connections": len(states),
+        "syncing": sum(1 for status, _, _ in states if status == "SYNCING"),
+        "failing": len(failing),
+        "mostFailuresInARow": max(failing, default=0),
+        "oldestSyncAt": min(synced).isoformat() if synced else None,
+    }
+
+
 async def live(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -71,10 +100,11 @@ async def ready(request: Request) -> Response:
     if services.backends.kind == "redis":
         components["redis"] = await _check(services.hub.ping)
     for name, state in services.background.items():
-        if name != "ingestion":
+        if name not in ("ingestion", "accountSync"):
             components[name] = {"status": state}
     if services.exchange is not None:
         components["ingestion"] = await _ingestion_health(services)
+    components["accountSync"] = await _account_sync_health(services)
     for name, component in components.items():
         services.metrics.component_up.labels(name).set(component["status"] == "up")
     healthy = all(component["status"] != "down" for component in components.values())

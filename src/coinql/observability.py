@@ -196,6 +196,12 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.account_syncs = Counter(
+            "coinql_account_syncs",
+            "Scheduled exchange account syncs, by outcome: synced, failed, busy (already syncing).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.ingestion_lag = Gauge(
             "coinql_ingestion_lag_seconds",
             "Seconds since each ingestion job last succeeded (set when /metrics is read).",

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     paper_fee_bps: Decimal = Decimal(10)
     paper_slippage_bps: Decimal = Decimal(5)
     max_api_keys_per_user: int = 20
+    # Every connection synced this often, by the leading process; 0 turns scheduled sync off.
+    account_sync_seconds: float = Field(default=300.0, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_format: LogFormat | None = None
     log_level: str = "INFO"

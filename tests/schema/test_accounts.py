@@ -16,6 +16,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from strawberry import relay
 
+from coinql.exchanges.ccxt import Backoff
 from tests.client import GraphQLClient
 from tests.conftest import make_user
 
@@ -54,11 +55,15 @@ class FakeExchange:
         self.balance = {"USDT": 1000.0}
         self.trades: list[dict[str, Any]] = []
         self.credentials: list[tuple[str, str]] = []
+        self.flaky: list[Exception] = []  # raised once each, before anything else
+        self.has: dict[str, bool] = {}
 
     def set_sandbox_mode(self, enabled: bool) -> None:
         pass
 
     async def fetch_balance(self, params: Any = None) -> dict[str, Any]:
+        if self.flaky:
+            raise self.flaky.pop(0)
         if self.error is not None:
             raise self.error
         return {
@@ -76,21 +81,62 @@ class FakeExchange:
         pass
 
 
+class Derivatives(FakeExchange):
+    """A futures account: ccxt's unified positions, one of them closed (no contracts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.has = {"fetchPositions": True}
+        self.positions: list[dict[str, Any]] | Exception = [
+            {
+                "symbol": "BTC/USDT:USDT",
+                "side": "short",
+                "contracts": 2.0,
+                "contractSize": 0.001,
+                "entryPrice": 61000.5,
+                "markPrice": 60000.0,
+                "notional": 120.0,
+                "unrealizedPnl": 2.001,
+                "leverage": 5,
+                "liquidationPrice": 70000.0,
+            },
+            {"symbol": "ETH/USDT:USDT", "side": "long", "contracts": 0.0},
+        ]
+
+    async def fetch_positions(self, symbols: Any = None, params: Any = None) -> Any:
+        if isinstance(self.positions, Exception):
+            raise self.positions
+        return self.positions
+
+
 class WithPermissions(FakeExchange):
     async def fetch_permissions(self) -> dict[str, bool]:
         return {"trade": True, "withdraw": True}
 
 
 @pytest.fixture
-def fake(app: Starlette) -> Iterable[FakeExchange]:
+def fake(app: Starlette, sleeps: Sleeps) -> Iterable[FakeExchange]:
     exchange = FakeExchange()
 
     def build(exchange_id: str, *, api_key: str, secret: str, passphrase: str | None) -> Any:
         exchange.credentials.append((api_key, secret))
         return exchange
 
-    app.state.services.account_clients = build
+    app.state.services.accounts.clients = build
+    app.state.services.accounts.backoff = Backoff(sleep=sleeps.append_async)
     yield exchange
+
+
+class Sleeps(list[float]):
+    """The backoff's waits, taken at once."""
+
+    async def append_async(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
 
 
 async def add(client: GraphQLClient, token: str, **fields: Any) -> dict[str, Any]:
@@ -203,7 +249,7 @@ async def test_a_key_that_can_withdraw_needs_allow_withdraw(
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
     exchange = WithPermissions()
-    app.state.services.account_clients = lambda *args, **kwargs: exchange
+    app.state.services.accounts.clients = lambda *args, **kwargs: exchange
     refused = await add(client, token)
     assert (refused["__typename"], refused["field"]) == ("InvalidInput", "allowWithdraw")
     assert (await client.contract("accounts", "Connections", token=token)).ok() == {
@@ -293,13 +339,14 @@ async def test_concurrent_syncs_book_once(
 
 
 async def test_a_failed_sync_marks_the_connection_and_says_why(
-    app: Starlette, client: GraphQLClient, fake: FakeExchange
+    app: Starlette, client: GraphQLClient, fake: FakeExchange, sleeps: Sleeps
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
     connection = await add(client, token)
     fake.error = ccxt.RateLimitExceeded("429")
     refused = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
     assert refused["syncExchangeAccount"]["reason"] == "RATE_LIMITED"
+    assert len(sleeps) == Backoff().max_attempts - 1  # retried first, as ingestion does
     listed = (await client.contract("accounts", "Connections", token=token)).ok()
     assert listed["exchangeConnections"][0]["status"] == "ERROR"
     assert "rate limiting" in listed["exchangeConnections"][0]["lastError"]
@@ -309,6 +356,113 @@ async def test_a_failed_sync_marks_the_connection_and_says_why(
     listed = (await client.contract("accounts", "Connections", token=token)).ok()
     assert listed["exchangeConnections"][0]["status"] == "ACTIVE"
     assert listed["exchangeConnections"][0]["lastError"] is None
+
+
+async def test_a_passing_rate_limit_is_waited_out_within_the_sync(
+    app: Starlette, client: GraphQLClient, fake: FakeExchange, sleeps: Sleeps
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    connection = await add(client, token)
+    fake.flaky = [ccxt.RateLimitExceeded("429"), ccxt.RequestTimeout("slow")]
+    synced = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
+    assert synced["syncExchangeAccount"]["__typename"] == "AccountSnapshot", synced
+    assert len(sleeps) == 2 and all(0 <= wait <= 2 for wait in sleeps)  # 1 s, then 2 s at most
+
+
+POSITIONS = """
+mutation($id: ID!) {
+  syncExchangeAccount(connectionId: $id) {
+    __typename
+    ... on AccountSnapshot {
+      balances { asset total }
+      positions { symbol side contracts contractSize entryPrice markPrice notional
+                  unrealizedPnl leverage liquidationPrice }
+    }
+    ... on Error { message }
+  }
+}
+"""
+
+
+async def test_a_derivatives_account_keeps_its_open_positions_in_the_snapshot(
+    app: Starlette, client: GraphQLClient
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    exchange = Derivatives()
+    app.state.services.accounts.clients = lambda *args, **kwargs: exchange
+    connection = await add(client, token)
+    synced = (await client.execute(POSITIONS, {"id": connection["id"]}, token=token)).ok()
+    assert synced["syncExchangeAccount"]["positions"] == [
+        {
+            "symbol": "BTC/USDT:USDT",
+            "side": "short",
+            "contracts": "2",
+            "contractSize": "0.001",
+            "entryPrice": "61000.5",
+            "markPrice": "60000",
+            "notional": "120",
+            "unrealizedPnl": "2.001",
+            "leverage": "5",
+            "liquidationPrice": "70000",
+        }
+    ]
+    async with app.state.services.reader() as session:
+        stored = await session.exec(text("SELECT positions FROM account_snapshots"))
+        (row,) = stored.all()
+    assert "BTC/USDT:USDT" in str(row[0]) and "ETH" not in str(row[0])
+    # A spot-only key on the same exchange: ccxt says NotSupported, so there are none to show.
+    exchange.positions = ccxt.NotSupported("fetchPositions() is not supported for spot")
+    spot = (await client.execute(POSITIONS, {"id": connection["id"]}, token=token)).ok()
+    assert spot["syncExchangeAccount"]["positions"] is None
+    # Any other failure fails the sync, as a balance failure does.
+    exchange.positions = ccxt.AuthenticationError("key expired")
+    refused = (await client.execute(POSITIONS, {"id": connection["id"]}, token=token)).ok()
+    assert refused["syncExchangeAccount"]["__typename"] == "ExchangeRefused"
+
+
+async def test_a_spot_account_has_no_positions(
+    app: Starlette, client: GraphQLClient, fake: FakeExchange
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    connection = await add(client, token)
+    synced = (await client.execute(POSITIONS, {"id": connection["id"]}, token=token)).ok()
+    assert synced["syncExchangeAccount"]["positions"] is None
+
+
+RENAME = """
+mutation($id: ID!, $label: String!) {
+  renameExchangeConnection(id: $id, label: $label) {
+    __typename
+    ... on ExchangeConnection { id label }
+    ... on InvalidInput { field message }
+    ... on Error { message }
+  }
+}
+"""
+
+
+async def test_a_connection_is_relabelled_by_its_owner_only(
+    app: Starlette, client: GraphQLClient, fake: FakeExchange
+) -> None:
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    other = await make_user(app, client, "bob@example.com", admin=False)
+    connection = await add(client, token)
+    renamed = (
+        await client.execute(RENAME, {"id": connection["id"], "label": " spot "}, token=token)
+    ).ok()
+    assert renamed["renameExchangeConnection"] == {
+        "__typename": "ExchangeConnection",
+        "id": connection["id"],
+        "label": "spot",
+    }
+    blank = (await client.execute(RENAME, {"id": connection["id"], "label": " "}, token=token)).ok()
+    assert blank["renameExchangeConnection"]["field"] == "label"
+    theirs = (
+        await client.execute(RENAME, {"id": connection["id"], "label": "mine"}, token=other)
+    ).ok()
+    assert theirs["renameExchangeConnection"]["__typename"] == "NotFound"
+    listed = (await client.contract("accounts", "Connections", token=token)).ok()
+    assert listed["exchangeConnections"][0]["label"] == "spot"
 
 
 AUDIT = """

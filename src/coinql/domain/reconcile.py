@@ -29,6 +29,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from coinql.domain.errors import InvalidInput
 from coinql.domain.ledger import Transaction, TransactionKind
@@ -37,6 +38,60 @@ ZERO = Decimal(0)
 DUST = Decimal("1e-10")
 UNEXPLAINED = "unexplained balance change"
 OPENING = "opening balance"
+
+
+@dataclass(frozen=True, slots=True)
+class DerivativePosition:
+    """An open futures or perpetual swap position, as an exchange reports it.
+
+    The fields are ccxt's unified position's, None where the exchange does not say. Kept in
+    account snapshots as is: the ledger books spot holdings only.
+    """
+
+    symbol: str
+    side: str  # "long" or "short"
+    contracts: Decimal
+    contract_size: Decimal | None
+    entry_price: Decimal | None
+    mark_price: Decimal | None
+    notional: Decimal | None
+    unrealized_pnl: Decimal | None
+    leverage: Decimal | None
+    liquidation_price: Decimal | None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the position with its amounts as decimal strings (for a JSON column)."""
+        return {
+            "symbol": self.symbol,
+            "side": self.side,
+            **{
+                name: None if getattr(self, name) is None else str(getattr(self, name))
+                for name in POSITION_AMOUNTS
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DerivativePosition:
+        """Return the position `to_json` gave."""
+        amounts = {
+            name: None if data.get(name) is None else Decimal(str(data[name]))
+            for name in POSITION_AMOUNTS
+        }
+        contracts = amounts.pop("contracts") or Decimal(0)
+        return cls(str(data["symbol"]), str(data["side"]), contracts, **amounts)
+
+
+# DerivativePosition's amounts, each under its ccxt name.
+POSITION_AMOUNTS = {
+    "contracts": "contracts",
+    "contract_size": "contractSize",
+    "entry_price": "entryPrice",
+    "mark_price": "markPrice",
+    "notional": "notional",
+    "unrealized_pnl": "unrealizedPnl",
+    "leverage": "leverage",
+    "liquidation_price": "liquidationPrice",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,13 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import ccxt
+import structlog
 
 from coinql.domain.errors import AccountFailure, ExchangeAccountError
-from coinql.domain.reconcile import ExchangeTrade, plain
+from coinql.domain.reconcile import POSITION_AMOUNTS, DerivativePosition, ExchangeTrade, plain
+from coinql.exchanges.ccxt import Backoff, retrying
+
+log = structlog.get_logger("coinql.accounts")
 
 T = TypeVar("T")
 TRADES_PAGE = 500
@@ -76,10 +80,26 @@ def classify(exchange: str, error: Exception) -> ExchangeAccountError:
     return ExchangeAccountError(exchange, AccountFailure.EXCHANGE, f"{exchange} failed ({name})")
 
 
-async def calling(exchange: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Await an exchange call, turning ccxt's exceptions into `ExchangeAccountError`."""
+async def calling(
+    exchange: str, call: Callable[[], Awaitable[T]], backoff: Backoff | None = None
+) -> T:
+    """Await an exchange call, turning ccxt's exceptions into `ExchangeAccountError`; with
+    `backoff`, rate limits, an unavailable exchange and network errors are retried first
+    (as ingestion does), each retry logged by the error's class only."""
+
+    def report(error: Exception, attempt: int, delay: float) -> None:
+        log.warning(
+            "exchange account retry",
+            exchange=exchange,
+            error=type(error).__name__,
+            attempt=attempt,
+            delay_s=round(delay, 2),
+        )
+
     try:
-        return await call()
+        if backoff is None:
+            return await call()
+        return await retrying(call, backoff, on_retry=report)
     except ccxt.BaseError as error:
         raise classify(exchange, error) from None
 
@@ -131,9 +151,11 @@ async def verify(client: AccountClient, *, sandbox: bool) -> Permissions:
     return Permissions(read=True, trade=reported.get("trade"), withdraw=reported.get("withdraw"))
 
 
-async def fetch_balances(client: AccountClient) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+async def fetch_balances(
+    client: AccountClient, backoff: Backoff | None = None
+) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
     """Return (free, used, total) per currency with a non-zero total, in decimals."""
-    raw = await calling(str(client.id), client.fetch_balance)
+    raw = await calling(str(client.id), client.fetch_balance, backoff)
     balances = {}
     for currency, total in (raw.get("total") or {}).items():
         if total:
@@ -143,7 +165,9 @@ async def fetch_balances(client: AccountClient) -> dict[str, tuple[Decimal, Deci
     return balances
 
 
-async def fetch_trades_since(client: AccountClient, *, since: int | None) -> list[ExchangeTrade]:
+async def fetch_trades_since(
+    client: AccountClient, *, since: int | None, backoff: Backoff | None = None
+) -> list[ExchangeTrade]:
     """Return the account's trades from `since` (epoch ms), paging, each trade id once.
 
     Pages follow the newest timestamp seen; a page that brings nothing new ends the walk, so
@@ -154,7 +178,7 @@ async def fetch_trades_since(client: AccountClient, *, since: int | None) -> lis
     cursor = since
     for _ in range(MAX_TRADE_PAGES):
         page = await calling(
-            exchange, partial(client.fetch_my_trades, since=cursor, limit=TRADES_PAGE)
+            exchange, partial(client.fetch_my_trades, since=cursor, limit=TRADES_PAGE), backoff
         )
         fresh = [raw for raw in page if str(raw["id"]) not in trades]
         for raw in fresh:
@@ -164,6 +188,36 @@ async def fetch_trades_since(client: AccountClient, *, since: int | None) -> lis
             break
         cursor = max(int(raw["timestamp"]) for raw in page)
     return sorted(trades.values(), key=lambda t: (t.time, t.id))
+
+
+async def fetch_positions(
+    client: AccountClient, backoff: Backoff | None = None
+) -> list[DerivativePosition] | None:
+    """Return a derivatives account's open positions (ccxt's `fetch_positions`); None for an
+    account that has none to report: the exchange has no `fetchPositions`, or says the call
+    is not supported for this account (a spot-only key)."""
+    has = getattr(client, "has", None) or {}
+    reader = getattr(client, "fetch_positions", None)
+    if not has.get("fetchPositions") or reader is None:
+        return None
+    try:
+        raw: list[dict[str, Any]] = await calling(str(client.id), reader, backoff)
+    except ExchangeAccountError as error:
+        if error.failure is AccountFailure.NO_SANDBOX:  # ccxt.NotSupported
+            return None
+        raise
+    positions = [to_position(found) for found in raw]
+    return [position for position in positions if position.contracts]
+
+
+def to_position(raw: dict[str, Any]) -> DerivativePosition:
+    """Return a ccxt unified position as a `DerivativePosition`."""
+    amounts = {name: _optional_decimal(raw.get(key)) for name, key in POSITION_AMOUNTS.items()}
+    contracts = abs(amounts.pop("contracts") or Decimal(0))
+    side = str(raw.get("side") or "").lower()
+    if side not in ("long", "short"):
+        raise ValueError(f"not a position side: {raw.get('side')!r}")
+    return DerivativePosition(symbol=str(raw["symbol"]), side=side, contracts=contracts, **amounts)
 
 
 def to_exchange_trade(raw: dict[str, Any]) -> ExchangeTrade:
@@ -182,6 +236,10 @@ def to_exchange_trade(raw: dict[str, Any]) -> ExchangeTrade:
         fee_currency=str(fee.get("currency") or quote),
         time=datetime.fromtimestamp(int(raw["timestamp"]) / 1000, tz=UTC),
     )
+
+
+def _optional_decimal(value: object) -> Decimal | None:
+    return None if value is None else _decimal(value)
 
 
 def _decimal(value: object) -> Decimal:

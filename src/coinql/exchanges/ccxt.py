@@ -69,6 +69,27 @@ class Backoff:
         return self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt))
 
 
+async def retrying(
+    call: Callable[[], Awaitable[T]],
+    backoff: Backoff,
+    *,
+    on_retry: Callable[[Exception, int, float], None],
+) -> T:
+    """Await `call`, again after a backoff delay while it raises a `RETRYABLE` error (rate
+    limits, an unavailable exchange, timeouts), up to `backoff.max_attempts` in all; each
+    retry is reported as (error, attempt, delay) first."""
+    for attempt in range(backoff.max_attempts):
+        try:
+            return await call()
+        except RETRYABLE as error:
+            if attempt + 1 >= backoff.max_attempts:
+                raise
+            delay = backoff.delay(attempt)
+            on_retry(error, attempt + 1, delay)
+            await backoff.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class ExchangeAdapter:
     def __init__(
         self,
@@ -93,23 +114,17 @@ class ExchangeAdapter:
         return f"{symbol.upper()}/{self.quote}"
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], *, what: str) -> T:
-        for attempt in range(self.backoff.max_attempts):
-            try:
-                return await call()
-            except RETRYABLE as error:
-                if attempt + 1 >= self.backoff.max_attempts:
-                    raise
-                delay = self.backoff.delay(attempt)
-                log.warning(
-                    "exchange retry",
-                    exchange=self.exchange_id,
-                    what=what,
-                    error=f"{type(error).__name__}: {error}",
-                    attempt=attempt + 1,
-                    delay_s=round(delay, 2),
-                )
-                await self.backoff.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        def report(error: Exception, attempt: int, delay: float) -> None:
+            log.warning(
+                "exchange retry",
+                exchange=self.exchange_id,
+                what=what,
+                error=f"{type(error).__name__}: {error}",
+                attempt=attempt,
+                delay_s=round(delay, 2),
+            )
+
+        return await retrying(call, self.backoff, on_retry=report)
 
     async def fetch_candles(
         self, symbol: str, interval: Interval, *, since: int, until: int | None = None

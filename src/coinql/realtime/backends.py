@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
 from coinql.realtime.leader import (
+    ACCOUNT_SYNC_LOCK_KEY,
     DatabaseLeader,
     Leader,
     LocalLeader,
@@ -28,7 +29,7 @@ from coinql.settings import Settings
 from coinql.store.jobs import JobStatus
 from coinql.store.throttle import FallbackThrottle, MemoryThrottle, RedisThrottle, Throttle
 
-Role = Literal["feed", "risk", "ingestion"]
+Role = Literal["feed", "risk", "ingestion", "account-sync"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +75,16 @@ class Backends:
     def leader(self, role: Role, *, engine: AsyncEngine) -> Leader:
         """Who runs `role` in the deployment.
 
-        Ingestion writes the shared database, so the database elects it (an advisory lock, or
-        a lock file beside SQLite), with or without Redis. The feed and the risk monitor
+        Ingestion and account sync write the shared database (and call exchanges), so the
+        database elects them (an advisory lock, or a lock file beside SQLite), with or without
+        Redis. The feed and the risk monitor
         broadcast: with Redis, one replica leads on a Redis lease and every replica hears it;
         without Redis a broadcast stays in its process, so each process leads its own.
         """
         if role == "ingestion":
             return DatabaseLeader(engine)
+        if role == "account-sync":
+            return DatabaseLeader(engine, key=ACCOUNT_SYNC_LOCK_KEY)
         if self.redis_url:
             return RedisLeader(self.redis_url, key=redis_key(role))
         return LocalLeader()

@@ -32,6 +32,7 @@ log = structlog.get_logger("coinql.leader")
 LEADER_TTL_MS = 6_000
 # An arbitrary constant: the PostgreSQL advisory lock id of the ingestion leader.
 INGESTION_LOCK_KEY = 0x636F696E716C  # "coinql"
+ACCOUNT_SYNC_LOCK_KEY = INGESTION_LOCK_KEY + 1
 
 
 class Leader(Protocol):

@@ -10,63 +10,28 @@ exchange client; nothing here logs or returns them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from decimal import Decimal
-from functools import cache, partial
+from dataclasses import dataclass
+from functools import partial
 
 import ccxt
-import structlog
 
-from coinql.domain import auth, ledger
+from coinql.domain import auth
 from coinql.domain.auth import ApiScope
-from coinql.domain.errors import (
-    Conflict,
-    ExchangeAccountError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-)
+from coinql.domain.errors import Forbidden, InvalidInput, NotFound
 from coinql.domain.ledger import CostBasis
 from coinql.domain.paper import PaperBook
-from coinql.domain.reconcile import ExchangeTrade, reconcile
-from coinql.exchanges.accounts import (
-    AccountClient,
-    fetch_balances,
-    fetch_trades_since,
-    verify,
-)
+from coinql.exchanges.accounts import AccountClient, verify
 from coinql.exchanges.paper import PaperExchange
-from coinql.resolvers.auth import require_user
+from coinql.realtime.accounts import PAPER, box_of, paper_book
+from coinql.realtime.accounts import Snapshot as Snapshot
+from coinql.resolvers.auth import audit, require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.owned import get_owned
-from coinql.settings import Settings
 from coinql.store import accounts as account_store
-from coinql.store import market as market_store
 from coinql.store import portfolio as portfolio_store
 from coinql.store.accounts import ExchangeConnection
-from coinql.store.portfolio import LedgerEntry, Portfolio
-from coinql.store.secrets import SecretBox
 
-log = structlog.get_logger("coinql.accounts")
-
-PAPER = "paper"
-CASH = ("USD", "USDT", "USDC")  # taken as equal, as the candles are
 MAX_LABEL = 100
-SYNC_OVERLAP = timedelta(hours=1)  # trades re-read before the last sync: ids make it safe
-SYNC_STALE = timedelta(minutes=10)  # a SYNCING mark older than this was a crashed sync
-MAX_PRICED_ASSETS = 10_000
-
-
-@cache
-def secret_box(keys: tuple[str, ...]) -> SecretBox:
-    """The box of the configured encryption keys (built once per key set)."""
-    return SecretBox(list(keys))
-
-
-def box_of(settings: Settings) -> SecretBox:
-    return secret_box(tuple(settings.resolved_encryption_keys()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,37 +43,6 @@ class NewConnection:
     passphrase: str | None
     sandbox: bool
     allow_withdraw: bool
-
-
-class Prices:
-    """A paper account's price source: the live price of each asset, else its stored one."""
-
-    def __init__(self, quotes: dict[str, tuple[Decimal, int]]) -> None:
-        self.quotes = quotes
-
-    def latest(self, base: str) -> tuple[Decimal, int] | None:
-        return self.quotes.get(base)
-
-    def bases(self) -> Iterable[str]:
-        return self.quotes
-
-
-async def market_prices(context: Context) -> Prices:
-    """Every asset's latest price, as the portfolio queries value them."""
-    async with context.services.reader() as session:
-        assets = await market_store.list_assets(
-            session,
-            order=market_store.AssetOrder.SYMBOL_ASC,
-            where=market_store.AssetFilter(),
-            offset=0,
-            limit=MAX_PRICED_ASSETS,
-        )
-    quotes = {}
-    for asset in map(context.services.prices.apply, assets):
-        if asset.last_price is not None and asset.last_price > 0:
-            moment = asset.last_price_at or 0
-            quotes[asset.symbol] = (Decimal(str(asset.last_price)), int(moment))
-    return Prices(quotes)
 
 
 def _checked(new: NewConnection) -> NewConnection:
@@ -133,25 +67,6 @@ def _checked(new: NewConnection) -> NewConnection:
     )
 
 
-def paper_book(settings: Settings) -> PaperBook:
-    book = PaperBook(
-        quote=settings.paper_quote,
-        fee_bps=settings.paper_fee_bps,
-        slippage_bps=settings.paper_slippage_bps,
-    )
-    book.deposit(settings.paper_quote, settings.paper_starting_balance)
-    return book
-
-
-def real_client(context: Context, connection: ExchangeConnection) -> AccountClient:
-    api_key, secret, passphrase = account_store.connection_credentials(
-        connection, box_of(context.services.settings)
-    )
-    return context.services.account_clients(
-        connection.exchange, api_key=api_key, secret=secret, passphrase=passphrase
-    )
-
-
 async def add_connection(context: Context, new: NewConnection) -> ExchangeConnection:
     """Verify the credentials with the exchange, then store the connection and its portfolio.
 
@@ -162,11 +77,12 @@ async def add_connection(context: Context, new: NewConnection) -> ExchangeConnec
     new = _checked(new)
     settings = context.services.settings
     book: PaperBook | None = None
+    syncer = context.services.accounts
     if new.exchange == PAPER:
         book = paper_book(settings)
-        client: AccountClient = PaperExchange(book, await market_prices(context))
+        client: AccountClient = PaperExchange(book, await syncer.market_prices())
     else:
-        client = context.services.account_clients(
+        client = syncer.clients(
             new.exchange, api_key=new.api_key, secret=new.secret, passphrase=new.passphrase
         )
     try:
@@ -208,13 +124,8 @@ async def add_connection(context: Context, new: NewConnection) -> ExchangeConnec
             await account_store.add_paper_book(
                 session, connection_id=connection.id, book=book.to_json()
             )
-        await account_store.record(
-            session,
-            user_id=user.id,
-            action="CONNECTION_ADDED",
-            target=f"{new.exchange}:{connection.id}",
-            address=context.client_address(),
-            now=now,
+        await audit(
+            context, session, user.id, "CONNECTION_ADDED", target=f"{new.exchange}:{connection.id}"
         )
     return connection
 
@@ -243,209 +154,39 @@ async def remove_connection(context: Context, *, connection_id: uuid.UUID) -> No
         if connection is None:
             raise NotFound(f"no exchange connection {connection_id}")
         await session.delete(connection)
-        await account_store.record(
+        await audit(
+            context,
             session,
-            user_id=user.id,
-            action="CONNECTION_REMOVED",
+            user.id,
+            "CONNECTION_REMOVED",
             target=f"{connection.exchange}:{connection.id}",
-            address=context.client_address(),
-            now=context.services.now(),
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Balance:
-    asset: str
-    free: Decimal
-    used: Decimal
-    total: Decimal
-    value_usd: Decimal | None
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    taken_at: datetime
-    balances: list[Balance]
-    portfolio: Portfolio
+async def rename_connection(
+    context: Context, *, connection_id: uuid.UUID, label: str
+) -> ExchangeConnection:
+    """Relabel one of the caller's connections (its portfolio keeps its own name)."""
+    user = await require_user(context)
+    label = label.strip()
+    if not 0 < len(label) <= MAX_LABEL:
+        raise InvalidInput("label", f"label must have 1 to {MAX_LABEL} characters")
+    async with context.services.transaction() as session:
+        connection = await account_store.rename_connection(
+            session, connection_id=connection_id, owner_id=user.id, label=label
+        )
+        if connection is None:
+            raise NotFound(f"no exchange connection {connection_id}")
+    return connection
 
 
 async def sync_connection(context: Context, *, connection_id: uuid.UUID) -> Snapshot:
-    """Read the account, book what changed into its portfolio and keep a snapshot.
-
-    One sync of a connection at a time: the SYNCING mark is taken in one statement, so a
-    second sync that arrives meanwhile is refused (`Conflict`) instead of booking twice.
-    """
-    user = await require_user(context)
+    """Sync one of the caller's connections now (`coinql.realtime.accounts.AccountSync`):
+    `Conflict` while another sync of it runs."""
     connection = await get_connection(context, connection_id=connection_id)
-    services = context.services
-    now = services.now()
-    async with services.transaction() as session:
-        claimed = await account_store.claim_sync(
-            session, connection_id=connection.id, now=now, stale_before=now - SYNC_STALE
-        )
-    if not claimed:
-        raise Conflict(f"a sync of exchange connection {connection_id} is already running")
-    try:
-        snapshot = await _sync(context, connection, user.id, now)
-    except ExchangeAccountError as error:
-        async with services.transaction() as session:
-            await account_store.end_sync(
-                session, connection_id=connection.id, now=now, error=error.message
-            )
-        raise
-    except BaseException:
-        async with services.transaction() as session:
-            await account_store.end_sync(
-                session, connection_id=connection.id, now=now, error="the sync failed"
-            )
-        raise
+    snapshot = await context.services.accounts.sync(connection, address=context.client_address())
+    context.loaders.entries.clear_all()  # later fields of this request see the bookings
     return snapshot
-
-
-async def _sync(
-    context: Context, connection: ExchangeConnection, owner: uuid.UUID, now: datetime
-) -> Snapshot:
-    services = context.services
-    prices = await market_prices(context)
-    paper = None
-    if connection.exchange == PAPER:
-        async with services.reader() as session:
-            paper = await account_store.load_paper_book(session, connection_id=connection.id)
-        if paper is None:
-            raise NotFound(f"exchange connection {connection.id} has no paper account")
-        client: AccountClient = PaperExchange(PaperBook.from_json(paper.book), prices)
-    else:
-        client = real_client(context, connection)
-    try:
-        if connection.sandbox:
-            client.set_sandbox_mode(True)
-        since = connection.last_sync_at - SYNC_OVERLAP if connection.last_sync_at else None
-        balances = await fetch_balances(client)
-        trades = await fetch_trades_since(
-            client, since=None if since is None else int(since.timestamp() * 1000)
-        )
-    finally:
-        await client.close()
-    async with services.transaction() as session:
-        portfolio = await portfolio_store.get_portfolio(
-            session, owner_id=owner, portfolio_id=connection.portfolio_id
-        )
-        if portfolio is None:
-            raise NotFound(f"the portfolio of exchange connection {connection.id} is gone")
-        previous = await account_store.latest_snapshot(session, connection_id=connection.id)
-        booked = await portfolio_store.exchange_trade_ids(session, portfolio_id=portfolio.id)
-        cash = portfolio.base_currency
-        held = in_cash(balances, cash)
-        result = reconcile(
-            trades=[_trade_in_cash(trade, cash) for trade in trades],
-            booked=booked,
-            previous=None
-            if previous is None
-            else {c: Decimal(v["total"]) for c, v in previous.balances.items()},
-            current={currency: total for currency, (_, _, total) in held.items()},
-            cash=cash,
-            prices={symbol: price for symbol, (price, _) in prices.quotes.items()},
-            now=now,
-        )
-        existing = (await portfolio_store.entries_of(session, portfolio_ids=[portfolio.id]))[
-            portfolio.id
-        ]
-        history = [entry.transaction() for entry in existing]
-        new = [booking.transaction for booking in result.bookings]
-        ledger.replay(
-            [*history, *new],
-            base_currency=cash,
-            method=CostBasis(portfolio.cost_basis),
-            first_new=len(history),
-        )
-        seq = await portfolio_store.next_seq(session, portfolio_id=portfolio.id)
-        await portfolio_store.add_entries(
-            session,
-            entries=[
-                LedgerEntry(
-                    portfolio_id=portfolio.id,
-                    seq=seq + index,
-                    kind=booking.transaction.kind.value,
-                    asset=booking.transaction.asset,
-                    quantity=booking.transaction.quantity,
-                    price=booking.transaction.price,
-                    fee=booking.transaction.fee,
-                    time=booking.transaction.time,
-                    note=booking.note,
-                    exchange_trade_id=booking.trade_id,
-                )
-                for index, booking in enumerate(result.bookings)
-            ],
-        )
-        await account_store.add_snapshot(
-            session,
-            connection_id=connection.id,
-            taken_at=now,
-            balances={
-                currency: {"free": str(free), "used": str(used), "total": str(total)}
-                for currency, (free, used, total) in held.items()
-            },
-        )
-        if paper is not None:
-            assert isinstance(client, PaperExchange)
-            if not await account_store.save_paper_book(
-                session, account=paper, book=client.book.to_json()
-            ):
-                raise Conflict("the paper account changed during the sync; sync again")
-        await account_store.end_sync(session, connection_id=connection.id, now=now, error=None)
-        await account_store.record(
-            session,
-            user_id=owner,
-            action="ACCOUNT_SYNCED",
-            target=f"{connection.exchange}:{connection.id}",
-            address=context.client_address(),
-            now=now,
-        )
-    context.loaders.entries.clear_all()
-    return Snapshot(
-        taken_at=now,
-        balances=[
-            Balance(
-                currency,
-                free,
-                used,
-                total,
-                _value(currency, total, cash, prices),
-            )
-            for currency, (free, used, total) in held.items()
-        ],
-        portfolio=portfolio,
-    )
-
-
-def in_cash(
-    balances: dict[str, tuple[Decimal, Decimal, Decimal]], cash: str
-) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
-    """The balances with every stablecoin the candles take as cash under the portfolio's."""
-    merged: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
-    for currency, amounts in sorted(balances.items()):
-        key = cash if currency in CASH else currency
-        before = merged.get(key, (Decimal(0), Decimal(0), Decimal(0)))
-        merged[key] = (
-            before[0] + amounts[0],
-            before[1] + amounts[1],
-            before[2] + amounts[2],
-        )
-    return merged
-
-
-def _value(currency: str, total: Decimal, cash: str, prices: Prices) -> Decimal | None:
-    if currency == cash:
-        return total
-    latest = prices.latest(currency)
-    return None if latest is None else total * latest[0]
-
-
-def _trade_in_cash(trade: ExchangeTrade, cash: str) -> ExchangeTrade:
-    """The trade with a stablecoin quote or fee read as the portfolio's cash."""
-    quote = cash if trade.quote in CASH else trade.quote
-    fee_currency = cash if trade.fee_currency in CASH else trade.fee_currency
-    return replace(trade, quote=quote, fee_currency=fee_currency)
 
 
 async def audit_log(
@@ -496,14 +237,7 @@ async def create_api_key(context: Context, *, name: str, scopes: list[ApiScope])
             scopes=sorted({scope.value for scope in scopes}),
             now=now,
         )
-        await account_store.record(
-            session,
-            user_id=user.id,
-            action="API_KEY_CREATED",
-            target=f"{prefix}:{name}",
-            address=context.client_address(),
-            now=now,
-        )
+        await audit(context, session, user.id, "API_KEY_CREATED", target=f"{prefix}:{name}")
     return CreatedKey(key, row)
 
 
@@ -522,12 +256,5 @@ async def revoke_api_key(context: Context, *, key_id: uuid.UUID) -> None:
             session, key_id=key_id, owner_id=user.id, now=now
         ):
             raise NotFound(f"no API key {key_id}")
-        await account_store.record(
-            session,
-            user_id=user.id,
-            action="API_KEY_REVOKED",
-            target=str(key_id),
-            address=context.client_address(),
-            now=now,
-        )
+        await audit(context, session, user.id, "API_KEY_REVOKED", target=str(key_id))
     await context.services.live_sessions.revoke(session_id=key_id)

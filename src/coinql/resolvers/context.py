@@ -27,9 +27,10 @@ from coinql.domain.auth import (
     read_access_token,
 )
 from coinql.domain.errors import InvalidToken, Unavailable
-from coinql.exchanges.accounts import AccountClients, create_account_client
+from coinql.exchanges.accounts import create_account_client
 from coinql.exchanges.ccxt import ExchangeAdapter
 from coinql.observability import Metrics
+from coinql.realtime.accounts import AccountSync
 from coinql.realtime.backends import Backends
 from coinql.realtime.clock import utc_now
 from coinql.realtime.fanout import FanOut
@@ -67,8 +68,6 @@ class Services:
     throttle: Throttle = field(default_factory=MemoryThrottle)
     series: SeriesCache = field(default_factory=lambda: SeriesCache(max_bytes=0))
     exchange: ExchangeAdapter | None = None
-    # Builds an exchange account's ccxt client from its credentials (tests give a fake).
-    account_clients: AccountClients = create_account_client
     feed: FeedService | None = None
     fanout: FanOut = field(default_factory=FanOut)
     subscriptions_by_user: dict[uuid.UUID, int] = field(default_factory=dict)
@@ -80,10 +79,20 @@ class Services:
     # of this process's transactions waiting, one can poll past its busy timeout while the
     # others take turns. They queue here instead, in order (None on PostgreSQL).
     writer: asyncio.Lock | None = None
+    # Account sync, for the mutation and the scheduler; its `clients` builds an exchange
+    # account's ccxt client from the credentials (tests give a fake).
+    accounts: AccountSync = field(init=False)
 
     def __post_init__(self) -> None:
         if self.writer is None and self.engine.dialect.name == "sqlite":
             self.writer = asyncio.Lock()
+        self.accounts = AccountSync(
+            sessions=self.sessions,
+            prices=self.prices,
+            settings=self.settings,
+            clients=create_account_client,
+            clock=lambda: self.now(),
+        )
 
     def now(self) -> datetime:
         """The clock of the business's "now" (what the app hands the feed, risk and ingestion)."""

@@ -24,7 +24,7 @@ from coinql.resolvers.context import Context
 from coinql.resolvers.market import candles_for
 from coinql.resolvers.owned import delete_owned, get_owned
 from coinql.store import portfolio as portfolio_store
-from coinql.store.portfolio import LedgerEntry, Portfolio
+from coinql.store.portfolio import Portfolio
 
 BASE_CURRENCIES = ("USD", "USDT", "USDC")  # candles are quoted in these, taken as equal
 MAX_BATCH = 10_000
@@ -159,32 +159,12 @@ async def add_transactions(
         if tx.asset in symbols and assets[symbols.index(tx.asset)] is None:
             raise InvalidInput(f"transactions[{index}].asset", f"unknown asset {tx.asset}")
     async with services.transaction() as session:
-        existing = (await portfolio_store.entries_of(session, portfolio_ids=[portfolio.id]))[
-            portfolio.id
-        ]
-        history = [entry.transaction() for entry in existing]
-        ledger.replay(
-            [*history, *batch],
-            base_currency=portfolio.base_currency,
-            method=CostBasis(portfolio.cost_basis),
-            first_new=len(history),
-        )
-        seq = await portfolio_store.next_seq(session, portfolio_id=portfolio.id)
-        await portfolio_store.add_entries(
+        await portfolio_store.append_to_ledger(
             session,
-            entries=[
-                LedgerEntry(
-                    portfolio_id=portfolio.id,
-                    seq=seq + index,
-                    kind=tx.kind.value,
-                    asset=tx.asset,
-                    quantity=tx.quantity,
-                    price=tx.price,
-                    fee=tx.fee,
-                    time=tx.time,
-                    note=item.note,
-                )
-                for index, (tx, item) in enumerate(zip(batch, inputs, strict=True))
+            portfolio=portfolio,
+            new=[
+                portfolio_store.NewEntry(tx, item.note)
+                for tx, item in zip(batch, inputs, strict=True)
             ],
         )
     # Later fields of this request must see the new transactions.

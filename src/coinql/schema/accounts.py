@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from coinql.domain.auth import ApiScope
 from coinql.domain.errors import ExchangeAccountError, NotFound
+from coinql.domain.reconcile import DerivativePosition
 from coinql.resolvers import accounts as account_resolvers
 from coinql.resolvers import auth as auth_resolvers
 from coinql.resolvers.context import Context
@@ -133,11 +134,60 @@ class AccountBalance:
     )
 
 
+@strawberry.type(description="An open futures or perpetual swap position on the exchange.")
+class AccountPosition:
+    symbol: str = strawberry.field(description='ccxt\'s market symbol: "BTC/USDT:USDT".')
+    side: str = strawberry.field(description='"long" or "short".')
+    contracts: Decimal
+    contract_size: Decimal | None
+    entry_price: Decimal | None
+    mark_price: Decimal | None
+    notional: Decimal | None
+    unrealized_pnl: Decimal | None
+    leverage: Decimal | None
+    liquidation_price: Decimal | None
+
+    @classmethod
+    def from_domain(cls, position: DerivativePosition) -> Self:
+        return cls(
+            symbol=position.symbol,
+            side=position.side,
+            contracts=position.contracts,
+            contract_size=position.contract_size,
+            entry_price=position.entry_price,
+            mark_price=position.mark_price,
+            notional=position.notional,
+            unrealized_pnl=position.unrealized_pnl,
+            leverage=position.leverage,
+            liquidation_price=position.liquidation_price,
+        )
+
+
 @strawberry.type(description="The account as one sync read it.")
 class AccountSnapshot:
     taken_at: datetime
     balances: list[AccountBalance]
+    positions: list[AccountPosition] | None = strawberry.field(
+        description="A derivatives account's open positions (kept in the snapshot, not booked"
+        " into the portfolio's ledger); null for an account without them."
+    )
     portfolio: Portfolio
+
+    @classmethod
+    def from_domain(cls, snapshot: account_resolvers.Snapshot) -> Self:
+        return cls(
+            taken_at=snapshot.taken_at,
+            balances=[
+                AccountBalance(
+                    asset=b.asset, free=b.free, used=b.used, total=b.total, value_usd=b.value_usd
+                )
+                for b in snapshot.balances
+            ],
+            positions=None
+            if snapshot.positions is None
+            else [AccountPosition.from_domain(position) for position in snapshot.positions],
+            portfolio=Portfolio.from_model(snapshot.portfolio),
+        )
 
 
 @strawberry.input
@@ -165,6 +215,11 @@ AddExchangeConnectionResult = Annotated[
 SyncAccountResult = Annotated[
     AccountSnapshot | ExchangeRefused | Conflict | InvalidInput | NotFoundError | NotAuthenticated,
     strawberry.union("SyncAccountResult"),
+]
+
+RenameConnectionResult = Annotated[
+    ExchangeConnection | InvalidInput | NotFoundError | NotAuthenticated,
+    strawberry.union("RenameConnectionResult"),
 ]
 
 
@@ -212,16 +267,19 @@ class AccountsMutation:
         snapshot = await account_resolvers.sync_connection(
             info.context, connection_id=decode_id(connection_id, "ExchangeConnection")
         )
-        return AccountSnapshot(
-            taken_at=snapshot.taken_at,
-            balances=[
-                AccountBalance(
-                    asset=b.asset, free=b.free, used=b.used, total=b.total, value_usd=b.value_usd
-                )
-                for b in snapshot.balances
-            ],
-            portfolio=Portfolio.from_model(snapshot.portfolio),
+        return AccountSnapshot.from_domain(snapshot)
+
+    @strawberry.mutation(
+        description="Relabel a connection (its portfolio keeps its name).",
+        permission_classes=[IsAuthenticated],
+    )
+    async def rename_exchange_connection(
+        self, info: Info[Context, None], id: strawberry.ID, label: str
+    ) -> RenameConnectionResult | None:
+        row = await account_resolvers.rename_connection(
+            info.context, connection_id=decode_id(id, "ExchangeConnection"), label=label
         )
+        return ExchangeConnection.from_model(row)
 
     @strawberry.mutation(
         description="Remove a connection and its secrets; its portfolio stays.",

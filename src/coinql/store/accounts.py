@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,6 +54,10 @@ class ExchangeConnection(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=300)
     failures: int = Field(default=0)
     sync_started_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime, nullable=True)
+    )
+    # When the last sync ended, well or not: the scheduler's backoff counts from it.
+    last_attempt_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime, nullable=True)
     )
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
@@ -379,7 +384,7 @@ async def end_sync(
     session: AsyncSession, *, connection_id: uuid.UUID, now: datetime, error: str | None
 ) -> None:
     """Release the SYNCING mark: ACTIVE after a sync that worked, ERROR with its reason."""
-    values: dict[str, Any] = {"sync_started_at": None}
+    values: dict[str, Any] = {"sync_started_at": None, "last_attempt_at": now}
     if error is None:
         values |= {"status": "ACTIVE", "last_sync_at": now, "last_error": None, "failures": 0}
     else:
@@ -393,6 +398,54 @@ async def end_sync(
         .where(col(ExchangeConnection.id) == connection_id)
         .values(**values)
     )
+
+
+async def connections_to_sync(
+    session: AsyncSession,
+    *,
+    due: Callable[[ExchangeConnection], bool],
+    stale_before: datetime,
+    limit: int,
+) -> list[ExchangeConnection]:
+    """Up to `limit` connections of every user that `due` says should sync now, the longest
+    waiting first (never tried, then by their last attempt); those SYNCING are left out,
+    unless their mark is older than `stale_before` (a sync that died)."""
+    result = await session.exec(
+        select(ExchangeConnection)
+        .where(
+            (col(ExchangeConnection.status) != "SYNCING")
+            | (col(ExchangeConnection.sync_started_at) < stale_before)
+        )
+        .order_by(
+            col(ExchangeConnection.last_attempt_at).is_not(None),
+            col(ExchangeConnection.last_attempt_at),
+            col(ExchangeConnection.id),
+        )
+    )
+    return [connection for connection in result.all() if due(connection)][:limit]
+
+
+async def sync_states(session: AsyncSession) -> list[tuple[str, int, datetime | None]]:
+    """Every connection's (status, failures, last sync), for /health/ready."""
+    result = await session.exec(
+        select(
+            ExchangeConnection.status,
+            ExchangeConnection.failures,
+            ExchangeConnection.last_sync_at,
+        )
+    )
+    return [(status, failures, synced) for status, failures, synced in result.all()]
+
+
+async def rename_connection(
+    session: AsyncSession, *, connection_id: uuid.UUID, owner_id: uuid.UUID, label: str
+) -> ExchangeConnection | None:
+    """Relabel an owner's connection; None if they have no such connection."""
+    connection = await get_connection(session, connection_id=connection_id, owner_id=owner_id)
+    if connection is not None:
+        connection.label = label
+        await session.flush()
+    return connection
 
 
 async def add_snapshot(

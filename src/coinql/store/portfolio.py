@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy import JSON, Column, UniqueConstraint, func
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.domain.ledger import Transaction, TransactionKind
+from coinql.domain.ledger import CostBasis, Transaction, TransactionKind, replay
 from coinql.store.db import DecimalType, UTCDateTime, insert, parent_key
 
 
@@ -166,6 +167,49 @@ async def next_seq(session: AsyncSession, *, portfolio_id: uuid.UUID) -> int:
 async def add_entries(session: AsyncSession, *, entries: Sequence[LedgerEntry]) -> None:
     session.add_all(entries)
     await session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """A transaction to append, with its note and (booked by a sync) its exchange trade id."""
+
+    transaction: Transaction
+    note: str | None = None
+    exchange_trade_id: str | None = None
+
+
+async def append_to_ledger(
+    session: AsyncSession, *, portfolio: Portfolio, new: Sequence[NewEntry]
+) -> None:
+    """Append `new` once the whole ledger replays with it; the `LedgerError` of the first new
+    transaction that breaks it otherwise (selling more than is held, ...)."""
+    existing = (await entries_of(session, portfolio_ids=[portfolio.id]))[portfolio.id]
+    history = [entry.transaction() for entry in existing]
+    replay(
+        [*history, *(entry.transaction for entry in new)],
+        base_currency=portfolio.base_currency,
+        method=CostBasis(portfolio.cost_basis),
+        first_new=len(history),
+    )
+    seq = await next_seq(session, portfolio_id=portfolio.id)
+    await add_entries(
+        session,
+        entries=[
+            LedgerEntry(
+                portfolio_id=portfolio.id,
+                seq=seq + index,
+                kind=entry.transaction.kind.value,
+                asset=entry.transaction.asset,
+                quantity=entry.transaction.quantity,
+                price=entry.transaction.price,
+                fee=entry.transaction.fee,
+                time=entry.transaction.time,
+                note=entry.note,
+                exchange_trade_id=entry.exchange_trade_id,
+            )
+            for index, entry in enumerate(new)
+        ],
+    )
 
 
 async def add_strategy(

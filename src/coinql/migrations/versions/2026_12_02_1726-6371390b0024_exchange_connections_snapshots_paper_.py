@@ -72,6 +72,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(length=300), nullable=True),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("sync_started_at", coinql.store.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_attempt_at", coinql.store.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", coinql.store.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["portfolio_id"], ["portfolios.id"], ondelete="CASCADE"),
