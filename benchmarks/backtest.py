@@ -285,11 +285,7 @@ async def cancel_figures(quick: bool) -> list[Figure]:
                         now=services.now(),
                     )
                 await services.jobs.enqueue(job.id)
-                while True:
-                    async with services.reader() as session:
-                        found = await job_store.get_job(session, job_id=job.id)
-                    if found is not None and found.stage == "simulating":
-                        break
+                while not services.jobs.busy_slots:  # its first chunk is computing
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(2.0)  # the pool process is up and well into the paths
                 async with services.transaction() as session:

@@ -23,8 +23,6 @@ from typing import Any
 
 import httpx
 
-from coinql.migrations import upgrade
-
 CONTRACT = Path(__file__).resolve().parents[1].parent / "shared/contract"
 PERIOD: dict[str, str] = {}  # the whole demo history: four years of daily candles
 TRANSACTIONS = [
@@ -152,16 +150,7 @@ async def alone(
 
 
 async def run(seconds: float, concurrency: int, workers: int, use_wrk: bool) -> None:
-    import orjson
-
-    from benchmarks.workers import (
-        WRK_MISSING,
-        own_redis,
-        service_rss_mb,
-        start_service,
-        stop_service,
-        wrk,
-    )
+    from benchmarks.workers import WRK_MISSING, loaded_service, own_redis, service_rss_mb, wrk
 
     if use_wrk and shutil.which("wrk") is None:
         print(f"{WRK_MISSING}; using this process's Python client instead")
@@ -170,31 +159,16 @@ async def run(seconds: float, concurrency: int, workers: int, use_wrk: bool) -> 
         redis_url = stack.enter_context(own_redis()) if workers > 1 else None
         if workers > 1 and redis_url is None:
             raise SystemExit("more than one worker needs Redis: `apt-get install redis-server`")
-        database_url = f"sqlite+aiosqlite:///{Path(directory) / 'load.db'}"
-        await asyncio.to_thread(upgrade, database_url)
-        process, url = await asyncio.to_thread(
-            start_service,
-            database_url,
-            workers=workers,
-            redis_url=redis_url,
-            COINQL_FEED_ENABLED="false",
-        )
-        try:
-            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-                token, portfolio_id = await prepare(http)
-            operations_mix = mix(portfolio_id)
+        async with loaded_service(Path(directory), workers=workers, redis_url=redis_url) as service:
+            url, token, operations_mix = service.url, service.token, service.operations
             medians = await alone(url, operations_mix, token)  # warms every operation up too
-            rss_before = service_rss_mb(process, workers)
+            rss_before = service_rss_mb(service.process, workers)
             if use_wrk:
-                bodies = [
-                    orjson.dumps({"query": query, "variables": variables})
-                    for _, query, variables in operations_mix
-                ]
                 await asyncio.to_thread(  # every worker warms up
-                    wrk, url, bodies, token, seconds=3.0, connections=concurrency
+                    wrk, url, service.bodies, token, seconds=3.0, connections=concurrency
                 )
                 measured = await asyncio.to_thread(
-                    wrk, url, bodies, token, seconds=seconds, connections=concurrency
+                    wrk, url, service.bodies, token, seconds=seconds, connections=concurrency
                 )
                 count, elapsed = measured.requests, measured.seconds
                 p50, p99, errors = measured.p50_ms, measured.p99_ms, measured.errors
@@ -210,9 +184,7 @@ async def run(seconds: float, concurrency: int, workers: int, use_wrk: bool) -> 
                 count, p50, p99 = len(latencies), quantiles[49] * 1000, quantiles[98] * 1000
                 errors, first_error = len(failures), failures[0] if failures else ""
                 generator = "httpx clients in the benchmark's process"
-            rss_after = service_rss_mb(process, workers)
-        finally:
-            stop_service(process)
+            rss_after = service_rss_mb(service.process, workers)
     rate = count / elapsed
     print(
         f"mixed read load, {concurrency} concurrent connections, {elapsed:.0f} s on loopback,"

@@ -26,6 +26,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -254,7 +255,8 @@ class Service:
     process: subprocess.Popen[bytes]
     url: str
     token: str
-    bodies: list[bytes]
+    operations: list[tuple[str, str, dict[str, Any]]]  # the mix: (name, query, variables)
+    bodies: list[bytes]  # the mix as request bodies
 
 
 @contextlib.asynccontextmanager
@@ -281,11 +283,12 @@ async def loaded_service(
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             token, portfolio_id = await prepare(http)
+        operations = mix(portfolio_id)
         bodies = [
             orjson.dumps({"query": query, "variables": variables})
-            for _, query, variables in mix(portfolio_id)
+            for _, query, variables in operations
         ]
-        yield Service(workers, process, url, token, bodies)
+        yield Service(workers, process, url, token, operations, bodies)
     finally:
         stop_service(process)
 

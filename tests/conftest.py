@@ -241,6 +241,7 @@ def make_settings(backend: Backend, tmp_path: Path, **overrides: Any) -> Setting
         "source": "none",
         "log_level": "WARNING",
         "account_sync_seconds": 0,  # on in the tests of scheduled sync
+        "bot_poll_seconds": 0,  # the tests of bots drive the runner
     }
     values.update(overrides)
     return Settings(**values)

@@ -41,6 +41,8 @@ ID_ALIASES = {
     "runId": "BacktestRun",
     "connectionId": "ExchangeConnection",
     "apiKeyId": "ApiKey",
+    "botId": "Bot",
+    "orderId": "Order",
 }
 MOMENT = "2020-06-01T00:00:00Z"  # inside the imported candles
 SCALAR_SAMPLES: dict[str, Any] = {
@@ -63,10 +65,13 @@ OVERRIDES: dict[str, Any] = {
     ),
     "backtestFile.file": ("btc.csv", COINS_DIR / "coin_Bitcoin.csv"),
     "benchmark.symbol": "BTC",  # a benchmark names one thing, though no argument is required
+    "PlaceOrderInput.type": "LIMIT",  # one that rests: far below the market
+    "PlaceOrderInput.quantity": "0.001",
+    "PlaceOrderInput.price": "100",
 }
 REFUSAL_TYPES = frozenset({"NotFound", "Forbidden"})
 REFUSAL_CODES = frozenset({"NotFound", "Forbidden", "NOT_FOUND", "FORBIDDEN"})
-DESTRUCTIVE = ("delete", "cancel", "remove")
+DESTRUCTIVE = ("delete", "cancel", "remove", "stop")
 WINDOW = {"start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
 SNAPSHOT_DEPTH = 3
 REFUSAL_SECONDS = 10.0  # for a subscription to be refused
@@ -177,8 +182,8 @@ async def finished(client: GraphQLClient, token: str, job_id: str) -> str:
 async def owner_samples(client: GraphQLClient, admin: str) -> Owner:
     """A signs up and makes one of each thing a user owns, through the API, on real BTC
     candles: a portfolio with transactions and risk limits, a strategy, a backtest run (and
-    its job), a simulation, a sweep, a walk-forward run, a paper exchange connection
-    and an API key."""
+    its job), a simulation, a sweep, a walk-forward run, a paper exchange connection,
+    an API key, a paper bot and a resting order of its."""
     report = await upload(client, (COINS_DIR / "coin_Bitcoin.csv").read_bytes(), token=admin)
     assert report["__typename"] == "ImportReport", report
     email = "owner-a@example.com"
@@ -268,8 +273,28 @@ async def owner_samples(client: GraphQLClient, admin: str) -> Owner:
     created_key = (await client.contract("accounts", "CreateApiKey", token=token)).ok()
     api_key = created_key["createApiKey"]
     assert api_key["__typename"] == "CreatedApiKey", api_key
+    bot = await ok(
+        client,
+        token,
+        'mutation($s: ID!) { createBot(input: {name: "A\'s bot", strategyId: $s, symbol: "BTC",'
+        ' interval: D1, capital: "1000"}) { __typename ... on Bot { id }'
+        " ... on Error { message } } }",
+        s=strategy,
+    )
+    assert bot["createBot"]["__typename"] == "Bot", bot
+    order = await ok(
+        client,
+        token,
+        "mutation($b: ID!) { placeOrder(input: {botId: $b, side: BUY, type: LIMIT,"
+        ' quantity: "0.001", price: "100"}) { __typename ... on Order { id } ... on Error'
+        " { message } } }",
+        b=bot["createBot"]["id"],
+    )
+    assert order["placeOrder"]["__typename"] == "Order", order
     ids = {
         "User": user,
+        "Bot": bot["createBot"]["id"],
+        "Order": order["placeOrder"]["id"],
         "ExchangeConnection": connection["id"],
         "ApiKey": api_key["apiKey"]["id"],
         "Portfolio": portfolio,

@@ -28,6 +28,7 @@ from coinql.migrations import ensure_current
 from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
 from coinql.realtime.accounts import AccountSyncScheduler
 from coinql.realtime.backends import Backends
+from coinql.realtime.bots import BotRunner
 from coinql.realtime.demo import demo_ticks, load_demo_if_empty
 from coinql.realtime.feed import ExchangeCandles, ExchangeTicks, FeedService, TickSource
 from coinql.realtime.ingestion import IngestionScheduler
@@ -120,6 +121,20 @@ def start_account_sync(services: Services) -> AccountSyncScheduler:
     on_status("starting")
     scheduler.start()
     return scheduler
+
+
+def start_bots(services: Services) -> BotRunner:
+    """Every running bot's signals traded each COINQL_BOT_POLL_SECONDS, by one process."""
+    on_status = reporter(services, "bots")
+    runner = BotRunner(
+        engine=services.bots,
+        poll_seconds=services.settings.bot_poll_seconds,
+        leader=services.backends.leader("bots", engine=services.engine),
+        on_status=on_status,
+    )
+    on_status("starting")
+    runner.start()
+    return runner
 
 
 def start_ingestion(
@@ -233,6 +248,9 @@ def create_app(
             if settings.account_sync_seconds > 0:
                 account_sync = start_account_sync(services)
                 stack.push_async_callback(account_sync.stop)
+            if settings.bot_poll_seconds > 0:
+                bots = start_bots(services)
+                stack.push_async_callback(bots.stop)
             if settings.source == "demo":
                 await load_demo_if_empty(sessions, clock=services.now)
                 if settings.feed_enabled:

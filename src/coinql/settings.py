@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     max_api_keys_per_user: int = 20
     # Every connection synced this often, by the leading process; 0 turns scheduled sync off.
     account_sync_seconds: float = Field(default=300.0, ge=0)
+    # Orders sent to real exchanges; off unless the operator turns it on.
+    live_trading: bool = False
+    # How often the leading process looks at its running bots; 0 turns the bot runner off.
+    bot_poll_seconds: float = Field(default=1.0, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_format: LogFormat | None = None
     log_level: str = "INFO"

@@ -4,6 +4,7 @@ process syncing at a time, and the state in /health/ready."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,11 @@ async def test_a_failing_connection_backs_off_and_shows_in_health(
 
 async def test_one_process_leads_the_sync(app: Starlette) -> None:
     services = app.state.services
+    for _ in range(100):  # the app's own scheduler takes the lead as it starts
+        if services.background.get("accountSync") == "leader":
+            break
+        await asyncio.sleep(0.05)
+    assert services.background.get("accountSync") == "leader"
     first = services.backends.leader("account-sync", engine=services.engine)
     second = services.backends.leader("account-sync", engine=services.engine)
     # The app's own scheduler leads already: neither of these may.

@@ -18,7 +18,7 @@ from strawberry import relay
 
 from coinql.exchanges.ccxt import Backoff
 from tests.client import GraphQLClient
-from tests.conftest import make_user
+from tests.conftest import COINS_DIR, make_user, upload
 
 API_KEY = "pk-live-0123456789abcdef"
 SECRET = "sk-0123456789abcdefghijklmnopqrstuv"
@@ -312,6 +312,76 @@ async def test_a_sync_books_trades_once_and_labels_what_they_do_not_explain(
         {"kind": "DEPOSIT", "asset": "USDT", "quantity": "500", "price": None},
         {"kind": "BUY", "asset": "BTC", "quantity": "0.01", "price": "20000"},
     ]
+
+
+BOOK = """
+query($id: ID!) {
+  portfolio(id: $id) {
+    baseCurrency value cash realizedPnl unrealizedPnl netDeposits feesPaid
+    positions { symbol quantity averageCost costBasis lastPrice marketValue unrealizedPnl
+                realizedPnl fees weight }
+    valueHistory { timestamps values }
+    performance { observations totalReturn cagr volatility sharpe sortino calmar maxDrawdown
+                  valueAtRisk expectedShortfall }
+  }
+}
+"""
+
+
+def at_ms(moment: str) -> int:
+    return int(datetime.fromisoformat(moment).timestamp() * 1000)
+
+
+async def test_a_synced_portfolio_answers_as_the_same_book_kept_by_hand(
+    app: Starlette, client: GraphQLClient, admin: str, fake: FakeExchange
+) -> None:
+    """On real BTC candles: an account that bought and sold, synced, has the positions, PnL,
+    value history and performance (risk included) of a portfolio its owner keeps by hand
+    with the transactions the sync booked."""
+    report = await upload(client, (COINS_DIR / "coin_Bitcoin.csv").read_bytes(), token=admin)
+    assert report["__typename"] == "ImportReport", report
+    token = await make_user(app, client, "ada@example.com", admin=False)
+    fake.trades = [
+        ccxt_trade(1, "buy", 0.5, 7200.0, at_ms("2020-01-02T00:00:00+00:00")),
+        ccxt_trade(2, "sell", 0.2, 9000.0, at_ms("2020-06-01T00:00:00+00:00")),
+    ]
+    fake.balance = {"USDT": 10_000 - 3600 - 1 + 1800 - 1, "BTC": 0.3}
+    connection = await add(client, token)
+    synced = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
+    portfolio = synced["syncExchangeAccount"]["portfolio"]["id"]
+    ledger = (
+        await client.execute(
+            "query($id: ID!) { portfolio(id: $id) { transactions"
+            " { kind asset quantity price fee time } } }",
+            {"id": portfolio},
+            token=token,
+        )
+    ).ok()["portfolio"]["transactions"]
+    assert [(t["kind"], t["asset"]) for t in ledger] == [
+        ("DEPOSIT", "USDT"),
+        ("BUY", "BTC"),
+        ("SELL", "BTC"),
+    ]
+    by_hand = (
+        await client.execute(
+            'mutation { createPortfolio(input: {name: "by hand", baseCurrency: "USDT"})'
+            " { ... on Portfolio { id } } }",
+            token=token,
+        )
+    ).ok()["createPortfolio"]["id"]
+    added = await client.contract(
+        "portfolio",
+        "AddTransactions",
+        {"portfolioId": by_hand, "transactions": ledger},
+        token=token,
+    )
+    assert added.ok()["addTransactions"]["__typename"] == "Portfolio", added.body
+    synced_book = (await client.execute(BOOK, {"id": portfolio}, token=token)).ok()
+    hand_book = (await client.execute(BOOK, {"id": by_hand}, token=token)).ok()
+    assert synced_book == hand_book
+    book = synced_book["portfolio"]
+    assert book["positions"][0]["quantity"] == "0.3" and book["realizedPnl"] != "0"
+    assert book["performance"]["observations"] > 300 and book["performance"]["sharpe"] is not None
 
 
 async def test_concurrent_syncs_book_once(

@@ -136,10 +136,7 @@ def open_trade(
     """
     n, fee = len(candles), config.fee
     price = fill_price(candles, start, side, config)
-    if config.sizing is Sizing.ALL_IN:
-        quantity = cash / (price * (1 + fee))
-    else:
-        quantity = _notional(cash, config, volatility, start - delay) / price
+    quantity = entry_quantity(cash, price, config, volatility, start - delay)
     signal_exit = next_bar(exits, start + 1)
     last = signal_exit if signal_exit is not None else n - 1
     reason = ExitReason.SIGNAL if signal_exit is not None else ExitReason.END
@@ -167,6 +164,38 @@ def open_trade(
         mfe=float(np.max(excursions)),
         exit_reason=reason,
     )
+
+
+def entry_quantity(
+    cash: float,
+    price: float,
+    config: BacktestConfig,
+    volatility: FloatArray | None,
+    signal_bar: int,
+) -> float:
+    """Return the units an entry at `price` buys (or sells short) by the config's `Sizing`.
+
+    Parameters
+    ----------
+    cash : float
+        The equity available to the trade.
+    price : float
+        The entry's fill price, slippage included.
+    config : BacktestConfig
+        ALL_IN spends `cash` with the entry fee; FIXED_FRACTION a `fraction` of it;
+        VOLATILITY_TARGET scales it by the target over the realised volatility.
+    volatility : ndarray of shape (n_bars,) or None
+        Required by VOLATILITY_TARGET.
+    signal_bar : int
+        The bar of the signal, where the volatility is read.
+
+    Returns
+    -------
+    float
+    """
+    if config.sizing is Sizing.ALL_IN:
+        return cash / (price * (1 + config.fee))
+    return _notional(cash, config, volatility, signal_bar) / price
 
 
 def _notional(

@@ -40,7 +40,7 @@ from coinql.exchanges.accounts import (
 from coinql.exchanges.ccxt import Backoff
 from coinql.exchanges.paper import PaperExchange
 from coinql.realtime.clock import Clock, utc_now
-from coinql.realtime.leader import Leader, LocalLeader, renewing
+from coinql.realtime.leader import Leader, LocalLeader, take_turns
 from coinql.realtime.prices import LatestPrices
 from coinql.realtime.tasks import cancel
 from coinql.settings import Settings
@@ -374,15 +374,13 @@ class AccountSyncScheduler:
         await self.leader.release()
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
-            if await self.leader.acquire():
-                self.on_status("leader")
-                async with renewing(self.leader):
-                    await self.run_once()
-                    await self._wait()
-            else:
-                self.on_status("standby")
-                await self._wait()
+        await take_turns(
+            self.leader,
+            work=self.run_once,
+            pause=self._wait,
+            on_status=self.on_status,
+            running=lambda: not self._stopping.is_set(),
+        )
 
     async def _wait(self) -> None:
         # Every tenth of the interval, so a connection backing off is not held a whole one.

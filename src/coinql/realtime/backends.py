@@ -19,6 +19,7 @@ from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
 from coinql.realtime.leader import (
     ACCOUNT_SYNC_LOCK_KEY,
+    BOTS_LOCK_KEY,
     DatabaseLeader,
     Leader,
     LocalLeader,
@@ -29,7 +30,7 @@ from coinql.settings import Settings
 from coinql.store.jobs import JobStatus
 from coinql.store.throttle import FallbackThrottle, MemoryThrottle, RedisThrottle, Throttle
 
-Role = Literal["feed", "risk", "ingestion", "account-sync"]
+Role = Literal["feed", "risk", "ingestion", "account-sync", "bots"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class Backends:
     def leader(self, role: Role, *, engine: AsyncEngine) -> Leader:
         """Who runs `role` in the deployment.
 
-        Ingestion and account sync write the shared database (and call exchanges), so the
+        Ingestion, account sync and bots write the shared database (and call exchanges), so the
         database elects them (an advisory lock, or a lock file beside SQLite), with or without
         Redis. The feed and the risk monitor
         broadcast: with Redis, one replica leads on a Redis lease and every replica hears it;
@@ -85,6 +86,8 @@ class Backends:
             return DatabaseLeader(engine)
         if role == "account-sync":
             return DatabaseLeader(engine, key=ACCOUNT_SYNC_LOCK_KEY)
+        if role == "bots":
+            return DatabaseLeader(engine, key=BOTS_LOCK_KEY)
         if self.redis_url:
             return RedisLeader(self.redis_url, key=redis_key(role))
         return LocalLeader()

@@ -33,3 +33,8 @@ def revocations() -> str:
 def series_written() -> str:
     """{origin, markets}: the candles of these markets changed (drop their cached series)"""
     return f"{PREFIX}.series-written"
+
+
+def bot(bot_id: object) -> str:
+    """{botId, timestamp, kind: order | fill | status | value, ...}: one bot's events"""
+    return f"{PREFIX}.bots.{bot_id}"

@@ -22,7 +22,7 @@ from coinql.domain.candles import Interval, find_gaps
 from coinql.exchanges.ccxt import ExchangeAdapter
 from coinql.exchanges.coingecko import MarketCapProvider
 from coinql.realtime.clock import Clock, utc_now
-from coinql.realtime.leader import Leader, LocalLeader, renewing
+from coinql.realtime.leader import Leader, LocalLeader, take_turns
 from coinql.realtime.tasks import cancel
 from coinql.store import candles as candle_store
 from coinql.store import ingestion as ingestion_store
@@ -166,15 +166,13 @@ class IngestionScheduler:
         await self.leader.release()
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
-            if await self.leader.acquire():
-                self.on_status("leader")
-                async with renewing(self.leader):  # a lease outlives the pass and the wait
-                    await self.run_once()
-                    await self._wait()
-            else:
-                self.on_status("standby")
-                await self._wait()
+        await take_turns(
+            self.leader,
+            work=self.run_once,
+            pause=self._wait,
+            on_status=self.on_status,
+            running=lambda: not self._stopping.is_set(),
+        )
 
     async def _wait(self) -> None:
         with contextlib.suppress(TimeoutError):

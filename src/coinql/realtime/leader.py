@@ -16,7 +16,7 @@ import contextlib
 import fcntl
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -33,6 +33,7 @@ LEADER_TTL_MS = 6_000
 # An arbitrary constant: the PostgreSQL advisory lock id of the ingestion leader.
 INGESTION_LOCK_KEY = 0x636F696E716C  # "coinql"
 ACCOUNT_SYNC_LOCK_KEY = INGESTION_LOCK_KEY + 1
+BOTS_LOCK_KEY = INGESTION_LOCK_KEY + 2
 
 
 class Leader(Protocol):
@@ -190,3 +191,24 @@ async def renewing(leader: Leader) -> AsyncIterator[None]:
         yield
     finally:
         await cancel(task)
+
+
+async def take_turns(
+    leader: Leader,
+    *,
+    work: Callable[[], Awaitable[object]],
+    pause: Callable[[], Awaitable[object]],
+    on_status: Callable[[str], None],
+    running: Callable[[], bool],
+) -> None:
+    """While `running()`: `work` then `pause` while this process leads (reported "leader"),
+    only `pause` while another does ("standby"), taking over once its leadership lapses."""
+    while running():
+        if await leader.acquire():
+            on_status("leader")
+            async with renewing(leader):  # a lease outlives the work and the pause
+                await work()
+                await pause()
+        else:
+            on_status("standby")
+            await pause()

@@ -32,6 +32,7 @@ from coinql.exchanges.ccxt import ExchangeAdapter
 from coinql.observability import Metrics
 from coinql.realtime.accounts import AccountSync
 from coinql.realtime.backends import Backends
+from coinql.realtime.bots import BotEngine
 from coinql.realtime.clock import utc_now
 from coinql.realtime.fanout import FanOut
 from coinql.realtime.feed import FeedService
@@ -82,6 +83,7 @@ class Services:
     # Account sync, for the mutation and the scheduler; its `clients` builds an exchange
     # account's ccxt client from the credentials (tests give a fake).
     accounts: AccountSync = field(init=False)
+    bots: BotEngine = field(init=False)  # the order path of every bot
 
     def __post_init__(self) -> None:
         if self.writer is None and self.engine.dialect.name == "sqlite":
@@ -92,6 +94,9 @@ class Services:
             settings=self.settings,
             clients=create_account_client,
             clock=lambda: self.now(),
+        )
+        self.bots = BotEngine(
+            sessions=self.sessions, hub=self.hub, prices=self.prices, clock=lambda: self.now()
         )
 
     def now(self) -> datetime:

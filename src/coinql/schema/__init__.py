@@ -24,7 +24,7 @@ from strawberry.types.graphql import OperationType
 
 from coinql.domain.errors import Unavailable
 from coinql.resolvers.context import Context
-from coinql.schema import accounts, backtest
+from coinql.schema import accounts, backtest, bots
 from coinql.schema.accounts import (
     AccountsMutation,
     AccountsQuery,
@@ -34,6 +34,7 @@ from coinql.schema.accounts import (
     ProfileQuery,
 )
 from coinql.schema.backtest import BacktestMutation, BacktestQuery
+from coinql.schema.bots import BotMutation, BotQuery
 from coinql.schema.bounds import CheckedSchema
 from coinql.schema.cost import QueryCostLimiter
 from coinql.schema.errors import exception_handlers
@@ -73,6 +74,7 @@ Query = merge_types(
         AccountsQuery,
         ProfileQuery,
         ApiKeyQuery,
+        BotQuery,
     ),
 )
 Mutation = merge_types(
@@ -87,6 +89,7 @@ Mutation = merge_types(
         AccountsMutation,
         ProfileMutation,
         ApiKeyMutation,
+        BotMutation,
     ),
 )
 
@@ -141,7 +144,9 @@ def build_schema(
             batching_config={"max_operations": limits.max_batch_operations},
             disable_field_suggestions=production,
         ),
-        exception_handlers=exception_handlers(backtest.ERROR_TYPES, accounts.ERROR_TYPES),
+        exception_handlers=exception_handlers(
+            bots.ERROR_TYPES, backtest.ERROR_TYPES, accounts.ERROR_TYPES
+        ),
     )
 
 

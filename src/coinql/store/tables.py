@@ -12,6 +12,7 @@ from coinql.store.accounts import (
     PaperAccount,
 )
 from coinql.store.auth import RefreshToken, User
+from coinql.store.bots import Bot, BotFillRow, BotOrder
 from coinql.store.candles import Candle
 from coinql.store.ingestion import IngestionState
 from coinql.store.jobs import Job
@@ -29,6 +30,9 @@ __all__ = [
     "Asset",
     "AuditEntry",
     "BacktestRun",
+    "Bot",
+    "BotFillRow",
+    "BotOrder",
     "Candle",
     "ExchangeConnection",
     "IngestionState",

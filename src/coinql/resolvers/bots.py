@@ -1,0 +1,334 @@
+"""Bots and their orders: create, start, pause, stop, manual orders, the emergency stop.
+
+A bot trades through `coinql.realtime.bots` (the order path and the runner); here the caller's
+rights are checked, inputs validated, and every change audited. PAPER bots trade on coinql's
+paper exchange at the feed's prices. LIVE bots are refused while the server runs without
+COINQL_LIVE_TRADING=true; the LIVE execution path through ccxt is not built yet, so a LIVE bot
+is refused with the server's switch on too, saying so.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import numpy as np
+
+from coinql.domain import backtest_config as bc
+from coinql.domain.bots import (
+    BotFill,
+    BotRisk,
+    BotSettings,
+    BotSide,
+    Divergence,
+    bot_config,
+    divergence,
+    warmup_bars,
+)
+from coinql.domain.candles import Interval
+from coinql.domain.errors import Forbidden, InvalidInput, NotFound
+from coinql.domain.ledger import CostBasis, Transaction, TransactionKind, replay
+from coinql.domain.orders import OrderKind
+from coinql.domain.strategies import StrategySpec
+from coinql.domain.valuation import Valuation, value
+from coinql.realtime.bots import (
+    QUOTE,
+    BotLifecycle,
+    Stopped,
+    closed_candles,
+    holdings,
+    new_paper_bot,
+)
+from coinql.resolvers.auth import audit, require_admin, require_user
+from coinql.resolvers.context import Context
+from coinql.store import bots as bot_store
+from coinql.store import market as market_store
+from coinql.store import portfolio as portfolio_store
+from coinql.store.bots import Bot, BotFillRow, BotOrder, BotStatus
+
+MAX_NAME = 100
+MAX_BPS = 1_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class NewBot:
+    name: str
+    strategy_id: uuid.UUID
+    symbol: str
+    interval: Interval
+    mode: str
+    capital: Decimal
+    fee_bps: float
+    slippage_bps: float
+    sizing: bc.Sizing
+    fraction: float
+    risk: BotRisk
+
+
+async def create_bot(context: Context, new: NewBot) -> Bot:
+    """A CREATED bot of the caller's saved signal strategy; refused with `InvalidInput`
+    naming the field, or `Forbidden` for LIVE without the server's switch."""
+    user = await require_user(context)
+    services = context.services
+    name = new.name.strip()
+    if not 0 < len(name) <= MAX_NAME:
+        raise InvalidInput("name", f"name must have 1 to {MAX_NAME} characters")
+    if new.mode == "LIVE":
+        if not services.settings.live_trading:
+            raise Forbidden("live trading is off: the server runs without COINQL_LIVE_TRADING=true")
+        raise InvalidInput(
+            "mode", "LIVE bots are not available yet: run the bot on PAPER meanwhile"
+        )
+    if not new.capital > 0:
+        raise InvalidInput("capital", "capital must be more than 0")
+    for field, bps in (("feeBps", new.fee_bps), ("slippageBps", new.slippage_bps)):
+        if not 0 <= bps <= MAX_BPS:
+            raise InvalidInput(field, f"{field} is between 0 and {MAX_BPS:g}")
+    if not 0 < new.fraction <= 1:
+        raise InvalidInput("fraction", "fraction is in (0, 1]")
+    symbol = new.symbol.strip().upper()
+    async with services.reader() as session:
+        strategy = await portfolio_store.get_strategy(
+            session, owner_id=user.id, strategy_id=new.strategy_id
+        )
+        asset = await market_store.get_asset(session, symbol=symbol)
+    if strategy is None:
+        raise NotFound(f"no strategy {new.strategy_id}")
+    if strategy.family != "signal":
+        raise InvalidInput("strategyId", "a bot runs a signal strategy (smaCross, ...)")
+    if asset is None:
+        raise InvalidInput("symbol", f"unknown asset {symbol}")
+    settings = BotSettings(
+        StrategySpec.from_json(strategy.spec),
+        bot_config(
+            bc.BacktestConfig(
+                initial_capital=float(new.capital),
+                fee_bps=new.fee_bps,
+                slippage_bps=new.slippage_bps,
+                sizing=new.sizing,
+                fraction=new.fraction,
+                periods_per_year=new.interval.periods_per_year,
+            )
+        ),
+        new.risk,
+    )
+    bot = new_paper_bot(
+        owner_id=user.id,
+        strategy_id=strategy.id,
+        name=name,
+        symbol=symbol,
+        interval=new.interval,
+        settings=settings,
+        now=services.now(),
+    )
+    async with services.transaction() as session:
+        await bot_store.add_bot(session, bot)
+        await audit(context, session, user.id, "BOT_CREATED", target=f"{bot.id}:{name}")
+    return bot
+
+
+async def get_bot(context: Context, *, bot_id: uuid.UUID) -> Bot:
+    user = await require_user(context)
+    async with context.services.reader() as session:
+        bot = await bot_store.get_bot(session, bot_id=bot_id, owner_id=user.id)
+    if bot is None:
+        raise NotFound(f"no bot {bot_id}")
+    return bot
+
+
+async def list_bots(context: Context, *, first: int, after: datetime | None) -> list[Bot]:
+    user = await require_user(context)
+    async with context.services.reader() as session:
+        return await bot_store.list_bots(session, owner_id=user.id, after=after, first=first)
+
+
+def lifecycle(context: Context) -> BotLifecycle:
+    return BotLifecycle(context.services.bots)
+
+
+async def start_bot(context: Context, *, bot_id: uuid.UUID) -> Bot:
+    bot = await get_bot(context, bot_id=bot_id)
+    started = await lifecycle(context).start(bot)
+    await _audit(context, bot, "BOT_STARTED")
+    return started
+
+
+async def pause_bot(context: Context, *, bot_id: uuid.UUID) -> Bot:
+    bot = await get_bot(context, bot_id=bot_id)
+    paused = await lifecycle(context).pause(bot, "paused by its owner")
+    await _audit(context, bot, "BOT_PAUSED")
+    return paused
+
+
+async def stop_bot(context: Context, *, bot_id: uuid.UUID, close_position: bool) -> Bot:
+    bot = await get_bot(context, bot_id=bot_id)
+    if bot.status == BotStatus.STOPPED.value:
+        return bot
+    await lifecycle(context).stop([bot], close_positions=close_position, reason="stopped")
+    await _audit(context, bot, "BOT_STOPPED")
+    return await lifecycle(context).reload(bot)
+
+
+async def emergency_stop(
+    context: Context, *, close_positions: bool, everyone: bool = False
+) -> Stopped:
+    """Stop every bot of the caller (of every user, for an admin's `everyone`), cancel their
+    open orders and, when asked, sell their positions."""
+    user = await (require_admin(context) if everyone else require_user(context))
+    active = (BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED, BotStatus.ERROR)
+    async with context.services.reader() as session:
+        bots = await bot_store.owners_bots(
+            session, owner_id=None if everyone else user.id, statuses=active
+        )
+    stopped = await lifecycle(context).stop(
+        bots, close_positions=close_positions, reason="emergency stop", everyone=everyone
+    )
+    async with context.services.transaction() as session:
+        await audit(
+            context,
+            session,
+            user.id,
+            "EMERGENCY_STOP",
+            target=f"{'all users' if everyone else 'own'}: {stopped.bots} bots,"
+            f" {stopped.orders_cancelled} orders, {stopped.positions_closed} positions",
+        )
+    return stopped
+
+
+async def place_order(
+    context: Context,
+    *,
+    bot_id: uuid.UUID,
+    side: BotSide,
+    kind: OrderKind,
+    quantity: Decimal,
+    price: Decimal | None,
+) -> BotOrder:
+    """A manual order on the bot's account, at the feed's live price; the bot's risk limits
+    hold. A MARKET order fills at the next price the feed sends."""
+    bot = await get_bot(context, bot_id=bot_id)
+    if bot.status == BotStatus.STOPPED.value:
+        raise InvalidInput("botId", f"bot {bot_id} is stopped")
+    engine = context.services.bots
+    order = await engine.place(
+        bot,
+        side=side,
+        kind=kind,
+        quantity=quantity,
+        price=price,
+        origin="MANUAL",
+        at=await engine.quote_now(bot.symbol),
+    )
+    await _audit(context, bot, "ORDER_PLACED", f"{order.id}:{side.value} {quantity} {bot.symbol}")
+    return order
+
+
+async def get_order(context: Context, *, order_id: uuid.UUID) -> BotOrder:
+    user = await require_user(context)
+    async with context.services.reader() as session:
+        order = await bot_store.get_order(session, order_id=order_id, owner_id=user.id)
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    return order
+
+
+async def cancel_order(context: Context, *, order_id: uuid.UUID) -> BotOrder:
+    order = await get_order(context, order_id=order_id)
+    bot = await get_bot(context, bot_id=order.bot_id)
+    cancelled = await context.services.bots.cancel(bot, order)
+    await _audit(context, bot, "ORDER_CANCELLED", str(order.id))
+    return cancelled
+
+
+async def _audit(context: Context, bot: Bot, action: str, target: str | None = None) -> None:
+    async with context.services.transaction() as session:
+        await audit(context, session, bot.owner_id, action, target=target or str(bot.id))
+
+
+async def orders_of(
+    context: Context, bot: Bot, *, first: int, before: datetime | None
+) -> list[BotOrder]:
+    async with context.services.reader() as session:
+        return await bot_store.orders_of(session, bot_id=bot.id, before=before, first=first)
+
+
+async def fills_of(context: Context, bot: Bot, *, first: int) -> list[BotFillRow]:
+    async with context.services.reader() as session:
+        return await bot_store.fills_of(session, bot_id=bot.id, first=first)
+
+
+async def book_of(context: Context, bot: Bot) -> Valuation:
+    """The bot's account as a ledger (its capital, then its fills) valued at the live price,
+    as portfolios are: cash, position, realized and unrealized PnL, fees."""
+    async with context.services.reader() as session:
+        fills = await bot_store.fills_of(session, bot_id=bot.id)
+    settings = BotSettings.from_json(bot.config)
+    transactions = [
+        Transaction(
+            kind=TransactionKind.DEPOSIT,
+            asset=QUOTE,
+            quantity=Decimal(repr(settings.config.initial_capital)),
+            time=bot.created_at,
+        ),
+        *(
+            Transaction(
+                kind=TransactionKind.BUY if fill.side == "BUY" else TransactionKind.SELL,
+                asset=bot.symbol,
+                quantity=fill.quantity,
+                price=fill.price,
+                fee=fill.fee,
+                time=fill.time,
+            )
+            for fill in fills
+        ),
+    ]
+    state = replay(transactions, base_currency=QUOTE, method=CostBasis.FIFO)
+    price = await _last_price(context, bot)
+    return value(state, {} if price is None else {bot.symbol: price})
+
+
+async def _last_price(context: Context, bot: Bot) -> Decimal | None:
+    live = context.services.prices.get(bot.symbol)
+    if live is not None:
+        return Decimal(repr(live.price))
+    asset = await context.loaders.assets.load(bot.symbol)
+    if asset is None or asset.last_price is None:
+        return None
+    return Decimal(repr(asset.last_price))
+
+
+async def divergence_of(context: Context, bot: Bot) -> Divergence | None:
+    """The bot against its strategy backtested over the candles it saw; None before it has
+    acted on a candle."""
+    if bot.first_live_ms is None or bot.last_bar_ms is None:
+        return None
+    async with context.services.reader() as session:
+        candles = await closed_candles(
+            session,
+            symbol=bot.symbol,
+            interval=Interval(bot.interval),
+            now=context.services.now(),
+        )
+        fills = await bot_store.fills_of(session, bot_id=bot.id)
+    settings = BotSettings.from_json(bot.config)
+    spec = settings.spec
+    first = int(np.searchsorted(candles.timestamps, bot.first_live_ms))
+    last = int(np.searchsorted(candles.timestamps, bot.last_bar_ms))
+    window = max(0, first - (warmup_bars(spec, settings.config) - 1))
+    seen = candles.select(np.arange(window, min(last + 1, len(candles))))
+    position, cash, book = holdings(bot)
+    close = Decimal(repr(float(seen.close[-1]))) if len(seen) else Decimal(0)
+    worth = cash + book.used(QUOTE) + position * close
+    return divergence(
+        spec,
+        seen,
+        settings.config,
+        first_live=first - window,
+        fills=[
+            BotFill(BotSide(fill.side), fill.price, fill.quantity, fill.fee, fill.time)
+            for fill in fills
+        ],
+        bot_return=float(worth) / settings.config.initial_capital - 1,
+    )

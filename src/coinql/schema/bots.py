@@ -1,0 +1,531 @@
+"""Bots, their orders and fills, and the emergency stop."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Self
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from coinql.domain.backtest_config import Sizing
+from coinql.domain.bots import BotRisk, BotSide, DifferenceKind, RiskRefused
+from coinql.domain.candles import Interval
+from coinql.domain.errors import UserError
+from coinql.domain.orders import (
+    AboveMaximum,
+    BelowMinimum,
+    InsufficientBalance,
+    InvalidPrice,
+    OrderKind,
+)
+from coinql.resolvers import bots as bot_resolvers
+from coinql.resolvers.context import Context
+from coinql.schema.bounds import PageSizeArgument
+from coinql.schema.errors import Conflict, Error, Forbidden, InvalidInput, NotAuthenticated
+from coinql.schema.errors import NotFound as NotFoundError
+from coinql.schema.nodes import (
+    Connection,
+    Edge,
+    OwnedNode,
+    PageInfo,
+    decode_cursor,
+    decode_id,
+    encode_cursor,
+)
+from coinql.schema.permissions import IsAuthenticated
+from coinql.schema.portfolio import Position
+from coinql.store import bots as bot_store
+
+strawberry.enum(BotSide, name="OrderSide", description="Which way an order goes.")
+strawberry.enum(OrderKind, name="OrderType", description="How an order is priced.")
+strawberry.enum(bot_store.BotStatus, description="CREATED -> RUNNING <-> PAUSED -> STOPPED; ERROR.")
+strawberry.enum(bot_store.BotMode, description="PAPER: coinql's paper exchange; LIVE: real.")
+strawberry.enum(bot_store.OrderStatus, description="Where an order stands.")
+strawberry.enum(DifferenceKind, description="Why a bot's trade differs from its backtest's.")
+ORDER_CURSOR = "order"
+BOT_CURSOR = "bot"
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _before(after: str | None, kind: str) -> datetime | None:
+    """The creation time a keyset cursor of `kind` points at: the page holds what is older."""
+    if after is None:
+        return None
+    return datetime.fromtimestamp(decode_cursor(after, kind) / 1_000_000, tz=UTC)
+
+
+def _keyset_page(
+    rows: list[Any], nodes: list[Any], *, first: int, after: str | None, kind: str
+) -> Any:
+    """A page of `nodes` (made of `rows[:first]`, newest first; `rows` holds one more when
+    there is a next page), each cursor its row's creation time."""
+    edges = [
+        Edge(node=node, cursor=encode_cursor(_micros(row.created_at), kind))
+        for row, node in zip(rows[:first], nodes, strict=True)
+    ]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo.of(
+            [edge.cursor for edge in edges],
+            offset=int(after is not None),
+            has_next_page=len(rows) > first,
+        ),
+    )
+
+
+@strawberry.type(description="An order the bot's risk limits refuse; nothing was sent.")
+class RiskLimitRefused(Error):
+    limit: str = strawberry.field(description="The setting: maxOrderValue, maxOpenOrders, ...")
+
+    @classmethod
+    def from_exception(cls, error: RiskRefused) -> Self:
+        return cls(message=error.message, limit=error.limit)
+
+
+@strawberry.type(
+    name="InsufficientBalance",
+    description="More than the bot's account holds free; nothing was sent.",
+)
+class InsufficientBalanceError(InvalidInput):
+    pass
+
+
+@strawberry.type(
+    name="BelowMinimum",
+    description="Under the market's minimum amount, price or value; nothing was sent.",
+)
+class BelowMinimumError(InvalidInput):
+    pass
+
+
+@strawberry.type(
+    name="AboveMaximum",
+    description="Over the market's maximum amount, price or value; nothing was sent.",
+)
+class AboveMaximumError(InvalidInput):
+    pass
+
+
+@strawberry.type(
+    name="InvalidPrice",
+    description="A price missing, present where it takes none, or not positive.",
+)
+class InvalidPriceError(InvalidInput):
+    pass
+
+
+ERROR_TYPES: list[tuple[type[UserError], Any]] = [
+    (RiskRefused, RiskLimitRefused),
+    (InsufficientBalance, InsufficientBalanceError),
+    (BelowMinimum, BelowMinimumError),
+    (AboveMaximum, AboveMaximumError),
+    (InvalidPrice, InvalidPriceError),
+]
+
+
+@strawberry.type(description="An order of a bot's; written before it was sent.")
+class Order(OwnedNode):
+    side: BotSide
+    type: OrderKind
+    status: bot_store.OrderStatus
+    origin: str = strawberry.field(description="SIGNAL, MANUAL, CLOSE or EMERGENCY.")
+    quantity: Decimal
+    price: Decimal | None = strawberry.field(description="The limit, or a stop's trigger.")
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    fee: Decimal
+    error: str | None = strawberry.field(description="Why the exchange refused it.")
+    created_at: datetime
+    sent_at: datetime | None
+    model: strawberry.Private[bot_store.BotOrder]
+
+    @classmethod
+    def from_model(cls, row: bot_store.BotOrder) -> Self:
+        return cls(
+            side=BotSide(row.side),
+            type=OrderKind(row.kind),
+            status=bot_store.OrderStatus(row.status),
+            origin=row.origin,
+            quantity=row.quantity,
+            price=row.price,
+            filled_quantity=row.filled_quantity,
+            average_price=row.average_price,
+            fee=row.fee,
+            error=row.error,
+            created_at=row.created_at,
+            sent_at=row.sent_at,
+            model=row,
+        )
+
+    @staticmethod
+    async def load_owned(context: Context, order_id: uuid.UUID) -> Any:
+        return await bot_resolvers.get_order(context, order_id=order_id)
+
+
+@strawberry.type
+class Fill:
+    id: strawberry.ID
+    order_id: strawberry.ID
+    side: BotSide
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    time: datetime
+
+
+@strawberry.type
+class TradeDifference:
+    index: int = strawberry.field(description="The round trip, 0 first.")
+    kind: DifferenceKind
+    detail: str
+
+
+@strawberry.type(
+    description="The bot against its strategy backtested over the candles it saw (fills at"
+    " the close, its fees and slippage), round trip by round trip."
+)
+class Divergence:
+    backtest_return: float | None
+    bot_return: float | None
+    trades_compared: int
+    differing_trades: int
+    differences: list[TradeDifference]
+
+
+@strawberry.type(description="A strategy trading one symbol on closed candles of the feed.")
+class Bot(OwnedNode):
+    name: str
+    mode: bot_store.BotMode
+    status: bot_store.BotStatus
+    reason: str | None = strawberry.field(description="Why it paused, stopped or failed.")
+    symbol: str
+    interval: Interval
+    created_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+    model: strawberry.Private[bot_store.Bot]
+
+    @classmethod
+    def from_model(cls, row: bot_store.Bot) -> Self:
+        return cls(
+            name=row.name,
+            mode=bot_store.BotMode(row.mode),
+            status=bot_store.BotStatus(row.status),
+            reason=row.reason,
+            symbol=row.symbol,
+            interval=Interval(row.interval),
+            created_at=row.created_at,
+            started_at=row.started_at,
+            stopped_at=row.stopped_at,
+            model=row,
+        )
+
+    @staticmethod
+    async def load_owned(context: Context, bot_id: uuid.UUID) -> Any:
+        return await bot_resolvers.get_bot(context, bot_id=bot_id)
+
+    async def _book(self, info: Info[Context, None]) -> Any:
+        key = f"bot-book:{self.model.id}"
+        found = info.context.cache.get(key)
+        if found is None:
+            found = info.context.cache[key] = await bot_resolvers.book_of(info.context, self.model)
+        return found
+
+    @strawberry.field(description="Cash plus the position at the last price.")
+    async def value(self, info: Info[Context, None]) -> Decimal:
+        return (await self._book(info)).value  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def cash(self, info: Info[Context, None]) -> Decimal:
+        return (await self._book(info)).cash  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def realized_pnl(self, info: Info[Context, None]) -> Decimal:
+        return (await self._book(info)).realized_pnl  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def unrealized_pnl(self, info: Info[Context, None]) -> Decimal:
+        return (await self._book(info)).unrealized_pnl  # type: ignore[no-any-return]
+
+    @strawberry.field
+    async def fees_paid(self, info: Info[Context, None]) -> Decimal:
+        return (await self._book(info)).fees_paid  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The open position; null when flat.")
+    async def position(self, info: Info[Context, None]) -> Position | None:
+        book = await self._book(info)
+        for held in book.positions:
+            if held.asset == self.symbol and held.quantity != 0:
+                return Position(
+                    symbol=held.asset,
+                    quantity=held.quantity,
+                    average_cost=held.average_cost,
+                    cost_basis=held.cost_basis,
+                    last_price=held.last_price,
+                    market_value=held.market_value,
+                    unrealized_pnl=held.unrealized_pnl,
+                    realized_pnl=held.realized_pnl,
+                    fees=held.fees,
+                    weight=book.weight(held),
+                )
+        return None
+
+    @strawberry.field(description="Its orders, newest first.")
+    async def orders(
+        self, info: Info[Context, None], first: PageSizeArgument = 20, after: str | None = None
+    ) -> Connection[Order]:
+        rows = await bot_resolvers.orders_of(
+            info.context, self.model, first=first + 1, before=_before(after, ORDER_CURSOR)
+        )
+        nodes = [Order.from_model(row) for row in rows[:first]]
+        page: Connection[Order] = _keyset_page(
+            rows, nodes, first=first, after=after, kind=ORDER_CURSOR
+        )
+        return page
+
+    @strawberry.field(description="Its newest fills, oldest first.")
+    async def fills(self, info: Info[Context, None], first: PageSizeArgument = 20) -> list[Fill]:
+        rows = await bot_resolvers.fills_of(info.context, self.model, first=first)
+        return [
+            Fill(
+                id=strawberry.ID(str(row.id)),
+                order_id=strawberry.ID(str(relay.GlobalID("Order", str(row.order_id)))),
+                side=BotSide(row.side),
+                price=row.price,
+                quantity=row.quantity,
+                fee=row.fee,
+                time=row.time,
+            )
+            for row in rows
+        ]
+
+    @strawberry.field(description="Null until it has acted on a candle.")
+    async def divergence(self, info: Info[Context, None]) -> Divergence | None:
+        found = await bot_resolvers.divergence_of(info.context, self.model)
+        if found is None:
+            return None
+        return Divergence(
+            backtest_return=found.backtest_return,
+            bot_return=found.bot_return,
+            trades_compared=found.trades_compared,
+            differing_trades=found.differing_trades,
+            differences=[
+                TradeDifference(index=d.index, kind=d.kind, detail=d.detail)
+                for d in found.differences
+            ],
+        )
+
+
+@strawberry.input
+class BotRiskInput:
+    max_order_value: Decimal | None = None
+    max_position_fraction: Decimal | None = strawberry.field(
+        default=None, description="In (0, 1]: the position's largest share of the bot's value."
+    )
+    max_open_orders: int | None = None
+    daily_loss_limit: Decimal | None = strawberry.field(
+        default=None, description="In (0, 1): the day's loss that pauses the bot."
+    )
+
+
+@strawberry.input
+class CreateBotInput:
+    name: str
+    strategy_id: strawberry.ID = strawberry.field(description="A saved signal strategy.")
+    symbol: str
+    interval: Interval
+    mode: bot_store.BotMode = bot_store.BotMode.PAPER
+    capital: Decimal = strawberry.field(description="A paper bot's starting cash, in USDT.")
+    fee_bps: float = 10.0
+    slippage_bps: float = 5.0
+    sizing: Sizing = Sizing.ALL_IN
+    fraction: float = strawberry.field(default=1.0, description="FIXED_FRACTION's share.")
+    risk: BotRiskInput | None = None
+
+
+@strawberry.input
+class PlaceOrderInput:
+    bot_id: strawberry.ID
+    side: BotSide
+    type: OrderKind
+    quantity: Decimal
+    price: Decimal | None = strawberry.field(
+        default=None, description="LIMIT: the limit; STOP_MARKET: the trigger; MARKET: none."
+    )
+
+
+@strawberry.type
+class EmergencyStopResult:
+    bots_stopped: int
+    orders_cancelled: int
+    positions_closed: int
+
+
+BotResult = Annotated[
+    Bot | InvalidInput | NotFoundError | Conflict | Forbidden | NotAuthenticated,
+    strawberry.union("BotResult"),
+]
+OrderResult = Annotated[
+    Order
+    | RiskLimitRefused
+    | InsufficientBalanceError
+    | BelowMinimumError
+    | AboveMaximumError
+    | InvalidPriceError
+    | InvalidInput
+    | NotFoundError
+    | Conflict
+    | NotAuthenticated,
+    strawberry.union("OrderResult"),
+]
+EmergencyStopOutcome = Annotated[
+    EmergencyStopResult | Forbidden | NotAuthenticated, strawberry.union("EmergencyStopOutcome")
+]
+
+
+@strawberry.type
+class BotQuery:
+    @strawberry.field(description="One of the caller's bots.", permission_classes=[IsAuthenticated])
+    async def bot(self, info: Info[Context, None], id: strawberry.ID) -> Bot | None:
+        return await Bot.owned(info, id)
+
+    @strawberry.field(
+        description="The caller's bots, newest first.", permission_classes=[IsAuthenticated]
+    )
+    async def bots(
+        self, info: Info[Context, None], first: PageSizeArgument = 20, after: str | None = None
+    ) -> Connection[Bot]:
+        rows = await bot_resolvers.list_bots(
+            info.context, first=first + 1, after=_before(after, BOT_CURSOR)
+        )
+        nodes = [Bot.from_model(row) for row in rows[:first]]
+        page: Connection[Bot] = _keyset_page(rows, nodes, first=first, after=after, kind=BOT_CURSOR)
+        return page
+
+
+def _risk(given: BotRiskInput | None) -> BotRisk:
+    if given is None:
+        return BotRisk()
+    return BotRisk(
+        max_order_value=given.max_order_value,
+        max_position_fraction=given.max_position_fraction,
+        max_open_orders=given.max_open_orders,
+        daily_loss_limit=given.daily_loss_limit,
+    )
+
+
+@strawberry.type
+class BotMutation:
+    @strawberry.mutation(
+        description="Create a bot (CREATED).", permission_classes=[IsAuthenticated]
+    )
+    async def create_bot(
+        self, info: Info[Context, None], input: CreateBotInput
+    ) -> BotResult | None:
+        row = await bot_resolvers.create_bot(
+            info.context,
+            bot_resolvers.NewBot(
+                name=input.name,
+                strategy_id=decode_id(input.strategy_id, "Strategy"),
+                symbol=input.symbol,
+                interval=input.interval,
+                mode=input.mode.value,
+                capital=input.capital,
+                fee_bps=input.fee_bps,
+                slippage_bps=input.slippage_bps,
+                sizing=input.sizing,
+                fraction=input.fraction,
+                risk=_risk(input.risk),
+            ),
+        )
+        return Bot.from_model(row)
+
+    @strawberry.mutation(
+        description="Start (or resume) a bot: it trades on the candles that close from now on.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def start_bot(self, info: Info[Context, None], id: strawberry.ID) -> BotResult | None:
+        return Bot.from_model(
+            await bot_resolvers.start_bot(info.context, bot_id=decode_id(id, "Bot"))
+        )
+
+    @strawberry.mutation(description="Pause a running bot.", permission_classes=[IsAuthenticated])
+    async def pause_bot(self, info: Info[Context, None], id: strawberry.ID) -> BotResult | None:
+        return Bot.from_model(
+            await bot_resolvers.pause_bot(info.context, bot_id=decode_id(id, "Bot"))
+        )
+
+    @strawberry.mutation(
+        description="Stop a bot for good: its open orders are cancelled and, with"
+        " closePosition, its position sold at the live price.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def stop_bot(
+        self, info: Info[Context, None], id: strawberry.ID, close_position: bool = False
+    ) -> BotResult | None:
+        row = await bot_resolvers.stop_bot(
+            info.context, bot_id=decode_id(id, "Bot"), close_position=close_position
+        )
+        return Bot.from_model(row)
+
+    @strawberry.mutation(
+        description="A manual order on a bot's account, checked against its risk limits.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def place_order(
+        self, info: Info[Context, None], input: PlaceOrderInput
+    ) -> OrderResult | None:
+        row = await bot_resolvers.place_order(
+            info.context,
+            bot_id=decode_id(input.bot_id, "Bot"),
+            side=input.side,
+            kind=input.type,
+            quantity=input.quantity,
+            price=input.price,
+        )
+        return Order.from_model(row)
+
+    @strawberry.mutation(description="Cancel an open order.", permission_classes=[IsAuthenticated])
+    async def cancel_order(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> OrderResult | None:
+        row = await bot_resolvers.cancel_order(info.context, order_id=decode_id(id, "Order"))
+        return Order.from_model(row)
+
+    @strawberry.mutation(
+        description="Stop every bot of the caller, cancel their open orders and, with"
+        " closePositions, sell their positions. Audited.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def emergency_stop(
+        self, info: Info[Context, None], close_positions: bool = False
+    ) -> EmergencyStopOutcome | None:
+        found = await bot_resolvers.emergency_stop(info.context, close_positions=close_positions)
+        return EmergencyStopResult(
+            bots_stopped=found.bots,
+            orders_cancelled=found.orders_cancelled,
+            positions_closed=found.positions_closed,
+        )
+
+    @strawberry.mutation(
+        description="Admins: the emergency stop for every user's bots.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def emergency_stop_all(
+        self, info: Info[Context, None], close_positions: bool = False
+    ) -> EmergencyStopOutcome | None:
+        found = await bot_resolvers.emergency_stop(
+            info.context, close_positions=close_positions, everyone=True
+        )
+        return EmergencyStopResult(
+            bots_stopped=found.bots,
+            orders_cancelled=found.orders_cancelled,
+            positions_closed=found.positions_closed,
+        )
