@@ -14,6 +14,7 @@ from benchmarks import (
     portfolio,
     reads,
     realtime,
+    trading,
     workers,
 )
 from benchmarks.common import Figure, print_table
@@ -25,6 +26,7 @@ SUITES = {
     "portfolio": portfolio.run,
     "backtest": backtest.run,
     "realtime": realtime.run,
+    "trading": trading.run,
     "workers": workers.run,
     "distributed": distributed.run,
 }

@@ -42,7 +42,16 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-signing"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # The contract's areas that are built; the others' operations (accounts, trading, research)
 # join the tests that read the whole folder when their areas land.
-BUILT_AREAS = ("server", "market", "analytics", "portfolio", "backtest", "realtime", "accounts")
+BUILT_AREAS = (
+    "server",
+    "market",
+    "analytics",
+    "portfolio",
+    "backtest",
+    "realtime",
+    "accounts",
+    "trading",
+)
 
 
 def built_contract_files() -> list[Path]:

@@ -125,3 +125,45 @@ async def test_rotate_encryption_key_moves_every_secret_to_the_new_key(
 async def client_user_id(client: GraphQLClient, token: str) -> uuid.UUID:
     me = (await client.execute("{ me { id } }", token=token)).ok()["me"]["id"]
     return uuid.UUID(relay.GlobalID.from_id(me).node_id)
+
+
+async def test_emergency_stop_stops_every_users_bots(
+    app: Starlette,
+    client: GraphQLClient,
+    admin: str,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: Backend,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    from tests.conftest import COINS_DIR, upload
+
+    report = await upload(client, (COINS_DIR / "coin_Bitcoin.csv").read_bytes(), token=admin)
+    assert report["__typename"] == "ImportReport", report
+    bots = []
+    for email in ("ada@example.com", "bob@example.com"):
+        token = (await client.sign_up(email))["accessToken"]
+        strategy = (
+            await client.execute(
+                'mutation { createStrategy(input: {name: "t", kind: {smaCross:'
+                " {fast: 10, slow: 30}}}) { ... on Strategy { id } } }",
+                token=token,
+            )
+        ).ok()["createStrategy"]["id"]
+        created = await client.contract(
+            "trading", "CreateBot", {"strategyId": strategy}, token=token
+        )
+        bot = created.ok()["createBot"]["id"]
+        await client.contract("trading", "StartBot", {"botId": bot}, token=token)
+        bots.append((bot, token))
+    monkeypatch.setenv("COINQL_DATABASE_URL", backend.database_url)
+    if backend.redis_url:
+        monkeypatch.setenv("COINQL_REDIS_URL", backend.redis_url)
+    assert await asyncio.to_thread(main, ["emergency-stop", "--close-positions"]) == 0
+    assert "stopped 2 bots, cancelled 0 orders, closed 0 positions" in capsys.readouterr().out
+    for bot, token in bots:
+        found = await client.execute(
+            "query($b: ID!) { bot(id: $b) { status reason } }", {"b": bot}, token=token
+        )
+        assert found.ok()["bot"] == {"status": "STOPPED", "reason": "emergency stop"}

@@ -193,6 +193,21 @@ async def test_query_cost_limit(backend: Backend, tmp_path: Path) -> None:
     assert 'coinql_graphql_query_cost_sum{operation="Page"} 31.0' in metrics
 
 
+def test_every_contract_operation_of_the_built_areas_validates() -> None:
+    """Each built area's operations are valid against the schema as written (a conflict of
+    field types across an interface's fragments shows here before any client runs them)."""
+    from graphql import parse, validate
+
+    from coinql.schema import build_schema
+
+    schema = build_schema()._schema
+    problems = {
+        path.name: [error.message for error in validate(schema, parse(path.read_text()))]
+        for path in built_contract_files()
+    }
+    assert {name: found for name, found in problems.items() if found} == {}
+
+
 async def test_every_contract_operation_is_within_the_default_cost() -> None:
     from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +37,7 @@ FAST = {
     "COINQL_PORTFOLIO_VALUE_THROTTLE_SECONDS": "0.1",
 }
 REALTIME = contract_operations(CONTRACT_DIR, "realtime")
+TRADING = contract_operations(CONTRACT_DIR, "trading")
 # Tests that need Redis run on the PostgreSQL + Redis backend (always there under CI=true).
 REDIS_BACKENDS = [name for name in available_backends() if name == "postgres"]
 
@@ -469,3 +471,51 @@ async def test_per_user_subscription_limit(backend: Backend, tmp_path: Path) -> 
         assert "at most 3 open subscriptions per user" in str(raised.value)
     finally:
         stop_server(server)
+
+
+async def test_a_bot_streams_its_order_its_fill_and_its_value(live: Server) -> None:
+    """A paper bot on the demo feed: a manual market order is written (NEW), fills at the
+    feed's next price (FILLED, and its fill), and the bot's value follows the price."""
+    async with http_client(live) as client:
+        token = await sign_up(client)
+        strategy = (
+            await client.execute(
+                'mutation { createStrategy(input: {name: "trend", kind: {smaCross:'
+                " {fast: 10, slow: 30}}}) { ... on Strategy { id } } }",
+                token=token,
+            )
+        ).ok()["createStrategy"]["id"]
+        created = await client.contract(
+            "trading", "CreateBot", {"strategyId": strategy}, token=token
+        )
+        bot = created.ok()["createBot"]["id"]
+        started = await client.contract("trading", "StartBot", {"botId": bot}, token=token)
+        assert started.ok()["startBot"]["status"] == "RUNNING"
+    events: list[dict[str, Any]] = []
+    async with ws_connect(live.ws_url, token) as connection:
+        stream = connection.subscribe(
+            TRADING["BotEvents"], {"botId": bot}, operation_name="BotEvents"
+        )
+
+        async def until_filled() -> None:
+            async for data in stream:
+                events.append(data["botEvents"])
+                if any(event["__typename"] == "FillEvent" for event in events):
+                    return
+
+        listening = asyncio.create_task(until_filled())
+        await asyncio.sleep(1.0)  # the subscription is up
+        async with http_client(live) as client:
+            placed = await client.contract("trading", "PlaceOrder", {"botId": bot}, token=token)
+        order = placed.ok()["placeOrder"]["id"]
+        await asyncio.wait_for(listening, 20)
+    assert all(event["botId"] == bot for event in events)
+    orders = [event for event in events if event["__typename"] == "OrderEvent"]
+    assert [(event["orderId"], event["status"]) for event in orders] == [
+        (order, "NEW"),
+        (order, "FILLED"),
+    ]
+    (fill,) = [event for event in events if event["__typename"] == "FillEvent"]
+    assert (fill["orderId"], fill["side"], fill["quantity"]) == (order, "BUY", "0.01")
+    assert fill["price"] == orders[-1]["price"]
+    assert any(event["__typename"] == "BotValueEvent" for event in events)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from coinql.settings import Settings
 
@@ -188,6 +188,43 @@ async def _rotate(settings: Settings) -> int:
         await engine.dispose()
 
 
+def _emergency_stop(settings: Settings, args: argparse.Namespace) -> int:
+    """Stop every user's bots, cancel their open orders and (--close-positions) sell them."""
+    stopped = asyncio.run(_stop_all(settings, close_positions=args.close_positions))
+    print(
+        f"stopped {stopped.bots} bots, cancelled {stopped.orders_cancelled} orders,"
+        f" closed {stopped.positions_closed} positions"
+    )
+    return 0
+
+
+async def _stop_all(settings: Settings, *, close_positions: bool) -> Any:
+    from coinql.migrations import ensure_current
+    from coinql.realtime.backends import Backends
+    from coinql.realtime.bots import BotEngine, BotLifecycle
+    from coinql.realtime.prices import LatestPrices
+    from coinql.store import bots as bot_store
+    from coinql.store.db import create_engine, create_session_factory
+
+    engine = create_engine(settings.database_url)
+    hub = Backends.from_settings(settings).hub()  # with Redis, every replica hears the events
+    await hub.connect()
+    try:
+        await ensure_current(engine)
+        sessions = create_session_factory(engine)
+        lifecycle = BotLifecycle(BotEngine(sessions=sessions, hub=hub, prices=LatestPrices(hub)))
+        async with sessions() as session:
+            bots = await bot_store.owners_bots(
+                session, owner_id=None, statuses=bot_store.ACTIVE_STATUSES
+            )
+        return await lifecycle.stop(
+            bots, close_positions=close_positions, reason="emergency stop", everyone=True
+        )
+    finally:
+        await hub.disconnect()
+        await engine.dispose()
+
+
 def _import(settings: Settings, args: argparse.Namespace) -> int:
     """Import each file in its own transaction; exit 1 if any was rejected."""
     return asyncio.run(_import_files(settings, args))
@@ -343,6 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-encrypt the stored secrets under the first key of COINQL_ENCRYPTION_KEY",
     )
     rotate.set_defaults(handler=_rotate_encryption_key)
+    stop = commands.add_parser(
+        "emergency-stop",
+        help="stop every user's bots and cancel their open orders (the admins' kill switch)",
+    )
+    stop.add_argument(
+        "--close-positions", action="store_true", help="and sell their positions at market"
+    )
+    stop.set_defaults(handler=_emergency_stop)
 
     import_ = commands.add_parser("import", help="import candle CSV files (all or nothing each)")
     import_.add_argument("files", nargs="+")

@@ -124,6 +124,9 @@ async def test_a_paper_bot_through_its_lifecycle_as_the_contract_writes_it(
         "trading", "CancelOrder", {"orderId": resting["id"]}, token=trader
     )
     assert cancelled.ok()["cancelOrder"]["status"] == "CANCELLED"
+    contract_view = (await client.contract("trading", "BotView", variables, token=trader)).ok()
+    assert contract_view["bot"]["value"] == view["value"]
+    assert contract_view["bot"]["performance"] is None  # it has acted on no candle yet
     listed = (await client.contract("trading", "Bots", token=trader)).ok()
     assert [edge["node"]["id"] for edge in listed["bots"]["edges"]] == [bot]
     stopped = (await client.contract("trading", "StopBot", variables, token=trader)).ok()

@@ -45,8 +45,10 @@ from coinql.domain.bots import (
 )
 from coinql.domain.candles import Interval
 from coinql.domain.errors import Conflict, InvalidInput, NotFound
+from coinql.domain.ledger import CostBasis, Transaction, TransactionKind, replay
 from coinql.domain.orders import MarketRules, OrderKind, prepare_order
 from coinql.domain.paper import PaperBook
+from coinql.domain.valuation import Valuation, value
 from coinql.exchanges.paper import PaperExchange
 from coinql.realtime import channels
 from coinql.realtime.clock import Clock, utc_now
@@ -124,6 +126,37 @@ def holdings(bot: Bot) -> tuple[Decimal, Decimal, PaperBook]:
         raise NotFound(f"bot {bot.id} has no account")
     book = PaperBook.from_json(bot.book)
     return book.balances.get(bot.symbol, Decimal(0)), book.free(QUOTE), book
+
+
+def bot_transactions(bot: Bot, fills: Iterable[BotFillRow]) -> list[Transaction]:
+    """The bot's account as a ledger: its capital, then its fills."""
+    settings = BotSettings.from_json(bot.config)
+    return [
+        Transaction(
+            kind=TransactionKind.DEPOSIT,
+            asset=QUOTE,
+            quantity=Decimal(repr(settings.config.initial_capital)),
+            time=bot.created_at,
+        ),
+        *(
+            Transaction(
+                kind=TransactionKind.BUY if fill.side == "BUY" else TransactionKind.SELL,
+                asset=bot.symbol,
+                quantity=fill.quantity,
+                price=fill.price,
+                fee=fill.fee,
+                time=fill.time,
+            )
+            for fill in fills
+        ),
+    ]
+
+
+def bot_valuation(bot: Bot, fills: Iterable[BotFillRow], price: Decimal | None) -> Valuation:
+    """The bot's account valued at `price`, as a portfolio is: cash, position, realized and
+    unrealized PnL, fees."""
+    state = replay(bot_transactions(bot, fills), base_currency=QUOTE, method=CostBasis.FIFO)
+    return value(state, {} if price is None else {bot.symbol: price})
 
 
 class BotEngine:
@@ -470,12 +503,7 @@ class BotLifecycle:
                 session,
                 bot_ids=[bot.id for bot in bots],
                 owner_id=None if everyone else bots[0].owner_id,
-                from_statuses=(
-                    BotStatus.CREATED,
-                    BotStatus.RUNNING,
-                    BotStatus.PAUSED,
-                    BotStatus.ERROR,
-                ),
+                from_statuses=bot_store.ACTIVE_STATUSES,
                 to=BotStatus.STOPPED,
                 reason=reason,
                 now=now,
@@ -536,6 +564,7 @@ class BotRunner:
         self.on_status = on_status
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._valued: dict[uuid.UUID, int] = {}  # the tick each bot's value was sent at
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="coinql-bots")
@@ -573,6 +602,19 @@ class BotRunner:
                 await self._fail(bot, f"{type(error).__name__}: {error}")
         return placed
 
+    async def _publish_value(self, bot: Bot, price: Decimal) -> None:
+        async with self.engine.sessions() as session:
+            fills = await bot_store.fills_of(session, bot_id=bot.id)
+        found = bot_valuation(bot, fills, price)
+        await self.engine.publish(
+            bot.id,
+            {
+                "kind": "value",
+                "value": str(found.value),
+                "unrealizedPnl": str(found.unrealized_pnl),
+            },
+        )
+
     async def _fail(self, bot: Bot, reason: str) -> None:
         engine = self.engine
         async with engine.sessions() as session, session.begin():
@@ -593,9 +635,11 @@ class BotRunner:
         engine = self.engine
         live = engine.prices.get(bot.symbol)
         if live is not None:
-            await engine.offer_price(
-                bot, _Price(bot.symbol, Decimal(repr(live.price)), live.timestamp)
-            )
+            price = _Price(bot.symbol, Decimal(repr(live.price)), live.timestamp)
+            await engine.offer_price(bot, price)
+            if self._valued.get(bot.id) != live.timestamp:
+                self._valued[bot.id] = live.timestamp
+                await self._publish_value(bot, price.price)
         lifecycle = BotLifecycle(engine)
         bot = await lifecycle.reload(bot)
         settings = BotSettings.from_json(bot.config)

@@ -29,14 +29,16 @@ from coinql.domain.bots import (
 )
 from coinql.domain.candles import Interval
 from coinql.domain.errors import Forbidden, InvalidInput, NotFound
-from coinql.domain.ledger import CostBasis, Transaction, TransactionKind, replay
 from coinql.domain.orders import OrderKind
 from coinql.domain.strategies import StrategySpec
-from coinql.domain.valuation import Valuation, value
+from coinql.domain.tearsheet import ReturnStream
+from coinql.domain.valuation import Valuation, value_history_from_candles
 from coinql.realtime.bots import (
     QUOTE,
     BotLifecycle,
     Stopped,
+    bot_transactions,
+    bot_valuation,
     closed_candles,
     holdings,
     new_paper_bot,
@@ -177,10 +179,9 @@ async def emergency_stop(
     """Stop every bot of the caller (of every user, for an admin's `everyone`), cancel their
     open orders and, when asked, sell their positions."""
     user = await (require_admin(context) if everyone else require_user(context))
-    active = (BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED, BotStatus.ERROR)
     async with context.services.reader() as session:
         bots = await bot_store.owners_bots(
-            session, owner_id=None if everyone else user.id, statuses=active
+            session, owner_id=None if everyone else user.id, statuses=bot_store.ACTIVE_STATUSES
         )
     stopped = await lifecycle(context).stop(
         bots, close_positions=close_positions, reason="emergency stop", everyone=everyone
@@ -260,33 +261,10 @@ async def fills_of(context: Context, bot: Bot, *, first: int) -> list[BotFillRow
 
 
 async def book_of(context: Context, bot: Bot) -> Valuation:
-    """The bot's account as a ledger (its capital, then its fills) valued at the live price,
-    as portfolios are: cash, position, realized and unrealized PnL, fees."""
+    """The bot's account valued at the live price (`bot_valuation`)."""
     async with context.services.reader() as session:
         fills = await bot_store.fills_of(session, bot_id=bot.id)
-    settings = BotSettings.from_json(bot.config)
-    transactions = [
-        Transaction(
-            kind=TransactionKind.DEPOSIT,
-            asset=QUOTE,
-            quantity=Decimal(repr(settings.config.initial_capital)),
-            time=bot.created_at,
-        ),
-        *(
-            Transaction(
-                kind=TransactionKind.BUY if fill.side == "BUY" else TransactionKind.SELL,
-                asset=bot.symbol,
-                quantity=fill.quantity,
-                price=fill.price,
-                fee=fill.fee,
-                time=fill.time,
-            )
-            for fill in fills
-        ),
-    ]
-    state = replay(transactions, base_currency=QUOTE, method=CostBasis.FIFO)
-    price = await _last_price(context, bot)
-    return value(state, {} if price is None else {bot.symbol: price})
+    return bot_valuation(bot, fills, await _last_price(context, bot))
 
 
 async def _last_price(context: Context, bot: Bot) -> Decimal | None:
@@ -331,4 +309,37 @@ async def divergence_of(context: Context, bot: Bot) -> Divergence | None:
             for fill in fills
         ],
         bot_return=float(worth) / settings.config.initial_capital - 1,
+    )
+
+
+async def return_stream_of(
+    context: Context, bot: Bot, *, risk_free_rate: float
+) -> ReturnStream | None:
+    """The bot's value at each close since it first acted on a candle, as a return stream;
+    None before that."""
+    if bot.first_live_ms is None:
+        return None
+    interval = Interval(bot.interval)
+    async with context.services.reader() as session:
+        candles = await closed_candles(
+            session,
+            symbol=bot.symbol,
+            interval=interval,
+            now=context.services.now(),
+            start=bot.first_live_ms,
+        )
+        fills = await bot_store.fills_of(session, bot_id=bot.id)
+    history = value_history_from_candles(
+        bot_transactions(bot, fills),
+        base_currency=QUOTE,
+        candles={bot.symbol: candles},
+        fallback_timestamps=candles.timestamps,
+    )
+    return ReturnStream.of_equity(
+        bot.name,
+        history.timestamps,
+        history.values,
+        interval,
+        periods_per_year=interval.periods_per_year,
+        risk_free_rate=risk_free_rate,
     )

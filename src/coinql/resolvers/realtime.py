@@ -20,6 +20,7 @@ from coinql.realtime import channels
 from coinql.realtime.clock import epoch_ms
 from coinql.realtime.feed import LIVE_INTERVALS
 from coinql.resolvers.auth import require_user
+from coinql.resolvers.bots import get_bot
 from coinql.resolvers.context import Context
 from coinql.resolvers.owned import owned
 from coinql.resolvers.portfolio import get_portfolio, ledger_state
@@ -300,3 +301,12 @@ async def list_alerts(
         return await risk_store.list_alerts(
             session, owner_id=user.id, portfolio_id=portfolio_id, limit=first
         )
+
+
+async def bot_events(context: Context, bot_id: uuid.UUID) -> AsyncIterator[dict[str, Any]]:
+    """One of the caller's bots' orders, fills, status changes and value, as they happen."""
+    user = await require_user(context)
+    await get_bot(context, bot_id=bot_id)  # NotFound if not theirs
+    async with tracked(context, user.id):
+        async for event in stream(context, [channels.bot(bot_id)], conflate=False):
+            yield event

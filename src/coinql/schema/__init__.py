@@ -50,7 +50,12 @@ from coinql.schema.limits import PreparedDocuments, document_caches, max_directi
 from coinql.schema.market import MarketQuery
 from coinql.schema.optimize import OptimizeQuery
 from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
-from coinql.schema.realtime import RealtimeMutation, RealtimeQuery, Subscription
+from coinql.schema.realtime import (
+    BOT_EVENT_TYPES,
+    RealtimeMutation,
+    RealtimeQuery,
+    Subscription,
+)
 from coinql.schema.risk import RiskQuery
 from coinql.schema.scalars import SCALAR_MAP
 from coinql.schema.server import AuthMutation, ServerQuery
@@ -138,6 +143,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        types=BOT_EVENT_TYPES,
         extensions=extensions,
         config=StrawberryConfig(
             scalar_map=SCALAR_MAP,

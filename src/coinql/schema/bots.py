@@ -13,8 +13,10 @@ from strawberry.types import Info
 
 from coinql.domain.backtest_config import Sizing
 from coinql.domain.bots import BotRisk, BotSide, DifferenceKind, RiskRefused
+from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Interval
 from coinql.domain.errors import UserError
+from coinql.domain.ledger import AMOUNT_PLACES, POSITIVE_AMOUNT
 from coinql.domain.orders import (
     AboveMaximum,
     BelowMinimum,
@@ -23,8 +25,9 @@ from coinql.domain.orders import (
     OrderKind,
 )
 from coinql.resolvers import bots as bot_resolvers
+from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
-from coinql.schema.bounds import PageSizeArgument
+from coinql.schema.bounds import PageSizeArgument, RiskFreeRateArgument, bounded
 from coinql.schema.errors import Conflict, Error, Forbidden, InvalidInput, NotAuthenticated
 from coinql.schema.errors import NotFound as NotFoundError
 from coinql.schema.nodes import (
@@ -36,6 +39,7 @@ from coinql.schema.nodes import (
     decode_id,
     encode_cursor,
 )
+from coinql.schema.performance import Performance
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Position
 from coinql.store import bots as bot_store
@@ -280,7 +284,7 @@ class Bot(OwnedNode):
     @strawberry.field(description="Its orders, newest first.")
     async def orders(
         self, info: Info[Context, None], first: PageSizeArgument = 20, after: str | None = None
-    ) -> Connection[Order]:
+    ) -> Connection[Order] | None:
         rows = await bot_resolvers.orders_of(
             info.context, self.model, first=first + 1, before=_before(after, ORDER_CURSOR)
         )
@@ -291,7 +295,9 @@ class Bot(OwnedNode):
         return page
 
     @strawberry.field(description="Its newest fills, oldest first.")
-    async def fills(self, info: Info[Context, None], first: PageSizeArgument = 20) -> list[Fill]:
+    async def fills(
+        self, info: Info[Context, None], first: PageSizeArgument = 20
+    ) -> list[Fill] | None:
         rows = await bot_resolvers.fills_of(info.context, self.model, first=first)
         return [
             Fill(
@@ -305,6 +311,22 @@ class Bot(OwnedNode):
             )
             for row in rows
         ]
+
+    @strawberry.field(
+        description="The tear sheet of its value at each close since it first acted on a"
+        " candle; null before."
+    )
+    async def performance(
+        self, info: Info[Context, None], risk_free_rate: RiskFreeRateArgument = 0.0
+    ) -> Performance | None:
+        stream = await bot_resolvers.return_stream_of(
+            info.context, self.model, risk_free_rate=risk_free_rate
+        )
+        if stream is None:
+            return None
+        start = int(stream.timestamps[0]) if stream.timestamps.size else None
+        benchmarks = benchmark_loader(info.context, interval=stream.interval, start=start, end=None)
+        return Performance.from_model(stream, benchmarks)
 
     @strawberry.field(description="Null until it has acted on a candle.")
     async def divergence(self, info: Info[Context, None]) -> Divergence | None:
@@ -323,15 +345,24 @@ class Bot(OwnedNode):
         )
 
 
+BPS = Bounds(0, 1_000)
+SHARE = Bounds(0, 1, low_open=True, places=AMOUNT_PLACES)
+OPEN_ORDERS = Bounds(1, 1_000)
+
+
 @strawberry.input
 class BotRiskInput:
-    max_order_value: Decimal | None = None
-    max_position_fraction: Decimal | None = strawberry.field(
-        default=None, description="In (0, 1]: the position's largest share of the bot's value."
+    max_order_value: Decimal | None = bounded(
+        POSITIVE_AMOUNT, default=None, description="The most one order may be worth, in USDT."
     )
-    max_open_orders: int | None = None
-    daily_loss_limit: Decimal | None = strawberry.field(
-        default=None, description="In (0, 1): the day's loss that pauses the bot."
+    max_position_fraction: Decimal | None = bounded(
+        SHARE, default=None, description="The position's largest share of the bot's value."
+    )
+    max_open_orders: int | None = bounded(OPEN_ORDERS, default=None)
+    daily_loss_limit: Decimal | None = bounded(
+        Bounds(0, 1, low_open=True, high_open=True, places=AMOUNT_PLACES),
+        default=None,
+        description="The day's loss, as a fraction of its starting value, that pauses the bot.",
     )
 
 
@@ -342,11 +373,13 @@ class CreateBotInput:
     symbol: str
     interval: Interval
     mode: bot_store.BotMode = bot_store.BotMode.PAPER
-    capital: Decimal = strawberry.field(description="A paper bot's starting cash, in USDT.")
-    fee_bps: float = 10.0
-    slippage_bps: float = 5.0
+    capital: Decimal = bounded(POSITIVE_AMOUNT, description="A paper bot's starting USDT.")
+    fee_bps: float = bounded(BPS, default=10.0, description="Of each fill's value.")
+    slippage_bps: float = bounded(BPS, default=5.0, description="Of each market fill's price.")
     sizing: Sizing = Sizing.ALL_IN
-    fraction: float = strawberry.field(default=1.0, description="FIXED_FRACTION's share.")
+    fraction: float = bounded(
+        Bounds(0, 1, low_open=True), default=1.0, description="FIXED_FRACTION's share."
+    )
     risk: BotRiskInput | None = None
 
 
@@ -355,9 +388,11 @@ class PlaceOrderInput:
     bot_id: strawberry.ID
     side: BotSide
     type: OrderKind
-    quantity: Decimal
-    price: Decimal | None = strawberry.field(
-        default=None, description="LIMIT: the limit; STOP_MARKET: the trigger; MARKET: none."
+    quantity: Decimal = bounded(POSITIVE_AMOUNT, description="Units of the bot's symbol.")
+    price: Decimal | None = bounded(
+        POSITIVE_AMOUNT,
+        default=None,
+        description="LIMIT: the limit; STOP_MARKET: the trigger; MARKET: none.",
     )
 
 
@@ -401,7 +436,7 @@ class BotQuery:
     )
     async def bots(
         self, info: Info[Context, None], first: PageSizeArgument = 20, after: str | None = None
-    ) -> Connection[Bot]:
+    ) -> Connection[Bot] | None:
         rows = await bot_resolvers.list_bots(
             info.context, first=first + 1, after=_before(after, BOT_CURSOR)
         )

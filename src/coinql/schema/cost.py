@@ -54,6 +54,9 @@ LIST_SIZES: dict[str, str] = {
     "Query.auditLog": "first",
     "Performance.drawdowns": "top",
     "BacktestRun.trades": "first",
+    "Query.bots": "first",
+    "Bot.orders": "first",
+    "Bot.fills": "first",
 }
 # List fields whose arguments filter rather than size (bounded by the data behind them).
 UNSIZED_LISTS = frozenset({"Query.dataGaps", "Portfolio.positions"})

@@ -181,6 +181,83 @@ class RealtimeMutation:
         return RiskLimits.from_model(found)
 
 
+@strawberry.interface(description="Something a bot did.")
+class BotEvent:
+    bot_id: strawberry.ID
+    timestamp: datetime
+
+
+@strawberry.type(description="An order was written, sent, filled, cancelled or refused.")
+class OrderEvent(BotEvent):
+    order_id: strawberry.ID
+    side: str
+    status: str
+    price: Decimal | None = strawberry.field(description="The average fill price, once filled.")
+    quantity: Decimal
+
+
+@strawberry.type(description="An order filled.")
+class FillEvent(BotEvent):
+    order_id: strawberry.ID
+    side: str
+    # Always set; nullable as OrderEvent's price is, so that both can be selected together.
+    price: Decimal | None
+    quantity: Decimal
+    fee: Decimal
+
+
+@strawberry.type(description="The bot started, paused, stopped or failed (with why).")
+class BotStatusEvent(BotEvent):
+    status: str
+    reason: str | None
+
+
+@strawberry.type(description="The bot's value at the latest price.")
+class BotValueEvent(BotEvent):
+    value: Decimal
+    unrealized_pnl: Decimal
+
+
+BOT_EVENT_TYPES = [OrderEvent, FillEvent, BotStatusEvent, BotValueEvent]
+
+
+def bot_event(event: dict[str, Any]) -> BotEvent:
+    """The typed event of a payload the bot engine published (coinql.realtime.bots)."""
+    bot_id = strawberry.ID(_global("Bot", event["botId"]))
+    at = datetime.fromisoformat(event["timestamp"])
+    kind = event["kind"]
+    if kind == "order":
+        return OrderEvent(
+            bot_id=bot_id,
+            timestamp=at,
+            order_id=strawberry.ID(_global("Order", event["orderId"])),
+            side=event["side"],
+            status=event["status"],
+            price=None if event["price"] is None else Decimal(event["price"]),
+            quantity=Decimal(event["quantity"]),
+        )
+    if kind == "fill":
+        return FillEvent(
+            bot_id=bot_id,
+            timestamp=at,
+            order_id=strawberry.ID(_global("Order", event["orderId"])),
+            side=event["side"],
+            price=Decimal(event["price"]),
+            quantity=Decimal(event["quantity"]),
+            fee=Decimal(event["fee"]),
+        )
+    if kind == "value":
+        return BotValueEvent(
+            bot_id=bot_id,
+            timestamp=at,
+            value=Decimal(event["value"]),
+            unrealized_pnl=Decimal(event["unrealizedPnl"]),
+        )
+    return BotStatusEvent(
+        bot_id=bot_id, timestamp=at, status=event["status"], reason=event.get("reason")
+    )
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(description="Live prices (the latest, for slow clients).")
@@ -237,6 +314,15 @@ class Subscription:
                 progress=update["progress"],
                 stage=update["stage"],
             )
+
+    @strawberry.subscription(
+        description="One of your bots' orders, fills, status changes and value, as they happen."
+    )
+    async def bot_events(
+        self, info: Info[Context, None], bot_id: strawberry.ID
+    ) -> AsyncGenerator[BotEvent, None]:
+        async for event in realtime_resolvers.bot_events(info.context, decode_id(bot_id, "Bot")):
+            yield bot_event(event)
 
     @strawberry.subscription(
         description="Breaches of your risk limits (all portfolios if omitted)."

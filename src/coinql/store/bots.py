@@ -48,6 +48,8 @@ class OrderStatus(StrEnum):
 
 
 OPEN_ORDER_STATUSES = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
+# Not stopped: what a stop (and the emergency stop) stops.
+ACTIVE_STATUSES = (BotStatus.CREATED, BotStatus.RUNNING, BotStatus.PAUSED, BotStatus.ERROR)
 
 
 class Bot(SQLModel, table=True):
