@@ -215,3 +215,38 @@ async def test_a_manual_limit_order_rests_fills_when_crossed_and_a_stop_flattens
     _, orders = await fills_and_orders(engine, bot)
     (closing,) = [order for order in orders if order.origin == "CLOSE"]
     assert (closing.side, closing.status) == ("SELL", "FILLED")
+
+
+async def test_the_daily_loss_limit_pauses_the_bot(
+    app: Starlette, btc: None, engine: BotEngine, clock: Clock
+) -> None:
+    bot = await make_bot(app, engine, BotRisk(daily_loss_limit=Decimal("0.05")))
+    lifecycle, runner = BotLifecycle(engine), BotRunner(engine=engine, poll_seconds=1)
+    bot = await lifecycle.start(bot)
+    now = int(clock.now.timestamp() * 1000)
+    await engine.place(
+        bot,
+        side=BotSide.BUY,
+        kind=OrderKind.MARKET,
+        quantity=Decimal(20),
+        price=None,
+        origin="MANUAL",
+        at=_Price("BTC", Decimal(400), now),
+        fill_at=_Price("BTC", Decimal(400), now + 1),
+    )
+    engine.prices.record("BTC", 400.0, now + 2)
+    await runner.run_once()  # the day starts at about 10,000
+    engine.prices.record("BTC", 380.0, now + 3)  # -400 of ~10,000: -4 %
+    await runner.run_once()
+    assert (await lifecycle.reload(bot)).status == "RUNNING"
+    engine.prices.record("BTC", 370.0, now + 4)  # -600: -6 %
+    await runner.run_once()
+    paused = await lifecycle.reload(bot)
+    assert paused.status == "PAUSED" and "daily loss limit: 6.0% lost today" in (
+        paused.reason or ""
+    )
+    clock.now += timedelta(days=1)  # a new day counts from its own start
+    await lifecycle.start(paused)
+    engine.prices.record("BTC", 365.0, now + 5)
+    await runner.run_once()
+    assert (await lifecycle.reload(bot)).status == "RUNNING"

@@ -40,10 +40,11 @@ from coinql.domain.bots import (
     BotSide,
     RiskRefused,
     check_order,
+    daily_loss_hit,
     decide,
     warmup_bars,
 )
-from coinql.domain.candles import Interval
+from coinql.domain.candles import DAY_MS, Interval
 from coinql.domain.errors import Conflict, InvalidInput, NotFound
 from coinql.domain.ledger import CostBasis, Transaction, TransactionKind, replay
 from coinql.domain.orders import MarketRules, OrderKind, prepare_order
@@ -602,11 +603,15 @@ class BotRunner:
                 await self._fail(bot, f"{type(error).__name__}: {error}")
         return placed
 
-    async def _publish_value(self, bot: Bot, price: Decimal) -> None:
-        async with self.engine.sessions() as session:
+    async def _value(self, bot: Bot, price: Decimal) -> bool:
+        """Publish the bot's value at `price`, and hold it to its daily loss limit: the first
+        value of a (UTC) day starts the day; a loss of the limit since then pauses the bot.
+        True when it paused."""
+        engine = self.engine
+        async with engine.sessions() as session:
             fills = await bot_store.fills_of(session, bot_id=bot.id)
         found = bot_valuation(bot, fills, price)
-        await self.engine.publish(
+        await engine.publish(
             bot.id,
             {
                 "kind": "value",
@@ -614,6 +619,21 @@ class BotRunner:
                 "unrealizedPnl": str(found.unrealized_pnl),
             },
         )
+        today = int(engine.clock().timestamp() * 1000) // DAY_MS * DAY_MS
+        if bot.day_start_ms != today or bot.day_start_value is None:
+            async with engine.sessions() as session, session.begin():
+                await bot_store.start_day(
+                    session, bot_id=bot.id, day_start_ms=today, value=found.value
+                )
+            return False
+        risk = BotSettings.from_json(bot.config).risk
+        if not daily_loss_hit(risk, value=found.value, day_start_value=bot.day_start_value):
+            return False
+        lost = (bot.day_start_value - found.value) / bot.day_start_value
+        reason = f"daily loss limit: {lost:.1%} lost today, the limit is {risk.daily_loss_limit}"
+        with contextlib.suppress(Conflict):  # paused or stopped meanwhile
+            await BotLifecycle(engine).pause(bot, reason)
+        return True
 
     async def _fail(self, bot: Bot, reason: str) -> None:
         engine = self.engine
@@ -633,14 +653,16 @@ class BotRunner:
         """Offer the latest price to the bot's resting orders, then act on each candle closed
         since the last it acted on; how many orders its signals placed."""
         engine = self.engine
+        lifecycle = BotLifecycle(engine)
         live = engine.prices.get(bot.symbol)
         if live is not None:
             price = _Price(bot.symbol, Decimal(repr(live.price)), live.timestamp)
             await engine.offer_price(bot, price)
+            bot = await lifecycle.reload(bot)
             if self._valued.get(bot.id) != live.timestamp:
                 self._valued[bot.id] = live.timestamp
-                await self._publish_value(bot, price.price)
-        lifecycle = BotLifecycle(engine)
+                if await self._value(bot, price.price):
+                    return 0  # its daily loss paused it
         bot = await lifecycle.reload(bot)
         settings = BotSettings.from_json(bot.config)
         spec, interval = settings.spec, Interval(bot.interval)

@@ -86,6 +86,11 @@ class Bot(SQLModel, table=True):
     # The open time of the first candle it traded on, and of the last it acted on.
     first_live_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     last_bar_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # The (UTC) day its daily loss limit counts from, and its value when that day began.
+    day_start_ms: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    day_start_value: Decimal | None = Field(
+        default=None, sa_column=Column(DecimalType, nullable=True)
+    )
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     stopped_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
@@ -283,4 +288,15 @@ async def mark_bar(
         update(Bot)
         .where(col(Bot.id) == bot_id)
         .values(last_bar_ms=last_bar_ms, first_live_ms=first_live_ms)
+    )
+
+
+async def start_day(
+    session: AsyncSession, *, bot_id: uuid.UUID, day_start_ms: int, value: Decimal
+) -> None:
+    """Record the value a bot begins a (UTC) day with."""
+    await session.exec(
+        update(Bot)
+        .where(col(Bot.id) == bot_id)
+        .values(day_start_ms=day_start_ms, day_start_value=value)
     )

@@ -37,6 +37,8 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("first_live_ms", sa.BigInteger(), nullable=True),
         sa.Column("last_bar_ms", sa.BigInteger(), nullable=True),
+        sa.Column("day_start_ms", sa.BigInteger(), nullable=True),
+        sa.Column("day_start_value", coinql.store.db.DecimalType(length=80), nullable=True),
         sa.Column("created_at", coinql.store.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("started_at", coinql.store.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("stopped_at", coinql.store.db.UTCDateTime(timezone=True), nullable=True),
