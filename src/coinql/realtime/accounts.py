@@ -16,7 +16,6 @@ each failure in a row (up to `MAX_BACKOFF`), and its state shows in /health/read
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -40,9 +39,8 @@ from coinql.exchanges.accounts import (
 from coinql.exchanges.ccxt import Backoff
 from coinql.exchanges.paper import PaperExchange
 from coinql.realtime.clock import Clock, utc_now
-from coinql.realtime.leader import Leader, LocalLeader, take_turns
+from coinql.realtime.leader import Leader, LeadingLoop
 from coinql.realtime.prices import LatestPrices
-from coinql.realtime.tasks import cancel
 from coinql.settings import Settings
 from coinql.store import accounts as account_store
 from coinql.store import market as market_store
@@ -343,8 +341,11 @@ def is_due(connection: ExchangeConnection, *, now: datetime, every: timedelta) -
     return now - last >= retry_delay(connection.failures, every)
 
 
-class AccountSyncScheduler:
-    """Syncs every due connection each `every_seconds`, while this process leads."""
+class AccountSyncScheduler(LeadingLoop):
+    """Syncs every due connection each `every_seconds`, while this process leads; it looks
+    every tenth of the interval, so a connection backing off is not held a whole one."""
+
+    task_name = "coinql-account-sync"
 
     def __init__(
         self,
@@ -356,36 +357,11 @@ class AccountSyncScheduler:
         on_sync: Callable[[str], None] = lambda outcome: None,
         clock: Clock = utc_now,
     ) -> None:
+        super().__init__(leader=leader, pause_seconds=every_seconds / 10, on_status=on_status)
         self.syncer = syncer
         self.every = timedelta(seconds=every_seconds)
-        self.leader = leader or LocalLeader()
-        self.on_status = on_status
         self.on_sync = on_sync
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="coinql-account-sync")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        await cancel(self._task)
-        await self.leader.release()
-
-    async def _run(self) -> None:
-        await take_turns(
-            self.leader,
-            work=self.run_once,
-            pause=self._wait,
-            on_status=self.on_status,
-            running=lambda: not self._stopping.is_set(),
-        )
-
-    async def _wait(self) -> None:
-        # Every tenth of the interval, so a connection backing off is not held a whole one.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self.every.total_seconds() / 10)
 
     async def run_once(self) -> dict[str, int]:
         """Sync the connections that are due; how many of them synced, failed, or were being
@@ -400,7 +376,7 @@ class AccountSyncScheduler:
             )
         outcomes = dict.fromkeys(("synced", "failed", "busy"), 0)
         for connection in due:
-            if self._stopping.is_set():
+            if self.stopping:
                 break
             outcome = await self._sync_one(connection)
             outcomes[outcome] += 1

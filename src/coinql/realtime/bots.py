@@ -54,9 +54,8 @@ from coinql.exchanges.paper import PaperExchange
 from coinql.realtime import channels
 from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.hub import Hub
-from coinql.realtime.leader import Leader, LocalLeader, take_turns
+from coinql.realtime.leader import Leader, LeadingLoop
 from coinql.realtime.prices import LatestPrices
-from coinql.realtime.tasks import cancel
 from coinql.store import bots as bot_store
 from coinql.store import market as market_store
 from coinql.store.bots import Bot, BotFillRow, BotOrder, BotStatus, OrderStatus
@@ -548,8 +547,10 @@ class BotLifecycle:
         return found
 
 
-class BotRunner:
-    """Trades every RUNNING bot's signals, while this process leads."""
+class BotRunner(LeadingLoop):
+    """Trades every RUNNING bot's signals each `poll_seconds`, while this process leads."""
+
+    task_name = "coinql-bots"
 
     def __init__(
         self,
@@ -559,34 +560,9 @@ class BotRunner:
         leader: Leader | None = None,
         on_status: Callable[[str], None] = lambda status: None,
     ) -> None:
+        super().__init__(leader=leader, pause_seconds=poll_seconds, on_status=on_status)
         self.engine = engine
-        self.poll_seconds = poll_seconds
-        self.leader = leader or LocalLeader()
-        self.on_status = on_status
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self._valued: dict[uuid.UUID, int] = {}  # the tick each bot's value was sent at
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="coinql-bots")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        await cancel(self._task)
-        await self.leader.release()
-
-    async def _run(self) -> None:
-        await take_turns(
-            self.leader,
-            work=self.run_once,
-            pause=self._wait,
-            on_status=self.on_status,
-            running=lambda: not self._stopping.is_set(),
-        )
-
-    async def _wait(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
 
     async def run_once(self) -> int:
         """One pass over the running bots; how many orders their signals placed."""

@@ -8,7 +8,6 @@ try again, so a replacement takes over when the leader stops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,8 +21,7 @@ from coinql.domain.candles import Interval, find_gaps
 from coinql.exchanges.ccxt import ExchangeAdapter
 from coinql.exchanges.coingecko import MarketCapProvider
 from coinql.realtime.clock import Clock, utc_now
-from coinql.realtime.leader import Leader, LocalLeader, take_turns
-from coinql.realtime.tasks import cancel
+from coinql.realtime.leader import Leader, LeadingLoop
 from coinql.store import candles as candle_store
 from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
@@ -126,8 +124,10 @@ async def backfill(
     return BackfillReport(gaps_found=len(found), gaps_fixed=fixed, candles_added=added)
 
 
-class IngestionScheduler:
+class IngestionScheduler(LeadingLoop):
     """Polls the exchange for each (symbol, interval) and records how each job is doing."""
+
+    task_name = "coinql-ingestion"
 
     def __init__(
         self,
@@ -144,6 +144,7 @@ class IngestionScheduler:
         leader: Leader | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        super().__init__(leader=leader, pause_seconds=poll_seconds, on_status=on_status)
         self.sessions = sessions
         self.clock = clock
         self.on_candles = on_candles
@@ -152,31 +153,6 @@ class IngestionScheduler:
         self.poll_seconds = poll_seconds
         self.history_days = history_days
         self.market_caps = market_caps
-        self.leader = leader or LocalLeader()
-        self.on_status = on_status
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="coinql-ingestion")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        await cancel(self._task)
-        await self.leader.release()
-
-    async def _run(self) -> None:
-        await take_turns(
-            self.leader,
-            work=self.run_once,
-            pause=self._wait,
-            on_status=self.on_status,
-            running=lambda: not self._stopping.is_set(),
-        )
-
-    async def _wait(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
 
     async def run_once(self) -> None:
         """One pass over every job: fetch what is newer than the newest stored candle."""

@@ -212,3 +212,51 @@ async def take_turns(
         else:
             on_status("standby")
             await pause()
+
+
+class LeadingLoop:
+    """A background task that one process of the deployment runs: `run_once`, then a pause of
+    `pause_seconds` (cut short by `stop`), over and over while this process leads."""
+
+    task_name = "coinql-leading"
+
+    def __init__(
+        self,
+        *,
+        leader: Leader | None,
+        pause_seconds: float,
+        on_status: Callable[[str], None],
+    ) -> None:
+        self.leader = leader or LocalLeader()
+        self.pause_seconds = pause_seconds
+        self.on_status = on_status
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.task_name)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await cancel(self._task)
+        await self.leader.release()
+
+    async def run_once(self) -> object:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        await take_turns(
+            self.leader,
+            work=self.run_once,
+            pause=self._pause,
+            on_status=self.on_status,
+            running=lambda: not self.stopping,
+        )
+
+    async def _pause(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self.pause_seconds)
