@@ -119,3 +119,157 @@ def adapter_for(exchange: FakeExchange, sleeps: Sleeps | None = None) -> Exchang
     return ExchangeAdapter(
         exchange, page_limit=7, backoff=Backoff(sleep=sleeps or Sleeps(), max_attempts=4)
     )
+
+
+class FakeTradingExchange:
+    """A ccxt-shaped spot exchange that takes orders: one market BTC/USDT (ccxt's unified
+    market structure, tick-size precision), a balance, orders in ccxt's unified order shape
+    with the client order id echoed, and ccxt's exceptions.
+
+    Market orders fill at once at `price`, limit orders rest. `script` decides what the next
+    `create_order` calls do, one entry each: an exception is raised before the order is taken
+    (a refusal, or a timeout before it arrived); "timeout" takes the order, then raises
+    `RequestTimeout` (the answer lost); "partial" takes a limit order and fills half of it,
+    the rest at the next `fetch_order`. `lookups_fail` makes the look-ups (`fetch_open_orders`,
+    `fetch_closed_orders`) raise a network error that many times. `before_create` runs first
+    in every `create_order` (a test looks at the store there)."""
+
+    def __init__(self, *, price: float = 50_000.0, fee_rate: float = 0.001) -> None:
+        self.id = "binance"
+        self.has: dict[str, Any] = {"fetchOpenOrders": True, "fetchClosedOrders": True}
+        self.precisionMode = 4  # ccxt.TICK_SIZE
+        self.price = price
+        self.fee_rate = fee_rate
+        self.balance = {"USDT": 100_000.0, "BTC": 0.0}
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.script: list[Exception | str] = []
+        self.lookups_fail = 0
+        self.creates: list[dict[str, Any]] = []  # every create_order call, taken or not
+        self.fetches = 0
+        self.before_create: Any = None
+        self.sandbox = False
+
+    def set_sandbox_mode(self, enabled: bool) -> None:
+        self.sandbox = enabled
+
+    async def load_markets(self, reload: bool = False) -> dict[str, dict[str, Any]]:
+        return {
+            "BTC/USDT": {
+                "symbol": "BTC/USDT",
+                "base": "BTC",
+                "quote": "USDT",
+                "spot": True,
+                "precision": {"amount": 0.0001, "price": 0.01},
+                "limits": {
+                    "amount": {"min": 0.0001, "max": 1000.0},
+                    "price": {"min": 0.01, "max": 1_000_000.0},
+                    "cost": {"min": 5.0, "max": None},
+                },
+            }
+        }
+
+    async def fetch_balance(self, params: Any = None) -> dict[str, Any]:
+        return {"free": dict(self.balance), "total": dict(self.balance)}
+
+    async def create_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: float,
+        price: float | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        client_id = (params or {}).get("clientOrderId")
+        self.creates.append(
+            {"type": type, "side": side, "amount": amount, "clientOrderId": client_id}
+        )
+        if self.before_create is not None:
+            await self.before_create(client_id)
+        step = self.script.pop(0) if self.script else None
+        if isinstance(step, Exception):
+            raise step
+        if any(order["clientOrderId"] == client_id for order in self.orders.values()):
+            raise ccxt.InvalidOrder("binance duplicate clientOrderId")
+        order_id = str(1000 + len(self.orders))
+        order = {
+            "id": order_id,
+            "clientOrderId": client_id,
+            "symbol": symbol,
+            "type": type,
+            "side": side,
+            "amount": amount,
+            "price": price,
+            "status": "open",
+            "filled": 0.0,
+            "remaining": amount,
+            "average": None,
+            "fee": None,
+            "timestamp": 0,
+            "partial": step == "partial",
+        }
+        self.orders[order_id] = order
+        if type == "market":
+            self._fill(order, amount, self.price)
+        elif step == "partial":
+            self._fill(order, amount / 2, price or self.price)
+        if step == "timeout":
+            raise ccxt.RequestTimeout("binance POST /api/v3/order timed out")
+        return self._public(order)
+
+    def _fill(self, order: dict[str, Any], amount: float, price: float) -> None:
+        filled = order["filled"] + amount
+        cost = (order["average"] or 0.0) * order["filled"] + amount * price
+        order["filled"], order["average"] = filled, cost / filled
+        order["remaining"] = order["amount"] - filled
+        fee = (order["fee"] or {}).get("cost", 0.0) + amount * price * self.fee_rate
+        order["fee"] = {"cost": fee, "currency": "USDT"}
+        if order["remaining"] <= 1e-12:
+            order["status"] = "closed"
+        sign = 1 if order["side"] == "buy" else -1
+        self.balance["BTC"] += sign * amount
+        self.balance["USDT"] -= sign * amount * price + amount * price * self.fee_rate
+
+    def _public(self, order: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in order.items() if key != "partial"}
+
+    async def fetch_order(self, id: str, symbol: str | None = None, params: Any = None) -> Any:
+        self.fetches += 1
+        order = self.orders.get(id)
+        if order is None:
+            raise ccxt.OrderNotFound(f"binance order {id} not found")
+        if order["partial"] and order["status"] == "open":  # the rest fills now
+            self._fill(order, order["remaining"], order["price"] or self.price)
+        return self._public(order)
+
+    async def _listed(self, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+        if self.lookups_fail > 0:
+            self.lookups_fail -= 1
+            raise ccxt.NetworkError("binance GET /api/v3/openOrders failed")
+        return [self._public(o) for o in self.orders.values() if o["status"] in statuses]
+
+    async def fetch_open_orders(
+        self, symbol: Any = None, since: Any = None, limit: Any = None, params: Any = None
+    ) -> Any:
+        return await self._listed(("open",))
+
+    async def fetch_closed_orders(
+        self, symbol: Any = None, since: Any = None, limit: Any = None, params: Any = None
+    ) -> Any:
+        return await self._listed(("closed", "canceled", "expired", "rejected"))
+
+    async def cancel_order(self, id: str, symbol: str | None = None, params: Any = None) -> Any:
+        order = self.orders.get(id)
+        if order is None or order["status"] != "open":
+            raise ccxt.OrderNotFound(f"binance order {id} not open")
+        order["status"] = "canceled"
+        return self._public(order)
+
+    def fill_resting(self, order_id: str) -> dict[str, Any]:
+        """The market crosses a resting limit order: it fills whole (as a stream reports)."""
+        order = self.orders[order_id]
+        self._fill(order, order["remaining"], order["price"])
+        return self._public(order)
+
+    async def close(self) -> None:
+        pass

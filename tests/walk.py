@@ -75,6 +75,7 @@ class SchemaWalk:
     nested: frozenset[str]  # "Type.field(argument)": ids below the root a test covers by hand
     cases: list[Case] = field(init=False)
     problems: list[str] = field(init=False)  # ids the walk cannot type or reach
+    _own: dict[str, str] = field(init=False, default_factory=dict)  # see `build`
 
     def __post_init__(self) -> None:
         node = self.schema.get_type("Node")
@@ -160,8 +161,17 @@ class SchemaWalk:
                     found[name] = listed
         return found
 
-    def build(self, case: Case, id_value: str | list[str], selection: str) -> Operation:
-        """The case's operation: the id's argument and every required one, as variables."""
+    def build(
+        self,
+        case: Case,
+        id_value: str | list[str],
+        selection: str,
+        own: dict[str, str] | None = None,
+    ) -> Operation:
+        """The case's operation: the id's argument and every required one, as variables; a
+        required id besides the case's (a bot's strategy, for its connection) is the caller's
+        own of its type, from `own`."""
+        self._own = own or {}
         definitions, arguments = [], []
         variables: dict[str, Any] = {}
         files: dict[str, tuple[str, bytes]] = {}
@@ -202,7 +212,13 @@ class SchemaWalk:
             return self._sample_input(nullable, slot, id_value)
         assert isinstance(nullable, GraphQLScalarType)
         name = nullable.name
-        assert name != "ID", f"{key} is a second id: give the walk an owner's id for it"
+        if name == "ID":
+            base = re.sub(r"Ids?$", "", key.rsplit(".", 1)[-1])
+            type_name = self.aliases.get(base + "Id") or base[:1].upper() + base[1:]
+            assert type_name in self._own, (
+                f"{key} is a second id: pass the caller's own {type_name}"
+            )
+            return self._own[type_name]
         assert name != "Upload", f"{key}: the walk sends files only as root arguments"
         assert name in self.scalars, f"{key}: add a sample value of {name} to SCALAR_SAMPLES"
         return self.scalars[name]

@@ -28,8 +28,8 @@ from coinql.migrations import ensure_current
 from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
 from coinql.realtime.accounts import AccountSyncScheduler
 from coinql.realtime.backends import Backends
-from coinql.realtime.bots import BotRunner
-from coinql.realtime.demo import demo_ticks, load_demo_if_empty
+from coinql.realtime.bots import BotLifecycle, BotRunner
+from coinql.realtime.demo import demo_clock, demo_ticks, load_demo_if_empty
 from coinql.realtime.feed import ExchangeCandles, ExchangeTicks, FeedService, TickSource
 from coinql.realtime.ingestion import IngestionScheduler
 from coinql.realtime.prices import LatestPrices
@@ -80,7 +80,7 @@ async def start_feed(
         on_status=on_status,
         on_candles=services.metrics.candles_inserted.labels("feed").inc,
         candle_source=candle_source,
-        clock=services.now,
+        clock=services.market_now,
     )
     on_status("starting")
     services.feed = feed
@@ -100,6 +100,7 @@ def start_risk_monitor(services: Services) -> RiskMonitor:
         leader=services.backends.leader("risk", engine=services.engine),
         every_seconds=services.settings.risk_check_seconds,
         on_status=on_status,
+        on_breach=BotLifecycle(services.bots).pause_booking_into,
         clock=services.now,
     )
     on_status("starting")
@@ -254,8 +255,15 @@ def create_app(
             if settings.source == "demo":
                 await load_demo_if_empty(sessions, clock=services.now)
                 if settings.feed_enabled:
+                    if settings.demo_speed != 1:
+                        services.market_clock = await demo_clock(
+                            sessions, speed=settings.demo_speed
+                        )
                     demo = await demo_ticks(
-                        sessions, interval_seconds=settings.feed_tick_seconds, clock=services.now
+                        sessions,
+                        interval_seconds=settings.feed_tick_seconds,
+                        clock=services.market_now,
+                        speed=settings.demo_speed,
                     )
                     feed = await start_feed(services, demo, "demo")
                     stack.push_async_callback(feed.stop)

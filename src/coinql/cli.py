@@ -199,9 +199,12 @@ def _emergency_stop(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _stop_all(settings: Settings, *, close_positions: bool) -> Any:
+    from coinql.exchanges.accounts import create_account_client
     from coinql.migrations import ensure_current
+    from coinql.realtime.accounts import AccountSync
     from coinql.realtime.backends import Backends
-    from coinql.realtime.bots import BotEngine, BotLifecycle
+    from coinql.realtime.bots import BotLifecycle
+    from coinql.realtime.orders import BotEngine
     from coinql.realtime.prices import LatestPrices
     from coinql.store import bots as bot_store
     from coinql.store.db import create_engine, create_session_factory
@@ -212,14 +215,27 @@ async def _stop_all(settings: Settings, *, close_positions: bool) -> Any:
     try:
         await ensure_current(engine)
         sessions = create_session_factory(engine)
-        lifecycle = BotLifecycle(BotEngine(sessions=sessions, hub=hub, prices=LatestPrices(hub)))
+        prices = LatestPrices(hub)
+        accounts = AccountSync(
+            sessions=sessions, prices=prices, settings=settings, clients=create_account_client
+        )
+        bot_engine = BotEngine(
+            sessions=sessions,
+            hub=hub,
+            prices=prices,
+            clients=accounts.trading_client,  # LIVE bots' orders are cancelled on their exchange
+            live_trading=lambda: settings.live_trading,
+        )
         async with sessions() as session:
             bots = await bot_store.owners_bots(
                 session, owner_id=None, statuses=bot_store.ACTIVE_STATUSES
             )
-        return await lifecycle.stop(
-            bots, close_positions=close_positions, reason="emergency stop", everyone=True
-        )
+        try:
+            return await BotLifecycle(bot_engine).stop(
+                bots, close_positions=close_positions, reason="emergency stop", everyone=True
+            )
+        finally:
+            await bot_engine.close()
     finally:
         await hub.disconnect()
         await engine.dispose()

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     live_trading: bool = False
     # How often the leading process looks at its running bots; 0 turns the bot runner off.
     bot_poll_seconds: float = Field(default=1.0, ge=0)
+    # The demo market's time runs this many times as fast as real time (1: real time), so a
+    # demo bot on M1 trades within a minute; only the demo source, and only its market.
+    demo_speed: float = Field(default=1.0, ge=1, le=3600)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_format: LogFormat | None = None
     log_level: str = "INFO"

@@ -21,15 +21,9 @@ from coinql.domain.candles import Interval
 from coinql.domain.errors import InvalidInput
 from coinql.domain.orders import OrderKind
 from coinql.domain.strategies import StrategySpec
-from coinql.realtime.bots import (
-    BotEngine,
-    BotLifecycle,
-    BotRunner,
-    _Price,
-    closed_candles,
-    holdings,
-    new_paper_bot,
-)
+from coinql.realtime.bots import BotLifecycle, BotRunner, closed_candles
+from coinql.realtime.order_rows import Quote
+from coinql.realtime.orders import BotEngine, new_bot
 from coinql.resolvers.auth import create_user
 from coinql.store import bots as bot_store
 from coinql.store import portfolio as portfolio_store
@@ -86,12 +80,12 @@ async def make_bot(app: Starlette, engine: BotEngine, risk: BotRisk | None = Non
             spec=SPEC.to_json(),
             now=engine.clock(),
         )
-        bot = new_paper_bot(
+        bot = new_bot(
             owner_id=user.id,
             strategy_id=strategy.id,
             name="BTC trend",
             symbol="BTC",
-            interval=Interval.D1,
+            interval=Interval.D1.value,
             settings=BotSettings(SPEC, config, risk or BotRisk()),
             now=engine.clock(),
         )
@@ -132,7 +126,8 @@ async def test_a_paper_bot_trades_its_signals_and_does_what_its_backtest_does(
     seen = candles.select(
         np.arange(window, int(np.searchsorted(candles.timestamps, bot.last_bar_ms)) + 1)
     )
-    position, cash, _ = holdings(bot)
+    account = await engine.account(bot)
+    position, cash = account.position, account.cash
     value = cash + position * Decimal(repr(float(seen.close[-1])))
     found = divergence(
         SPEC,
@@ -176,16 +171,16 @@ async def test_a_manual_limit_order_rests_fills_when_crossed_and_a_stop_flattens
         quantity=Decimal("0.5"),
         price=Decimal(400),
         origin="MANUAL",
-        at=_Price("BTC", Decimal(430), now),
+        at=Quote("BTC", Decimal(430), now),
     )
     assert (order.status, order.exchange_order_id is not None) == ("NEW", True)
     bot = await lifecycle.reload(bot)
-    await engine.offer_price(bot, _Price("BTC", Decimal(410), now + 1))  # not crossed
+    await engine.offer_price(bot, Quote("BTC", Decimal(410), now + 1))  # not crossed
     bot = await lifecycle.reload(bot)
-    _, cash, book = holdings(bot)
+    account = await engine.account(bot)
     reserved = Decimal(200) * Decimal("1.001")  # the limit's value and its fee
-    assert cash == Decimal(10_000) - reserved and book.used("USDT") == reserved
-    await engine.offer_price(bot, _Price("BTC", Decimal(399), now + 2))
+    assert account.cash == Decimal(10_000) - reserved and account.reserved == reserved
+    await engine.offer_price(bot, Quote("BTC", Decimal(399), now + 2))
     fills, orders = await fills_and_orders(engine, bot)
     assert [(o.status, o.average_price) for o in orders] == [("FILLED", Decimal(400))]
     assert [(f.price, f.quantity, f.fee) for f in fills] == [
@@ -199,14 +194,15 @@ async def test_a_manual_limit_order_rests_fills_when_crossed_and_a_stop_flattens
             quantity=Decimal(100),
             price=None,
             origin="MANUAL",
-            at=_Price("BTC", Decimal(400), now + 3),
+            at=Quote("BTC", Decimal(400), now + 3),
         )
     assert refused.value.field == "quantity"
     engine.prices.record("BTC", 420.0, now + 4)
     stopped = await lifecycle.stop([await lifecycle.reload(bot)], close_positions=True, reason=None)
     assert (stopped.bots, stopped.orders_cancelled, stopped.positions_closed) == (1, 0, 1)
     bot = await lifecycle.reload(bot)
-    position, cash, _ = holdings(bot)
+    account = await engine.account(bot)
+    position, cash = account.position, account.cash
     assert bot.status == BotStatus.STOPPED.value and position == 0
     sell = Decimal(420) * (1 - Decimal("0.0005"))
     assert cash == Decimal(10_000) - Decimal("200.2") + Decimal("0.5") * sell * (
@@ -231,8 +227,8 @@ async def test_the_daily_loss_limit_pauses_the_bot(
         quantity=Decimal(20),
         price=None,
         origin="MANUAL",
-        at=_Price("BTC", Decimal(400), now),
-        fill_at=_Price("BTC", Decimal(400), now + 1),
+        at=Quote("BTC", Decimal(400), now),
+        fill_at=Quote("BTC", Decimal(400), now + 1),
     )
     engine.prices.record("BTC", 400.0, now + 2)
     await runner.run_once()  # the day starts at about 10,000

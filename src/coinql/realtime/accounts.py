@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from typing import cast
 
 import structlog
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -38,6 +39,7 @@ from coinql.exchanges.accounts import (
 )
 from coinql.exchanges.ccxt import Backoff
 from coinql.exchanges.paper import PaperExchange
+from coinql.exchanges.trading import TradingClient
 from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.leader import Leader, LeadingLoop
 from coinql.realtime.prices import LatestPrices
@@ -169,6 +171,10 @@ class AccountSync:
         return self.clients(
             connection.exchange, api_key=api_key, secret=secret, passphrase=passphrase
         )
+
+    def trading_client(self, connection: ExchangeConnection) -> TradingClient:
+        """The connection's client for orders (a LIVE bot's): the same ccxt client."""
+        return cast(TradingClient, self.real_client(connection))
 
     async def sync(self, connection: ExchangeConnection, *, address: str | None) -> Snapshot:
         """Read the account, book what changed into its portfolio and keep a snapshot;

@@ -64,13 +64,15 @@ class DemoTicks:
         assets: dict[str, tuple[float, float]],
         *,
         interval_seconds: float = 1.0,
+        speed: float = 1.0,
         seed: int = 0,
         clock: Clock = utc_now,
     ) -> None:
         self.symbols = sorted(assets)
         self.prices = np.array([assets[s][0] for s in self.symbols], dtype=np.float64)
         daily = np.array([assets[s][1] for s in self.symbols], dtype=np.float64)
-        self.sigma = daily * np.sqrt(interval_seconds / 86_400)
+        # A tick spans `speed` times its interval of market time (an accelerated demo).
+        self.sigma = daily * np.sqrt(interval_seconds * speed / 86_400)
         self.interval_seconds = interval_seconds
         self.rng = np.random.default_rng(seed)
         self.clock = clock

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import structlog
@@ -34,6 +35,8 @@ from coinql.store import portfolio as portfolio_store
 from coinql.store import risk as risk_store
 
 log = structlog.get_logger("coinql.risk")
+# Told of each new breach (the portfolio, what was breached): the app pauses its bots.
+OnBreach = Callable[[uuid.UUID, str], Awaitable[Any]]
 MIN_GAP_SECONDS = 1.0
 
 
@@ -49,9 +52,11 @@ class RiskMonitor:
         leader: Leader,
         every_seconds: float,
         on_status: Callable[[str], None] = lambda status: None,
+        on_breach: OnBreach | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.sessions, self.hub, self.prices, self.leader = sessions, hub, prices, leader
+        self.on_breach = on_breach
         self.clock = clock
         self.every_seconds = every_seconds
         self.on_status = on_status
@@ -80,7 +85,11 @@ class RiskMonitor:
     async def _check(self) -> None:
         try:
             await check_risk_limits(
-                self.sessions, self.hub, self.prices.snapshot(), now=self.clock()
+                self.sessions,
+                self.hub,
+                self.prices.snapshot(),
+                now=self.clock(),
+                on_breach=self.on_breach,
             )
             self.checks += 1
         except asyncio.CancelledError:
@@ -101,10 +110,13 @@ async def check_risk_limits(
     latest: dict[str, float],
     *,
     now: datetime,
+    on_breach: OnBreach | None = None,
 ) -> int:
     """Evaluate every portfolio's limits at the latest prices; store and publish an alert for
-    each new breach (once per breach: a limit alerts again only after it came back)."""
+    each new breach (once per breach: a limit alerts again only after it came back), and tell
+    `on_breach` (which pauses the portfolio's bots) once the alerts are stored."""
     raised = 0
+    breaches: list[tuple[uuid.UUID, str]] = []
     async with sessions() as session, session.begin():
         for limits in await risk_store.all_limits(session):
             thresholds = limits.thresholds()
@@ -127,8 +139,17 @@ async def check_risk_limits(
                     ),
                 )
                 await hub.publish(channels.alerts(limits.owner_id), risk_store.alert_payload(alert))
+                breaches.append(
+                    (
+                        limits.portfolio_id,
+                        f"risk limit {name}: {observed[name]:.4g} over {thresholds[name]:.4g}",
+                    )
+                )
                 raised += 1
             limits.breached = sorted(breached)
+    if on_breach is not None:
+        for portfolio_id, reason in breaches:
+            await on_breach(portfolio_id, reason)
     return raised
 
 

@@ -1,10 +1,11 @@
 """Bots and their orders: create, start, pause, stop, manual orders, the emergency stop.
 
-A bot trades through `coinql.realtime.bots` (the order path and the runner); here the caller's
-rights are checked, inputs validated, and every change audited. PAPER bots trade on coinql's
-paper exchange at the feed's prices. LIVE bots are refused while the server runs without
-COINQL_LIVE_TRADING=true; the LIVE execution path through ccxt is not built yet, so a LIVE bot
-is refused with the server's switch on too, saying so.
+A bot trades through `coinql.realtime.orders` (the order path) and `coinql.realtime.bots` (the
+runner); here the caller's rights are checked, inputs validated, and every change audited.
+PAPER bots trade on coinql's paper exchange at the feed's prices, and may book their fills into
+a portfolio of their owner's (in USDT). LIVE bots trade on an exchange connection of their
+owner's through ccxt, and only while the server runs with COINQL_LIVE_TRADING=true and the
+connection's key was not reported unable to trade; their portfolio is the connection's.
 """
 
 from __future__ import annotations
@@ -33,18 +34,19 @@ from coinql.domain.orders import OrderKind
 from coinql.domain.strategies import StrategySpec
 from coinql.domain.tearsheet import ReturnStream
 from coinql.domain.valuation import Valuation, value_history_from_candles
-from coinql.realtime.bots import (
-    QUOTE,
-    BotLifecycle,
-    Stopped,
+from coinql.realtime.accounts import PAPER
+from coinql.realtime.bots import BotLifecycle, Stopped, closed_candles, seen_window
+from coinql.realtime.order_rows import QUOTE
+from coinql.realtime.orders import (
+    LIVE_OFF,
+    book_capital,
     bot_transactions,
     bot_valuation,
-    closed_candles,
-    holdings,
-    new_paper_bot,
+    new_bot,
 )
 from coinql.resolvers.auth import audit, require_admin, require_user
 from coinql.resolvers.context import Context
+from coinql.store import accounts as account_store
 from coinql.store import bots as bot_store
 from coinql.store import market as market_store
 from coinql.store import portfolio as portfolio_store
@@ -67,6 +69,8 @@ class NewBot:
     sizing: bc.Sizing
     fraction: float
     risk: BotRisk
+    connection_id: uuid.UUID | None = None  # LIVE: the exchange connection it trades on
+    portfolio_id: uuid.UUID | None = None  # PAPER: the portfolio it books its fills into
 
 
 async def create_bot(context: Context, new: NewBot) -> Bot:
@@ -77,12 +81,8 @@ async def create_bot(context: Context, new: NewBot) -> Bot:
     name = new.name.strip()
     if not 0 < len(name) <= MAX_NAME:
         raise InvalidInput("name", f"name must have 1 to {MAX_NAME} characters")
-    if new.mode == "LIVE":
-        if not services.settings.live_trading:
-            raise Forbidden("live trading is off: the server runs without COINQL_LIVE_TRADING=true")
-        raise InvalidInput(
-            "mode", "LIVE bots are not available yet: run the bot on PAPER meanwhile"
-        )
+    if new.mode == "LIVE" and not services.settings.live_trading:
+        raise Forbidden(LIVE_OFF)
     if not new.capital > 0:
         raise InvalidInput("capital", "capital must be more than 0")
     for field, bps in (("feeBps", new.fee_bps), ("slippageBps", new.slippage_bps)):
@@ -102,6 +102,7 @@ async def create_bot(context: Context, new: NewBot) -> Bot:
         raise InvalidInput("strategyId", "a bot runs a signal strategy (smaCross, ...)")
     if asset is None:
         raise InvalidInput("symbol", f"unknown asset {symbol}")
+    connection_id, portfolio_id = await _account_of(context, user.id, new)
     settings = BotSettings(
         StrategySpec.from_json(strategy.spec),
         bot_config(
@@ -116,19 +117,63 @@ async def create_bot(context: Context, new: NewBot) -> Bot:
         ),
         new.risk,
     )
-    bot = new_paper_bot(
+    bot = new_bot(
         owner_id=user.id,
         strategy_id=strategy.id,
         name=name,
         symbol=symbol,
-        interval=new.interval,
+        interval=new.interval.value,
         settings=settings,
-        now=services.now(),
+        now=services.market_now(),
+        connection_id=connection_id,
+        portfolio_id=portfolio_id,
     )
     async with services.transaction() as session:
         await bot_store.add_bot(session, bot)
+        await book_capital(session, bot)
         await audit(context, session, user.id, "BOT_CREATED", target=f"{bot.id}:{name}")
     return bot
+
+
+async def _account_of(
+    context: Context, owner_id: uuid.UUID, new: NewBot
+) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    """(connection, portfolio) of a new bot, each the owner's (NotFound first, as for one that
+    does not exist): a LIVE bot's connection, on a real exchange, with a key not reported
+    unable to trade, and the connection's portfolio; a PAPER bot's portfolio, if any."""
+    connection = portfolio = None
+    async with context.services.reader() as session:
+        if new.connection_id is not None:
+            connection = await account_store.get_connection(
+                session, owner_id=owner_id, connection_id=new.connection_id
+            )
+            if connection is None:
+                raise NotFound(f"no exchange connection {new.connection_id}")
+        if new.portfolio_id is not None:
+            portfolio = await portfolio_store.get_portfolio(
+                session, owner_id=owner_id, portfolio_id=new.portfolio_id
+            )
+            if portfolio is None:
+                raise NotFound(f"no portfolio {new.portfolio_id}")
+    if new.mode == "LIVE":
+        if connection is None:
+            raise InvalidInput("connectionId", "a LIVE bot trades on an exchange connection")
+        if connection.exchange == PAPER:
+            raise InvalidInput("connectionId", "a LIVE bot trades on a real exchange: use PAPER")
+        if connection.can_trade is False:
+            raise InvalidInput("connectionId", f"{connection.exchange} says the key may not trade")
+        if portfolio is not None:
+            raise InvalidInput("portfolioId", "a LIVE bot books into its connection's portfolio")
+        return connection.id, connection.portfolio_id
+    if connection is not None:
+        raise InvalidInput(
+            "mode", "a bot on an exchange connection is LIVE; a PAPER bot trades on coinql's own"
+        )
+    if portfolio is None:
+        return None, None
+    if portfolio.base_currency != QUOTE:
+        raise InvalidInput("portfolioId", f"a bot books in {QUOTE}: this portfolio does not")
+    return None, portfolio.id
 
 
 async def get_bot(context: Context, *, bot_id: uuid.UUID) -> Bot:
@@ -287,18 +332,18 @@ async def divergence_of(context: Context, bot: Bot) -> Divergence | None:
             session,
             symbol=bot.symbol,
             interval=Interval(bot.interval),
-            now=context.services.now(),
+            now=context.services.market_now(),
         )
         fills = await bot_store.fills_of(session, bot_id=bot.id)
     settings = BotSettings.from_json(bot.config)
     spec = settings.spec
+    window = seen_window(candles.timestamps, bot, warmup_bars(spec, settings.config))
     first = int(np.searchsorted(candles.timestamps, bot.first_live_ms))
     last = int(np.searchsorted(candles.timestamps, bot.last_bar_ms))
-    window = max(0, first - (warmup_bars(spec, settings.config) - 1))
     seen = candles.select(np.arange(window, min(last + 1, len(candles))))
-    position, cash, book = holdings(bot)
+    account = await context.services.bots.account(bot)
     close = Decimal(repr(float(seen.close[-1]))) if len(seen) else Decimal(0)
-    worth = cash + book.used(QUOTE) + position * close
+    worth = account.value(close)
     return divergence(
         spec,
         seen,
@@ -325,7 +370,7 @@ async def return_stream_of(
             session,
             symbol=bot.symbol,
             interval=interval,
-            now=context.services.now(),
+            now=context.services.market_now(),
             start=bot.first_live_ms,
         )
         fills = await bot_store.fills_of(session, bot_id=bot.id)

@@ -32,12 +32,12 @@ from coinql.exchanges.ccxt import ExchangeAdapter
 from coinql.observability import Metrics
 from coinql.realtime.accounts import AccountSync
 from coinql.realtime.backends import Backends
-from coinql.realtime.bots import BotEngine
-from coinql.realtime.clock import utc_now
+from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.fanout import FanOut
 from coinql.realtime.feed import FeedService
 from coinql.realtime.hub import Hub
 from coinql.realtime.jobs import JobQueue
+from coinql.realtime.orders import BotEngine
 from coinql.realtime.prices import LatestPrices
 from coinql.realtime.series_cache import SeriesCache
 from coinql.realtime.sessions import LiveSessions
@@ -84,6 +84,7 @@ class Services:
     # account's ccxt client from the credentials (tests give a fake).
     accounts: AccountSync = field(init=False)
     bots: BotEngine = field(init=False)  # the order path of every bot
+    market_clock: Clock | None = None  # an accelerated demo's (coinql.realtime.clock)
 
     def __post_init__(self) -> None:
         if self.writer is None and self.engine.dialect.name == "sqlite":
@@ -96,8 +97,17 @@ class Services:
             clock=lambda: self.now(),
         )
         self.bots = BotEngine(
-            sessions=self.sessions, hub=self.hub, prices=self.prices, clock=lambda: self.now()
+            sessions=self.sessions,
+            hub=self.hub,
+            prices=self.prices,
+            clock=lambda: self.market_now(),
+            clients=self.accounts.trading_client,
+            live_trading=lambda: self.settings.live_trading,
         )
+
+    def market_now(self) -> datetime:
+        """The market's time: `now`, except in an accelerated demo (COINQL_DEMO_SPEED)."""
+        return self.market_clock() if self.market_clock is not None else self.now()
 
     def now(self) -> datetime:
         """The clock of the business's "now" (what the app hands the feed, risk and ingestion)."""

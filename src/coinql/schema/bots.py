@@ -15,6 +15,7 @@ from coinql.domain.backtest_config import Sizing
 from coinql.domain.bots import BotRisk, BotSide, DifferenceKind, RiskRefused
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Interval
+from coinql.domain.errors import NotFound as DomainNotFound
 from coinql.domain.errors import UserError
 from coinql.domain.ledger import AMOUNT_PLACES, POSITIVE_AMOUNT
 from coinql.domain.orders import (
@@ -27,6 +28,7 @@ from coinql.domain.orders import (
 from coinql.resolvers import bots as bot_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
+from coinql.schema.accounts import ExchangeConnection
 from coinql.schema.bounds import PageSizeArgument, RiskFreeRateArgument, bounded
 from coinql.schema.errors import Conflict, Error, Forbidden, InvalidInput, NotAuthenticated
 from coinql.schema.errors import NotFound as NotFoundError
@@ -41,7 +43,7 @@ from coinql.schema.nodes import (
 )
 from coinql.schema.performance import Performance
 from coinql.schema.permissions import IsAuthenticated
-from coinql.schema.portfolio import Position
+from coinql.schema.portfolio import Portfolio, Position
 from coinql.store import bots as bot_store
 
 strawberry.enum(BotSide, name="OrderSide", description="Which way an order goes.")
@@ -242,6 +244,29 @@ class Bot(OwnedNode):
             found = info.context.cache[key] = await bot_resolvers.book_of(info.context, self.model)
         return found
 
+    @strawberry.field(description="LIVE: the exchange connection it trades on.")
+    async def connection(self, info: Info[Context, None]) -> ExchangeConnection | None:
+        if self.model.connection_id is None:
+            return None
+        try:
+            row = await ExchangeConnection.load_owned(info.context, self.model.connection_id)
+        except DomainNotFound:
+            return None
+        return ExchangeConnection.from_model(row)
+
+    @strawberry.field(
+        description="The portfolio its fills are booked into (and whose risk"
+        " limits pause it), if any."
+    )
+    async def portfolio(self, info: Info[Context, None]) -> Portfolio | None:
+        if self.model.portfolio_id is None:
+            return None
+        try:
+            row = await Portfolio.load_owned(info.context, self.model.portfolio_id)
+        except DomainNotFound:
+            return None
+        return Portfolio.from_model(row)
+
     @strawberry.field(description="Cash plus the position at the last price.")
     async def value(self, info: Info[Context, None]) -> Decimal:
         return (await self._book(info)).value  # type: ignore[no-any-return]
@@ -381,6 +406,16 @@ class CreateBotInput:
         Bounds(0, 1, low_open=True), default=1.0, description="FIXED_FRACTION's share."
     )
     risk: BotRiskInput | None = None
+    connection_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="LIVE: the exchange connection it trades on (its portfolio"
+        " is the connection's).",
+    )
+    portfolio_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="PAPER: a USDT portfolio of yours its capital and fills are"
+        " booked into (its value, PnL and risk limits then count the bot).",
+    )
 
 
 @strawberry.input
@@ -417,6 +452,7 @@ OrderResult = Annotated[
     | InvalidInput
     | NotFoundError
     | Conflict
+    | Forbidden
     | NotAuthenticated,
     strawberry.union("OrderResult"),
 ]
@@ -478,6 +514,12 @@ class BotMutation:
                 sizing=input.sizing,
                 fraction=input.fraction,
                 risk=_risk(input.risk),
+                connection_id=decode_id(input.connection_id, "ExchangeConnection")
+                if input.connection_id
+                else None,
+                portfolio_id=decode_id(input.portfolio_id, "Portfolio")
+                if input.portfolio_id
+                else None,
             ),
         )
         return Bot.from_model(row)

@@ -18,10 +18,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, update
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, UniqueConstraint, func, update
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from coinql.domain.executions import OrderState
 from coinql.store.db import DecimalType, UTCDateTime, insert, parent_key
 
 
@@ -38,14 +39,7 @@ class BotMode(StrEnum):
     LIVE = "LIVE"
 
 
-class OrderStatus(StrEnum):
-    NEW = "NEW"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    FILLED = "FILLED"
-    CANCELLED = "CANCELLED"
-    REJECTED = "REJECTED"
-    EXPIRED = "EXPIRED"
-
+OrderStatus = OrderState  # an order's states, as coinql.domain.executions reads them
 
 OPEN_ORDER_STATUSES = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 # Not stopped: what a stop (and the emergency stop) stops.
@@ -72,6 +66,14 @@ class Bot(SQLModel, table=True):
         default=None,
         sa_column=Column(
             ForeignKey("exchange_connections.id", ondelete="SET NULL"), nullable=True, index=True
+        ),
+    )
+    # A paper bot's fills are booked into this portfolio of its owner's too (a LIVE bot's
+    # reach its connection's portfolio through the account sync); its risk limits pause it.
+    portfolio_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(
+            ForeignKey("portfolios.id", ondelete="SET NULL"), nullable=True, index=True
         ),
     )
     name: str = Field(max_length=100)
@@ -129,6 +131,8 @@ class BotFillRow(SQLModel, table=True):
     """One fill of an order."""
 
     __tablename__ = "bot_fills"
+    # One row per execution: two followers of one exchange report cannot both record it.
+    __table_args__ = (UniqueConstraint("order_id", "trade_id", name="uq_bot_fills_order_trade"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     order_id: uuid.UUID = parent_key("bot_orders.id")
@@ -205,6 +209,17 @@ async def owners_bots(
     return list((await session.exec(statement)).all())
 
 
+async def bots_of_portfolio(
+    session: AsyncSession, *, portfolio_id: uuid.UUID, statuses: Collection[BotStatus]
+) -> list[Bot]:
+    """The bots booking into a portfolio (a LIVE bot's is its connection's), in `statuses`."""
+    statement = select(Bot).where(
+        col(Bot.portfolio_id) == portfolio_id,
+        col(Bot.status).in_([status.value for status in statuses]),
+    )
+    return list((await session.exec(statement)).all())
+
+
 async def save_book(
     session: AsyncSession,
     *,
@@ -278,6 +293,22 @@ async def fills_of(
         return sorted((await session.exec(statement)).all(), key=lambda fill: fill.time)
     statement = statement.order_by(col(BotFillRow.time), col(BotFillRow.id))
     return list((await session.exec(statement)).all())
+
+
+async def fills_of_order(session: AsyncSession, *, order_id: uuid.UUID) -> list[BotFillRow]:
+    """An order's fills, oldest first."""
+    statement = (
+        select(BotFillRow)
+        .where(BotFillRow.order_id == order_id)
+        .order_by(col(BotFillRow.time), col(BotFillRow.id))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def latest_fill_time(session: AsyncSession, *, bot_id: uuid.UUID) -> datetime | None:
+    """The time of a bot's newest fill."""
+    statement = select(func.max(BotFillRow.time)).where(BotFillRow.bot_id == bot_id)
+    return (await session.exec(statement)).first()
 
 
 async def mark_bar(
