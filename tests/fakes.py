@@ -152,6 +152,9 @@ class FakeTradingExchange:
     def set_sandbox_mode(self, enabled: bool) -> None:
         self.sandbox = enabled
 
+    async def fetch_my_trades(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return []  # an account sync's: the bots' trades reach the portfolio by it
+
     async def load_markets(self, reload: bool = False) -> dict[str, dict[str, Any]]:
         return {
             "BTC/USDT": {

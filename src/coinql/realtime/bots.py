@@ -21,7 +21,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +49,9 @@ from coinql.store import market as market_store
 from coinql.store.bots import Bot, BotMode, BotStatus, OrderStatus
 
 log = structlog.get_logger("coinql.bots")
+# A closed candle the feed has not moved on from is traded once this much (market) time has
+# passed since its close (coinql.realtime.bots.closed_candles).
+SETTLE = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +78,24 @@ async def closed_candles(
     interval: Interval,
     now: datetime,
     start: int | None = None,
+    settle: timedelta | None = None,
 ) -> Any:
-    """The symbol's stored candles of `interval` from `start` that have closed by `now`."""
+    """The symbol's stored candles of `interval` from `start` that have closed by `now`.
+
+    With `settle`, the newest of them counts only once the feed has moved on (a later candle
+    is stored, so its last tick was written before) or `settle` has passed since it closed:
+    a tick stamped just before the close may still be on its way to the store."""
     asset = await market_store.get_asset(session, symbol=symbol)
     if asset is None:
         raise NotFound(f"no asset {symbol}")
     candles = await market_store.load_candles(
         session, asset=asset, interval=interval, start=start, end=None
     )
-    closed = candles.timestamps + interval.milliseconds <= int(now.timestamp() * 1000)
+    now_ms = int(now.timestamp() * 1000)
+    closes = candles.timestamps + interval.milliseconds
+    closed = closes <= now_ms
+    if settle is not None and closed.any() and closed[-1]:  # no later candle is stored
+        closed[-1] = closes[-1] <= now_ms - settle.total_seconds() * 1000
     return candles.select(closed)
 
 
@@ -338,7 +350,7 @@ class BotRunner(LeadingLoop):
         spec, interval = settings.spec, Interval(bot.interval)
         async with engine.sessions() as session:
             candles = await closed_candles(
-                session, symbol=bot.symbol, interval=interval, now=engine.clock()
+                session, symbol=bot.symbol, interval=interval, now=engine.clock(), settle=SETTLE
             )
         window = seen_window(candles.timestamps, bot, warmup_bars(spec, settings.config))
         placed = 0

@@ -142,7 +142,8 @@ async def check_risk_limits(
                 breaches.append(
                     (
                         limits.portfolio_id,
-                        f"risk limit {name}: {observed[name]:.4g} over {thresholds[name]:.4g}",
+                        f"risk limit {_api_name(name)} breached: {observed[name]:.4g} over"
+                        f" {thresholds[name]:.4g}",
                     )
                 )
                 raised += 1
@@ -199,3 +200,9 @@ async def _observe(
     values = np.append(before_today, float(current.value))
     day_start = float(before_today[-1]) if before_today.size else None
     return risk.limit_observations(values, weights, day_start)
+
+
+def _api_name(limit: str) -> str:
+    """A limit as the API names it (max_position_weight -> maxPositionWeight)."""
+    head, *rest = limit.split("_")
+    return head + "".join(word.capitalize() for word in rest)
