@@ -186,6 +186,7 @@ class FakeTradingExchange:
         client_id = (params or {}).get("clientOrderId")
         self.creates.append(
             {"type": type, "side": side, "amount": amount, "clientOrderId": client_id}
+            | {"params": dict(params or {})}
         )
         if self.before_create is not None:
             await self.before_create(client_id)
@@ -212,7 +213,7 @@ class FakeTradingExchange:
             "partial": step == "partial",
         }
         self.orders[order_id] = order
-        if type == "market":
+        if type == "market" and "triggerPrice" not in (params or {}):  # a stop rests
             self._fill(order, amount, self.price)
         elif step == "partial":
             self._fill(order, amount / 2, price or self.price)

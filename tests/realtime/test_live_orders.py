@@ -415,3 +415,27 @@ async def test_an_order_the_market_rules_refuse_is_not_written(
         await buy(engine, bot, "0.1")
     assert short.value.field == "quantity" and type(short.value).__name__ == "InsufficientBalance"
     assert await orders(engine, bot) == [] and exchange.creates == []
+
+
+async def test_a_stop_goes_out_as_ccxts_market_order_with_a_trigger_price(
+    app: Starlette, clock: Clock, live: Callable[..., BotEngine], exchange: FakeTradingExchange
+) -> None:
+    engine = live()
+    bot = await live_bot(app, clock)
+    await buy(engine, bot, "0.1")
+    stop = await engine.place(
+        await BotLifecycle(engine).reload(bot),
+        side=BotSide.SELL,
+        kind=OrderKind.STOP_MARKET,
+        quantity=Decimal("0.1"),
+        price=Decimal(45_000),
+        origin="MANUAL",
+        at=PRICE,
+    )
+    sent = exchange.creates[-1]
+    assert (sent["type"], sent["side"], sent["params"]["triggerPrice"]) == (
+        "market",
+        "sell",
+        45_000,
+    )
+    assert (stop.kind, stop.status, stop.price) == ("STOP_MARKET", "NEW", Decimal(45_000))

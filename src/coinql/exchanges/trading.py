@@ -105,7 +105,8 @@ async def send_order(
     client_order_id: str,
     backoff: Backoff,
 ) -> dict[str, Any]:
-    """Send one order under `client_order_id`; its ccxt answer.
+    """Send one order under `client_order_id`; its ccxt answer. A stop order is `kind`
+    "market" with a `stop_price` (ccxt's `triggerPrice`).
 
     Raises
     ------
@@ -115,8 +116,8 @@ async def send_order(
         The request went out and no answer came back.
     """
     params: dict[str, Any] = {"clientOrderId": client_order_id}
-    if stop_price is not None:
-        params["stopPrice"] = float(stop_price)
+    if stop_price is not None:  # ccxt's unified trigger: a market order once it is reached
+        params["triggerPrice"] = float(stop_price)
     name = str(client.id)
     for attempt in range(backoff.max_attempts):
         try:

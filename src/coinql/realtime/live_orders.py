@@ -32,7 +32,7 @@ from coinql.domain.orders import MarketRules, OrderKind, PrecisionMode
 from coinql.exchanges import trading
 from coinql.exchanges.ccxt import Backoff
 from coinql.exchanges.trading import TradingClient
-from coinql.realtime.order_rows import CCXT_TYPE, QUOTE, OrderRows, fill_event, order_event, pair
+from coinql.realtime.order_rows import QUOTE, OrderRows, fill_event, order_event, pair
 from coinql.store import bots as bot_store
 from coinql.store.accounts import ExchangeConnection
 from coinql.store.bots import Bot, BotFillRow, BotOrder, OrderStatus
@@ -113,7 +113,7 @@ class LiveOrders:
             raw = await trading.send_order(
                 client,
                 pair=pair(bot.symbol),
-                kind=CCXT_TYPE[OrderKind(order.kind)],
+                kind="limit" if order.kind == OrderKind.LIMIT.value else "market",
                 side=order.side.lower(),
                 amount=order.quantity,
                 price=order.price if order.kind == OrderKind.LIMIT.value else None,

@@ -12,17 +12,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.domain.orders import OrderKind
 from coinql.realtime import channels
 from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.hub import Hub
 from coinql.store.bots import Bot, BotFillRow, BotOrder, OrderStatus
 
-CCXT_TYPE = {
-    OrderKind.MARKET: "market",
-    OrderKind.LIMIT: "limit",
-    OrderKind.STOP_MARKET: "stop_market",
-}
 QUOTE = "USDT"  # a bot's account is kept in it, as the demo candles are (USD as USDT)
 
 

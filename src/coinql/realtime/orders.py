@@ -39,7 +39,6 @@ from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.hub import Hub
 from coinql.realtime.live_orders import ORDER_RETRIES, LiveOrders
 from coinql.realtime.order_rows import (
-    CCXT_TYPE,
     QUOTE,
     OrderRows,
     Quote,
@@ -55,6 +54,12 @@ from coinql.store.bots import Bot, BotFillRow, BotMode, BotOrder, OrderStatus
 from coinql.store.portfolio import NewEntry, Portfolio, append_to_ledger
 
 log = structlog.get_logger("coinql.orders")
+# The paper exchange's names of the order types.
+CCXT_TYPE = {
+    OrderKind.MARKET: "market",
+    OrderKind.LIMIT: "limit",
+    OrderKind.STOP_MARKET: "stop_market",
+}
 LIVE_OFF = "live trading is off: the server runs without COINQL_LIVE_TRADING=true"
 
 

@@ -24,7 +24,7 @@ from strawberry.types.graphql import OperationType
 
 from coinql.domain.errors import Unavailable
 from coinql.resolvers.context import Context
-from coinql.schema import accounts, backtest, bots
+from coinql.schema import accounts, backtest, orders
 from coinql.schema.accounts import (
     AccountsMutation,
     AccountsQuery,
@@ -49,6 +49,7 @@ from coinql.schema.ingestion import IngestionMutation, IngestionQuery
 from coinql.schema.limits import PreparedDocuments, document_caches, max_directives_per_field
 from coinql.schema.market import MarketQuery
 from coinql.schema.optimize import OptimizeQuery
+from coinql.schema.orders import OrderMutation
 from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
 from coinql.schema.realtime import (
     BOT_EVENT_TYPES,
@@ -95,6 +96,7 @@ Mutation = merge_types(
         ProfileMutation,
         ApiKeyMutation,
         BotMutation,
+        OrderMutation,
     ),
 )
 
@@ -151,7 +153,7 @@ def build_schema(
             disable_field_suggestions=production,
         ),
         exception_handlers=exception_handlers(
-            bots.ERROR_TYPES, backtest.ERROR_TYPES, accounts.ERROR_TYPES
+            orders.ERROR_TYPES, backtest.ERROR_TYPES, accounts.ERROR_TYPES
         ),
     )
 

@@ -1,189 +1,41 @@
-"""Bots, their orders and fills, and the emergency stop."""
+"""Bots: what they hold and did, their lifecycle, and the emergency stop (their orders and
+fills are in `coinql.schema.orders`)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Self
 
 import strawberry
-from strawberry import relay
 from strawberry.types import Info
 
 from coinql.domain.backtest_config import Sizing
-from coinql.domain.bots import BotRisk, BotSide, DifferenceKind, RiskRefused
+from coinql.domain.bots import BotRisk, DifferenceKind
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Interval
 from coinql.domain.errors import NotFound as DomainNotFound
-from coinql.domain.errors import UserError
 from coinql.domain.ledger import AMOUNT_PLACES, POSITIVE_AMOUNT
-from coinql.domain.orders import (
-    AboveMaximum,
-    BelowMinimum,
-    InsufficientBalance,
-    InvalidPrice,
-    OrderKind,
-)
+from coinql.realtime.bots import Stopped
 from coinql.resolvers import bots as bot_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
 from coinql.schema.accounts import ExchangeConnection
 from coinql.schema.bounds import PageSizeArgument, RiskFreeRateArgument, bounded
-from coinql.schema.errors import Conflict, Error, Forbidden, InvalidInput, NotAuthenticated
+from coinql.schema.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated
 from coinql.schema.errors import NotFound as NotFoundError
-from coinql.schema.nodes import (
-    Connection,
-    Edge,
-    OwnedNode,
-    PageInfo,
-    decode_cursor,
-    decode_id,
-    encode_cursor,
-)
+from coinql.schema.nodes import Connection, OwnedNode, decode_id, keyset_before, keyset_page
+from coinql.schema.orders import ORDER_CURSOR, Fill, Order
 from coinql.schema.performance import Performance
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.portfolio import Portfolio, Position
 from coinql.store import bots as bot_store
 
-strawberry.enum(BotSide, name="OrderSide", description="Which way an order goes.")
-strawberry.enum(OrderKind, name="OrderType", description="How an order is priced.")
 strawberry.enum(bot_store.BotStatus, description="CREATED -> RUNNING <-> PAUSED -> STOPPED; ERROR.")
 strawberry.enum(bot_store.BotMode, description="PAPER: coinql's paper exchange; LIVE: real.")
-strawberry.enum(bot_store.OrderStatus, description="Where an order stands.")
 strawberry.enum(DifferenceKind, description="Why a bot's trade differs from its backtest's.")
-ORDER_CURSOR = "order"
 BOT_CURSOR = "bot"
-
-
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
-
-
-def _before(after: str | None, kind: str) -> datetime | None:
-    """The creation time a keyset cursor of `kind` points at: the page holds what is older."""
-    if after is None:
-        return None
-    return datetime.fromtimestamp(decode_cursor(after, kind) / 1_000_000, tz=UTC)
-
-
-def _keyset_page(
-    rows: list[Any], nodes: list[Any], *, first: int, after: str | None, kind: str
-) -> Any:
-    """A page of `nodes` (made of `rows[:first]`, newest first; `rows` holds one more when
-    there is a next page), each cursor its row's creation time."""
-    edges = [
-        Edge(node=node, cursor=encode_cursor(_micros(row.created_at), kind))
-        for row, node in zip(rows[:first], nodes, strict=True)
-    ]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo.of(
-            [edge.cursor for edge in edges],
-            offset=int(after is not None),
-            has_next_page=len(rows) > first,
-        ),
-    )
-
-
-@strawberry.type(description="An order the bot's risk limits refuse; nothing was sent.")
-class RiskLimitRefused(Error):
-    limit: str = strawberry.field(description="The setting: maxOrderValue, maxOpenOrders, ...")
-
-    @classmethod
-    def from_exception(cls, error: RiskRefused) -> Self:
-        return cls(message=error.message, limit=error.limit)
-
-
-@strawberry.type(
-    name="InsufficientBalance",
-    description="More than the bot's account holds free; nothing was sent.",
-)
-class InsufficientBalanceError(InvalidInput):
-    pass
-
-
-@strawberry.type(
-    name="BelowMinimum",
-    description="Under the market's minimum amount, price or value; nothing was sent.",
-)
-class BelowMinimumError(InvalidInput):
-    pass
-
-
-@strawberry.type(
-    name="AboveMaximum",
-    description="Over the market's maximum amount, price or value; nothing was sent.",
-)
-class AboveMaximumError(InvalidInput):
-    pass
-
-
-@strawberry.type(
-    name="InvalidPrice",
-    description="A price missing, present where it takes none, or not positive.",
-)
-class InvalidPriceError(InvalidInput):
-    pass
-
-
-ERROR_TYPES: list[tuple[type[UserError], Any]] = [
-    (RiskRefused, RiskLimitRefused),
-    (InsufficientBalance, InsufficientBalanceError),
-    (BelowMinimum, BelowMinimumError),
-    (AboveMaximum, AboveMaximumError),
-    (InvalidPrice, InvalidPriceError),
-]
-
-
-@strawberry.type(description="An order of a bot's; written before it was sent.")
-class Order(OwnedNode):
-    side: BotSide
-    type: OrderKind
-    status: bot_store.OrderStatus
-    origin: str = strawberry.field(description="SIGNAL, MANUAL, CLOSE or EMERGENCY.")
-    quantity: Decimal
-    price: Decimal | None = strawberry.field(description="The limit, or a stop's trigger.")
-    filled_quantity: Decimal
-    average_price: Decimal | None
-    fee: Decimal
-    error: str | None = strawberry.field(description="Why the exchange refused it.")
-    created_at: datetime
-    sent_at: datetime | None
-    model: strawberry.Private[bot_store.BotOrder]
-
-    @classmethod
-    def from_model(cls, row: bot_store.BotOrder) -> Self:
-        return cls(
-            side=BotSide(row.side),
-            type=OrderKind(row.kind),
-            status=bot_store.OrderStatus(row.status),
-            origin=row.origin,
-            quantity=row.quantity,
-            price=row.price,
-            filled_quantity=row.filled_quantity,
-            average_price=row.average_price,
-            fee=row.fee,
-            error=row.error,
-            created_at=row.created_at,
-            sent_at=row.sent_at,
-            model=row,
-        )
-
-    @staticmethod
-    async def load_owned(context: Context, order_id: uuid.UUID) -> Any:
-        return await bot_resolvers.get_order(context, order_id=order_id)
-
-
-@strawberry.type
-class Fill:
-    id: strawberry.ID
-    order_id: strawberry.ID
-    side: BotSide
-    price: Decimal
-    quantity: Decimal
-    fee: Decimal
-    time: datetime
 
 
 @strawberry.type
@@ -311,10 +163,10 @@ class Bot(OwnedNode):
         self, info: Info[Context, None], first: PageSizeArgument = 20, after: str | None = None
     ) -> Connection[Order] | None:
         rows = await bot_resolvers.orders_of(
-            info.context, self.model, first=first + 1, before=_before(after, ORDER_CURSOR)
+            info.context, self.model, first=first + 1, before=keyset_before(after, ORDER_CURSOR)
         )
         nodes = [Order.from_model(row) for row in rows[:first]]
-        page: Connection[Order] = _keyset_page(
+        page: Connection[Order] = keyset_page(
             rows, nodes, first=first, after=after, kind=ORDER_CURSOR
         )
         return page
@@ -324,18 +176,7 @@ class Bot(OwnedNode):
         self, info: Info[Context, None], first: PageSizeArgument = 20
     ) -> list[Fill] | None:
         rows = await bot_resolvers.fills_of(info.context, self.model, first=first)
-        return [
-            Fill(
-                id=strawberry.ID(str(row.id)),
-                order_id=strawberry.ID(str(relay.GlobalID("Order", str(row.order_id)))),
-                side=BotSide(row.side),
-                price=row.price,
-                quantity=row.quantity,
-                fee=row.fee,
-                time=row.time,
-            )
-            for row in rows
-        ]
+        return [Fill.from_model(row) for row in rows]
 
     @strawberry.field(
         description="The tear sheet of its value at each close since it first acted on a"
@@ -418,43 +259,24 @@ class CreateBotInput:
     )
 
 
-@strawberry.input
-class PlaceOrderInput:
-    bot_id: strawberry.ID
-    side: BotSide
-    type: OrderKind
-    quantity: Decimal = bounded(POSITIVE_AMOUNT, description="Units of the bot's symbol.")
-    price: Decimal | None = bounded(
-        POSITIVE_AMOUNT,
-        default=None,
-        description="LIMIT: the limit; STOP_MARKET: the trigger; MARKET: none.",
-    )
-
-
 @strawberry.type
 class EmergencyStopResult:
     bots_stopped: int
     orders_cancelled: int
     positions_closed: int
 
+    @classmethod
+    def of(cls, stopped: Stopped) -> EmergencyStopResult:
+        return cls(
+            bots_stopped=stopped.bots,
+            orders_cancelled=stopped.orders_cancelled,
+            positions_closed=stopped.positions_closed,
+        )
+
 
 BotResult = Annotated[
     Bot | InvalidInput | NotFoundError | Conflict | Forbidden | NotAuthenticated,
     strawberry.union("BotResult"),
-]
-OrderResult = Annotated[
-    Order
-    | RiskLimitRefused
-    | InsufficientBalanceError
-    | BelowMinimumError
-    | AboveMaximumError
-    | InvalidPriceError
-    | InvalidInput
-    | NotFoundError
-    | Conflict
-    | Forbidden
-    | NotAuthenticated,
-    strawberry.union("OrderResult"),
 ]
 EmergencyStopOutcome = Annotated[
     EmergencyStopResult | Forbidden | NotAuthenticated, strawberry.union("EmergencyStopOutcome")
@@ -474,10 +296,10 @@ class BotQuery:
         self, info: Info[Context, None], first: PageSizeArgument = 20, after: str | None = None
     ) -> Connection[Bot] | None:
         rows = await bot_resolvers.list_bots(
-            info.context, first=first + 1, after=_before(after, BOT_CURSOR)
+            info.context, first=first + 1, after=keyset_before(after, BOT_CURSOR)
         )
         nodes = [Bot.from_model(row) for row in rows[:first]]
-        page: Connection[Bot] = _keyset_page(rows, nodes, first=first, after=after, kind=BOT_CURSOR)
+        page: Connection[Bot] = keyset_page(rows, nodes, first=first, after=after, kind=BOT_CURSOR)
         return page
 
 
@@ -553,30 +375,6 @@ class BotMutation:
         return Bot.from_model(row)
 
     @strawberry.mutation(
-        description="A manual order on a bot's account, checked against its risk limits.",
-        permission_classes=[IsAuthenticated],
-    )
-    async def place_order(
-        self, info: Info[Context, None], input: PlaceOrderInput
-    ) -> OrderResult | None:
-        row = await bot_resolvers.place_order(
-            info.context,
-            bot_id=decode_id(input.bot_id, "Bot"),
-            side=input.side,
-            kind=input.type,
-            quantity=input.quantity,
-            price=input.price,
-        )
-        return Order.from_model(row)
-
-    @strawberry.mutation(description="Cancel an open order.", permission_classes=[IsAuthenticated])
-    async def cancel_order(
-        self, info: Info[Context, None], id: strawberry.ID
-    ) -> OrderResult | None:
-        row = await bot_resolvers.cancel_order(info.context, order_id=decode_id(id, "Order"))
-        return Order.from_model(row)
-
-    @strawberry.mutation(
         description="Stop every bot of the caller, cancel their open orders and, with"
         " closePositions, sell their positions. Audited.",
         permission_classes=[IsAuthenticated],
@@ -585,11 +383,7 @@ class BotMutation:
         self, info: Info[Context, None], close_positions: bool = False
     ) -> EmergencyStopOutcome | None:
         found = await bot_resolvers.emergency_stop(info.context, close_positions=close_positions)
-        return EmergencyStopResult(
-            bots_stopped=found.bots,
-            orders_cancelled=found.orders_cancelled,
-            positions_closed=found.positions_closed,
-        )
+        return EmergencyStopResult.of(found)
 
     @strawberry.mutation(
         description="Admins: the emergency stop for every user's bots.",
@@ -601,8 +395,4 @@ class BotMutation:
         found = await bot_resolvers.emergency_stop(
             info.context, close_positions=close_positions, everyone=True
         )
-        return EmergencyStopResult(
-            bots_stopped=found.bots,
-            orders_cancelled=found.orders_cancelled,
-            positions_closed=found.positions_closed,
-        )
+        return EmergencyStopResult.of(found)

@@ -1,12 +1,14 @@
 """What the entities' types share: global ids and their decoding, resolution of owned nodes
 for their owner only, the one cursor codec and the one generic connection (`Connection[T]`,
-exported as `AssetConnection`, `StrategyConnection`, ...), and `Deleted`."""
+exported as `AssetConnection`, `StrategyConnection`, ...) with its keyset pages (newest
+first, by creation time), and `Deleted`."""
 
 from __future__ import annotations
 
 import base64
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Self, TypeVar
 
 import strawberry
@@ -163,3 +165,33 @@ class OwnedNode(relay.Node):
                 row = None
             found.append(cls.from_model(row) if row is not None else None)
         return found
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def keyset_before(after: str | None, kind: str) -> datetime | None:
+    """The creation time a keyset cursor of `kind` points at: the page holds what is older."""
+    if after is None:
+        return None
+    return datetime.fromtimestamp(decode_cursor(after, kind) / 1_000_000, tz=UTC)
+
+
+def keyset_page(
+    rows: list[Any], nodes: list[Any], *, first: int, after: str | None, kind: str
+) -> Any:
+    """A page of `nodes` (made of `rows[:first]`, newest first; `rows` holds one more when
+    there is a next page), each cursor its row's creation time."""
+    edges = [
+        Edge(node=node, cursor=encode_cursor(_micros(row.created_at), kind))
+        for row, node in zip(rows[:first], nodes, strict=True)
+    ]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo.of(
+            [edge.cursor for edge in edges],
+            offset=int(after is not None),
+            has_next_page=len(rows) > first,
+        ),
+    )
