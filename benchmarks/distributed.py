@@ -30,7 +30,7 @@ from coinql.domain.candles import Interval
 from coinql.domain.runs import StudyJob
 from coinql.migrations import upgrade
 from coinql.realtime.clock import utc_now
-from coinql.realtime.jobs import wake_workers
+from coinql.realtime.job_runner import wake_workers
 from coinql.resolvers.auth import create_user
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store

@@ -28,9 +28,11 @@ from coinql.domain.runs import SimulationJob, StudyJob
 from coinql.realtime import channels
 from coinql.realtime.clock import utc_now
 from coinql.realtime.compute import run_in_thread
-from coinql.realtime.jobs import JobRunner, sweep_stale
+from coinql.realtime.job_runner import JobRunner
+from coinql.realtime.jobs import sweep_stale
 from coinql.resolvers.auth import create_user
 from coinql.settings import Settings
+from coinql.store import chunks as chunk_store
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
 from coinql.store import runs as run_store
@@ -133,7 +135,7 @@ async def test_chunked_runs_are_the_single_process_runs(app: Starlette, ada: Gra
         assert (await wait_for(ada, global_id))["status"] == "SUCCEEDED", kind
         job = await stored_job(sessions, job_uuid(global_id))
         async with sessions() as session:
-            chunks_left = await job_store.chunks_of(session, parent_id=job.id)
+            chunks_left = await chunk_store.chunks_of(session, parent_id=job.id)
         assert chunks_left == []  # merged: the chunks' results are the run's
         keys = {"owner_id": job.owner_id, "job_id": job.id, "created_at": utc_now()}
         if kind is JobKind.SIMULATION:
@@ -225,7 +227,7 @@ async def test_cancelling_a_job_stops_its_chunks(app: Starlette, ada: GraphQLCli
     job_id = job_uuid(global_id)
     for _ in range(600):  # until chunks compute
         async with sessions() as session:
-            found = await job_store.chunks_of(session, parent_id=job_id)
+            found = await chunk_store.chunks_of(session, parent_id=job_id)
         if any(chunk.status == JobStatus.RUNNING.value for chunk in found):
             break
         await asyncio.sleep(0.05)
@@ -235,11 +237,13 @@ async def test_cancelling_a_job_stops_its_chunks(app: Starlette, ada: GraphQLCli
     cancelled = (await ada.execute(CANCEL, {"id": global_id})).ok()["cancelJob"]
     assert cancelled["status"] == "CANCELLED"
     async with sessions() as session:
-        statuses = {chunk.status for chunk in await job_store.chunks_of(session, parent_id=job_id)}
+        statuses = {
+            chunk.status for chunk in await chunk_store.chunks_of(session, parent_id=job_id)
+        }
     assert statuses <= {JobStatus.SUCCEEDED.value, JobStatus.CANCELLED.value}, statuses
     await asyncio.sleep(3)  # a running chunk stops at its next check; none is claimed again
     async with sessions() as session:
-        after = await job_store.chunks_of(session, parent_id=job_id)
+        after = await chunk_store.chunks_of(session, parent_id=job_id)
     done_before = sum(chunk.status == JobStatus.SUCCEEDED.value for chunk in found)
     assert {chunk.status for chunk in after} <= {"SUCCEEDED", "CANCELLED"}
     assert sum(chunk.status == "SUCCEEDED" for chunk in after) <= done_before + 2
@@ -410,7 +414,7 @@ async def test_a_killed_worker_loses_nothing(
     killed: job_store.Job | None = None
     for _ in range(1_200):
         async with sessions() as session:
-            found = await job_store.chunks_of(session, parent_id=job_id)
+            found = await chunk_store.chunks_of(session, parent_id=job_id)
         mine = [
             chunk
             for chunk in found

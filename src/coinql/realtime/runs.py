@@ -6,7 +6,7 @@ for cancellation), stores its run and returns the run's id. A study or a simulat
 chunks (`coinql.domain.chunks`): its body plans and queues them (`plan_chunks`), each chunk's
 body runs its part and keeps the result (`run_chunk`), and the last one to end merges them.
 Where a job runs, and what happens around it (claims, heartbeats, the final status), is
-`coinql.realtime.jobs`'s.
+`coinql.realtime.job_runner`'s.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from coinql.domain.candles import Candles, Interval
 from coinql.domain.metrics import Benchmark, summarize
 from coinql.domain.runs import BacktestJob, ChunkJob, SimulationJob, StudyJob
 from coinql.domain.typing import IntArray
+from coinql.store import chunks as chunk_store
 from coinql.store import jobs as job_store
 from coinql.store import market as market_store
 from coinql.store import runs as run_store
@@ -34,7 +35,7 @@ from coinql.store.db import insert
 from coinql.store.jobs import JobKind, JobStatus
 
 if TYPE_CHECKING:
-    from coinql.realtime.jobs import JobRunner
+    from coinql.realtime.job_runner import JobRunner
 
 log = structlog.get_logger("coinql.jobs")
 BENCHMARK = "BTC"
@@ -172,7 +173,7 @@ async def plan_chunks(runner: JobRunner, job: job_store.Job) -> None:
             now=runner.now(),
         ):
             raise Cancelled
-        queued = await job_store.add_chunks(
+        queued = await chunk_store.add_chunks(
             session,
             parent=job,
             chunk_inputs=[chunk.to_json() for chunk in planned],
@@ -262,14 +263,14 @@ async def run_chunk(runner: JobRunner, chunk: job_store.Job) -> None:
                 parent=parent.id,
             )
     async with runner.sessions() as session, session.begin():
-        if not await job_store.finish_chunk(
-            session, chunk_id=chunk.id, output=job_store.encode_output(result), now=runner.now()
+        if not await chunk_store.finish_chunk(
+            session, chunk_id=chunk.id, output=chunk_store.encode_output(result), now=runner.now()
         ):
             raise Cancelled  # cancelled, or handed to another runner meanwhile
     with contextlib.suppress(Cancelled):  # the parent may have been cancelled since
         await runner.progress(chunk.id, None, "succeeded", parent=parent.id)
     async with runner.sessions() as session, session.begin():
-        merging = await job_store.take_merge(session, parent_id=parent.id, now=runner.now())
+        merging = await chunk_store.take_merge(session, parent_id=parent.id, now=runner.now())
     if merging:
         _chunk_candles.pop(parent.id, None)
         await _merge(runner, parent, timestamps)
@@ -279,13 +280,13 @@ async def _merge(runner: JobRunner, parent: job_store.Job, timestamps: IntArray 
     """Merge the chunks' results into the parent's run, store it and end the parent."""
     try:
         async with runner.sessions() as session:
-            found = await job_store.chunks_of(session, parent_id=parent.id)
+            found = await chunk_store.chunks_of(session, parent_id=parent.id)
         if parent.kind == JobKind.SIMULATION.value:
             run_id = await _store_simulation(
                 runner,
                 parent,
                 simulation.summarize_paths(
-                    [job_store.path_stats_output(chunk) for chunk in found],
+                    [chunk_store.path_stats_output(chunk) for chunk in found],
                     SimulationJob.from_json(parent.input).config,
                 ),
             )
@@ -293,10 +294,10 @@ async def _merge(runner: JobRunner, parent: job_store.Job, timestamps: IntArray 
             assert timestamps is not None
             merged: research.SweepResult | research.WalkForwardResult
             if parent.kind == JobKind.SWEEP.value:
-                merged = chunks.merge_sweep([job_store.sweep_output(chunk) for chunk in found])
+                merged = chunks.merge_sweep([chunk_store.sweep_output(chunk) for chunk in found])
             else:
                 merged = chunks.merge_walk_forward(
-                    [job_store.walk_forward_output(chunk) for chunk in found]
+                    [chunk_store.walk_forward_output(chunk) for chunk in found]
                 )
             run_id = await _store(
                 runner,

@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from coinql.observability import Metrics
 from coinql.realtime.backends import Backends
 from coinql.realtime.compute import run_in_thread
-from coinql.realtime.jobs import ARQ_FUNCTION, JobRunner, wake_workers
+from coinql.realtime.job_runner import ARQ_FUNCTION, JobRunner, wake_workers
 from coinql.settings import Settings
 from coinql.store import tables  # noqa: F401 - every table, so foreign keys resolve
 from coinql.store.db import create_engine, create_session_factory
