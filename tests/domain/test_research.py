@@ -10,6 +10,7 @@ import pytest
 from coinql.domain import allocation as al
 from coinql.domain import backtest as bt
 from coinql.domain import backtest_config as bc
+from coinql.domain import resampling
 from coinql.domain import research as rs
 from coinql.domain import simulation as sim
 from coinql.domain.book import run_book
@@ -108,7 +109,7 @@ def test_equal_weight_book_without_fees_is_the_average_of_period_growth() -> Non
 def test_bootstrap_converges_to_the_sample() -> None:
     rng = np.random.default_rng(0)
     returns = rng.normal(0.001, 0.02, 2_000)
-    paths = sim.block_bootstrap(returns, 4_000, 250, 10, np.random.default_rng(1))
+    paths = resampling.block_bootstrap(returns, 4_000, 250, 10, np.random.default_rng(1))
     assert paths.mean() == pytest.approx(returns.mean(), abs=3e-4)
     assert paths.std() == pytest.approx(returns.std(), rel=0.02)
 
@@ -150,7 +151,7 @@ def test_stress_options_make_paths_worse() -> None:
 
 def test_regime_model_fits_calm_and_turbulent_states() -> None:
     returns = np.diff(parsed("ETH").candles.close) / parsed("ETH").candles.close[:-1]
-    model = sim.RegimeModel.fit(returns)
+    model = resampling.RegimeModel.fit(returns)
     assert model.scale[1] > model.scale[0]  # turbulent is wider
     np.testing.assert_allclose(model.transitions.sum(axis=1), 1.0)
     assert np.all(np.diag(model.transitions) > 0.8)  # regimes persist

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from coinql.domain import resampling
 from coinql.domain import simulation as sim
 
 RNG_SEED = 0
@@ -16,7 +17,7 @@ RNG_SEED = 0
 
 def test_blocks_are_contiguous_and_wrap_around() -> None:
     returns = np.arange(50, dtype=np.float64)
-    paths = sim.block_bootstrap(returns, 200, 37, 5, np.random.default_rng(RNG_SEED))
+    paths = resampling.block_bootstrap(returns, 200, 37, 5, np.random.default_rng(RNG_SEED))
     assert paths.shape == (200, 37)
     # Inside each block the next return is the next observation, modulo the series' length.
     steps = (paths[:, 1:] - paths[:, :-1]) % 50
@@ -29,7 +30,7 @@ def test_weights_decide_where_blocks_start() -> None:
     returns = np.arange(10, dtype=np.float64)
     weights = np.zeros(10)
     weights[8] = 1.0  # every block starts at the second-to-last observation
-    paths = sim.block_bootstrap(returns, 3, 9, 4, np.random.default_rng(RNG_SEED), weights)
+    paths = resampling.block_bootstrap(returns, 3, 9, 4, np.random.default_rng(RNG_SEED), weights)
     np.testing.assert_array_equal(paths, np.tile([8, 9, 0, 1, 8, 9, 0, 1, 8], (3, 1)))
 
 
@@ -116,10 +117,10 @@ def test_a_config_survives_its_json_form() -> None:
 
 def test_regime_labels_split_at_the_median() -> None:
     returns = np.random.default_rng(RNG_SEED).standard_t(4, 400) * 0.01
-    labels = sim.volatility_regimes(returns)
+    labels = resampling.volatility_regimes(returns)
     assert labels.shape == (400,) and set(np.unique(labels)) == {0, 1}
     assert 150 <= labels.sum() <= 200  # above the median: at most half
-    model = sim.RegimeModel.fit(returns)
+    model = resampling.RegimeModel.fit(returns)
     np.testing.assert_allclose(model.transitions.sum(axis=1), 1.0)
     assert np.all(model.tail >= 2.1)
 
@@ -127,8 +128,8 @@ def test_regime_labels_split_at_the_median() -> None:
 def test_a_state_seen_too_rarely_takes_the_fit_of_the_whole_stream() -> None:
     # 40 returns: the 29 without a full window count as the median, so only 5 are turbulent.
     returns = np.random.default_rng(RNG_SEED).standard_t(4, 40) * 0.01
-    assert sim.volatility_regimes(returns).sum() == 5
-    model = sim.RegimeModel.fit(returns)
+    assert resampling.volatility_regimes(returns).sum() == 5
+    model = resampling.RegimeModel.fit(returns)
     tail, location, scale = stats.t.fit(returns)
     assert model.location[1] == location and model.scale[1] == scale
     assert model.tail[1] == max(tail, 2.1)
@@ -155,7 +156,7 @@ def by_definition(returns: np.ndarray, config: sim.SimulationConfig) -> sim.Simu
     for first in range(0, config.paths, sim.CHUNK_PATHS):
         count = min(sim.CHUNK_PATHS, config.paths - first)
         rng = sim.block_rng(config.seed, first // sim.CHUNK_PATHS)
-        drawn = sim.block_bootstrap(returns, count, config.horizon, config.block_length, rng)
+        drawn = resampling.block_bootstrap(returns, count, config.horizon, config.block_length, rng)
         chunks.append(sim.inject_shocks(drawn, config, rng) * config.leverage)
     path_returns = np.concatenate(chunks)
     equity = np.cumprod(1.0 + np.maximum(path_returns, -1.0), axis=1)
