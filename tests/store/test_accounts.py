@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.store import accounts as account_store
+from coinql.store import api_keys as key_store
 from coinql.store import auth as auth_store
 from coinql.store import portfolio as portfolio_store
 from coinql.store.db import create_engine, create_session_factory, insert
@@ -187,7 +188,7 @@ async def test_api_keys_are_found_by_hash_and_revoked_once(
     stranger, _ = await owner_with_portfolio(sessions, "b@example.com")
     key = "cq_abcd1234_" + "z" * 40
     async with sessions() as session, session.begin():
-        row = await account_store.add_api_key(
+        row = await key_store.add_api_key(
             session,
             owner_id=owner,
             name="notebook",
@@ -198,13 +199,13 @@ async def test_api_keys_are_found_by_hash_and_revoked_once(
         )
     assert row.key_hash != key and key not in row.key_hash
     async with sessions() as session:
-        assert await account_store.find_api_key(session, prefix="abcd1234", key=key) is not None
-        assert await account_store.find_api_key(session, prefix="abcd1234", key=key + "x") is None
-        assert await account_store.find_api_key(session, prefix="nope", key=key) is None
+        assert await key_store.find_api_key(session, prefix="abcd1234", key=key) is not None
+        assert await key_store.find_api_key(session, prefix="abcd1234", key=key + "x") is None
+        assert await key_store.find_api_key(session, prefix="nope", key=key) is None
 
     async def revoke(by: uuid.UUID) -> bool:
         async with sessions() as session, session.begin():
-            return await account_store.revoke_api_key(
+            return await key_store.revoke_api_key(
                 session, key_id=row.id, owner_id=by, now=NOW + timedelta(minutes=1)
             )
 
@@ -212,8 +213,8 @@ async def test_api_keys_are_found_by_hash_and_revoked_once(
     results = await asyncio.gather(*(revoke(owner) for _ in range(4)), return_exceptions=True)
     assert results.count(True) == 1
     async with sessions() as session:
-        assert await account_store.find_api_key(session, prefix="abcd1234", key=key) is None
-        assert await account_store.list_api_keys(session, owner_id=owner) == []
+        assert await key_store.find_api_key(session, prefix="abcd1234", key=key) is None
+        assert await key_store.list_api_keys(session, owner_id=owner) == []
 
 
 async def test_the_audit_log_pages_newest_first_per_user(
@@ -223,7 +224,7 @@ async def test_the_audit_log_pages_newest_first_per_user(
     stranger, _ = await owner_with_portfolio(sessions, "b@example.com")
     async with sessions() as session, session.begin():
         for n in range(5):
-            await account_store.record(
+            await key_store.record(
                 session,
                 user_id=owner,
                 action=f"A{n}",
@@ -231,10 +232,10 @@ async def test_the_audit_log_pages_newest_first_per_user(
                 address="127.0.0.1",
                 now=NOW + timedelta(seconds=n),
             )
-        await account_store.record(
+        await key_store.record(
             session, user_id=stranger, action="LOGIN", target=None, address=None, now=NOW
         )
-        await account_store.record(
+        await key_store.record(
             session,
             user_id=None,
             action="LOGIN_FAILED",
@@ -243,11 +244,11 @@ async def test_the_audit_log_pages_newest_first_per_user(
             now=NOW,
         )
     async with sessions() as session:
-        page = await account_store.audit_page(session, user_id=owner, after=None, first=3)
+        page = await key_store.audit_page(session, user_id=owner, after=None, first=3)
         assert [e.action for e in page] == ["A4", "A3", "A2"]
-        rest = await account_store.audit_page(session, user_id=owner, after=page[-1].id, first=3)
+        rest = await key_store.audit_page(session, user_id=owner, after=page[-1].id, first=3)
         assert [e.action for e in rest] == ["A1", "A0"]
-        everyone = await account_store.audit_page(session, user_id=None, after=None, first=10)
+        everyone = await key_store.audit_page(session, user_id=None, after=None, first=10)
         assert len(everyone) == 7
 
 

@@ -45,6 +45,7 @@ from coinql.realtime.leader import Leader, LeadingLoop
 from coinql.realtime.prices import LatestPrices
 from coinql.settings import Settings
 from coinql.store import accounts as account_store
+from coinql.store import api_keys as key_store
 from coinql.store import market as market_store
 from coinql.store import portfolio as portfolio_store
 from coinql.store.accounts import ExchangeConnection
@@ -278,7 +279,7 @@ class AccountSync:
                 if not saved:
                     raise Conflict("the paper account changed during the sync; sync again")
             await account_store.end_sync(session, connection_id=connection.id, now=now, error=None)
-            await account_store.record(
+            await key_store.record(
                 session,
                 user_id=connection.owner_id,
                 action="ACCOUNT_SYNCED",

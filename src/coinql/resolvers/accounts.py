@@ -28,6 +28,7 @@ from coinql.resolvers.auth import audit, require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.owned import get_owned
 from coinql.store import accounts as account_store
+from coinql.store import api_keys as key_store
 from coinql.store import portfolio as portfolio_store
 from coinql.store.accounts import ExchangeConnection
 
@@ -191,7 +192,7 @@ async def sync_connection(context: Context, *, connection_id: uuid.UUID) -> Snap
 
 async def audit_log(
     context: Context, *, first: int, after: int | None, user_id: uuid.UUID | None
-) -> list[account_store.AuditEntry]:
+) -> list[key_store.AuditEntry]:
     """The caller's audit entries, newest first; an admin may name any user's, or None: all."""
     caller = await require_user(context)
     if user_id is not None and user_id != caller.id and not caller.is_admin:
@@ -199,13 +200,13 @@ async def audit_log(
     if user_id is None and not caller.is_admin:
         user_id = caller.id
     async with context.services.reader() as session:
-        return await account_store.audit_page(session, user_id=user_id, after=after, first=first)
+        return await key_store.audit_page(session, user_id=user_id, after=after, first=first)
 
 
 @dataclass(frozen=True, slots=True)
 class CreatedKey:
     key: str  # shown once, in the answer that created it
-    row: account_store.ApiKey
+    row: key_store.ApiKey
 
 
 async def create_api_key(context: Context, *, name: str, scopes: list[ApiScope]) -> CreatedKey:
@@ -226,9 +227,9 @@ async def create_api_key(context: Context, *, name: str, scopes: list[ApiScope])
     key, prefix = auth.new_api_key()
     now = context.services.now()
     async with context.services.transaction() as session:
-        if len(await account_store.list_api_keys(session, owner_id=user.id)) >= limit:
+        if len(await key_store.list_api_keys(session, owner_id=user.id)) >= limit:
             raise InvalidInput("name", f"at most {limit} live API keys per user; revoke one")
-        row = await account_store.add_api_key(
+        row = await key_store.add_api_key(
             session,
             owner_id=user.id,
             name=name,
@@ -241,10 +242,10 @@ async def create_api_key(context: Context, *, name: str, scopes: list[ApiScope])
     return CreatedKey(key, row)
 
 
-async def list_api_keys(context: Context) -> list[account_store.ApiKey]:
+async def list_api_keys(context: Context) -> list[key_store.ApiKey]:
     user = await require_user(context)
     async with context.services.reader() as session:
-        return await account_store.list_api_keys(session, owner_id=user.id)
+        return await key_store.list_api_keys(session, owner_id=user.id)
 
 
 async def revoke_api_key(context: Context, *, key_id: uuid.UUID) -> None:
@@ -252,9 +253,7 @@ async def revoke_api_key(context: Context, *, key_id: uuid.UUID) -> None:
     user = await require_user(context)
     now = context.services.now()
     async with context.services.transaction() as session:
-        if not await account_store.revoke_api_key(
-            session, key_id=key_id, owner_id=user.id, now=now
-        ):
+        if not await key_store.revoke_api_key(session, key_id=key_id, owner_id=user.id, now=now):
             raise NotFound(f"no API key {key_id}")
         await audit(context, session, user.id, "API_KEY_REVOKED", target=str(key_id))
     await context.services.live_sessions.revoke(session_id=key_id)

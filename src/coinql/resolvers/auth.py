@@ -20,7 +20,7 @@ from coinql.domain.errors import (
 )
 from coinql.resolvers.budget import refuse
 from coinql.resolvers.context import Context, Services
-from coinql.store import accounts as account_store
+from coinql.store import api_keys as key_store
 from coinql.store import auth as auth_store
 
 
@@ -295,7 +295,7 @@ async def audit(
     target: str | None = None,
 ) -> None:
     """Append a sensitive action to the audit log, in the caller's transaction."""
-    await account_store.record(
+    await key_store.record(
         session,
         user_id=user_id,
         action=action,

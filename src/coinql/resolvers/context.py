@@ -43,7 +43,7 @@ from coinql.realtime.series_cache import SeriesCache
 from coinql.realtime.sessions import LiveSessions
 from coinql.resolvers.loaders import Loaders
 from coinql.settings import Settings
-from coinql.store import accounts as account_store
+from coinql.store import api_keys as key_store
 from coinql.store import auth as auth_store
 from coinql.store import db as store_db
 from coinql.store.db import is_connection_loss
@@ -200,7 +200,7 @@ class Context:
     # The verified access token's claims, once `user()` has read one.
     claims: AccessClaims | None = None
     # The API key the request came with (`Authorization: ApiKey ...`), once `user()` read it.
-    api_key: account_store.ApiKey | None = None
+    api_key: key_store.ApiKey | None = None
     # An HTTP request reads through one session (`reader`); a socket's context lives as long
     # as the socket, so it opens one per read instead.
     shares_session: bool = False
@@ -314,10 +314,10 @@ class Context:
         prefix = api_key_prefix(key)
         now = self.services.now()
         async with self.services.transaction() as session:
-            row = await account_store.find_api_key(session, prefix=prefix, key=key)
+            row = await key_store.find_api_key(session, prefix=prefix, key=key)
             user = None if row is None else await auth_store.get_user(session, user_id=row.owner_id)
             if row is not None:
-                await account_store.touch_api_key(session, key_id=row.id, now=now)
+                await key_store.touch_api_key(session, key_id=row.id, now=now)
         if row is None or user is None:
             raise InvalidToken("API key is invalid or revoked")
         self.api_key = row

@@ -25,14 +25,7 @@ from strawberry.types.graphql import OperationType
 from coinql.domain.errors import Unavailable
 from coinql.resolvers.context import Context
 from coinql.schema import accounts, backtest, orders
-from coinql.schema.accounts import (
-    AccountsMutation,
-    AccountsQuery,
-    ApiKeyMutation,
-    ApiKeyQuery,
-    ProfileMutation,
-    ProfileQuery,
-)
+from coinql.schema.accounts import AccountsMutation, AccountsQuery
 from coinql.schema.backtest import BacktestMutation, BacktestQuery
 from coinql.schema.bots import BotMutation, BotQuery
 from coinql.schema.bounds import CheckedSchema
@@ -51,6 +44,7 @@ from coinql.schema.market import MarketQuery
 from coinql.schema.optimize import OptimizeQuery
 from coinql.schema.orders import OrderMutation
 from coinql.schema.portfolio import PortfolioMutation, PortfolioQuery
+from coinql.schema.profile import ApiKeyMutation, ApiKeyQuery, ProfileMutation, ProfileQuery
 from coinql.schema.realtime import (
     BOT_EVENT_TYPES,
     RealtimeMutation,

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from coinql.store.accounts import (
-    AccountSnapshot,
-    ApiKey,
-    AuditEntry,
-    ExchangeConnection,
-    PaperAccount,
-)
+from coinql.store.accounts import AccountSnapshot, ExchangeConnection, PaperAccount
+from coinql.store.api_keys import ApiKey, AuditEntry
 from coinql.store.auth import RefreshToken, User
 from coinql.store.bots import Bot, BotFillRow, BotOrder
 from coinql.store.candles import Candle
