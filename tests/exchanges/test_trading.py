@@ -55,7 +55,14 @@ async def test_a_refusal_names_ccxts_class_and_never_its_text(error: Exception) 
 
 
 @pytest.mark.parametrize(
-    "error", [ccxt.RequestTimeout("t"), ccxt.NetworkError("n"), ccxt.ExchangeNotAvailable("u")]
+    "error",
+    [
+        ccxt.RequestTimeout("t"),
+        ccxt.NetworkError("n"),
+        ccxt.ExchangeNotAvailable("u"),
+        ccxt.BadResponse("an unreadable answer"),
+        ccxt.DuplicateOrderId("it has one under this id"),
+    ],
 )
 async def test_a_send_that_may_have_arrived_is_never_sent_again(error: Exception) -> None:
     exchange = FakeTradingExchange()
@@ -97,3 +104,30 @@ async def test_a_cancel_after_the_order_filled_answers_the_fill() -> None:
         exchange, pair="BTC/USDT", exchange_order_id="404", backoff=no_wait()
     )
     assert gone is None
+
+
+async def test_a_look_up_reads_every_list_the_exchange_has_and_skips_the_others() -> None:
+    exchange = FakeTradingExchange()
+    taken = await send(exchange, "cq-9")
+
+    async def not_supported(*args: Any, **kwargs: Any) -> Any:
+        raise ccxt.NotSupported("binance fetchClosedOrders() is not supported")
+
+    exchange.fetch_closed_orders = not_supported  # type: ignore[method-assign]
+    exchange.fetch_canceled_orders = exchange.fetch_open_orders  # type: ignore[attr-defined]
+    exchange.orders[taken["id"]]["status"] = "open"
+    found = await trading.find_order(
+        exchange, pair="BTC/USDT", client_order_id="cq-9", since=0, backoff=no_wait()
+    )
+    assert found is not None and found["id"] == taken["id"]
+    exchange.has["fetchOrders"] = True
+    listed: list[dict[str, Any]] = [{"id": "7", "clientOrderId": "cq-9", "status": "expired"}]
+
+    async def fetch_orders(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return listed
+
+    exchange.fetch_orders = fetch_orders  # type: ignore[attr-defined]
+    every = await trading.find_order(
+        exchange, pair="BTC/USDT", client_order_id="cq-9", since=0, backoff=no_wait()
+    )
+    assert every == listed[0]

@@ -6,6 +6,7 @@ operator's switch."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from starlette.applications import Starlette
 from coinql.domain import backtest_config as bc
 from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config
 from coinql.domain.candles import Interval
-from coinql.domain.errors import Forbidden, InvalidInput
+from coinql.domain.errors import Conflict, Forbidden, InvalidInput, Unavailable
 from coinql.domain.orders import OrderKind
 from coinql.domain.strategies import StrategySpec
 from coinql.exchanges.ccxt import Backoff
@@ -32,7 +33,7 @@ from coinql.resolvers.auth import create_user
 from coinql.store import accounts as account_store
 from coinql.store import bots as bot_store
 from coinql.store import portfolio as portfolio_store
-from coinql.store.bots import Bot, BotOrder
+from coinql.store.bots import Bot, BotOrder, OrderStatus
 from tests.fakes import FakeTradingExchange
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -329,6 +330,7 @@ async def test_a_cancel_reaches_the_exchange_and_keeps_what_already_filled(
     assert cancelled.status == "CANCELLED"
     assert exchange.orders[resting.exchange_order_id]["status"] == "canceled"
     exchange.script = ["partial"]
+    bot = await BotLifecycle(engine).reload(bot)  # its version moved on with each order
     half = await buy(engine, bot, "0.2", kind=OrderKind.LIMIT, price=Decimal(45_000))
     exchange.orders[half.exchange_order_id or ""]["partial"] = False  # the rest never fills
     ended = await engine.cancel(await BotLifecycle(engine).reload(bot), half)
@@ -439,3 +441,126 @@ async def test_a_stop_goes_out_as_ccxts_market_order_with_a_trigger_price(
         45_000,
     )
     assert (stop.kind, stop.status, stop.price) == ("STOP_MARKET", "NEW", Decimal(45_000))
+
+
+async def test_two_orders_racing_on_one_bot_cannot_both_pass_its_checks(
+    app: Starlette, clock: Clock, live: Callable[..., BotEngine], exchange: FakeTradingExchange
+) -> None:
+    engine = live()
+    bot = await live_bot(app, clock)  # the same read of the bot, as two requests would have
+    first, second = await asyncio.gather(
+        buy(engine, bot, "0.15"), buy(engine, bot, "0.15"), return_exceptions=True
+    )
+    outcomes = sorted(type(o).__name__ for o in (first, second))
+    assert outcomes == ["BotOrder", "Conflict"], outcomes
+    assert len(exchange.creates) == 1 and len(await orders(engine, bot)) == 1
+
+
+async def test_nothing_new_is_placed_while_an_orders_outcome_is_unknown(
+    app: Starlette, clock: Clock, live: Callable[..., BotEngine], exchange: FakeTradingExchange
+) -> None:
+    engine = live()
+    bot = await live_bot(app, clock)
+    exchange.script = [ccxt.NullResponse("binance answered nothing")]  # may have taken it
+    unknown = await buy(engine, bot)
+    assert unknown.status == "NEW" and unknown.sent_at is None
+    with pytest.raises(Conflict):  # (its cash is held for it meanwhile)
+        await buy(engine, await BotLifecycle(engine).reload(bot), "0.01")
+    assert len(exchange.creates) == 1
+
+
+async def test_a_stale_word_never_moves_an_order_back_and_an_end_never_overrides_a_fill(
+    app: Starlette, clock: Clock, live: Callable[..., BotEngine], exchange: FakeTradingExchange
+) -> None:
+    engine = live()
+    bot = await live_bot(app, clock)
+    exchange.script = ["partial"]
+    order = await buy(engine, bot, "0.2", kind=OrderKind.LIMIT, price=Decimal(49_000))
+    assert order.status == "PARTIALLY_FILLED"
+    older = {"id": order.exchange_order_id, "status": "open", "filled": 0.0}
+    again = await engine.live.follow(bot, order, older)  # the create answer, arriving late
+    assert (again.status, again.filled_quantity) == ("PARTIALLY_FILLED", Decimal("0.1"))
+    await engine.reconcile(bot)  # filled
+    ended = await engine.end(bot, order, OrderStatus.EXPIRED, "a late give-up")
+    assert ended.status == "FILLED" and len(await fills(engine, bot)) == 2
+
+
+async def test_a_fill_at_no_known_price_keeps_the_order_open_until_one_is_known(
+    app: Starlette, clock: Clock, live: Callable[..., BotEngine], exchange: FakeTradingExchange
+) -> None:
+    engine = live()
+    bot = await live_bot(app, clock)
+    order = await buy(engine, bot, "0.1", kind=OrderKind.LIMIT, price=Decimal(40_000))
+    bare = {"id": order.exchange_order_id, "status": "closed", "filled": 0.1}
+    held = await engine.live.follow(bot, order, bare)  # filled, no average, cost or price
+    assert held.status == "PARTIALLY_FILLED" and await fills(engine, bot) == []
+    exchange.fill_resting(order.exchange_order_id or "")
+    assert await engine.reconcile(bot) is True
+    [done] = await orders(engine, bot)
+    assert done.status == "FILLED" and [f.price for f in await fills(engine, bot)] == [40_000]
+
+
+async def test_a_cancel_before_the_exchange_answered_is_kept_and_carried_out_once_found(
+    app: Starlette, clock: Clock, live: Callable[..., BotEngine], exchange: FakeTradingExchange
+) -> None:
+    engine = live()
+    bot = await live_bot(app, clock)
+    exchange.script = ["timeout"]
+    exchange.lookups_fail = 4  # the look-up after the send fails too
+    order = await buy(engine, bot, "0.1", kind=OrderKind.LIMIT, price=Decimal(40_000))
+    assert order.exchange_order_id is None
+    exchange.lookups_fail = 0
+    listed = exchange.orders.copy()
+    exchange.orders.clear()  # the exchange does not list it yet
+    asked = await engine.cancel(bot, order)
+    assert (asked.status, asked.cancel_requested) == ("NEW", True)
+    exchange.orders.update(listed)  # now it does
+    clock.now += ASK_AFTER + timedelta(seconds=1)
+    assert await engine.reconcile(bot) is True
+    [cancelled] = await orders(engine, bot)
+    assert cancelled.status == "CANCELLED" and exchange.orders["1000"]["status"] == "canceled"
+
+
+async def test_a_new_order_the_exchange_cannot_find_yet_is_not_given_up(
+    app: Starlette, clock: Clock, live: Callable[..., BotEngine], exchange: FakeTradingExchange
+) -> None:
+    engine = live()
+    bot = await live_bot(app, clock)
+    order = await buy(engine, bot, "0.1", kind=OrderKind.LIMIT, price=Decimal(40_000))
+    hidden = exchange.orders.pop(order.exchange_order_id or "")  # fetch_order: OrderNotFound
+    await engine.reconcile(bot)
+    assert (await orders(engine, bot))[0].status == "NEW"
+    exchange.orders[hidden["id"]] = hidden
+    clock.now += GIVE_UP_AFTER + timedelta(seconds=1)
+    exchange.orders.pop(hidden["id"])
+    await engine.reconcile(bot)
+    assert (await orders(engine, bot))[0].status == "EXPIRED"
+
+
+async def test_a_paused_live_bots_orders_are_still_followed(
+    app: Starlette, clock: Clock, live: Callable[..., BotEngine], exchange: FakeTradingExchange
+) -> None:
+    engine = live()
+    bot = await live_bot(app, clock)
+    order = await buy(engine, bot, "0.1", kind=OrderKind.LIMIT, price=Decimal(40_000))
+    await BotLifecycle(engine).pause(await BotLifecycle(engine).reload(bot), "a breach")
+    exchange.fill_resting(order.exchange_order_id or "")
+    await BotRunner(engine=engine, poll_seconds=1).run_once()
+    assert (await orders(engine, bot))[0].status == "FILLED"
+
+
+async def test_a_bots_failure_reason_names_ccxts_class_only(
+    app: Starlette, clock: Clock, live: Callable[..., BotEngine], exchange: FakeTradingExchange
+) -> None:
+    engine = live()
+    bot = await live_bot(app, clock)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ccxt.ExchangeError("binance GET https://api/?signature=abc123&apiKey=key-1234")
+
+    exchange.fetch_balance = broken  # type: ignore[method-assign]
+    with pytest.raises(Unavailable) as unavailable:
+        await buy(engine, bot)
+    assert (
+        "abc123" not in unavailable.value.message and "ExchangeError" in unavailable.value.message
+    )

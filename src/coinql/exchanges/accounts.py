@@ -54,7 +54,13 @@ class AccountClients(Protocol):
     """What builds an account's client: `create_account_client`, or a test's fake."""
 
     def __call__(
-        self, exchange_id: str, *, api_key: str, secret: str, passphrase: str | None
+        self,
+        exchange_id: str,
+        *,
+        api_key: str,
+        secret: str,
+        passphrase: str | None,
+        streaming: bool = False,
     ) -> AccountClient: ...
 
 
@@ -114,12 +120,21 @@ class Permissions:
 
 
 def create_account_client(
-    exchange_id: str, *, api_key: str, secret: str, passphrase: str | None
+    exchange_id: str,
+    *,
+    api_key: str,
+    secret: str,
+    passphrase: str | None,
+    streaming: bool = False,
 ) -> AccountClient:
-    """Return a real ccxt async client holding the credentials, its rate limiter on."""
+    """Return a real ccxt async client holding the credentials, its rate limiter on; with
+    `streaming`, ccxt.pro's where it has the exchange (a bot's: it can watch its orders)."""
     import ccxt.async_support as ccxt_async
+    import ccxt.pro as ccxt_pro
 
     exchange_class = getattr(ccxt_async, exchange_id, None)
+    if streaming:
+        exchange_class = getattr(ccxt_pro, exchange_id, exchange_class)
     if exchange_class is None:
         raise ValueError(f"ccxt has no exchange {exchange_id!r}")
     config: dict[str, Any] = {"apiKey": api_key, "secret": secret, "enableRateLimit": True}

@@ -1,13 +1,14 @@
 """Orders on a real exchange through ccxt: send, look up, cancel, stream.
 
 A send has three outcomes, and only three. The exchange took the order (its answer is
-returned); it refused it (`OrderRefused`, naming ccxt's class: insufficient funds, an invalid
-order, a key that may not trade); or nobody knows (`OutcomeUnknown`: a timeout or a dropped
-connection after the request left, when the exchange may have taken it). A refusal because of
-rate limits (`RateLimitExceeded`, `DDoSProtection`) is retried with backoff, the same client
-order id each time: the exchange did not take it, and would refuse a second order under the
-id if it had. An unknown outcome is never resent: the order is looked up by its client order
-id (`find_order`) until the exchange says whether it has it.
+returned); it refused it (`OrderRefused`: ccxt's `ExchangeError`s, such as insufficient funds,
+an invalid order, a key that may not trade); or nobody knows (`OutcomeUnknown`: a timeout, a
+dropped connection or an unreadable answer after the request left, when the exchange may have
+taken it; and `DuplicateOrderId`, when it has one under that id). A refusal because of rate
+limits (`RateLimitExceeded`, `DDoSProtection`: the exchange turned the request away before
+handling it) is retried with backoff under the same client order id. An unknown outcome is
+never resent: the order is looked up by its client order id (`find_order`) until the
+exchange says whether it has it.
 
 Messages carry ccxt's class and the exchange's name, never ccxt's text, which can quote the
 request (and a request can carry a key).
@@ -29,8 +30,6 @@ T = TypeVar("T")
 
 # The exchange said no before taking the order: safe to send again.
 RETRY_SEND = (ccxt.RateLimitExceeded, ccxt.DDoSProtection)
-# The request may have reached the exchange: ask it, never send again.
-UNKNOWN = (ccxt.RequestTimeout, ccxt.NetworkError)
 ORDER_PAGE = 100
 
 
@@ -132,10 +131,12 @@ async def send_order(
             delay = backoff.delay(attempt)
             log.warning("order send retry", exchange=name, error=_name(error), delay_s=delay)
             await backoff.sleep(delay)
-        except UNKNOWN as error:
-            raise OutcomeUnknown(f"{name} did not answer ({_name(error)})") from None
-        except ccxt.BaseError as error:
+        except ccxt.DuplicateOrderId as error:  # it has one under this id: ask which
+            raise OutcomeUnknown(f"{name} has an order under this id ({_name(error)})") from None
+        except ccxt.ExchangeError as error:
             raise OrderRefused(f"{name} refused the order ({_name(error)})") from None
+        except ccxt.BaseError as error:  # network errors, unreadable answers
+            raise OutcomeUnknown(f"{name} did not answer ({_name(error)})") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -156,14 +157,30 @@ async def fetch_order(
 async def find_order(
     client: TradingClient, *, pair: str, client_order_id: str, since: int, backoff: Backoff
 ) -> dict[str, Any] | None:
-    """The order the exchange holds under `client_order_id`, open or closed, placed since
-    `since` (epoch ms); None when it has none."""
+    """The order the exchange holds under `client_order_id`, in any state, placed since
+    `since` (epoch ms; the last ORDER_PAGE of each list); None when it has none.
+
+    Every order list the exchange has is read: `fetch_orders` where it lists all states,
+    else its open, closed and cancelled ones (a list it does not have is skipped)."""
+    has = getattr(client, "has", {}) or {}
+    names = (
+        ["fetch_orders"]
+        if has.get("fetchOrders")
+        else ["fetch_open_orders", "fetch_closed_orders", "fetch_canceled_orders"]
+    )
 
     async def call() -> dict[str, Any] | None:
-        for fetch in (client.fetch_open_orders, client.fetch_closed_orders):
-            for raw in await fetch(pair, since, ORDER_PAGE):
+        for name in names:
+            fetch = getattr(client, name, None)
+            if fetch is None:
+                continue
+            try:
+                listed = await fetch(pair, since, ORDER_PAGE)
+            except ccxt.NotSupported:
+                continue
+            for raw in listed:
                 if str(raw.get("clientOrderId")) == client_order_id:
-                    return raw
+                    return dict(raw)
         return None
 
     return await _asking(client, call, backoff)

@@ -165,17 +165,21 @@ class AccountSync:
                 quotes[asset.symbol] = (Decimal(str(asset.last_price)), int(moment))
         return Prices(quotes)
 
-    def real_client(self, connection: ExchangeConnection) -> AccountClient:
+    def real_client(
+        self, connection: ExchangeConnection, *, streaming: bool = False
+    ) -> AccountClient:
         api_key, secret, passphrase = account_store.connection_credentials(
             connection, box_of(self.settings)
         )
+        extra = {"streaming": True} if streaming else {}
         return self.clients(
-            connection.exchange, api_key=api_key, secret=secret, passphrase=passphrase
+            connection.exchange, api_key=api_key, secret=secret, passphrase=passphrase, **extra
         )
 
     def trading_client(self, connection: ExchangeConnection) -> TradingClient:
-        """The connection's client for orders (a LIVE bot's): the same ccxt client."""
-        return cast(TradingClient, self.real_client(connection))
+        """The connection's client for orders (a LIVE bot's): ccxt.pro's where it has the
+        exchange, so that its orders can be streamed."""
+        return cast(TradingClient, self.real_client(connection, streaming=True))
 
     async def sync(self, connection: ExchangeConnection, *, address: str | None) -> Snapshot:
         """Read the account, book what changed into its portfolio and keep a snapshot;

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import ccxt
 import numpy as np
 import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,7 +39,7 @@ from coinql.domain.bots import (
     warmup_bars,
 )
 from coinql.domain.candles import DAY_MS, Interval
-from coinql.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from coinql.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from coinql.domain.orders import OrderKind
 from coinql.exchanges.trading import ExchangeUnreachable
 from coinql.realtime.leader import Leader, LeadingLoop
@@ -274,8 +275,22 @@ class BotRunner(LeadingLoop):
                 raise
             except Exception as error:  # one bot's failure stops that bot, not the others
                 log.exception("bot step failed", bot_id=str(bot.id))
-                await self._fail(bot, f"{type(error).__name__}: {error}")
+                await self._fail(bot, _reason(error))
+        await self._follow_the_rest()
         return placed
+
+    async def _follow_the_rest(self) -> None:
+        """Follow the open orders of the LIVE bots that are not running (paused, stopped,
+        failed): their fills still come."""
+        async with self.engine.sessions() as session:
+            idle = await bot_store.live_bots_to_follow(session)
+        for bot in idle:
+            try:
+                await self.engine.reconcile(bot)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the next pass asks again
+                log.exception("following an idle bot's orders failed", bot_id=str(bot.id))
 
     async def _value(self, bot: Bot, price: Decimal) -> bool:
         """Publish the bot's value at `price`, and hold it to its daily loss limit: the first
@@ -383,6 +398,13 @@ class BotRunner(LeadingLoop):
                     await engine.publish(
                         bot.id, {"kind": "status", "status": "RUNNING", "reason": refused.message}
                     )
+                except (Unavailable, Conflict) as later:  # the exchange, or a racing order
+                    log.warning("bot signal deferred", bot_id=str(bot.id), why=later.message)
+                    return placed  # this candle again on the next pass
+                except Forbidden:  # the operator switched live trading off meanwhile
+                    with contextlib.suppress(Conflict):
+                        await lifecycle.pause(bot, LIVE_OFF)
+                    return placed
                 bot = await lifecycle.reload(bot)
             async with engine.sessions() as session, session.begin():
                 await bot_store.mark_bar(
@@ -400,3 +422,11 @@ def seen_window(timestamps: Any, bot: Bot, warmup: int) -> int:
     first = bot.first_live_ms if bot.first_live_ms is not None else (bot.last_bar_ms or -1) + 1
     first_index = int(np.searchsorted(timestamps, first))
     return max(0, first_index - (warmup - 1))
+
+
+def _reason(error: Exception) -> str:
+    """Why a bot failed, as its `reason` says it: a ccxt error by its class only (ccxt's text
+    can quote a signed request)."""
+    if isinstance(error, ccxt.BaseError):
+        return type(error).__name__
+    return f"{type(error).__name__}: {error}"

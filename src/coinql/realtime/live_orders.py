@@ -27,7 +27,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from coinql.domain.errors import InvalidInput, Unavailable
-from coinql.domain.executions import OrderState, next_fill, read_order
+from coinql.domain.executions import ExchangeOrder, OrderState, next_fill, read_order
 from coinql.domain.orders import MarketRules, OrderKind, PrecisionMode
 from coinql.exchanges import trading
 from coinql.exchanges.ccxt import Backoff
@@ -65,6 +65,10 @@ class LiveOrders:
         self._in_flight: set[str] = set()  # client order ids this process is sending
         self._watchers: dict[uuid.UUID, asyncio.Task[None]] = {}
 
+    def sending(self, order: BotOrder) -> bool:
+        """Whether this process is sending the order now."""
+        return order.client_order_id in self._in_flight
+
     async def limits(self, bot: Bot) -> tuple[MarketRules, Decimal, Decimal]:
         """(the market's rules, free base, free quote) on the bot's exchange."""
         client = await self.client(bot)
@@ -73,8 +77,12 @@ class LiveOrders:
             base, quote = await trading.free_balance(
                 client, base=bot.symbol, quote=QUOTE, backoff=self.backoff
             )
-        except (trading.ExchangeUnreachable, ccxt.BaseError) as error:
+        except trading.ExchangeUnreachable as error:
             raise Unavailable(f"{error}; no order was written or sent") from None
+        except ccxt.BaseError as error:  # by its class only: ccxt's text can quote the request
+            raise Unavailable(
+                f"{client.id} failed ({type(error).__name__}); no order was written or sent"
+            ) from None
         return rules, base, quote
 
     async def client(self, bot: Bot) -> TradingClient:
@@ -147,52 +155,61 @@ class LiveOrders:
 
     async def follow(self, bot: Bot, order: BotOrder, raw: dict[str, Any]) -> BotOrder:
         """Bring a LIVE order to what the exchange says of it (`raw`, ccxt's unified order),
-        adding what it executed since the last word as one fill; publish what changed. Two
-        followers of one word record its fill once."""
+        adding what it executed since the last word as one fill; publish what changed.
+
+        A word older than the last applied (less filled) changes nothing; an order is not
+        ended while what it filled is not recorded (no price known yet): it is asked again.
+        Two followers of one word record its fill once (the second, refused by the store,
+        reads it again)."""
         said = read_order(raw, base=bot.symbol, quote=QUOTE)
+        for attempt in range(2):
+            try:
+                return await self._apply(bot, order, said)
+            except IntegrityError:  # another follower recorded this word first
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _apply(self, bot: Bot, order: BotOrder, said: ExchangeOrder) -> BotOrder:
         now = self.rows.clock()
-        try:
-            async with self.rows.sessions() as session, session.begin():
-                row = await session.get(BotOrder, order.id)
-                assert row is not None
-                recorded = await bot_store.fills_of_order(session, order_id=order.id)
-                before = (row.status, row.filled_quantity, row.exchange_order_id)
-                if row.exchange_order_id is None:
-                    row.exchange_order_id, row.sent_at, row.error = said.id, now, None
-                execution = next_fill(said, [(f.quantity, f.price, f.fee) for f in recorded])
-                fill = None
-                if execution is not None:
-                    # After the bot's fills before it, even within one clock tick: its ledger
-                    # replays in time order.
-                    latest = await bot_store.latest_fill_time(session, bot_id=bot.id)
-                    if latest is not None and latest >= now:
-                        now = latest + timedelta(microseconds=1)
-                    fill = BotFillRow(
-                        order_id=row.id,
-                        bot_id=bot.id,
-                        trade_id=f"{said.id}#{len(recorded) + 1}",
-                        side=row.side,
-                        price=execution.price,
-                        quantity=execution.quantity,
-                        fee=execution.fee,
-                        time=now,
-                    )
-                    await bot_store.add_fills(session, [fill])
-                if OrderState(row.status).open:  # a final state is never left
-                    row.status = said.state.value
-                    row.filled_quantity, row.average_price, row.fee = (
-                        said.filled,
-                        said.average,
-                        said.fee,
-                    )
-                changed = before != (row.status, row.filled_quantity, row.exchange_order_id)
-                if changed:
-                    row.updated_at = now
-        except IntegrityError:  # another follower recorded this word first
-            async with self.rows.sessions() as session:
-                found = await session.get(BotOrder, order.id)
-            assert found is not None
-            return found
+        fill = None
+        async with self.rows.sessions() as session, session.begin():
+            row = await session.get(BotOrder, order.id, with_for_update=True)
+            assert row is not None
+            if said.filled < row.filled_quantity or not OrderState(row.status).open:
+                return row  # a stale word, or an order already ended
+            recorded = await bot_store.fills_of_order(session, order_id=order.id)
+            before = (row.status, row.filled_quantity, row.exchange_order_id)
+            if row.exchange_order_id is None:
+                row.exchange_order_id, row.sent_at, row.error = said.id, now, None
+            execution = next_fill(said, [(f.quantity, f.price, f.fee) for f in recorded])
+            if execution is not None:
+                # After the bot's fills before it, even within one clock tick: its ledger
+                # replays in time order.
+                latest = await bot_store.latest_fill_time(session, bot_id=bot.id)
+                if latest is not None and latest >= now:
+                    now = latest + timedelta(microseconds=1)
+                fill = BotFillRow(
+                    order_id=row.id,
+                    bot_id=bot.id,
+                    trade_id=f"{said.id}#{len(recorded) + 1}",
+                    side=row.side,
+                    price=execution.price,
+                    quantity=execution.quantity,
+                    fee=execution.fee,
+                    time=now,
+                )
+                await bot_store.add_fills(session, [fill])
+            booked = sum((f.quantity for f in recorded), Decimal(0))
+            booked += execution.quantity if execution is not None else 0
+            state = said.state
+            if booked < said.filled:  # filled, at no price known yet: not ended before it is
+                state = OrderState.PARTIALLY_FILLED
+            row.status = state.value
+            row.filled_quantity, row.average_price, row.fee = booked, said.average, said.fee
+            changed = before != (row.status, row.filled_quantity, row.exchange_order_id)
+            if changed:
+                row.updated_at = now
         if said.unpriced_fee:
             log.warning("fee in a third currency counted as 0", bot_id=str(bot.id))
         if changed:
@@ -202,12 +219,18 @@ class LiveOrders:
         return row
 
     async def cancel(self, bot: Bot, order: BotOrder) -> BotOrder:
+        """Cancel an order on the exchange and return what it became. One the exchange has
+        not answered for yet is looked up first; not found, it is remembered as cancelled
+        by its owner (`cancel_requested`), and cancelled by `reconcile` once it appears, or
+        REJECTED once it has surely not arrived."""
         if order.exchange_order_id is None:
             raw = await self._find(bot, order)
             if raw is None:
-                return await self.rows.end(
-                    bot, order, OrderStatus.REJECTED, "cancelled before the exchange had it"
-                )
+                if self._surely_lost(order):
+                    return await self.rows.end(
+                        bot, order, OrderStatus.REJECTED, "it never reached the exchange"
+                    )
+                return await self.rows.request_cancel(order)
             order = await self.follow(bot, order, raw)
             if not OrderState(order.status).open or order.exchange_order_id is None:
                 return order
@@ -217,17 +240,28 @@ class LiveOrders:
             exchange_order_id=order.exchange_order_id,
             backoff=self.backoff,
         )
-        if raw is None:
-            return await self.rows.end(
-                bot, order, OrderStatus.CANCELLED, "the exchange has no such order"
-            )
+        if raw is None:  # the exchange lists it nowhere: not again, if it is old enough
+            if self._surely_lost(order):
+                return await self.rows.end(
+                    bot, order, OrderStatus.CANCELLED, "the exchange has no such order"
+                )
+            return await self.rows.request_cancel(order)
         return await self.follow(bot, order, raw | {"status": raw.get("status") or "canceled"})
+
+    def _surely_lost(self, order: BotOrder) -> bool:
+        """Whether an order the exchange does not know of can be given up: not being sent
+        by this process, and older than GIVE_UP_AFTER (exchanges list new orders late)."""
+        return (
+            order.client_order_id not in self._in_flight
+            and self.rows.clock() - order.created_at > GIVE_UP_AFTER
+        )
 
     async def reconcile(self, bot: Bot) -> bool:
         """Bring a LIVE bot's open orders to the exchange's word: poll the known ones (unless
         a watcher streams them), ask about those of unknown outcome by their client order
-        id. True when every order's outcome is known (the bot may trade), False while one is
-        not, or the exchange could not be asked."""
+        id, and cancel those their owner cancelled meanwhile. True when every order's
+        outcome is known (the bot may trade), False while one is not, or the exchange could
+        not be asked."""
         async with self.rows.sessions() as session:
             open_orders = await bot_store.orders_of(
                 session, bot_id=bot.id, statuses=bot_store.OPEN_ORDER_STATUSES
@@ -237,38 +271,42 @@ class LiveOrders:
         now, known = self.rows.clock(), True
         for order in open_orders:
             try:
-                if order.exchange_order_id is not None:
-                    if streaming:
-                        continue
-                    raw = await trading.fetch_order(
-                        client,
-                        pair=pair(bot.symbol),
-                        exchange_order_id=order.exchange_order_id,
-                        backoff=self.backoff,
-                    )
-                    if raw is None:
+                if order.cancel_requested:
+                    ended = await self.cancel(bot, order)
+                    if OrderState(ended.status).open and ended.exchange_order_id is None:
+                        known = False
+                elif order.exchange_order_id is not None:
+                    if not streaming:
+                        await self._poll(bot, client, order)
+                elif order.client_order_id in self._in_flight or now - order.created_at < ASK_AFTER:
+                    known = False
+                else:
+                    raw = await self._find(bot, order)
+                    if raw is not None:
+                        await self.follow(bot, order, raw)
+                    elif self._surely_lost(order):
                         await self.rows.end(
-                            bot, order, OrderStatus.EXPIRED, "the exchange dropped it"
+                            bot, order, OrderStatus.REJECTED, "it never reached the exchange"
                         )
                     else:
-                        await self.follow(bot, order, raw)
-                    continue
-                if order.client_order_id in self._in_flight or now - order.created_at < ASK_AFTER:
-                    known = False
-                    continue
-                raw = await self._find(bot, order)
-                if raw is not None:
-                    await self.follow(bot, order, raw)
-                elif now - order.created_at > GIVE_UP_AFTER:
-                    await self.rows.end(
-                        bot, order, OrderStatus.REJECTED, "it never reached the exchange"
-                    )
-                else:
-                    known = False
+                        known = False
             except trading.ExchangeUnreachable as error:
                 log.warning("order follow-up failed", bot_id=str(bot.id), why=str(error))
                 known = False
         return known
+
+    async def _poll(self, bot: Bot, client: TradingClient, order: BotOrder) -> None:
+        assert order.exchange_order_id is not None
+        raw = await trading.fetch_order(
+            client,
+            pair=pair(bot.symbol),
+            exchange_order_id=order.exchange_order_id,
+            backoff=self.backoff,
+        )
+        if raw is not None:
+            await self.follow(bot, order, raw)
+        elif self._surely_lost(order):  # exchanges answer late for new orders: only then
+            await self.rows.end(bot, order, OrderStatus.EXPIRED, "the exchange dropped it")
 
     async def _watch(self, bot: Bot, client: TradingClient) -> bool:
         """Stream the bot's orders where its exchange can (`watch_orders`); whether a watcher

@@ -79,12 +79,23 @@ class OrderRows:
 
     async def end(self, bot: Bot, order: BotOrder, status: OrderStatus, error: str) -> BotOrder:
         """End an order in `status` (REJECTED, or what the exchange's silence means), saying
-        why; published."""
+        why; published. An order another writer ended first stays as that one left it."""
+        async with self.sessions() as session, session.begin():
+            stored = await session.get(BotOrder, order.id, with_for_update=True)
+            assert stored is not None
+            if stored.status not in (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value):
+                return stored
+            stored.status, stored.error, stored.updated_at = status.value, error[:300], self.clock()
+        await self.publish(bot.id, order_event(stored))
+        return stored
+
+    async def request_cancel(self, order: BotOrder) -> BotOrder:
+        """Remember that an order's owner cancelled it before its exchange answered for it."""
         async with self.sessions() as session, session.begin():
             stored = await session.get(BotOrder, order.id)
             assert stored is not None
-            stored.status, stored.error, stored.updated_at = status.value, error[:300], self.clock()
-        await self.publish(bot.id, order_event(stored))
+            stored.cancel_requested, stored.updated_at = True, self.clock()
+            stored.error = "cancel requested: the exchange has not answered for it yet"
         return stored
 
     async def note(self, order: BotOrder, error: str) -> BotOrder:

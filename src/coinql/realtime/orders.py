@@ -65,15 +65,17 @@ LIVE_OFF = "live trading is off: the server runs without COINQL_LIVE_TRADING=tru
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """What a bot holds: its position, its free cash and the cash its open orders hold."""
+    """What a bot holds: its free position and cash, and what its open orders hold (cash for
+    buys, units for sells)."""
 
     position: Decimal
     cash: Decimal
     reserved: Decimal
     book: PaperBook | None  # a paper bot's
+    held_units: Decimal = Decimal(0)
 
     def value(self, price: Decimal) -> Decimal:
-        return self.cash + self.reserved + self.position * price
+        return self.cash + self.reserved + (self.position + self.held_units) * price
 
 
 def new_bot(
@@ -222,9 +224,9 @@ class BotEngine(OrderRows):
             raise InvalidInput("botId", f"{symbol} has no price yet; try again shortly")
         return Quote(symbol, Decimal(repr(asset.last_price)), int(asset.last_price_at))
 
-    async def account(self, bot: Bot) -> Account:
+    async def account(self, bot: Bot, price: Decimal | None = None) -> Account:
         """The bot's holdings: a paper bot's book, or a LIVE bot's capital and fills less
-        what its open orders hold."""
+        what its open orders hold (an open market buy at `price`, the price it goes at)."""
         if bot.mode == BotMode.PAPER.value:
             book = paper_book(bot)
             return Account(
@@ -242,10 +244,10 @@ class BotEngine(OrderRows):
         for order in open_orders:
             left = order.quantity - order.filled_quantity
             if order.side == BotSide.BUY.value:
-                held_cash += left * (order.price or Decimal(0))
+                held_cash += left * (order.price or order.average_price or price or Decimal(0))
             else:
                 held_units += left
-        return Account(position - held_units, state.cash - held_cash, held_cash, None)
+        return Account(position - held_units, state.cash - held_cash, held_cash, None, held_units)
 
     async def place(
         self,
@@ -268,7 +270,7 @@ class BotEngine(OrderRows):
         live = bot.mode == BotMode.LIVE.value
         if live and not self.live_trading():
             raise Forbidden(LIVE_OFF)
-        account = await self.account(bot)
+        account = await self.account(bot, at.price)
         settings = BotSettings.from_json(bot.config)
         fee_rate = Decimal(repr(settings.config.fee_bps)) / 10_000
         rules, free_quote, free_base = MarketRules(), account.cash, account.position
@@ -313,6 +315,8 @@ class BotEngine(OrderRows):
             updated_at=now,
         )
         async with self.sessions() as session, session.begin():
+            if live:  # one placement at a time per bot, each on the account it checked
+                await self._claim_turn(session, bot)
             await bot_store.add_order(session, order)  # written before it is sent
         await self.publish(bot.id, order_event(order))
         if live:
@@ -335,9 +339,32 @@ class BotEngine(OrderRows):
             )
         if fill_at is not None:
             book.on_price(pair(bot.symbol), fill_at.price, fill_at.timestamp)
-        recorded = await self._record(bot, book, order, str(sent["id"]))
+        try:
+            recorded = await self._record(bot, book, order, str(sent["id"]))
+        except Conflict:  # the book moved under it: this order was never stored in it
+            await self.end(bot, order, OrderStatus.REJECTED, "the bot's book changed meanwhile")
+            raise
         assert recorded is not None
         return recorded
+
+    async def _claim_turn(self, session: AsyncSession, bot: Bot) -> None:
+        """A LIVE bot's placements take turns: each moves the bot's version on from the one
+        its checks read, so of two racing orders one is refused (`Conflict`); none goes while
+        an order's outcome is unknown (written, not answered for, not being sent here)."""
+        unknown = [
+            order
+            for order in await bot_store.orders_of(
+                session, bot_id=bot.id, statuses=bot_store.OPEN_ORDER_STATUSES
+            )
+            if order.exchange_order_id is None and not self.live.sending(order)
+        ]
+        if unknown:
+            raise Conflict(
+                f"bot {bot.id} has an order the exchange has not answered for yet; try again"
+                " once it has"
+            )
+        if not await bot_store.take_turn(session, bot_id=bot.id, version=bot.version):
+            raise Conflict(f"bot {bot.id} placed another order meanwhile; try again")
 
     async def _record(
         self, bot: Bot, book: PaperBook, order: BotOrder | None, exchange_id: str | None

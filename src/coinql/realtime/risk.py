@@ -150,7 +150,10 @@ async def check_risk_limits(
             limits.breached = sorted(breached)
     if on_breach is not None:
         for portfolio_id, reason in breaches:
-            await on_breach(portfolio_id, reason)
+            try:
+                await on_breach(portfolio_id, reason)
+            except Exception:  # the others' bots are paused all the same
+                log.exception("pausing a portfolio's bots failed", portfolio_id=str(portfolio_id))
     return raised
 
 

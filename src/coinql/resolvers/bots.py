@@ -83,6 +83,8 @@ async def create_bot(context: Context, new: NewBot) -> Bot:
         raise InvalidInput("name", f"name must have 1 to {MAX_NAME} characters")
     if new.mode == "LIVE" and not services.settings.live_trading:
         raise Forbidden(LIVE_OFF)
+    if new.mode == "LIVE" and services.settings.demo_speed != 1:
+        raise InvalidInput("mode", "the demo market runs faster than real time: no LIVE bots")
     if not new.capital > 0:
         raise InvalidInput("capital", "capital must be more than 0")
     for field, bps in (("feeBps", new.fee_bps), ("slippageBps", new.slippage_bps)):

@@ -122,6 +122,8 @@ class BotOrder(SQLModel, table=True):
     )
     fee: Decimal = Field(default=Decimal(0), sa_column=Column(DecimalType, nullable=False))
     error: str | None = Field(default=None, max_length=300)
+    # Cancelled by its owner before the exchange had answered for it: cancelled once found.
+    cancel_requested: bool = Field(default=False)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
@@ -209,6 +211,23 @@ async def owners_bots(
     return list((await session.exec(statement)).all())
 
 
+async def live_bots_to_follow(session: AsyncSession) -> list[Bot]:
+    """LIVE bots not running (paused, stopped, failed) that still have open orders: the
+    runner follows those orders too."""
+    has_open = (
+        select(BotOrder.id)
+        .where(
+            col(BotOrder.bot_id) == col(Bot.id),
+            col(BotOrder.status).in_(list(OPEN_ORDER_STATUSES)),
+        )
+        .exists()
+    )
+    statement = select(Bot).where(
+        Bot.mode == BotMode.LIVE.value, Bot.status != BotStatus.RUNNING.value, has_open
+    )
+    return list((await session.exec(statement)).all())
+
+
 async def bots_of_portfolio(
     session: AsyncSession, *, portfolio_id: uuid.UUID, statuses: Collection[BotStatus]
 ) -> list[Bot]:
@@ -236,6 +255,17 @@ async def save_book(
         update(Bot)
         .where(col(Bot.id) == bot_id, col(Bot.version) == version)
         .values(**values)
+        .returning(col(Bot.id))
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def take_turn(session: AsyncSession, *, bot_id: uuid.UUID, version: int) -> bool:
+    """Move a bot's version on from `version`; False when someone moved it first."""
+    statement = (
+        update(Bot)
+        .where(col(Bot.id) == bot_id, col(Bot.version) == version)
+        .values(version=version + 1)
         .returning(col(Bot.id))
     )
     return (await session.exec(statement)).first() is not None

@@ -1,5 +1,6 @@
 """[6/8] A bot may book its fills into a portfolio of its owner's; a fill is recorded once
-per order and execution (two followers of one exchange report cannot both record it).
+per order and execution (two followers of one exchange report cannot both record it); an
+order cancelled before its exchange answered for it is remembered as such.
 
 Revision ID: c3d4e5f6a7b8
 Revises: b07a1c2d3e4f
@@ -26,9 +27,15 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("bot_fills", schema=None) as batch_op:
         batch_op.create_unique_constraint("uq_bot_fills_order_trade", ["order_id", "trade_id"])
+    with op.batch_alter_table("bot_orders", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("bot_orders", schema=None) as batch_op:
+        batch_op.drop_column("cancel_requested")
     with op.batch_alter_table("bot_fills", schema=None) as batch_op:
         batch_op.drop_constraint("uq_bot_fills_order_trade", type_="unique")
     with op.batch_alter_table("bots", schema=None) as batch_op:
