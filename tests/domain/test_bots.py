@@ -12,19 +12,17 @@ import pytest
 from coinql.domain import backtest as bt
 from coinql.domain import backtest_config as bc
 from coinql.domain.bots import (
-    BotFill,
     BotRisk,
     BotSide,
-    DifferenceKind,
     RiskRefused,
     bot_config,
     check_order,
     daily_loss_hit,
     decide,
-    divergence,
     warmup_bars,
 )
 from coinql.domain.candles import Candles
+from coinql.domain.divergence import BotFill, DifferenceKind, divergence
 from coinql.domain.errors import InvalidInput
 from coinql.domain.signals import signals
 from coinql.domain.strategies import StrategySpec

@@ -15,9 +15,10 @@ import pytest
 from starlette.applications import Starlette
 
 from coinql.domain import backtest_config as bc
-from coinql.domain.bots import BotFill as DomainFill
-from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config, divergence, warmup_bars
+from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config, warmup_bars
 from coinql.domain.candles import Interval
+from coinql.domain.divergence import BotFill as DomainFill
+from coinql.domain.divergence import divergence
 from coinql.domain.errors import InvalidInput
 from coinql.domain.orders import OrderKind
 from coinql.domain.strategies import StrategySpec

@@ -42,9 +42,10 @@ from coinql.domain.candles import DAY_MS, Interval
 from coinql.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from coinql.domain.orders import OrderKind
 from coinql.exchanges.trading import ExchangeUnreachable
+from coinql.realtime.bot_ledger import bot_valuation
 from coinql.realtime.leader import Leader, LeadingLoop
 from coinql.realtime.order_rows import Quote
-from coinql.realtime.orders import LIVE_OFF, BotEngine, bot_valuation
+from coinql.realtime.orders import LIVE_OFF, BotEngine
 from coinql.store import bots as bot_store
 from coinql.store import market as market_store
 from coinql.store.bots import Bot, BotMode, BotStatus, OrderStatus

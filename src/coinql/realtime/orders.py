@@ -8,15 +8,16 @@ exchange's answer with its fills.
 
 A PAPER bot's exchange is `coinql.exchanges.paper.PaperExchange` over the bot's own book,
 stored with a version: two writers of one book cannot both win; a paper bot may book its
-capital and fills into a portfolio too. A LIVE bot's is its connection's ccxt client, through
-`coinql.realtime.live_orders`, and only while the operator's switch is on.
+capital and fills into a portfolio too (`coinql.realtime.bot_ledger`). A LIVE bot's is its
+connection's ccxt client, through `coinql.realtime.live_orders`, and only while the
+operator's switch is on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,13 +29,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain.bots import BotSettings, BotSide, check_order
 from coinql.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from coinql.domain.ledger import CostBasis, LedgerError, Transaction, TransactionKind, replay
+from coinql.domain.ledger import CostBasis, replay
 from coinql.domain.orders import MarketRules, OrderKind, prepare_order
 from coinql.domain.paper import PaperBook
-from coinql.domain.valuation import Valuation, value
 from coinql.exchanges.ccxt import Backoff
 from coinql.exchanges.paper import PaperExchange
 from coinql.exchanges.trading import TradingClient
+from coinql.realtime.bot_ledger import book_fills, bot_transactions
 from coinql.realtime.clock import Clock, utc_now
 from coinql.realtime.hub import Hub
 from coinql.realtime.live_orders import ORDER_RETRIES, LiveOrders
@@ -51,7 +52,6 @@ from coinql.store import bots as bot_store
 from coinql.store import market as market_store
 from coinql.store.accounts import ExchangeConnection
 from coinql.store.bots import Bot, BotFillRow, BotMode, BotOrder, OrderStatus
-from coinql.store.portfolio import NewEntry, Portfolio, append_to_ledger
 
 log = structlog.get_logger("coinql.orders")
 # The paper exchange's names of the order types.
@@ -121,72 +121,6 @@ def paper_book(bot: Bot) -> PaperBook:
     if bot.book is None:
         raise NotFound(f"bot {bot.id} has no paper account")
     return PaperBook.from_json(bot.book)
-
-
-def bot_transactions(bot: Bot, fills: Iterable[BotFillRow]) -> list[Transaction]:
-    """The bot's account as a ledger: its capital, then its fills."""
-    settings = BotSettings.from_json(bot.config)
-    return [
-        Transaction(
-            kind=TransactionKind.DEPOSIT,
-            asset=QUOTE,
-            quantity=Decimal(repr(settings.config.initial_capital)),
-            time=bot.created_at,
-        ),
-        *(
-            Transaction(
-                kind=TransactionKind.BUY if fill.side == "BUY" else TransactionKind.SELL,
-                asset=bot.symbol,
-                quantity=fill.quantity,
-                price=fill.price,
-                fee=fill.fee,
-                time=fill.time,
-            )
-            for fill in fills
-        ),
-    ]
-
-
-def bot_valuation(bot: Bot, fills: Iterable[BotFillRow], price: Decimal | None) -> Valuation:
-    """The bot's account valued at `price`, as a portfolio is: cash, position, realized and
-    unrealized PnL, fees."""
-    state = replay(bot_transactions(bot, fills), base_currency=QUOTE, method=CostBasis.FIFO)
-    return value(state, {} if price is None else {bot.symbol: price})
-
-
-async def book_capital(session: AsyncSession, bot: Bot) -> None:
-    """A paper bot that books into a portfolio brings its capital there, as a deposit."""
-    capital = Decimal(repr(BotSettings.from_json(bot.config).config.initial_capital))
-    deposit = Transaction(TransactionKind.DEPOSIT, QUOTE, capital, time=bot.created_at)
-    await _book(session, bot, [NewEntry(deposit, f"bot {bot.name}: capital", f"bot:{bot.id}")])
-
-
-async def book_fills(session: AsyncSession, bot: Bot, fills: Iterable[BotFillRow]) -> None:
-    """Book a paper bot's fills into its portfolio (a LIVE bot's come through the sync of
-    its connection), each once: its id is the entry's trade id."""
-    fills = list(fills)
-    transactions = bot_transactions(bot, fills)[1:]
-    await _book(
-        session,
-        bot,
-        [
-            NewEntry(transaction, f"bot {bot.name}", f"bot:{fill.id}")
-            for transaction, fill in zip(transactions, fills, strict=True)
-        ],
-    )
-
-
-async def _book(session: AsyncSession, bot: Bot, entries: list[NewEntry]) -> None:
-    if bot.portfolio_id is None or bot.mode != BotMode.PAPER.value or not entries:
-        return
-    portfolio = await session.get(Portfolio, bot.portfolio_id)
-    if portfolio is None:
-        return
-    try:
-        async with session.begin_nested():
-            await append_to_ledger(session, portfolio=portfolio, new=entries)
-    except LedgerError as error:  # the owner sold what the bot holds there: its own book stands
-        log.warning("bot fills not booked", bot_id=str(bot.id), why=error.message)
 
 
 class BotEngine(OrderRows):

@@ -18,32 +18,19 @@ from decimal import Decimal
 import numpy as np
 
 from coinql.domain import backtest_config as bc
-from coinql.domain.bots import (
-    BotFill,
-    BotRisk,
-    BotSettings,
-    BotSide,
-    Divergence,
-    bot_config,
-    divergence,
-    warmup_bars,
-)
+from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config, warmup_bars
 from coinql.domain.candles import Interval
+from coinql.domain.divergence import BotFill, Divergence, divergence
 from coinql.domain.errors import Forbidden, InvalidInput, NotFound
 from coinql.domain.orders import OrderKind
 from coinql.domain.strategies import StrategySpec
 from coinql.domain.tearsheet import ReturnStream
 from coinql.domain.valuation import Valuation, value_history_from_candles
 from coinql.realtime.accounts import PAPER
+from coinql.realtime.bot_ledger import book_capital, bot_transactions, bot_valuation
 from coinql.realtime.bots import BotLifecycle, Stopped, closed_candles, seen_window
 from coinql.realtime.order_rows import QUOTE
-from coinql.realtime.orders import (
-    LIVE_OFF,
-    book_capital,
-    bot_transactions,
-    bot_valuation,
-    new_bot,
-)
+from coinql.realtime.orders import LIVE_OFF, new_bot
 from coinql.resolvers.auth import audit, require_admin, require_user
 from coinql.resolvers.context import Context
 from coinql.store import accounts as account_store

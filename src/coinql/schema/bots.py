@@ -6,18 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Protocol, Self
 
 import strawberry
 from strawberry.types import Info
 
 from coinql.domain.backtest_config import Sizing
-from coinql.domain.bots import BotRisk, DifferenceKind
+from coinql.domain.bots import BotRisk
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Interval
+from coinql.domain.divergence import DifferenceKind
 from coinql.domain.errors import NotFound as DomainNotFound
 from coinql.domain.ledger import AMOUNT_PLACES, POSITIVE_AMOUNT
-from coinql.realtime.bots import Stopped
 from coinql.resolvers import bots as bot_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
@@ -259,6 +259,19 @@ class CreateBotInput:
     )
 
 
+class StopCounts(Protocol):
+    """What a stop did (`coinql.realtime.bots.Stopped`)."""
+
+    @property
+    def bots(self) -> int: ...
+
+    @property
+    def orders_cancelled(self) -> int: ...
+
+    @property
+    def positions_closed(self) -> int: ...
+
+
 @strawberry.type
 class EmergencyStopResult:
     bots_stopped: int
@@ -266,7 +279,7 @@ class EmergencyStopResult:
     positions_closed: int
 
     @classmethod
-    def of(cls, stopped: Stopped) -> EmergencyStopResult:
+    def of(cls, stopped: StopCounts) -> EmergencyStopResult:
         return cls(
             bots_stopped=stopped.bots,
             orders_cancelled=stopped.orders_cancelled,
