@@ -19,7 +19,9 @@ query($id: ID!) {
   bot(id: $id) {
     status reason value
     fills(first: 50) { side price quantity }
-    divergence { backtestReturn botReturn tradesCompared differingTrades }
+    divergence {
+      backtestReturn botReturn tradesCompared differingTrades differences { index kind detail }
+    }
   }
 }
 """
@@ -80,5 +82,7 @@ async def test_a_demo_bot_trades_its_signals_within_seconds_as_its_backtest_does
     assert pause.ok()["pauseBot"]["status"] == "PAUSED"
     final = (await client.execute(BOT, {"id": bot["id"]}, token=token)).ok()["bot"]
     divergence = final["divergence"]
-    assert divergence["tradesCompared"] >= 2 and divergence["differingTrades"] == 0, final
+    assert divergence["tradesCompared"] >= 2 and divergence["differingTrades"] == 0, str(
+        divergence["differences"]
+    )
     assert divergence["botReturn"] == pytest.approx(divergence["backtestReturn"], abs=1e-9)

@@ -110,6 +110,7 @@ def divergence(
     first_live: int,
     fills: Sequence[BotFill],
     bot_return: float | None,
+    step_ms: int | None = None,
 ) -> Divergence:
     """Compare the bot's round trips with its backtest's, trade by trade.
 
@@ -127,6 +128,9 @@ def divergence(
         The bot's fills, each stamped at the close of its signal candle or later.
     bot_return : float, optional
         The bot's return since it started.
+    step_ms : int, optional
+        The candles' interval in ms; by default the median gap between them (a feed that
+        skipped minutes leaves gaps, so a bot's caller passes its interval).
 
     Returns
     -------
@@ -143,7 +147,7 @@ def divergence(
         float(result.equity[first_live - 1]) if first_live > 0 else config.initial_capital
     )
     backtest_return = float(result.equity[-1]) / start_equity - 1 if start_equity else None
-    step = int(np.median(np.diff(candles.timestamps))) if n > 1 else 60_000
+    step = step_ms or (int(np.median(np.diff(candles.timestamps))) if n > 1 else 60_000)
     # A fill belongs to the candle whose close it follows: stamped at open time + one step.
     closes = candles.timestamps + step
     expected = [

@@ -343,6 +343,7 @@ async def divergence_of(context: Context, bot: Bot) -> Divergence | None:
             for fill in fills
         ],
         bot_return=float(worth) / settings.config.initial_capital - 1,
+        step_ms=Interval(bot.interval).milliseconds,
     )
 
 
