@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import ccxt
 import structlog
 
-from coinql.exchanges.ccxt import Backoff
+from coinql.exchanges.accounts import AccountClient
+from coinql.exchanges.ccxt import Backoff, retrying
 
 log = structlog.get_logger("coinql.trading")
 T = TypeVar("T")
@@ -33,15 +35,12 @@ RETRY_SEND = (ccxt.RateLimitExceeded, ccxt.DDoSProtection)
 ORDER_PAGE = 100
 
 
-class TradingClient(Protocol):
-    """The trading calls of a ccxt async exchange that coinql makes."""
+class TradingClient(AccountClient, Protocol):
+    """The trading calls of a ccxt async exchange that coinql makes, beside an account's."""
 
-    id: str
     has: dict[str, Any]
 
     async def load_markets(self, reload: bool = False) -> dict[str, dict[str, Any]]: ...
-
-    async def fetch_balance(self, params: dict[str, Any] | None = None) -> dict[str, Any]: ...
 
     async def create_order(
         self,
@@ -76,8 +75,6 @@ class TradingClient(Protocol):
         limit: int | None = None,
         params: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]: ...
-
-    async def close(self) -> None: ...
 
 
 class OrderRefused(Exception):
@@ -145,13 +142,7 @@ async def fetch_order(
 ) -> dict[str, Any] | None:
     """The exchange's word on one of its orders; None when it has no such order."""
 
-    async def call() -> dict[str, Any] | None:
-        try:
-            return await client.fetch_order(exchange_order_id, pair)
-        except ccxt.OrderNotFound:
-            return None
-
-    return await _asking(client, call, backoff)
+    return await _asking(client, partial(_fetched, client, exchange_order_id, pair), backoff)
 
 
 async def find_order(
@@ -197,12 +188,18 @@ async def cancel_order(
             await client.cancel_order(exchange_order_id, pair)
         except (ccxt.OrderNotFound, ccxt.InvalidOrder):
             pass  # finished meanwhile: what it became is fetched below
-        try:
-            return await client.fetch_order(exchange_order_id, pair)
-        except ccxt.OrderNotFound:
-            return None
+        return await _fetched(client, exchange_order_id, pair)
 
     return await _asking(client, call, backoff)
+
+
+async def _fetched(
+    client: TradingClient, exchange_order_id: str, pair: str
+) -> dict[str, Any] | None:
+    try:
+        return await client.fetch_order(exchange_order_id, pair)
+    except ccxt.OrderNotFound:
+        return None
 
 
 async def free_balance(
@@ -215,18 +212,19 @@ async def free_balance(
 
 
 async def _asking(client: TradingClient, call: Callable[[], Awaitable[T]], backoff: Backoff) -> T:
-    """Await a read (or a cancel, which may be repeated), retrying what a retry can help."""
+    """Await a read (or a cancel, which may be repeated), retrying what a retry can help
+    (ingestion's `retrying`: rate limits, timeouts, an unavailable exchange)."""
     name = str(client.id)
-    for attempt in range(backoff.max_attempts):
-        try:
-            return await call()
-        except ccxt.NetworkError as error:  # rate limits, timeouts, an unavailable exchange
-            if attempt + 1 >= backoff.max_attempts:
-                raise ExchangeUnreachable(f"{name} did not answer ({_name(error)})") from None
-            await backoff.sleep(backoff.delay(attempt))
-        except ccxt.BaseError as error:
-            raise ExchangeUnreachable(f"{name} failed ({_name(error)})") from None
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def report(error: Exception, attempt: int, delay: float) -> None:
+        log.warning("exchange retry", exchange=name, error=_name(error), attempt=attempt)
+
+    try:
+        return await retrying(call, backoff, on_retry=report)
+    except ccxt.NetworkError as error:
+        raise ExchangeUnreachable(f"{name} did not answer ({_name(error)})") from None
+    except ccxt.BaseError as error:
+        raise ExchangeUnreachable(f"{name} failed ({_name(error)})") from None
 
 
 def _name(error: BaseException) -> str:

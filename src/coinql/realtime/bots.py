@@ -425,6 +425,16 @@ def seen_window(timestamps: Any, bot: Bot, warmup: int) -> int:
     return max(0, first_index - (warmup - 1))
 
 
+def seen_candles(candles: Any, bot: Bot, warmup: int) -> tuple[Any, int]:
+    """The candles a bot has seen (its warm-up, then each it acted on, to the last), and the
+    index among them of the first it traded on; for a bot that has acted on a candle."""
+    assert bot.first_live_ms is not None and bot.last_bar_ms is not None
+    window = seen_window(candles.timestamps, bot, warmup)
+    first = int(np.searchsorted(candles.timestamps, bot.first_live_ms))
+    last = int(np.searchsorted(candles.timestamps, bot.last_bar_ms))
+    return candles.select(np.arange(window, min(last + 1, len(candles)))), first - window
+
+
 def _reason(error: Exception) -> str:
     """Why a bot failed, as its `reason` says it: a ccxt error by its class only (ccxt's text
     can quote a signed request)."""

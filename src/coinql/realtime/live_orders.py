@@ -96,7 +96,7 @@ class LiveOrders:
                 raise InvalidInput("botId", f"bot {bot.id}'s exchange connection was removed")
             client = self.clients(connection)
             if connection.sandbox:
-                client.set_sandbox_mode(True)  # type: ignore[attr-defined]
+                client.set_sandbox_mode(True)
             self._clients[bot.connection_id] = client
         return client
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import numpy as np
-
 from coinql.domain import backtest_config as bc
 from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config, warmup_bars
 from coinql.domain.candles import Interval
@@ -28,7 +26,7 @@ from coinql.domain.tearsheet import ReturnStream
 from coinql.domain.valuation import Valuation, value_history_from_candles
 from coinql.realtime.accounts import PAPER
 from coinql.realtime.bot_ledger import book_capital, bot_transactions, bot_valuation
-from coinql.realtime.bots import BotLifecycle, Stopped, closed_candles, seen_window
+from coinql.realtime.bots import BotLifecycle, Stopped, closed_candles, seen_candles
 from coinql.realtime.order_rows import QUOTE
 from coinql.realtime.orders import LIVE_OFF, new_bot
 from coinql.resolvers.auth import audit, require_admin, require_user
@@ -326,10 +324,7 @@ async def divergence_of(context: Context, bot: Bot) -> Divergence | None:
         fills = await bot_store.fills_of(session, bot_id=bot.id)
     settings = BotSettings.from_json(bot.config)
     spec = settings.spec
-    window = seen_window(candles.timestamps, bot, warmup_bars(spec, settings.config))
-    first = int(np.searchsorted(candles.timestamps, bot.first_live_ms))
-    last = int(np.searchsorted(candles.timestamps, bot.last_bar_ms))
-    seen = candles.select(np.arange(window, min(last + 1, len(candles))))
+    seen, first_live = seen_candles(candles, bot, warmup_bars(spec, settings.config))
     account = await context.services.bots.account(bot)
     close = Decimal(repr(float(seen.close[-1]))) if len(seen) else Decimal(0)
     worth = account.value(close)
@@ -337,7 +332,7 @@ async def divergence_of(context: Context, bot: Bot) -> Divergence | None:
         spec,
         seen,
         settings.config,
-        first_live=first - window,
+        first_live=first_live,
         fills=[
             BotFill(BotSide(fill.side), fill.price, fill.quantity, fill.fee, fill.time)
             for fill in fills
