@@ -169,18 +169,29 @@ async def test_cancelled_simulations_stop_and_free_the_slots(
     else:
         raise AssertionError("the simulations did not start computing")
 
-    started = time.monotonic()
-    cancels = await batch(
-        ada,
-        [
-            {
-                "query": "mutation($id: ID!) { cancelJob(id: $id) { ... on Job { status } } }",
-                "variables": {"id": job_id},
-            }
-            for job_id in adas
-        ],
-    )
-    assert [data["cancelJob"]["status"] for data in cancels] == ["CANCELLED"] * 8
+    started, cancelled_at = time.monotonic(), datetime.now(UTC)
+    cancels = [
+        data["cancelJob"]
+        for data in await batch(
+            ada,
+            [
+                {
+                    "query": "mutation($id: ID!) { cancelJob(id: $id)"
+                    " { ... on Job { status startedAt finishedAt } } }",
+                    "variables": {"id": job_id},
+                }
+                for job_id in adas
+            ],
+        )
+    ]
+    # A simulation may have finished between the look and the cancel (a loaded machine):
+    # that one is answered as it ended, before the cancel; every other one is cancelled,
+    # and at least one of those was computing.
+    for job in cancels:
+        assert job["status"] == "CANCELLED" or (
+            job["status"] == "SUCCEEDED" and parse(job["finishedAt"]) <= cancelled_at
+        ), job
+    assert any(job["status"] == "CANCELLED" and job["startedAt"] for job in cancels)
     while await cpu_use(computing_processes(app, worker), 0.25) > 0.2:
         assert time.monotonic() - started < 5, "the cancelled simulations are still computing"
     submitted_at = datetime.now(UTC)
@@ -190,4 +201,4 @@ async def test_cancelled_simulations_stop_and_free_the_slots(
     (bob_job,) = (await ada.execute(JOBS, token=bob)).ok()["jobs"]
     assert (parse(bob_job["startedAt"]) - submitted_at).total_seconds() < 5  # a slot was free
     final = {job["id"]: job["status"] for job in (await ada.execute(JOBS)).ok()["jobs"]}
-    assert [final[job_id] for job_id in adas] == ["CANCELLED"] * 8
+    assert [final[job_id] for job_id in adas] == [job["status"] for job in cancels]
