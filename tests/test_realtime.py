@@ -139,6 +139,38 @@ async def test_pnl_updates_after_price_moves(live: Server) -> None:
         assert float(pnl["value"]) - 70_000 == pytest.approx(float(pnl["unrealizedPnl"]) + 30_000)
 
 
+async def test_live_value_follows_transactions_added_while_it_streams(live: Server) -> None:
+    """The value streams from an empty portfolio; a deposit and a BTC buy added meanwhile
+    show at once, and BTC's ticks move it from then on (a coin bought later is listened to)."""
+    async with http_client(live) as client:
+        token = await sign_up(client)
+        created = (await client.contract("portfolio", "CreatePortfolio", token=token)).ok()
+        portfolio_id = created["createPortfolio"]["id"]
+        async with ws_connect(live.ws_url, token) as connection:
+            stream = connection.subscribe(
+                REALTIME["LivePnl"], {"portfolioId": portfolio_id}, operation_name="LivePnl"
+            )
+            (empty,) = await take(stream, 1)
+            assert float(empty["portfolioValue"]["value"]) == 0
+            transactions = [
+                {"kind": "DEPOSIT", "asset": "USDT", "quantity": "100000",
+                 "time": "2024-01-01T00:00:00Z"},
+                {"kind": "BUY", "asset": "BTC", "quantity": "1", "price": "30000",
+                 "time": "2024-01-02T00:00:00Z"},
+            ]  # fmt: skip
+            added = await client.contract(
+                "portfolio",
+                "AddTransactions",
+                {"portfolioId": portfolio_id, "transactions": transactions},
+                token=token,
+            )
+            assert added.ok()["addTransactions"]["__typename"] == "Portfolio", added.body
+            updates = await asyncio.wait_for(take(stream, 4), timeout=5)
+    values = [float(update["portfolioValue"]["value"]) for update in updates]
+    assert all(value > 70_000 for value in values)  # cash 70,000 and one BTC
+    assert len(set(values)) > 1  # BTC's ticks reach it
+
+
 async def test_follow_a_backtest_job_to_succeeded(live: Server) -> None:
     async with http_client(live) as client:
         token = await sign_up(client)

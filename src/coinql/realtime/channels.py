@@ -38,3 +38,8 @@ def series_written() -> str:
 def bot(bot_id: object) -> str:
     """{botId, timestamp, kind: order | fill | status | value, ...}: one bot's events"""
     return f"{PREFIX}.bots.{bot_id}"
+
+
+def ledger(portfolio_id: object) -> str:
+    """{portfolioId}: the portfolio's ledger changed (its live value reloads it)"""
+    return f"{PREFIX}.ledgers.{portfolio_id}"

@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
 
+import structlog
+
 from coinql.domain import ledger
 from coinql.domain import valuation as book
 from coinql.domain.bounds import Bounds
@@ -19,12 +21,15 @@ from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.ledger import CostBasis, LedgerState, Transaction, TransactionKind
 from coinql.domain.tearsheet import ReturnStream
 from coinql.domain.valuation import Valuation
+from coinql.realtime import channels
 from coinql.resolvers.auth import require_user
 from coinql.resolvers.context import Context
 from coinql.resolvers.market import candles_for
 from coinql.resolvers.owned import delete_owned, get_owned
 from coinql.store import portfolio as portfolio_store
 from coinql.store.portfolio import Portfolio
+
+log = structlog.get_logger(__name__)
 
 BASE_CURRENCIES = ("USD", "USDT", "USDC")  # candles are quoted in these, taken as equal
 MAX_BATCH = 10_000
@@ -167,9 +172,22 @@ async def add_transactions(
                 for tx, item in zip(batch, inputs, strict=True)
             ],
         )
-    # Later fields of this request must see the new transactions.
+    # Later fields of this request must see the new transactions, and live values at once.
     context.loaders.entries.clear_all()
+    await announce_ledger_change(context, portfolio.id)
     return portfolio
+
+
+async def announce_ledger_change(context: Context, portfolio_id: uuid.UUID) -> None:
+    """Tell the portfolio's live values to reload it. They also reload every
+    LEDGER_RECHECK_SECONDS, for writers that do not tell (account sync, bots), and when the
+    broadcast is away, so a failure here only delays them."""
+    try:
+        await context.services.hub.publish(
+            channels.ledger(portfolio_id), {"portfolioId": str(portfolio_id)}
+        )
+    except (ConnectionError, OSError) as error:
+        log.warning("ledger change not announced", portfolio_id=str(portfolio_id), error=str(error))
 
 
 def _checked(

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,6 +32,7 @@ from coinql.store import risk as risk_store
 MAX_SYMBOLS = 50
 TOKEN_CHECK_SECONDS = 5.0
 JOB_RECHECK_SECONDS = 5.0
+LEDGER_RECHECK_SECONDS = 10.0
 # In a context's cache: this context runs a shared stream on behalf of its subscribers (see
 # coinql.transport), who are each counted and limited there rather than here.
 SHARED = "shared-stream"
@@ -174,27 +175,59 @@ async def portfolio_values(
     throttle = context.services.settings.portfolio_value_throttle_seconds
     async with tracked(context, user.id):
         book = await _book(context, portfolio)
-        latest: dict[str, Decimal] = {}
-        async with context.services.reader() as session:
-            held = await market_store.get_assets(session, symbols=list(book.state.holdings))
-        for symbol, stored in held.items():
-            asset = context.services.prices.apply(stored)  # the price queries read too
-            if asset.last_price is not None:
-                latest[symbol] = Decimal(repr(asset.last_price))
+        latest = await _last_prices(context, book.state.holdings)
         yield _value_payload(book, latest, timestamp=epoch_ms(context.services.now))
         last_sent = time.monotonic()
-        names = [channels.prices(symbol) for symbol in book.state.holdings] or [
-            channels.prices("__none__")
-        ]
-        async for tick in stream(context, names, conflate=True):
-            latest[tick["symbol"]] = Decimal(repr(tick["price"]))
-            now = time.monotonic()
-            if now - last_sent < throttle:
-                continue
-            if now - book.loaded_at > 10.0:
-                book = await _book(context, portfolio)
-            yield _value_payload(book, latest, timestamp=int(tick["timestamp"]))
-            last_sent = now
+        while True:  # one round per set of holdings: a new coin needs its ticks too
+            held = set(book.state.holdings)
+            names = [channels.ledger(portfolio.id), *map(channels.prices, sorted(held))]
+            updates = stream(context, names, conflate=True)
+            pending = asyncio.ensure_future(anext(updates))
+            try:
+                await context.services.hub.listening(names)
+                book = await _book(context, portfolio)  # nothing written before now is missed
+                while set(book.state.holdings) == held:
+                    done, _ = await asyncio.wait({pending}, timeout=LEDGER_RECHECK_SECONDS)
+                    if done:
+                        try:
+                            message = pending.result()
+                        except StopAsyncIteration:
+                            return  # the hub closed: the server is stopping
+                        pending = asyncio.ensure_future(anext(updates))
+                    else:
+                        message = {"portfolioId": str(portfolio.id)}  # quiet: look again
+                    if "symbol" in message:
+                        latest[message["symbol"]] = Decimal(repr(message["price"]))
+                        timestamp = int(message["timestamp"])
+                    else:  # the ledger changed (or may have): reload it and answer at once
+                        book = await _book(context, portfolio)
+                        latest |= await _last_prices(context, set(book.state.holdings) - held)
+                        timestamp = epoch_ms(context.services.now)
+                        last_sent = 0.0
+                    now = time.monotonic()
+                    if now - last_sent < throttle:
+                        continue
+                    if now - book.loaded_at > LEDGER_RECHECK_SECONDS:
+                        book = await _book(context, portfolio)
+                    yield _value_payload(book, latest, timestamp=timestamp)
+                    last_sent = now
+            finally:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending
+                await updates.aclose()
+
+
+async def _last_prices(context: Context, symbols: Iterable[str]) -> dict[str, Decimal]:
+    """The last known price of each of these coins that has one."""
+    latest: dict[str, Decimal] = {}
+    async with context.services.reader() as session:
+        held = await market_store.get_assets(session, symbols=list(symbols))
+    for symbol, stored in held.items():
+        asset = context.services.prices.apply(stored)  # the price queries read too
+        if asset.last_price is not None:
+            latest[symbol] = Decimal(repr(asset.last_price))
+    return latest
 
 
 def _value_payload(book: _Book, latest: dict[str, Decimal], *, timestamp: int) -> dict[str, Any]:
