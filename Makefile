@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench load fuzz schema clean
+.PHONY: run test lint format bench load fuzz schema clean web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,30 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-run: $(VENV)/.installed
+# The dashboard (web/ -> web/dist), rebuilt when its sources or the schema change. Without
+# Node.js the API still serves; this says once what to install for the dashboard.
+WEB_SOURCES := $(shell find web/src web/index.html web/graphiql.html web/vite.config.ts \
+	web/codegen.ts web/tsconfig.json web/package.json web/package-lock.json -type f \
+	-not -path 'web/src/gql/*' 2>/dev/null) schema.graphql
+
+web/dist/index.html: $(WEB_SOURCES)
+	@if command -v npm >/dev/null 2>&1; then \
+		cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
+			npm ci --no-audit --no-fund; } && npm run build; \
+	else \
+		echo "coinql: npm not found, so the dashboard is not built; install Node.js 20+ for it"; \
+	fi
+
+web: web/dist/index.html
+
+run: $(VENV)/.installed web
 	$(BIN)/coinql migrate
 	$(BIN)/coinql serve --host $${COINQL_HOST:-127.0.0.1} --port $${COINQL_PORT:-8000}
 
 # Coverage is measured and held to its floors (pyproject.toml, tests/conftest.py).
-test: $(VENV)/.installed-dev
+# The app's own logic (Vitest) first; pytest last, with the browser tests, for CI to read.
+test: $(VENV)/.installed-dev web
+	@if command -v npm >/dev/null 2>&1; then cd web && npm test; fi
 	$(BIN)/pytest --cov $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

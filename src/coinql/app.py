@@ -41,6 +41,7 @@ from coinql.schema import build_schema
 from coinql.settings import Settings
 from coinql.store.db import create_engine, create_session_factory
 from coinql.view import CoinqlGraphQL, error_response
+from coinql.web import dashboard_routes
 
 log = structlog.get_logger("coinql.app")
 GC_THRESHOLDS = (50_000, 20, 100)  # CPython's defaults: (700, 10, 10)
@@ -327,6 +328,7 @@ def create_app(
             Route("/health/live", live),
             Route("/health/ready", ready),
             Route("/metrics", metrics),
+            *dashboard_routes(settings),
         ],
         middleware=middleware,
         lifespan=lifespan,

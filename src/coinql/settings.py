@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     market_cap_provider: str = "coingecko"
     import_max_bytes: int = 100 * 1024 * 1024
     max_upload_rows: int = 2_000_000  # data rows of an uploaded candle file
+    # The dashboard's build (web/dist) and the contract's operations GraphiQL opens with;
+    # None: the checkout's web/dist, and ../shared/contract beside the checkout if it exists.
+    web_dir: Path | None = None
+    contract_dir: Path | None = None
     feed_enabled: bool = True
     feed_tick_seconds: float = 1.0
     feed_poll_seconds: float = 2.0

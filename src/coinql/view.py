@@ -46,6 +46,7 @@ from coinql.transport import (
     SocketState,
     too_many_sockets,
 )
+from coinql.web import WebBuild
 
 ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
@@ -81,6 +82,10 @@ class CoinqlGraphQL(GraphQL[Context, None]):
             **options,
         )
         self.settings = settings
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from the dashboard's build, never strawberry's page (it loads from a CDN)."""
+        return WebBuild.of(self.settings).page("graphiql.html", "GraphiQL page")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services: Services = scope["app"].state.services

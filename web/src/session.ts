@@ -1,0 +1,124 @@
+// The signed-in session: tokens kept in localStorage, refreshed before they expire, and
+// refreshed at once when a socket is closed with 4403 (its access token expired there first).
+
+export type Tokens = {
+  accessToken: string;
+  refreshToken: string;
+  expiresAt: number; // ms since the epoch, when the access token stops working
+  email: string;
+};
+
+export type AuthAnswer = {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number; // seconds
+  user: { email: string };
+};
+
+const KEY = "coinql.session";
+const MARGIN_MS = 30_000;
+
+/** When to refresh a token that expires at `expiresAt`: a margin before, never in the past,
+ * and for short tokens at four fifths of what is left. */
+export function refreshDelay(expiresAt: number, now: number): number {
+  const left = expiresAt - now;
+  if (left <= 0) return 0;
+  return Math.max(left - MARGIN_MS, left * 0.8);
+}
+
+export function tokensFrom(answer: AuthAnswer, now: number): Tokens {
+  return {
+    accessToken: answer.accessToken,
+    refreshToken: answer.refreshToken,
+    expiresAt: now + answer.expiresIn * 1000,
+    email: answer.user.email,
+  };
+}
+
+type Refresher = (refreshToken: string) => Promise<AuthAnswer | string>;
+
+/** One session per page: listeners see sign-in, refresh and sign-out. */
+export class Session {
+  private tokens: Tokens | null;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private refreshing: Promise<Tokens | null> | null = null;
+  private listeners = new Set<() => void>();
+  private refresher: Refresher = async () => "no refresher";
+  error: string | null = null;
+
+  constructor(private storage: Pick<Storage, "getItem" | "setItem" | "removeItem"> | null) {
+    this.tokens = null;
+    const saved = storage?.getItem(KEY);
+    if (saved) {
+      try {
+        this.tokens = JSON.parse(saved) as Tokens;
+      } catch {
+        storage?.removeItem(KEY);
+      }
+    }
+  }
+
+  /** Start refreshing through `refresher` (the API's refreshToken mutation). */
+  start(refresher: Refresher): void {
+    this.refresher = refresher;
+    this.schedule();
+  }
+
+  get current(): Tokens | null {
+    return this.tokens;
+  }
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  signIn(answer: AuthAnswer): void {
+    this.set(tokensFrom(answer, Date.now()));
+  }
+
+  signOut(reason: string | null = null): void {
+    this.error = reason;
+    this.set(null);
+  }
+
+  /** A token that works now: refreshed first if it has expired or was refused. */
+  async fresh(): Promise<Tokens | null> {
+    if (this.tokens && this.tokens.expiresAt - Date.now() < 1_000) return this.refresh();
+    return this.refreshing ?? this.tokens;
+  }
+
+  /** Refresh now; concurrent callers share one request. */
+  refresh(): Promise<Tokens | null> {
+    const tokens = this.tokens;
+    if (!tokens) return Promise.resolve(null);
+    this.refreshing ??= this.refresher(tokens.refreshToken)
+      .then((answer) => {
+        if (typeof answer === "string") {
+          this.signOut(`Signed out: ${answer}`);
+          return null;
+        }
+        this.set({ ...tokensFrom(answer, Date.now()), email: tokens.email });
+        return this.tokens;
+      })
+      .catch(() => this.tokens) // the network failed: keep the tokens and try again later
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+
+  private set(tokens: Tokens | null): void {
+    this.tokens = tokens;
+    if (tokens) this.storage?.setItem(KEY, JSON.stringify(tokens));
+    else this.storage?.removeItem(KEY);
+    this.schedule();
+    for (const listener of this.listeners) listener();
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    if (!this.tokens) return;
+    this.timer = setTimeout(() => void this.refresh(), refreshDelay(this.tokens.expiresAt, Date.now()));
+  }
+}
