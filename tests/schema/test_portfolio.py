@@ -437,3 +437,38 @@ async def test_a_transaction_file_s_amounts_have_the_ledger_s_bounds_by_line(
             {"line": 4, "message": f"fee must be at least 0 and {most}"},
         ],
     }
+
+
+@pytest.mark.parametrize("failure", ["redis", "hang"])
+async def test_a_broadcast_failure_never_fails_a_committed_batch(
+    market: GraphQLClient, app: Starlette, failure: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live values are told of new transactions after the commit; a broadcast that fails
+    (Redis down) or hangs must not answer an error for a batch that is stored: a retry would
+    book it twice."""
+    import asyncio
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from coinql.resolvers import portfolio as portfolio_resolvers
+
+    async def broken(channel: str, payload: dict[str, Any]) -> None:
+        if failure == "redis":
+            raise RedisConnectionError("Connection refused")
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(portfolio_resolvers, "ANNOUNCE_SECONDS", 0.2)
+    monkeypatch.setattr(app.state.services.hub, "publish", broken)
+    token = (await market.sign_up())["accessToken"]
+    portfolio_id = await new_portfolio(market, token)
+    added = await market.contract(
+        "portfolio",
+        "AddTransactions",
+        {"portfolioId": portfolio_id, "transactions": TRANSACTIONS[:1]},
+        token=token,
+    )
+    assert added.ok()["addTransactions"]["__typename"] == "Portfolio", added.body
+    view = await market.contract(
+        "portfolio", "PortfolioView", {"portfolioId": portfolio_id}, token=token
+    )
+    assert D(view.ok()["portfolio"]["cash"]) == D("10000")

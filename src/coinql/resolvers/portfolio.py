@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -11,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 
 import structlog
+from redis.exceptions import RedisError
 
 from coinql.domain import ledger
 from coinql.domain import valuation as book
@@ -33,6 +35,7 @@ log = structlog.get_logger(__name__)
 
 BASE_CURRENCIES = ("USD", "USDT", "USDC")  # candles are quoted in these, taken as equal
 MAX_BATCH = 10_000
+ANNOUNCE_SECONDS = 1.0
 MAX_NAME = 100
 TRANSACTION_COLUMNS = ("kind", "asset", "quantity", "price", "fee", "time")
 
@@ -183,10 +186,11 @@ async def announce_ledger_change(context: Context, portfolio_id: uuid.UUID) -> N
     LEDGER_RECHECK_SECONDS, for writers that do not tell (account sync, bots), and when the
     broadcast is away, so a failure here only delays them."""
     try:
-        await context.services.hub.publish(
-            channels.ledger(portfolio_id), {"portfolioId": str(portfolio_id)}
-        )
-    except (ConnectionError, OSError) as error:
+        async with asyncio.timeout(ANNOUNCE_SECONDS):  # the write is committed: never hang it
+            await context.services.hub.publish(
+                channels.ledger(portfolio_id), {"portfolioId": str(portfolio_id)}
+            )
+    except (ConnectionError, OSError, RedisError, TimeoutError) as error:
         log.warning("ledger change not announced", portfolio_id=str(portfolio_id), error=str(error))
 
 

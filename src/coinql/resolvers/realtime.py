@@ -4,7 +4,6 @@ risk limits. Every stream ends cleanly when the client goes: nothing outlives it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
@@ -176,7 +175,8 @@ async def portfolio_values(
     async with tracked(context, user.id):
         book = await _book(context, portfolio)
         latest = await _last_prices(context, book.state.holdings)
-        yield _value_payload(book, latest, timestamp=epoch_ms(context.services.now))
+        sent = _value_payload(book, latest, timestamp=epoch_ms(context.services.now))
+        yield sent
         last_sent = time.monotonic()
         while True:  # one round per set of holdings: a new coin needs its ticks too
             held = set(book.state.holdings)
@@ -185,37 +185,52 @@ async def portfolio_values(
             pending = asyncio.ensure_future(anext(updates))
             try:
                 await context.services.hub.listening(names)
-                book = await _book(context, portfolio)  # nothing written before now is missed
+                book, reloaded = await _book(context, portfolio), True  # none missed since
                 while set(book.state.holdings) == held:
+                    if reloaded:  # the book may have moved: say so at once if it did
+                        if missing := held - latest.keys():
+                            latest |= await _last_prices(context, missing)
+                        now_ms = epoch_ms(context.services.now)
+                        if _moved(fresh := _value_payload(book, latest, timestamp=now_ms), sent):
+                            sent, last_sent = fresh, time.monotonic()
+                            yield sent
+                        reloaded = False
                     done, _ = await asyncio.wait({pending}, timeout=LEDGER_RECHECK_SECONDS)
-                    if done:
-                        try:
-                            message = pending.result()
-                        except StopAsyncIteration:
-                            return  # the hub closed: the server is stopping
-                        pending = asyncio.ensure_future(anext(updates))
-                    else:
-                        message = {"portfolioId": str(portfolio.id)}  # quiet: look again
-                    if "symbol" in message:
-                        latest[message["symbol"]] = Decimal(repr(message["price"]))
-                        timestamp = int(message["timestamp"])
-                    else:  # the ledger changed (or may have): reload it and answer at once
-                        book = await _book(context, portfolio)
-                        latest |= await _last_prices(context, set(book.state.holdings) - held)
-                        timestamp = epoch_ms(context.services.now)
-                        last_sent = 0.0
+                    if not done:  # quiet: the token and the ledger, looked at again
+                        await guard_token(context)
+                        book, reloaded = await _book(context, portfolio), True
+                        continue
+                    try:
+                        message = pending.result()
+                    except StopAsyncIteration:
+                        return  # the hub closed: the server is stopping
+                    pending = asyncio.ensure_future(anext(updates))
+                    if "symbol" not in message:  # the ledger changed
+                        book, reloaded = await _book(context, portfolio), True
+                        continue
+                    latest[message["symbol"]] = Decimal(repr(message["price"]))
                     now = time.monotonic()
                     if now - last_sent < throttle:
                         continue
                     if now - book.loaded_at > LEDGER_RECHECK_SECONDS:
-                        book = await _book(context, portfolio)
-                    yield _value_payload(book, latest, timestamp=timestamp)
+                        book, reloaded = await _book(context, portfolio), True
+                        continue
+                    sent = _value_payload(book, latest, timestamp=int(message["timestamp"]))
                     last_sent = now
+                    yield sent
             finally:
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await pending
+                await _stop(pending)
                 await updates.aclose()
+
+
+async def _stop(pending: asyncio.Future[Any]) -> None:
+    """Cancel a pending read and wait for it, without swallowing a cancellation of our own."""
+    pending.cancel()
+    await asyncio.wait({pending})
+
+
+def _moved(payload: dict[str, Any], sent: dict[str, Any]) -> bool:
+    return any(payload[key] != sent[key] for key in ("value", "unrealizedPnl", "dayChange"))
 
 
 async def _last_prices(context: Context, symbols: Iterable[str]) -> dict[str, Decimal]:
@@ -267,9 +282,7 @@ async def job_progress(context: Context, job_id: uuid.UUID) -> AsyncIterator[dic
                 yield found
                 current = found
         finally:
-            pending.cancel()  # and let it finish, or the stream cannot be closed
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
+            await _stop(pending)  # and let it finish, or the stream cannot be closed
             await updates.aclose()
 
 
