@@ -36,6 +36,7 @@ from coinql.realtime.prices import LatestPrices
 from coinql.realtime.risk import RiskMonitor
 from coinql.realtime.series_cache import SeriesCache
 from coinql.realtime.sessions import LiveSessions
+from coinql.reports import report_routes
 from coinql.resolvers.context import Services
 from coinql.schema import build_schema
 from coinql.settings import Settings
@@ -328,6 +329,7 @@ def create_app(
             Route("/health/live", live),
             Route("/health/ready", ready),
             Route("/metrics", metrics),
+            *report_routes(graphql),
             *dashboard_routes(settings),
         ],
         middleware=middleware,
