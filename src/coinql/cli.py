@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -270,6 +271,7 @@ async def _import_files(settings: Settings, args: argparse.Namespace) -> int:
                     interval=interval,
                     max_bytes=settings.import_max_bytes,
                     now=utc_now(),
+                    progress=Progress(path).stage,
                 )
             except ImportRejected as rejected:
                 failed += 1
@@ -316,6 +318,7 @@ async def _backfill_range(settings: Settings, args: argparse.Namespace) -> int:
             interval=Interval(args.interval),
             start=_millis(args.start),
             end=_millis(args.end),
+            progress=Progress(f"{args.symbol.upper()} {args.interval}").gaps,
         )
     finally:
         await client.close()
@@ -325,6 +328,24 @@ async def _backfill_range(settings: Settings, args: argparse.Namespace) -> int:
         f" {report.gaps_fixed} fixed, {report.candles_added} candles added"
     )
     return 0
+
+
+class Progress:
+    """Long CLI work said as it goes, on stderr (stdout keeps the results): one line per stage,
+    with the seconds since the start."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.started = time.monotonic()
+
+    def stage(self, what: str) -> None:
+        print(f"{self.subject}: {what} ({time.monotonic() - self.started:.1f} s)", file=sys.stderr)
+
+    def gaps(self, done: int, found: int, added: int) -> None:
+        if found:
+            self.stage(f"gap {done} of {found}, {added:,} candles added")
+        else:
+            self.stage("no gaps")
 
 
 def _millis(text: str) -> int:

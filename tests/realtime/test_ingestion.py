@@ -57,10 +57,18 @@ async def test_gap_found_then_backfilled(sessions: async_sessionmaker[AsyncSessi
     assert (report.gaps_found, report.gaps_fixed, report.candles_added) == (1, 0, 0)
 
     exchange.rows[("BTC/USDT", "1d")] = rows  # the exchange has them now
+    heard: list[tuple[int, int, int]] = []
     report = await backfill(
-        sessions, adapter, symbol="BTC", interval=Interval.D1, start=START, end=end
+        sessions,
+        adapter,
+        symbol="BTC",
+        interval=Interval.D1,
+        start=START,
+        end=end,
+        progress=lambda *step: heard.append(step),
     )
     assert (report.gaps_found, report.gaps_fixed, report.candles_added) == (1, 1, 2)
+    assert heard == [(0, 1, 0), (1, 1, 2)]  # the CLI shows these as it goes
     async with sessions() as session:
         market = await market_store.find_market(session, symbol="BTC", exchange="fakex")
         assert market is not None and market.id is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -190,6 +191,9 @@ async def test_cli_import_reports_and_fails_on_a_rejected_file(
     assert code == 1
     assert "LTC D1 (daily-market-cap): 1648 rows read, 1648 candles written" in captured.out
     assert "line 4: Date 'not a date1/03/17 23:59' is not a date" in captured.err
+    # the stages of each file, as they go, on stderr
+    assert re.search(r"coin_Litecoin.csv: parsing 0\.\d MB \(\d+\.\d s\)", captured.err)
+    assert "coin_Litecoin.csv: writing 1,648 candles of LTC D1 (" in captured.err
     listed = await client.execute("{ assets { edges { node { symbol } } } }")
     assert [e["node"]["symbol"] for e in listed.ok()["assets"]["edges"]] == ["LTC"]
 

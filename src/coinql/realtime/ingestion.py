@@ -89,8 +89,10 @@ async def backfill(
     start: int,
     end: int,
     clock: Clock = utc_now,
+    progress: Callable[[int, int, int], None] = lambda done, gaps, added: None,
 ) -> BackfillReport:
-    """Find the missing candles of [start, end] on this exchange's market and fetch them."""
+    """Find the missing candles of [start, end] on this exchange's market and fetch them;
+    `progress` hears (gaps done, gaps found, candles added) after each gap."""
     pair = adapter.pair(symbol)
 
     async def gaps() -> list[tuple[int, int]]:
@@ -109,7 +111,8 @@ async def backfill(
 
     found = await gaps()
     added = 0
-    for gap_start, gap_end in found:
+    progress(0, len(found), 0)
+    for done, (gap_start, gap_end) in enumerate(found, start=1):
         added += await ingest(
             sessions,
             adapter,
@@ -119,6 +122,7 @@ async def backfill(
             until=gap_end,
             clock=clock,
         )
+        progress(done, len(found), added)
     remaining = set(await gaps())
     fixed = sum(1 for gap in found if gap not in remaining)
     return BackfillReport(gaps_found=len(found), gaps_fixed=fixed, candles_added=added)

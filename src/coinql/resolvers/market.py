@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -224,14 +224,18 @@ async def import_bytes(
     max_bytes: int,
     now: datetime,
     max_rows: int | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
 ) -> ImportReport:
-    """Parse, validate, then write in one transaction: a rejected file writes nothing."""
+    """Parse, validate, then write in one transaction: a rejected file writes nothing.
+    `progress` hears each stage (the CLI shows them for large files)."""
     if len(data) > max_bytes:
         raise InvalidInput(
             "file",
             f"file is {len(data):,} bytes; the limit is {max_bytes:,} (COINQL_IMPORT_MAX_BYTES)",
         )
+    progress(f"parsing {len(data) / 1e6:,.1f} MB")
     parsed = await parse_upload(data, symbol=symbol, interval=interval, max_rows=max_rows)
+    progress(f"writing {len(parsed.candles):,} candles of {parsed.symbol} {parsed.interval.value}")
     async with sessions() as session, session.begin():
         saved = await _save_import(session, parsed, now=now)
     return ImportReport(
