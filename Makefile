@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench load fuzz schema clean web
+.PHONY: run test lint format bench load fuzz schema clean web screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,14 +44,18 @@ test: $(VENV)/.installed-dev web
 	@if command -v npm >/dev/null 2>&1; then cd web && npm test; fi
 	$(BIN)/pytest --cov $(PYTEST_ARGS)
 
+# The README's screenshots, taken by the browser tests (on SQLite).
+screenshots: $(VENV)/.installed-dev web
+	COINQL_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest tests/browser -k sqlite -q
+
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts examples
+	$(BIN)/ruff format --check src tests benchmarks scripts examples
 	$(BIN)/mypy
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff check --fix src tests benchmarks scripts
-	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts examples
+	$(BIN)/ruff format src tests benchmarks scripts examples
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks
