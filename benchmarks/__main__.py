@@ -9,6 +9,7 @@ import platform
 from benchmarks import (
     analytics,
     backtest,
+    dashboard,
     distributed,
     market,
     portfolio,
@@ -27,6 +28,7 @@ SUITES = {
     "backtest": backtest.run,
     "realtime": realtime.run,
     "trading": trading.run,
+    "dashboard": dashboard.run,
     "workers": workers.run,
     "distributed": distributed.run,
 }

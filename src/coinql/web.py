@@ -49,7 +49,7 @@ class WebBuild:
         path = self.directory / name
         if path.is_file():
             return FileResponse(path, headers={"Cache-Control": "no-cache"})
-        return HTMLResponse(NOT_BUILT.format(what=what), status_code=503)
+        return HTMLResponse(NOT_BUILT.format(what=what))  # the API itself is up
 
 
 def contract_tabs(directory: Path | None) -> list[dict[str, str]]:
@@ -96,9 +96,9 @@ def dashboard_routes(settings: Settings) -> list[BaseRoute]:
         Route("/", index),
         Route("/graphiql/operations.json", operations),
     ]
-    assets = build.directory / "assets"
-    if assets.is_dir():
-        routes.append(Mount("/assets", app=ImmutableFiles(directory=assets), name="assets"))
+    # Mounted even before a build exists: a build made while the server runs is served.
+    assets = ImmutableFiles(directory=build.directory / "assets", check_dir=False)
+    routes.append(Mount("/assets", app=assets, name="assets"))
     return routes
 
 

@@ -17,7 +17,16 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, async_playwright
 
 from coinql.settings import Settings
-from tests.conftest import IN_CI, ROOT, Backend, Server, make_settings, start_server, stop_server
+from tests.conftest import (
+    IN_CI,
+    ROOT,
+    Backend,
+    Server,
+    make_settings,
+    start_server,
+    stop_server,
+    worker_for,
+)
 
 CHROMIUM = Path(os.environ.get("COINQL_CHROMIUM", "/usr/bin/chromium"))
 BUILD = ROOT / "web" / "dist" / "index.html"
@@ -54,7 +63,8 @@ def web_server(settings: Settings, request: pytest.FixtureRequest) -> Iterator[S
         },
     )
     try:
-        yield running
+        with worker_for(settings):  # with Redis, jobs run on a `coinql worker`, as deployed
+            yield running
     finally:
         stop_server(running)
 

@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import WebSocket, expect
 
 from tests.browser.conftest import Watched
 
@@ -24,6 +24,22 @@ async def register(page: Watched, email: str) -> None:
     await page.page.get_by_label("Password").fill(PASSWORD)
     await page.page.get_by_role("button", name="Register").click()
     await expect(page.page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+async def deposit_and_buy_btc(page: Watched) -> None:
+    """Through the portfolio's form: 10,000 USDT in, then 0.1 BTC bought at 30,000."""
+    await page.page.get_by_text("Transactions (0)").click()
+    form = page.page.get_by_role("form", name="Add a transaction")
+    await form.get_by_label("Quantity").fill("10000")
+    await form.get_by_label("Time").fill("2021-01-01T00:00")
+    await form.get_by_role("button", name="Add").click()
+    await expect(page.page.get_by_text("Transactions (1)")).to_be_visible()
+    await form.get_by_label("Kind").select_option("BUY")
+    await form.get_by_label("Asset").fill("BTC")
+    await form.get_by_label("Quantity").fill("0.1")
+    await form.get_by_label("Price").fill("30000")
+    await form.get_by_role("button", name="Add").click()
+    await expect(page.page.get_by_text("Transactions (2)")).to_be_visible()
 
 
 async def test_markets_show_live_prices_that_change(page: Watched) -> None:
@@ -54,22 +70,20 @@ async def test_sign_in_create_a_portfolio_and_see_its_live_value(page: Watched) 
     await page.page.get_by_label("New portfolio name").fill("Long BTC")
     await page.page.get_by_role("button", name="Create").click()
     await expect(page.page.get_by_role("heading", name="Long BTC")).to_be_visible()
-    await page.page.get_by_text("Transactions (0)").click()
-    form = page.page.get_by_role("form", name="Add a transaction")
-    await form.get_by_label("Quantity").fill("10000")
-    await form.get_by_label("Time").fill("2021-01-01T00:00")
-    await form.get_by_role("button", name="Add").click()
-    await expect(page.page.get_by_text("Transactions (1)")).to_be_visible()
-    await form.get_by_label("Kind").select_option("BUY")
-    await form.get_by_label("Asset").fill("BTC")
-    await form.get_by_label("Quantity").fill("0.1")
-    await form.get_by_label("Price").fill("30000")
-    await form.get_by_role("button", name="Add").click()
-    await expect(page.page.get_by_text("Transactions (2)")).to_be_visible()
+    await deposit_and_buy_btc(page)
+    await page.page.get_by_label("Paste CSV rows").fill(
+        "kind,asset,quantity,price,fee,time\nDEPOSIT,USDT,500,,,2021-01-03T00:00:00Z\n"
+    )
+    await page.page.get_by_role("button", name="Import rows").click()
+    await expect(page.page.get_by_text("Transactions (3)")).to_be_visible()
+    await expect(page.page.get_by_label("Paste CSV rows")).to_have_value("")
     value = page.page.get_by_test_id("live-value")
     await expect(value).to_have_attribute("data-live", "yes", timeout=20_000)
-    at = await value.get_attribute("data-at")
-    await expect(value).not_to_have_attribute("data-at", at or "", timeout=20_000)
+    # 7,500 in cash and 0.1 BTC at the demo's price: the live value holds both
+    await expect(value).to_have_text(re.compile(r"^(7,[5-9]|[89],|\d\d,)\d{3}\.\d\d$"))
+    shown = float((await value.inner_text()).replace(",", ""))
+    assert shown > 7_500
+    await expect(value).not_to_have_text(f"{shown:,.2f}", timeout=20_000)  # BTC's ticks move it
     await expect(page.page.get_by_role("cell", name="BTC", exact=True).first).to_be_visible()
     await page.shot("portfolio")
 
@@ -92,8 +106,11 @@ async def test_a_backtest_reaches_100_percent_and_draws_its_equity(page: Watched
 
 async def test_graphiql_loads_offline_and_runs_a_query(page: Watched) -> None:
     await page.page.goto("/graphql")
-    await page.page.get_by_role("tab", name="ServerInfo").click()  # server.graphql's tab
     editor = page.page.locator(".graphiql-query-editor")
+    await expect(editor).to_contain_text(re.compile(r"(query|mutation) \w+"))  # tabs loaded
+    tab = page.page.get_by_role("tab", name="ServerInfo")  # server.graphql's
+    await tab.click()
+    await expect(tab).to_have_attribute("aria-selected", "true")
     await expect(editor).to_contain_text("query ServerInfo")
     await page.page.get_by_role("button", name="Execute query").click()
     await page.page.get_by_role("menuitem", name="ServerInfo").click()  # of its operations
@@ -135,16 +152,21 @@ async def test_the_token_is_refreshed_and_the_socket_reconnects_after_4403(
 ) -> None:
     """A 12 s access token: the app refreshes it before it expires, the server closes the
     socket opened with the old one (4403), and the live value keeps coming on a new one."""
+    sockets: list[WebSocket] = []
+    page.page.on("websocket", lambda socket: sockets.append(socket))
     await register(page, "ada@example.com")
     await page.page.goto("/#/portfolio")
-    await page.page.get_by_label("New portfolio name").fill("Cash")
+    await page.page.get_by_label("New portfolio name").fill("Long BTC")
     await page.page.get_by_role("button", name="Create").click()
+    await deposit_and_buy_btc(page)
     value = page.page.get_by_test_id("live-value")
     await expect(value).to_have_attribute("data-live", "yes", timeout=20_000)
     first = json.loads(await page.page.evaluate("localStorage.getItem('coinql.session')"))
     await page.page.wait_for_timeout(16_000)  # past the first token's expiry
     now = json.loads(await page.page.evaluate("localStorage.getItem('coinql.session')"))
     assert now["accessToken"] != first["accessToken"]
+    assert len(sockets) >= 2 and sockets[0].is_closed(), "no new socket after the 4403"
     at = await value.get_attribute("data-at")
     await expect(value).not_to_have_attribute("data-at", at or "", timeout=15_000)
+    assert not sockets[-1].is_closed()  # the value came on the new socket
     await expect(page.page.get_by_role("alert")).to_have_count(0)

@@ -2,13 +2,27 @@
 // /graphql path, both with the session's token. A socket closed with 4403 (its token expired)
 // reconnects with a refreshed token and resubscribes.
 import { Client, fetchExchange, subscriptionExchange } from "@urql/core";
+import type { ResultOf } from "@graphql-typed-document-node/core";
+import { print } from "graphql";
 import { createClient as createWsClient } from "graphql-ws";
 import { RefreshMutation } from "./operations";
 import { Session } from "./session";
 
-export const session = new Session(typeof localStorage === "undefined" ? null : localStorage);
+// Refreshes take turns across tabs (Web Locks where the browser has them).
+const acrossTabs = <T,>(work: () => Promise<T>): Promise<T> =>
+  typeof navigator !== "undefined" && navigator.locks
+    ? (navigator.locks.request("coinql.refresh", work) as Promise<T>)
+    : work();
+
+export const session = new Session(typeof localStorage === "undefined" ? null : localStorage, acrossTabs);
+if (typeof window !== "undefined") {
+  window.addEventListener("storage", (event) => {
+    if (event.key === "coinql.session") session.adopt();
+  });
+}
 
 const FORBIDDEN = 4403;
+let socketToken: string | undefined; // the token the open socket signed in with
 
 function wsUrl(): string {
   const { protocol, host } = window.location;
@@ -28,8 +42,14 @@ export const sockets = createWsClient({
     return tokens ? { Authorization: `Bearer ${tokens.accessToken}` } : {};
   },
   on: {
+    connected: () => {
+      socketToken = session.current?.accessToken;
+    },
     closed: (event) => {
-      if ((event as CloseEvent).code === FORBIDDEN) void session.refresh();
+      // Expired on this socket: refresh, unless a refresh has already replaced its token.
+      if ((event as CloseEvent).code === FORBIDDEN && socketToken === session.current?.accessToken) {
+        void session.refresh();
+      }
     },
   },
 });
@@ -46,10 +66,13 @@ export const client = new Client({
   url: "/graphql",
   requestPolicy: "network-only",
   preferGetMethod: false,
-  fetchOptions: () => {
-    const token = session.current?.accessToken;
-    const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
-    return { headers };
+  // Every request awaits a token that works (refreshed first when it is about to expire).
+  fetch: async (input, init) => {
+    const tokens = await session.fresh();
+    const headers = new Headers(init?.headers);
+    if (tokens) headers.set("Authorization", `Bearer ${tokens.accessToken}`);
+    headers.set("X-Requested-With", "XMLHttpRequest"); // uploads: coinql's CSRF check
+    return fetch(input, { ...init, headers });
   },
   exchanges: [
     fetchExchange,
@@ -61,10 +84,18 @@ export const client = new Client({
   ],
 });
 
+// The refresh goes around the client: the client's requests wait for a fresh token, and the
+// refresh itself must not wait for itself.
 session.start(async (refreshToken) => {
-  const result = await client.mutation(RefreshMutation, { refreshToken }).toPromise();
+  const response = await fetch("/graphql", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Requested-With": "XMLHttpRequest" },
+    body: JSON.stringify({ query: print(RefreshMutation), variables: { refreshToken } }),
+  });
+  if (response.status >= 500) throw new Error(`the server answered ${response.status}`);
+  const result = (await response.json()) as { data?: ResultOf<typeof RefreshMutation>; errors?: { message: string }[] };
   const answer = result.data?.refreshToken;
   if (answer?.__typename === "AuthPayload") return answer;
-  if (result.error?.networkError) throw result.error.networkError;
-  return answer && "message" in answer ? answer.message : (result.error?.message ?? "refresh refused");
+  if (answer && "message" in answer) return answer.message;
+  return result.errors?.map((e) => e.message).join("; ") ?? "refresh refused";
 });

@@ -8,7 +8,8 @@ import {
   type SeriesType,
   type Time,
 } from "lightweight-charts";
-import { useEffect, useRef, type ReactNode } from "react";
+import { useEffect, useRef, useState, type ReactNode } from "react";
+import { session } from "./client";
 import { correlationColour, heat, isDemo, pct, sparkline } from "./format";
 
 export type Candle = { time: number; open: number; high: number; low: number; close: number };
@@ -61,9 +62,11 @@ export function Chart({ series, height = 280, label }: { series: ChartSeries[]; 
   }, [JSON.stringify(series.map((s) => [s.kind, s.data.length, s.data[s.data.length - 1]])), height]);
 
   const live = series.find((s): s is Extract<ChartSeries, { kind: "candles" }> => s.kind === "candles")?.live ?? null;
+  const lastTime = series.find((s): s is Extract<ChartSeries, { kind: "candles" }> => s.kind === "candles")?.data.at(-1)?.time ?? 0;
   useEffect(() => {
-    if (live && candles.current) candles.current.update({ ...live, time: live.time as Time });
-  }, [live]);
+    // lightweight-charts refuses a bar older than its last one (a stream of the span before)
+    if (live && candles.current && live.time >= lastTime) candles.current.update({ ...live, time: live.time as Time });
+  }, [live, lastTime]);
   return <div className="chart" ref={box} role="img" aria-label={label} data-points={series.reduce((n, s) => n + s.data.length, 0)} />;
 }
 
@@ -181,5 +184,33 @@ export function Metrics({ rows }: { rows: [string, ReactNode, string?][] }) {
         </div>
       ))}
     </dl>
+  );
+}
+
+/** A report from GET /reports/..., downloaded with the session's token (a plain link could
+ * not send it), kept as a self-contained HTML file. */
+export function ReportLink({ path, label = "Download the HTML tear sheet" }: { path: string; label?: string }) {
+  const [problem, setProblem] = useState<string | null>(null);
+  const download = async () => {
+    const token = (await session.fresh())?.accessToken;
+    const response = await fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    if (!response.ok) {
+      const body = (await response.json().catch(() => null)) as { errors?: { message: string }[] } | null;
+      setProblem(body?.errors?.map((e) => e.message).join("; ") ?? `the report failed (${response.status})`);
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const anchor = document.createElement("a");
+    anchor.href = url;
+    anchor.download = `coinql-${path.split("/").filter(Boolean).slice(1).join("-")}.html`;
+    anchor.click();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    setProblem(null);
+  };
+  return (
+    <p>
+      <button type="button" onClick={() => void download()}>{label}</button>
+      <Problem text={problem} />
+    </p>
   );
 }

@@ -89,3 +89,52 @@ describe("the forming candle", () => {
     expect(foldBar(today, tomorrow, day)).toEqual({ ...tomorrow, time: 11 * day });
   });
 });
+
+describe("a session shared by tabs", () => {
+  const memory = () => {
+    const store = new Map<string, string>();
+    return {
+      store,
+      getItem: (k: string) => store.get(k) ?? null,
+      setItem: (k: string, v: string) => void store.set(k, v),
+      removeItem: (k: string) => void store.delete(k),
+    };
+  };
+  const answer = (n: number) => ({ accessToken: `a${n}`, refreshToken: `r${n}`, expiresIn: 900, user: { email: "ada@example.com" } });
+
+  it("adopts the tokens another tab refreshed instead of spending the old refresh token", async () => {
+    const storage = memory();
+    const one = new Session(storage);
+    const two = new Session(storage);
+    const used: string[] = [];
+    const refresher = async (token: string) => {
+      used.push(token);
+      return answer(Number(token.slice(1)) + 1);
+    };
+    one.start(refresher);
+    two.start(refresher);
+    one.signIn(answer(1));
+    two.adopt(); // the storage event
+    expect(two.current?.refreshToken).toBe("r1");
+    await one.refresh(); // r1 -> r2, stored
+    await two.refresh(); // sees r2 stored: adopts it, spends nothing
+    expect(used).toEqual(["r1"]);
+    expect(two.current?.accessToken).toBe("a2");
+    one.signOut();
+    two.adopt();
+    expect(two.current).toBeNull();
+  });
+
+  it("ignores a refresh answer that lands after signing out", async () => {
+    let release: (value: ReturnType<typeof answer>) => void = () => {};
+    const session = new Session(memory());
+    session.start(() => new Promise((resolve) => (release = resolve)));
+    session.signIn(answer(1));
+    const pending = session.refresh();
+    session.signOut();
+    release(answer(2));
+    expect(await pending).toBeNull();
+    expect(session.current).toBeNull();
+  });
+});
+

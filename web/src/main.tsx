@@ -1,5 +1,5 @@
 // The dashboard: a hash router over the pages, the session in the header.
-import { StrictMode, useEffect, useState } from "react";
+import { Component, StrictMode, useEffect, useState, type ReactNode } from "react";
 import { createRoot } from "react-dom/client";
 import { client, session } from "./client";
 import { DemoLabel } from "./components";
@@ -38,7 +38,7 @@ function Page({ route }: { route: string[] }) {
   const signedIn = useSession() !== null;
   const [page = "markets", ...rest] = route;
   if (page === "markets") return <MarketsPage />;
-  if (page === "asset") return <AssetPage symbol={rest[0] ?? "BTC"} />;
+  if (page === "asset") return <AssetPage key={rest[0] ?? "BTC"} symbol={rest[0] ?? "BTC"} />;
   if (!signedIn) return <SignIn />;
   if (page === "portfolio") return <PortfolioPage id={rest[0]} />;
   if (page === "backtests") return <BacktestsPage runId={rest[0]} />;
@@ -46,6 +46,21 @@ function Page({ route }: { route: string[] }) {
   if (page === "alerts") return <AlertsPage />;
   if (page === "account") return <AccountPage />;
   return <p>No page “{page}”.</p>;
+}
+
+/** A page that throws shows what broke instead of blanking the whole app. */
+class Contained extends Component<{ children: ReactNode; route: string }, { error: Error | null }> {
+  state = { error: null as Error | null };
+  static getDerivedStateFromError(error: Error) {
+    return { error };
+  }
+  componentDidUpdate(previous: { route: string }) {
+    if (previous.route !== this.props.route && this.state.error) this.setState({ error: null });
+  }
+  render() {
+    if (this.state.error) return <p className="problem" role="alert">This page failed: {this.state.error.message}</p>;
+    return this.props.children;
+  }
 }
 
 function App() {
@@ -79,7 +94,9 @@ function App() {
       </header>
       <main>
         {session.error && !tokens && <p className="problem">{session.error}</p>}
-        <Page route={route} />
+        <Contained route={route.join("/")}>
+          <Page route={route} />
+        </Contained>
       </main>
     </>
   );

@@ -3,7 +3,7 @@ import { graphql } from "./gql";
 
 export const ServerInfoQuery = graphql(`
   query DashServerInfo {
-    serverInfo { version dataSource database broadcast }
+    serverInfo { version dataSource database broadcast liveSymbols }
   }
 `);
 

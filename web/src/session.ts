@@ -17,6 +17,7 @@ export type AuthAnswer = {
 
 const KEY = "coinql.session";
 const MARGIN_MS = 30_000;
+const RETRY_MS = 5_000;
 
 /** When to refresh a token that expires at `expiresAt`: a margin before, never in the past,
  * and for short tokens at four fifths of what is left. */
@@ -37,7 +38,9 @@ export function tokensFrom(answer: AuthAnswer, now: number): Tokens {
 
 type Refresher = (refreshToken: string) => Promise<AuthAnswer | string>;
 
-/** One session per page: listeners see sign-in, refresh and sign-out. */
+/** One session per page: listeners see sign-in, refresh and sign-out. Tabs share it through
+ * localStorage: a tab adopts what another stored, and refreshes take turns across tabs (a
+ * refresh token works once; a second use revokes the whole session). */
 export class Session {
   private tokens: Tokens | null;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -46,16 +49,11 @@ export class Session {
   private refresher: Refresher = async () => "no refresher";
   error: string | null = null;
 
-  constructor(private storage: Pick<Storage, "getItem" | "setItem" | "removeItem"> | null) {
-    this.tokens = null;
-    const saved = storage?.getItem(KEY);
-    if (saved) {
-      try {
-        this.tokens = JSON.parse(saved) as Tokens;
-      } catch {
-        storage?.removeItem(KEY);
-      }
-    }
+  constructor(
+    private storage: Pick<Storage, "getItem" | "setItem" | "removeItem"> | null,
+    private lock: <T>(work: () => Promise<T>) => Promise<T> = (work) => work(),
+  ) {
+    this.tokens = this.stored();
   }
 
   /** Start refreshing through `refresher` (the API's refreshToken mutation). */
@@ -82,30 +80,62 @@ export class Session {
     this.set(null);
   }
 
-  /** A token that works now: refreshed first if it has expired or was refused. */
-  async fresh(): Promise<Tokens | null> {
-    if (this.tokens && this.tokens.expiresAt - Date.now() < 1_000) return this.refresh();
-    return this.refreshing ?? this.tokens;
+  /** Another tab stored new tokens (or signed out): take them as they are. */
+  adopt(): void {
+    const stored = this.stored();
+    if (stored?.accessToken === this.tokens?.accessToken) return;
+    this.tokens = stored;
+    this.schedule();
+    this.notify();
   }
 
-  /** Refresh now; concurrent callers share one request. */
+  /** A token that works now: refreshed first if it expires within a few seconds. */
+  async fresh(): Promise<Tokens | null> {
+    if (this.refreshing) return this.refreshing;
+    if (this.tokens && this.tokens.expiresAt - Date.now() < 5_000) return this.refresh();
+    return this.tokens;
+  }
+
+  /** Refresh now; concurrent callers share one request, and tabs take turns. */
   refresh(): Promise<Tokens | null> {
-    const tokens = this.tokens;
-    if (!tokens) return Promise.resolve(null);
-    this.refreshing ??= this.refresher(tokens.refreshToken)
-      .then((answer) => {
-        if (typeof answer === "string") {
-          this.signOut(`Signed out: ${answer}`);
-          return null;
-        }
-        this.set({ ...tokensFrom(answer, Date.now()), email: tokens.email });
+    if (!this.tokens) return Promise.resolve(null);
+    this.refreshing ??= this.lock(() => this.refreshOnce())
+      .catch(() => {
+        this.retrySoon(); // the network failed: keep the tokens and try again shortly
         return this.tokens;
       })
-      .catch(() => this.tokens) // the network failed: keep the tokens and try again later
       .finally(() => {
         this.refreshing = null;
       });
     return this.refreshing;
+  }
+
+  private async refreshOnce(): Promise<Tokens | null> {
+    if (this.stored()?.refreshToken !== this.tokens?.refreshToken) {
+      this.adopt(); // another tab refreshed (or signed out) while this one waited its turn
+      if (!this.tokens || this.tokens.expiresAt - Date.now() > 5_000) return this.tokens;
+    }
+    const tokens = this.tokens;
+    if (!tokens) return null;
+    const answer = await this.refresher(tokens.refreshToken);
+    if (this.tokens?.refreshToken !== tokens.refreshToken) return this.tokens; // signed out or in meanwhile
+    if (typeof answer === "string") {
+      this.signOut(`Signed out: ${answer}`);
+      return null;
+    }
+    this.set({ ...tokensFrom(answer, Date.now()), email: tokens.email });
+    return this.tokens;
+  }
+
+  private stored(): Tokens | null {
+    const saved = this.storage?.getItem(KEY);
+    if (!saved) return null;
+    try {
+      return JSON.parse(saved) as Tokens;
+    } catch {
+      this.storage?.removeItem(KEY);
+      return null;
+    }
   }
 
   private set(tokens: Tokens | null): void {
@@ -113,6 +143,10 @@ export class Session {
     if (tokens) this.storage?.setItem(KEY, JSON.stringify(tokens));
     else this.storage?.removeItem(KEY);
     this.schedule();
+    this.notify();
+  }
+
+  private notify(): void {
     for (const listener of this.listeners) listener();
   }
 
@@ -120,5 +154,10 @@ export class Session {
     clearTimeout(this.timer);
     if (!this.tokens) return;
     this.timer = setTimeout(() => void this.refresh(), refreshDelay(this.tokens.expiresAt, Date.now()));
+  }
+
+  private retrySoon(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.refresh(), RETRY_MS);
   }
 }

@@ -14,6 +14,7 @@ class ServerDescription:
     broadcast: str
     job_queue: str
     data_source: str
+    live_symbols: list[str]
 
 
 def data_source_label(source: str) -> str:
@@ -29,4 +30,5 @@ def describe(context: Context) -> ServerDescription:
         broadcast=services.hub.kind,
         job_queue=services.jobs.kind,
         data_source=data_source_label(services.settings.source),
+        live_symbols=sorted(services.feed.source.symbols) if services.feed is not None else [],
     )

@@ -34,6 +34,10 @@ class ServerInfo:
         description='Where market data comes from: "demo" (synthetic, not market prices), an'
         ' exchange id such as "binance", or "import" (only imported files).'
     )
+    live_symbols: list[str] = strawberry.field(
+        description="The coins the live feed publishes: what the `prices` and `candles`"
+        " subscriptions accept. Empty when no feed runs."
+    )
 
     @classmethod
     def from_model(cls, info: server_resolvers.ServerDescription) -> Self:
@@ -43,6 +47,7 @@ class ServerInfo:
             broadcast=info.broadcast,
             job_queue=info.job_queue,
             data_source=info.data_source,
+            live_symbols=info.live_symbols,
         )
 
 

@@ -1,7 +1,7 @@
 // Asset: candles with the live forming candle, the tear sheet with its conventions, drawdown,
 // monthly returns, rolling volatility and a benchmark comparison.
 import { useMemo, useState } from "react";
-import { CalendarHeatmap, Chart, DemoLabel, Metrics, Problem, type Candle } from "../components";
+import { CalendarHeatmap, Chart, DemoLabel, Metrics, Problem, ReportLink, type Candle } from "../components";
 import { DAY_MS, foldBar, num, pct, points, price } from "../format";
 import type { Interval } from "../gql/graphql";
 import { useQuery, useSubscription } from "../hooks";
@@ -38,7 +38,7 @@ export function AssetPage({ symbol }: { symbol: string }) {
     const c = data.candles;
     const update = { time: Date.parse(c.timestamp) / 1000, open: c.open, high: c.high, low: c.low, close: c.close };
     setLive((forming) => foldBar(forming ?? lastBar, update, seconds));
-  }, candles.fetching);
+  }, candles.fetching || history.length === 0);
   const asset = sheet.data?.asset;
   const perf = asset?.performance;
   return (
@@ -54,7 +54,7 @@ export function AssetPage({ symbol }: { symbol: string }) {
       </p>
       <div className="tabs" role="tablist">
         {Object.entries(SPANS).map(([key, s]) => (
-          <button key={key} role="tab" aria-selected={key === span} onClick={() => { setSpan(key); setLive(null); }}>{s.label}</button>
+          <button key={key} role="tab" aria-selected={key === span} onClick={() => { setLive(null); setSpan(key); }}>{s.label}</button>
         ))}
       </div>
       <Chart label={`${symbol} candles`} series={[{ kind: "candles", data: history, live }]} height={320} />
@@ -120,7 +120,7 @@ export function AssetPage({ symbol }: { symbol: string }) {
           ) : (
             <p className="note">No overlap with {benchmark}.</p>
           )}
-          <p><a href={`/reports/asset/${symbol}`} download>Download the HTML tear sheet</a></p>
+          <ReportLink path={`/reports/asset/${symbol}`} />
         </>
       )}
     </section>

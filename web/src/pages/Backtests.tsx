@@ -1,7 +1,7 @@
 // Backtests: a form for every strategy kind, live progress (`jobProgress`), equity and drawdown,
 // the trades, Monte Carlo bands, and the registry with runs compared side by side.
-import { useEffect, useState } from "react";
-import { Chart, Metrics, Problem, Progress } from "../components";
+import { useEffect, useRef, useState } from "react";
+import { Chart, Metrics, Problem, Progress, ReportLink } from "../components";
 import { day, num, pct, points } from "../format";
 import type { BacktestInput, FillPrice, StrategyKindInput } from "../gql/graphql";
 import { refusal, useMutation, useQuery, useSubscription } from "../hooks";
@@ -40,7 +40,7 @@ export function BacktestsPage({ runId }: { runId?: string }) {
         <BacktestForm />
         <Registry />
       </div>
-      {runId && <RunView id={runId} />}
+      {runId && <RunView key={runId} id={runId} />}
     </section>
   );
 }
@@ -95,7 +95,7 @@ function BacktestForm() {
       <label>Fill at <select aria-label="Fill at" value={fillPrice} onChange={(e) => setFillPrice(e.target.value as FillPrice)}><option>NEXT_OPEN</option><option>CLOSE</option></select></label>
       <button disabled={running}>Run</button>
       <Problem text={problem} />
-      {jobId && <JobFollower jobId={jobId} onRun={(id) => { window.location.hash = `#/backtests/${id}`; }} />}
+      {jobId && <JobFollower key={jobId} jobId={jobId} onRun={(id) => { window.location.hash = `#/backtests/${id}`; }} />}
     </form>
   );
 }
@@ -109,9 +109,11 @@ function JobFollower({ jobId, onRun }: { jobId: string; onRun?: (runId: string) 
   const [cancel] = useMutation(CancelJobMutation);
   const result = job.data?.job?.result;
   const runId = result?.__typename === "BacktestRun" ? result.id : null;
+  const announce = useRef(onRun);
+  announce.current = onRun;
   useEffect(() => {
-    if (runId && onRun) onRun(runId);
-  }, [runId, onRun]);
+    if (runId) announce.current?.(runId); // once per run: later renders do not navigate again
+  }, [runId]);
   return (
     <div className="job" data-status={progress.status}>
       <Progress value={progress.status === "SUCCEEDED" ? 1 : progress.progress} label="Job progress" />
@@ -150,11 +152,11 @@ function RunView({ id }: { id: string }) {
           const outcome = data?.runSimulation;
           if (outcome?.__typename === "Job") setSimulation(outcome.id);
           else setProblem(refusal(outcome, error));
-        }}>Monte Carlo: 2,000 paths of a year</button>{" "}
-        <a href={`/reports/backtest/${id}`}>Download the HTML tear sheet</a>
+        }}>Monte Carlo: 2,000 paths of a year</button>
       </p>
+      <ReportLink path={`/reports/backtest/${id}`} />
       <Problem text={problem} />
-      {simulation && <JobFollower jobId={simulation} />}
+      {simulation && <JobFollower key={simulation} jobId={simulation} />}
       <h3>Trades</h3>
       <table>
         <thead><tr><th>Symbol</th><th>Entry</th><th>Exit</th><th>Entry price</th><th>Exit price</th><th>Quantity</th><th>PnL</th><th>Return</th><th>Fees</th></tr></thead>

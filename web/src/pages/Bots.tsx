@@ -46,7 +46,7 @@ export function BotsPage({ id }: { id?: string }) {
         </tbody>
       </table>
       <NewBot onCreated={bots.again} />
-      {id && <BotView id={id} onChange={bots.again} />}
+      {id && <BotView key={id} id={id} onChange={bots.again} />}
     </section>
   );
 }

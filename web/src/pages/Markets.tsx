@@ -3,13 +3,16 @@ import { useMemo, useState } from "react";
 import { DemoLabel, Problem, Sparkline } from "../components";
 import { DAY_MS, change24h, pct, price } from "../format";
 import { useQuery, useSubscription } from "../hooks";
-import { MarketsQuery, PricesSubscription } from "../operations";
+import { MarketsQuery, PricesSubscription, ServerInfoQuery } from "../operations";
 
 export function MarketsPage() {
   const since = useMemo(() => new Date(Date.now() - 30 * DAY_MS).toISOString(), []);
   const markets = useQuery(MarketsQuery, { since });
   const assets = markets.data?.assets?.edges.map((e) => e.node) ?? [];
-  const symbols = assets.map((a) => a.symbol);
+  const info = useQuery(ServerInfoQuery, {});
+  // Only what the feed publishes: one coin it does not would refuse the whole subscription.
+  const published = new Set(info.data?.serverInfo.liveSymbols ?? []);
+  const symbols = assets.map((a) => a.symbol).filter((symbol) => published.has(symbol));
   const [live, setLive] = useState<Record<string, { price: number; at: string; source: string }>>({});
   const socketError = useSubscription(
     PricesSubscription,

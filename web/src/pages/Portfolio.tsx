@@ -1,7 +1,7 @@
 // Portfolio: positions, live value (`portfolioValue`), value history, the risk report, the
 // optimizer with its frontier and the rebalance trades; transactions by hand or from CSV.
 import { useState } from "react";
-import { Chart, CorrelationHeatmap, Metrics, Problem, Scatter } from "../components";
+import { Chart, CorrelationHeatmap, Metrics, Problem, ReportLink, Scatter } from "../components";
 import { day, num, pct, points, price } from "../format";
 import type { Objective, TransactionInput, TransactionKind } from "../gql/graphql";
 import { refusal, useMutation, useQuery, useSubscription } from "../hooks";
@@ -48,7 +48,7 @@ export function PortfolioPage({ id }: { id?: string }) {
           <button disabled={creating}>Create</button>
         </form>
       </nav>
-      {chosen && <PortfolioView id={chosen} />}
+      {chosen && <PortfolioView key={chosen} id={chosen} />}
     </section>
   );
 }
@@ -90,10 +90,16 @@ function PortfolioView({ id }: { id: string }) {
         <Chart label="Value history" series={[{ kind: "area", data: points(p.valueHistory.timestamps, p.valueHistory.values) }]} height={220} />
       )}
       <Transactions portfolioId={id} onChange={view.again} transactions={p.transactions} />
-      {open.length > 0 && <Risk portfolioId={id} symbols={open.map((pos) => pos.symbol)} weights={open.map((pos) => pos.weight ?? 0)} />}
-      <p><a href={`/reports/portfolio/${id}`}>Download the HTML tear sheet</a></p>
+      {open.length > 0 && <Risk portfolioId={id} positions={open.map((pos) => ({ symbol: pos.symbol, weight: pos.weight ?? 0 }))} />}
+      <ReportLink path={`/reports/portfolio/${id}`} />
     </>
   );
+}
+
+/** "2021-06-30T14:05" in the browser's own time zone, as a datetime-local input shows it. */
+function localMinute(moment: Date): string {
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${moment.getFullYear()}-${pad(moment.getMonth() + 1)}-${pad(moment.getDate())}T${pad(moment.getHours())}:${pad(moment.getMinutes())}`;
 }
 
 const KINDS: TransactionKind[] = ["DEPOSIT", "WITHDRAW", "BUY", "SELL", "FEE", "TRANSFER_IN", "TRANSFER_OUT"];
@@ -102,7 +108,7 @@ function Transactions({ portfolioId, onChange, transactions }: { portfolioId: st
   const [add, adding] = useMutation(AddTransactionsMutation);
   const [upload, uploading] = useMutation(ImportTransactionsMutation);
   const [problem, setProblem] = useState<string | null>(null);
-  const [row, setRow] = useState({ kind: "DEPOSIT" as TransactionKind, asset: "USDT", quantity: "", price: "", time: new Date().toISOString().slice(0, 16) });
+  const [row, setRow] = useState({ kind: "DEPOSIT" as TransactionKind, asset: "USDT", quantity: "", price: "", time: localMinute(new Date()) });
   const answer = (outcome: { __typename: string } | null | undefined, error: string | null) => {
     if (outcome?.__typename === "Portfolio") {
       setProblem(null);
@@ -115,9 +121,11 @@ function Transactions({ portfolioId, onChange, transactions }: { portfolioId: st
     const result = await add({ portfolioId, transactions: [tx] });
     answer(result.data?.addTransactions, result.error);
   };
+  const [pasted, setPasted] = useState("");
   const importCsv = async (file: File) => {
     const result = await upload({ portfolioId, file });
     answer(result.data?.importTransactions, result.error);
+    return result.data?.importTransactions?.__typename === "Portfolio";
   };
   return (
     <details>
@@ -140,7 +148,13 @@ function Transactions({ portfolioId, onChange, transactions }: { portfolioId: st
           if (file) void importCsv(file);
         }} />
       </label>
-      <textarea aria-label="Paste CSV rows" placeholder="kind,asset,quantity,price,fee,time[,note] — a header, then a row per transaction" rows={3} onBlur={(e) => e.target.value && void importCsv(new File([e.target.value], "pasted.csv", { type: "text/csv" }))} />
+      <form className="inline" aria-label="Paste CSV" onSubmit={async (e) => {
+        e.preventDefault();
+        if (await importCsv(new File([pasted], "pasted.csv", { type: "text/csv" }))) setPasted("");
+      }}>
+        <textarea aria-label="Paste CSV rows" placeholder="kind,asset,quantity,price,fee,time[,note] — a header, then a row per transaction" rows={3} cols={60} value={pasted} onChange={(e) => setPasted(e.target.value)} />
+        <button disabled={uploading || !pasted.trim()}>Import rows</button>
+      </form>
       <table>
         <thead><tr><th>Time</th><th>Kind</th><th>Asset</th><th>Quantity</th><th>Price</th><th>Fee</th></tr></thead>
         <tbody>
@@ -153,15 +167,19 @@ function Transactions({ portfolioId, onChange, transactions }: { portfolioId: st
   );
 }
 
-function Risk({ portfolioId, symbols, weights }: { portfolioId: string; symbols: string[]; weights: number[] }) {
-  const priced = symbols.filter((s) => s !== "USDT" && s !== "USD");
-  const risk = useQuery(RiskQuery, { symbols: priced, weights: null }, priced.length < 2);
+/** The risk of the portfolio's coins at their weights in it (cash left out, the rest
+ * renormalised to 1), and the optimizer over the same coins. */
+function Risk({ portfolioId, positions }: { portfolioId: string; positions: { symbol: string; weight: number }[] }) {
+  const coins = positions.filter((p) => p.symbol !== "USDT" && p.symbol !== "USD" && p.weight > 0);
+  const priced = coins.map((p) => p.symbol);
+  const total = coins.reduce((sum, p) => sum + p.weight, 0);
+  const weights = coins.map((p) => p.weight / total);
+  const risk = useQuery(RiskQuery, { symbols: priced, weights }, priced.length < 2);
   const [objective, setObjective] = useState<Objective>("MAX_SHARPE");
   const optimum = useQuery(OptimizeQuery, { symbols: priced, objective }, priced.length < 2);
   const target = optimum.data?.optimize?.weights.map((w) => ({ symbol: w.symbol, weight: w.weight })) ?? [];
   const plan = useQuery(RebalanceQuery, { portfolioId, targetWeights: target }, target.length === 0);
   const report = risk.data?.riskReport;
-  void weights;
   if (priced.length < 2) return <p className="note">Risk and the optimizer need two priced assets.</p>;
   return (
     <>
