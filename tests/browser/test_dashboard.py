@@ -130,12 +130,12 @@ async def test_a_paper_bot_and_the_emergency_stop(page: Watched) -> None:
     await expect(page.page.get_by_label("Bot events").locator("li").first).to_be_visible(
         timeout=20_000
     )
+    await page.shot("bots")
     page.page.once("dialog", lambda dialog: dialog.accept())
     await page.page.get_by_role("button", name="Emergency stop").click()
     await expect(page.page.get_by_role("status")).to_contain_text("Stopped 1 bots")
     await page.page.reload()
     await expect(page.page.get_by_test_id("bot-status")).to_have_text("STOPPED")
-    await page.shot("bots")
 
 
 async def test_the_phone_layout_does_not_scroll_sideways(page: Watched) -> None:
