@@ -5,6 +5,7 @@ Debian's chromium."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
 import statistics
@@ -47,8 +48,12 @@ async def interactive_ms(url: str, repeat: int) -> float:
 async def run(*, quick: bool = False) -> list[Figure]:
     if not (DIST / "index.html").exists():
         raise RuntimeError("the dashboard is not built: run `make web` first")
+    from coinql.migrations import upgrade
+
     with tempfile.TemporaryDirectory() as directory:
-        process, url = start_server(f"sqlite+aiosqlite:///{Path(directory) / 'web.db'}")
+        database = f"sqlite+aiosqlite:///{Path(directory) / 'web.db'}"
+        await asyncio.to_thread(upgrade, database)
+        process, url = start_server(database)
         try:
             shown = await interactive_ms(url + "/", 3 if quick else 7)
         finally:
