@@ -97,9 +97,13 @@ async def sign_up(client: GraphQLClient, email: str = "live@example.com") -> str
     return str((await client.sign_up(email))["accessToken"])
 
 
-async def btc_portfolio(client: GraphQLClient, token: str) -> str:
+async def new_portfolio(client: GraphQLClient, token: str) -> str:
     created = (await client.contract("portfolio", "CreatePortfolio", token=token)).ok()
-    portfolio_id = created["createPortfolio"]["id"]
+    return str(created["createPortfolio"]["id"])
+
+
+async def buy_one_btc(client: GraphQLClient, token: str, portfolio_id: str) -> None:
+    """100,000 USDT in, then 1 BTC at 30,000: 70,000 in cash."""
     transactions = [
         {"kind": "DEPOSIT", "asset": "USDT", "quantity": "100000", "time": "2024-01-01T00:00:00Z"},
         {
@@ -117,7 +121,12 @@ async def btc_portfolio(client: GraphQLClient, token: str) -> str:
         token=token,
     )
     assert added.ok()["addTransactions"]["__typename"] == "Portfolio", added.body
-    return str(portfolio_id)
+
+
+async def btc_portfolio(client: GraphQLClient, token: str) -> str:
+    portfolio_id = await new_portfolio(client, token)
+    await buy_one_btc(client, token, portfolio_id)
+    return portfolio_id
 
 
 async def test_pnl_updates_after_price_moves(live: Server) -> None:
@@ -144,27 +153,14 @@ async def test_live_value_follows_transactions_added_while_it_streams(live: Serv
     show at once, and BTC's ticks move it from then on (a coin bought later is listened to)."""
     async with http_client(live) as client:
         token = await sign_up(client)
-        created = (await client.contract("portfolio", "CreatePortfolio", token=token)).ok()
-        portfolio_id = created["createPortfolio"]["id"]
+        portfolio_id = await new_portfolio(client, token)
         async with ws_connect(live.ws_url, token) as connection:
             stream = connection.subscribe(
                 REALTIME["LivePnl"], {"portfolioId": portfolio_id}, operation_name="LivePnl"
             )
             (empty,) = await take(stream, 1)
             assert float(empty["portfolioValue"]["value"]) == 0
-            transactions = [
-                {"kind": "DEPOSIT", "asset": "USDT", "quantity": "100000",
-                 "time": "2024-01-01T00:00:00Z"},
-                {"kind": "BUY", "asset": "BTC", "quantity": "1", "price": "30000",
-                 "time": "2024-01-02T00:00:00Z"},
-            ]  # fmt: skip
-            added = await client.contract(
-                "portfolio",
-                "AddTransactions",
-                {"portfolioId": portfolio_id, "transactions": transactions},
-                token=token,
-            )
-            assert added.ok()["addTransactions"]["__typename"] == "Portfolio", added.body
+            await buy_one_btc(client, token, portfolio_id)
             updates = await asyncio.wait_for(take(stream, 4), timeout=5)
     values = [float(update["portfolioValue"]["value"]) for update in updates]
     assert all(value > 70_000 for value in values)  # cash 70,000 and one BTC

@@ -104,6 +104,20 @@ async def test_a_backtest_reaches_100_percent_and_draws_its_equity(page: Watched
     await page.shot("backtests")
 
 
+async def test_a_walk_forward_study_shows_its_splits(page: Watched) -> None:
+    await register(page, "ada@example.com")
+    await page.page.goto("/#/backtests")
+    study = page.page.get_by_role("form", name="Run a study")
+    await study.get_by_label("Train bars").fill("365")
+    await study.get_by_role("button", name="Run the study").click()
+    bar = study.get_by_role("progressbar", name="Job progress")
+    await expect(bar).to_have_attribute("aria-valuenow", "100", timeout=90_000)
+    splits = study.get_by_role("table", name="Walk-forward splits").locator("tbody tr")
+    await expect(splits.first).to_be_visible()
+    assert await splits.count() >= 5  # four years of days, a year to train, 90 days to test
+    await expect(study).to_contain_text("Out-of-sample sharpe over in-sample (decay)")
+
+
 async def test_graphiql_loads_offline_and_runs_a_query(page: Watched) -> None:
     await page.page.goto("/graphql")
     editor = page.page.locator(".graphiql-query-editor")

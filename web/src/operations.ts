@@ -62,11 +62,15 @@ export const LiveCandlesSubscription = graphql(`
   }
 `);
 
+export const AuthFields = graphql(`
+  fragment DashAuth on AuthPayload { accessToken refreshToken expiresIn user { id email } }
+`);
+
 export const RegisterMutation = graphql(`
   mutation DashRegister($email: String!, $password: String!) {
     register(email: $email, password: $password) {
       __typename
-      ... on AuthPayload { accessToken refreshToken expiresIn user { id email } }
+      ... on AuthPayload { ...DashAuth }
       ... on Error { message }
     }
   }
@@ -76,7 +80,7 @@ export const LoginMutation = graphql(`
   mutation DashLogin($email: String!, $password: String!) {
     login(email: $email, password: $password) {
       __typename
-      ... on AuthPayload { accessToken refreshToken expiresIn user { id email } }
+      ... on AuthPayload { ...DashAuth }
       ... on Error { message }
     }
   }
@@ -86,7 +90,7 @@ export const RefreshMutation = graphql(`
   mutation DashRefresh($refreshToken: String!) {
     refreshToken(refreshToken: $refreshToken) {
       __typename
-      ... on AuthPayload { accessToken refreshToken expiresIn user { id email } }
+      ... on AuthPayload { ...DashAuth }
       ... on Error { message }
     }
   }
@@ -203,6 +207,28 @@ export const RunSimulationMutation = graphql(`
   }
 `);
 
+export const RunSweepMutation = graphql(`
+  mutation DashRunSweep($input: StudyInput!) {
+    runSweep(input: $input) {
+      __typename
+      ... on Job { id status }
+      ... on InvalidInput { message field }
+      ... on Error { message }
+    }
+  }
+`);
+
+export const RunWalkForwardMutation = graphql(`
+  mutation DashRunWalkForward($input: StudyInput!) {
+    runWalkForward(input: $input) {
+      __typename
+      ... on Job { id status }
+      ... on InvalidInput { message field }
+      ... on Error { message }
+    }
+  }
+`);
+
 export const CancelJobMutation = graphql(`
   mutation DashCancelJob($id: ID!) {
     cancelJob(id: $id) { __typename ... on Job { id status } ... on Error { message } }
@@ -222,6 +248,19 @@ export const JobQuery = graphql(`
       result {
         __typename
         ... on BacktestRun { id }
+        ... on SweepRun {
+          metric
+          best { params metrics { totalReturn sharpe maxDrawdown tradeCount } }
+          rows { params metrics { totalReturn sharpe maxDrawdown tradeCount } }
+        }
+        ... on WalkForwardRun {
+          metric decay
+          splits {
+            trainStart trainEnd testStart testEnd params
+            inSample { sharpe totalReturn }
+            outOfSample { sharpe totalReturn }
+          }
+        }
         ... on SimulationRun {
           ruinProbability expectedShortfall99
           maxDrawdownPercentiles { p5 p50 p95 }

@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from "react";
 import { Chart, Metrics, Problem, Progress, ReportLink } from "../components";
 import { day, num, pct, points } from "../format";
-import type { BacktestInput, FillPrice, StrategyKindInput } from "../gql/graphql";
+import type { BacktestInput, FillPrice, SplitMode, StrategyKindInput, StudyInput } from "../gql/graphql";
 import { refusal, useMutation, useQuery, useSubscription } from "../hooks";
 import {
   CancelJobMutation,
@@ -14,6 +14,8 @@ import {
   RunBacktestMutation,
   RunQuery,
   RunSimulationMutation,
+  RunSweepMutation,
+  RunWalkForwardMutation,
 } from "../operations";
 
 type Field = { name: string; label: string; value: number };
@@ -40,6 +42,7 @@ export function BacktestsPage({ runId }: { runId?: string }) {
         <BacktestForm />
         <Registry />
       </div>
+      <StudyForm />
       {runId && <RunView key={runId} id={runId} />}
     </section>
   );
@@ -100,6 +103,74 @@ function BacktestForm() {
   );
 }
 
+const SIGNALS = ["smaCross", "emaCross", "rsiReversion", "donchianBreakout", "momentum"] as const;
+const GRIDS: Record<(typeof SIGNALS)[number], Record<string, string>> = {
+  smaCross: { fast: "5, 10, 20", slow: "30, 50, 100" },
+  emaCross: { fast: "8, 12", slow: "26, 50" },
+  rsiReversion: { window: "7, 14", lower: "25, 30", upper: "70, 75" },
+  donchianBreakout: { entry: "20, 55", exit: "10, 20" },
+  momentum: { lookback: "14, 30, 90" },
+};
+
+/** A parameter sweep or a walk-forward study of one signal over a grid. */
+function StudyForm() {
+  const [kind, setKind] = useState<"sweep" | "walkForward">("walkForward");
+  const [signal, setSignal] = useState<(typeof SIGNALS)[number]>("smaCross");
+  const [grid, setGrid] = useState<Record<string, string>>({});
+  const [symbol, setSymbol] = useState("BTC");
+  const [trainBars, setTrainBars] = useState(365);
+  const [testBars, setTestBars] = useState(90);
+  const [mode, setMode] = useState<SplitMode>("ROLLING");
+  const [sweep, sweeping] = useMutation(RunSweepMutation);
+  const [walk, walking] = useMutation(RunWalkForwardMutation);
+  const [jobId, setJobId] = useState<string | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const values = { ...GRIDS[signal], ...Object.fromEntries(Object.entries(grid).filter(([k]) => k.startsWith(`${signal}.`)).map(([k, v]) => [k.slice(signal.length + 1), v])) };
+  const submit = async (event: React.FormEvent) => {
+    event.preventDefault();
+    const input: StudyInput = {
+      symbol: symbol.trim().toUpperCase(),
+      strategy: signal,
+      feeBps: 10,
+      grid: Object.entries(values).map(([name, text]) => ({ name, values: text.split(",").map((v) => Number(v.trim())) })),
+      ...(kind === "walkForward" ? { trainBars, testBars, mode } : {}),
+    };
+    const { outcome, error } =
+      kind === "sweep"
+        ? await sweep({ input }).then((r) => ({ outcome: r.data?.runSweep, error: r.error }))
+        : await walk({ input }).then((r) => ({ outcome: r.data?.runWalkForward, error: r.error }));
+    if (outcome?.__typename === "Job") {
+      setProblem(null);
+      setJobId(outcome.id);
+    } else setProblem(refusal(outcome, error));
+  };
+  return (
+    <form className="stack wide" onSubmit={(e) => void submit(e)} aria-label="Run a study">
+      <h2>Studies</h2>
+      <label>Study <select aria-label="Study" value={kind} onChange={(e) => setKind(e.target.value as "sweep" | "walkForward")}>
+        <option value="walkForward">Walk-forward</option><option value="sweep">Parameter sweep</option>
+      </select></label>
+      <label>Signal <select aria-label="Signal" value={signal} onChange={(e) => setSignal(e.target.value as (typeof SIGNALS)[number])}>
+        {SIGNALS.map((s) => <option key={s} value={s}>{KINDS[s].label}</option>)}
+      </select></label>
+      <label>Symbol <input aria-label="Study symbol" value={symbol} onChange={(e) => setSymbol(e.target.value)} /></label>
+      {Object.entries(values).map(([name, text]) => (
+        <label key={name}>{name} values <input aria-label={`${name} values`} value={text} onChange={(e) => setGrid({ ...grid, [`${signal}.${name}`]: e.target.value })} /></label>
+      ))}
+      {kind === "walkForward" && (
+        <>
+          <label>Train bars <input type="number" aria-label="Train bars" value={trainBars} onChange={(e) => setTrainBars(Number(e.target.value))} /></label>
+          <label>Test bars <input type="number" aria-label="Test bars" value={testBars} onChange={(e) => setTestBars(Number(e.target.value))} /></label>
+          <label>Windows <select aria-label="Windows" value={mode} onChange={(e) => setMode(e.target.value as SplitMode)}><option>ROLLING</option><option>ANCHORED</option></select></label>
+        </>
+      )}
+      <button disabled={sweeping || walking}>Run the study</button>
+      <Problem text={problem} />
+      {jobId && <JobFollower key={jobId} jobId={jobId} />}
+    </form>
+  );
+}
+
 /** A job's progress from `jobProgress`, and what it produced once it ends. */
 function JobFollower({ jobId, onRun }: { jobId: string; onRun?: (runId: string) => void }) {
   const [progress, setProgress] = useState({ status: "QUEUED", progress: 0, stage: "queued" });
@@ -120,6 +191,24 @@ function JobFollower({ jobId, onRun }: { jobId: string; onRun?: (runId: string) 
       <span>{progress.status.toLowerCase()} · {progress.stage}</span>
       {!ended && <button type="button" onClick={() => void cancel({ id: jobId })}>Cancel</button>}
       <Problem text={socketError ?? job.data?.job?.error} />
+      {result?.__typename === "SweepRun" && (
+        <>
+          <p>Best by {result.metric}: <code>{JSON.stringify(result.best?.params)}</code></p>
+          <table aria-label="Sweep results">
+            <thead><tr><th>Parameters</th><th>Return</th><th>Sharpe</th><th>Max DD</th><th>Trades</th></tr></thead>
+            <tbody>{result.rows.map((row, i) => <tr key={i}><td><code>{JSON.stringify(row.params)}</code></td><td>{pct(row.metrics.totalReturn)}</td><td>{num(row.metrics.sharpe)}</td><td>{pct(row.metrics.maxDrawdown)}</td><td>{row.metrics.tradeCount ?? "—"}</td></tr>)}</tbody>
+          </table>
+        </>
+      )}
+      {result?.__typename === "WalkForwardRun" && (
+        <>
+          <p>Out-of-sample {result.metric} over in-sample (decay): <b>{num(result.decay)}</b></p>
+          <table aria-label="Walk-forward splits">
+            <thead><tr><th>Train</th><th>Test</th><th>Chosen</th><th>IS Sharpe</th><th>OOS Sharpe</th><th>IS return</th><th>OOS return</th></tr></thead>
+            <tbody>{result.splits.map((split, i) => <tr key={i}><td>{day(split.trainStart)} – {day(split.trainEnd)}</td><td>{day(split.testStart)} – {day(split.testEnd)}</td><td><code>{JSON.stringify(split.params)}</code></td><td>{num(split.inSample.sharpe)}</td><td>{num(split.outOfSample.sharpe)}</td><td>{pct(split.inSample.totalReturn)}</td><td>{pct(split.outOfSample.totalReturn)}</td></tr>)}</tbody>
+          </table>
+        </>
+      )}
       {result?.__typename === "SimulationRun" && (
         <>
           <Metrics rows={[["Ruin probability", pct(result.ruinProbability)], ["ES 99 %", pct(result.expectedShortfall99)], ["Max drawdown p5 / p50 / p95", `${pct(result.maxDrawdownPercentiles.p5)} / ${pct(result.maxDrawdownPercentiles.p50)} / ${pct(result.maxDrawdownPercentiles.p95)}`]]} />
