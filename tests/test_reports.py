@@ -37,6 +37,7 @@ async def test_an_asset_report_has_the_apis_numbers_and_inline_charts(
     response = await client.http.get("/reports/asset/BTC")  # public data, like the API
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
     page = response.text
     self_contained(page)
     sheet = (await client.execute(SHARPE)).ok()["asset"]["performance"]

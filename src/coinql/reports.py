@@ -6,7 +6,9 @@ and it loads nothing else."""
 
 from __future__ import annotations
 
+import asyncio
 import html
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -294,9 +296,12 @@ def report_routes(graphql: CoinqlGraphQL) -> list[Route]:
             return error_response(404, f"no {kind} reports: asset, portfolio or backtest")
         context = await graphql.get_context(request)
         try:
-            result = await graphql.schema.execute(
-                QUERIES[kind], variable_values={"id": subject_id}, context_value=context
-            )
+            async with asyncio.timeout(graphql.settings.request_timeout_seconds):
+                result = await graphql.schema.execute(
+                    QUERIES[kind], variable_values={"id": subject_id}, context_value=context
+                )
+        except TimeoutError:
+            return error_response(504, "the report took too long", code="TIMEOUT")
         finally:
             request.scope.pop(CONTEXT, None)
             await context.close()
@@ -306,10 +311,14 @@ def report_routes(graphql: CoinqlGraphQL) -> list[Route]:
             status = next((STATUS[code] for code in codes if code in STATUS), 404)
             messages = [error.message for error in result.errors or []]
             return error_response(status, "; ".join(messages) or f"no {kind} {subject_id}")
-        filename = f"coinql-{kind}-{subject_id}.html".replace("/", "-")
+        filename = re.sub(r"[^A-Za-z0-9._-]", "-", f"coinql-{kind}-{subject_id}")[:120]
         return HTMLResponse(
             render(kind, subject),
-            headers={"Content-Disposition": f'inline; filename="{filename}"'},
+            headers={
+                "Content-Disposition": f'inline; filename="{filename}.html"',
+                # nothing in a report runs or loads: a slip in escaping stays harmless
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            },
         )
 
     return [Route("/reports/{kind}/{id}", report)]

@@ -79,6 +79,9 @@ def test_max_sharpe_under_random_bounds_matches_pypfopt(seed: int) -> None:
         theirs.max_sharpe(risk_free_rate=0.02)
     reference = weights_of(theirs)
     ours = mv.max_sharpe(mu, cov, Constraints(low, high), 0.02)
+    direct = mv._box_tangency(mu - 0.02, cov, low, high)  # the path, not SLSQP's fallback
+    assert direct is not None
+    np.testing.assert_allclose(direct, ours, atol=1e-9)
 
     def sharpe(w: np.ndarray) -> float:
         return float((w @ mu - 0.02) / np.sqrt(w @ cov @ w))

@@ -9,10 +9,12 @@ import { RefreshMutation } from "./operations";
 import { Session } from "./session";
 
 // Refreshes take turns across tabs (Web Locks where the browser has them).
+// Without them (plain HTTP off localhost), a random pause of up to 2 s first, so that tabs
+// whose timers fire together mostly see each other's answer instead of spending it twice.
 const acrossTabs = <T,>(work: () => Promise<T>): Promise<T> =>
   typeof navigator !== "undefined" && navigator.locks
     ? (navigator.locks.request("coinql.refresh", work) as Promise<T>)
-    : work();
+    : new Promise((resolve) => setTimeout(resolve, Math.random() * 2_000)).then(work);
 
 export const session = new Session(typeof localStorage === "undefined" ? null : localStorage, acrossTabs);
 if (typeof window !== "undefined") {

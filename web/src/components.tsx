@@ -193,7 +193,13 @@ export function ReportLink({ path, label = "Download the HTML tear sheet" }: { p
   const [problem, setProblem] = useState<string | null>(null);
   const download = async () => {
     const token = (await session.fresh())?.accessToken;
-    const response = await fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    let response: Response;
+    try {
+      response = await fetch(path, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    } catch (error) {
+      setProblem(`The server could not be reached: ${(error as Error).message}`);
+      return;
+    }
     if (!response.ok) {
       const body = (await response.json().catch(() => null)) as { errors?: { message: string }[] } | null;
       setProblem(body?.errors?.map((e) => e.message).join("; ") ?? `the report failed (${response.status})`);

@@ -99,7 +99,8 @@ export class Session {
   /** Refresh now; concurrent callers share one request, and tabs take turns. */
   refresh(): Promise<Tokens | null> {
     if (!this.tokens) return Promise.resolve(null);
-    this.refreshing ??= this.lock(() => this.refreshOnce())
+    const spent = this.tokens.refreshToken; // what this call means to replace
+    this.refreshing ??= this.lock(() => this.refreshOnce(spent))
       .catch(() => {
         this.retrySoon(); // the network failed: keep the tokens and try again shortly
         return this.tokens;
@@ -110,9 +111,9 @@ export class Session {
     return this.refreshing;
   }
 
-  private async refreshOnce(): Promise<Tokens | null> {
-    if (this.stored()?.refreshToken !== this.tokens?.refreshToken) {
-      this.adopt(); // another tab refreshed (or signed out) while this one waited its turn
+  private async refreshOnce(spent: string): Promise<Tokens | null> {
+    this.adopt(); // another tab may have refreshed (or signed out) while this one waited
+    if (this.tokens?.refreshToken !== spent) {
       if (!this.tokens || this.tokens.expiresAt - Date.now() > 5_000) return this.tokens;
     }
     const tokens = this.tokens;

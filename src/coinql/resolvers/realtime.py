@@ -227,6 +227,8 @@ async def _stop(pending: asyncio.Future[Any]) -> None:
     """Cancel a pending read and wait for it, without swallowing a cancellation of our own."""
     pending.cancel()
     await asyncio.wait({pending})
+    if not pending.cancelled():
+        pending.exception()  # retrieved: a read that failed as it was stopped is not news
 
 
 def _moved(payload: dict[str, Any], sent: dict[str, Any]) -> bool:
@@ -265,16 +267,19 @@ async def job_progress(context: Context, job_id: uuid.UUID) -> AsyncIterator[dic
     user = await require_user(context)
     async with tracked(context, user.id):
         updates = stream(context, [channels.job(job_id)], conflate=False)
-        pending = asyncio.ensure_future(updates.__anext__())
-        await context.services.hub.listening([channels.job(job_id)])  # before reading the state
+        pending = asyncio.ensure_future(anext(updates))
         try:
+            await context.services.hub.listening([channels.job(job_id)])  # before the state
             current = await _job_state(context, job_id, user.id)
             yield current
             while not job_store.JobStatus(current["status"]).final:
                 done, _ = await asyncio.wait({pending}, timeout=JOB_RECHECK_SECONDS)
                 if done:
-                    found = pending.result()
-                    pending = asyncio.ensure_future(updates.__anext__())
+                    try:
+                        found = pending.result()
+                    except StopAsyncIteration:
+                        return  # the hub closed: the server is stopping
+                    pending = asyncio.ensure_future(anext(updates))
                 else:
                     found = await _job_state(context, job_id, user.id)
                     if found == current:

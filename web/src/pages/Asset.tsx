@@ -120,7 +120,7 @@ export function AssetPage({ symbol }: { symbol: string }) {
           ) : (
             <p className="note">No overlap with {benchmark}.</p>
           )}
-          <ReportLink path={`/reports/asset/${symbol}`} />
+          <ReportLink path={`/reports/asset/${encodeURIComponent(symbol)}`} />
         </>
       )}
     </section>

@@ -128,11 +128,18 @@ function StudyForm() {
   const values = { ...GRIDS[signal], ...Object.fromEntries(Object.entries(grid).filter(([k]) => k.startsWith(`${signal}.`)).map(([k, v]) => [k.slice(signal.length + 1), v])) };
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
+    const grid = Object.entries(values).map(([name, text]) => ({
+      name,
+      values: text.split(",").map((v) => v.trim()).filter(Boolean).map(Number),
+    }));
+    const bad = grid.find((g) => g.values.length === 0 || !g.values.every(Number.isFinite));
+    if (bad) return setProblem(`${bad.name} values: give numbers separated by commas`);
+    if (!(trainBars > 0 && testBars > 0)) return setProblem("train and test bars must be more than 0");
     const input: StudyInput = {
       symbol: symbol.trim().toUpperCase(),
       strategy: signal,
       feeBps: 10,
-      grid: Object.entries(values).map(([name, text]) => ({ name, values: text.split(",").map((v) => Number(v.trim())) })),
+      grid,
       ...(kind === "walkForward" ? { trainBars, testBars, mode } : {}),
     };
     const { outcome, error } =
