@@ -47,14 +47,16 @@ def stamp(candles: Candles, bar: int) -> datetime:
 
 
 def replay(
-    spec: StrategySpec, candles: Candles, config: bc.BacktestConfig
+    spec: StrategySpec, candles: Candles, config: bc.BacktestConfig, first_live: int | None = None
 ) -> tuple[list[BotFill], Decimal, int]:
-    """A bot fed the candles one closed candle at a time, filling each market order at the
-    candle's close with the config's slippage and fee, as the paper exchange does: its fills,
-    its final value and its first live bar."""
+    """A bot fed the candles one closed candle at a time from `first_live` (by default the
+    first bar its warm-up allows), filling each market order at the candle's close with the
+    config's slippage and fee, as the paper exchange does: its fills, its final value and its
+    first live bar."""
     fee, slip = Decimal(str(config.fee_bps)) / 10_000, Decimal(str(config.slippage_bps)) / 10_000
     cash, position, fills = Decimal(str(config.initial_capital)), Decimal(0), []
-    first_live = warmup_bars(spec, config) - 1
+    if first_live is None:
+        first_live = warmup_bars(spec, config) - 1
     for bar in range(first_live, len(candles)):
         seen = candles.select(np.arange(bar + 1))
         decision = decide(spec, seen, config, position=position, cash=cash)
@@ -98,6 +100,35 @@ def test_a_bot_on_real_candles_makes_its_backtests_trades(
     assert [float(fill.price) for fill in buys] == pytest.approx(
         [trade.entry_price for trade in trades], rel=1e-12
     )
+
+
+def test_a_bot_started_with_less_history_than_its_warm_up_is_compared_after_it() -> None:
+    """A bot started on a fresh feed acts on candles from the first one, but decides nothing
+    until it has seen its warm-up; its backtest's signals on the bars before are not trades it
+    missed. (The backtest's signals start earlier: a crossover of 2 and 4 needs 5 candles, the
+    warm-up 6.)"""
+    spec, config = StrategySpec("smaCross", {"fast": 2, "slow": 4}), bot_config(CONFIGS[0])
+    warmup = warmup_bars(spec, config)
+    everything = parsed("BTC").candles
+    # The first window whose backtest enters on a bar the bot's warm-up still covers.
+    for start in range(len(everything) - 200):
+        candles = everything.select(np.arange(start, start + 200))
+        if signals(spec, candles)[0][: warmup - 1].any():
+            break
+    else:
+        pytest.fail("no window signals inside the warm-up")
+    fills, value, first_live = replay(spec, candles, config, first_live=0)
+    found = divergence(
+        spec,
+        candles,
+        config,
+        first_live=first_live,
+        warmup=warmup,
+        fills=fills,
+        bot_return=float(value) / config.initial_capital - 1,
+    )
+    assert found.differences == []
+    assert found.backtest_return == pytest.approx(found.bot_return, rel=1e-6)
 
 
 def test_a_divergence_names_the_missed_signal_and_the_other_fill_price() -> None:

@@ -15,14 +15,14 @@ import pytest
 from starlette.applications import Starlette
 
 from coinql.domain import backtest_config as bc
-from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config, warmup_bars
+from coinql.domain.backtest import simulate
+from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config
 from coinql.domain.candles import Interval
-from coinql.domain.divergence import BotFill as DomainFill
-from coinql.domain.divergence import divergence
 from coinql.domain.errors import InvalidInput
 from coinql.domain.orders import OrderKind
+from coinql.domain.signals import signals
 from coinql.domain.strategies import StrategySpec
-from coinql.realtime.bots import BotLifecycle, BotRunner, closed_candles
+from coinql.realtime.bots import BotLifecycle, BotRunner, bot_divergence, closed_candles
 from coinql.realtime.order_rows import Quote
 from coinql.realtime.orders import BotEngine, new_bot
 from coinql.resolvers.auth import create_user
@@ -119,30 +119,57 @@ async def test_a_paper_bot_trades_its_signals_and_does_what_its_backtest_does(
     assert len(fills) == placed and all(order.status == "FILLED" for order in orders)
     assert all(order.sent_at is not None and order.origin == "SIGNAL" for order in orders)
     bot = await lifecycle.reload(bot)
-    async with engine.sessions() as session:
-        candles = await closed_candles(session, symbol="BTC", interval=Interval.D1, now=clock.now)
-    settings = BotSettings.from_json(bot.config)
-    first = int(np.searchsorted(candles.timestamps, bot.first_live_ms))
-    window = first - (warmup_bars(SPEC, settings.config) - 1)
-    seen = candles.select(
-        np.arange(window, int(np.searchsorted(candles.timestamps, bot.last_bar_ms)) + 1)
-    )
-    account = await engine.account(bot)
-    position, cash = account.position, account.cash
-    value = cash + position * Decimal(repr(float(seen.close[-1])))
-    found = divergence(
-        SPEC,
-        seen,
-        settings.config,
-        first_live=first - window,
-        fills=[
-            DomainFill(BotSide(fill.side), fill.price, fill.quantity, fill.fee, fill.time)
-            for fill in fills
-        ],
-        bot_return=float(value) / 10_000 - 1,
-    )
+    found = await divergence_at(engine, bot, clock.now)
+    assert found is not None
     assert found.differences == [] and found.trades_compared >= 3
     assert found.bot_return == pytest.approx(found.backtest_return, rel=1e-6)
+    # Against the backtest of its candles as the domain runs it, with its signals masked
+    # before the first bar it traded on.
+    async with engine.sessions() as session:
+        candles = await closed_candles(session, symbol="BTC", interval=Interval.D1, now=clock.now)
+    enter, leave = signals(SPEC, candles)
+    first = int(np.searchsorted(candles.timestamps, bot.first_live_ms))
+    last = int(np.searchsorted(candles.timestamps, bot.last_bar_ms))
+    enter[:first], leave[:first] = False, False
+    seen = candles.select(np.arange(last + 1))
+    trades = simulate(
+        seen, enter[: last + 1], leave[: last + 1], BotSettings.from_json(bot.config).config
+    ).trades
+    buys = [fill for fill in fills if fill.side == "BUY"]
+    assert [float(fill.price) for fill in buys] == pytest.approx(
+        [trade.entry_price for trade in trades], rel=1e-12
+    )
+
+
+async def test_a_fill_read_before_its_candle_is_marked_is_compared_on_that_candle(
+    app: Starlette, btc: None, engine: BotEngine, clock: Clock
+) -> None:
+    """The runner marks a candle done after its signal's order has filled: read in between,
+    the bot's fill is on a candle past its last marked one, and it is no extra trade."""
+    bot = await make_bot(app, engine)
+    lifecycle, runner = BotLifecycle(engine), BotRunner(engine=engine, poll_seconds=1)
+    bot = await lifecycle.start(bot)
+    for _ in range(30):
+        clock.now += timedelta(days=24)
+        await runner.run_once()
+    fills, _ = await fills_and_orders(engine, bot)
+    newest = max(fill.time for fill in fills)
+    signal_bar = int(newest.timestamp() * 1000) - Interval.D1.milliseconds  # it fills at close
+    async with engine.sessions() as session, session.begin():
+        stored = await session.get(Bot, bot.id)
+        assert stored is not None
+        stored.last_bar_ms = signal_bar - Interval.D1.milliseconds  # the candle before it
+    between = await divergence_at(engine, await lifecycle.reload(bot), newest)
+    assert between is not None
+    assert between.differences == [] and between.trades_compared >= 3
+    assert between.bot_return == pytest.approx(between.backtest_return, rel=1e-6)
+
+
+async def divergence_at(engine: BotEngine, bot: Bot, now: datetime) -> Any:
+    async with engine.sessions() as session:
+        candles = await closed_candles(session, symbol="BTC", interval=Interval.D1, now=now)
+        fills = await bot_store.fills_of(session, bot_id=bot.id)
+    return await bot_divergence(engine, bot, candles=candles, fills=fills)
 
 
 async def test_a_refused_signal_keeps_the_bot_running_and_sends_nothing(

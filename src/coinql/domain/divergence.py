@@ -1,9 +1,10 @@
 """How far a bot drifts from its own backtest, trade by trade.
 
 `divergence` backtests the bot's strategy over exactly the candles the bot saw (signals before
-its first live bar masked, fills at the close, the bot's fees and slippage) and compares that
-backtest's trades with the bot's round trips one by one: the return of each, and for each that
-differs, why (fill price, fee, timing, a missed or an extra trade).
+its first live bar, and before it had seen its warm-up, masked; fills at the close, the bot's
+fees and slippage) and compares that backtest's trades with the bot's round trips one by one:
+the return of each, and for each that differs, why (fill price, fee, timing, a missed or an
+extra trade).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def divergence(
     first_live: int,
     fills: Sequence[BotFill],
     bot_return: float | None,
+    warmup: int = 0,
     step_ms: int | None = None,
 ) -> Divergence:
     """Compare the bot's round trips with its backtest's, trade by trade.
@@ -128,6 +130,10 @@ def divergence(
         The bot's fills, each stamped at the close of its signal candle or later.
     bot_return : float, optional
         The bot's return since it started.
+    warmup : int, default 0
+        How many candles the bot decides on at least (`coinql.domain.bots.warmup_bars`): a bot
+        started with less history acts on candles before it has that many, deciding nothing,
+        so the backtest's signals there are masked too.
     step_ms : int, optional
         The candles' interval in ms; by default the median gap between them (a feed that
         skipped minutes leaves gaps, so a bot's caller passes its interval).
@@ -140,8 +146,9 @@ def divergence(
     if n == 0 or first_live >= n:
         return Divergence(None, bot_return, 0, 0, [])
     enter, leave = signals(spec, candles)
-    enter[:first_live] = False
-    leave[:first_live] = False
+    silent = max(first_live, warmup - 1)
+    enter[:silent] = False
+    leave[:silent] = False
     result = simulate(candles, enter, leave, config)
     start_equity = (
         float(result.equity[first_live - 1]) if first_live > 0 else config.initial_capital

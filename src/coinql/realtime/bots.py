@@ -39,6 +39,8 @@ from coinql.domain.bots import (
     warmup_bars,
 )
 from coinql.domain.candles import DAY_MS, Interval
+from coinql.domain.divergence import BotFill as DivergenceFill
+from coinql.domain.divergence import Divergence, divergence
 from coinql.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from coinql.domain.orders import OrderKind
 from coinql.exchanges.trading import ExchangeUnreachable
@@ -48,7 +50,7 @@ from coinql.realtime.order_rows import Quote
 from coinql.realtime.orders import LIVE_OFF, BotEngine
 from coinql.store import bots as bot_store
 from coinql.store import market as market_store
-from coinql.store.bots import Bot, BotMode, BotStatus, OrderStatus
+from coinql.store.bots import Bot, BotFillRow, BotMode, BotStatus, OrderStatus
 
 log = structlog.get_logger("coinql.bots")
 # A closed candle the feed has not moved on from is traded once this much (market) time has
@@ -425,14 +427,52 @@ def seen_window(timestamps: Any, bot: Bot, warmup: int) -> int:
     return max(0, first_index - (warmup - 1))
 
 
-def seen_candles(candles: Any, bot: Bot, warmup: int) -> tuple[Any, int]:
+def seen_candles(
+    candles: Any, bot: Bot, warmup: int, *, newest_fill: datetime | None = None
+) -> tuple[Any, int]:
     """The candles a bot has seen (its warm-up, then each it acted on, to the last), and the
-    index among them of the first it traded on; for a bot that has acted on a candle."""
+    index among them of the first it traded on; for a bot that has acted on a candle.
+
+    The last it acted on is the later of the last it marked and the candle its newest fill
+    (`newest_fill`) follows the close of: a signal's order fills before the runner marks its
+    candle done, and a reader in between sees the fill."""
     assert bot.first_live_ms is not None and bot.last_bar_ms is not None
     window = seen_window(candles.timestamps, bot, warmup)
     first = int(np.searchsorted(candles.timestamps, bot.first_live_ms))
     last = int(np.searchsorted(candles.timestamps, bot.last_bar_ms))
+    if newest_fill is not None:
+        closed_by = int(newest_fill.timestamp() * 1000) - Interval(bot.interval).milliseconds
+        last = max(last, int(np.searchsorted(candles.timestamps, closed_by, side="right")) - 1)
     return candles.select(np.arange(window, min(last + 1, len(candles)))), first - window
+
+
+async def bot_divergence(
+    engine: BotEngine, bot: Bot, *, candles: Any, fills: list[BotFillRow]
+) -> Divergence | None:
+    """The bot against its strategy backtested over the candles it saw (`candles`: its
+    symbol's closed ones of its interval; `fills`: all of its fills); None before it has
+    acted on a candle."""
+    if bot.first_live_ms is None or bot.last_bar_ms is None:
+        return None
+    settings = BotSettings.from_json(bot.config)
+    warmup = warmup_bars(settings.spec, settings.config)
+    newest_fill = max((fill.time for fill in fills), default=None)
+    seen, first_live = seen_candles(candles, bot, warmup, newest_fill=newest_fill)
+    account = await engine.account(bot)
+    close = Decimal(repr(float(seen.close[-1]))) if len(seen) else Decimal(0)
+    return divergence(
+        settings.spec,
+        seen,
+        settings.config,
+        first_live=first_live,
+        warmup=warmup,
+        fills=[
+            DivergenceFill(BotSide(fill.side), fill.price, fill.quantity, fill.fee, fill.time)
+            for fill in fills
+        ],
+        bot_return=float(account.value(close)) / settings.config.initial_capital - 1,
+        step_ms=Interval(bot.interval).milliseconds,
+    )
 
 
 def _reason(error: Exception) -> str:

@@ -16,9 +16,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from coinql.domain import backtest_config as bc
-from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config, warmup_bars
+from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config
 from coinql.domain.candles import Interval
-from coinql.domain.divergence import BotFill, Divergence, divergence
+from coinql.domain.divergence import Divergence
 from coinql.domain.errors import Forbidden, InvalidInput, NotFound
 from coinql.domain.orders import OrderKind
 from coinql.domain.strategies import StrategySpec
@@ -26,7 +26,7 @@ from coinql.domain.tearsheet import ReturnStream
 from coinql.domain.valuation import Valuation, value_history_from_candles
 from coinql.realtime.accounts import PAPER
 from coinql.realtime.bot_ledger import book_capital, bot_transactions, bot_valuation
-from coinql.realtime.bots import BotLifecycle, Stopped, closed_candles, seen_candles
+from coinql.realtime.bots import BotLifecycle, Stopped, bot_divergence, closed_candles
 from coinql.realtime.order_rows import QUOTE
 from coinql.realtime.orders import LIVE_OFF, new_bot
 from coinql.resolvers.auth import audit, require_admin, require_user
@@ -322,24 +322,7 @@ async def divergence_of(context: Context, bot: Bot) -> Divergence | None:
             now=context.services.market_now(),
         )
         fills = await bot_store.fills_of(session, bot_id=bot.id)
-    settings = BotSettings.from_json(bot.config)
-    spec = settings.spec
-    seen, first_live = seen_candles(candles, bot, warmup_bars(spec, settings.config))
-    account = await context.services.bots.account(bot)
-    close = Decimal(repr(float(seen.close[-1]))) if len(seen) else Decimal(0)
-    worth = account.value(close)
-    return divergence(
-        spec,
-        seen,
-        settings.config,
-        first_live=first_live,
-        fills=[
-            BotFill(BotSide(fill.side), fill.price, fill.quantity, fill.fee, fill.time)
-            for fill in fills
-        ],
-        bot_return=float(worth) / settings.config.initial_capital - 1,
-        step_ms=Interval(bot.interval).milliseconds,
-    )
+    return await bot_divergence(context.services.bots, bot, candles=candles, fills=fills)
 
 
 async def return_stream_of(
