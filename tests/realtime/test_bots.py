@@ -22,7 +22,8 @@ from coinql.domain.errors import InvalidInput
 from coinql.domain.orders import OrderKind
 from coinql.domain.signals import signals
 from coinql.domain.strategies import StrategySpec
-from coinql.realtime.bots import BotLifecycle, BotRunner, bot_divergence, closed_candles
+from coinql.realtime.bot_candles import bot_divergence, closed_candles
+from coinql.realtime.bots import BotLifecycle, BotRunner
 from coinql.realtime.order_rows import Quote
 from coinql.realtime.orders import BotEngine, new_bot
 from coinql.resolvers.auth import create_user

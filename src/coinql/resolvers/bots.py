@@ -25,8 +25,9 @@ from coinql.domain.strategies import StrategySpec
 from coinql.domain.tearsheet import ReturnStream
 from coinql.domain.valuation import Valuation, value_history_from_candles
 from coinql.realtime.accounts import PAPER
+from coinql.realtime.bot_candles import bot_divergence, closed_candles
 from coinql.realtime.bot_ledger import book_capital, bot_transactions, bot_valuation
-from coinql.realtime.bots import BotLifecycle, Stopped, bot_divergence, closed_candles
+from coinql.realtime.bots import BotLifecycle, Stopped
 from coinql.realtime.order_rows import QUOTE
 from coinql.realtime.orders import LIVE_OFF, new_bot
 from coinql.resolvers.auth import audit, require_admin, require_user
