@@ -4,6 +4,8 @@ refused with the column of its cause; undefined values never become signals."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,7 +15,7 @@ from coinql.domain import backtest as bt
 from coinql.domain import backtest_config as bc
 from coinql.domain.candles import Candles
 from coinql.domain.expression_functions import FUNCTIONS
-from coinql.domain.expression_syntax import ExpressionError, parameters, parse
+from coinql.domain.expression_syntax import Call, ExpressionError, parameters, parse
 from coinql.domain.expressions import compile_signals
 from coinql.domain.signals import lookback, signals
 from coinql.domain.strategies import StrategySpec
@@ -240,3 +242,24 @@ def test_every_function_is_in_the_look_ahead_property() -> None:
     shared = {"bbands_middle": "sma", "bbands_upper": "bbands_lower"}
     shared["donchian_lower"] = "donchian_upper"
     assert set(FUNCTIONS) == reached | set(shared)
+
+
+def test_a_memo_shared_by_evaluations_gives_each_its_own_signals() -> None:
+    """A sweep's combinations share the subexpressions they repeat, and each still gets what
+    it would alone: masking one condition's warm-up never touches the shared values."""
+    candles = parsed("LTC").candles
+    memo: dict[Any, Any] = {}
+    shared = [
+        compile_signals(
+            "crossover(sma(close, 5), sma(close, $1))",
+            "crossunder(sma(close, 5), sma(close, $1))",
+            {1: slow},
+        )
+        for slow in (20, 40, 20)
+    ]
+    together = [compiled.signals(candles, memo) for compiled in shared]
+    alone = [compiled.signals(candles) for compiled in shared]
+    for (enter, leave), (enter_alone, leave_alone) in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(enter, enter_alone)
+        np.testing.assert_array_equal(leave, leave_alone)
+    assert sum(isinstance(node, Call) and node.name == "sma" for node in memo) == 3

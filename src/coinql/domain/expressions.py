@@ -167,7 +167,9 @@ def _fold(op: str, operands: tuple[Node, ...]) -> float:
     return {"+": first + second, "-": first - second, "*": first * second}[op]
 
 
-def evaluate(trees: list[Checked], candles: Candles) -> list[BoolArray]:
+def evaluate(
+    trees: list[Checked], candles: Candles, memo: dict[Node, Any] | None = None
+) -> list[BoolArray]:
     """Evaluate checked conditions on every bar of `candles`, sharing common parts.
 
     Parameters
@@ -176,6 +178,9 @@ def evaluate(trees: list[Checked], candles: Candles) -> list[BoolArray]:
         Conditions from `check` (e.g. an entry and an exit).
     candles : Candles
         Of length n_bars.
+    memo : dict, optional
+        The values of subexpressions already computed on these same candles, shared by
+        evaluations that repeat them (a sweep's combinations); filled in as it goes.
 
     Returns
     -------
@@ -183,7 +188,7 @@ def evaluate(trees: list[Checked], candles: Candles) -> list[BoolArray]:
         Each condition on each bar, from that bar and earlier ones only. A comparison with an
         undefined side is false (and `not` of it true).
     """
-    memo: dict[Node, Any] = {}
+    memo = {} if memo is None else memo
 
     def value(node: Node) -> Any:
         if node in memo:
@@ -206,7 +211,7 @@ def evaluate(trees: list[Checked], candles: Candles) -> list[BoolArray]:
         memo[node] = found
         return found
 
-    return [np.asarray(value(tree.tree), dtype=np.bool_) for tree in trees]
+    return [np.array(value(tree.tree), dtype=np.bool_) for tree in trees]  # copies: memo stays
 
 
 def _constant(node: Node, param: str) -> float | int:
@@ -255,13 +260,15 @@ class ExpressionSignals:
         """Bars before either condition can first be true."""
         return max(self.entry.lookback, self.exit.lookback)
 
-    def signals(self, candles: Candles) -> tuple[BoolArray, BoolArray]:
+    def signals(
+        self, candles: Candles, memo: dict[Node, Any] | None = None
+    ) -> tuple[BoolArray, BoolArray]:
         """Return the entries and exits on every bar, as `coinql.domain.signals.signals`.
 
         Neither fires before its own lookback (where `not` of an undefined comparison
         would be true).
         """
-        enter, leave = evaluate([self.entry, self.exit], candles)
+        enter, leave = evaluate([self.entry, self.exit], candles, memo)
         enter[: self.entry.lookback] = False
         leave[: self.exit.lookback] = False
         return enter, leave
