@@ -328,16 +328,8 @@ def _parse_binance(
     else:
         values = {name: fast[index] for name, index in position.items()}
         blank = np.zeros(len(values["close"]), dtype=bool)
-    timestamps = epoch_millis(values["open_time"])
-    candles = Candles(
-        timestamps=timestamps,
-        open=values["open"],
-        high=values["high"],
-        low=values["low"],
-        close=values["close"],
-        volume=values["volume"],
-        quote_volume=values["quote_volume"],
-    )
+    timestamps = epoch_millis(values.pop("open_time"))
+    candles = Candles(timestamps=timestamps, **values)
     resolved = _settle_interval(interval, timestamps[~blank])
     return _validated(
         lines, CsvFormat.BINANCE_KLINES, chosen, resolved, candles, rows_read=len(candles)
