@@ -31,7 +31,7 @@ from coinql.domain.metrics import equity_returns
 from coinql.domain.signals import lookback, signals
 from coinql.domain.strategies import StrategySpec
 from coinql.domain.trades import ExitReason, Trade, next_bar, open_trade
-from coinql.domain.typing import BoolArray, FloatArray
+from coinql.domain.typing import BoolArray, FloatArray, IntArray
 from coinql.domain.volatility import realized_volatility
 
 
@@ -179,20 +179,20 @@ def simulate(
     BacktestResult
         Arrays of shape (n_bars,).
     """
+    n = len(candles)
+    delay = 1 if config.fill is FillPrice.NEXT_OPEN else 0
+    # The bars where each signal fills: its own close, or the next bar's open.
+    enter_bars = np.flatnonzero(enter[: n - delay]) + delay
+    leave_bars = np.flatnonzero(leave[: n - delay]) + delay
     if (
         config.stop_loss is None
         and config.take_profit is None
         and config.direction is Direction.LONG_ONLY
         and config.sizing is Sizing.ALL_IN
     ):
-        return _simulate_all_in(candles, enter, leave, config, record_trades=record_trades)
-    n = len(candles)
+        return _simulate_all_in(candles, enter_bars, leave_bars, config, record_trades)
     close = candles.close
-    delay = 1 if config.fill is FillPrice.NEXT_OPEN else 0
     long_short = config.direction is Direction.LONG_SHORT
-    # The bars where each signal fills: its own close, or the next bar's open.
-    enter_bars = np.flatnonzero(enter[: n - delay]) + delay
-    leave_bars = np.flatnonzero(leave[: n - delay]) + delay
     volatility = (
         realized_volatility(close, config.volatility_window, config.periods_per_year)
         if config.sizing is Sizing.VOLATILITY_TARGET
@@ -242,29 +242,24 @@ def simulate(
 
 def _simulate_all_in(
     candles: Candles,
-    enter: BoolArray,
-    leave: BoolArray,
+    enter_bars: IntArray,
+    leave_bars: IntArray,
     config: BacktestConfig,
-    *,
-    record_trades: bool = True,
+    record_trades: bool,
 ) -> BacktestResult:
     """Simulate the common case (long only, all in, no stops), every bar-level step vectorized.
 
-    Each trade compounds the cash by (exit x (1 - fee)) / (entry x (1 + fee)). Gives the same
-    numbers as the general path (a test checks).
+    `enter_bars` and `leave_bars` are the bars the signals fill on. Each trade compounds the
+    cash by (exit x (1 - fee)) / (entry x (1 + fee)). Gives the same numbers as the general
+    path (a test checks).
     """
     n, fee = len(candles), config.fee
-    delay = 1 if config.fill is FillPrice.NEXT_OPEN else 0
-    start_bars, end_bars, still_open = pair_signals(
-        np.flatnonzero(enter[: n - delay]) + delay,
-        np.flatnonzero(leave[: n - delay]) + delay,
-        n - 1,
-    )
+    start_bars, end_bars, still_open = pair_signals(enter_bars, leave_bars, n - 1)
     capital = float(config.initial_capital)
     if not start_bars.size:
         return BacktestResult(np.full(n, capital), np.zeros(n), [])
     count = start_bars.size
-    raw = candles.open if delay else candles.close
+    raw = candles.open if config.fill is FillPrice.NEXT_OPEN else candles.close
     spread_rate = config.slippage_bps / 10_000
     ranges = config.slippage_range * (candles.high - candles.low)
     entry = raw[start_bars] * (1 + spread_rate) + ranges[start_bars]

@@ -189,13 +189,7 @@ def feasible(
         weights > constraints.max_weight + slack
     ):
         return False
-    for constraint in every:
-        value = np.atleast_1d(constraint["fun"](weights))  # type: ignore[operator]
-        if constraint["type"] == "eq" and np.any(np.abs(value) > slack):
-            return False
-        if constraint["type"] == "ineq" and np.any(value < -slack):
-            return False
-    return True
+    return _meets_every(weights, every, slack)
 
 
 def clean(weights: FloatArray, constraints: Constraints) -> FloatArray:
@@ -212,12 +206,16 @@ def variance_of(cov: FloatArray) -> tuple[Callable[[FloatArray], Any], Callable[
 
 def feasible_scaled(x: FloatArray, every: Sequence[dict[str, object]], kappa: float) -> bool:
     """Whether scaled variables x = w x kappa meet every constraint, up to 1e-7 x max(1, kappa)."""
-    limit = 1e-7 * max(1.0, kappa)
+    return _meets_every(x, every, 1e-7 * max(1.0, kappa))
+
+
+def _meets_every(x: FloatArray, every: Sequence[dict[str, object]], slack: float) -> bool:
+    """Whether x meets every SLSQP constraint ("eq" within +-slack, "ineq" down to -slack)."""
     for constraint in every:
         value = np.atleast_1d(constraint["fun"](x))  # type: ignore[operator]
-        if constraint["type"] == "eq" and np.any(np.abs(value) > limit):
+        if constraint["type"] == "eq" and np.any(np.abs(value) > slack):
             return False
-        if constraint["type"] == "ineq" and np.any(value < -limit):
+        if constraint["type"] == "ineq" and np.any(value < -slack):
             return False
     return True
 

@@ -156,9 +156,28 @@ def _text(data: bytes) -> str:
         raise ImportRejected([LineProblem(1, f"file is not UTF-8 text: {error.reason}")]) from None
 
 
-def _check_candles(candles: Candles, interval: Interval, lines: LineProblems) -> None:
-    for problem in validate(candles, interval):
-        lines.add(problem.row, problem.message)
+def _validated(
+    lines: LineProblems,
+    file_format: CsvFormat,
+    symbol: str,
+    interval: Interval,
+    candles: Candles,
+    *,
+    rows_read: int,
+    name: str | None = None,
+    market_caps: FloatArray | None = None,
+) -> ParsedFile:
+    """Return the file once valid (market caps NaN unless given), else raise its problems."""
+    # A line that did not parse would come back as a bad candle too.
+    if not lines.problems:
+        for problem in validate(candles, interval):
+            lines.add(problem.row, problem.message)
+    lines.raise_if_any()
+    if market_caps is None:
+        market_caps = np.full(rows_read, np.nan)
+    return ParsedFile(
+        file_format, symbol, name, interval, candles, market_caps, rows_read=rows_read
+    )
 
 
 def _settle_symbol(given: str | None, from_file: str | None) -> str:
@@ -226,18 +245,15 @@ def _parse_daily(
         volume=np.full(close.shape[0], np.nan),  # the file's volume is in dollars, not coins
         quote_volume=column("Volume"),
     )
-    market_caps = column("Marketcap", required=False)
-    if not lines.problems:
-        _check_candles(candles, Interval.D1, lines)
-    lines.raise_if_any()
-    return ParsedFile(
+    return _validated(
+        lines,
         CsvFormat.DAILY_MARKET_CAP,
         chosen,
-        names[0] if names else None,
         Interval.D1,
         candles,
-        market_caps,
         rows_read=row_count,
+        name=names[0] if names else None,
+        market_caps=column("Marketcap", required=False),
     )
 
 
@@ -312,28 +328,11 @@ def _parse_binance(
     else:
         values = {name: fast[index] for name, index in position.items()}
         blank = np.zeros(len(values["close"]), dtype=bool)
-    timestamps = epoch_millis(values["open_time"])
-    candles = Candles(
-        timestamps=timestamps,
-        open=values["open"],
-        high=values["high"],
-        low=values["low"],
-        close=values["close"],
-        volume=values["volume"],
-        quote_volume=values["quote_volume"],
-    )
+    timestamps = epoch_millis(values.pop("open_time"))
+    candles = Candles(timestamps=timestamps, **values)
     resolved = _settle_interval(interval, timestamps[~blank])
-    if not lines.problems:
-        _check_candles(candles, resolved, lines)
-    lines.raise_if_any()
-    return ParsedFile(
-        CsvFormat.BINANCE_KLINES,
-        chosen,
-        None,
-        resolved,
-        candles,
-        np.full(len(candles), np.nan),
-        rows_read=len(candles),
+    return _validated(
+        lines, CsvFormat.BINANCE_KLINES, chosen, resolved, candles, rows_read=len(candles)
     )
 
 
@@ -381,17 +380,8 @@ def _parse_generic(
         )
     candles = Candles(timestamps=timestamps, **values)
     resolved = _settle_interval(interval, timestamps[~blank])
-    if not lines.problems:
-        _check_candles(candles, resolved, lines)
-    lines.raise_if_any()
-    return ParsedFile(
-        CsvFormat.GENERIC_OHLCV,
-        chosen,
-        None,
-        resolved,
-        candles,
-        np.full(row_count, np.nan),
-        rows_read=row_count,
+    return _validated(
+        lines, CsvFormat.GENERIC_OHLCV, chosen, resolved, candles, rows_read=row_count
     )
 
 

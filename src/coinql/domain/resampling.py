@@ -47,22 +47,6 @@ def block_bootstrap(
     ndarray of shape (paths, horizon)
         The paths' returns.
     """
-    return blocks_by_step(returns, paths, horizon, block_length, rng, weights).T
-
-
-def blocks_by_step(
-    returns: FloatArray,
-    paths: int,
-    horizon: int,
-    block_length: int,
-    rng: np.random.Generator,
-    weights: FloatArray | None = None,
-) -> FloatArray:
-    """`block_bootstrap`'s paths (the same draws) laid out step-major, (horizon, paths).
-
-    Step-major, the running products and peaks of the paths advance one step for all paths
-    at a time (vectorized across paths) instead of path by path.
-    """
     n = returns.shape[0]
     blocks = -(-horizon // block_length)
     if weights is None:
@@ -73,8 +57,13 @@ def blocks_by_step(
     # Step t of a path is observation (start of block t // L) + t % L, circularly: index a
     # history extended by its first L - 1 observations instead of taking a modulo per step.
     extended = np.concatenate([returns, returns[np.arange(block_length - 1) % n]])
-    result: FloatArray = extended[starts.T[steps // block_length] + (steps % block_length)[:, None]]
-    return result
+    # Drawn step-major, (horizon, paths), and returned as its transpose: the simulation's `.T`
+    # is then a contiguous buffer whose running products and peaks advance one step for all
+    # paths at a time.
+    by_step: FloatArray = extended[
+        starts.T[steps // block_length] + (steps % block_length)[:, None]
+    ]
+    return by_step.T
 
 
 REGIME_WINDOW = 30

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from coinql.domain.resampling import RegimeModel, blocks_by_step, volatility_regimes
+from coinql.domain.resampling import RegimeModel, block_bootstrap, volatility_regimes
 from coinql.domain.typing import FloatArray, Progress
 
 CHUNK_PATHS = 1_000
@@ -264,15 +264,15 @@ def simulate_paths(
         size = min(CHUNK_PATHS, first + count - start)
         rng = block_rng(config.seed, start // CHUNK_PATHS)
         if model is not None:
-            by_step = model.paths(size, config.horizon, int(regimes[-1]), rng).T
+            drawn = model.paths(size, config.horizon, int(regimes[-1]), rng)
         else:
-            by_step = blocks_by_step(clean, size, config.horizon, config.block_length, rng, weights)
+            drawn = block_bootstrap(clean, size, config.horizon, config.block_length, rng, weights)
         if progress is not None:
             progress((start - first + size / 2) / count)
         # Shocks are drawn path-major, as ever; then step-major and contiguous, in place, one
         # (horizon, size) buffer at a time, with the starting equity of 1 folded into the
         # peak and the minimum rather than stored as a step of its own.
-        by_step = np.ascontiguousarray(inject_shocks(by_step.T, config, rng).T)
+        by_step = np.ascontiguousarray(inject_shocks(drawn, config, rng).T)
         if config.leverage != 1.0:
             by_step = by_step * config.leverage
         equity = np.maximum(by_step, -1.0, out=by_step)
