@@ -38,6 +38,45 @@ def test_sweep_rows_are_the_engines_backtests() -> None:
     assert found.best == max(found.rows, key=lambda row: row.metrics["sharpe"] or 0)
 
 
+SMA_EXPRESSION = {
+    "entry": ["crossover(sma(close, $1), sma(close, $2))"],
+    "exit": ["crossunder(sma(close, $1), sma(close, $2))"],
+}
+
+
+def test_an_expression_sweep_is_the_built_in_sweep_it_spells() -> None:
+    """The grid's p1 and p2 are the numbered parameters; each row is the built-in's row for
+    the same windows (its fast >= slow rows, which the built-in skips, aside)."""
+    candles = parsed("BNB").candles
+    windows = {"fast": [5, 10, 40], "slow": [20, 30]}
+    built_in = rs.sweep("smaCross", windows, candles, CONFIG)
+    grid = {**SMA_EXPRESSION, "p1": windows["fast"], "p2": windows["slow"]}
+    spelled = rs.sweep("expression", grid, candles, CONFIG)
+    by_windows = {(row.params["p1"], row.params["p2"]): row for row in spelled.rows}
+    assert len(spelled.rows) == 6
+    for row in built_in.rows:
+        twin = by_windows[(row.params["fast"], row.params["slow"])]
+        assert twin.metrics == row.metrics
+        assert twin.params["entry"] == SMA_EXPRESSION["entry"][0]
+    windows = {"fast": [5, 10], "slow": [20, 30]}  # all valid: the same choices in-sample
+    grid = {**SMA_EXPRESSION, "p1": windows["fast"], "p2": windows["slow"]}
+    split = {"train": 365, "test": 120, "mode": rs.SplitMode.ROLLING}
+    walked = rs.walk_forward("expression", grid, parsed("BTC").candles, CONFIG, **split)
+    walked_built_in = rs.walk_forward("smaCross", windows, parsed("BTC").candles, CONFIG, **split)
+    assert [split.out_of_sample for split in walked.splits] == [
+        split.out_of_sample for split in walked_built_in.splits
+    ]
+
+
+def test_an_expression_grid_names_its_bad_combination() -> None:
+    with pytest.raises(InvalidInput, match="column 22: a window is a whole number"):
+        rs.combinations("expression", {**SMA_EXPRESSION, "p1": [2.5], "p2": [10]})
+    with pytest.raises(InvalidInput) as refused:
+        rs.combinations("expression", {"entry": ["close >"], "exit": ["close < 1"]})
+    assert refused.value.field == "grid"
+    assert "kind.expression.entry, column 8: expected a value" in refused.value.message
+
+
 def test_sweep_limits() -> None:
     with pytest.raises(InvalidInput, match="at most"):
         rs.combinations("smaCross", {"fast": list(range(100)), "slow": list(range(100))})

@@ -24,13 +24,16 @@ look ahead: changing a later bar never changes an earlier signal (a property tes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from coinql.domain.candles import Candles
+from coinql.domain.errors import InvalidInput
 from coinql.domain.expression_functions import FUNCTIONS, NUMBER, SERIES, WINDOW, Type
 from coinql.domain.expression_syntax import (
     Call,
@@ -300,5 +303,57 @@ def compile_signals(
     checked = []
     for name, text in (("entry", entry), ("exit", exit_)):
         where = f"{field_name}.{name}"
-        checked.append(check(parse(text, where), values, where, want=Type.CONDITION))
+        checked.append(check(_parsed(text, where), values, where, want=Type.CONDITION))
     return ExpressionSignals(*checked)
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str, field_name: str) -> Node:
+    """`parse`, once per text: a sweep binds the same two expressions to each combination."""
+    return parse(text, field_name)
+
+
+_PARAMETER = re.compile(r"p([1-9][0-9]?)")
+
+
+def signals_from_params(
+    params: Mapping[str, Any], field_name: str = "kind.expression"
+) -> ExpressionSignals:
+    """Compile an `expression` strategy from its saved parameters.
+
+    Parameters
+    ----------
+    params : mapping
+        ``entry`` and ``exit`` (the expressions' text) and ``p1``, ``p2``, ... (the values
+        of ``$1``, ``$2``, ...; up to ``p99``).
+    field_name : str, default "kind.expression"
+        The input object they came from, named by errors.
+
+    Returns
+    -------
+    ExpressionSignals
+
+    Raises
+    ------
+    InvalidInput
+        When an expression is missing, or a parameter is not a finite number ("<field>.pK");
+    ExpressionError
+        When an expression does not parse or check.
+    """
+    texts = []
+    for name in ("entry", "exit"):
+        text = params.get(name)
+        if not isinstance(text, str):
+            raise InvalidInput(f"{field_name}.{name}", f"give the {name} expression as text")
+        texts.append(text)
+    values: dict[int, float] = {}
+    for name, value in params.items():
+        found = _PARAMETER.fullmatch(name)
+        if name in ("entry", "exit"):
+            continue
+        if found is None:
+            raise InvalidInput(f"{field_name}.{name}", f"{name} is not p1 to p99")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise InvalidInput(f"{field_name}.{name}", f"{name} must be a finite number")
+        values[int(found.group(1))] = float(value)
+    return compile_signals(texts[0], texts[1], values, field_name)

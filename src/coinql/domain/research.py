@@ -26,6 +26,7 @@ from coinql.domain import backtest_config as bc
 from coinql.domain import indicators as ind
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
+from coinql.domain.expressions import signals_from_params
 from coinql.domain.metrics import Metrics, finite, summarize
 from coinql.domain.signals import crossed_above, lookback, signals
 from coinql.domain.strategies import SignalKind, StrategySpec, validate_signal
@@ -80,7 +81,7 @@ def combinations(kind: str, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     ------
     InvalidInput
         ("grid") When a parameter has no values, the grid has more than `MAX_COMBINATIONS`
-        combinations, or none of them is valid.
+        combinations, or none of them is valid (saying why the first is not).
     """
     if not grid or any(not values for values in grid.values()):
         raise InvalidInput("grid", "give at least one value for each parameter")
@@ -88,15 +89,17 @@ def combinations(kind: str, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     total = int(np.prod([len(grid[name]) for name in names]))
     if total > MAX_COMBINATIONS:
         raise InvalidInput("grid", f"{total} combinations; at most {MAX_COMBINATIONS}")
-    valid = []
+    valid, first_refusal = [], ""
     for values in itertools.product(*(grid[name] for name in names)):
         params = dict(zip(names, values, strict=True))
         try:
             valid.append(validate_signal(SignalKind(kind), params))
-        except InvalidInput:
-            continue  # e.g. fast >= slow: not a strategy, skipped
+        except InvalidInput as refused:  # e.g. fast >= slow: not a strategy, skipped
+            first_refusal = first_refusal or refused.message
     if not valid:
-        raise InvalidInput("grid", "no combination of the grid is a valid strategy")
+        raise InvalidInput(
+            "grid", f"no combination of the grid is a valid strategy (the first: {first_refusal})"
+        )
     return valid
 
 
@@ -110,11 +113,12 @@ def _metrics(result: bt.BacktestResult, periods_per_year: float) -> Metrics:
 
 
 class _Averages:
-    """Moving averages by (kind, window), computed once per sweep."""
+    """Moving averages by (kind, window), and an expression's parts, computed once per sweep."""
 
     def __init__(self, close: Any) -> None:
         self.close = close
         self.cache: dict[tuple[str, int], Any] = {}
+        self.parts: dict[Any, Any] = {}  # `coinql.domain.expressions.evaluate`'s memo
 
     def get(self, kind: str, window: int) -> Any:
         key = (kind, window)
@@ -130,6 +134,8 @@ def _signals(kind: str, params: dict[str, Any], candles: Candles, averages: _Ave
         fast = averages.get(family, int(params["fast"]))
         slow = averages.get(family, int(params["slow"]))
         return crossed_above(fast, slow), crossed_above(slow, fast)
+    if kind == SignalKind.EXPRESSION.value:
+        return signals_from_params(params).signals(candles, averages.parts)
     return signals(StrategySpec(kind, params), candles)
 
 

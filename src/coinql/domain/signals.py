@@ -2,7 +2,8 @@
 
 `smaCross` enters when SMA(fast) crosses above SMA(slow) (fast below on an earlier bar, above
 now) and exits when it crosses below: crossings only, as vectorbt's `ma_crossed_above` /
-`ma_crossed_below`. The other strategies follow the same rule on their own lines.
+`ma_crossed_below`. The other strategies follow the same rule on their own lines; an
+`expression` strategy's signals are its own expressions' (`coinql.domain.expressions`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 
 from coinql.domain import indicators as ind
 from coinql.domain.candles import Candles
+from coinql.domain.expressions import signals_from_params
 from coinql.domain.strategies import SignalKind, StrategySpec
 from coinql.domain.typing import BoolArray, FloatArray
 
@@ -31,6 +33,8 @@ def lookback(spec: StrategySpec) -> int:
     """
     params = spec.params
     kind = SignalKind(spec.kind)
+    if kind is SignalKind.EXPRESSION:
+        return signals_from_params(params).lookback
     if kind in (SignalKind.SMA_CROSS, SignalKind.EMA_CROSS):
         return int(params["slow"])
     if kind is SignalKind.RSI_REVERSION:
@@ -90,6 +94,8 @@ def signals(spec: StrategySpec, candles: Candles) -> tuple[BoolArray, BoolArray]
     close, high, low = candles.close, candles.high, candles.low
     params = spec.params
     kind = SignalKind(spec.kind)
+    if kind is SignalKind.EXPRESSION:
+        return signals_from_params(params).signals(candles)
     if kind in (SignalKind.SMA_CROSS, SignalKind.EMA_CROSS):
         average = ind.sma if kind is SignalKind.SMA_CROSS else ind.ema
         fast, slow = average(close, int(params["fast"])), average(close, int(params["slow"]))

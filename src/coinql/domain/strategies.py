@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from coinql.domain.errors import InvalidInput
+from coinql.domain.expressions import signals_from_params
 
 MAX_WINDOW = 1_000
 
@@ -23,6 +24,7 @@ class SignalKind(StrEnum):
     RSI_REVERSION = "rsiReversion"
     DONCHIAN_BREAKOUT = "donchianBreakout"
     MOMENTUM = "momentum"
+    EXPRESSION = "expression"  # entry and exit written over the indicators (domain/expressions)
 
 
 class AllocationKind(StrEnum):
@@ -173,7 +175,8 @@ def validate_signal(kind: SignalKind, params: dict[str, Any]) -> dict[str, Any]:
     Windows are integers up to 1,000: smaCross / emaCross need `fast` < `slow`;
     rsiReversion a `window` and 0 < `lower` < `upper` < 100 (default 30 and 70);
     donchianBreakout an `entry` and an `exit` window; momentum a `lookback` and a `threshold`
-    return in (-1, 10) (default 0).
+    return in (-1, 10) (default 0); expression an `entry` and an `exit` expression and the
+    values `p1`, `p2`, ... of their numbered parameters (`coinql.domain.expressions`).
 
     Parameters
     ----------
@@ -190,8 +193,12 @@ def validate_signal(kind: SignalKind, params: dict[str, Any]) -> dict[str, Any]:
     Raises
     ------
     InvalidInput
-        Naming the field (`kind.fast`, `kind.window`, ...) of the first bad parameter.
+        Naming the field (`kind.fast`, `kind.window`, `kind.expression.entry`, ...) of the
+        first bad parameter; an expression's error gives the column too.
     """
+    if kind is SignalKind.EXPRESSION:
+        signals_from_params(params)  # parses and checks: the first error, with its column
+        return {name: float(value) if name[0] == "p" else value for name, value in params.items()}
     if kind in (SignalKind.SMA_CROSS, SignalKind.EMA_CROSS):
         fast, slow = _window(params, "fast"), _window(params, "slow", minimum=2)
         if fast >= slow:
