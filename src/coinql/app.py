@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
+from typing import Protocol, TypeVar
 
 import httpx
 import structlog
@@ -27,11 +29,12 @@ from coinql.health import live, metrics, ready
 from coinql.migrations import ensure_current
 from coinql.observability import Metrics, RequestIdMiddleware, configure_logging
 from coinql.realtime.accounts import AccountSyncScheduler
-from coinql.realtime.backends import Backends
+from coinql.realtime.backends import Backends, Role
 from coinql.realtime.bots import BotLifecycle, BotRunner
 from coinql.realtime.demo import demo_clock, demo_ticks, load_demo_if_empty
 from coinql.realtime.feed import ExchangeCandles, ExchangeTicks, FeedService, TickSource
 from coinql.realtime.ingestion import IngestionScheduler
+from coinql.realtime.leader import Leader
 from coinql.realtime.prices import LatestPrices
 from coinql.realtime.risk import RiskMonitor
 from coinql.realtime.series_cache import SeriesCache
@@ -91,53 +94,63 @@ async def start_feed(
     return feed
 
 
+class Background(Protocol):
+    def start(self) -> None: ...
+
+
+B = TypeVar("B", bound=Background, covariant=True)
+
+
+class BuildBackground(Protocol[B]):
+    """A background task's class with its own arguments bound: `partial(BotRunner, ...)`."""
+
+    def __call__(self, *, leader: Leader, on_status: Callable[[str], None]) -> B: ...
+
+
+def start_background(services: Services, task: str, role: Role, build: BuildBackground[B]) -> B:
+    """Build the background `task`, led by the election for `role` and reporting to /health,
+    report it starting and start it."""
+    on_status = reporter(services, task)
+    background = build(
+        leader=services.backends.leader(role, engine=services.engine), on_status=on_status
+    )
+    on_status("starting")
+    background.start()
+    return background
+
+
 def start_risk_monitor(services: Services) -> RiskMonitor:
     """Risk limits checked whatever the source, even with no feed (at the stored prices)."""
-
-    on_status = reporter(services, "risk")
-    monitor = RiskMonitor(
+    monitor = partial(
+        RiskMonitor,
         sessions=services.sessions,
         hub=services.hub,
         prices=services.prices,
-        leader=services.backends.leader("risk", engine=services.engine),
         every_seconds=services.settings.risk_check_seconds,
-        on_status=on_status,
         on_breach=BotLifecycle(services.bots).pause_booking_into,
         clock=services.now,
     )
-    on_status("starting")
-    monitor.start()
-    return monitor
+    return start_background(services, "risk", "risk", monitor)
 
 
 def start_account_sync(services: Services) -> AccountSyncScheduler:
     """Every exchange connection synced each COINQL_ACCOUNT_SYNC_SECONDS, by one process."""
-    on_status = reporter(services, "accountSync")
-    scheduler = AccountSyncScheduler(
+    scheduler = partial(
+        AccountSyncScheduler,
         syncer=services.accounts,
         every_seconds=services.settings.account_sync_seconds,
-        leader=services.backends.leader("account-sync", engine=services.engine),
-        on_status=on_status,
         on_sync=lambda outcome: services.metrics.account_syncs.labels(outcome).inc(),
         clock=services.now,
     )
-    on_status("starting")
-    scheduler.start()
-    return scheduler
+    return start_background(services, "accountSync", "account-sync", scheduler)
 
 
 def start_bots(services: Services) -> BotRunner:
     """Every running bot's signals traded each COINQL_BOT_POLL_SECONDS, by one process."""
-    on_status = reporter(services, "bots")
-    runner = BotRunner(
-        engine=services.bots,
-        poll_seconds=services.settings.bot_poll_seconds,
-        leader=services.backends.leader("bots", engine=services.engine),
-        on_status=on_status,
+    runner = partial(
+        BotRunner, engine=services.bots, poll_seconds=services.settings.bot_poll_seconds
     )
-    on_status("starting")
-    runner.start()
-    return runner
+    return start_background(services, "bots", "bots", runner)
 
 
 def start_ingestion(
@@ -150,9 +163,8 @@ def start_ingestion(
         client, quote=settings.exchange_quote, clock=lambda: services.now().timestamp()
     )
     services.exchange = adapter
-
-    on_status = reporter(services, "ingestion")
-    scheduler = IngestionScheduler(
+    scheduler = partial(
+        IngestionScheduler,
         sessions=services.sessions,
         adapter=adapter,
         symbols=settings.exchange_symbols,
@@ -160,14 +172,10 @@ def start_ingestion(
         poll_seconds=settings.ingest_poll_seconds,
         history_days=settings.ingest_history_days,
         market_caps=market_caps,
-        on_status=on_status,
         on_candles=services.metrics.candles_inserted.labels(adapter.exchange_id).inc,
-        leader=services.backends.leader("ingestion", engine=services.engine),
         clock=services.now,
     )
-    on_status("starting")
-    scheduler.start()
-    return scheduler
+    return start_background(services, "ingestion", "ingestion", scheduler)
 
 
 def create_app(

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from coinql.domain import backtest_config as bc
 from coinql.domain.bots import BotRisk, BotSettings, BotSide, bot_config
@@ -32,6 +33,7 @@ from coinql.realtime.order_rows import QUOTE
 from coinql.realtime.orders import LIVE_OFF, new_bot
 from coinql.resolvers.auth import audit, require_admin, require_user
 from coinql.resolvers.context import Context
+from coinql.resolvers.owned import get_owned
 from coinql.store import accounts as account_store
 from coinql.store import bots as bot_store
 from coinql.store import market as market_store
@@ -165,12 +167,7 @@ async def _account_of(
 
 
 async def get_bot(context: Context, *, bot_id: uuid.UUID) -> Bot:
-    user = await require_user(context)
-    async with context.services.reader() as session:
-        bot = await bot_store.get_bot(session, bot_id=bot_id, owner_id=user.id)
-    if bot is None:
-        raise NotFound(f"no bot {bot_id}")
-    return bot
+    return await get_owned(context, partial(bot_store.get_bot, bot_id=bot_id), f"no bot {bot_id}")
 
 
 async def list_bots(context: Context, *, first: int, after: datetime | None) -> list[Bot]:
@@ -260,12 +257,9 @@ async def place_order(
 
 
 async def get_order(context: Context, *, order_id: uuid.UUID) -> BotOrder:
-    user = await require_user(context)
-    async with context.services.reader() as session:
-        order = await bot_store.get_order(session, order_id=order_id, owner_id=user.id)
-    if order is None:
-        raise NotFound(f"no order {order_id}")
-    return order
+    return await get_owned(
+        context, partial(bot_store.get_order, order_id=order_id), f"no order {order_id}"
+    )
 
 
 async def cancel_order(context: Context, *, order_id: uuid.UUID) -> BotOrder:

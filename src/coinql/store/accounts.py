@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Column, ForeignKey, Text, update
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.store.db import UTCDateTime, insert, parent_key
+from coinql.store.db import UTCDateTime, get_if_owned, insert, parent_key
 from coinql.store.secrets import SecretBox
 
 
@@ -125,8 +125,7 @@ async def get_connection(
     session: AsyncSession, *, connection_id: uuid.UUID, owner_id: uuid.UUID
 ) -> ExchangeConnection | None:
     """Return an owner's connection; None for another's and for none alike."""
-    connection = await session.get(ExchangeConnection, connection_id)
-    return connection if connection is not None and connection.owner_id == owner_id else None
+    return await get_if_owned(session, ExchangeConnection, connection_id, owner_id=owner_id)
 
 
 async def list_connections(

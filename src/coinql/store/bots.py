@@ -23,7 +23,7 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain.executions import OrderState
-from coinql.store.db import DecimalType, UTCDateTime, insert, parent_key
+from coinql.store.db import DecimalType, UTCDateTime, get_if_owned, insert, parent_key
 
 
 class BotStatus(StrEnum):
@@ -153,8 +153,7 @@ async def add_bot(session: AsyncSession, bot: Bot) -> Bot:
 
 async def get_bot(session: AsyncSession, *, bot_id: uuid.UUID, owner_id: uuid.UUID) -> Bot | None:
     """Return an owner's bot; None for another's and for none alike."""
-    bot = await session.get(Bot, bot_id)
-    return bot if bot is not None and bot.owner_id == owner_id else None
+    return await get_if_owned(session, Bot, bot_id, owner_id=owner_id)
 
 
 async def list_bots(

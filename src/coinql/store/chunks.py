@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, update
+from sqlalchemy import ColumnElement, case, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,6 +25,16 @@ from coinql.domain.research import Split, SweepResult, SweepRow, WalkForwardResu
 from coinql.domain.simulation import PathStats
 from coinql.domain.typing import FloatArray
 from coinql.store.jobs import ACTIVE, MERGING, Job, JobKind, JobStatus, set_progress
+
+
+def _running_unmerged(parent_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    """The parent while it RUNs and its merge is not taken: the only state in which its
+    chunks report progress or one of them takes the merge."""
+    return (
+        col(Job.id) == parent_id,
+        col(Job.status) == JobStatus.RUNNING.value,
+        col(Job.stage) != MERGING,
+    )
 
 
 async def add_chunks(
@@ -86,11 +96,7 @@ async def chunk_progress(
     value = start + (end - start) * min(1.0, sum(shares) / max(1, len(shares)))
     result = await session.exec(
         update(Job)
-        .where(
-            col(Job.id) == parent_id,
-            col(Job.status) == JobStatus.RUNNING.value,
-            col(Job.stage) != MERGING,
-        )
+        .where(*_running_unmerged(parent_id))
         .values(
             heartbeat_at=now,
             # raised, never lowered, in one statement: two chunks reporting at once cannot
@@ -140,12 +146,7 @@ async def take_merge(session: AsyncSession, *, parent_id: uuid.UUID, now: dateti
     )
     result = await session.exec(
         update(Job)
-        .where(
-            col(Job.id) == parent_id,
-            col(Job.status) == JobStatus.RUNNING.value,
-            col(Job.stage) != MERGING,
-            ~pending,
-        )
+        .where(*_running_unmerged(parent_id), ~pending)
         .values(stage=MERGING, heartbeat_at=now)
     )
     return bool(result.rowcount)

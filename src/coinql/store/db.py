@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Column, DateTime, ForeignKey, Numeric, String, event, text
 from sqlalchemy.engine import Dialect
@@ -21,6 +22,13 @@ from sqlmodel.orm.session import Session as SyncSession
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
 Row = TypeVar("Row")
+
+
+class Owned(Protocol):
+    owner_id: uuid.UUID
+
+
+OwnedRow = TypeVar("OwnedRow", bound=Owned)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -179,6 +187,15 @@ async def insert(session: AsyncSession, row: Row) -> Row:
     session.add(row)
     await session.flush()
     return row
+
+
+async def get_if_owned(
+    session: AsyncSession, model: type[OwnedRow], key: uuid.UUID, *, owner_id: uuid.UUID
+) -> OwnedRow | None:
+    """The `model` row with primary key `key` if `owner_id` owns it; None for another's and
+    for none alike."""
+    row = await session.get(model, key)
+    return row if row is not None and row.owner_id == owner_id else None
 
 
 async def delete(session: AsyncSession, row: object) -> None:

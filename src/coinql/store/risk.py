@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Column, Float, ForeignKey
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from coinql.store.db import UTCDateTime, insert, parent_key
+from coinql.store.db import UTCDateTime, get_if_owned, insert, parent_key
 
 LIMITS = ("max_drawdown", "value_at_risk_99", "max_position_weight", "daily_loss")
 
@@ -52,8 +52,7 @@ async def get_limits(
     session: AsyncSession, *, portfolio_id: uuid.UUID, owner_id: uuid.UUID
 ) -> RiskLimits | None:
     """The limits of a portfolio of `owner_id`'s; None for none set and for another's alike."""
-    limits = await session.get(RiskLimits, portfolio_id)
-    return limits if limits is not None and limits.owner_id == owner_id else None
+    return await get_if_owned(session, RiskLimits, portfolio_id, owner_id=owner_id)
 
 
 async def set_limits(
