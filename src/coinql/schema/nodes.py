@@ -1,7 +1,7 @@
-"""What the entities' types share: global ids and their decoding, resolution of owned nodes
-for their owner only, the one cursor codec and the one generic connection (`Connection[T]`,
-exported as `AssetConnection`, `StrategyConnection`, ...) with its keyset pages (newest
-first, by creation time), and `Deleted`."""
+"""What the entities' types share: global ids, encoded and decoded, resolution of owned
+nodes for their owner only, the one cursor codec and the one generic connection
+(`Connection[T]`, exported as `AssetConnection`, `StrategyConnection`, ...) with its keyset
+pages (newest first, by creation time), and `Deleted`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ from coinql.schema.errors import NotAuthenticated
 from coinql.schema.errors import NotFound as NotFoundError
 
 NodeType = TypeVar("NodeType")
+
+
+def global_id(type_name: str, row_id: object) -> strawberry.ID:
+    """The global id of the row `row_id` of `type_name`: what `decode_id` reads back."""
+    return strawberry.ID(str(relay.GlobalID(type_name, str(row_id))))
 
 
 def decode_id(value: str | relay.GlobalID, type_name: str) -> uuid.UUID:

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any, Self
 
 import strawberry
-from strawberry import relay
 from strawberry.types import Info
 
 from coinql.domain.auth import ApiScope
@@ -34,6 +33,7 @@ from coinql.schema.nodes import (
     decode_cursor,
     decode_id,
     encode_cursor,
+    global_id,
 )
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.server import AuthPayload, User
@@ -140,7 +140,7 @@ class ProfileMutation:
         self, info: Info[Context, None], password: str
     ) -> DeleteAccountResult | None:
         user_id = await auth_resolvers.delete_account(info.context, password=password)
-        return Deleted(id=strawberry.ID(str(relay.GlobalID("User", str(user_id)))))
+        return Deleted(id=global_id("User", user_id))
 
 
 @strawberry.type(description="A key for scripts and notebooks: 'Authorization: ApiKey <key>'.")
