@@ -16,7 +16,6 @@ from coinql.domain.bots import BotRisk
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Interval
 from coinql.domain.divergence import DifferenceKind
-from coinql.domain.errors import NotFound as DomainNotFound
 from coinql.domain.ledger import AMOUNT_PLACES, POSITIVE_AMOUNT
 from coinql.resolvers import bots as bot_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
@@ -98,26 +97,14 @@ class Bot(OwnedNode):
 
     @strawberry.field(description="LIVE: the exchange connection it trades on.")
     async def connection(self, info: Info[Context, None]) -> ExchangeConnection | None:
-        if self.model.connection_id is None:
-            return None
-        try:
-            row = await ExchangeConnection.load_owned(info.context, self.model.connection_id)
-        except DomainNotFound:
-            return None
-        return ExchangeConnection.from_model(row)
+        return await ExchangeConnection.of_row(info.context, self.model.connection_id)
 
     @strawberry.field(
         description="The portfolio its fills are booked into (and whose risk"
         " limits pause it), if any."
     )
     async def portfolio(self, info: Info[Context, None]) -> Portfolio | None:
-        if self.model.portfolio_id is None:
-            return None
-        try:
-            row = await Portfolio.load_owned(info.context, self.model.portfolio_id)
-        except DomainNotFound:
-            return None
-        return Portfolio.from_model(row)
+        return await Portfolio.of_row(info.context, self.model.portfolio_id)
 
     @strawberry.field(description="Cash plus the position at the last price.")
     async def value(self, info: Info[Context, None]) -> Decimal:

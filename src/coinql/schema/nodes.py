@@ -147,14 +147,26 @@ class OwnedNode(relay.Node):
         raise NotImplementedError
 
     @classmethod
+    async def of_row(cls, context: Context, row_id: uuid.UUID | None) -> Self | None:
+        """The node of the row `row_id` for its owner: None without an id, or when the row is
+        absent or someone else's (a bot's `portfolio`, say)."""
+        if row_id is None:
+            return None
+        try:
+            row = await cls.load_owned(context, row_id)
+        except NotFound:
+            return None
+        return cls.from_model(row) if row is not None else None
+
+    @classmethod
     async def owned(cls, info: Info[Context, None], id: strawberry.ID) -> Self | None:
         """The node of global id `id` for its owner: null when `id` is not one of this type's
         or names a row that is absent or someone else's (the `portfolio(id:)` fields)."""
         try:
-            row = await cls.load_owned(info.context, decode_id(id, cls.__name__))
+            row_id = decode_id(id, cls.__name__)
         except NotFound:
             return None
-        return cls.from_model(row) if row is not None else None
+        return await cls.of_row(info.context, row_id)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -162,14 +174,14 @@ class OwnedNode(relay.Node):
     ) -> list[Self | None]:
         if await info.context.user() is None:
             return [None for _ in node_ids]
-        found: list[Self | None] = []
-        for node_id in node_ids:
-            try:
-                row = await cls.load_owned(info.context, uuid.UUID(node_id))
-            except (ValueError, NotFound):
-                row = None
-            found.append(cls.from_model(row) if row is not None else None)
-        return found
+        return [await cls.of_row(info.context, _uuid_or_none(node_id)) for node_id in node_ids]
+
+
+def _uuid_or_none(node_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(node_id)
+    except ValueError:
+        return None
 
 
 def _micros(moment: datetime) -> int:
