@@ -152,11 +152,7 @@ class Bot(OwnedNode):
         rows = await bot_resolvers.orders_of(
             info.context, self.model, first=first + 1, before=keyset_before(after, ORDER_CURSOR)
         )
-        nodes = [Order.from_model(row) for row in rows[:first]]
-        page: Connection[Order] = keyset_page(
-            rows, nodes, first=first, after=after, kind=ORDER_CURSOR
-        )
-        return page
+        return keyset_page(rows, Order.from_model, first=first, after=after, kind=ORDER_CURSOR)
 
     @strawberry.field(description="Its newest fills, oldest first.")
     async def fills(
@@ -298,9 +294,7 @@ class BotQuery:
         rows = await bot_resolvers.list_bots(
             info.context, first=first + 1, after=keyset_before(after, BOT_CURSOR)
         )
-        nodes = [Bot.from_model(row) for row in rows[:first]]
-        page: Connection[Bot] = keyset_page(rows, nodes, first=first, after=after, kind=BOT_CURSOR)
-        return page
+        return keyset_page(rows, Bot.from_model, first=first, after=after, kind=BOT_CURSOR)
 
 
 def _risk(given: BotRiskInput | None) -> BotRisk:
