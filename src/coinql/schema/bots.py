@@ -131,18 +131,7 @@ class Bot(OwnedNode):
         book = await self._book(info)
         for held in book.positions:
             if held.asset == self.symbol and held.quantity != 0:
-                return Position(
-                    symbol=held.asset,
-                    quantity=held.quantity,
-                    average_cost=held.average_cost,
-                    cost_basis=held.cost_basis,
-                    last_price=held.last_price,
-                    market_value=held.market_value,
-                    unrealized_pnl=held.unrealized_pnl,
-                    realized_pnl=held.realized_pnl,
-                    fees=held.fees,
-                    weight=book.weight(held),
-                )
+                return Position.from_model(held, book)
         return None
 
     @strawberry.field(description="Its orders, newest first.")
