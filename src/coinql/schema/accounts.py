@@ -11,7 +11,7 @@ from typing import Annotated, Any, Self
 import strawberry
 from strawberry.types import Info
 
-from coinql.domain.errors import ExchangeAccountError, NotFound
+from coinql.domain.errors import ExchangeAccountError
 from coinql.domain.reconcile import DerivativePosition
 from coinql.resolvers import accounts as account_resolvers
 from coinql.resolvers.context import Context
@@ -100,11 +100,7 @@ class ExchangeConnection(OwnedNode):
 
     @strawberry.field(description="The portfolio the account syncs into.")
     async def portfolio(self, info: Info[Context, None]) -> Portfolio | None:
-        try:
-            row = await Portfolio.load_owned(info.context, self.model.portfolio_id)
-        except NotFound:
-            return None
-        return Portfolio.from_model(row)
+        return await Portfolio.of_row(info.context, self.model.portfolio_id)
 
 
 @strawberry.type

@@ -202,10 +202,8 @@ class BacktestQuery:
             name_contains=filter.name_contains if filter else None,
             input_hash=filter.input_hash if filter else None,
         )
-        return Connection[BacktestRun].page(
-            [BacktestRun.from_model(run) for run in found[:first]],
-            offset=offset,
-            has_next_page=len(found) > first,
+        return Connection[BacktestRun].from_rows(
+            found, BacktestRun.from_model, first=first, offset=offset
         )
 
     @strawberry.field(permission_classes=[IsAuthenticated])

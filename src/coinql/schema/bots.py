@@ -16,7 +16,6 @@ from coinql.domain.bots import BotRisk
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Interval
 from coinql.domain.divergence import DifferenceKind
-from coinql.domain.errors import NotFound as DomainNotFound
 from coinql.domain.ledger import AMOUNT_PLACES, POSITIVE_AMOUNT
 from coinql.resolvers import bots as bot_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
@@ -98,26 +97,14 @@ class Bot(OwnedNode):
 
     @strawberry.field(description="LIVE: the exchange connection it trades on.")
     async def connection(self, info: Info[Context, None]) -> ExchangeConnection | None:
-        if self.model.connection_id is None:
-            return None
-        try:
-            row = await ExchangeConnection.load_owned(info.context, self.model.connection_id)
-        except DomainNotFound:
-            return None
-        return ExchangeConnection.from_model(row)
+        return await ExchangeConnection.of_row(info.context, self.model.connection_id)
 
     @strawberry.field(
         description="The portfolio its fills are booked into (and whose risk"
         " limits pause it), if any."
     )
     async def portfolio(self, info: Info[Context, None]) -> Portfolio | None:
-        if self.model.portfolio_id is None:
-            return None
-        try:
-            row = await Portfolio.load_owned(info.context, self.model.portfolio_id)
-        except DomainNotFound:
-            return None
-        return Portfolio.from_model(row)
+        return await Portfolio.of_row(info.context, self.model.portfolio_id)
 
     @strawberry.field(description="Cash plus the position at the last price.")
     async def value(self, info: Info[Context, None]) -> Decimal:
@@ -144,18 +131,7 @@ class Bot(OwnedNode):
         book = await self._book(info)
         for held in book.positions:
             if held.asset == self.symbol and held.quantity != 0:
-                return Position(
-                    symbol=held.asset,
-                    quantity=held.quantity,
-                    average_cost=held.average_cost,
-                    cost_basis=held.cost_basis,
-                    last_price=held.last_price,
-                    market_value=held.market_value,
-                    unrealized_pnl=held.unrealized_pnl,
-                    realized_pnl=held.realized_pnl,
-                    fees=held.fees,
-                    weight=book.weight(held),
-                )
+                return Position.from_model(held, book)
         return None
 
     @strawberry.field(description="Its orders, newest first.")
@@ -165,11 +141,7 @@ class Bot(OwnedNode):
         rows = await bot_resolvers.orders_of(
             info.context, self.model, first=first + 1, before=keyset_before(after, ORDER_CURSOR)
         )
-        nodes = [Order.from_model(row) for row in rows[:first]]
-        page: Connection[Order] = keyset_page(
-            rows, nodes, first=first, after=after, kind=ORDER_CURSOR
-        )
-        return page
+        return keyset_page(rows, Order.from_model, first=first, after=after, kind=ORDER_CURSOR)
 
     @strawberry.field(description="Its newest fills, oldest first.")
     async def fills(
@@ -311,9 +283,7 @@ class BotQuery:
         rows = await bot_resolvers.list_bots(
             info.context, first=first + 1, after=keyset_before(after, BOT_CURSOR)
         )
-        nodes = [Bot.from_model(row) for row in rows[:first]]
-        page: Connection[Bot] = keyset_page(rows, nodes, first=first, after=after, kind=BOT_CURSOR)
-        return page
+        return keyset_page(rows, Bot.from_model, first=first, after=after, kind=BOT_CURSOR)
 
 
 def _risk(given: BotRiskInput | None) -> BotRisk:

@@ -33,6 +33,12 @@ def naming(argument: str) -> Iterator[None]:
 class Error:
     message: str
 
+    @classmethod
+    def from_exception(cls, error: Any) -> Self:
+        """The GraphQL error of a domain error (a `UserError`); the types that say more than
+        its message say how."""
+        return cls(message=error.message)
+
 
 @strawberry.type(description="An argument is malformed or out of range.")
 class InvalidInput(Error):
@@ -55,16 +61,12 @@ class WeakPassword(Error):
 
 @strawberry.type(description="An account already uses this email.")
 class EmailTaken(Error):
-    @classmethod
-    def from_exception(cls, error: errors.EmailTaken) -> Self:
-        return cls(message=error.message)
+    pass
 
 
 @strawberry.type(description="Email or password is incorrect (deliberately not saying which).")
 class InvalidCredentials(Error):
-    @classmethod
-    def from_exception(cls, error: errors.InvalidCredentials) -> Self:
-        return cls(message=error.message)
+    pass
 
 
 @strawberry.type(description="Too many attempts; try again after `retryAfterSeconds`.")
@@ -78,37 +80,27 @@ class RateLimited(Error):
 
 @strawberry.type(description="A token is malformed, forged, expired, revoked or already used.")
 class InvalidToken(Error):
-    @classmethod
-    def from_exception(cls, error: errors.InvalidToken) -> Self:
-        return cls(message=error.message)
+    pass
 
 
 @strawberry.type(description="The operation needs a signed-in user.")
 class NotAuthenticated(Error):
-    @classmethod
-    def from_exception(cls, error: errors.NotAuthenticated) -> Self:
-        return cls(message=error.message)
+    pass
 
 
 @strawberry.type(description="Signed in, but not allowed to do this.")
 class Forbidden(Error):
-    @classmethod
-    def from_exception(cls, error: errors.Forbidden) -> Self:
-        return cls(message=error.message)
+    pass
 
 
 @strawberry.type(description="Something else is changing the same thing; send it again later.")
 class Conflict(Error):
-    @classmethod
-    def from_exception(cls, error: errors.Conflict) -> Self:
-        return cls(message=error.message)
+    pass
 
 
 @strawberry.type(description="Not found, or not yours: the two are indistinguishable on purpose.")
 class NotFound(Error):
-    @classmethod
-    def from_exception(cls, error: errors.NotFound) -> Self:
-        return cls(message=error.message)
+    pass
 
 
 @strawberry.type

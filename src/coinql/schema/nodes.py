@@ -1,13 +1,13 @@
-"""What the entities' types share: global ids and their decoding, resolution of owned nodes
-for their owner only, the one cursor codec and the one generic connection (`Connection[T]`,
-exported as `AssetConnection`, `StrategyConnection`, ...) with its keyset pages (newest
-first, by creation time), and `Deleted`."""
+"""What the entities' types share: global ids, encoded and decoded, resolution of owned
+nodes for their owner only, the one cursor codec and the one generic connection
+(`Connection[T]`, exported as `AssetConnection`, `StrategyConnection`, ...) with its offset
+and keyset pages (newest first, by creation time or another key), and `Deleted`."""
 
 from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Self, TypeVar
 
@@ -21,6 +21,12 @@ from coinql.schema.errors import NotAuthenticated
 from coinql.schema.errors import NotFound as NotFoundError
 
 NodeType = TypeVar("NodeType")
+RowType = TypeVar("RowType")
+
+
+def global_id(type_name: str, row_id: object) -> strawberry.ID:
+    """The global id of the row `row_id` of `type_name`: what `decode_id` reads back."""
+    return strawberry.ID(str(relay.GlobalID(type_name, str(row_id))))
 
 
 def decode_id(value: str | relay.GlobalID, type_name: str) -> uuid.UUID:
@@ -73,7 +79,7 @@ class PageInfo:
     end_cursor: str | None
 
     @classmethod
-    def of(cls, cursors: list[str], *, offset: int, has_next_page: bool) -> Self:
+    def of(cls, cursors: Sequence[str], *, offset: int, has_next_page: bool) -> Self:
         return cls(
             has_next_page=has_next_page,
             has_previous_page=offset > 0,
@@ -97,20 +103,46 @@ class Connection(Generic[NodeType]):
     page_info: PageInfo
 
     @classmethod
+    def of(
+        cls,
+        nodes: Sequence[NodeType],
+        cursors: Sequence[str],
+        *,
+        offset: int,
+        has_next_page: bool,
+        **fields: Any,
+    ) -> Self:
+        """The page of `nodes`, each with its cursor; `offset` > 0 when a page comes before,
+        `fields` are a subclass's."""
+        return cls(
+            edges=[
+                Edge(node=node, cursor=cursor) for node, cursor in zip(nodes, cursors, strict=True)
+            ],
+            page_info=PageInfo.of(cursors, offset=offset, has_next_page=has_next_page),
+            **fields,
+        )
+
+    @classmethod
     def page(
         cls, nodes: Sequence[NodeType], *, offset: int, has_next_page: bool, **fields: Any
     ) -> Self:
         """The page of `nodes`, the first of which is at `offset`; `fields` are a subclass's."""
-        edges = [
-            Edge(node=node, cursor=encode_cursor(index))
-            for index, node in enumerate(nodes, start=offset)
-        ]
-        return cls(
-            edges=edges,
-            page_info=PageInfo.of(
-                [edge.cursor for edge in edges], offset=offset, has_next_page=has_next_page
-            ),
-            **fields,
+        cursors = [encode_cursor(index) for index in range(offset, offset + len(nodes))]
+        return cls.of(nodes, cursors, offset=offset, has_next_page=has_next_page, **fields)
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Sequence[RowType],
+        node: Callable[[RowType], NodeType],
+        *,
+        first: int,
+        offset: int,
+    ) -> Self:
+        """The page of the first `first` of `rows`, the first of which is at `offset`: `rows`
+        were asked for one more than `first`, and holding it says there is a next page."""
+        return cls.page(
+            [node(row) for row in rows[:first]], offset=offset, has_next_page=len(rows) > first
         )
 
 
@@ -142,14 +174,26 @@ class OwnedNode(relay.Node):
         raise NotImplementedError
 
     @classmethod
+    async def of_row(cls, context: Context, row_id: uuid.UUID | None) -> Self | None:
+        """The node of the row `row_id` for its owner: None without an id, or when the row is
+        absent or someone else's (a bot's `portfolio`, say)."""
+        if row_id is None:
+            return None
+        try:
+            row = await cls.load_owned(context, row_id)
+        except NotFound:
+            return None
+        return cls.from_model(row) if row is not None else None
+
+    @classmethod
     async def owned(cls, info: Info[Context, None], id: strawberry.ID) -> Self | None:
         """The node of global id `id` for its owner: null when `id` is not one of this type's
         or names a row that is absent or someone else's (the `portfolio(id:)` fields)."""
         try:
-            row = await cls.load_owned(info.context, decode_id(id, cls.__name__))
+            row_id = decode_id(id, cls.__name__)
         except NotFound:
             return None
-        return cls.from_model(row) if row is not None else None
+        return await cls.of_row(info.context, row_id)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -157,17 +201,18 @@ class OwnedNode(relay.Node):
     ) -> list[Self | None]:
         if await info.context.user() is None:
             return [None for _ in node_ids]
-        found: list[Self | None] = []
-        for node_id in node_ids:
-            try:
-                row = await cls.load_owned(info.context, uuid.UUID(node_id))
-            except (ValueError, NotFound):
-                row = None
-            found.append(cls.from_model(row) if row is not None else None)
-        return found
+        return [await cls.of_row(info.context, _uuid_or_none(node_id)) for node_id in node_ids]
 
 
-def _micros(moment: datetime) -> int:
+def _uuid_or_none(node_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(node_id)
+    except ValueError:
+        return None
+
+
+def _created_micros(row: Any) -> int:
+    moment: datetime = row.created_at
     return int(moment.timestamp() * 1_000_000)
 
 
@@ -179,19 +224,21 @@ def keyset_before(after: str | None, kind: str) -> datetime | None:
 
 
 def keyset_page(
-    rows: list[Any], nodes: list[Any], *, first: int, after: str | None, kind: str
-) -> Any:
-    """A page of `nodes` (made of `rows[:first]`, newest first; `rows` holds one more when
-    there is a next page), each cursor its row's creation time."""
-    edges = [
-        Edge(node=node, cursor=encode_cursor(_micros(row.created_at), kind))
-        for row, node in zip(rows[:first], nodes, strict=True)
-    ]
-    return Connection(
-        edges=edges,
-        page_info=PageInfo.of(
-            [edge.cursor for edge in edges],
-            offset=int(after is not None),
-            has_next_page=len(rows) > first,
-        ),
+    rows: Sequence[RowType],
+    node: Callable[[RowType], NodeType],
+    *,
+    first: int,
+    after: str | None,
+    kind: str,
+    key: Callable[[RowType], int] = _created_micros,
+) -> Connection[NodeType]:
+    """The page of the nodes of `rows[:first]` (newest first; `rows` holds one more when
+    there is a next page), each cursor its row's `key` of `kind`, by default its creation
+    time."""
+    page = rows[:first]
+    return Connection.of(
+        [node(row) for row in page],
+        [encode_cursor(key(row), kind) for row in page],
+        offset=int(after is not None),
+        has_next_page=len(rows) > first,
     )

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Self
 
 import strawberry
-from strawberry import relay
 from strawberry.types import Info
 
 from coinql.domain.bots import BotSide, RiskRefused
@@ -26,7 +25,7 @@ from coinql.resolvers.context import Context
 from coinql.schema.bounds import bounded
 from coinql.schema.errors import Conflict, Error, Forbidden, InvalidInput, NotAuthenticated
 from coinql.schema.errors import NotFound as NotFoundError
-from coinql.schema.nodes import OwnedNode, decode_id
+from coinql.schema.nodes import OwnedNode, decode_id, global_id
 from coinql.schema.permissions import IsAuthenticated
 from coinql.store import bots as bot_store
 
@@ -139,7 +138,7 @@ class Fill:
     def from_model(cls, row: bot_store.BotFillRow) -> Fill:
         return cls(
             id=strawberry.ID(str(row.id)),
-            order_id=strawberry.ID(str(relay.GlobalID("Order", str(row.order_id)))),
+            order_id=global_id("Order", row.order_id),
             side=BotSide(row.side),
             price=row.price,
             quantity=row.quantity,

@@ -14,6 +14,7 @@ from strawberry.types import Info
 from coinql.domain.bounds import Bounds
 from coinql.domain.errors import InvalidInput as InvalidInputError
 from coinql.domain.ledger import AMOUNT, AMOUNT_PLACES, POSITIVE_AMOUNT
+from coinql.domain.valuation import Position as BookPosition
 from coinql.domain.valuation import Valuation
 from coinql.resolvers import portfolio as portfolio_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
@@ -56,6 +57,22 @@ class Position:
     realized_pnl: Decimal = strawberry.field(description="Net of buy and sell fees.")
     fees: Decimal
     weight: float | None = strawberry.field(description="Market value / portfolio value.")
+
+    @classmethod
+    def from_model(cls, held: BookPosition, of: Valuation) -> Self:
+        """The position `held` of the book `of`, which gives its weight."""
+        return cls(
+            symbol=held.asset,
+            quantity=held.quantity,
+            average_cost=held.average_cost,
+            cost_basis=held.cost_basis,
+            last_price=held.last_price,
+            market_value=held.market_value,
+            unrealized_pnl=held.unrealized_pnl,
+            realized_pnl=held.realized_pnl,
+            fees=held.fees,
+            weight=of.weight(held),
+        )
 
 
 @strawberry.type
@@ -139,23 +156,8 @@ class Portfolio(OwnedNode):
     async def positions(
         self, info: Info[Context, None], closed: bool = False
     ) -> list[Position] | None:
-        valuation = await self._valuation(info)
-        return [
-            Position(
-                symbol=p.asset,
-                quantity=p.quantity,
-                average_cost=p.average_cost,
-                cost_basis=p.cost_basis,
-                last_price=p.last_price,
-                market_value=p.market_value,
-                unrealized_pnl=p.unrealized_pnl,
-                realized_pnl=p.realized_pnl,
-                fees=p.fees,
-                weight=valuation.weight(p),
-            )
-            for p in valuation.positions
-            if (p.quantity > 0) or closed
-        ]
+        book = await self._valuation(info)
+        return [Position.from_model(p, book) for p in book.positions if (p.quantity > 0) or closed]
 
     @strawberry.field(description="The ledger, in time order.")
     async def transactions(self, info: Info[Context, None]) -> list[LedgerTransaction]:

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any, Self
 
 import strawberry
-from strawberry import relay
 from strawberry.types import Info
 
 from coinql.domain.auth import ApiScope
@@ -28,16 +27,16 @@ from coinql.schema.nodes import (
     Connection,
     Deleted,
     DeleteResult,
-    Edge,
     OwnedNode,
-    PageInfo,
     decode_cursor,
     decode_id,
-    encode_cursor,
+    global_id,
+    keyset_page,
 )
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.server import AuthPayload, User
 from coinql.store.api_keys import ApiKey as ApiKeyRow
+from coinql.store.api_keys import AuditEntry as AuditRow
 
 AUDIT_CURSOR = "audit"
 
@@ -48,6 +47,10 @@ class AuditEntry:
     target: str | None = strawberry.field(description="What it acted on, where it says.")
     at: datetime
     address: str | None = strawberry.field(description="The client address it came from.")
+
+    @classmethod
+    def from_model(cls, entry: AuditRow) -> Self:
+        return cls(action=entry.action, target=entry.target, at=entry.at, address=entry.address)
 
 
 ChangePasswordResult = Annotated[
@@ -75,22 +78,13 @@ class ProfileQuery:
             after=None if after is None else decode_cursor(after, AUDIT_CURSOR),
             user_id=None if user_id is None else decode_id(user_id, "User"),
         )
-        page = entries[:first]
-        edges = [
-            Edge(
-                node=AuditEntry(
-                    action=entry.action, target=entry.target, at=entry.at, address=entry.address
-                ),
-                cursor=encode_cursor(entry.id or 0, AUDIT_CURSOR),
-            )
-            for entry in page
-        ]
-        cursors = [edge.cursor for edge in edges]
-        return Connection[AuditEntry](
-            edges=edges,
-            page_info=PageInfo.of(
-                cursors, offset=int(after is not None), has_next_page=len(entries) > first
-            ),
+        return keyset_page(
+            entries,
+            AuditEntry.from_model,
+            first=first,
+            after=after,
+            kind=AUDIT_CURSOR,
+            key=lambda entry: entry.id or 0,
         )
 
 
@@ -140,7 +134,7 @@ class ProfileMutation:
         self, info: Info[Context, None], password: str
     ) -> DeleteAccountResult | None:
         user_id = await auth_resolvers.delete_account(info.context, password=password)
-        return Deleted(id=strawberry.ID(str(relay.GlobalID("User", str(user_id)))))
+        return Deleted(id=global_id("User", user_id))
 
 
 @strawberry.type(description="A key for scripts and notebooks: 'Authorization: ApiKey <key>'.")

@@ -16,7 +16,7 @@ from coinql.resolvers.context import Context
 from coinql.schema.bounds import PageSizeArgument, bounded
 from coinql.schema.enums import Interval, JobStatus
 from coinql.schema.errors import InvalidInput, NotAuthenticated, NotFound, naming
-from coinql.schema.nodes import decode_id
+from coinql.schema.nodes import decode_id, global_id
 from coinql.schema.permissions import IsAuthenticated
 from coinql.schema.scalars import moment
 from coinql.store import risk as risk_store
@@ -72,7 +72,7 @@ class RiskAlert:
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Self:
         return cls(
-            portfolio_id=strawberry.ID(_global("Portfolio", payload["portfolioId"])),
+            portfolio_id=global_id("Portfolio", payload["portfolioId"]),
             limit=payload["limit"],
             observed=payload["observed"],
             threshold=payload["threshold"],
@@ -82,12 +82,6 @@ class RiskAlert:
     @classmethod
     def from_model(cls, alert: risk_store.Alert) -> Self:
         return cls.from_payload(risk_store.alert_payload(alert))
-
-
-def _global(type_name: str, raw_id: str) -> str:
-    from strawberry import relay
-
-    return str(relay.GlobalID(type_name, raw_id))
 
 
 @strawberry.type(description="Limits are positive fractions; null means no limit.")
@@ -223,14 +217,14 @@ BOT_EVENT_TYPES = [OrderEvent, FillEvent, BotStatusEvent, BotValueEvent]
 
 def bot_event(event: dict[str, Any]) -> BotEvent:
     """The typed event of a payload the bot engine published (coinql.realtime.bots)."""
-    bot_id = strawberry.ID(_global("Bot", event["botId"]))
+    bot_id = global_id("Bot", event["botId"])
     at = datetime.fromisoformat(event["timestamp"])
     kind = event["kind"]
     if kind == "order":
         return OrderEvent(
             bot_id=bot_id,
             timestamp=at,
-            order_id=strawberry.ID(_global("Order", event["orderId"])),
+            order_id=global_id("Order", event["orderId"]),
             side=event["side"],
             status=event["status"],
             price=None if event["price"] is None else Decimal(event["price"]),
@@ -240,7 +234,7 @@ def bot_event(event: dict[str, Any]) -> BotEvent:
         return FillEvent(
             bot_id=bot_id,
             timestamp=at,
-            order_id=strawberry.ID(_global("Order", event["orderId"])),
+            order_id=global_id("Order", event["orderId"]),
             side=event["side"],
             price=Decimal(event["price"]),
             quantity=Decimal(event["quantity"]),
@@ -309,7 +303,7 @@ class Subscription:
     ) -> AsyncGenerator[JobProgressUpdate, None]:
         async for update in realtime_resolvers.job_progress(info.context, decode_id(job_id, "Job")):
             yield JobProgressUpdate(
-                job_id=strawberry.ID(_global("Job", update["jobId"])),
+                job_id=global_id("Job", update["jobId"]),
                 status=JobStatus(update["status"]),
                 progress=update["progress"],
                 stage=update["stage"],

@@ -8,7 +8,7 @@ object per bar. orjson writes NaN and infinities as `null`, which is the contrac
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, NewType
@@ -69,10 +69,18 @@ def serialize_floats(value: np.ndarray[Any, Any] | Sequence[float | None]) -> An
     return np.ascontiguousarray(value, dtype=np.float64)
 
 
-def _parse_list(kind: str, value: object, convert: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValueError(f"{kind} must be a JSON array")
-    return [convert(item) for item in value]
+def _array_parser(
+    kind: str, convert: Callable[[object], Any], dtype: Any
+) -> Callable[[object], Any]:
+    """The parse_value of a packed series: a JSON array, each item `convert`ed, packed as
+    `dtype`."""
+
+    def parse(value: object) -> Any:
+        if not isinstance(value, list):
+            raise ValueError(f"{kind} must be a JSON array")
+        return np.asarray([convert(item) for item in value], dtype=dtype)
+
+    return parse
 
 
 def _parse_timestamp(item: object) -> int:
@@ -113,17 +121,13 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
         name="TimestampArray",
         description="A packed series of epoch milliseconds (UTC): a JSON array of integers.",
         serialize=serialize_timestamps,
-        parse_value=lambda value: np.asarray(
-            _parse_list("TimestampArray", value, _parse_timestamp), dtype=np.int64
-        ),
+        parse_value=_array_parser("TimestampArray", _parse_timestamp, np.int64),
     ),
     FloatArray: strawberry.scalar(
         name="FloatArray",
         description="A packed series of numbers: a JSON array, null where a value is undefined.",
         serialize=serialize_floats,
-        parse_value=lambda value: np.asarray(
-            _parse_list("FloatArray", value, _parse_float), dtype=np.float64
-        ),
+        parse_value=_array_parser("FloatArray", _parse_float, np.float64),
     ),
 }
 

@@ -165,10 +165,8 @@ class StrategyQuery:
         found = await strategy_resolvers.list_strategies(
             info.context, first=first + 1, offset=offset
         )
-        return Connection[Strategy].page(
-            [Strategy.from_model(strategy) for strategy in found[:first]],
-            offset=offset,
-            has_next_page=len(found) > first,
+        return Connection[Strategy].from_rows(
+            found, Strategy.from_model, first=first, offset=offset
         )
 
     @strawberry.field(
