@@ -526,3 +526,96 @@ async def test_a_backtest_run_compares_with_a_benchmark(trader: GraphQLClient) -
     )
     itself = against_itself.ok()["backtestRun"]["performance"]["benchmark"]
     assert itself["beta"] == pytest.approx(1.0) and itself["correlation"] == pytest.approx(1.0)
+
+
+EXPRESSION_BACKTEST = """
+mutation($strategy: StrategyKindInput!, $start: DateTime, $end: DateTime) {
+  runBacktest(input: {symbols: ["BTC"], interval: D1, start: $start, end: $end,
+      strategy: $strategy, feeBps: 10, fillPrice: CLOSE}) {
+    __typename ... on Job { id } ... on InvalidInput { field message }
+  }
+}
+"""
+
+
+async def test_an_expression_strategy_is_saved_and_backtests_as_the_built_in_it_spells(
+    trader: GraphQLClient,
+) -> None:
+    saved = await trader.contract("research", "CreateExpressionStrategy")
+    strategy = saved.ok()["createStrategy"]
+    assert (strategy["__typename"], strategy["kind"]) == ("Strategy", "expression"), strategy
+    equities = []
+    for kind in (
+        {
+            "expression": {
+                "entry": "crossover(sma(close, $1), sma(close, $2))",
+                "exit": "crossunder(sma(close, $1), sma(close, $2))",
+                "parameters": [10, 30],
+            }
+        },
+        {"smaCross": {"fast": 10, "slow": 30}},
+    ):
+        queued = await trader.execute(EXPRESSION_BACKTEST, {"strategy": kind, **WINDOW})
+        job = await wait_for(trader, queued.ok()["runBacktest"]["id"])
+        assert job["status"] == "SUCCEEDED", job["error"]
+        equities.append(job["result"]["equity"]["values"])
+    assert equities[0] == equities[1]
+
+
+async def test_a_bad_expression_is_refused_with_its_field_and_column(
+    trader: GraphQLClient,
+) -> None:
+    bad = {"expression": {"entry": "crossover(sma(close, 10) sma(close, 30))", "exit": "close < 1"}}
+    refused = await trader.execute(EXPRESSION_BACKTEST, {"strategy": bad, **WINDOW})
+    answer = refused.ok()["runBacktest"]
+    assert answer["__typename"] == "InvalidInput"
+    assert answer["field"] == "kind.expression.entry"
+    assert answer["message"].startswith("kind.expression.entry, column 26: expected ',' or ')'")
+    saved = await trader.execute(
+        'mutation { createStrategy(input: {name: "x", kind: {expression: {entry: "rsi(close) < 30",'
+        ' exit: "close > 1"}}}) { __typename ... on InvalidInput { field message } } }'
+    )
+    assert saved.ok()["createStrategy"] == {
+        "__typename": "InvalidInput",
+        "field": "kind.expression.entry",
+        "message": "kind.expression.entry, column 1: rsi takes 2 arguments, not 1",
+    }
+    listed = await trader.execute("{ strategies(first: 5) { edges { node { id } } } }")
+    assert listed.ok()["strategies"]["edges"] == []  # nothing was saved
+
+
+async def test_an_expression_sweep_takes_its_parameters_from_the_grid(
+    trader: GraphQLClient,
+) -> None:
+    expression = (
+        '{entry: "crossover(sma(close, $1), sma(close, $2))",'
+        ' exit: "crossunder(sma(close, $1), sma(close, $2))", parameters: [0, 50]}'
+    )
+    rows = []
+    for strategy, grid, extra in (
+        ("expression", '[{name: "p1", values: [5, 10, 20]}]', f", expression: {expression}"),
+        ("smaCross", '[{name: "fast", values: [5, 10, 20]}, {name: "slow", values: [50]}]', ""),
+    ):
+        queued = await trader.execute(
+            f'mutation {{ runSweep(input: {{symbol: "BTC", strategy: "{strategy}", grid: {grid},'
+            f" feeBps: 10, fillPrice: CLOSE{extra}}}) {{ ... on Job {{ id }} }} }}"
+        )
+        job_id = queued.ok()["runSweep"]["id"]
+        await wait_for(trader, job_id)
+        found = await trader.execute(
+            "query($id: ID!) { job(id: $id) { result { ... on SweepRun {"
+            " rows { params metrics { sharpe tradeCount totalReturn } } } } } }",
+            {"id": job_id},
+        )
+        rows.append(found.ok()["job"]["result"]["rows"])
+    assert [row["metrics"] for row in rows[0]] == [row["metrics"] for row in rows[1]]
+    assert [(row["params"]["p1"], row["params"]["p2"]) for row in rows[0]] == [
+        (5, 50),
+        (10, 50),
+        (20, 50),
+    ]
+    missing = await trader.execute(
+        'mutation { runSweep(input: {symbol: "BTC", strategy: "expression",'
+        ' grid: [{name: "p1", values: [5]}]}) { ... on InvalidInput { field } } }'
+    )
+    assert missing.ok()["runSweep"] == {"field": "expression"}

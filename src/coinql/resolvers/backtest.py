@@ -4,7 +4,7 @@ Every read is scoped to the caller."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -172,6 +172,8 @@ class StudyRequest:
     grid: dict[str, list[float]]
     metric: str
     config: BacktestConfig
+    # What every combination shares (an expression's entry and exit, its other parameters).
+    fixed: dict[str, Any] = field(default_factory=dict)
     walk_forward: bool = False
     train_bars: int = 365
     test_bars: int = 90
@@ -190,6 +192,9 @@ async def run_study(context: Context, request: StudyRequest) -> Job:
         name: [int(v) if float(v).is_integer() else v for v in values]
         for name, values in request.grid.items()
     }
+    grid |= {name: [value] for name, value in request.fixed.items() if name not in grid}
+    if request.kind == SignalKind.EXPRESSION.value and "entry" not in grid:
+        raise InvalidInput("expression", 'strategy "expression" needs expression {entry exit}')
     combinations = research.combinations(request.kind, grid)
     symbol = request.symbol.strip().upper()
     async with context.services.reader() as session:

@@ -21,6 +21,7 @@ from coinql.schema.bounds import bounded
 from coinql.schema.enums import FillPrice, Interval, SplitMode
 from coinql.schema.nodes import OwnedNode
 from coinql.schema.scalars import finite, moment, to_millis
+from coinql.schema.strategies import ExpressionInput
 from coinql.store import runs as run_store
 
 # A grid value is a window, a threshold or an RSI level: no strategy takes more (each
@@ -138,6 +139,11 @@ class StudyInput:
     symbol: str
     strategy: str = strawberry.field(description='A signal kind, e.g. "smaCross".')
     grid: list[GridParameter]
+    expression: ExpressionInput | None = strawberry.field(
+        default=None,
+        description='With strategy "expression": its entry and exit; the grid names its'
+        " parameters p1, p2, ... (those not in the grid keep the values given here).",
+    )
     metric: str = strawberry.field(default="sharpe", description="What the best maximises.")
     interval: Interval = Interval.D1
     start: datetime | None = None
@@ -162,6 +168,7 @@ class StudyInput:
             end=to_millis(self.end),
             kind=self.strategy,
             grid={item.name: list(item.values) for item in self.grid},
+            fixed=self.expression.params() if self.expression else {},
             metric=self.metric,
             config=BacktestConfig(
                 initial_capital=self.initial_capital,

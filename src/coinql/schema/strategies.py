@@ -69,6 +69,23 @@ class AllocationInput:
 
 
 @strawberry.input(
+    description="A signal written over the indicators, never run as code: e.g. entry"
+    ' "crossover(ema(close, 12), ema(close, 26)) and rsi(close, 14) < 70". The functions,'
+    " operators and conventions are in docs/metrics.md; $1, $2, ... are `parameters`."
+)
+class ExpressionInput:
+    entry: str = strawberry.field(description="When to buy (flat): a condition.")
+    exit: str = strawberry.field(description="When to sell (long): a condition.")
+    parameters: list[float] | None = strawberry.field(
+        default=None, description="The values of $1, $2, ... in order (a sweep's grid: p1, p2)."
+    )
+
+    def params(self) -> dict[str, Any]:
+        numbered = {f"p{index}": value for index, value in enumerate(self.parameters or [], 1)}
+        return {"entry": self.entry, "exit": self.exit, **numbered}
+
+
+@strawberry.input(
     one_of=True, description="Exactly one strategy, e.g. {smaCross: {fast: 20, slow: 50}}."
 )
 class StrategyKindInput:
@@ -77,6 +94,7 @@ class StrategyKindInput:
     rsi_reversion: RsiReversionInput | None = strawberry.UNSET
     donchian_breakout: DonchianInput | None = strawberry.UNSET
     momentum: MomentumInput | None = strawberry.UNSET
+    expression: ExpressionInput | None = strawberry.UNSET
     equal_weight: AllocationInput | None = strawberry.UNSET
     market_cap_weight: AllocationInput | None = strawberry.UNSET
     inverse_volatility: AllocationInput | None = strawberry.UNSET
@@ -91,6 +109,8 @@ class StrategyKindInput:
                 camel = "".join(
                     part if i == 0 else part.title() for i, part in enumerate(name.split("_"))
                 )
+                if isinstance(value, ExpressionInput):
+                    return camel, value.params()
                 return camel, dict(vars(value))
         raise AssertionError("@oneOf guarantees one option")  # pragma: no cover
 
