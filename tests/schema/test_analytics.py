@@ -14,6 +14,7 @@ from coinql.domain import performance as pf
 from tests.client import GraphQLClient
 from tests.conftest import import_real_files, upload
 from tests.domain.coins import aligned_returns, parsed
+from tests.domain.tear_oracles import as_series, close, oracle, quantstats
 from tests.helpers import ewma_reference
 
 VARIABLES = {"symbol": "BTC", "start": "2018-01-01T00:00:00Z", "end": "2021-06-30T00:00:00Z"}
@@ -340,3 +341,50 @@ async def test_every_return_stream_compares_with_a_benchmark(loaded: GraphQLClie
         '{ asset(symbol: "ETH") { performance { benchmark(symbol: "BTC", of: "x") { beta } } } }'
     )
     assert refused.errors[0]["extensions"]["field"] == "symbol"
+
+
+async def test_the_whole_tear_sheet_is_quantstats_on_the_same_returns(
+    loaded: GraphQLClient,
+) -> None:
+    """The research contract's TearSheet on BTC against ETH, field by field, equal to quantstats
+    0.0.86 (empyrical for stability) on the same daily returns with 365 periods a year."""
+    response = await loaded.contract("research", "TearSheet", VARIABLES)
+    perf = response.ok()["asset"]["performance"]
+    no_nan_or_infinity(perf)
+    qs = quantstats()
+    candles = parsed("BTC").candles.between(START_MS, END_MS)
+    r = as_series(window_returns("BTC"), candles.timestamps[1:])
+    eth = as_series(window_returns("ETH"), candles.timestamps[1:])
+    stats = qs.stats
+    expected = {
+        "smartSharpe": oracle(stats.smart_sharpe, r, periods=365),
+        "smartSortino": oracle(stats.smart_sortino, r, periods=365),
+        "probabilisticSharpe": oracle(stats.probabilistic_sharpe_ratio, r, periods=365),
+        "adjustedSortino": oracle(stats.adjusted_sortino, r, periods=365),
+        "kelly": oracle(stats.kelly_criterion, r),
+        "profitFactor": oracle(stats.profit_factor, r),
+        "payoffRatio": oracle(stats.payoff_ratio, r),
+        "gainToPain": oracle(stats.gain_to_pain_ratio, r),
+        "commonSenseRatio": oracle(stats.common_sense_ratio, r),
+        "cpcIndex": oracle(stats.cpc_index, r),
+        "recoveryFactor": oracle(stats.recovery_factor, r),
+        "riskOfRuin": oracle(stats.risk_of_ruin, r),
+        "ulcerPerformanceIndex": oracle(stats.ulcer_performance_index, r),
+        "serenityIndex": oracle(stats.serenity_index, r),
+        "consecutiveWins": oracle(stats.consecutive_wins, r),
+        "consecutiveLosses": oracle(stats.consecutive_losses, r),
+        "averageWin": oracle(stats.avg_win, r),
+        "averageLoss": oracle(stats.avg_loss, r),
+        "expectedReturn": oracle(stats.expected_return, r),
+        "outlierWinRatio": oracle(stats.outlier_win_ratio, r),
+        "outlierLossRatio": oracle(stats.outlier_loss_ratio, r),
+        "stability": ep.stability_of_timeseries(r.to_numpy()),
+        "treynor": oracle(stats.treynor_ratio, r, eth, periods=365),
+        "rSquared": oracle(stats.r_squared, r, eth),
+    }
+    for name, value in expected.items():
+        close(perf[name], value, name)
+    weekly = r.resample("W-MON", closed="left", label="left").apply(lambda x: (1 + x).prod() - 1)
+    assert perf["aggregate"]["values"] == pytest.approx(weekly.tolist(), rel=1e-12)
+    starts = weekly.index.as_unit("ms").asi8.tolist()  # Mondays 00:00 UTC, in epoch ms
+    assert perf["aggregate"]["timestamps"] == starts and starts[0] == START_MS  # a Monday

@@ -15,8 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from coinql.domain import benchmark as relative
-from coinql.domain import compounding, distribution, downside, estimators, risk
+from coinql.domain import (
+    compounding,
+    distribution,
+    downside,
+    estimators,
+    ratios,
+    risk,
+    tearsheet_ratios,
+)
 from coinql.domain import performance as pf
+from coinql.domain.aggregate import Period
+from coinql.domain.aggregate import aggregate as aggregate_returns
 from coinql.domain.candles import Candles, Interval
 from coinql.domain.typing import FloatArray, IntArray
 
@@ -334,7 +344,26 @@ class ReturnStream:
         return {
             **undefined_reasons(self.returns, self.risk_free_per_period),
             **risk.undefined_reasons(self.returns),
+            **tearsheet_ratios.undefined_ratios(self),
         }
+
+    def ratio(self, name: str) -> float:
+        """Return one of quantstats' figures by its GraphQL name (`tearsheet_ratios.RATIOS`)."""
+        return tearsheet_ratios.ratio(self, name)
+
+    def treynor(self, benchmark: Returns) -> float:
+        """Return quantstats' Treynor ratio on the periods shared with `benchmark`."""
+        _, ours, theirs = relative.align(self.series, benchmark)
+        return tearsheet_ratios.treynor(self, ours, theirs)
+
+    def r_squared(self, benchmark: Returns) -> float:
+        """Return the squared correlation with `benchmark` on the periods both share."""
+        _, ours, theirs = relative.align(self.series, benchmark)
+        return float(ratios.r_squared(ours, theirs))
+
+    def aggregate(self, period: Period) -> Returns:
+        """Return the returns compounded into calendar buckets (UTC), by bucket start."""
+        return aggregate_returns(self.timestamps, self.returns, period)
 
 
 _FEW = {"volatility": 2, "sharpe": 2, "sortino": 2, "omega": 2, "tailRatio": 2, "ulcerIndex": 2}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import strawberry
 
+from coinql.domain.aggregate import Period
 from coinql.domain.auth import ApiScope
 from coinql.domain.backtest_config import Direction, FillPrice, Sizing
 from coinql.domain.candles import Interval
@@ -30,6 +31,11 @@ strawberry.enum(AssetOrder, description="Orderings of the universe.")
 strawberry.enum(VarMethod, description="How VaR and expected shortfall are estimated.")
 strawberry.enum(CovarianceMethod, description="Covariance estimator.")
 strawberry.enum(RollingMetric, description="Metric over a trailing window.")
+strawberry.enum(
+    Period,
+    name="AggregationPeriod",
+    description="Calendar buckets (UTC); weeks open on Monday 00:00, as W1 candles.",
+)
 strawberry.enum(TransactionKind, description="What a ledger transaction does.")
 strawberry.enum(CostBasis, description="How sold units are costed: oldest lots first, or average.")
 strawberry.enum(Objective, description="What the optimizer optimizes.")
@@ -64,6 +70,7 @@ __all__ = [
     "JobKind",
     "JobStatus",
     "Objective",
+    "Period",
     "Rebalance",
     "ReturnKind",
     "RollingMetric",

@@ -18,7 +18,7 @@ from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.tearsheet import ReturnStream
 from coinql.resolvers.performance import Benchmark, BenchmarkLoader, KeptStream
 from coinql.schema.bounds import bounded_argument
-from coinql.schema.enums import Interval, RollingMetric, VarMethod
+from coinql.schema.enums import Interval, Period, RollingMetric, VarMethod
 from coinql.schema.indicators import MAX_WINDOW
 from coinql.schema.nodes import decode_uuid
 from coinql.schema.risk import DEFAULT_LEVEL, Level
@@ -66,6 +66,31 @@ class BenchmarkComparison:
 class UndefinedMetric:
     metric: str
     reason: str
+
+
+def _ratio(name: str, description: str) -> Any:
+    """A Performance field reading one of `coinql.domain.tearsheet_ratios.RATIOS`."""
+
+    def resolve(self: Performance) -> float | None:
+        return self._figure(name, lambda: finite(self.stream.ratio(name)))
+
+    return strawberry.field(resolver=resolve, description=description)
+
+
+def _count(name: str, description: str) -> Any:
+    def resolve(self: Performance) -> int:
+        return int(self._figure(name, lambda: self.stream.ratio(name)))
+
+    return strawberry.field(resolver=resolve, description=description)
+
+
+BenchmarkSymbol = Annotated[
+    str | None, strawberry.argument(description="An asset's symbol; or `of`.")
+]
+BenchmarkOf = Annotated[
+    strawberry.ID | None,
+    strawberry.argument(description="Or the benchmark's id: a portfolio or backtest run."),
+]
 
 
 def benchmark_of(symbol: str | None, of: str | None) -> Benchmark:
@@ -293,6 +318,67 @@ class Performance:
             up_capture=finite(found.up_capture),
             down_capture=finite(found.down_capture),
         )
+
+    # quantstats 0.0.86's definitions (docs/metrics.md says where coinql's differ).
+    smart_sharpe: float | None = _ratio("smartSharpe", "Sharpe / autocorrelation penalty.")
+    smart_sortino: float | None = _ratio("smartSortino", "Sortino / autocorrelation penalty.")
+    adjusted_sortino: float | None = _ratio("adjustedSortino", "Sortino / sqrt(2).")
+    probabilistic_sharpe: float | None = _ratio(
+        "probabilisticSharpe", "P(true Sharpe > 0), from skew and kurtosis (0..1)."
+    )
+    kelly: float | None = _ratio("kelly", "win rate - loss rate / payoff ratio.")
+    profit_factor: float | None = _ratio("profitFactor", "Sum of gains / |sum of losses|.")
+    payoff_ratio: float | None = _ratio("payoffRatio", "Average win / |average loss|.")
+    gain_to_pain: float | None = _ratio("gainToPain", "Sum of returns / |sum of losses|.")
+    common_sense_ratio: float | None = _ratio("commonSenseRatio", "Profit factor x tail ratio.")
+    cpc_index: float | None = _ratio("cpcIndex", "Profit factor x win rate x payoff ratio.")
+    recovery_factor: float | None = _ratio(
+        "recoveryFactor", "|Sum of excess returns| / max drawdown."
+    )
+    risk_of_ruin: float | None = _ratio(
+        "riskOfRuin", "((1 - win rate) / (1 + win rate)) ^ periods."
+    )
+    ulcer_performance_index: float | None = _ratio(
+        "ulcerPerformanceIndex", "Excess total return / ulcer index."
+    )
+    serenity_index: float | None = _ratio(
+        "serenityIndex", "Excess sum of returns / (ulcer index x pitfall)."
+    )
+    consecutive_wins: int = _count("consecutiveWins", "The longest run of gaining periods.")
+    consecutive_losses: int = _count("consecutiveLosses", "The longest run of losing periods.")
+    average_win: float | None = _ratio("averageWin", "Mean return of the gaining periods.")
+    average_loss: float | None = _ratio("averageLoss", "Mean return of the losing periods.")
+    expected_return: float | None = _ratio("expectedReturn", "Geometric mean period return.")
+    outlier_win_ratio: float | None = _ratio(
+        "outlierWinRatio", "99th percentile / mean of the non-negative returns."
+    )
+    outlier_loss_ratio: float | None = _ratio(
+        "outlierLossRatio", "1st percentile / mean of the negative returns."
+    )
+    stability: float | None = _ratio(
+        "stability", "R^2 of the cumulative log returns against time (empyrical)."
+    )
+
+    @strawberry.field(description="(Excess total return) / beta against a benchmark.")
+    async def treynor(
+        self, benchmark: BenchmarkSymbol = None, of: BenchmarkOf = None
+    ) -> float | None:
+        other = await self.benchmarks(benchmark_of(benchmark, of))
+        return finite(self.stream.treynor(other))
+
+    @strawberry.field(description="Squared correlation with a benchmark on the common periods.")
+    async def r_squared(
+        self, benchmark: BenchmarkSymbol = None, of: BenchmarkOf = None
+    ) -> float | None:
+        other = await self.benchmarks(benchmark_of(benchmark, of))
+        return finite(self.stream.r_squared(other))
+
+    @strawberry.field(description="Returns compounded per calendar bucket, by bucket start.")
+    def aggregate(self, period: Period) -> Series:
+        timestamps, values = self._figure(
+            ("aggregate", period), lambda: self.stream.aggregate(period)
+        )
+        return Series(timestamps=timestamps, values=values)
 
     @strawberry.field(
         description="Why each null metric is undefined; VaR methods are named as in VarMethod."
