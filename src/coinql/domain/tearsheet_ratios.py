@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from coinql.domain import drawdown_ratios, estimators, ratios, win_loss
-from coinql.domain.typing import FloatArray
+from coinql.domain.typing import FloatArray, IntArray
 
 
 class Stream(Protocol):
@@ -42,7 +42,7 @@ class Stream(Protocol):
 class Ratio:
     """How a figure is computed, and why it is undefined when it is NaN (with enough data)."""
 
-    compute: Callable[[Stream], FloatArray | float]
+    compute: Callable[[Stream], FloatArray | IntArray | float]
     cause: str
     needs: int = 1  # known returns at least
 
@@ -66,7 +66,9 @@ def risk_free_total(stream: Stream, returns: FloatArray | None = None) -> float:
     return float((1 + stream.risk_free_per_period) ** n - 1)
 
 
-def _of_returns(function: Callable[[FloatArray], FloatArray]) -> Callable[[Stream], FloatArray]:
+def _of_returns(
+    function: Callable[[FloatArray], FloatArray | IntArray],
+) -> Callable[[Stream], FloatArray | IntArray]:
     return lambda stream: function(stream.returns)
 
 
