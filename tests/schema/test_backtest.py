@@ -619,3 +619,34 @@ async def test_an_expression_sweep_takes_its_parameters_from_the_grid(
         ' grid: [{name: "p1", values: [5]}]}) { ... on InvalidInput { field } } }'
     )
     assert missing.ok()["runSweep"] == {"field": "expression"}
+
+
+async def test_a_runs_trade_statistics_are_those_of_its_trades(trader: GraphQLClient) -> None:
+    job = await run_contract_backtest(trader)
+    run_id = job["result"]["id"]
+    found = await trader.execute(
+        "query($id: ID!) { node(id: $id) { ... on BacktestRun {"
+        " trades(first: 100) { pnl returnPct entryTime exitTime }"
+        " tradeStatistics { count profitFactor expectancy expectancyReturn"
+        " longestWinningStreak longestLosingStreak averageHoldingBars bestTrade worstTrade }"
+        " } } }",
+        {"id": run_id},
+    )
+    run = found.ok()["node"]
+    pnl = np.array([trade["pnl"] for trade in run["trades"]])
+    returns = [trade["returnPct"] for trade in run["trades"]]
+    stats = run["tradeStatistics"]
+    assert stats["count"] == len(pnl) > 10
+    assert stats["profitFactor"] == pytest.approx(pnl[pnl > 0].sum() / -pnl[pnl < 0].sum())
+    assert stats["expectancy"] == pytest.approx(pnl.mean())
+    assert stats["expectancyReturn"] == pytest.approx(np.mean(returns))
+    assert (stats["bestTrade"], stats["worstTrade"]) == (max(returns), min(returns))
+    signs = "".join("W" if value > 0 else "L" for value in pnl)
+    assert stats["longestWinningStreak"] == max(len(run) for run in signs.split("L"))
+    assert stats["longestLosingStreak"] == max(len(run) for run in signs.split("W"))
+    days = [
+        (np.datetime64(t["exitTime"][:-1]) - np.datetime64(t["entryTime"][:-1]))
+        / np.timedelta64(1, "D")
+        for t in run["trades"]
+    ]
+    assert stats["averageHoldingBars"] == pytest.approx(np.mean(days))

@@ -12,11 +12,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from coinql.domain.trades import Trade
 from coinql.domain.win_loss import consecutive_losses, consecutive_wins, profit_factor
+
+
+class Traded(Protocol):
+    """What the statistics read of a trade.
+
+    A `coinql.domain.trades.Trade`, or a run's stored `coinql.domain.book.TradeRow`.
+    """
+
+    @property
+    def pnl(self) -> float:
+        """Net of fees, in the quote currency."""
+
+    @property
+    def return_pct(self) -> float:
+        """The pnl over the entry notional."""
+
+    @property
+    def duration(self) -> int:
+        """Bars from entry to exit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +73,12 @@ class TradeStatistics:
     worst_trade: float
 
 
-def trade_statistics(trades: Sequence[Trade]) -> TradeStatistics:
+def trade_statistics(trades: Sequence[Traded]) -> TradeStatistics:
     """Summarise the trades of a backtest.
 
     Parameters
     ----------
-    trades : sequence of Trade
+    trades : sequence of Trade or TradeRow
         In the order they were made (streaks follow it).
 
     Returns

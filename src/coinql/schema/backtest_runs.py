@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from coinql.domain import trade_stats
 from coinql.domain.book import TradeRow
 from coinql.domain.bounds import Bounds
 from coinql.domain.metrics import Metrics
@@ -22,7 +23,7 @@ from coinql.schema.bounds import RiskFreeRateArgument, bounded_argument
 from coinql.schema.enums import ExitReason, Interval
 from coinql.schema.nodes import OwnedNode
 from coinql.schema.performance import Performance, Series
-from coinql.schema.scalars import FloatArray, TimestampArray, moment
+from coinql.schema.scalars import FloatArray, TimestampArray, finite, moment
 from coinql.store import runs as run_store
 
 
@@ -32,6 +33,35 @@ class RegimeStats:
     periods: int
     total_return: float | None
     sharpe: float | None
+
+
+@strawberry.type(description="What the trades made, and how (docs/metrics.md).")
+class TradeStatistics:
+    count: int
+    profit_factor: float | None = strawberry.field(
+        description="Sum of the winning trades' PnL / |sum of the losing ones'|."
+    )
+    expectancy: float | None = strawberry.field(description="Mean PnL per trade, net of fees.")
+    expectancy_return: float | None = strawberry.field(description="Mean return per trade.")
+    longest_winning_streak: int
+    longest_losing_streak: int
+    average_holding_bars: float | None = strawberry.field(description="Entry to exit.")
+    best_trade: float | None = strawberry.field(description="The highest trade return.")
+    worst_trade: float | None = strawberry.field(description="The lowest trade return.")
+
+    @classmethod
+    def from_model(cls, found: trade_stats.TradeStatistics) -> Self:
+        return cls(
+            count=found.count,
+            profit_factor=finite(found.profit_factor),
+            expectancy=finite(found.expectancy),
+            expectancy_return=finite(found.expectancy_return),
+            longest_winning_streak=found.longest_winning_streak,
+            longest_losing_streak=found.longest_losing_streak,
+            average_holding_bars=finite(found.average_holding_bars),
+            best_trade=finite(found.best_trade),
+            worst_trade=finite(found.worst_trade),
+        )
 
 
 @strawberry.type(description="Headline metrics; conventions as in Performance.")
@@ -186,6 +216,12 @@ class BacktestRun(OwnedNode):
             sharpe=found.metrics.sharpe,
             max_drawdown=found.metrics.max_drawdown,
             volatility=found.metrics.volatility,
+        )
+
+    @strawberry.field(description="Statistics of all the run's trades.")
+    def trade_statistics(self) -> TradeStatistics:
+        return TradeStatistics.from_model(
+            trade_stats.trade_statistics(run_store.trades_of(self.model))
         )
 
     @strawberry.field(description="Trades in entry order.")
