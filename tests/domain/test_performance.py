@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import empyrical as ep
 import numpy as np
@@ -643,3 +644,40 @@ def test_a_metric_is_undefined_exactly_when_a_reason_is_given(name: str, risk_fr
     }
     reasons = tearsheet.undefined_reasons(r, risk_free)
     assert {metric for metric, value in values.items() if np.isnan(value)} == set(reasons)
+
+
+@pytest.mark.parametrize(
+    ("metric", "theirs", "periods"),
+    [
+        (
+            pf.RollingMetric.ALPHA,
+            lambda r, b, w: ep.roll_alpha(r, b, window=w, annualization=P),
+            P,
+        ),
+        # empyrical annualises the captures' returns with its daily 252 periods, always.
+        (pf.RollingMetric.UP_CAPTURE, lambda r, b, w: ep.roll_up_capture(r, b, window=w), 252),
+        (pf.RollingMetric.DOWN_CAPTURE, lambda r, b, w: ep.roll_down_capture(r, b, window=w), 252),
+    ],
+)
+def test_rolling_alpha_and_captures_are_empyricals(
+    metric: pf.RollingMetric, theirs: Any, periods: int
+) -> None:
+    r, b = daily_returns("LTC")[-500:], daily_returns("BTC")[-500:]
+    window = 60
+    ours = pf.rolling(r, window, metric, periods, benchmark=b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = np.asarray(theirs(r, b, window))
+    np.testing.assert_allclose(ours[window - 1 :], expected, rtol=1e-9)
+    assert np.isnan(ours[: window - 1]).all()
+    with pytest.raises(ValueError, match="needs a benchmark"):
+        pf.rolling(r, window, metric, periods)
+
+
+def test_rolling_max_drawdown_is_each_windows_own() -> None:
+    r = daily_returns("DOGE")[-400:]
+    window = 45
+    ours = pf.rolling(r, window, pf.RollingMetric.MAX_DRAWDOWN, P)
+    for end in range(window, r.size + 1, 17):
+        assert ours[end - 1] == pytest.approx(float(pf.max_drawdown(r[end - window : end])))
+    assert np.isnan(ours[: window - 1]).all()

@@ -29,6 +29,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from coinql.domain.benchmark import benchmark_stats
 from coinql.domain.compounding import cagr, equity
 from coinql.domain.estimators import (
     MIN_OBSERVATIONS,
@@ -302,6 +303,19 @@ class RollingMetric(StrEnum):
     SHARPE = "SHARPE"
     BETA = "BETA"
     RETURN = "RETURN"
+    MAX_DRAWDOWN = "MAX_DRAWDOWN"
+    ALPHA = "ALPHA"
+    UP_CAPTURE = "UP_CAPTURE"
+    DOWN_CAPTURE = "DOWN_CAPTURE"
+
+
+# The rolling metrics read against a benchmark: each window's `benchmark_stats` field.
+RELATIVE = {
+    RollingMetric.BETA: "beta",
+    RollingMetric.ALPHA: "alpha",
+    RollingMetric.UP_CAPTURE: "up_capture",
+    RollingMetric.DOWN_CAPTURE: "down_capture",
+}
 
 
 def _windows(values: FloatArray, window: int) -> FloatArray:
@@ -330,9 +344,10 @@ def rolling(
     metric : RollingMetric
     periods_per_year : float
     risk_free : float, default 0.0
-        The per-period risk-free rate, for SHARPE.
+        The per-period risk-free rate, for SHARPE and ALPHA.
     benchmark : ndarray of shape (n_observations,), optional
-        Required for BETA.
+        Required for BETA, ALPHA, UP_CAPTURE and DOWN_CAPTURE (`RELATIVE`), which are those
+        of `coinql.domain.benchmark.benchmark_stats` over each window.
 
     Returns
     -------
@@ -343,7 +358,7 @@ def rolling(
     Raises
     ------
     ValueError
-        For BETA without a benchmark.
+        For a metric of `RELATIVE` without a benchmark.
     """
     out = np.full(returns.shape[0], np.nan)
     if window < 2 or returns.shape[0] < window:
@@ -356,9 +371,19 @@ def rolling(
         values = ratio_to_std(windows - risk_free, axis=-1) * sqrt_p
     elif metric is RollingMetric.RETURN:
         values = np.nanprod(1.0 + windows, axis=-1) - 1.0
-    else:
-        if benchmark is None:
-            raise ValueError("rolling beta needs a benchmark")
+    elif metric is RollingMetric.MAX_DRAWDOWN:
+        values = max_drawdown(windows.T)  # each window from its own starting capital
+    elif benchmark is None:
+        raise ValueError(f"rolling {metric.value} needs a benchmark")
+    elif metric is RollingMetric.BETA:
         values = slope(windows, _windows(benchmark, window), axis=-1)
+    else:
+        field = RELATIVE[metric]
+        values = np.array(
+            [
+                getattr(benchmark_stats(ours, theirs, periods_per_year, risk_free), field)
+                for ours, theirs in zip(windows, _windows(benchmark, window), strict=True)
+            ]
+        )
     out[window - 1 :] = values
     return out

@@ -297,7 +297,8 @@ class ReturnStream:
         window : int
             Periods of each window.
         metric : RollingMetric
-            BETA needs `benchmark`; the result is then on the periods both series share.
+            A metric of `performance.RELATIVE` needs `benchmark`; the result is then on the
+            periods both series share.
         benchmark : tuple of (ndarray of shape (m,), ndarray of shape (m,)), optional
             The benchmark's timestamps and returns.
 

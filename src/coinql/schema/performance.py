@@ -15,6 +15,7 @@ from strawberry import relay
 
 from coinql.domain.bounds import Bounds
 from coinql.domain.errors import InvalidInput, NotFound
+from coinql.domain.performance import RELATIVE
 from coinql.domain.tearsheet import ReturnStream
 from coinql.resolvers.performance import Benchmark, BenchmarkLoader, KeptStream
 from coinql.schema.bounds import bounded_argument
@@ -272,7 +273,10 @@ class Performance:
     def returns(self) -> Series:
         return Series(timestamps=self.stream.timestamps, values=self.stream.returns)
 
-    @strawberry.field(description="A metric over each trailing window (BETA needs benchmark).")
+    @strawberry.field(
+        description="A metric over each trailing window (BETA, ALPHA and the captures need a"
+        " benchmark; MAX_DRAWDOWN is each window's from its own start)."
+    )
     async def rolling(
         self,
         window: Annotated[int, bounded_argument(Bounds(2, MAX_WINDOW), description="Periods.")],
@@ -284,9 +288,9 @@ class Performance:
         ] = None,
     ) -> Series | None:
         other = None
-        if metric is RollingMetric.BETA:
+        if metric in RELATIVE:
             if benchmark is None and of is None:
-                raise InvalidInput("benchmark", "rolling BETA needs a benchmark")
+                raise InvalidInput("benchmark", f"rolling {metric.value} needs a benchmark")
             other = await self.benchmarks(benchmark_of(benchmark, of))
         timestamps, values = self.stream.rolling(window, metric, other)
         return Series(timestamps=timestamps, values=values)
