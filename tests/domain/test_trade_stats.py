@@ -12,7 +12,7 @@ import pytest
 from coinql.domain import backtest as bt
 from coinql.domain import backtest_config as bc
 from coinql.domain.strategies import StrategySpec
-from coinql.domain.trade_stats import trade_statistics
+from coinql.domain.trade_stats import round_trips, trade_statistics
 from coinql.domain.trades import ExitReason, Trade
 from tests.domain.coins import parsed
 from tests.domain.tear_oracles import as_series, close, fresh_seed, oracle, quantstats
@@ -120,3 +120,25 @@ def test_no_trades() -> None:
         found.worst_trade,
     ):
         assert np.isnan(value)
+
+
+def test_a_bots_fills_are_read_as_round_trips_from_flat_to_flat() -> None:
+    day = 86_400_000
+    fills = [
+        ("BUY", 100.0, 1.0, 0.1, 0),
+        ("BUY", 110.0, 1.0, 0.1, day),  # adds to the position: the same trip
+        ("SELL", 120.0, 0.5, 0.06, 3 * day),
+        ("SELL", 90.0, 1.5, 0.135, 5 * day),  # flat again: the trip ends here
+        ("BUY", 95.0, 2.0, 0.19, 6 * day),
+        ("SELL", 99.0, 2.0, 0.198, 8 * day),
+        ("BUY", 97.0, 1.0, 0.097, 9 * day),  # still open: not a trade yet
+    ]
+    first, second = round_trips(fills, day)
+    cost = 100.0 + 0.1 + 110.0 + 0.1
+    pnl = 120.0 * 0.5 - 0.06 + 90.0 * 1.5 - 0.135 - cost
+    assert first.pnl == pytest.approx(pnl) and first.return_pct == pytest.approx(pnl / cost)
+    assert (first.duration, second.duration) == (5, 2)
+    assert second.pnl == pytest.approx(2 * 99.0 - 0.198 - (2 * 95.0 + 0.19))
+    stats = trade_statistics([first, second])
+    assert stats.count == 2 and stats.longest_losing_streak == 1
+    assert round_trips([], day) == []

@@ -18,7 +18,8 @@ BOT = """
 query($id: ID!) {
   bot(id: $id) {
     status reason value
-    fills(first: 50) { side price quantity }
+    fills(first: 50) { side price quantity fee }
+    tradeStatistics { count expectancy }
     divergence {
       backtestReturn botReturn tradesCompared differingTrades differences { index kind detail }
     }
@@ -86,3 +87,16 @@ async def test_a_demo_bot_trades_its_signals_within_seconds_as_its_backtest_does
         divergence["differences"]
     )
     assert divergence["botReturn"] == pytest.approx(divergence["backtestReturn"], abs=1e-9)
+    # Its closed round trips (a buy of the whole position, then its sale), net of fees.
+    fills = final["fills"]
+    pnl = [
+        float(sell["price"]) * float(sell["quantity"])
+        - float(sell["fee"])
+        - float(buy["price"]) * float(buy["quantity"])
+        - float(buy["fee"])
+        for buy, sell in zip(fills[0::2], fills[1::2], strict=False)
+        if (buy["side"], sell["side"]) == ("BUY", "SELL")
+    ]
+    statistics = final["tradeStatistics"]
+    assert statistics["count"] == len(pnl) >= 1
+    assert statistics["expectancy"] == pytest.approx(sum(pnl) / len(pnl), rel=1e-9)

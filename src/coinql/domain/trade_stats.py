@@ -104,3 +104,48 @@ def trade_statistics(trades: Sequence[Traded]) -> TradeStatistics:
         best_trade=float(np.max(returns)),
         worst_trade=float(np.min(returns)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """A bot's trade from flat to flat: `duration` in bars of its interval."""
+
+    pnl: float
+    return_pct: float
+    duration: int
+
+
+def round_trips(
+    fills: Sequence[tuple[str, float, float, float, int]], step_ms: int
+) -> list[RoundTrip]:
+    """Read a bot's fills as round trips, each from flat to flat again.
+
+    Parameters
+    ----------
+    fills : sequence of (side, price, quantity, fee, time_ms)
+        In time order; side is "BUY" or "SELL", the fee in the quote currency.
+    step_ms : int
+        The bot's interval, for the holding time in bars.
+
+    Returns
+    -------
+    list of RoundTrip
+        The closed ones only: PnL = what the sells brought less what the buys cost, net of
+        every fee; the return is the PnL over what the buys cost. A position still open is
+        not a trade yet.
+    """
+    trips: list[RoundTrip] = []
+    held = cost = proceeds = 0.0
+    opened = 0
+    for side, price, quantity, fee, time_ms in fills:
+        if held <= 1e-12 and side == "BUY":
+            held, cost, proceeds, opened = 0.0, 0.0, 0.0, time_ms
+        if side == "BUY":
+            held, cost = held + quantity, cost + price * quantity + fee
+        else:
+            held, proceeds = held - quantity, proceeds + price * quantity - fee
+        if side == "SELL" and held <= 1e-12 and cost > 0:
+            pnl = proceeds - cost
+            trips.append(RoundTrip(pnl, pnl / cost, (time_ms - opened) // step_ms))
+            cost = 0.0
+    return trips

@@ -24,6 +24,7 @@ from coinql.domain.errors import Forbidden, InvalidInput, NotFound
 from coinql.domain.orders import OrderKind
 from coinql.domain.strategies import StrategySpec
 from coinql.domain.tearsheet import ReturnStream
+from coinql.domain.trade_stats import TradeStatistics, round_trips, trade_statistics
 from coinql.domain.valuation import Valuation, value_history_from_candles
 from coinql.realtime.accounts import PAPER
 from coinql.realtime.bot_candles import bot_divergence, closed_candles
@@ -285,6 +286,26 @@ async def orders_of(
 async def fills_of(context: Context, bot: Bot, *, first: int) -> list[BotFillRow]:
     async with context.services.reader() as session:
         return await bot_store.fills_of(session, bot_id=bot.id, first=first)
+
+
+async def trade_statistics_of(context: Context, bot: Bot) -> TradeStatistics:
+    """The statistics of the bot's closed round trips (`trade_stats.round_trips`)."""
+    async with context.services.reader() as session:
+        fills = await bot_store.fills_of(session, bot_id=bot.id)
+    trips = round_trips(
+        [
+            (
+                fill.side,
+                float(fill.price),
+                float(fill.quantity),
+                float(fill.fee),
+                int(fill.time.timestamp() * 1000),
+            )
+            for fill in fills
+        ],
+        Interval(bot.interval).milliseconds,
+    )
+    return trade_statistics(trips)
 
 
 async def book_of(context: Context, bot: Bot) -> Valuation:

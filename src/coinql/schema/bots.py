@@ -21,6 +21,7 @@ from coinql.resolvers import bots as bot_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
 from coinql.resolvers.context import Context
 from coinql.schema.accounts import ExchangeConnection
+from coinql.schema.backtest_runs import TradeStatistics
 from coinql.schema.bounds import PageSizeArgument, RiskFreeRateArgument, bounded
 from coinql.schema.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated
 from coinql.schema.errors import NotFound as NotFoundError
@@ -165,6 +166,11 @@ class Bot(OwnedNode):
         start = int(stream.timestamps[0]) if stream.timestamps.size else None
         benchmarks = benchmark_loader(info.context, interval=stream.interval, start=start, end=None)
         return Performance.from_model(stream, benchmarks)
+
+    @strawberry.field(description="Statistics of its closed round trips (flat to flat).")
+    async def trade_statistics(self, info: Info[Context, None]) -> TradeStatistics:
+        found = await bot_resolvers.trade_statistics_of(info.context, self.model)
+        return TradeStatistics.from_model(found)
 
     @strawberry.field(description="Null until it has acted on a candle.")
     async def divergence(self, info: Info[Context, None]) -> Divergence | None:
