@@ -65,6 +65,8 @@ OVERRIDES: dict[str, Any] = {
     ),
     "backtestFile.file": ("btc.csv", COINS_DIR / "coin_Bitcoin.csv"),
     "benchmark.symbol": "BTC",  # a benchmark names one thing, though no argument is required
+    "treynor.benchmark": "BTC",
+    "rSquared.benchmark": "BTC",
     "PlaceOrderInput.type": "LIMIT",  # one that rests: far below the market
     "PlaceOrderInput.quantity": "0.001",
     "PlaceOrderInput.price": "100",
@@ -107,6 +109,14 @@ NESTED = {
         '{ asset(symbol: "BTC") { performance {'
         ' rolling(window: 30, metric: BETA, of: "{BacktestRun}") { values } } } }',
         ("asset", "performance", "rolling"),
+    ),
+    "Performance.treynor(of)": (
+        '{ asset(symbol: "BTC") { performance { treynor(of: "{Portfolio}") } } }',
+        ("asset", "performance", "treynor"),
+    ),
+    "Performance.rSquared(of)": (
+        '{ asset(symbol: "BTC") { performance { rSquared(of: "{BacktestRun}") } } }',
+        ("asset", "performance", "rSquared"),
     ),
 }
 
@@ -190,7 +200,7 @@ async def owner_samples(client: GraphQLClient, admin: str) -> Owner:
     """A signs up and makes one of each thing a user owns, through the API, on real BTC
     candles: a portfolio with transactions and risk limits, a strategy, a backtest run (and
     its job), a simulation, a sweep, a walk-forward run, a paper exchange connection,
-    an API key, a paper bot and a resting order of its."""
+    an API key, a paper bot and a resting order of its, and an index."""
     report = await upload(client, (COINS_DIR / "coin_Bitcoin.csv").read_bytes(), token=admin)
     assert report["__typename"] == "ImportReport", report
     email = "owner-a@example.com"
@@ -298,8 +308,16 @@ async def owner_samples(client: GraphQLClient, admin: str) -> Owner:
         b=bot["createBot"]["id"],
     )
     assert order["placeOrder"]["__typename"] == "Order", order
+    index = await ok(
+        client,
+        token,
+        'mutation { createIndex(input: {name: "A\'s index", kind: {equalWeight: {lookback: 30}},'
+        ' symbols: ["BTC"]}) { __typename ... on Index { id } } }',
+    )
+    assert index["createIndex"]["__typename"] == "Index", index
     ids = {
         "User": user,
+        "Index": index["createIndex"]["id"],
         "Bot": bot["createBot"]["id"],
         "Order": order["placeOrder"]["id"],
         "ExchangeConnection": connection["id"],

@@ -38,6 +38,7 @@ from coinql.schema.extensions import (
     log_errors,
     mask_unexpected_errors,
 )
+from coinql.schema.indices import IndexMutation, IndexQuery
 from coinql.schema.ingestion import IngestionMutation, IngestionQuery
 from coinql.schema.limits import PreparedDocuments, document_caches, max_directives_per_field
 from coinql.schema.market import MarketQuery
@@ -75,6 +76,7 @@ Query = merge_types(
         ProfileQuery,
         ApiKeyQuery,
         BotQuery,
+        IndexQuery,
     ),
 )
 Mutation = merge_types(
@@ -91,6 +93,7 @@ Mutation = merge_types(
         ApiKeyMutation,
         BotMutation,
         OrderMutation,
+        IndexMutation,
     ),
 )
 

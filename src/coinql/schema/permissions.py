@@ -32,6 +32,8 @@ READ_SCOPE_MUTATIONS = frozenset(
         "backtestFile",
         "cancelJob",
         "deleteBacktestRun",
+        "createIndex",
+        "deleteIndex",
     }
 )
 

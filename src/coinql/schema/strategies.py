@@ -76,8 +76,10 @@ class AllocationInput:
 class ExpressionInput:
     entry: str = strawberry.field(description="When to buy (flat): a condition.")
     exit: str = strawberry.field(description="When to sell (long): a condition.")
-    parameters: list[float] | None = strawberry.field(
-        default=None, description="The values of $1, $2, ... in order (a sweep's grid: p1, p2)."
+    parameters: list[float] | None = bounded(
+        Bounds(-MAX_WINDOW, MAX_WINDOW),
+        default=None,
+        description="The values of $1, $2, ... in order (a sweep's grid: p1, p2).",
     )
 
     def params(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from coinql.store.api_keys import ApiKey, AuditEntry
 from coinql.store.auth import RefreshToken, User
 from coinql.store.bots import Bot, BotFillRow, BotOrder
 from coinql.store.candles import Candle
+from coinql.store.indices import SavedIndex
 from coinql.store.ingestion import IngestionState
 from coinql.store.jobs import Job
 from coinql.store.market import Asset, Market
@@ -38,6 +39,7 @@ __all__ = [
     "Portfolio",
     "RefreshToken",
     "RiskLimits",
+    "SavedIndex",
     "SimulationRun",
     "Strategy",
     "StudyRun",
