@@ -7,6 +7,10 @@ constraint set raises `Infeasible`, naming the constraint, and a bound, group ca
 risk-free rate that is not a finite number raises `InvalidInput` naming it (SLSQP would
 otherwise hand back its starting point, equal weights, or NaN).
 
+`l2_gamma` adds PyPortfolioOpt's `L2_reg`, gamma x ||w||^2, to the objective (to the scaled
+variables' y'Sy in MAX_SHARPE's convex form, as PyPortfolioOpt does, which is the same problem on
+S + gamma x I); it must be finite and >= 0 ("constraints.l2Gamma").
+
 The quadratic problems are solved with SLSQP, the maximum return with a linear program.
 MAX_SHARPE uses the convex reformulation of Cornuejols and Tutuncu (as PyPortfolioOpt does):
 minimise y'Sy subject to (mu - rf)'y = 1, then w = y / sum(y), so the solver never sees the
@@ -32,21 +36,48 @@ from coinql.domain.constraints import (
     check_finite,
     clean,
     feasible_scaled,
+    group_rows,
     solve,
     variance_of,
 )
+from coinql.domain.errors import InvalidInput
 from coinql.domain.typing import BoolArray, FloatArray
 
+L2_GAMMA = "constraints.l2Gamma"
 
-def min_volatility(cov: FloatArray, constraints: Constraints) -> FloatArray:
-    """Return the weights of the lowest volatility under the constraints."""
+
+def min_volatility(cov: FloatArray, constraints: Constraints, l2_gamma: float = 0.0) -> FloatArray:
+    """Return the weights of the lowest volatility (plus L2 penalty) under the constraints."""
     check_feasible(constraints, cov.shape[0])
-    variance, gradient = variance_of(cov)
+    variance, gradient = variance_of(regularised(cov, l2_gamma))
     return solve(variance, cov.shape[0], constraints, gradient=gradient)
 
 
+def regularised(cov: FloatArray, l2_gamma: float) -> FloatArray:
+    """Return S + gamma x I, whose quadratic form is w'Sw + gamma x ||w||^2.
+
+    Raises
+    ------
+    InvalidInput
+        ("constraints.l2Gamma") When `l2_gamma` is negative or not finite.
+    """
+    check_l2_gamma(l2_gamma)
+    return cov + l2_gamma * np.eye(cov.shape[0]) if l2_gamma else cov
+
+
+def check_l2_gamma(l2_gamma: float) -> None:
+    """Raise `InvalidInput` ("constraints.l2Gamma") unless `l2_gamma` is finite and >= 0."""
+    check_finite(L2_GAMMA, l2_gamma)
+    if l2_gamma < 0:
+        raise InvalidInput(L2_GAMMA, f"l2Gamma must be >= 0, got {l2_gamma}")
+
+
 def max_sharpe(
-    mu: FloatArray, cov: FloatArray, constraints: Constraints, risk_free: float = 0.0
+    mu: FloatArray,
+    cov: FloatArray,
+    constraints: Constraints,
+    risk_free: float = 0.0,
+    l2_gamma: float = 0.0,
 ) -> FloatArray:
     """Return the weights of the highest Sharpe ratio under the constraints.
 
@@ -69,25 +100,26 @@ def max_sharpe(
     n = cov.shape[0]
     check_feasible(constraints, n)
     check_finite("riskFreeRate", risk_free)
+    cov = regularised(cov, l2_gamma)
     excess = mu - risk_free
     if np.all(excess <= 0):
         raise Infeasible("riskFreeRate", "no asset's expected return exceeds the risk-free rate")
+    low, high = constraints.lower(n), constraints.upper(n)
     if not constraints.groups:
-        found = _box_tangency(excess, cov, constraints.min_weight, constraints.max_weight)
+        found = _box_tangency(excess, cov, low, high)
         if found is not None:
             return clean(found, constraints)
     # Variables y, w = y / kappa with kappa = sum(y) eliminated, bounds scaled by it. Long
     # only, y >= low x sum(y) with low = 0 is the plain bound y >= 0, and y <= high x sum(y)
     # holds by itself once high >= 1: SLSQP's work grows with its general constraints.
-    low, high = constraints.min_weight, constraints.max_weight
     ones = np.ones(n)
     scaled: list[dict[str, object]] = [
         {"type": "eq", "fun": lambda y: excess @ y - 1.0, "jac": lambda y: excess}
     ]
-    if low < 0:
+    if np.any(low < 0):
         scaled.append({"type": "ineq", "fun": lambda y: np.sum(y), "jac": lambda y: ones})
-    if low != 0:
-        lower_jacobian = np.eye(n) - low
+    if np.any(low != 0):
+        lower_jacobian = np.eye(n) - low[:, None]
         scaled.append(
             {
                 "type": "ineq",
@@ -95,8 +127,8 @@ def max_sharpe(
                 "jac": lambda y: lower_jacobian,
             }
         )
-    if high < 1 or low < 0:
-        upper_jacobian = high - np.eye(n)
+    if np.any(high < 1) or np.any(low < 0):
+        upper_jacobian = high[:, None] - np.eye(n)
         scaled.append(
             {
                 "type": "ineq",
@@ -104,15 +136,15 @@ def max_sharpe(
                 "jac": lambda y: upper_jacobian,
             }
         )
-    for group in constraints.groups:
-        members = list(group.members)
-        row = np.full(n, group.max_weight)
-        row[members] -= 1.0
+    a_ub, b_ub = group_rows(constraints, n)
+    if a_ub is not None and b_ub is not None:
+        # A w <= b with w = y / sum(y): b x sum(y) - A y >= 0.
+        group_jacobian = b_ub[:, None] - a_ub
         scaled.append(
             {
                 "type": "ineq",
-                "fun": lambda y, m=members, cap=group.max_weight: cap * np.sum(y) - np.sum(y[m]),
-                "jac": lambda y, r=row: r,
+                "fun": lambda y: group_jacobian @ y,
+                "jac": lambda y: group_jacobian,
             }
         )
     # Start from the feasible equal-weight book scaled onto the constraint (mu - rf)'y = 1.
@@ -123,7 +155,7 @@ def max_sharpe(
         start_w * kappa0,
         jac=lambda y: 2.0 * cov @ y,
         method="SLSQP",
-        bounds=[(0.0 if low >= 0 else None, None)] * n,
+        bounds=[(0.0 if bound >= 0 else None, None) for bound in low],
         constraints=scaled,
         options={"ftol": 1e-15, "maxiter": MAX_ITERATIONS},
     )
@@ -134,7 +166,7 @@ def max_sharpe(
 
 
 def _box_tangency(
-    excess: FloatArray, cov: FloatArray, low: float, high: float
+    excess: FloatArray, cov: FloatArray, low: FloatArray | float, high: FloatArray | float
 ) -> FloatArray | None:
     """Return the MAX_SHARPE weights under the bounds alone, or None when the method is unsure.
 
@@ -154,7 +186,7 @@ def _box_tangency(
     excess : ndarray of shape (n_assets,)
         Expected returns less the risk-free rate.
     cov : ndarray of shape (n_assets, n_assets)
-    low, high : float
+    low, high : float or ndarray of shape (n_assets,)
         The bounds on each weight, finite and feasible (`check_feasible`).
 
     Returns
@@ -166,10 +198,13 @@ def _box_tangency(
         caller to fall back to SLSQP.
     """
     n = excess.shape[0]
-    if high <= low:
+    low, high = np.broadcast_to(low, (n,)), np.broadcast_to(high, (n,))
+    if np.any(high <= low):
         return None
     order = np.argsort(-excess)
-    top = int(min(n - 1, max(0.0, np.floor((1.0 - n * low) / (high - low)))))
+    # The best assets at `high` while the budget over the lower bounds lasts.
+    spans = np.cumsum((high - low)[order])
+    top = int(min(n - 1, np.searchsorted(spans, 1.0 - low.sum() + 1e-12, side="right")))
     lower: BoolArray = np.ones(n, dtype=bool)
     upper: BoolArray = np.zeros(n, dtype=bool)
     lower[order[: top + 1]] = False
@@ -227,7 +262,11 @@ def _box_tangency(
 
 
 def efficient_return(
-    mu: FloatArray, cov: FloatArray, target: float, constraints: Constraints
+    mu: FloatArray,
+    cov: FloatArray,
+    target: float,
+    constraints: Constraints,
+    l2_gamma: float = 0.0,
 ) -> FloatArray:
     """Return the minimum-volatility weights for an expected return of at least `target`.
 
@@ -254,7 +293,7 @@ def efficient_return(
         raise Infeasible(
             "targetReturn", f"targetReturn {target} is above the highest expected return {highest}"
         )
-    return _efficient_return(mu, cov, target, constraints)
+    return _efficient_return(mu, regularised(cov, l2_gamma), target, constraints)
 
 
 def _efficient_return(
@@ -277,9 +316,13 @@ def _efficient_return(
 
 
 def efficient_risk(
-    mu: FloatArray, cov: FloatArray, target: float, constraints: Constraints
+    mu: FloatArray,
+    cov: FloatArray,
+    target: float,
+    constraints: Constraints,
+    l2_gamma: float = 0.0,
 ) -> FloatArray:
-    """Return the maximum-return weights for a volatility of at most `target`.
+    """Return the maximum-return weights (less the L2 penalty) for a volatility <= `target`.
 
     Parameters
     ----------
@@ -296,16 +339,16 @@ def efficient_risk(
     n = cov.shape[0]
     check_feasible(constraints, n)
     check_finite("targetVolatility", target)
-    lowest = float(
-        np.sqrt(min_volatility(cov, constraints) @ cov @ min_volatility(cov, constraints))
-    )
+    check_l2_gamma(l2_gamma)
+    least = min_volatility(cov, constraints)
+    lowest = float(np.sqrt(least @ cov @ least))
     if target < lowest - 1e-9:
         raise Infeasible(
             "targetVolatility",
             f"targetVolatility {target} is below the lowest achievable volatility {lowest}",
         )
     return solve(
-        lambda w: -(mu @ w),
+        lambda w: l2_gamma * (w @ w) - mu @ w,
         n,
         constraints,
         [
@@ -315,7 +358,7 @@ def efficient_risk(
                 "jac": lambda w: -2.0 * cov @ w,
             }
         ],
-        gradient=lambda w: -mu,
+        gradient=lambda w: 2.0 * l2_gamma * w - mu,
     )
 
 
@@ -323,17 +366,14 @@ def max_return(mu: FloatArray, constraints: Constraints) -> FloatArray:
     """Return the weights of the highest expected return: a linear program, solved exactly."""
     n = mu.shape[0]
     check_feasible(constraints, n)
-    caps = [(list(g.members), g.max_weight) for g in constraints.groups]
-    a_ub = np.zeros((len(caps), n))
-    for row, (members, _) in enumerate(caps):
-        a_ub[row, members] = 1.0
+    a_ub, b_ub = group_rows(constraints, n)
     result = linprog(
         -mu,
-        A_ub=a_ub if caps else None,
-        b_ub=[cap for _, cap in caps] if caps else None,
+        A_ub=a_ub,
+        b_ub=b_ub,
         A_eq=np.ones((1, n)),
         b_eq=[1.0],
-        bounds=[(constraints.min_weight, constraints.max_weight)] * n,
+        bounds=list(zip(constraints.lower(n), constraints.upper(n), strict=True)),
         method="highs",
     )
     if not result.success:

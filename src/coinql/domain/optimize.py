@@ -1,7 +1,8 @@
 """Portfolio optimization: the objectives, risk parity, HRP and the simple allocations.
 
 `optimal_weights` dispatches an `Objective` to its solver: the mean-variance ones are in
-`coinql.domain.mean_variance`, the risk-based and simple allocations here. Inputs are
+`coinql.domain.mean_variance`, the tail-risk ones (MIN_CVAR, MIN_CDAR) in `coinql.domain.cvar`,
+the risk-based and simple allocations here. Inputs are
 annualised: `mu` of shape (n_assets,) (arithmetic mean return x P, `expected_returns`) and
 `cov` of shape (n_assets, n_assets) (per-period covariance x P). Weights sum to 1 and respect
 the constraints (`coinql.domain.constraints`); an impossible constraint set raises
@@ -30,8 +31,16 @@ from coinql.domain.constraints import (
     clean,
     solve,
 )
+from coinql.domain.cvar import (
+    conditional_drawdown_at_risk,
+    conditional_value_at_risk,
+    min_cdar,
+    min_cvar,
+)
 from coinql.domain.errors import InvalidInput
 from coinql.domain.mean_variance import (
+    L2_GAMMA,
+    check_l2_gamma,
     efficient_return,
     efficient_risk,
     max_sharpe,
@@ -52,6 +61,19 @@ class Objective(StrEnum):
     EQUAL_WEIGHT = "EQUAL_WEIGHT"
     INVERSE_VOLATILITY = "INVERSE_VOLATILITY"
     MARKET_CAP = "MARKET_CAP"
+    MIN_CVAR = "MIN_CVAR"
+    MIN_CDAR = "MIN_CDAR"
+
+
+# The objectives with a quadratic (or no) penalty term to add an L2 one to.
+REGULARISED = frozenset(
+    {
+        Objective.MIN_VOLATILITY,
+        Objective.MAX_SHARPE,
+        Objective.TARGET_RETURN,
+        Objective.TARGET_VOLATILITY,
+    }
+)
 
 
 def risk_parity(cov: FloatArray, constraints: Constraints) -> FloatArray:
@@ -184,6 +206,9 @@ class Portfolio:
         (expected_return - risk_free) / volatility; NaN at zero volatility.
     risk_contributions : ndarray of shape (n_assets,)
         w * (Sw) / volatility, summing to the volatility; zeros at zero volatility.
+    expected_shortfall, conditional_drawdown : float
+        Historical CVaR and CDaR per period at the level (`coinql.domain.cvar`); NaN without
+        scenarios.
     """
 
     weights: FloatArray
@@ -191,9 +216,18 @@ class Portfolio:
     volatility: float
     sharpe: float
     risk_contributions: FloatArray
+    expected_shortfall: float = np.nan
+    conditional_drawdown: float = np.nan
 
 
-def describe(weights: FloatArray, mu: FloatArray, cov: FloatArray, risk_free: float) -> Portfolio:
+def describe(
+    weights: FloatArray,
+    mu: FloatArray,
+    cov: FloatArray,
+    risk_free: float,
+    scenarios: FloatArray | None = None,
+    level: float = 0.95,
+) -> Portfolio:
     """Compute the expected return, volatility, Sharpe ratio and risk contributions of weights.
 
     Parameters
@@ -201,11 +235,15 @@ def describe(weights: FloatArray, mu: FloatArray, cov: FloatArray, risk_free: fl
     weights : ndarray of shape (n_assets,)
     risk_free : float
         The annual risk-free rate.
+    scenarios : ndarray of shape (n_observations, n_assets), optional
+        Per-period returns without NaN, for the CVaR and CDaR at `level`.
+    level : float, default 0.95
 
     Returns
     -------
     Portfolio
-        Its Sharpe ratio NaN and its contributions zero when the volatility is zero.
+        Its Sharpe ratio NaN and its contributions zero when the volatility is zero; its CVaR
+        and CDaR NaN without 2 or more scenarios.
     """
     volatility = float(np.sqrt(max(float(weights @ cov @ weights), 0.0)))
     expected = float(mu @ weights)
@@ -213,7 +251,11 @@ def describe(weights: FloatArray, mu: FloatArray, cov: FloatArray, risk_free: fl
         weights * (cov @ weights) / volatility if volatility > 0 else np.zeros_like(weights)
     )
     sharpe = (expected - risk_free) / volatility if volatility > 0 else np.nan
-    return Portfolio(weights, expected, volatility, sharpe, contributions)
+    shortfall = drawdown = np.nan
+    if scenarios is not None and scenarios.shape[0] >= 2:
+        shortfall = conditional_value_at_risk(weights, scenarios, level)
+        drawdown = conditional_drawdown_at_risk(weights, scenarios, level)
+    return Portfolio(weights, expected, volatility, sharpe, contributions, shortfall, drawdown)
 
 
 def expected_returns(returns: FloatArray, periods_per_year: float) -> FloatArray:
@@ -242,6 +284,9 @@ def optimal_weights(
     target_return: float | None = None,
     target_volatility: float | None = None,
     market_caps: Sequence[float] | None = None,
+    l2_gamma: float = 0.0,
+    scenarios: FloatArray | None = None,
+    cvar_level: float = 0.95,
 ) -> FloatArray:
     """Return the weights of one objective under the constraints.
 
@@ -254,6 +299,12 @@ def optimal_weights(
         Annual, required by TARGET_RETURN and TARGET_VOLATILITY.
     market_caps : sequence of float of length n_assets, optional
         Required by MARKET_CAP; NaN for an unknown cap.
+    l2_gamma : float, default 0.0
+        PyPortfolioOpt's L2_reg weight, for the objectives in `REGULARISED`.
+    scenarios : ndarray of shape (n_observations, n_assets), optional
+        Per-period returns without NaN, required by MIN_CVAR and MIN_CDAR.
+    cvar_level : float, default 0.95
+        Their confidence.
 
     Returns
     -------
@@ -263,22 +314,31 @@ def optimal_weights(
     Raises
     ------
     InvalidInput
-        When the objective's target is missing, naming it.
+        When the objective's target is missing, naming it; ("constraints.l2Gamma") for an L2
+        weight the objective has no use for.
     Infeasible
         When no weights meet the constraints.
     """
+    check_l2_gamma(l2_gamma)
+    if l2_gamma and objective not in REGULARISED:
+        raise InvalidInput(L2_GAMMA, f"{objective} takes no l2Gamma")
     if objective is Objective.MIN_VOLATILITY:
-        return min_volatility(cov, constraints)
+        return min_volatility(cov, constraints, l2_gamma)
     if objective is Objective.MAX_SHARPE:
-        return max_sharpe(mu, cov, constraints, risk_free)
+        return max_sharpe(mu, cov, constraints, risk_free, l2_gamma)
     if objective is Objective.TARGET_RETURN:
         if target_return is None:
             raise InvalidInput("targetReturn", "TARGET_RETURN needs targetReturn")
-        return efficient_return(mu, cov, target_return, constraints)
+        return efficient_return(mu, cov, target_return, constraints, l2_gamma)
     if objective is Objective.TARGET_VOLATILITY:
         if target_volatility is None:
             raise InvalidInput("targetVolatility", "TARGET_VOLATILITY needs targetVolatility")
-        return efficient_risk(mu, cov, target_volatility, constraints)
+        return efficient_risk(mu, cov, target_volatility, constraints, l2_gamma)
+    if objective in (Objective.MIN_CVAR, Objective.MIN_CDAR):
+        if scenarios is None:
+            raise ValueError(f"{objective} needs the scenarios")
+        solver = min_cvar if objective is Objective.MIN_CVAR else min_cdar
+        return solver(scenarios, constraints, cvar_level)
     if objective is Objective.RISK_PARITY:
         return risk_parity(cov, constraints)
     if objective is Objective.HRP:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
+from coinql.domain import cvar
 from coinql.domain import mean_variance as mv
 from coinql.domain import optimize as opt
 from coinql.domain.basket import Basket
 from coinql.domain.candles import Interval
-from coinql.domain.constraints import Constraints, Group
+from coinql.domain.constraints import ASSET_BOUNDS, AssetBound, Constraints, Group
 from coinql.domain.covariance import EWMA_DEFAULT_DECAY, CovarianceMethod
 from coinql.domain.errors import InvalidInput
 from coinql.domain.typing import FloatArray
@@ -18,13 +20,24 @@ from coinql.resolvers.performance import offload
 from coinql.resolvers.risk import basket_covariance, load_basket
 
 MAX_POINTS = 200
+TAIL_OBJECTIVES = (opt.Objective.MIN_CVAR, opt.Objective.MIN_CDAR)
 
 
 @dataclass(frozen=True)
 class GroupCap:
     name: str
     symbols: list[str]
-    max_weight: float
+    max_weight: float | None = None
+    min_weight: float | None = None
+
+
+@dataclass(frozen=True)
+class AssetLimit:
+    """One symbol's bounds; None keeps the request's minWeight or maxWeight."""
+
+    symbol: str
+    min_weight: float | None = None
+    max_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,9 @@ class OptimizeRequest:
     max_weight: float = 1.0
     long_only: bool = True
     groups: list[GroupCap] = field(default_factory=list)
+    asset_bounds: list[AssetLimit] = field(default_factory=list)
+    l2_gamma: float = 0.0
+    cvar_level: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,14 @@ class Optimized:
     symbols: list[str]
     portfolios: list[opt.Portfolio]
     observations: int
+
+
+@dataclass(frozen=True)
+class Inputs:
+    basket: Basket
+    mu: FloatArray
+    cov: FloatArray
+    scenarios: FloatArray  # the periods where every asset has a return
 
 
 def _constraints(request: OptimizeRequest, symbols: list[str]) -> Constraints:
@@ -62,19 +86,38 @@ def _constraints(request: OptimizeRequest, symbols: list[str]) -> Constraints:
             raise InvalidInput(
                 f"constraints.groups.{group.name}", f"not among the symbols: {', '.join(unknown)}"
             )
+        if group.max_weight is None and group.min_weight is None:
+            raise InvalidInput(
+                f"constraints.groups.{group.name}", "give a maxWeight, a minWeight or both"
+            )
         groups.append(
             Group(
                 group.name,
                 tuple(symbols.index(s.upper()) for s in group.symbols),
                 group.max_weight,
+                group.min_weight,
             )
         )
-    return Constraints(request.min_weight, request.max_weight, tuple(groups))
+    return Constraints(
+        request.min_weight,
+        request.max_weight,
+        tuple(groups),
+        tuple(_asset_bound(request, limit, symbols) for limit in request.asset_bounds),
+    )
 
 
-async def _inputs(
-    context: Context, request: OptimizeRequest
-) -> tuple[Basket, FloatArray, FloatArray]:
+def _asset_bound(request: OptimizeRequest, limit: AssetLimit, symbols: list[str]) -> AssetBound:
+    symbol = limit.symbol.upper()
+    if symbol not in symbols:
+        raise InvalidInput(ASSET_BOUNDS, f"{limit.symbol} is not among the symbols")
+    low = request.min_weight if limit.min_weight is None else limit.min_weight
+    high = request.max_weight if limit.max_weight is None else limit.max_weight
+    if request.long_only and low < 0:
+        raise InvalidInput(ASSET_BOUNDS, f"{symbol}: min must be >= 0 when longOnly")
+    return AssetBound(symbol, symbols.index(symbol), low, high)
+
+
+async def _inputs(context: Context, request: OptimizeRequest) -> Inputs:
     if len(request.symbols) < 2:
         raise InvalidInput("symbols", "give at least two symbols")
     basket = await load_basket(
@@ -88,41 +131,55 @@ async def _inputs(
     periods = basket.periods_per_year
     mu = opt.expected_returns(basket.returns, periods)
     cov = await basket_covariance(basket, request.covariance, request.ewma_decay) * periods
-    return basket, mu, cov
+    return Inputs(basket, mu, cov, cvar.complete_periods(basket.returns))
 
 
 async def optimize(context: Context, request: OptimizeRequest) -> Optimized:
     """Weights for the objective; mu is the arithmetic mean return x P, cov x P."""
-    basket, mu, cov = await _inputs(context, request)
+    found = await _inputs(context, request)
+    basket, mu, cov = found.basket, found.mu, found.cov
     constraints = _constraints(request, basket.symbols)
     caps = None
     if request.objective is opt.Objective.MARKET_CAP:
         assets = await context.loaders.assets.load_many(basket.symbols)
         caps = [a.market_cap if a and a.market_cap else math.nan for a in assets]
     rf = request.risk_free_rate
-    weights = opt.optimal_weights(
-        request.objective,
-        mu,
-        cov,
-        constraints,
-        risk_free=rf,
-        target_return=request.target_return,
-        target_volatility=request.target_volatility,
-        market_caps=caps,
+    weights = await offload(
+        found.scenarios.size * 100 if request.objective in TAIL_OBJECTIVES else 0,
+        partial(
+            opt.optimal_weights,
+            request.objective,
+            mu,
+            cov,
+            constraints,
+            risk_free=rf,
+            target_return=request.target_return,
+            target_volatility=request.target_volatility,
+            market_caps=caps,
+            l2_gamma=request.l2_gamma,
+            scenarios=found.scenarios,
+            cvar_level=request.cvar_level,
+        ),
     )
-    portfolio = opt.describe(weights, mu, cov, rf)
+    portfolio = opt.describe(weights, mu, cov, rf, found.scenarios, request.cvar_level)
     return Optimized(basket.symbols, [portfolio], int(basket.returns.shape[0]))
 
 
 async def frontier(context: Context, request: OptimizeRequest, points: int) -> Optimized:
     if not 2 <= points <= MAX_POINTS:
         raise InvalidInput("points", f"points must be between 2 and {MAX_POINTS}")
-    basket, mu, cov = await _inputs(context, request)
+    if request.l2_gamma:
+        raise InvalidInput(mv.L2_GAMMA, "the efficient frontier takes no l2Gamma")
+    inputs = await _inputs(context, request)
+    basket, mu, cov = inputs.basket, inputs.mu, inputs.cov
     constraints = _constraints(request, basket.symbols)
     found = await offload(points * 10_000, mv.frontier, mu, cov, constraints, points)
     rf = request.risk_free_rate
     return Optimized(
         basket.symbols,
-        [opt.describe(weights, mu, cov, rf) for weights in found],
+        [
+            opt.describe(weights, mu, cov, rf, inputs.scenarios, request.cvar_level)
+            for weights in found
+        ],
         int(basket.returns.shape[0]),
     )

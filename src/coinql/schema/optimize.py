@@ -14,6 +14,7 @@ from coinql.resolvers import optimize as optimize_resolvers
 from coinql.resolvers.context import Context
 from coinql.schema.bounds import (
     ANNUAL_RATE,
+    CONFIDENCE,
     EWMA_DECAY,
     SIGNED_WEIGHT,
     WEIGHT,
@@ -21,10 +22,11 @@ from coinql.schema.bounds import (
     bounded_argument,
 )
 from coinql.schema.enums import CovarianceMethod, Interval, Objective
-from coinql.schema.scalars import to_millis
+from coinql.schema.scalars import finite, to_millis
 
 TARGET_RETURN = Bounds(-1, 100, low_open=True)  # annual: -100 % to +10,000 %
 TARGET_VOLATILITY = Bounds(0, 100, low_open=True)
+L2_GAMMA = Bounds(0, 1_000)
 
 
 @strawberry.type
@@ -47,6 +49,14 @@ class OptimizationResult:
     sharpe: float | None
     risk_contributions: list[RiskShare]
     observations: int
+    expected_shortfall: float | None = strawberry.field(
+        description="Historical CVaR at cvarLevel of the per-period returns over the window"
+        " (not annualised), a positive loss: the mean of the worst (1 - cvarLevel) periods."
+    )
+    conditional_drawdown_at_risk: float | None = strawberry.field(
+        description="Historical CDaR at cvarLevel: the same tail mean of the drawdowns of the"
+        " uncompounded cumulative return."
+    )
 
     @classmethod
     def from_model(cls, symbols: list[str], found: opt.Portfolio, observations: int) -> Self:
@@ -63,14 +73,24 @@ class OptimizationResult:
                 for s, c in zip(symbols, found.risk_contributions, strict=True)
             ],
             observations=observations,
+            expected_shortfall=finite(found.expected_shortfall),
+            conditional_drawdown_at_risk=finite(found.conditional_drawdown),
         )
 
 
-@strawberry.input
+@strawberry.input(description="A cap and/or a floor on the summed weight of some symbols.")
 class GroupCapInput:
     name: str
     symbols: list[str]
-    max_weight: float = bounded(WEIGHT)
+    max_weight: float | None = bounded(WEIGHT, default=None)
+    min_weight: float | None = bounded(WEIGHT, default=None)
+
+
+@strawberry.input(description="One symbol's bounds, in place of minWeight and maxWeight.")
+class AssetBoundInput:
+    symbol: str
+    min: float | None = bounded(SIGNED_WEIGHT, default=None, description="minWeight if omitted.")
+    max: float | None = bounded(SIGNED_WEIGHT, default=None, description="maxWeight if omitted.")
 
 
 @strawberry.input
@@ -79,6 +99,13 @@ class ConstraintsInput:
     max_weight: float = bounded(SIGNED_WEIGHT, default=1.0)
     long_only: bool = True
     groups: list[GroupCapInput] | None = None
+    asset_bounds: list[AssetBoundInput] | None = None
+    l2_gamma: float = bounded(
+        L2_GAMMA,
+        default=0.0,
+        description="PyPortfolioOpt's L2_reg: gamma x sum(w^2) added to the objective, for"
+        " MIN_VOLATILITY, MAX_SHARPE, TARGET_RETURN and TARGET_VOLATILITY.",
+    )
 
 
 @strawberry.input
@@ -98,6 +125,11 @@ class OptimizeInput:
         TARGET_VOLATILITY, default=None, description="Annual, for TARGET_VOLATILITY."
     )
     constraints: ConstraintsInput | None = None
+    cvar_level: float = bounded(
+        CONFIDENCE,
+        default=0.95,
+        description="For MIN_CVAR and MIN_CDAR, and the level of expectedShortfall.",
+    )
 
     def to_model(self) -> optimize_resolvers.OptimizeRequest:
         limits = self.constraints or ConstraintsInput()
@@ -116,9 +148,15 @@ class OptimizeInput:
             max_weight=limits.max_weight,
             long_only=limits.long_only,
             groups=[
-                optimize_resolvers.GroupCap(g.name, g.symbols, g.max_weight)
+                optimize_resolvers.GroupCap(g.name, g.symbols, g.max_weight, g.min_weight)
                 for g in limits.groups or []
             ],
+            asset_bounds=[
+                optimize_resolvers.AssetLimit(b.symbol, b.min, b.max)
+                for b in limits.asset_bounds or []
+            ],
+            l2_gamma=limits.l2_gamma,
+            cvar_level=self.cvar_level,
         )
 
 
