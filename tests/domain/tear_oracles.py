@@ -20,6 +20,14 @@ def quantstats():  # type: ignore[no-untyped-def]
     return qs
 
 
+def vectorbt():  # type: ignore[no-untyped-def]
+    """vectorbt, imported without its warnings (numba's deprecations as it loads)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import vectorbt as vbt
+    return vbt
+
+
 def oracle(function: Callable[..., Any], *args: Any, **options: Any) -> Any:
     """Call a reference function; its warnings (a NaN it returns, pandas' deprecations) are
     not ours."""

@@ -15,15 +15,9 @@ from coinql.domain.candles import Candles
 from coinql.domain.strategies import StrategySpec
 from coinql.domain.trades import ExitReason
 from tests.domain.coins import parsed
+from tests.domain.tear_oracles import vectorbt
 
 SMA = StrategySpec("smaCross", {"fast": 10, "slow": 30})
-
-
-def vectorbt():  # type: ignore[no-untyped-def]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import vectorbt as vbt
-    return vbt
 
 
 @pytest.mark.parametrize("symbol", ["BTC", "ETH", "LTC", "DOGE"])

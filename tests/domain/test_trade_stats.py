@@ -15,16 +15,9 @@ from coinql.domain.strategies import StrategySpec
 from coinql.domain.trade_stats import round_trips, trade_statistics
 from coinql.domain.trades import ExitReason, Trade
 from tests.domain.coins import parsed
-from tests.domain.tear_oracles import as_series, close, fresh_seed, oracle, quantstats
+from tests.domain.tear_oracles import as_series, close, fresh_seed, oracle, quantstats, vectorbt
 
 SMA = StrategySpec("smaCross", {"fast": 10, "slow": 30})
-
-
-def vectorbt():  # type: ignore[no-untyped-def]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import vectorbt as vbt
-    return vbt
 
 
 @pytest.mark.parametrize("symbol", ["BTC", "ETH", "LTC", "DOGE"])

@@ -367,15 +367,18 @@ class Performance:
     async def treynor(
         self, benchmark: BenchmarkSymbol = None, of: BenchmarkOf = None
     ) -> float | None:
-        other = await self.benchmarks(benchmark_of(benchmark, of))
-        return finite(self.stream.treynor(other))
+        return await self._against(benchmark, of, self.stream.treynor)
 
     @strawberry.field(description="Squared correlation with a benchmark on the common periods.")
     async def r_squared(
         self, benchmark: BenchmarkSymbol = None, of: BenchmarkOf = None
     ) -> float | None:
-        other = await self.benchmarks(benchmark_of(benchmark, of))
-        return finite(self.stream.r_squared(other))
+        return await self._against(benchmark, of, self.stream.r_squared)
+
+    async def _against(
+        self, symbol: str | None, of: str | None, compute: Callable[[Any], float]
+    ) -> float | None:
+        return finite(compute(await self.benchmarks(benchmark_of(symbol, of))))
 
     @strawberry.field(description="Returns compounded per calendar bucket, by bucket start.")
     def aggregate(self, period: Period) -> Series:
