@@ -381,7 +381,7 @@ class Performance:
         return finite(compute(await self.benchmarks(benchmark_of(symbol, of))))
 
     @strawberry.field(description="Returns compounded per calendar bucket, by bucket start.")
-    def aggregate(self, period: Period) -> Series:
+    def aggregate(self, period: Period) -> Series | None:
         timestamps, values = self._figure(
             ("aggregate", period), lambda: self.stream.aggregate(period)
         )
