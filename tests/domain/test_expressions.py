@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from coinql.domain import backtest as bt
 from coinql.domain import backtest_config as bc
+from coinql.domain import indicators as ind
 from coinql.domain.candles import Candles
 from coinql.domain.expression_functions import FUNCTIONS
 from coinql.domain.expression_syntax import Call, ExpressionError, parameters, parse
 from coinql.domain.expressions import compile_signals
-from coinql.domain.signals import lookback, signals
+from coinql.domain.signals import crossed_above, lookback, signals
 from coinql.domain.strategies import StrategySpec
 from tests.domain.coins import NAMES, parsed
 
@@ -106,6 +107,35 @@ def test_an_undefined_value_is_never_a_signal() -> None:
     assert not enter[:49].any() and enter[49:].any()
 
 
+def test_an_indicator_of_an_indicator_starts_where_its_argument_does() -> None:
+    """An average of RSI, or of a difference with a lag: the recursive averages would carry the
+    argument's warm-up NaN forward for good; each starts where its argument is defined."""
+    candles = parsed("BTC").candles.select(np.arange(500))
+    close = candles.close
+    rsi = ind.rsi(close, 14)
+    smoothed = np.full(close.size, np.nan)
+    smoothed[14:] = ind.ema(rsi[14:], 5)
+    compiled = compile_signals("crossover(ema(rsi(close, 14), 5), 50)", "close < 0", {})
+    enter, _ = compiled.signals(candles)
+    expected = crossed_above(smoothed, np.full(close.size, 50.0))
+    assert expected.any()
+    np.testing.assert_array_equal(enter, expected)
+    momentum = compile_signals("crossover(ema(close - lag(close, 1), 10), 0)", "close < 0", {})
+    assert momentum.signals(candles)[0].any()
+
+
+def test_a_comparison_with_an_undefined_side_is_false_for_every_operator() -> None:
+    flat = Candles.from_columns(
+        np.arange(20) * 86_400_000, *[np.full(20, 100.0)] * 4, np.ones(20), np.full(20, np.nan)
+    )
+    for op in ("<", "<=", ">", ">=", "==", "!="):
+        compiled = compile_signals(f"zscore(close, 5) {op} 0", f"close / 0 {op} 1", {})
+        enter, leave = compiled.signals(flat)  # a flat series has no z-score
+        assert not enter.any() and not leave.any(), op
+    shifted = compile_signals("lag(close, 600) > 0", "close < 0", {})  # longer than the series
+    assert not shifted.signals(flat)[0].any()
+
+
 def test_numbered_parameters_bind_from_the_values_and_are_listed() -> None:
     tree = parse("crossover(sma(close, $1), sma(close, $2 * 2)) and rsi(close, 14) < $3")
     assert parameters(tree) == {1, 2, 3}
@@ -141,6 +171,11 @@ def test_numbered_parameters_bind_from_the_values_and_are_listed() -> None:
         ("   ", 1, "empty"),
         ("(" * 50 + "close" + ")" * 50 + " > 1", 41, "nested more than 40 deep"),
         ("__import__(1) > 1", 1, "unknown function '__import__'"),
+        ("-" * 1990 + "close > 0", 40, "nested more than 40 deep"),  # no recursion error
+        ("close > " + "-".join(["1"] * 990), 1911, "nested more than 40 deep"),
+        ("sma(close, 5000) > 1", 12, "a window is a whole number of bars up to 1000"),
+        ("bbands_upper(close, 10, 1e999) > close", 25, "must be a finite number"),
+        ("bbands_upper(close, 10, 0 / 0) > close", 25, "must be a finite number"),
         ("eval('x') > 1", 6, 'unexpected "\'"'),
     ],
 )

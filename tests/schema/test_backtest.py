@@ -619,6 +619,14 @@ async def test_an_expression_sweep_takes_its_parameters_from_the_grid(
         ' grid: [{name: "p1", values: [5]}]}) { ... on InvalidInput { field } } }'
     )
     assert missing.ok()["runSweep"] == {"field": "expression"}
+    typo = await trader.execute(
+        'mutation { runSweep(input: {symbol: "BTC", strategy: "expression",'
+        ' expression: {entry: "sma(close, $1) >", exit: "close < 1"},'
+        ' grid: [{name: "p1", values: [5, 10]}]}) { ... on InvalidInput { field message } } }'
+    )
+    refused = typo.ok()["runSweep"]
+    assert refused["field"] == "expression.entry"
+    assert refused["message"].startswith("expression.entry, column 17: expected a value")
 
 
 async def test_a_runs_trade_statistics_are_those_of_its_trades(trader: GraphQLClient) -> None:

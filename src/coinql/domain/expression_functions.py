@@ -58,7 +58,8 @@ def _channel(values: FloatArray, window: int, reduce: Callable[..., FloatArray])
 
 def _lag(values: FloatArray, bars: int) -> FloatArray:
     out = np.full(values.size, np.nan)
-    out[bars:] = values[: values.size - bars]
+    if bars < values.size:
+        out[bars:] = values[: values.size - bars]
     return out
 
 

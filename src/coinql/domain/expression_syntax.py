@@ -147,10 +147,7 @@ class _Parser:
         return self.binary(self.negation, ("and",))
 
     def negation(self) -> Node:
-        token = self.take("not")
-        if token is None:
-            return self.comparison()
-        return Operation(token.column, "not", (self.negation(),))
+        return self.prefixed("not", self.comparison)
 
     def comparison(self) -> Node:
         left = self.sum()
@@ -172,10 +169,17 @@ class _Parser:
         return left
 
     def unary(self) -> Node:
-        token = self.take("-")
-        if token is None:
-            return self.primary()
-        return Operation(token.column, "-", (self.unary(),))
+        return self.prefixed("-", self.primary)
+
+    def prefixed(self, op: str, operand: Callable[[], Node]) -> Node:
+        """`op op ... operand`, read in a loop (a long run of them must not recurse)."""
+        columns = []
+        while (token := self.take(op)) is not None:
+            columns.append(token.column)
+        tree = operand()
+        for column in reversed(columns):
+            tree = Operation(column, op, (tree,))
+        return tree
 
     def primary(self) -> Node:
         token = self.next
@@ -257,7 +261,27 @@ def parse(text: str, field_name: str = "expression") -> Node:
         raise ExpressionError(field_name, 1, "the expression is empty")
     if len(text) > MAX_LENGTH:
         raise ExpressionError(field_name, MAX_LENGTH + 1, f"longer than {MAX_LENGTH} characters")
-    return _Parser(text, field_name).parse()
+    tree = _Parser(text, field_name).parse()
+    deepest = _deepest(tree)
+    if deepest is not None:
+        raise ExpressionError(field_name, deepest.column, f"nested more than {MAX_DEPTH} deep")
+    return tree
+
+
+def _deepest(tree: Node) -> Node | None:
+    """Return the first node nested more than `MAX_DEPTH` deep, or None.
+
+    The tree is walked without recursion: a deep one must not exhaust the stack before it is
+    refused.
+    """
+    stack: list[tuple[Node, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return node
+        children = node.args if isinstance(node, Call) else getattr(node, "operands", ())
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def parameters(tree: Node) -> set[int]:

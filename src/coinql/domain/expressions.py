@@ -34,7 +34,7 @@ import numpy as np
 
 from coinql.domain.candles import Candles
 from coinql.domain.errors import InvalidInput
-from coinql.domain.expression_functions import FUNCTIONS, NUMBER, SERIES, WINDOW, Type
+from coinql.domain.expression_functions import FUNCTIONS, NUMBER, SERIES, WINDOW, Function, Type
 from coinql.domain.expression_syntax import (
     Call,
     ExpressionError,
@@ -46,6 +46,8 @@ from coinql.domain.expression_syntax import (
     parse,
 )
 from coinql.domain.typing import BoolArray
+
+MAX_WINDOW = 1_000  # bars in one window, as the built-in strategies' (domain.strategies)
 
 _COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 
@@ -146,8 +148,12 @@ class _Checker:
                     raise self.fail(arg, f"{node.name}'s {param} is a number, not {kind.value}")
                 assert isinstance(bound, Number)
                 value = bound.value
-                if param == WINDOW and not (value.is_integer() and 1 <= value <= 100_000):
-                    raise self.fail(arg, f"a window is a whole number of bars, not {value:g}")
+                if not np.isfinite(value):
+                    raise self.fail(arg, f"{node.name}'s {param} must be a finite number")
+                if param == WINDOW and not (value.is_integer() and 1 <= value <= MAX_WINDOW):
+                    raise self.fail(
+                        arg, f"a window is a whole number of bars up to {MAX_WINDOW}, not {value:g}"
+                    )
                 windows.append(value)
             args.append(bound)
             before = max(before, lookback)
@@ -207,14 +213,37 @@ def evaluate(
                 _constant(arg, param) if param in (WINDOW, NUMBER) else value(arg)
                 for param, arg in zip(function.params, node.args, strict=False)
             ]
-            found = function.compute(candles, *args)
+            found = _past_the_warm_up(function, candles, args)
         else:
             assert isinstance(node, Operation)
             found = _operate(node.op, [value(operand) for operand in node.operands])
-        memo[node] = found
+        # The indicators repeat across a sweep's combinations; conditions and arithmetic are
+        # each combination's own, and kept would only grow the memo.
+        if isinstance(node, Call) and FUNCTIONS[node.name].returns is Type.SERIES:
+            memo[node] = found
         return found
 
     return [np.array(value(tree.tree), dtype=np.bool_) for tree in trees]  # copies: memo stays
+
+
+def _past_the_warm_up(function: Function, candles: Candles, args: list[Any]) -> Any:
+    """Compute `function` of its arguments, from where its series argument starts.
+
+    An indicator of an indicator (an average of RSI) is then not undefined for good because
+    of its argument's warm-up: the recursive averages carry a NaN forward.
+    """
+    if function.params[:1] != (SERIES,) or SERIES in function.params[1:]:
+        return function.compute(candles, *args)
+    series = np.asarray(args[0], dtype=np.float64)
+    defined = np.flatnonzero(~np.isnan(series))
+    start = int(defined[0]) if defined.size else series.size
+    if start == 0:
+        return function.compute(candles, *args)
+    out = np.full(series.size, np.nan)
+    if start < series.size:
+        later = candles.select(np.arange(start, series.size))
+        out[start:] = function.compute(later, series[start:], *args[1:])
+    return out
 
 
 def _constant(node: Node, param: str) -> float | int:
@@ -235,6 +264,8 @@ def _operate(op: str, operands: list[Any]) -> Any:
             return first | second
         if op == "/":
             return np.where(second != 0, first / np.where(second != 0, second, 1.0), np.nan)
+        if op == "!=":  # as every comparison: false where a side is undefined
+            return np.not_equal(first, second) & ~np.isnan(first) & ~np.isnan(second)
         return _BINARY[op](first, second)
 
 
@@ -247,7 +278,6 @@ _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     ">": np.greater,
     ">=": np.greater_equal,
     "==": np.equal,
-    "!=": np.not_equal,
 }
 
 

@@ -14,6 +14,7 @@ from coinql.domain.book import BookResult, TradeRow
 from coinql.domain.bounds import Bounds
 from coinql.domain.candles import Candles, Interval
 from coinql.domain.errors import InvalidInput, NotFound
+from coinql.domain.expression_syntax import parse
 from coinql.domain.metrics import Metrics
 from coinql.domain.runs import BacktestJob, StudyJob
 from coinql.domain.strategies import SignalKind, StrategySpec
@@ -193,8 +194,11 @@ async def run_study(context: Context, request: StudyRequest) -> Job:
         for name, values in request.grid.items()
     }
     grid |= {name: [value] for name, value in request.fixed.items() if name not in grid}
-    if request.kind == SignalKind.EXPRESSION.value and "entry" not in grid:
-        raise InvalidInput("expression", 'strategy "expression" needs expression {entry exit}')
+    if request.kind == SignalKind.EXPRESSION.value:
+        if "entry" not in grid:
+            raise InvalidInput("expression", 'strategy "expression" needs expression {entry exit}')
+        for name in ("entry", "exit"):  # its syntax, named as the input has it, with the column
+            parse(str(request.fixed.get(name, "")), f"expression.{name}")
     combinations = research.combinations(request.kind, grid)
     symbol = request.symbol.strip().upper()
     async with context.services.reader() as session:

@@ -47,6 +47,7 @@ LIST_SIZES: dict[str, str] = {
     "Query.portfolios": "first",
     "Query.efficientFrontier": "points",
     "Query.strategies": "first",
+    "Query.indices": "first",
     "Query.jobs": "first",
     "Query.backtestRuns": "first",
     "Query.compareBacktests": "ids",

@@ -30,7 +30,7 @@ from coinql.schema.nodes import (
 )
 from coinql.schema.performance import Performance, Series
 from coinql.schema.permissions import IsAuthenticated
-from coinql.schema.scalars import moment
+from coinql.schema.scalars import finite, moment
 from coinql.schema.strategies import MAX_UNIVERSE, StrategyKindInput
 from coinql.store.indices import SavedIndex
 
@@ -93,7 +93,7 @@ class Index(OwnedNode):
     @strawberry.field(description="After the last close.")
     async def value(self, info: Info[Context, None]) -> float | None:
         found = await self._values(info)
-        return float(found.values[-1]) if found is not None else None
+        return finite(float(found.values[-1])) if found is not None else None
 
     @strawberry.field(description="After each daily close from its first day.")
     async def value_history(self, info: Info[Context, None]) -> Series | None:
