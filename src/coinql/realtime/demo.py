@@ -10,8 +10,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from coinql.domain.candles import DAY_MS, Interval
 from coinql.domain.demo import generate_demo_market, recent_volatility
+from coinql.domain.demo_derivatives import generate_demo_perpetuals
 from coinql.realtime.clock import Clock, accelerated, utc_now
 from coinql.realtime.feed import DemoTicks
+from coinql.store import derivatives as derivatives_store
 from coinql.store import market as market_store
 
 log = structlog.get_logger("coinql.demo")
@@ -25,10 +27,21 @@ async def load_demo_if_empty(sessions: async_sessionmaker[AsyncSession], *, cloc
         today = int(clock().timestamp() * 1000) // DAY_MS * DAY_MS
         # The history ends with yesterday's whole day: today's candles would be closes (and
         # hours) from the future. The feed carries on from yesterday's close.
-        added = await market_store.save_demo_market(
-            session, assets=generate_demo_market(end_day_ms=today - DAY_MS), now=clock()
+        assets = generate_demo_market(end_day_ms=today - DAY_MS)
+        added = await market_store.save_demo_market(session, assets=assets, now=clock())
+        # Perpetuals over the same days, consistent with the prices just stored.
+        stored = await market_store.get_assets(session, symbols=[a.symbol for a in assets])
+        derivatives = await derivatives_store.save_demo_perpetuals(
+            session,
+            perpetuals=generate_demo_perpetuals(assets),
+            asset_ids={symbol: asset.id for symbol, asset in stored.items() if asset.id},
         )
-    log.info("demo market loaded", candles=added, note="synthetic data, not market prices")
+    log.info(
+        "demo market loaded",
+        candles=added,
+        fundings_and_bars=derivatives,
+        note="synthetic data, not market prices",
+    )
 
 
 async def demo_clock(sessions: async_sessionmaker[AsyncSession], *, speed: float) -> Clock:

@@ -17,8 +17,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from coinql.domain.candles import Interval
+from coinql.domain.derivatives import FundingRates, PerpetualBars
 from coinql.realtime.prices import LatestPrices
 from coinql.realtime.series_cache import SeriesCache, SeriesRead
+from coinql.store import derivatives as derivatives_store
 from coinql.store import market as market_store
 from coinql.store import portfolio as portfolio_store
 
@@ -41,6 +43,26 @@ class MarketKey:
     data_source: str
 
 
+@dataclass(frozen=True, slots=True)
+class FundingKey:
+    """Fundings of a perpetual paid in [start, end]."""
+
+    perpetual_id: int
+    start: int | None
+    end: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BarsKey:
+    """Bars of a perpetual at an interval (stored, or the last of each bucket of a finer
+    stored one) with open time in [start, end]: openInterest and basis share one read."""
+
+    perpetual_id: int
+    interval: Interval
+    start: int | None
+    end: int | None
+
+
 @dataclass
 class Loaders:
     sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]]  # Context.reader
@@ -51,6 +73,9 @@ class Loaders:
     ranks: DataLoader[int, int | None] = field(init=False)
     markets: DataLoader[MarketKey, market_store.Market | None] = field(init=False)
     candles: DataLoader[SeriesKey, SeriesRead | None] = field(init=False)
+    perpetuals: DataLoader[MarketKey, derivatives_store.Perpetual | None] = field(init=False)
+    funding: DataLoader[FundingKey, FundingRates] = field(init=False)
+    perpetual_bars: DataLoader[BarsKey, PerpetualBars] = field(init=False)
 
     def __post_init__(self) -> None:
         self.entries = DataLoader(load_fn=self._load_entries)
@@ -58,6 +83,9 @@ class Loaders:
         self.ranks = DataLoader(load_fn=self._load_ranks)
         self.markets = DataLoader(load_fn=self._load_markets)
         self.candles = DataLoader(load_fn=self._load_candles)
+        self.perpetuals = DataLoader(load_fn=self._load_perpetuals)
+        self.funding = DataLoader(load_fn=self._load_funding)
+        self.perpetual_bars = DataLoader(load_fn=self._load_perpetual_bars)
 
     async def snapshot(self) -> market_store.AssetSnapshot | None:
         """Every asset and market from the cache, read once if it holds none (no statement
@@ -111,6 +139,42 @@ class Loaders:
                         end=key.end,
                     )
         return found
+
+    async def _load_perpetuals(
+        self, keys: Sequence[MarketKey]
+    ) -> list[derivatives_store.Perpetual | None]:
+        """The primary perpetual of each asset (of its data source's exchange, else its
+        first), one statement for all of them."""
+        async with self.sessions() as session:
+            found = await derivatives_store.perpetuals_of(
+                session, asset_ids=sorted({key.asset_id for key in keys})
+            )
+        return [
+            derivatives_store.primary_perpetual(key.data_source, found[key.asset_id])
+            for key in keys
+        ]
+
+    async def _load_funding(self, keys: Sequence[FundingKey]) -> list[FundingRates]:
+        async with self.sessions() as session:
+            return [
+                await derivatives_store.read_funding(
+                    session, perpetual_id=key.perpetual_id, start=key.start, end=key.end
+                )
+                for key in keys
+            ]
+
+    async def _load_perpetual_bars(self, keys: Sequence[BarsKey]) -> list[PerpetualBars]:
+        async with self.sessions() as session:
+            return [
+                await derivatives_store.load_bars(
+                    session,
+                    perpetual_id=key.perpetual_id,
+                    interval=key.interval,
+                    start=key.start,
+                    end=key.end,
+                )
+                for key in keys
+            ]
 
     async def _load_entries(
         self, keys: Sequence[uuid.UUID]

@@ -11,6 +11,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from coinql.domain.candles import Candles
+from coinql.resolvers import derivatives as derivatives_resolvers
 from coinql.resolvers import market as market_resolvers
 from coinql.resolvers import performance as performance_resolvers
 from coinql.resolvers.benchmarks import benchmark_loader
@@ -22,10 +23,11 @@ from coinql.schema.bounds import (
     RiskFreeRateArgument,
     bounded_argument,
 )
+from coinql.schema.derivatives import FundingSeries, series
 from coinql.schema.enums import AssetOrder, Interval, ReturnKind
 from coinql.schema.indicators import IndicatorSet, IndicatorSpec, indicator_set
 from coinql.schema.nodes import Connection, offset_after
-from coinql.schema.performance import Performance
+from coinql.schema.performance import Performance, Series
 from coinql.schema.scalars import (
     FloatArray,
     TimestampArray,
@@ -167,6 +169,61 @@ class Asset(relay.Node):
             end=to_millis(end),
         )
         return indicator_set(specs, candles, interval.periods_per_year)
+
+    @strawberry.field(
+        description="Fundings of the asset's perpetual paid in [start, end]; null when it has"
+        " none. Rates are per funding period (0.0001 = 0.01 %), positive when longs pay shorts."
+    )
+    async def funding(
+        self, info: Info[Context, None], start: datetime | None = None, end: datetime | None = None
+    ) -> FundingSeries | None:
+        found = await derivatives_resolvers.funding(
+            info.context, asset=self.model, start=to_millis(start), end=to_millis(end)
+        )
+        return FundingSeries.from_model(found) if found is not None else None
+
+    @strawberry.field(
+        description="Open interest of the asset's perpetual in USD at the close of each bar"
+        " opening in [start, end]; null when it has none. At an interval coarser than the one"
+        " stored, each bar's value is that of the stored bar closing it."
+    )
+    async def open_interest(
+        self,
+        info: Info[Context, None],
+        interval: Interval = Interval.H1,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Series | None:
+        found = await derivatives_resolvers.open_interest(
+            info.context,
+            asset=self.model,
+            interval=interval,
+            start=to_millis(start),
+            end=to_millis(end),
+        )
+        return series(found) if found is not None else None
+
+    @strawberry.field(
+        description="Basis of the asset's perpetual, (mark - spot) / spot, at the close of"
+        " each bar opening in [start, end]; null when it has none. Computed from the mark and"
+        " the spot index price stored for the same bar (the exchange's index; the demo's is"
+        " its spot close), not stored itself. Coarser intervals as for openInterest."
+    )
+    async def basis(
+        self,
+        info: Info[Context, None],
+        interval: Interval = Interval.H1,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Series | None:
+        found = await derivatives_resolvers.basis(
+            info.context,
+            asset=self.model,
+            interval=interval,
+            start=to_millis(start),
+            end=to_millis(end),
+        )
+        return series(found) if found is not None else None
 
     @classmethod
     def resolve_id(cls, root: Self, *, info: Info[Context, None]) -> str:

@@ -109,7 +109,7 @@ async def stored_intervals(session: AsyncSession, *, market_id: int) -> set[Inte
     return {Interval(value) for value in (await session.exec(statement)).all()}
 
 
-def _nullable(values: Any) -> list[float | None]:
+def nullable(values: Any) -> list[float | None]:
     """The values as Python floats, None where NaN (stored as NULL)."""
     cells = values.astype(object)
     cells[np.isnan(values)] = None
@@ -128,8 +128,8 @@ def _rows(market_id: int, interval: Interval, candles: Candles) -> Iterator[tupl
             candles.high.tolist(),
             candles.low.tolist(),
             candles.close.tolist(),
-            _nullable(candles.volume),
-            _nullable(candles.quote_volume),
+            nullable(candles.volume),
+            nullable(candles.quote_volume),
             strict=True,
         )
     )
@@ -143,7 +143,7 @@ async def write_candles(
         return 0
     connection = await session.connection()
     if connection.dialect.name == "sqlite":
-        return await _sqlite_insert(connection, _rows(market_id, interval, candles))
+        return await sqlite_insert(connection, _SQLITE_INSERT, _rows(market_id, interval, candles))
     if len(candles) >= COPY_THRESHOLD:
         return await _copy_insert(session, market_id, interval, candles)
     start, end = int(candles.timestamps.min()), int(candles.timestamps.max())
@@ -163,13 +163,15 @@ _SQLITE_INSERT = (
 )
 
 
-async def _sqlite_insert(connection: AsyncConnection, rows: Iterator[tuple[Any, ...]]) -> int:
+async def sqlite_insert(
+    connection: AsyncConnection, statement: str, rows: Iterator[tuple[Any, ...]]
+) -> int:
     """One executemany of plain tuples on the driver's connection, inside the session's
     transaction; sqlite3 sums the rows each insert added into the cursor's rowcount."""
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    cursor = await driver.executemany(_SQLITE_INSERT, rows)
+    cursor = await driver.executemany(statement, rows)
     added = int(cursor.rowcount)
     await cursor.close()
     return added

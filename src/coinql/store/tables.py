@@ -9,6 +9,7 @@ from coinql.store.api_keys import ApiKey, AuditEntry
 from coinql.store.auth import RefreshToken, User
 from coinql.store.bots import Bot, BotFillRow, BotOrder
 from coinql.store.candles import Candle
+from coinql.store.derivatives import FundingRate, Perpetual, PerpetualBar
 from coinql.store.indices import SavedIndex
 from coinql.store.ingestion import IngestionState
 from coinql.store.jobs import Job
@@ -31,11 +32,14 @@ __all__ = [
     "BotOrder",
     "Candle",
     "ExchangeConnection",
+    "FundingRate",
     "IngestionState",
     "Job",
     "LedgerEntry",
     "Market",
     "PaperAccount",
+    "Perpetual",
+    "PerpetualBar",
     "Portfolio",
     "RefreshToken",
     "RiskLimits",

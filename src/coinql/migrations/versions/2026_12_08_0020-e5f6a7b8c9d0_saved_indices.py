@@ -1,8 +1,8 @@
 """[8/8] Saved indices: an allocation rule kept live under a name, with its benchmark.
 
-Revision ID: d4e5f6a7b8c9
-Revises: c3d4e5f6a7b8
-Create Date: 2026-12-07 23:30:00.000000
+Revision ID: e5f6a7b8c9d0
+Revises: d4e5f6a7b8c9
+Create Date: 2026-12-08 00:20:00.000000
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ from alembic import op
 
 import coinql.store.db
 
-revision: str = "d4e5f6a7b8c9"
-down_revision: str | None = "c3d4e5f6a7b8"
+revision: str = "e5f6a7b8c9d0"
+down_revision: str | None = "d4e5f6a7b8c9"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
