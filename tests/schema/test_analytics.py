@@ -388,3 +388,21 @@ async def test_the_whole_tear_sheet_is_quantstats_on_the_same_returns(
     assert perf["aggregate"]["values"] == pytest.approx(weekly.tolist(), rel=1e-12)
     starts = weekly.index.as_unit("ms").asi8.tolist()  # Mondays 00:00 UTC, in epoch ms
     assert perf["aggregate"]["timestamps"] == starts and starts[0] == START_MS  # a Monday
+
+
+async def test_a_rolling_metric_too_large_for_one_request_fails_alone(
+    loaded: GraphQLClient,
+) -> None:
+    """MAX_DRAWDOWN and the relative metrics read each window whole: periods x window is
+    bounded, and past it that field alone fails, naming the window."""
+    response = await loaded.execute(
+        '{ asset(symbol: "BTC") { performance { sharpe'
+        " rolling(window: 4000, metric: MAX_DRAWDOWN) { values }"
+        " small: rolling(window: 30, metric: MAX_DRAWDOWN) { values } } } }"
+    )
+    perf = response.body["data"]["asset"]["performance"]
+    assert perf["sharpe"] is not None and perf["rolling"] is None
+    assert len(perf["small"]["values"]) > 1000
+    (error,) = response.body["errors"]
+    assert error["path"] == ["asset", "performance", "rolling"]
+    assert error["extensions"]["field"] == "window"

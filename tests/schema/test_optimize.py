@@ -6,11 +6,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from coinql.domain import cvar
+from coinql.resolvers.optimize import MAX_SCENARIOS
 from tests.client import GraphQLClient
-from tests.conftest import import_real_files
+from tests.conftest import import_real_files, upload
 from tests.domain.coins import aligned_returns
 
 SYMBOLS = ["BTC", "ETH", "BNB", "ADA", "DOGE", "LTC"]
@@ -152,3 +154,28 @@ async def test_the_frontier_reports_expected_shortfall_and_refuses_l2(
         " { volatility } }"
     )
     assert refused.errors[0]["extensions"]["field"] == "constraints.l2Gamma"
+
+
+async def test_a_tail_objective_over_too_many_periods_is_refused_naming_start(
+    client: GraphQLClient, admin: str
+) -> None:
+    """Its linear program grows with the periods: more than MAX_SCENARIOS is refused before
+    any solving, and the caller is told how to narrow it."""
+    hours = pd.date_range("2021-01-01", periods=MAX_SCENARIOS + 10, freq="h")
+    rng = np.random.default_rng(3)
+    for symbol in ("AAA", "BBB"):
+        prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, hours.size)))
+        rows = [
+            f"{t:%Y-%m-%d %H:%M:%S},{p:.6f},{p:.6f},{p:.6f},{p:.6f},1"
+            for t, p in zip(hours, prices, strict=True)
+        ]
+        content = ("time,open,high,low,close,volume\n" + "\n".join(rows) + "\n").encode()
+        report = await upload(client, content, token=admin, symbol=symbol, interval="H1")
+        assert report["__typename"] == "ImportReport", report
+    refused = await client.execute(
+        '{ optimize(input: {symbols: ["AAA", "BBB"], objective: MIN_CVAR, interval: H1})'
+        " { expectedShortfall } }"
+    )
+    error = refused.body["errors"][0]
+    assert error["extensions"]["field"] == "start", error
+    assert f"at most {MAX_SCENARIOS:,}" in error["message"]

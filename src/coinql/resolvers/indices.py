@@ -140,7 +140,7 @@ async def index_values(context: Context, index: SavedIndex) -> IndexValues | Non
         else:
             assets = await market_store.list_assets(
                 session,
-                order=market_store.AssetOrder.SYMBOL_ASC,
+                order=market_store.AssetOrder.MARKET_CAP_DESC,  # the largest, if there are more
                 where=market_store.AssetFilter(stablecoin=False),
                 offset=0,
                 limit=MAX_CANDIDATES,

@@ -21,6 +21,9 @@ from coinql.resolvers.risk import basket_covariance, load_basket
 
 MAX_POINTS = 200
 TAIL_OBJECTIVES = (opt.Objective.MIN_CVAR, opt.Objective.MIN_CDAR)
+# The linear programs of the tail objectives grow with their scenarios (one variable and one
+# constraint per period, two per period for CDaR): a bound on the work one request asks for.
+MAX_SCENARIOS = 5_000
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,13 @@ async def optimize(context: Context, request: OptimizeRequest) -> Optimized:
     """Weights for the objective; mu is the arithmetic mean return x P, cov x P."""
     found = await _inputs(context, request)
     basket, mu, cov = found.basket, found.mu, found.cov
+    if request.objective in TAIL_OBJECTIVES and found.scenarios.shape[0] > MAX_SCENARIOS:
+        raise InvalidInput(
+            "start",
+            f"{request.objective.value} solves one program over every period: at most"
+            f" {MAX_SCENARIOS:,}, here {found.scenarios.shape[0]:,}; narrow start and end, or"
+            " take a longer interval",
+        )
     constraints = _constraints(request, basket.symbols)
     caps = None
     if request.objective is opt.Objective.MARKET_CAP:

@@ -17,7 +17,7 @@ from coinql.domain.bounds import Bounds
 from coinql.domain.errors import InvalidInput, NotFound
 from coinql.domain.performance import RELATIVE
 from coinql.domain.tearsheet import ReturnStream
-from coinql.resolvers.performance import Benchmark, BenchmarkLoader, KeptStream
+from coinql.resolvers.performance import Benchmark, BenchmarkLoader, KeptStream, offload
 from coinql.schema.bounds import bounded_argument
 from coinql.schema.enums import Interval, Period, RollingMetric, VarMethod
 from coinql.schema.indicators import MAX_WINDOW
@@ -84,6 +84,9 @@ def _count(name: str, description: str) -> Any:
 
     return strawberry.field(resolver=resolve, description=description)
 
+
+# What one rolling metric that reads each window whole may cost (periods x window).
+MAX_ROLLING_WORK = 5_000_000
 
 BenchmarkSymbol = Annotated[
     str | None, strawberry.argument(description="An asset's symbol; or `of`.")
@@ -292,7 +295,17 @@ class Performance:
             if benchmark is None and of is None:
                 raise InvalidInput("benchmark", f"rolling {metric.value} needs a benchmark")
             other = await self.benchmarks(benchmark_of(benchmark, of))
-        timestamps, values = self.stream.rolling(window, metric, other)
+        size = self.stream.returns.size
+        if metric in RELATIVE or metric is RollingMetric.MAX_DRAWDOWN:
+            if size * window > MAX_ROLLING_WORK:
+                raise InvalidInput(
+                    "window",
+                    f"{metric.value} over {size:,} periods at window {window}: at most"
+                    f" {MAX_ROLLING_WORK:,} periods x window; narrow start and end",
+                )
+        timestamps, values = await offload(
+            size * window, self.stream.rolling, window, metric, other
+        )
         return Series(timestamps=timestamps, values=values)
 
     @strawberry.field(
