@@ -190,3 +190,32 @@ def test_the_projection_meets_asset_bounds_and_floors() -> None:
     )
     weights = bounded(np.array([0.9, 0.1, 0.0, 0.0, 0.0, 0.0]), constraints)
     assert 0.3 - 1e-9 <= weights[0] <= 0.4 + 1e-9 and weights[3:].sum() >= 0.5 - 1e-9
+
+
+def test_max_sharpe_starts_where_the_constraints_allow_an_excess_return() -> None:
+    """Equal weights projected onto these bounds earn less than the risk-free rate, though
+    other books within them earn more: the solver used to start there and give up
+    ("Inequality constraints incompatible"); it now starts from the best excess return."""
+    mu = np.array([0.11, -0.121, -0.126, -0.011])
+    rng = np.random.default_rng(4)
+    factors = rng.normal(0, 0.2, (4, 4))
+    cov = factors @ factors.T + np.eye(4) * 0.01
+    low, high = [0.138, 0.128, 0.033, 0.025], [0.874, 0.296, 0.651, 0.309]
+    bounds = tuple(
+        AssetBound(symbol, index, lo, hi)
+        for index, (symbol, lo, hi) in enumerate(zip("ABCD", low, high, strict=True))
+    )
+    everything = Constraints(groups=(Group("all", (0, 1, 2, 3), 1.0),), asset_bounds=bounds)
+    weights = mv.max_sharpe(mu, cov, everything)
+    assert weights.sum() == pytest.approx(1.0)
+    assert np.all(weights >= np.array(low) - 1e-9) and np.all(weights <= np.array(high) + 1e-9)
+    sharpe = float(mu @ weights) / float(np.sqrt(weights @ cov @ weights))
+    # No feasible book drawn at random does better.
+    draws = rng.dirichlet(np.ones(4), 20_000)
+    feasible = draws[np.all((draws >= low) & (draws <= high), axis=1)]
+    assert feasible.size
+    others = (feasible @ mu) / np.sqrt(np.einsum("ij,jk,ik->i", feasible, cov, feasible))
+    assert sharpe >= others.max() - 1e-9
+    with pytest.raises(Infeasible) as refused:  # no book within them beats 0.2
+        mv.max_sharpe(mu, cov, everything, risk_free=0.2)
+    assert refused.value.constraint == "riskFreeRate"

@@ -31,7 +31,6 @@ from coinql.domain.constraints import (
     MAX_ITERATIONS,
     Constraints,
     Infeasible,
-    bounded,
     check_feasible,
     check_finite,
     clean,
@@ -94,8 +93,8 @@ def max_sharpe(
     InvalidInput
         When a bound or group cap or `risk_free` is not finite, naming it.
     Infeasible
-        ("riskFreeRate") When no asset's expected return exceeds `risk_free`, and
-        ("constraints") when the solver finds no solution.
+        ("riskFreeRate") When no asset's expected return exceeds `risk_free`, or no book
+        within the constraints does; ("constraints") when the solver finds no solution.
     """
     n = cov.shape[0]
     check_feasible(constraints, n)
@@ -147,9 +146,16 @@ def max_sharpe(
                 "jac": lambda y: group_jacobian,
             }
         )
-    # Start from the feasible equal-weight book scaled onto the constraint (mu - rf)'y = 1.
-    start_w = bounded(np.full(n, 1.0 / n), constraints)
-    kappa0 = 1.0 / max(float(excess @ start_w), 1e-12)
+    # Start from the book of the highest excess return the constraints allow (a linear
+    # program), scaled onto (mu - rf)'y = 1: an equal-weight start can have none, and SLSQP
+    # would then give up on a feasible problem.
+    start_w = _best_excess(excess, low, high, a_ub, b_ub)
+    if start_w is None or float(excess @ start_w) <= 0:
+        raise Infeasible(
+            "riskFreeRate",
+            "no book within the constraints earns more than the risk-free rate",
+        )
+    kappa0 = 1.0 / float(excess @ start_w)
     result = minimize(
         lambda y: float(y @ cov @ y),
         start_w * kappa0,
@@ -163,6 +169,30 @@ def max_sharpe(
     if kappa <= 0 or not (result.success or feasible_scaled(result.x, scaled, kappa)):
         raise Infeasible("constraints", f"the optimizer found no solution: {result.message}")
     return clean(result.x / kappa, constraints)
+
+
+def _best_excess(
+    excess: FloatArray,
+    low: FloatArray,
+    high: FloatArray,
+    a_ub: FloatArray | None,
+    b_ub: FloatArray | None,
+) -> FloatArray | None:
+    """Return the fully invested weights of the highest excess return, or None.
+
+    A linear program within the bounds and the group limits; None when nothing meets them.
+    """
+    n = excess.shape[0]
+    found = linprog(
+        -excess,
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=np.ones((1, n)),
+        b_eq=[1.0],
+        bounds=list(zip(low, high, strict=True)),
+        method="highs",
+    )
+    return np.asarray(found.x, dtype=np.float64) if found.status == 0 else None
 
 
 def _box_tangency(
