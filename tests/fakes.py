@@ -3,6 +3,7 @@ ccxt-shaped data. No network: what the production path gets from real exchanges,
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,10 +115,20 @@ class Sleeps:
         self.delays.append(delay)
 
 
+# The tests' "now", taken once: the candles a test builds from it and the adapter that reads
+# them agree on which are closed even when a run crosses midnight.
+FROZEN_NOW = time.time()
+TODAY = int(FROZEN_NOW * 1000) // DAY_MS * DAY_MS
+
+
 def adapter_for(exchange: FakeExchange, sleeps: Sleeps | None = None) -> ExchangeAdapter:
-    """The adapter over a fake exchange: small pages, four attempts, no real waits."""
+    """The adapter over a fake exchange: small pages, four attempts, no real waits, and the
+    clock at `FROZEN_NOW`."""
     return ExchangeAdapter(
-        exchange, page_limit=7, backoff=Backoff(sleep=sleeps or Sleeps(), max_attempts=4)
+        exchange,
+        page_limit=7,
+        backoff=Backoff(sleep=sleeps or Sleeps(), max_attempts=4),
+        clock=lambda: FROZEN_NOW,
     )
 
 

@@ -3,15 +3,12 @@ rate limits and network errors."""
 
 from __future__ import annotations
 
-import time
-
 import ccxt
 import pytest
 
 from coinql.domain.candles import DAY_MS, Interval
-from tests.fakes import FakeExchange, Sleeps, adapter_for, ohlcv_rows
+from tests.fakes import TODAY, FakeExchange, Sleeps, adapter_for, ohlcv_rows
 
-TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS
 START = TODAY - 30 * DAY_MS  # 30 closed daily candles: START .. TODAY - 1 day
 
 

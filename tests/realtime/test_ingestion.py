@@ -3,8 +3,6 @@ bookkeeping and its leader lock."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,9 +15,8 @@ from coinql.store import ingestion as ingestion_store
 from coinql.store import market as market_store
 from coinql.store.db import create_engine, create_session_factory
 from tests.conftest import Backend
-from tests.fakes import FakeExchange, adapter_for, ohlcv_rows
+from tests.fakes import TODAY, FakeExchange, adapter_for, ohlcv_rows
 
-TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS
 START = TODAY - 30 * DAY_MS  # 30 closed daily candles: START .. TODAY - 1 day
 
 

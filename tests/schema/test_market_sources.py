@@ -22,9 +22,6 @@ from tests.conftest import COINS_DIR, Backend, make_settings, make_user
 from tests.fakes import FakeExchange, ohlcv_rows
 from tests.helpers import exchange_app, running, wait_for_ingestion
 
-TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS
-START = TODAY - 30 * DAY_MS
-
 
 @pytest.fixture
 async def demo(backend: Backend, tmp_path: Path) -> AsyncIterator[GraphQLClient]:
@@ -52,11 +49,18 @@ async def test_demo_market_is_loaded_and_labelled(demo: GraphQLClient) -> None:
 
 
 @pytest.fixture
-def exchange() -> FakeExchange:
+def start() -> int:
+    """30 closed daily candles ago, as the test starts (not when the module was collected: a
+    run that crosses midnight would see the day before close)."""
+    return int(time.time() * 1000) // DAY_MS * DAY_MS - 30 * DAY_MS
+
+
+@pytest.fixture
+def exchange(start: int) -> FakeExchange:
     return FakeExchange(
         {
-            ("BTC/USDT", "1d"): ohlcv_rows(START, 30),
-            ("ETH/USDT", "1d"): ohlcv_rows(START, 30, base=10.0),
+            ("BTC/USDT", "1d"): ohlcv_rows(start, 30),
+            ("ETH/USDT", "1d"): ohlcv_rows(start, 30, base=10.0),
         }
     )
 
@@ -81,7 +85,7 @@ async def test_a_scheduler_that_stops_succeeding_shows_as_stalled_without_failin
 
 
 async def test_exchange_ingestion_runs_and_reports(
-    backend: Backend, tmp_path: Path, exchange: FakeExchange
+    backend: Backend, tmp_path: Path, exchange: FakeExchange, start: int
 ) -> None:
     async with exchange_app(backend, tmp_path, exchange) as (_app, client):
         statuses = await wait_for_ingestion(client, jobs=2)
@@ -97,7 +101,7 @@ async def test_exchange_ingestion_runs_and_reports(
         )
         asset = btc.ok()["asset"]
         assert asset["dataSource"] == "fakex" and asset["candles"]["count"] == 30
-        assert asset["candles"]["close"] == [row[4] for row in ohlcv_rows(START, 30)]
+        assert asset["candles"]["close"] == [row[4] for row in ohlcv_rows(start, 30)]
         ready = (await client.http.get("/health/ready")).json()
         assert ready["components"]["ingestion"]["status"] == "up"
         assert ready["components"]["ingestion"]["role"] == "leader"
@@ -131,10 +135,10 @@ async def test_a_failing_exchange_shows_as_stalled(
 
 
 async def test_backfill_mutation_fills_a_gap(
-    backend: Backend, tmp_path: Path, exchange: FakeExchange
+    backend: Backend, tmp_path: Path, exchange: FakeExchange, start: int
 ) -> None:
     rows = exchange.rows[("BTC/USDT", "1d")]
-    exchange.rows[("BTC/USDT", "1d")] = [row for row in rows if row[0] != START + 5 * DAY_MS]
+    exchange.rows[("BTC/USDT", "1d")] = [row for row in rows if row[0] != start + 5 * DAY_MS]
     async with exchange_app(backend, tmp_path, exchange) as (app, client):
         await wait_for_ingestion(client, jobs=2)
         gaps = (await client.contract("market", "DataGaps", {"symbol": "BTC"})).ok()["dataGaps"]
