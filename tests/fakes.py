@@ -12,6 +12,7 @@ import ccxt
 from coinql.domain.candles import DAY_MS
 from coinql.exchanges.ccxt import Backoff, ExchangeAdapter
 from coinql.exchanges.coingecko import MarketCap
+from tests.client import GraphQLClient
 
 TIMEFRAME_MS = {"1m": 60_000, "1h": 3_600_000, "1d": DAY_MS}
 
@@ -288,3 +289,60 @@ class FakeTradingExchange:
 
     async def close(self) -> None:
         pass
+
+
+# An exchange account (accounts and their sync), and adding a connection to it through the API.
+API_KEY = "pk-live-0123456789abcdef"
+SECRET = "sk-0123456789abcdefghijklmnopqrstuv"
+ADD_CONNECTION = """
+mutation($input: AddExchangeConnectionInput!) {
+  addExchangeConnection(input: $input) {
+    __typename
+    ... on ExchangeConnection { id exchange status permissions { read trade withdraw } }
+    ... on ExchangeRefused { message exchange reason retryable }
+    ... on InvalidInput { message field }
+  }
+}
+"""
+
+
+class FakeAccountExchange:
+    """A ccxt-shaped account; `error` is raised by the next calls, like ccxt raises."""
+
+    def __init__(self) -> None:
+        self.id = "binance"
+        self.error: Exception | None = None
+        self.permissions: dict[str, bool] | None = None
+        self.balance = {"USDT": 1000.0}
+        self.trades: list[dict[str, Any]] = []
+        self.credentials: list[tuple[str, str]] = []
+        self.flaky: list[Exception] = []  # raised once each, before anything else
+        self.has: dict[str, bool] = {}
+
+    def set_sandbox_mode(self, enabled: bool) -> None:
+        pass
+
+    async def fetch_balance(self, params: Any = None) -> dict[str, Any]:
+        if self.flaky:
+            raise self.flaky.pop(0)
+        if self.error is not None:
+            raise self.error
+        return {
+            "free": dict(self.balance),
+            "used": dict.fromkeys(self.balance, 0.0),
+            "total": dict(self.balance),
+        }
+
+    async def fetch_my_trades(self, since: int | None = None, **_: Any) -> list[dict[str, Any]]:
+        if self.error is not None:
+            raise self.error
+        return [t for t in self.trades if since is None or t["timestamp"] >= since]
+
+    async def close(self) -> None:
+        pass
+
+
+async def add_connection(client: GraphQLClient, token: str, **fields: Any) -> dict[str, Any]:
+    values = {"exchange": "binance", "label": "main", "apiKey": API_KEY, "secret": SECRET, **fields}
+    response = await client.execute(ADD_CONNECTION, {"input": values}, token=token)
+    return dict(response.ok()["addExchangeConnection"])

@@ -20,7 +20,7 @@ from coinql.domain.constraints import (
     check_feasible,
 )
 from coinql.domain.errors import InvalidInput
-from tests.domain.test_optimize import COV, MU, SYMBOLS, TOLERANCE, weights_of
+from tests.domain.optimizer_inputs import COV, MU, SYMBOLS, TOLERANCE, weights_of
 
 # The research contract's OptimizeConstrained bounds: BTC in [0.2, 0.5], DOGE in [0, 0.05].
 PER_ASSET = Constraints(

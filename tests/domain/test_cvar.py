@@ -11,7 +11,7 @@ from coinql.domain import cvar, risk
 from coinql.domain import optimize as opt
 from coinql.domain.constraints import AssetBound, Constraints, Group, Infeasible
 from coinql.domain.errors import InvalidInput
-from tests.domain.test_optimize import COV, MU, RETURNS, TOLERANCE
+from tests.domain.optimizer_inputs import COV, MU, RETURNS, TOLERANCE
 
 
 def pypfopt(kind: str, level: float, bounds: object = (0, 1)):  # type: ignore[no-untyped-def]

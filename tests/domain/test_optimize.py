@@ -19,14 +19,9 @@ from coinql.domain.constraints import (
     feasible_scaled,
 )
 from coinql.domain.errors import InvalidInput
-from tests.domain.coins import aligned_returns
+from tests.domain.optimizer_inputs import COV, MU, RETURNS, SYMBOLS, TOLERANCE, weights_of
 
-SYMBOLS = ["BTC", "ETH", "BNB", "ADA", "DOGE", "LTC"]
-_, RETURNS = aligned_returns(SYMBOLS)
-MU = RETURNS.mean(axis=0) * 365
-COV = np.cov(RETURNS, rowvar=False) * 365
 BOUNDED = Constraints(0.0, 0.5)
-TOLERANCE = 1e-4
 
 
 def pypfopt_frontier():  # type: ignore[no-untyped-def]
@@ -34,10 +29,6 @@ def pypfopt_frontier():  # type: ignore[no-untyped-def]
         warnings.simplefilter("ignore")
         from pypfopt import EfficientFrontier
     return EfficientFrontier(MU, COV, weight_bounds=(0.0, 0.5))
-
-
-def weights_of(frontier) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return np.array(list(frontier.clean_weights(rounding=None).values()))
 
 
 def test_max_sharpe_matches_pypfopt() -> None:

@@ -19,7 +19,7 @@ from coinql.realtime.clock import utc_now
 from coinql.settings import Settings
 from tests.client import GraphQLClient
 from tests.conftest import Backend, make_settings, make_user
-from tests.schema.test_accounts import FakeExchange, add
+from tests.fakes import FakeAccountExchange, add_connection
 
 EVERY = 300.0
 AUDIT = "{ auditLog(first: 50) { edges { node { action target address } } } }"
@@ -98,10 +98,10 @@ async def test_a_failing_connection_backs_off_and_shows_in_health(
     scheduler's clock, `shift` ahead, finds the connection due once `shift` reaches the
     wait after its last attempt (EVERY, then twice that, then four times)."""
     token = await make_user(app, client, "ada@example.com", admin=False)
-    exchange = FakeExchange()
+    exchange = FakeAccountExchange()
     app.state.services.accounts.clients = lambda *args, **kwargs: exchange
     app.state.services.accounts.backoff = Backoff(max_attempts=1)  # no retry within a sync
-    await add(client, token)
+    await add_connection(client, token)
     exchange.error = ccxt.AuthenticationError("key revoked")
     clock = Later()
     scheduler = scheduler_of(app, clock)

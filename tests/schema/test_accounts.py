@@ -19,19 +19,8 @@ from strawberry import relay
 from coinql.exchanges.ccxt import Backoff
 from tests.client import GraphQLClient
 from tests.conftest import COINS_DIR, make_user, upload
+from tests.fakes import API_KEY, SECRET, FakeAccountExchange, add_connection
 
-API_KEY = "pk-live-0123456789abcdef"
-SECRET = "sk-0123456789abcdefghijklmnopqrstuv"
-ADD = """
-mutation($input: AddExchangeConnectionInput!) {
-  addExchangeConnection(input: $input) {
-    __typename
-    ... on ExchangeConnection { id exchange status permissions { read trade withdraw } }
-    ... on ExchangeRefused { message exchange reason retryable }
-    ... on InvalidInput { message field }
-  }
-}
-"""
 SYNC = """
 mutation($id: ID!) {
   syncExchangeAccount(connectionId: $id) {
@@ -45,43 +34,7 @@ mutation($id: ID!) {
 LEDGER = "query($id: ID!) { portfolio(id: $id) { transactions { kind asset quantity price } } }"
 
 
-class FakeExchange:
-    """A ccxt-shaped account; `error` is raised by the next calls, like ccxt raises."""
-
-    def __init__(self) -> None:
-        self.id = "binance"
-        self.error: Exception | None = None
-        self.permissions: dict[str, bool] | None = None
-        self.balance = {"USDT": 1000.0}
-        self.trades: list[dict[str, Any]] = []
-        self.credentials: list[tuple[str, str]] = []
-        self.flaky: list[Exception] = []  # raised once each, before anything else
-        self.has: dict[str, bool] = {}
-
-    def set_sandbox_mode(self, enabled: bool) -> None:
-        pass
-
-    async def fetch_balance(self, params: Any = None) -> dict[str, Any]:
-        if self.flaky:
-            raise self.flaky.pop(0)
-        if self.error is not None:
-            raise self.error
-        return {
-            "free": dict(self.balance),
-            "used": dict.fromkeys(self.balance, 0.0),
-            "total": dict(self.balance),
-        }
-
-    async def fetch_my_trades(self, since: int | None = None, **_: Any) -> list[dict[str, Any]]:
-        if self.error is not None:
-            raise self.error
-        return [t for t in self.trades if since is None or t["timestamp"] >= since]
-
-    async def close(self) -> None:
-        pass
-
-
-class Derivatives(FakeExchange):
+class Derivatives(FakeAccountExchange):
     """A futures account: ccxt's unified positions, one of them closed (no contracts)."""
 
     def __init__(self) -> None:
@@ -109,14 +62,14 @@ class Derivatives(FakeExchange):
         return self.positions
 
 
-class WithPermissions(FakeExchange):
+class WithPermissions(FakeAccountExchange):
     async def fetch_permissions(self) -> dict[str, bool]:
         return {"trade": True, "withdraw": True}
 
 
 @pytest.fixture
-def fake(app: Starlette, sleeps: Sleeps) -> Iterable[FakeExchange]:
-    exchange = FakeExchange()
+def fake(app: Starlette, sleeps: Sleeps) -> Iterable[FakeAccountExchange]:
+    exchange = FakeAccountExchange()
 
     def build(exchange_id: str, *, api_key: str, secret: str, passphrase: str | None) -> Any:
         exchange.credentials.append((api_key, secret))
@@ -137,12 +90,6 @@ class Sleeps(list[float]):
 @pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
-
-
-async def add(client: GraphQLClient, token: str, **fields: Any) -> dict[str, Any]:
-    values = {"exchange": "binance", "label": "main", "apiKey": API_KEY, "secret": SECRET, **fields}
-    response = await client.execute(ADD, {"input": values}, token=token)
-    return dict(response.ok()["addExchangeConnection"])
 
 
 async def test_a_paper_account_connects_syncs_and_is_removed_as_the_contract_says(
@@ -224,14 +171,14 @@ async def test_another_user_cannot_sync_or_see_a_connection(
 async def test_an_exchange_refusal_is_typed_and_stores_nothing(
     app: Starlette,
     client: GraphQLClient,
-    fake: FakeExchange,
+    fake: FakeAccountExchange,
     error: Exception,
     reason: str,
     retryable: bool,
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
     fake.error = error
-    refused = await add(client, token)
+    refused = await add_connection(client, token)
     assert refused["__typename"] == "ExchangeRefused", refused
     assert (refused["exchange"], refused["reason"], refused["retryable"]) == (
         "binance",
@@ -250,12 +197,12 @@ async def test_a_key_that_can_withdraw_needs_allow_withdraw(
     token = await make_user(app, client, "ada@example.com", admin=False)
     exchange = WithPermissions()
     app.state.services.accounts.clients = lambda *args, **kwargs: exchange
-    refused = await add(client, token)
+    refused = await add_connection(client, token)
     assert (refused["__typename"], refused["field"]) == ("InvalidInput", "allowWithdraw")
     assert (await client.contract("accounts", "Connections", token=token)).ok() == {
         "exchangeConnections": []
     }
-    allowed = await add(client, token, allowWithdraw=True)
+    allowed = await add_connection(client, token, allowWithdraw=True)
     assert allowed["permissions"] == {"read": True, "trade": True, "withdraw": True}
 
 
@@ -269,10 +216,14 @@ async def test_a_key_that_can_withdraw_needs_allow_withdraw(
     ],
 )
 async def test_bad_input_names_its_field(
-    app: Starlette, client: GraphQLClient, fake: FakeExchange, fields: dict[str, str], field: str
+    app: Starlette,
+    client: GraphQLClient,
+    fake: FakeAccountExchange,
+    fields: dict[str, str],
+    field: str,
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
-    refused = await add(client, token, **fields)
+    refused = await add_connection(client, token, **fields)
     assert (refused["__typename"], refused["field"]) == ("InvalidInput", field)
     assert fake.credentials == []  # refused before the exchange was asked
 
@@ -294,10 +245,10 @@ def ccxt_trade(n: int, side: str, amount: float, price: float, timestamp: int) -
 
 
 async def test_a_sync_books_trades_once_and_labels_what_they_do_not_explain(
-    app: Starlette, client: GraphQLClient, fake: FakeExchange
+    app: Starlette, client: GraphQLClient, fake: FakeAccountExchange
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
-    connection = await add(client, token)
+    connection = await add_connection(client, token)
     assert fake.credentials == [(API_KEY, SECRET)]
     first = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
     portfolio = first["syncExchangeAccount"]["portfolio"]["id"]
@@ -333,7 +284,7 @@ def at_ms(moment: str) -> int:
 
 
 async def test_a_synced_portfolio_answers_as_the_same_book_kept_by_hand(
-    app: Starlette, client: GraphQLClient, admin: str, fake: FakeExchange
+    app: Starlette, client: GraphQLClient, admin: str, fake: FakeAccountExchange
 ) -> None:
     """On real BTC candles: an account that bought and sold, synced, has the positions, PnL,
     value history and performance (risk included) of a portfolio its owner keeps by hand
@@ -346,7 +297,7 @@ async def test_a_synced_portfolio_answers_as_the_same_book_kept_by_hand(
         ccxt_trade(2, "sell", 0.2, 9000.0, at_ms("2020-06-01T00:00:00+00:00")),
     ]
     fake.balance = {"USDT": 10_000 - 3600 - 1 + 1800 - 1, "BTC": 0.3}
-    connection = await add(client, token)
+    connection = await add_connection(client, token)
     synced = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
     portfolio = synced["syncExchangeAccount"]["portfolio"]["id"]
     ledger = (
@@ -385,10 +336,10 @@ async def test_a_synced_portfolio_answers_as_the_same_book_kept_by_hand(
 
 
 async def test_concurrent_syncs_book_once(
-    app: Starlette, client: GraphQLClient, fake: FakeExchange
+    app: Starlette, client: GraphQLClient, fake: FakeAccountExchange
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
-    connection = await add(client, token)
+    connection = await add_connection(client, token)
     fake.trades = [ccxt_trade(1, "buy", 0.01, 20000.0, now_ms())]
     fake.balance = {"USDT": 799.0, "BTC": 0.01}
     answers = await asyncio.gather(
@@ -409,10 +360,10 @@ async def test_concurrent_syncs_book_once(
 
 
 async def test_a_failed_sync_marks_the_connection_and_says_why(
-    app: Starlette, client: GraphQLClient, fake: FakeExchange, sleeps: Sleeps
+    app: Starlette, client: GraphQLClient, fake: FakeAccountExchange, sleeps: Sleeps
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
-    connection = await add(client, token)
+    connection = await add_connection(client, token)
     fake.error = ccxt.RateLimitExceeded("429")
     refused = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
     assert refused["syncExchangeAccount"]["reason"] == "RATE_LIMITED"
@@ -429,10 +380,10 @@ async def test_a_failed_sync_marks_the_connection_and_says_why(
 
 
 async def test_a_passing_rate_limit_is_waited_out_within_the_sync(
-    app: Starlette, client: GraphQLClient, fake: FakeExchange, sleeps: Sleeps
+    app: Starlette, client: GraphQLClient, fake: FakeAccountExchange, sleeps: Sleeps
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
-    connection = await add(client, token)
+    connection = await add_connection(client, token)
     fake.flaky = [ccxt.RateLimitExceeded("429"), ccxt.RequestTimeout("slow")]
     synced = (await client.execute(SYNC, {"id": connection["id"]}, token=token)).ok()
     assert synced["syncExchangeAccount"]["__typename"] == "AccountSnapshot", synced
@@ -460,7 +411,7 @@ async def test_a_derivatives_account_keeps_its_open_positions_in_the_snapshot(
     token = await make_user(app, client, "ada@example.com", admin=False)
     exchange = Derivatives()
     app.state.services.accounts.clients = lambda *args, **kwargs: exchange
-    connection = await add(client, token)
+    connection = await add_connection(client, token)
     synced = (await client.execute(POSITIONS, {"id": connection["id"]}, token=token)).ok()
     assert synced["syncExchangeAccount"]["positions"] == [
         {
@@ -491,10 +442,10 @@ async def test_a_derivatives_account_keeps_its_open_positions_in_the_snapshot(
 
 
 async def test_a_spot_account_has_no_positions(
-    app: Starlette, client: GraphQLClient, fake: FakeExchange
+    app: Starlette, client: GraphQLClient, fake: FakeAccountExchange
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
-    connection = await add(client, token)
+    connection = await add_connection(client, token)
     synced = (await client.execute(POSITIONS, {"id": connection["id"]}, token=token)).ok()
     assert synced["syncExchangeAccount"]["positions"] is None
 
@@ -512,11 +463,11 @@ mutation($id: ID!, $label: String!) {
 
 
 async def test_a_connection_is_relabelled_by_its_owner_only(
-    app: Starlette, client: GraphQLClient, fake: FakeExchange
+    app: Starlette, client: GraphQLClient, fake: FakeAccountExchange
 ) -> None:
     token = await make_user(app, client, "ada@example.com", admin=False)
     other = await make_user(app, client, "bob@example.com", admin=False)
-    connection = await add(client, token)
+    connection = await add_connection(client, token)
     renamed = (
         await client.execute(RENAME, {"id": connection["id"], "label": " spot "}, token=token)
     ).ok()
