@@ -5,13 +5,16 @@ the closes, the same rule backtested as a job, and typed refusals that save noth
 from __future__ import annotations
 
 import itertools
+import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
+from coinql.settings import Settings
 from tests.client import GraphQLClient
-from tests.conftest import import_real_files
+from tests.conftest import import_real_files, worker_for
 from tests.domain.coins import parsed
 from tests.helpers import wait_for
 
@@ -26,7 +29,16 @@ query($id: ID!) {
 
 
 @pytest.fixture
-async def quant(client: GraphQLClient, admin: str) -> GraphQLClient:
+def worker(settings: Settings) -> Iterator[subprocess.Popen[bytes] | None]:
+    """With Redis, the backtest job runs in a `coinql worker`, as in a deployment."""
+    with worker_for(settings) as process:
+        yield process
+
+
+@pytest.fixture
+async def quant(
+    client: GraphQLClient, admin: str, worker: subprocess.Popen[bytes] | None
+) -> GraphQLClient:
     await import_real_files(client, admin)
     client.token = (await client.sign_up("index@example.com"))["accessToken"]
     return client
