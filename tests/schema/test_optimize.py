@@ -114,6 +114,11 @@ async def test_min_cdar_group_floors_and_every_figure(market: GraphQLClient) -> 
         ("l2Gamma: -1", "", "constraints.l2Gamma"),
         ("maxWeight: 1", "objective: MIN_CVAR, cvarLevel: 1", "cvarLevel"),
         ('groups: [{name: "g", symbols: ["BTC"]}]', "", "constraints.groups.g"),
+        (
+            'groups: [{name: "g", symbols: ["BTC", "btc"], maxWeight: 0.6}]',
+            "",
+            "constraints.groups.g",
+        ),
         ('groups: [{name: "g", symbols: ["BTC"], minWeight: 1.5}]', "", None),
     ],
 )

@@ -89,6 +89,9 @@ def _constraints(request: OptimizeRequest, symbols: list[str]) -> Constraints:
             raise InvalidInput(
                 f"constraints.groups.{group.name}", f"not among the symbols: {', '.join(unknown)}"
             )
+        named = [s.upper() for s in group.symbols]
+        if len(set(named)) != len(named):  # it would count twice towards the cap or floor
+            raise InvalidInput(f"constraints.groups.{group.name}", "a symbol is named twice")
         if group.max_weight is None and group.min_weight is None:
             raise InvalidInput(
                 f"constraints.groups.{group.name}", "give a maxWeight, a minWeight or both"
