@@ -15,7 +15,7 @@ import pytest
 from coinql.settings import Settings
 from tests.client import GraphQLClient
 from tests.conftest import import_real_files, worker_for
-from tests.domain.coins import parsed
+from tests.domain.coins import NAMES, parsed
 from tests.helpers import wait_for
 
 VIEW = """
@@ -53,7 +53,10 @@ async def test_the_contracts_index_is_created_and_viewed_as_written(quant: Graph
     assert index["valueHistory"]["values"][0] == pytest.approx(1_000.0)
     assert index["value"] == index["valueHistory"]["values"][-1]
     held = index["constituents"]
-    assert 1 <= len(held) <= 5 and sum(item["weight"] for item in held) == pytest.approx(1.0)
+    # universeTop 5 of the six coins, heaviest first, fully invested.
+    assert len(held) == 5 and {item["symbol"] for item in held} < set(NAMES)
+    weights = [item["weight"] for item in held]
+    assert weights == sorted(weights, reverse=True) and sum(weights) == pytest.approx(1.0)
     performance = index["performance"]
     values = np.array(index["valueHistory"]["values"])
     assert performance["totalReturn"] == pytest.approx(values[-1] / values[0] - 1, rel=1e-9)

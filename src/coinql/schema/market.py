@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Self
 
@@ -194,14 +194,9 @@ class Asset(relay.Node):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> Series | None:
-        found = await derivatives_resolvers.open_interest(
-            info.context,
-            asset=self.model,
-            interval=interval,
-            start=to_millis(start),
-            end=to_millis(end),
+        return await self._perpetual(
+            info, derivatives_resolvers.open_interest, interval, start, end
         )
-        return series(found) if found is not None else None
 
     @strawberry.field(
         description="Basis of the asset's perpetual, (mark - spot) / spot, at the close of"
@@ -216,7 +211,18 @@ class Asset(relay.Node):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> Series | None:
-        found = await derivatives_resolvers.basis(
+        return await self._perpetual(info, derivatives_resolvers.basis, interval, start, end)
+
+    async def _perpetual(
+        self,
+        info: Info[Context, None],
+        read: Callable[..., Awaitable[derivatives_resolvers.PerpetualSeries | None]],
+        interval: Interval,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> Series | None:
+        """A series of the asset's perpetual (`coinql.resolvers.derivatives`), or null."""
+        found = await read(
             info.context,
             asset=self.model,
             interval=interval,
